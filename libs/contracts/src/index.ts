@@ -1,0 +1,11 @@
+export * from './subjects';
+export * from './errors';
+export * as clickstreamV1 from './gen/aisle/clickstream/v1/event';
+export * as catalogV1 from './gen/aisle/catalog/v1/item';
+export * as ingestV1 from './gen/aisle/ingest/v1/ingest_service';
+export * as featureV1 from './gen/aisle/feature/v1/feature_service';
+export * as rankingV1 from './gen/aisle/ranking/v1/ranking_service';
+export * as embeddingV1 from './gen/aisle/embedding/v1/embedding_service';
+export * as churnV1 from './gen/aisle/churn/v1/churn_service';
+export * as modelsV1 from './gen/aisle/models/v1/models';
+export { descriptorSetBase64 } from './gen/descriptor';

@@ -1,0 +1,123 @@
+/**
+ * NATS subjects, JetStream streams and headers: the wire contract between producers and services.
+ * Plain data only, so that any client (and any service) can import it without a NATS dependency.
+ */
+
+export const EVENT_TYPES = ['view', 'click', 'add_to_cart', 'remove_from_cart', 'purchase', 'search'] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export function isEventType(value: string): value is EventType {
+  return (EVENT_TYPES as readonly string[]).includes(value);
+}
+
+export const DEFAULT_TENANT = 'default';
+
+export const Subjects = {
+  /** Producers publish raw clickstream events here (JSON or protobuf). */
+  clickstream: (type: string): string => `aisle.clickstream.v1.${type}`,
+  clickstreamAll: 'aisle.clickstream.v1.>',
+  /** Producers publish catalog items here. */
+  catalogUpsert: 'aisle.catalog.v1.upsert',
+  catalogAll: 'aisle.catalog.v1.>',
+  /** Ingest republishes validated, normalized events here, always as protobuf. */
+  events: (type: EventType): string => `aisle.events.v1.${type}`,
+  eventsItem: 'aisle.events.v1.item',
+  eventsAll: 'aisle.events.v1.>',
+  /** Dead letters: original bytes plus an `Aisle-Reject-Reason` header. */
+  dlq: (source: DlqSource): string => `aisle.dlq.v1.${source}`,
+  dlqAll: 'aisle.dlq.v1.>',
+  userFeaturesUpdated: 'aisle.features.v1.user_updated',
+  rankingServed: 'aisle.ranking.v1.served',
+  churnAlert: 'aisle.churn.v1.alert',
+  modelsPublished: 'aisle.models.v1.published',
+} as const;
+
+export type DlqSource = 'clickstream' | 'catalog';
+
+export interface StreamSpec {
+  readonly name: string;
+  readonly subjects: readonly string[];
+  /** Retention in milliseconds (0 = unlimited). */
+  readonly maxAgeMs: number;
+  /** JetStream de-duplication window on `Nats-Msg-Id`, in milliseconds. */
+  readonly duplicateWindowMs: number;
+  readonly description: string;
+}
+
+const DAY = 24 * 60 * 60 * 1000;
+const HOUR = 60 * 60 * 1000;
+
+export const Streams = {
+  CLICKSTREAM: {
+    name: 'CLICKSTREAM',
+    subjects: [Subjects.clickstreamAll],
+    maxAgeMs: 7 * DAY,
+    duplicateWindowMs: 2 * HOUR,
+    description: 'Raw clickstream events from producers',
+  },
+  CATALOG: {
+    name: 'CATALOG',
+    subjects: [Subjects.catalogAll],
+    maxAgeMs: 7 * DAY,
+    duplicateWindowMs: 2 * HOUR,
+    description: 'Raw catalog upserts from producers',
+  },
+  EVENTS: {
+    name: 'EVENTS',
+    subjects: [Subjects.eventsAll],
+    maxAgeMs: 30 * DAY,
+    duplicateWindowMs: 2 * HOUR,
+    description: 'Validated, normalized events (protobuf), de-duplicated on event id',
+  },
+  DLQ: {
+    name: 'DLQ',
+    subjects: [Subjects.dlqAll],
+    maxAgeMs: 30 * DAY,
+    duplicateWindowMs: 2 * HOUR,
+    description: 'Rejected input with the reason in the Aisle-Reject-Reason header',
+  },
+  FEATURES: {
+    name: 'FEATURES',
+    subjects: ['aisle.features.v1.>'],
+    maxAgeMs: 1 * DAY,
+    duplicateWindowMs: 2 * 60 * 1000,
+    description: 'Feature change notifications',
+  },
+  RANKING: {
+    name: 'RANKING',
+    subjects: ['aisle.ranking.v1.>'],
+    maxAgeMs: 30 * DAY,
+    duplicateWindowMs: 2 * 60 * 1000,
+    description: 'Served impressions',
+  },
+  CHURN: {
+    name: 'CHURN',
+    subjects: ['aisle.churn.v1.>'],
+    maxAgeMs: 30 * DAY,
+    duplicateWindowMs: 2 * HOUR,
+    description: 'Churn alerts',
+  },
+  MODELS: {
+    name: 'MODELS',
+    subjects: ['aisle.models.v1.>'],
+    maxAgeMs: 0,
+    duplicateWindowMs: 2 * 60 * 1000,
+    description: 'Model publication announcements',
+  },
+} as const satisfies Record<string, StreamSpec>;
+
+export const MODELS_BUCKET = 'aisle-models';
+
+export const Headers = {
+  contentType: 'Content-Type',
+  msgId: 'Nats-Msg-Id',
+  rejectReason: 'Aisle-Reject-Reason',
+  originalSubject: 'Aisle-Original-Subject',
+  rejectedBy: 'Aisle-Rejected-By',
+  tenant: 'Aisle-Tenant',
+} as const;
+
+export const ContentTypes = {
+  protobuf: 'application/x-protobuf',
+  json: 'application/json',
+} as const;

@@ -1,0 +1,188 @@
+import { AisleError } from '@aisle/contracts';
+
+/**
+ * Typed environment configuration, read and validated once at start. Every invalid or missing variable
+ * is reported together, so an operator fixes them in one round.
+ */
+
+export class ConfigError extends AisleError {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export interface Setting<T> {
+  readonly variable: string;
+  readonly description: string;
+  /** Returns the parsed value or throws an Error whose message says what is wrong. */
+  parse(raw: string | undefined): T;
+  readonly defaultText?: string;
+}
+
+interface Options<T> {
+  default?: T;
+  description?: string;
+}
+
+function setting<T>(
+  variable: string,
+  opts: Options<T>,
+  parseDefined: (raw: string) => T,
+  defaultText?: string,
+): Setting<T> {
+  return {
+    variable,
+    description: opts.description ?? '',
+    ...(opts.default !== undefined ? { defaultText: defaultText ?? String(opts.default) } : {}),
+    parse(raw) {
+      if (raw === undefined || raw === '') {
+        if (opts.default !== undefined) return opts.default;
+        throw new Error('is required');
+      }
+      return parseDefined(raw);
+    },
+  };
+}
+
+export const env = {
+  string(variable: string, opts: Options<string> & { pattern?: RegExp } = {}): Setting<string> {
+    return setting(variable, opts, (raw) => {
+      if (opts.pattern && !opts.pattern.test(raw)) throw new Error(`must match ${String(opts.pattern)}`);
+      return raw;
+    });
+  },
+  optionalString(variable: string, opts: { description?: string } = {}): Setting<string | undefined> {
+    return {
+      variable,
+      description: opts.description ?? '',
+      parse: (raw) => (raw === undefined || raw === '' ? undefined : raw),
+    };
+  },
+  int(variable: string, opts: Options<number> & { min?: number; max?: number } = {}): Setting<number> {
+    return setting(variable, opts, (raw) => {
+      if (!/^-?\d+$/.test(raw.trim())) throw new Error(`must be an integer, got '${raw}'`);
+      const n = Number(raw);
+      if (opts.min !== undefined && n < opts.min) throw new Error(`must be >= ${opts.min}, got ${n}`);
+      if (opts.max !== undefined && n > opts.max) throw new Error(`must be <= ${opts.max}, got ${n}`);
+      return n;
+    });
+  },
+  number(variable: string, opts: Options<number> & { min?: number; max?: number } = {}): Setting<number> {
+    return setting(variable, opts, (raw) => {
+      const n = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(n)) throw new Error(`must be a finite number, got '${raw}'`);
+      if (opts.min !== undefined && n < opts.min) throw new Error(`must be >= ${opts.min}, got ${n}`);
+      if (opts.max !== undefined && n > opts.max) throw new Error(`must be <= ${opts.max}, got ${n}`);
+      return n;
+    });
+  },
+  port(variable: string, opts: Options<number> = {}): Setting<number> {
+    return env.int(variable, { ...opts, min: 0, max: 65535 });
+  },
+  bool(variable: string, opts: Options<boolean> = {}): Setting<boolean> {
+    return setting(variable, opts, (raw) => {
+      const v = raw.trim().toLowerCase();
+      if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+      if (['0', 'false', 'no', 'off'].includes(v)) return false;
+      throw new Error(`must be true or false, got '${raw}'`);
+    });
+  },
+  oneOf<const T extends string>(variable: string, values: readonly T[], opts: Options<T> = {}): Setting<T> {
+    return setting(variable, opts, (raw) => {
+      const v = raw.trim().toLowerCase();
+      if (!(values as readonly string[]).includes(v)) throw new Error(`must be one of ${values.join(', ')}, got '${raw}'`);
+      return v as T;
+    });
+  },
+  /** Durations like `250ms`, `5s`, `2m`, `1h`, or a bare number of milliseconds. */
+  duration(variable: string, opts: Options<number> = {}): Setting<number> {
+    return setting(
+      variable,
+      opts,
+      (raw) => {
+        const ms = parseDuration(raw);
+        if (ms === undefined) throw new Error(`must be a duration like 500ms, 5s, 2m or 1h, got '${raw}'`);
+        return ms;
+      },
+      opts.default !== undefined ? `${opts.default}ms` : undefined,
+    );
+  },
+  list(variable: string, opts: Options<string[]> & { allowed?: readonly string[] } = {}): Setting<string[]> {
+    return setting(
+      variable,
+      opts,
+      (raw) => {
+        const items = raw
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s.length > 0);
+        const bad = opts.allowed ? items.filter((i) => !opts.allowed?.includes(i)) : [];
+        if (bad.length > 0) throw new Error(`unknown value(s) ${bad.join(', ')}; allowed: ${opts.allowed?.join(', ')}`);
+        return items;
+      },
+      opts.default?.join(','),
+    );
+  },
+};
+
+export function parseDuration(raw: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(raw);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  const unit = m[2] ?? 'ms';
+  const factor = unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000;
+  return Math.round(n * factor);
+}
+
+export type ConfigSpec = Record<string, Setting<unknown>>;
+export type ConfigOf<S extends ConfigSpec> = { readonly [K in keyof S]: S[K] extends Setting<infer T> ? T : never };
+
+/** Reads every setting of `spec` from `source`; throws one ConfigError naming every bad variable. */
+export function readConfig<S extends ConfigSpec>(spec: S, source: Env): ConfigOf<S> {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [key, s] of Object.entries(spec)) {
+    try {
+      out[key] = s.parse(source[s.variable]);
+    } catch (err) {
+      problems.push(`${s.variable} ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return out as ConfigOf<S>;
+}
+
+/** Markdown table of a spec's variables, for READMEs and `--help`. */
+export function describeConfig(spec: ConfigSpec): string {
+  const rows = Object.values(spec).map((s) => `| \`${s.variable}\` | ${s.defaultText ?? '(required)'} | ${s.description} |`);
+  return ['| variable | default | meaning |', '|---|---|---|', ...rows].join('\n');
+}
+
+/** Variables every service reads. */
+export const commonConfig = {
+  serviceName: env.string('AISLE_SERVICE_NAME', { default: '', description: 'Overrides the service name in logs, metrics and traces' }),
+  natsUrl: env.string('AISLE_NATS_URL', { default: 'nats://127.0.0.1:4222', description: 'NATS server URL(s), comma-separated' }),
+  natsUser: env.optionalString('AISLE_NATS_USER', { description: 'NATS user (with AISLE_NATS_PASSWORD)' }),
+  natsPassword: env.optionalString('AISLE_NATS_PASSWORD', { description: 'NATS password' }),
+  natsToken: env.optionalString('AISLE_NATS_TOKEN', { description: 'NATS token' }),
+  natsCredsFile: env.optionalString('AISLE_NATS_CREDS_FILE', { description: 'NATS credentials (.creds) file' }),
+  natsTlsCa: env.optionalString('AISLE_NATS_TLS_CA', { description: 'CA file to verify the NATS server; enables TLS' }),
+  natsTlsCert: env.optionalString('AISLE_NATS_TLS_CERT', { description: 'client certificate for NATS mTLS' }),
+  natsTlsKey: env.optionalString('AISLE_NATS_TLS_KEY', { description: 'client key for NATS mTLS' }),
+  natsStreamReplicas: env.int('AISLE_NATS_STREAM_REPLICAS', { default: 1, min: 1, max: 5, description: 'JetStream replicas for provisioned streams' }),
+  storeUrl: env.string('AISLE_STORE_URL', { default: 'sqlite:./.aisle/aisle.db', description: '`sqlite:<path>` (embedded) or `mongodb://...`' }),
+  grpcHost: env.string('AISLE_GRPC_HOST', { default: '0.0.0.0', description: 'gRPC bind address' }),
+  grpcPort: env.port('AISLE_GRPC_PORT', { default: 50051, description: 'gRPC port (0 = any free port)' }),
+  grpcTlsCert: env.optionalString('AISLE_GRPC_TLS_CERT', { description: 'server certificate; enables TLS' }),
+  grpcTlsKey: env.optionalString('AISLE_GRPC_TLS_KEY', { description: 'server key' }),
+  grpcTlsClientCa: env.optionalString('AISLE_GRPC_TLS_CLIENT_CA', { description: 'CA for client certificates; enables mTLS' }),
+  grpcMaxMessageBytes: env.int('AISLE_GRPC_MAX_MESSAGE_BYTES', { default: 4 * 1024 * 1024, min: 1024, description: 'largest gRPC request accepted' }),
+  metricsPort: env.int('AISLE_METRICS_PORT', { default: 9464, min: -1, max: 65535, description: 'Prometheus /metrics port (0 = any free port, -1 = off)' }),
+  logLevel: env.oneOf('AISLE_LOG_LEVEL', ['debug', 'info', 'warn', 'error'] as const, { default: 'info', description: 'log level' }),
+  shutdownTimeoutMs: env.duration('AISLE_SHUTDOWN_TIMEOUT', { default: 20_000, description: 'deadline for a graceful shutdown' }),
+  drainDelayMs: env.duration('AISLE_DRAIN_DELAY', { default: 0, description: 'wait after NOT_SERVING before draining (let load balancers notice)' }),
+  otlpEndpoint: env.optionalString('OTEL_EXPORTER_OTLP_ENDPOINT', { description: 'OTLP/HTTP endpoint for traces; unset = no export' }),
+} satisfies ConfigSpec;

@@ -1,0 +1,279 @@
+import {
+  AisleError,
+  DeadlineExceededError,
+  descriptorSetBase64,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  ResourceExhaustedError,
+  UnavailableError,
+} from '@aisle/contracts';
+import * as grpc from '@grpc/grpc-js';
+import { loadFileDescriptorSetFromBuffer } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { SpanKind, SpanStatusCode, context, propagation, trace, type Tracer } from '@opentelemetry/api';
+import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import { readFileSync } from 'node:fs';
+import { Histogram, type Registry } from 'prom-client';
+import type { Logger } from './logger';
+
+/** The shape of one unary method in a ts-proto (`outputServices=grpc-js`) service definition. */
+export interface UnaryMethodDefinition<Req, Res> {
+  readonly path: string;
+  readonly requestStream: false;
+  readonly responseStream: false;
+  readonly requestSerialize: (value: Req) => Buffer;
+  readonly requestDeserialize: (value: Buffer) => Req;
+  readonly responseSerialize: (value: Res) => Buffer;
+  readonly responseDeserialize: (value: Buffer) => Res;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyUnary = UnaryMethodDefinition<any, any>;
+export type ServiceDefinition = Record<string, AnyUnary>;
+export type RequestOf<M> = M extends UnaryMethodDefinition<infer Req, unknown> ? Req : never;
+export type ResponseOf<M> = M extends UnaryMethodDefinition<unknown, infer Res> ? Res : never;
+
+export interface CallContext {
+  readonly metadata: grpc.Metadata;
+  /** Absolute deadline of the call, if the client set one. */
+  readonly deadline: number | undefined;
+  /** Aborted when the client cancels or the deadline passes. */
+  readonly signal: AbortSignal;
+}
+
+export type UnaryHandlers<D extends ServiceDefinition> = {
+  [K in keyof D]: (request: RequestOf<D[K]>, ctx: CallContext) => Promise<ResponseOf<D[K]>>;
+};
+
+export function serviceNameOf(definition: ServiceDefinition): string {
+  const first = Object.values(definition)[0];
+  if (!first) throw new Error('empty service definition');
+  return first.path.split('/')[1] ?? '';
+}
+
+/** Maps thrown errors to gRPC status codes; unknown errors become INTERNAL without leaking details. */
+export function toGrpcStatus(err: unknown): { code: grpc.status; details: string } {
+  if (err instanceof InvalidArgumentError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
+  if (err instanceof NotFoundError) return { code: grpc.status.NOT_FOUND, details: err.message };
+  if (err instanceof UnavailableError) return { code: grpc.status.UNAVAILABLE, details: err.message };
+  if (err instanceof ResourceExhaustedError) return { code: grpc.status.RESOURCE_EXHAUSTED, details: err.message };
+  if (err instanceof FailedPreconditionError) return { code: grpc.status.FAILED_PRECONDITION, details: err.message };
+  if (err instanceof DeadlineExceededError) return { code: grpc.status.DEADLINE_EXCEEDED, details: err.message };
+  if (err instanceof AisleError) return { code: grpc.status.INTERNAL, details: 'internal error' };
+  return { code: grpc.status.INTERNAL, details: 'internal error' };
+}
+
+export interface GrpcInstrumentation {
+  readonly logger: Logger;
+  readonly tracer: Tracer;
+  readonly registry: Registry;
+}
+
+const metadataGetter = {
+  get: (m: grpc.Metadata, k: string) => {
+    const v = m.get(k)[0];
+    return typeof v === 'string' ? v : undefined;
+  },
+  keys: (m: grpc.Metadata) => Object.keys(m.getMap()),
+};
+
+function histogramFor(registry: Registry): Histogram<'method' | 'code'> {
+  const existing = registry.getSingleMetric('aisle_grpc_server_handling_seconds');
+  if (existing) return existing as Histogram<'method' | 'code'>;
+  return new Histogram({
+    name: 'aisle_grpc_server_handling_seconds',
+    help: 'gRPC unary call latency by method and status code',
+    labelNames: ['method', 'code'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+}
+
+/**
+ * Adapts promise-returning handlers to grpc-js callbacks, with a server span (continuing the caller's
+ * `traceparent`), a latency histogram and error -> status mapping. Each callback is called once.
+ */
+export function bindUnaryService<D extends ServiceDefinition>(
+  definition: D,
+  handlers: UnaryHandlers<D>,
+  instr: GrpcInstrumentation,
+): grpc.UntypedServiceImplementation {
+  const histogram = histogramFor(instr.registry);
+  const impl: grpc.UntypedServiceImplementation = {};
+  for (const key of Object.keys(definition)) {
+    const method = definition[key] as AnyUnary;
+    const handler = handlers[key] as (req: unknown, ctx: CallContext) => Promise<unknown>;
+    const [, service = '', rpc = key] = method.path.split('/');
+    impl[key] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      const started = process.hrtime.bigint();
+      const parent = propagation.extract(context.active(), call.metadata, metadataGetter);
+      const span = instr.tracer.startSpan(
+        `${service}/${rpc}`,
+        { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': rpc } },
+        parent,
+      );
+      const abort = new AbortController();
+      call.on('cancelled', () => abort.abort());
+      const deadline = call.getDeadline();
+      const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? Number(deadline) : undefined;
+      const ctx: CallContext = { metadata: call.metadata, deadline: deadlineMs, signal: abort.signal };
+      const finish = (code: grpc.status): void => {
+        histogram.observe({ method: rpc, code: grpc.status[code] ?? String(code) }, Number(process.hrtime.bigint() - started) / 1e9);
+        span.setAttribute('rpc.grpc.status_code', code);
+        span.end();
+      };
+      context
+        .with(trace.setSpan(parent, span), () => handler(call.request, ctx))
+        .then(
+          (response) => {
+            finish(grpc.status.OK);
+            callback(null, response);
+          },
+          (err: unknown) => {
+            const { code, details } = toGrpcStatus(err);
+            if (code === grpc.status.INTERNAL) {
+              instr.logger.error('rpc failed', { method: method.path, err });
+              span.recordException(err instanceof Error ? err : new Error(String(err)));
+            }
+            span.setStatus({ code: SpanStatusCode.ERROR, message: details });
+            finish(code);
+            callback({ code, details });
+          },
+        );
+    };
+  }
+  return impl;
+}
+
+export interface GrpcTlsOptions {
+  certFile: string;
+  keyFile: string;
+  /** Require and verify client certificates against this CA (mTLS). */
+  clientCaFile?: string | undefined;
+}
+
+export function serverCredentials(tls?: GrpcTlsOptions): grpc.ServerCredentials {
+  if (!tls) return grpc.ServerCredentials.createInsecure();
+  const ca = tls.clientCaFile ? readFileSync(tls.clientCaFile) : null;
+  return grpc.ServerCredentials.createSsl(
+    ca,
+    [{ cert_chain: readFileSync(tls.certFile), private_key: readFileSync(tls.keyFile) }],
+    Boolean(ca),
+  );
+}
+
+export interface GrpcServerOptions {
+  host: string;
+  port: number;
+  services: Array<{ definition: ServiceDefinition; implementation: grpc.UntypedServiceImplementation }>;
+  tls?: GrpcTlsOptions | undefined;
+  maxReceiveMessageBytes?: number;
+}
+
+export interface RunningGrpcServer {
+  readonly port: number;
+  readonly server: grpc.Server;
+  /** Sets every hosted service (and the overall "" entry) to SERVING or NOT_SERVING. */
+  setServing(serving: boolean): void;
+  /** Graceful shutdown; in-flight calls may finish until `deadlineMs`, then the rest are cancelled. */
+  shutdown(deadlineMs: number): Promise<void>;
+}
+
+let reflectionPackage: ReturnType<typeof loadFileDescriptorSetFromBuffer> | undefined;
+
+/** Starts a gRPC server with grpc.health.v1 (NOT_SERVING until `setServing(true)`) and reflection. */
+export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningGrpcServer> {
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': opts.maxReceiveMessageBytes ?? 4 * 1024 * 1024,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  const names = opts.services.map((s) => serviceNameOf(s.definition));
+  const notServing: Record<string, ServingStatus> = { '': 'NOT_SERVING' };
+  for (const n of names) notServing[n] = 'NOT_SERVING';
+  const health = new HealthImplementation(notServing);
+  health.addToServer(server);
+  reflectionPackage ??= loadFileDescriptorSetFromBuffer(Buffer.from(descriptorSetBase64, 'base64'));
+  new ReflectionService(reflectionPackage, { services: [...names, 'grpc.health.v1.Health'] }).addToServer(server);
+  for (const s of opts.services) server.addService(s.definition, s.implementation);
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${opts.host}:${opts.port}`, serverCredentials(opts.tls), (err, p) => (err ? reject(err) : resolve(p)));
+  });
+
+  return {
+    port,
+    server,
+    setServing(serving) {
+      const status: ServingStatus = serving ? 'SERVING' : 'NOT_SERVING';
+      for (const n of ['', ...names]) health.setStatus(n, status);
+    },
+    shutdown(deadlineMs) {
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, Math.max(0, deadlineMs));
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
+  };
+}
+
+export interface GrpcClientOptions {
+  /** Default per-call deadline in milliseconds. */
+  deadlineMs?: number;
+  credentials?: grpc.ChannelCredentials;
+  channelOptions?: grpc.ChannelOptions;
+}
+
+export interface CallOptions {
+  deadlineMs?: number;
+  metadata?: grpc.Metadata;
+  signal?: AbortSignal;
+}
+
+export type GrpcClient<D extends ServiceDefinition> = {
+  [K in keyof D]: (request: RequestOf<D[K]>, opts?: CallOptions) => Promise<ResponseOf<D[K]>>;
+} & { close(): void; readonly channel: grpc.Client };
+
+/**
+ * A promise-based client for a ts-proto service definition. Propagates the active trace context in
+ * `traceparent` metadata and applies a default deadline.
+ */
+export function createGrpcClient<D extends ServiceDefinition>(definition: D, address: string, opts: GrpcClientOptions = {}): GrpcClient<D> {
+  const client = new grpc.Client(address, opts.credentials ?? grpc.credentials.createInsecure(), opts.channelOptions ?? {});
+  const out: Record<string, unknown> = {
+    close: () => client.close(),
+    channel: client,
+  };
+  for (const key of Object.keys(definition)) {
+    const m = definition[key] as AnyUnary;
+    out[key] = (request: unknown, callOpts: CallOptions = {}) =>
+      new Promise((resolve, reject) => {
+        const metadata = callOpts.metadata?.clone() ?? new grpc.Metadata();
+        propagation.inject(context.active(), metadata, { set: (md, k, v) => md.set(k, v) });
+        const deadlineMs = callOpts.deadlineMs ?? opts.deadlineMs;
+        const call = client.makeUnaryRequest(
+          m.path,
+          m.requestSerialize,
+          m.responseDeserialize,
+          request,
+          metadata,
+          deadlineMs !== undefined ? { deadline: Date.now() + deadlineMs } : {},
+          (err, res) => (err ? reject(err) : resolve(res)),
+        );
+        callOpts.signal?.addEventListener('abort', () => call.cancel(), { once: true });
+      });
+  }
+  return out as GrpcClient<D>;
+}
+
+export function isGrpcError(err: unknown): err is grpc.ServiceError {
+  return err instanceof Error && typeof (err as { code?: unknown }).code === 'number' && 'metadata' in err;
+}
+
+export { grpc };

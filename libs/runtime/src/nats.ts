@@ -1,0 +1,319 @@
+import type { StreamSpec } from '@aisle/contracts';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  jetstream,
+  jetstreamManager,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  type ConsumerConfig,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  type PubAck,
+} from '@nats-io/jetstream';
+import { connect, credsAuthenticator, headers as natsHeaders, nanos, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import type { Context } from '@opentelemetry/api';
+import { readFileSync } from 'node:fs';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Logger } from './logger';
+import { injectTraceContext } from './telemetry';
+
+export type { JetStreamClient, JetStreamManager, JsMsg, MsgHdrs, NatsConnection, PubAck };
+export { natsHeaders };
+
+export interface NatsConnectOptions {
+  servers: string;
+  name: string;
+  user?: string | undefined;
+  password?: string | undefined;
+  token?: string | undefined;
+  credsFile?: string | undefined;
+  tls?: { caFile?: string | undefined; certFile?: string | undefined; keyFile?: string | undefined } | undefined;
+  logger: Logger;
+}
+
+/** Connects with unlimited reconnects and logs connection status changes (never credentials). */
+export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnection> {
+  const tls = opts.tls && (opts.tls.caFile || opts.tls.certFile) ? {
+    ...(opts.tls.caFile ? { caFile: opts.tls.caFile } : {}),
+    ...(opts.tls.certFile ? { certFile: opts.tls.certFile } : {}),
+    ...(opts.tls.keyFile ? { keyFile: opts.tls.keyFile } : {}),
+  } : undefined;
+  const nc = await connect({
+    servers: opts.servers.split(',').map((s) => s.trim()),
+    name: opts.name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 1000,
+    ...(opts.user ? { user: opts.user, pass: opts.password ?? '' } : {}),
+    ...(opts.token ? { token: opts.token } : {}),
+    ...(opts.credsFile ? { authenticator: credsAuthenticator(readFileSync(opts.credsFile)) } : {}),
+    ...(tls ? { tls } : {}),
+  });
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect' || s.type === 'error') opts.logger.warn('nats connection', { status: s.type });
+      else if (s.type === 'reconnect') opts.logger.info('nats connection', { status: s.type });
+    }
+  })();
+  return nc;
+}
+
+export async function jetStreamOf(nc: NatsConnection): Promise<{ js: JetStreamClient; jsm: JetStreamManager }> {
+  return { js: jetstream(nc), jsm: await jetstreamManager(nc) };
+}
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === 404;
+}
+
+/**
+ * Creates or updates streams to match the specs. Idempotent and safe when several services provision
+ * the same stream at once.
+ */
+export async function ensureStreams(
+  jsm: JetStreamManager,
+  specs: readonly StreamSpec[],
+  opts: { replicas?: number; storage?: 'file' | 'memory' } = {},
+): Promise<void> {
+  for (const spec of specs) {
+    const config = {
+      name: spec.name,
+      subjects: [...spec.subjects],
+      description: spec.description,
+      max_age: nanos(spec.maxAgeMs),
+      duplicate_window: nanos(spec.duplicateWindowMs),
+      storage: opts.storage === 'memory' ? StorageType.Memory : StorageType.File,
+      num_replicas: opts.replicas ?? 1,
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.Old,
+    };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        try {
+          await jsm.streams.info(spec.name);
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+          await jsm.streams.add(config);
+          break;
+        }
+        const { name: _name, storage: _storage, ...updatable } = config;
+        await jsm.streams.update(spec.name, updatable);
+        break;
+      } catch (err) {
+        // Another service created it between our info and add: update it on the next round.
+        if (attempt < 3) continue;
+        throw err;
+      }
+    }
+  }
+}
+
+export interface PublishOptions {
+  msgId?: string;
+  headers?: Record<string, string>;
+  /** Trace context to inject as `traceparent`; the active context when omitted. */
+  traceContext?: Context;
+  /** Skip trace headers (e.g. untraced bulk traffic). */
+  noTrace?: boolean;
+}
+
+/** JetStream publish with headers, optional de-duplication id and trace context. */
+export function publishJs(js: JetStreamClient, subject: string, data: Uint8Array, opts: PublishOptions = {}): Promise<PubAck> {
+  const h = natsHeaders();
+  if (opts.headers) for (const [k, v] of Object.entries(opts.headers)) h.set(k, v);
+  if (!opts.noTrace) injectTraceContext(h, opts.traceContext);
+  return js.publish(subject, data, { headers: h, ...(opts.msgId ? { msgID: opts.msgId } : {}) });
+}
+
+/** What to do with one consumed message. */
+export type Outcome =
+  | { readonly kind: 'ack' }
+  | { readonly kind: 'nak'; readonly delayMs?: number }
+  | { readonly kind: 'term'; readonly reason: string };
+
+export const ACK: Outcome = { kind: 'ack' };
+
+/** Exponential redelivery delay: 250 ms doubling up to 30 s. */
+export function redeliveryDelay(deliveryCount: number, baseMs = 250, maxMs = 30_000): number {
+  return Math.min(maxMs, baseMs * 2 ** Math.max(0, Math.min(20, deliveryCount - 1)));
+}
+
+export interface ConsumerLoopOptions {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  stream: string;
+  durable: string;
+  filterSubjects: string[];
+  /** Most messages handed to one `handleBatch` call. */
+  batchSize: number;
+  /** Most unacknowledged messages at once (server-side `max_ack_pending` too). */
+  maxInFlight: number;
+  ackWaitMs?: number;
+  /**
+   * Handles a batch in stream order and returns one outcome per message. Throwing naks the whole
+   * batch with backoff: use it for transient failures (store down).
+   */
+  handleBatch: (msgs: readonly JsMsg[]) => Promise<Outcome[]>;
+  logger: Logger;
+  registry?: Registry;
+}
+
+export interface ConsumerLoop {
+  /** Stops pulling, finishes the batches in flight (and their acks), then resolves. */
+  stop(): Promise<void>;
+}
+
+function consumerMetrics(registry: Registry | undefined, durable: string) {
+  if (!registry) return undefined;
+  const outcomes =
+    (registry.getSingleMetric('aisle_consumer_messages_total') as Counter<'consumer' | 'outcome'> | undefined) ??
+    new Counter({ name: 'aisle_consumer_messages_total', help: 'Consumed messages by outcome', labelNames: ['consumer', 'outcome'], registers: [registry] });
+  const batches =
+    (registry.getSingleMetric('aisle_consumer_batch_seconds') as Histogram<'consumer'> | undefined) ??
+    new Histogram({
+      name: 'aisle_consumer_batch_seconds',
+      help: 'Time to handle one consumed batch',
+      labelNames: ['consumer'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers: [registry],
+    });
+  return {
+    count: (outcome: string, n: number) => outcomes.inc({ consumer: durable, outcome }, n),
+    time: () => batches.startTimer({ consumer: durable }),
+  };
+}
+
+/** Creates the durable pull consumer (or updates it to the given settings). */
+export async function ensureConsumer(
+  jsm: JetStreamManager,
+  stream: string,
+  durable: string,
+  cfg: Partial<ConsumerConfig> & { filter_subjects: string[] },
+): Promise<void> {
+  const config: Partial<ConsumerConfig> = {
+    durable_name: durable,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    max_deliver: -1,
+    ...cfg,
+  };
+  try {
+    await jsm.consumers.info(stream, durable);
+    const { durable_name: _d, deliver_policy: _p, ...updatable } = config;
+    await jsm.consumers.update(stream, durable, updatable);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    await jsm.consumers.add(stream, config);
+  }
+}
+
+/**
+ * A bounded, explicit-ack consumer loop over a durable pull consumer. Messages that arrive together are
+ * handled as one batch (up to `batchSize`), batches run one at a time in stream order, and at most
+ * `maxInFlight` messages are unacknowledged. Nothing is acked before its handler succeeded.
+ */
+export async function startConsumerLoop(opts: ConsumerLoopOptions): Promise<ConsumerLoop> {
+  await ensureConsumer(opts.jsm, opts.stream, opts.durable, {
+    filter_subjects: opts.filterSubjects,
+    max_ack_pending: opts.maxInFlight,
+    ack_wait: nanos(opts.ackWaitMs ?? 30_000),
+  });
+  const consumer = await opts.js.consumers.get(opts.stream, opts.durable);
+  const metrics = consumerMetrics(opts.registry, opts.durable);
+  const log = opts.logger.child({ consumer: opts.durable });
+
+  let stopped = false;
+  let messages: ConsumerMessages | undefined;
+  let chain: Promise<void> = Promise.resolve();
+  let inFlight = 0;
+
+  const settle = (m: JsMsg, o: Outcome): void => {
+    switch (o.kind) {
+      case 'ack':
+        m.ack();
+        break;
+      case 'nak':
+        m.nak(o.delayMs ?? redeliveryDelay(m.info.deliveryCount));
+        break;
+      case 'term':
+        m.term(o.reason);
+        break;
+    }
+  };
+
+  const handle = async (batch: JsMsg[]): Promise<void> => {
+    const end = metrics?.time();
+    let outcomes: Outcome[];
+    try {
+      outcomes = await opts.handleBatch(batch);
+      if (outcomes.length !== batch.length) throw new Error(`handler returned ${outcomes.length} outcomes for ${batch.length} messages`);
+    } catch (err) {
+      log.warn('batch failed; redelivering with backoff', { size: batch.length, err });
+      outcomes = batch.map((m) => ({ kind: 'nak', delayMs: redeliveryDelay(m.info.deliveryCount) }));
+    }
+    batch.forEach((m, i) => settle(m, outcomes[i] ?? { kind: 'nak' }));
+    if (metrics) {
+      const counts = new Map<string, number>();
+      for (const o of outcomes) counts.set(o.kind, (counts.get(o.kind) ?? 0) + 1);
+      for (const [k, n] of counts) metrics.count(k, n);
+    }
+    end?.();
+  };
+
+  const run = async (): Promise<void> => {
+    while (!stopped) {
+      let pending: JsMsg[] = [];
+      let scheduled = false;
+      const flush = (): void => {
+        scheduled = false;
+        if (pending.length === 0) return;
+        const batch = pending;
+        pending = [];
+        inFlight += batch.length;
+        chain = chain.then(() => handle(batch)).finally(() => {
+          inFlight -= batch.length;
+        });
+      };
+      try {
+        messages = await consumer.consume({ max_messages: Math.max(opts.batchSize, Math.min(opts.maxInFlight, opts.batchSize * 4)) });
+        for await (const m of messages) {
+          pending.push(m);
+          if (pending.length >= opts.batchSize) flush();
+          else if (!scheduled) {
+            scheduled = true;
+            setImmediate(flush);
+          }
+          if (inFlight + pending.length >= opts.maxInFlight) {
+            flush();
+            await chain;
+          }
+        }
+        flush();
+      } catch (err) {
+        flush();
+        if (!stopped) log.warn('consume interrupted; resubscribing', { err });
+      }
+      if (!stopped) await new Promise((r) => setTimeout(r, 500));
+    }
+  };
+  const running = run();
+
+  return {
+    async stop() {
+      stopped = true;
+      messages?.stop();
+      await running;
+      await chain;
+    },
+  };
+}
+
+/** Reads a header, treating NATS's empty-string-for-missing as undefined. */
+export function header(h: MsgHdrs | undefined, key: string): string | undefined {
+  const v = h?.get(key);
+  return v ? v : undefined;
+}

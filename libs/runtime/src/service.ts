@@ -1,0 +1,105 @@
+import type { StreamSpec } from '@aisle/contracts';
+import type { Tracer } from '@opentelemetry/api';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { Registry } from 'prom-client';
+import type { ConfigOf } from './config';
+import { type commonConfig } from './config';
+import { startGrpcServer, type RunningGrpcServer, type GrpcServerOptions } from './grpc';
+import { Lifecycle } from './lifecycle';
+import { createLogger, type Logger, type LogSink } from './logger';
+import { createMetricsRegistry, startMetricsServer } from './metrics';
+import { connectNats, ensureStreams, jetStreamOf, type JetStreamClient, type JetStreamManager, type NatsConnection } from './nats';
+import { initTelemetry, type Telemetry } from './telemetry';
+
+export type CommonConfig = ConfigOf<typeof commonConfig>;
+
+export interface ServiceBase {
+  readonly name: string;
+  readonly logger: Logger;
+  readonly tracer: Tracer;
+  readonly registry: Registry;
+  readonly lifecycle: Lifecycle;
+  readonly metricsPort: number | undefined;
+}
+
+export interface ServiceBaseOptions {
+  /** Install SIGTERM/SIGINT handlers (off when several services share a test process). */
+  handleSignals?: boolean;
+  logSink?: LogSink;
+  spanExporter?: SpanExporter;
+}
+
+/**
+ * The first steps of every service's composition root: logger, shutdown hooks (installed before any
+ * I/O), telemetry (flushed last) and the metrics endpoint.
+ */
+export async function createServiceBase(defaultName: string, config: CommonConfig, opts: ServiceBaseOptions = {}): Promise<ServiceBase> {
+  const name = config.serviceName || defaultName;
+  const logger = createLogger({ service: name, level: config.logLevel, ...(opts.logSink ? { sink: opts.logSink } : {}) });
+  const lifecycle = new Lifecycle(logger, config.shutdownTimeoutMs);
+  if (opts.handleSignals ?? true) lifecycle.installSignalHandlers();
+  const telemetry: Telemetry = initTelemetry({
+    serviceName: name,
+    otlpEndpoint: config.otlpEndpoint,
+    ...(opts.spanExporter ? { exporter: opts.spanExporter } : {}),
+  });
+  lifecycle.onShutdown('telemetry', () => telemetry.shutdown());
+  const registry = createMetricsRegistry(name);
+  let metricsPort: number | undefined;
+  if (config.metricsPort >= 0) {
+    const metrics = await startMetricsServer(registry, config.metricsPort);
+    metricsPort = metrics.port;
+    lifecycle.onShutdown('metrics', () => metrics.close());
+  }
+  return { name, logger, tracer: telemetry.tracer, registry, lifecycle, metricsPort };
+}
+
+export interface Bus {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+}
+
+/** Connects to NATS (drained at shutdown) and provisions the streams this service touches. */
+export async function connectBus(base: ServiceBase, config: CommonConfig, streams: readonly StreamSpec[]): Promise<Bus> {
+  const nc = await connectNats({
+    servers: config.natsUrl,
+    name: base.name,
+    user: config.natsUser,
+    password: config.natsPassword,
+    token: config.natsToken,
+    credsFile: config.natsCredsFile,
+    tls: { caFile: config.natsTlsCa, certFile: config.natsTlsCert, keyFile: config.natsTlsKey },
+    logger: base.logger,
+  });
+  base.lifecycle.onShutdown('nats', async () => {
+    if (!nc.isClosed()) await nc.drain();
+  });
+  const { js, jsm } = await jetStreamOf(nc);
+  await ensureStreams(jsm, streams, { replicas: config.natsStreamReplicas });
+  return { nc, js, jsm };
+}
+
+/**
+ * Starts gRPC with health NOT_SERVING; on shutdown flips health to NOT_SERVING, waits the drain delay,
+ * then drains calls until the deadline.
+ */
+export async function serveGrpc(
+  base: ServiceBase,
+  config: CommonConfig,
+  services: GrpcServerOptions['services'],
+): Promise<RunningGrpcServer> {
+  const server = await startGrpcServer({
+    host: config.grpcHost,
+    port: config.grpcPort,
+    services,
+    maxReceiveMessageBytes: config.grpcMaxMessageBytes,
+    tls: config.grpcTlsCert && config.grpcTlsKey ? { certFile: config.grpcTlsCert, keyFile: config.grpcTlsKey, clientCaFile: config.grpcTlsClientCa } : undefined,
+  });
+  base.lifecycle.onShutdown('grpc', async () => {
+    server.setServing(false);
+    if (config.drainDelayMs > 0) await new Promise((r) => setTimeout(r, config.drainDelayMs));
+    await server.shutdown(Math.max(0, base.lifecycle.remainingMs() - 1000));
+  });
+  return server;
+}

@@ -1,0 +1,106 @@
+/**
+ * Storage ports. Services depend on these interfaces only; `openStore(url)` picks the adapter.
+ * Timestamps are epoch milliseconds.
+ */
+
+export interface StoredEvent {
+  tenant: string;
+  eventId: string;
+  type: string;
+  userId: string;
+  sessionId: string;
+  itemId: string;
+  query: string;
+  quantity: number;
+  price: number;
+  currency: string;
+  occurredAt: number;
+  ingestedAt: number;
+  requestId: string;
+  position: number;
+  context: Record<string, string>;
+}
+
+export interface EventScanOptions {
+  tenant?: string;
+  /** Inclusive. */
+  fromMs?: number;
+  /** Exclusive. */
+  toMs?: number;
+  /** Rows fetched per round trip. */
+  pageSize?: number;
+}
+
+export interface EventRepository {
+  /** Inserts events not stored yet; (tenant, eventId) is the idempotency key. */
+  insertMany(events: readonly StoredEvent[]): Promise<{ inserted: number }>;
+  count(filter?: { tenant?: string }): Promise<number>;
+  /** Every event in (occurredAt, eventId) order. */
+  scan(opts?: EventScanOptions): AsyncIterable<StoredEvent>;
+  /** Event time range and count of a tenant's events. */
+  stats(tenant?: string): Promise<{ count: number; minOccurredAt: number | undefined; maxOccurredAt: number | undefined }>;
+}
+
+export interface CatalogItem {
+  tenant: string;
+  itemId: string;
+  title: string;
+  description: string;
+  category: string;
+  brand: string;
+  price: number;
+  inStock: boolean;
+  attributes: Record<string, string>;
+  /** Producer version; an older update never replaces a newer one. */
+  updatedAt: number;
+  ingestedAt: number;
+}
+
+export interface ItemRepository {
+  /** Writes items whose `updatedAt` is not older than the stored one. Returns how many were written. */
+  upsertMany(items: readonly CatalogItem[]): Promise<{ written: number }>;
+  getMany(tenant: string, itemIds: readonly string[]): Promise<Map<string, CatalogItem>>;
+  count(filter?: { tenant?: string }): Promise<number>;
+  scan(tenant: string): AsyncIterable<CatalogItem>;
+}
+
+/** Named collections of JSON documents keyed by (tenant, id). */
+export type DocumentCollection = 'user_features' | 'item_features' | 'feature_meta';
+
+/** Reads and writes inside one atomic transaction. */
+export interface DocumentTx {
+  getMany<T>(collection: DocumentCollection, tenant: string, ids: readonly string[]): Promise<Map<string, T>>;
+  putMany<T>(collection: DocumentCollection, tenant: string, docs: ReadonlyMap<string, T>): Promise<void>;
+  /**
+   * Records that `consumer` applied `eventId`; false if it already had (then the caller must not
+   * apply it again). Makes redelivery and replay idempotent.
+   */
+  markApplied(consumer: string, tenant: string, eventId: string): Promise<boolean>;
+}
+
+export interface DocumentRepository {
+  /** Runs `fn` atomically: all of its writes commit together or none do. Transactions are serialized per store. */
+  transact<R>(fn: (tx: DocumentTx) => Promise<R>): Promise<R>;
+  getMany<T>(collection: DocumentCollection, tenant: string, ids: readonly string[]): Promise<Map<string, T>>;
+  scan<T>(collection: DocumentCollection, tenant: string): AsyncIterable<{ id: string; doc: T }>;
+  count(collection: DocumentCollection, tenant?: string): Promise<number>;
+}
+
+export interface Store {
+  readonly kind: 'sqlite' | 'mongodb';
+  readonly events: EventRepository;
+  readonly items: ItemRepository;
+  readonly documents: DocumentRepository;
+  /** Throws StoreUnavailableError when the store cannot be reached. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class StoreError extends Error {
+  override readonly name: string = 'StoreError';
+}
+
+/** The store cannot be reached or is locked; retrying later may succeed. */
+export class StoreUnavailableError extends StoreError {
+  override readonly name = 'StoreUnavailableError';
+}

@@ -1,0 +1,361 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Mutex } from './mutex';
+import {
+  StoreError,
+  StoreUnavailableError,
+  type CatalogItem,
+  type DocumentCollection,
+  type DocumentRepository,
+  type DocumentTx,
+  type EventRepository,
+  type EventScanOptions,
+  type ItemRepository,
+  type Store,
+  type StoredEvent,
+} from './ports';
+
+export interface SqliteOptions {
+  path: string;
+  /** How long a write waits for another connection's lock before failing (ms). */
+  busyTimeoutMs: number;
+}
+
+/** `sqlite:<path>[?busy_timeout=ms]`; `sqlite::memory:` for an in-memory database. */
+export function parseSqliteUrl(url: string): SqliteOptions {
+  const rest = url.slice('sqlite:'.length);
+  const [path = '', query = ''] = rest.split('?');
+  if (!path) throw new StoreError(`AISLE_STORE_URL: no path in '${url}'`);
+  const params = new URLSearchParams(query);
+  const busy = Number(params.get('busy_timeout') ?? '5000');
+  if (!Number.isFinite(busy) || busy < 0) throw new StoreError(`AISLE_STORE_URL: bad busy_timeout in '${url}'`);
+  return { path, busyTimeoutMs: busy };
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS events (
+  tenant TEXT NOT NULL, event_id TEXT NOT NULL, type TEXT NOT NULL, user_id TEXT NOT NULL,
+  session_id TEXT NOT NULL, item_id TEXT NOT NULL, query TEXT NOT NULL, quantity INTEGER NOT NULL,
+  price REAL NOT NULL, currency TEXT NOT NULL, occurred_at INTEGER NOT NULL, ingested_at INTEGER NOT NULL,
+  request_id TEXT NOT NULL, position INTEGER NOT NULL, context TEXT NOT NULL,
+  PRIMARY KEY (tenant, event_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_by_time ON events (tenant, occurred_at, event_id);
+CREATE INDEX IF NOT EXISTS events_by_user ON events (tenant, user_id, occurred_at);
+CREATE TABLE IF NOT EXISTS items (
+  tenant TEXT NOT NULL, item_id TEXT NOT NULL, title TEXT NOT NULL, description TEXT NOT NULL,
+  category TEXT NOT NULL, brand TEXT NOT NULL, price REAL NOT NULL, in_stock INTEGER NOT NULL,
+  attributes TEXT NOT NULL, updated_at INTEGER NOT NULL, ingested_at INTEGER NOT NULL,
+  PRIMARY KEY (tenant, item_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS documents (
+  collection TEXT NOT NULL, tenant TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL,
+  PRIMARY KEY (collection, tenant, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS applied (
+  consumer TEXT NOT NULL, tenant TEXT NOT NULL, event_id TEXT NOT NULL,
+  PRIMARY KEY (consumer, tenant, event_id)
+) WITHOUT ROWID;
+`;
+
+interface EventRow {
+  tenant: string;
+  event_id: string;
+  type: string;
+  user_id: string;
+  session_id: string;
+  item_id: string;
+  query: string;
+  quantity: number;
+  price: number;
+  currency: string;
+  occurred_at: number;
+  ingested_at: number;
+  request_id: string;
+  position: number;
+  context: string;
+}
+
+interface ItemRow {
+  tenant: string;
+  item_id: string;
+  title: string;
+  description: string;
+  category: string;
+  brand: string;
+  price: number;
+  in_stock: number;
+  attributes: string;
+  updated_at: number;
+  ingested_at: number;
+}
+
+function rowToEvent(r: EventRow): StoredEvent {
+  return {
+    tenant: r.tenant,
+    eventId: r.event_id,
+    type: r.type,
+    userId: r.user_id,
+    sessionId: r.session_id,
+    itemId: r.item_id,
+    query: r.query,
+    quantity: r.quantity,
+    price: r.price,
+    currency: r.currency,
+    occurredAt: r.occurred_at,
+    ingestedAt: r.ingested_at,
+    requestId: r.request_id,
+    position: r.position,
+    context: JSON.parse(r.context) as Record<string, string>,
+  };
+}
+
+function rowToItem(r: ItemRow): CatalogItem {
+  return {
+    tenant: r.tenant,
+    itemId: r.item_id,
+    title: r.title,
+    description: r.description,
+    category: r.category,
+    brand: r.brand,
+    price: r.price,
+    inStock: r.in_stock === 1,
+    attributes: JSON.parse(r.attributes) as Record<string, string>,
+    updatedAt: r.updated_at,
+    ingestedAt: r.ingested_at,
+  };
+}
+
+/** SQLITE_BUSY / SQLITE_LOCKED / I/O errors are transient: the caller should retry later. */
+function translate(err: unknown): unknown {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && /^SQLITE_(BUSY|LOCKED|IOERR|CANTOPEN|FULL|READONLY)/.test(code)) {
+    return new StoreUnavailableError(`sqlite: ${code}`, { cause: err });
+  }
+  return err;
+}
+
+function guard<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw translate(err);
+  }
+}
+
+/**
+ * Keyset pagination: never holds a statement open across a yield, because better-sqlite3 refuses
+ * writes on a connection while one of its statements is iterating.
+ */
+async function* pages<R>(fetch: (after: string) => R[], keyOf: (row: R) => string): AsyncIterable<R> {
+  let after = '';
+  for (;;) {
+    const rows = guard(() => fetch(after));
+    for (const r of rows) yield r;
+    const last = rows[rows.length - 1];
+    if (last === undefined) return;
+    after = keyOf(last);
+  }
+}
+
+const CHUNK = 500;
+function chunks<T>(xs: readonly T[], n = CHUNK): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
+  return out;
+}
+
+/** The embedded store: one better-sqlite3 connection in WAL mode; writes are serialized by a mutex. */
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  readonly events: EventRepository;
+  readonly items: ItemRepository;
+  readonly documents: DocumentRepository;
+  private readonly db: Database.Database;
+  private readonly writeLock = new Mutex();
+
+  constructor(opts: SqliteOptions) {
+    if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
+    this.db = new Database(opts.path, { timeout: opts.busyTimeoutMs });
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.exec(SCHEMA);
+    this.events = this.makeEvents();
+    this.items = this.makeItems();
+    this.documents = this.makeDocuments();
+  }
+
+  private makeEvents(): EventRepository {
+    const db = this.db;
+    const insert = db.prepare(
+      `INSERT OR IGNORE INTO events VALUES (@tenant, @eventId, @type, @userId, @sessionId, @itemId, @query,
+       @quantity, @price, @currency, @occurredAt, @ingestedAt, @requestId, @position, @context)`,
+    );
+    const insertAll = db.transaction((events: readonly StoredEvent[]) => {
+      let inserted = 0;
+      for (const e of events) inserted += insert.run({ ...e, context: JSON.stringify(e.context) }).changes;
+      return inserted;
+    });
+    const lock = this.writeLock;
+    return {
+      insertMany: (events) => lock.run(async () => ({ inserted: guard(() => insertAll(events)) })),
+      count: async (filter) =>
+        guard(() =>
+          filter?.tenant === undefined
+            ? (db.prepare('SELECT COUNT(*) AS n FROM events').get() as { n: number }).n
+            : (db.prepare('SELECT COUNT(*) AS n FROM events WHERE tenant = ?').get(filter.tenant) as { n: number }).n,
+        ),
+      stats: async (tenant) => {
+        const row = guard(
+          () =>
+            (tenant === undefined
+              ? db.prepare('SELECT COUNT(*) AS n, MIN(occurred_at) AS lo, MAX(occurred_at) AS hi FROM events').get()
+              : db.prepare('SELECT COUNT(*) AS n, MIN(occurred_at) AS lo, MAX(occurred_at) AS hi FROM events WHERE tenant = ?').get(tenant)) as {
+              n: number;
+              lo: number | null;
+              hi: number | null;
+            },
+        );
+        return { count: row.n, minOccurredAt: row.lo ?? undefined, maxOccurredAt: row.hi ?? undefined };
+      },
+      scan: (opts: EventScanOptions = {}) => this.scanEvents(opts),
+    };
+  }
+
+  private async *scanEvents(opts: EventScanOptions): AsyncIterable<StoredEvent> {
+    const page = opts.pageSize ?? 5000;
+    const where: string[] = [];
+    const params: Record<string, unknown> = { limit: page };
+    if (opts.tenant !== undefined) {
+      where.push('tenant = @tenant');
+      params['tenant'] = opts.tenant;
+    }
+    if (opts.fromMs !== undefined) {
+      where.push('occurred_at >= @from');
+      params['from'] = opts.fromMs;
+    }
+    if (opts.toMs !== undefined) {
+      where.push('occurred_at < @to');
+      params['to'] = opts.toMs;
+    }
+    const base = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    const first = this.db.prepare(`SELECT * FROM events ${base} ORDER BY occurred_at, event_id, tenant LIMIT @limit`);
+    const next = this.db.prepare(
+      `SELECT * FROM events ${base ? base + ' AND' : 'WHERE'} (occurred_at, event_id, tenant) > (@at, @id, @t)
+       ORDER BY occurred_at, event_id, tenant LIMIT @limit`,
+    );
+    let rows = guard(() => first.all(params) as EventRow[]);
+    while (rows.length > 0) {
+      for (const r of rows) yield rowToEvent(r);
+      const last = rows[rows.length - 1] as EventRow;
+      if (rows.length < page) break;
+      rows = guard(() => next.all({ ...params, at: last.occurred_at, id: last.event_id, t: last.tenant }) as EventRow[]);
+    }
+  }
+
+  private makeItems(): ItemRepository {
+    const db = this.db;
+    const upsert = db.prepare(
+      `INSERT INTO items VALUES (@tenant, @itemId, @title, @description, @category, @brand, @price, @inStock,
+       @attributes, @updatedAt, @ingestedAt)
+       ON CONFLICT (tenant, item_id) DO UPDATE SET title = excluded.title, description = excluded.description,
+         category = excluded.category, brand = excluded.brand, price = excluded.price, in_stock = excluded.in_stock,
+         attributes = excluded.attributes, updated_at = excluded.updated_at, ingested_at = excluded.ingested_at
+       WHERE excluded.updated_at >= items.updated_at`,
+    );
+    const upsertAll = db.transaction((items: readonly CatalogItem[]) => {
+      let written = 0;
+      for (const i of items) written += upsert.run({ ...i, inStock: i.inStock ? 1 : 0, attributes: JSON.stringify(i.attributes) }).changes;
+      return written;
+    });
+    const lock = this.writeLock;
+    return {
+      upsertMany: (items) => lock.run(async () => ({ written: guard(() => upsertAll(items)) })),
+      getMany: async (tenant, ids) => {
+        const out = new Map<string, CatalogItem>();
+        for (const part of chunks([...new Set(ids)])) {
+          const rows = guard(
+            () => db.prepare(`SELECT * FROM items WHERE tenant = ? AND item_id IN (${part.map(() => '?').join(',')})`).all(tenant, ...part) as ItemRow[],
+          );
+          for (const r of rows) out.set(r.item_id, rowToItem(r));
+        }
+        return out;
+      },
+      count: async (filter) =>
+        guard(() =>
+          filter?.tenant === undefined
+            ? (db.prepare('SELECT COUNT(*) AS n FROM items').get() as { n: number }).n
+            : (db.prepare('SELECT COUNT(*) AS n FROM items WHERE tenant = ?').get(filter.tenant) as { n: number }).n,
+        ),
+      scan: (tenant) => {
+        const stmt = db.prepare('SELECT * FROM items WHERE tenant = ? AND item_id > ? ORDER BY item_id LIMIT 1000');
+        return (async function* () {
+          for await (const r of pages((after) => stmt.all(tenant, after) as ItemRow[], (r) => r.item_id)) yield rowToItem(r);
+        })();
+      },
+    };
+  }
+
+  private makeDocuments(): DocumentRepository {
+    const db = this.db;
+    const getMany = <T>(collection: DocumentCollection, tenant: string, ids: readonly string[]): Map<string, T> => {
+      const out = new Map<string, T>();
+      for (const part of chunks([...new Set(ids)])) {
+        const rows = db
+          .prepare(`SELECT id, doc FROM documents WHERE collection = ? AND tenant = ? AND id IN (${part.map(() => '?').join(',')})`)
+          .all(collection, tenant, ...part) as Array<{ id: string; doc: string }>;
+        for (const r of rows) out.set(r.id, JSON.parse(r.doc) as T);
+      }
+      return out;
+    };
+    const put = db.prepare('INSERT INTO documents VALUES (?, ?, ?, ?) ON CONFLICT (collection, tenant, id) DO UPDATE SET doc = excluded.doc');
+    const mark = db.prepare('INSERT OR IGNORE INTO applied VALUES (?, ?, ?)');
+    const tx: DocumentTx = {
+      getMany: async (c, t, ids) => getMany(c, t, ids),
+      putMany: async (c, t, docs) => {
+        for (const [id, doc] of docs) put.run(c, t, id, JSON.stringify(doc));
+      },
+      markApplied: async (consumer, tenant, eventId) => mark.run(consumer, tenant, eventId).changes === 1,
+    };
+    const lock = this.writeLock;
+    return {
+      transact: (fn) =>
+        lock.run(async () => {
+          guard(() => db.exec('BEGIN IMMEDIATE'));
+          try {
+            const result = await fn(tx);
+            guard(() => db.exec('COMMIT'));
+            return result;
+          } catch (err) {
+            if (db.inTransaction) db.exec('ROLLBACK');
+            throw translate(err);
+          }
+        }),
+      getMany: async (c, t, ids) => guard(() => getMany(c, t, ids)),
+      scan: <T>(collection: DocumentCollection, tenant: string) => {
+        const stmt = db.prepare('SELECT id, doc FROM documents WHERE collection = ? AND tenant = ? AND id > ? ORDER BY id LIMIT 1000');
+        return (async function* () {
+          const rows = pages((after) => stmt.all(collection, tenant, after) as Array<{ id: string; doc: string }>, (r) => r.id);
+          for await (const r of rows) yield { id: r.id, doc: JSON.parse(r.doc) as T };
+        })();
+      },
+      count: async (collection, tenant) =>
+        guard(() =>
+          tenant === undefined
+            ? (db.prepare('SELECT COUNT(*) AS n FROM documents WHERE collection = ?').get(collection) as { n: number }).n
+            : (db.prepare('SELECT COUNT(*) AS n FROM documents WHERE collection = ? AND tenant = ?').get(collection, tenant) as { n: number }).n,
+        ),
+    };
+  }
+
+  async ping(): Promise<void> {
+    guard(() => this.db.prepare('SELECT 1').get());
+  }
+
+  async close(): Promise<void> {
+    await this.writeLock.run(async () => {
+      if (this.db.open) this.db.close();
+    });
+  }
+}

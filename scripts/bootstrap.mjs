@@ -1,0 +1,106 @@
+// Installs what a fresh machine (Node 20 + npm only) lacks, then builds. Plain Node, no dependencies,
+// because it runs before anything else is installed.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { delimiter, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const PNPM_VERSION = '12.4.2';
+const localTools = join(root, '.aisle', 'tools');
+
+function log(msg) {
+  process.stderr.write(`[bootstrap] ${msg}\n`);
+}
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: root, env: process.env, ...opts });
+  return r.status === 0;
+}
+
+function output(cmd, args) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env: process.env });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+function prependPath(dir) {
+  process.env.PATH = `${dir}${delimiter}${process.env.PATH ?? ''}`;
+}
+
+function ensureNode() {
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  if (major < 20 || (major === 20 && minor < 10)) {
+    throw new Error(`Node >= 20.10 required, found ${process.versions.node}`);
+  }
+}
+
+function ensurePnpm() {
+  prependPath(join(localTools, 'node_modules', '.bin'));
+  const v = output('pnpm', ['--version']);
+  if (v && v.split('.')[0] === PNPM_VERSION.split('.')[0]) return;
+  log(`pnpm ${PNPM_VERSION} not found (have: ${v ?? 'none'}); installing`);
+  if (run('npm', ['install', '-g', `pnpm@${PNPM_VERSION}`]) && output('pnpm', ['--version'])?.startsWith('12.')) return;
+  // No permission for a global install: keep a project-local copy instead.
+  mkdirSync(localTools, { recursive: true });
+  if (!run('npm', ['install', '--no-save', '--prefix', localTools, `pnpm@${PNPM_VERSION}`])) {
+    throw new Error('could not install pnpm');
+  }
+}
+
+export function findNatsServer() {
+  const candidates = [process.env.AISLE_NATS_SERVER_BIN, '/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'];
+  for (const c of candidates) if (c && existsSync(c)) return c;
+  return output('sh', ['-c', 'command -v nats-server']) || null;
+}
+
+function ensureNatsServer() {
+  if (findNatsServer()) return;
+  log('nats-server not found; installing the Debian package');
+  const isRoot = process.getuid?.() === 0;
+  const sudo = isRoot ? [] : ['sudo', '-n'];
+  const apt = (...a) => (sudo.length ? run(sudo[0], [...sudo.slice(1), 'apt-get', ...a]) : run('apt-get', a));
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  process.env.DEBIAN_FRONTEND = env.DEBIAN_FRONTEND;
+  if (!apt('install', '-y', 'nats-server')) {
+    apt('update');
+    if (!apt('install', '-y', 'nats-server')) {
+      throw new Error('could not install nats-server: install it yourself (apt-get install nats-server) or set AISLE_NATS_SERVER_BIN');
+    }
+  }
+}
+
+function newer(a, b) {
+  return existsSync(a) && existsSync(b) && statSync(a).mtimeMs >= statSync(b).mtimeMs;
+}
+
+function ensureDependencies() {
+  // better-sqlite3 builds from source; node-gyp must find Node's headers without downloading them.
+  if (!process.env.npm_config_nodedir && existsSync('/usr/include/node/node.h')) process.env.npm_config_nodedir = '/usr';
+  const lock = join(root, 'pnpm-lock.yaml');
+  const marker = join(root, 'node_modules', '.modules.yaml');
+  if (newer(marker, lock) && process.env.AISLE_FORCE_INSTALL !== '1') return;
+  const args = ['install', ...(existsSync(lock) && process.env.CI ? ['--frozen-lockfile'] : [])];
+  if (!run('pnpm', args)) throw new Error('pnpm install failed');
+}
+
+function build() {
+  if (!run('pnpm', ['run', '--silent', 'build'])) throw new Error('build failed');
+}
+
+export function bootstrap({ withBuild = true } = {}) {
+  ensureNode();
+  ensurePnpm();
+  ensureNatsServer();
+  ensureDependencies();
+  if (withBuild) build();
+  process.env.AISLE_NATS_SERVER_BIN ??= findNatsServer() ?? '';
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  try {
+    bootstrap();
+  } catch (err) {
+    log(err instanceof Error ? err.message : String(err));
+    process.exit(1);
+  }
+}
