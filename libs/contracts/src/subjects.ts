@@ -32,7 +32,7 @@ export const Subjects = {
   modelsPublished: 'aisle.models.v1.published',
 } as const;
 
-export type DlqSource = 'clickstream' | 'catalog';
+export type DlqSource = 'clickstream' | 'catalog' | 'events';
 
 export interface StreamSpec {
   readonly name: string;

@@ -173,6 +173,7 @@ export const commonConfig = {
   natsTlsCert: env.optionalString('AISLE_NATS_TLS_CERT', { description: 'client certificate for NATS mTLS' }),
   natsTlsKey: env.optionalString('AISLE_NATS_TLS_KEY', { description: 'client key for NATS mTLS' }),
   natsStreamReplicas: env.int('AISLE_NATS_STREAM_REPLICAS', { default: 1, min: 1, max: 5, description: 'JetStream replicas for provisioned streams' }),
+  ackWaitMs: env.duration('AISLE_NATS_ACK_WAIT', { default: 30_000, description: 'redelivery timeout for messages a crashed consumer never acknowledged' }),
   storeUrl: env.string('AISLE_STORE_URL', { default: 'sqlite:./.aisle/aisle.db', description: '`sqlite:<path>` (embedded) or `mongodb://...`' }),
   grpcHost: env.string('AISLE_GRPC_HOST', { default: '0.0.0.0', description: 'gRPC bind address' }),
   grpcPort: env.port('AISLE_GRPC_PORT', { default: 50051, description: 'gRPC port (0 = any free port)' }),

@@ -31,8 +31,8 @@ export interface UnaryMethodDefinition<Req, Res> {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyUnary = UnaryMethodDefinition<any, any>;
 export type ServiceDefinition = Record<string, AnyUnary>;
-export type RequestOf<M> = M extends UnaryMethodDefinition<infer Req, unknown> ? Req : never;
-export type ResponseOf<M> = M extends UnaryMethodDefinition<unknown, infer Res> ? Res : never;
+export type RequestOf<M> = M extends { requestDeserialize: (value: Buffer) => infer Req } ? Req : never;
+export type ResponseOf<M> = M extends { responseDeserialize: (value: Buffer) => infer Res } ? Res : never;
 
 export interface CallContext {
   readonly metadata: grpc.Metadata;

@@ -5,6 +5,7 @@ import {
   DiscardPolicy,
   jetstream,
   jetstreamManager,
+  JetStreamApiCodes,
   JetStreamApiError,
   RetentionPolicy,
   StorageType,
@@ -67,7 +68,7 @@ export async function jetStreamOf(nc: NatsConnection): Promise<{ js: JetStreamCl
 }
 
 function isNotFound(err: unknown): boolean {
-  return err instanceof JetStreamApiError && err.code === 404;
+  return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamNotFound || err.code === JetStreamApiCodes.ConsumerNotFound || err.status === 404);
 }
 
 /**
@@ -147,7 +148,8 @@ export interface ConsumerLoopOptions {
   jsm: JetStreamManager;
   stream: string;
   durable: string;
-  filterSubjects: string[];
+  /** One subject filter (multiple filters need nats-server 2.10; Debian ships 2.9). */
+  filterSubject: string;
   /** Most messages handed to one `handleBatch` call. */
   batchSize: number;
   /** Most unacknowledged messages at once (server-side `max_ack_pending` too). */
@@ -192,7 +194,7 @@ export async function ensureConsumer(
   jsm: JetStreamManager,
   stream: string,
   durable: string,
-  cfg: Partial<ConsumerConfig> & { filter_subjects: string[] },
+  cfg: Partial<ConsumerConfig> & { filter_subject: string },
 ): Promise<void> {
   const config: Partial<ConsumerConfig> = {
     durable_name: durable,
@@ -218,7 +220,7 @@ export async function ensureConsumer(
  */
 export async function startConsumerLoop(opts: ConsumerLoopOptions): Promise<ConsumerLoop> {
   await ensureConsumer(opts.jsm, opts.stream, opts.durable, {
-    filter_subjects: opts.filterSubjects,
+    filter_subject: opts.filterSubject,
     max_ack_pending: opts.maxInFlight,
     ack_wait: nanos(opts.ackWaitMs ?? 30_000),
   });

@@ -103,3 +103,34 @@ export async function serveGrpc(
   });
   return server;
 }
+
+/**
+ * The whole life of a service process: load config (exit 2 naming every bad variable), create the base,
+ * run `start` (which opens clients, registering each close, and starts gRPC), then flip health to
+ * SERVING and log `ready`. A failed start shuts down what was opened and exits 1.
+ */
+export function runService<C extends CommonConfig>(
+  defaultName: string,
+  loadConfig: () => C,
+  start: (base: ServiceBase, config: C) => Promise<{ grpc: RunningGrpcServer; details?: Record<string, unknown> }>,
+): void {
+  let config: C;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    process.stderr.write(`${defaultName}: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(2);
+  }
+  void (async () => {
+    const base = await createServiceBase(defaultName, config);
+    try {
+      const { grpc, details } = await start(base, config);
+      grpc.setServing(true);
+      base.logger.info('ready', { grpc_port: grpc.port, metrics_port: base.metricsPort, ...details });
+    } catch (err) {
+      base.logger.error('start failed', { err });
+      await base.lifecycle.shutdown('start failed');
+      process.exit(1);
+    }
+  })();
+}

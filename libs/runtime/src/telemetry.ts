@@ -109,6 +109,17 @@ export function hasTraceContext(headers: HeaderCarrier | undefined): boolean {
   return Boolean(headers?.get('traceparent'));
 }
 
+/** Starts a span under `parent` and returns it with the context that carries it (end it yourself). */
+export function startChildSpan(
+  tracer: Tracer,
+  name: string,
+  parent: Context,
+  opts: { kind?: SpanKind; attributes?: Record<string, string | number | boolean> } = {},
+): { span: Span; context: Context } {
+  const span = tracer.startSpan(name, { kind: opts.kind ?? SpanKind.INTERNAL, ...(opts.attributes ? { attributes: opts.attributes } : {}) }, parent);
+  return { span, context: trace.setSpan(parent, span) };
+}
+
 /** Runs `fn` inside a span; records exceptions and sets the status. */
 export async function withSpan<T>(
   tracer: Tracer,

@@ -1,0 +1,3 @@
+export * from './random';
+export * from './shop';
+export { DEPARTMENTS } from './vocabulary';

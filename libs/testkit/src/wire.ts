@@ -1,0 +1,65 @@
+import { catalogV1, clickstreamV1, DEFAULT_TENANT } from '@aisle/contracts';
+import type { GeneratedEvent, GeneratedItem } from '@aisle/datagen';
+
+/** The JSON a producer publishes for a generated event (snake_case, RFC 3339 time). */
+export function eventToProducerJson(e: GeneratedEvent, tenant = DEFAULT_TENANT): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    event_id: e.eventId,
+    tenant,
+    type: e.type,
+    user_id: e.userId,
+    session_id: e.sessionId,
+    occurred_at: new Date(e.occurredAt).toISOString(),
+  };
+  if (e.itemId) out['item_id'] = e.itemId;
+  if (e.query) out['query'] = e.query;
+  if (e.quantity) out['quantity'] = e.quantity;
+  if (e.type === 'purchase' || e.price) out['price'] = e.price;
+  return out;
+}
+
+/** The binary protobuf a producer publishes for a generated event. */
+export function eventToProducerProto(e: GeneratedEvent, tenant = DEFAULT_TENANT): Uint8Array {
+  return clickstreamV1.Event.encode(
+    clickstreamV1.Event.fromPartial({
+      eventId: e.eventId,
+      tenant,
+      type: e.type,
+      userId: e.userId,
+      sessionId: e.sessionId,
+      itemId: e.itemId,
+      query: e.query,
+      quantity: e.quantity,
+      price: e.price,
+      occurredAt: new Date(e.occurredAt),
+    }),
+  ).finish();
+}
+
+export function itemToProducerJson(i: GeneratedItem, tenant = DEFAULT_TENANT): Record<string, unknown> {
+  return {
+    item_id: i.itemId,
+    tenant,
+    title: i.title,
+    description: i.description,
+    category: i.category,
+    brand: i.brand,
+    price: i.price,
+    in_stock: i.inStock,
+    updated_at: new Date(i.updatedAt).toISOString(),
+  };
+}
+
+export function itemToProto(i: GeneratedItem, tenant = DEFAULT_TENANT): catalogV1.Item {
+  return catalogV1.Item.fromPartial({
+    itemId: i.itemId,
+    tenant,
+    title: i.title,
+    description: i.description,
+    category: i.category,
+    brand: i.brand,
+    price: i.price,
+    inStock: i.inStock,
+    updatedAt: new Date(i.updatedAt),
+  });
+}

@@ -1,0 +1,45 @@
+import { DEFAULT_TENANT, featureV1 } from '@aisle/contracts';
+import { bindUnaryService, type grpc, type GrpcInstrumentation, type UnaryHandlers } from '@aisle/runtime';
+import type { FeatureService } from './feature.service';
+
+type Definition = typeof featureV1.FeatureServiceService;
+
+const date = (ms: number | undefined): Date | undefined => (ms === undefined ? undefined : new Date(ms));
+
+export function featureGrpcService(service: FeatureService, instr: GrpcInstrumentation): { definition: Definition; implementation: grpc.UntypedServiceImplementation } {
+  const handlers: UnaryHandlers<Definition> = {
+    getUserFeatures: async (req) => {
+      const views = await service.getUserFeatures(req.tenant || DEFAULT_TENANT, req.userIds, req.recentLimit);
+      return {
+        users: views.map((v) => ({
+          userId: v.userId,
+          known: v.known,
+          recent: v.recent.map((r) => ({ itemId: r.itemId, type: r.type, occurredAt: new Date(r.occurredAt) })),
+          counts: {
+            view: v.counts.view,
+            click: v.counts.click,
+            addToCart: v.counts.add_to_cart,
+            removeFromCart: v.counts.remove_from_cart,
+            purchase: v.counts.purchase,
+            search: v.counts.search,
+          },
+          firstSeenAt: date(v.firstSeenAt),
+          lastSeenAt: date(v.lastSeenAt),
+          sessions: v.sessions,
+          purchases: v.purchases,
+          unitsPurchased: v.unitsPurchased,
+          spend: v.spend,
+          lastPurchaseAt: date(v.lastPurchaseAt),
+          categoryAffinity: v.categoryAffinity,
+          priceBand: v.priceBand,
+          recentQueries: v.recentQueries,
+        })),
+      };
+    },
+    getItemFeatures: async (req) => {
+      const views = await service.getItemFeatures(req.tenant || DEFAULT_TENANT, req.itemIds, req.coVisitLimit);
+      return { items: views.map((v) => ({ ...v, lastEventAt: date(v.lastEventAt) })) };
+    },
+  };
+  return { definition: featureV1.FeatureServiceService, implementation: bindUnaryService(featureV1.FeatureServiceService, handlers, instr) };
+}

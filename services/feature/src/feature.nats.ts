@@ -1,0 +1,133 @@
+import { clickstreamV1, ContentTypes, featureV1, Headers, isEventType, Streams, Subjects } from '@aisle/contracts';
+import {
+  ACK,
+  Counter,
+  extractTraceContext,
+  hasTraceContext,
+  publishJs,
+  SpanKind,
+  startChildSpan,
+  startConsumerLoop,
+  type Context,
+  type ConsumerLoop,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  type Logger,
+  type Outcome,
+  type Registry,
+  type Span,
+  type Tracer,
+} from '@aisle/runtime';
+import type { FeatureService } from './feature.service';
+import type { FeatureEvent } from './features';
+
+export function eventFromProto(m: clickstreamV1.Event): FeatureEvent | undefined {
+  if (!isEventType(m.type) || !m.eventId || !m.userId || !m.occurredAt) return undefined;
+  return {
+    tenant: m.tenant,
+    eventId: m.eventId,
+    type: m.type,
+    userId: m.userId,
+    sessionId: m.sessionId,
+    itemId: m.itemId,
+    query: m.query,
+    quantity: m.quantity,
+    price: m.price,
+    occurredAt: m.occurredAt.getTime(),
+  };
+}
+
+interface Deps {
+  service: FeatureService;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  tracer: Tracer;
+  logger: Logger;
+  registry: Registry;
+  batchSize: number;
+  maxInFlight: number;
+  ackWaitMs: number;
+}
+
+/**
+ * Consumes normalized events: decode -> apply (one transaction per batch; throws = nak all) ->
+ * publish `user_updated` for each changed user -> ack. Catalog messages on the same stream are acked
+ * untouched: the feature service reads the catalog from the store.
+ */
+export async function startFeatureConsumer(deps: Deps): Promise<ConsumerLoop> {
+  const applied =
+    (deps.registry.getSingleMetric('aisle_feature_events_total') as Counter<'result'> | undefined) ??
+    new Counter({ name: 'aisle_feature_events_total', help: 'Events by result (applied, duplicate, invalid)', labelNames: ['result'], registers: [deps.registry] });
+
+  const handleBatch = async (msgs: readonly JsMsg[]): Promise<Outcome[]> => {
+    const outcomes: Outcome[] = msgs.map(() => ACK);
+    const events: FeatureEvent[] = [];
+    const spans: Span[] = [];
+    const traceOfUser = new Map<string, Context>();
+    const dead: Array<Promise<unknown>> = [];
+    msgs.forEach((m) => {
+      if (m.subject === Subjects.eventsItem) return;
+      let e: FeatureEvent | undefined;
+      try {
+        e = eventFromProto(clickstreamV1.Event.decode(m.data));
+      } catch {
+        e = undefined;
+      }
+      if (!e) {
+        applied.inc({ result: 'invalid' });
+        dead.push(
+          publishJs(deps.js, Subjects.dlq('events'), m.data, {
+            msgId: `${Streams.EVENTS.name}:${m.seq}`,
+            headers: { [Headers.rejectReason]: 'payload: not a valid normalized event', [Headers.originalSubject]: m.subject, [Headers.rejectedBy]: 'feature' },
+            noTrace: true,
+          }),
+        );
+        return;
+      }
+      events.push(e);
+      if (hasTraceContext(m.headers)) {
+        const { span, context } = startChildSpan(deps.tracer, 'feature update', extractTraceContext(m.headers), {
+          kind: SpanKind.CONSUMER,
+          attributes: { 'messaging.system': 'nats', 'messaging.destination.name': m.subject, 'aisle.event_type': e.type },
+        });
+        spans.push(span);
+        traceOfUser.set(`${e.tenant}\u001f${e.userId}`, context);
+      }
+    });
+    try {
+      await Promise.all(dead);
+      const result = events.length > 0 ? await deps.service.applyBatch(events) : { applied: 0, duplicates: 0, changedUsers: [] };
+      applied.inc({ result: 'applied' }, result.applied);
+      applied.inc({ result: 'duplicate' }, result.duplicates);
+      await Promise.all(
+        result.changedUsers.map((c) => {
+          const payload = featureV1.UserFeaturesUpdated.encode({ tenant: c.tenant, userId: c.userId, eventTime: new Date(c.eventTime), eventType: c.eventType }).finish();
+          const traceContext = traceOfUser.get(`${c.tenant}\u001f${c.userId}`);
+          return publishJs(deps.js, Subjects.userFeaturesUpdated, payload, {
+            msgId: `${c.tenant}:${c.userId}:${c.eventTime}`,
+            headers: { [Headers.contentType]: ContentTypes.protobuf },
+            ...(traceContext ? { traceContext } : { noTrace: true }),
+          });
+        }),
+      );
+    } finally {
+      for (const s of spans) s.end();
+    }
+    return outcomes;
+  };
+
+  return startConsumerLoop({
+    js: deps.js,
+    jsm: deps.jsm,
+    stream: Streams.EVENTS.name,
+    durable: 'feature',
+    filterSubject: Subjects.eventsAll,
+    batchSize: deps.batchSize,
+    maxInFlight: deps.maxInFlight,
+    ackWaitMs: deps.ackWaitMs,
+    handleBatch,
+    logger: deps.logger,
+    registry: deps.registry,
+  });
+}

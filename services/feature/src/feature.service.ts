@@ -1,0 +1,172 @@
+import { InvalidArgumentError } from '@aisle/contracts';
+import {
+  applyEvent,
+  itemsTouched,
+  itemView,
+  newUser,
+  userView,
+  type CatalogInfo,
+  type FeatureEvent,
+  type ItemFeaturesView,
+  type ItemState,
+  type TenantMeta,
+  type UserFeaturesView,
+  type UserState,
+} from './features';
+
+export interface FeatureUnitOfWork {
+  getUsers(tenant: string, ids: readonly string[]): Promise<Map<string, UserState>>;
+  getItems(tenant: string, ids: readonly string[]): Promise<Map<string, ItemState>>;
+  getMeta(tenant: string): Promise<TenantMeta | undefined>;
+  putUsers(tenant: string, users: ReadonlyMap<string, UserState>): Promise<void>;
+  putItems(tenant: string, items: ReadonlyMap<string, ItemState>): Promise<void>;
+  putMeta(tenant: string, meta: TenantMeta): Promise<void>;
+  /** False when the event was applied before. */
+  markApplied(tenant: string, eventId: string): Promise<boolean>;
+}
+
+export interface FeatureRepository {
+  transact<R>(fn: (tx: FeatureUnitOfWork) => Promise<R>): Promise<R>;
+  getUsers(tenant: string, ids: readonly string[]): Promise<Map<string, UserState>>;
+  getItems(tenant: string, ids: readonly string[]): Promise<Map<string, ItemState>>;
+  getMeta(tenant: string): Promise<TenantMeta | undefined>;
+}
+
+export interface CatalogEntry extends CatalogInfo {
+  title: string;
+  brand: string;
+  inStock: boolean;
+}
+
+export interface CatalogReader {
+  getMany(tenant: string, ids: readonly string[]): Promise<Map<string, CatalogEntry>>;
+}
+
+export interface UserChange {
+  tenant: string;
+  userId: string;
+  eventTime: number;
+  eventType: string;
+}
+
+export interface ApplyResult {
+  applied: number;
+  duplicates: number;
+  changedUsers: UserChange[];
+}
+
+export interface ItemFeatures extends ItemFeaturesView {
+  inCatalog: boolean;
+  title: string;
+  category: string;
+  brand: string;
+  price: number;
+  inStock: boolean;
+}
+
+export const MAX_IDS_PER_CALL = 1000;
+
+function checkIds(field: string, ids: readonly string[]): void {
+  if (ids.length === 0) throw new InvalidArgumentError(field, 'at least one id required');
+  if (ids.length > MAX_IDS_PER_CALL) throw new InvalidArgumentError(field, `more than ${MAX_IDS_PER_CALL} ids`);
+  ids.forEach((id, i) => {
+    if (!id) throw new InvalidArgumentError(`${field}[${i}]`, 'must not be empty');
+    if (id.length > 128) throw new InvalidArgumentError(`${field}[${i}]`, 'longer than 128 characters');
+  });
+}
+
+function groupByTenant(events: readonly FeatureEvent[]): Map<string, FeatureEvent[]> {
+  const out = new Map<string, FeatureEvent[]>();
+  for (const e of events) {
+    const list = out.get(e.tenant) ?? [];
+    list.push(e);
+    out.set(e.tenant, list);
+  }
+  return out;
+}
+
+/** Keeps user and item features up to date from normalized events, exactly once per event id. */
+export class FeatureService {
+  constructor(
+    private readonly repo: FeatureRepository,
+    private readonly catalog: CatalogReader,
+  ) {}
+
+  /**
+   * Applies a batch in order inside one transaction. Events already applied (redelivery, replay) are
+   * skipped, so applying any stream twice changes nothing.
+   */
+  async applyBatch(events: readonly FeatureEvent[]): Promise<ApplyResult> {
+    const byTenant = groupByTenant(events);
+    const catalogs = new Map<string, Map<string, CatalogEntry>>();
+    for (const [tenant, list] of byTenant) {
+      catalogs.set(tenant, await this.catalog.getMany(tenant, [...new Set(list.filter((e) => e.itemId).map((e) => e.itemId))]));
+    }
+    return this.repo.transact(async (tx) => {
+      const result: ApplyResult = { applied: 0, duplicates: 0, changedUsers: [] };
+      for (const [tenant, list] of byTenant) {
+        const users = await tx.getUsers(tenant, [...new Set(list.map((e) => e.userId))]);
+        const needed = new Set<string>();
+        for (const e of list) for (const id of itemsTouched(e, users.get(e.userId))) needed.add(id);
+        const items = await tx.getItems(tenant, [...needed]);
+        const meta = (await tx.getMeta(tenant)) ?? { watermark: 0 };
+        const changedUsers = new Map<string, UserState>();
+        const changedItems = new Map<string, ItemState>();
+        const latest = new Map<string, FeatureEvent>();
+        for (const e of list) {
+          if (!(await tx.markApplied(tenant, e.eventId))) {
+            result.duplicates += 1;
+            continue;
+          }
+          const user = users.get(e.userId) ?? newUser(e.userId, e.occurredAt);
+          users.set(e.userId, user);
+          // Partners added to the recent list earlier in this batch may not be loaded yet.
+          const touched = itemsTouched(e, user);
+          const missing = touched.filter((id) => !items.has(id));
+          if (missing.length > 0) for (const [id, s] of await tx.getItems(tenant, missing)) items.set(id, s);
+          applyEvent(e, user, items, catalogs.get(tenant) ?? new Map());
+          for (const id of touched) changedItems.set(id, items.get(id) as ItemState);
+          changedUsers.set(e.userId, user);
+          meta.watermark = Math.max(meta.watermark, e.occurredAt);
+          const prev = latest.get(e.userId);
+          if (!prev || e.occurredAt >= prev.occurredAt) latest.set(e.userId, e);
+          result.applied += 1;
+        }
+        if (changedUsers.size > 0) {
+          await tx.putUsers(tenant, changedUsers);
+          await tx.putItems(tenant, changedItems);
+          await tx.putMeta(tenant, meta);
+        }
+        for (const [userId, e] of latest) result.changedUsers.push({ tenant, userId, eventTime: e.occurredAt, eventType: e.type });
+      }
+      return result;
+    });
+  }
+
+  async getUserFeatures(tenant: string, userIds: readonly string[], recentLimit: number): Promise<UserFeaturesView[]> {
+    checkIds('user_ids', userIds);
+    if (recentLimit < 0) throw new InvalidArgumentError('recent_limit', 'must be >= 0');
+    const [states, meta] = await Promise.all([this.repo.getUsers(tenant, userIds), this.repo.getMeta(tenant)]);
+    return userIds.map((id) => userView(id, states.get(id), meta?.watermark ?? 0, recentLimit));
+  }
+
+  async getItemFeatures(tenant: string, itemIds: readonly string[], coVisitLimit: number): Promise<ItemFeatures[]> {
+    checkIds('item_ids', itemIds);
+    if (coVisitLimit < 0 || coVisitLimit > 100) throw new InvalidArgumentError('co_visit_limit', 'must be between 0 and 100');
+    const [states, meta, catalog] = await Promise.all([this.repo.getItems(tenant, itemIds), this.repo.getMeta(tenant), this.catalog.getMany(tenant, itemIds)]);
+    return itemIds.map((id) => {
+      const view = itemView(id, states.get(id), meta?.watermark ?? 0, coVisitLimit);
+      const c = catalog.get(id);
+      return {
+        ...view,
+        known: view.known || c !== undefined,
+        inCatalog: c !== undefined,
+        title: c?.title ?? '',
+        category: c?.category ?? '',
+        brand: c?.brand ?? '',
+        price: c?.price ?? 0,
+        inStock: c?.inStock ?? false,
+      };
+    });
+  }
+}

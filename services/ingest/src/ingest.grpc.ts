@@ -1,0 +1,72 @@
+import { catalogV1, clickstreamV1, ContentTypes, Headers, ingestV1, InvalidArgumentError, Subjects, UnavailableError } from '@aisle/contracts';
+import { bindUnaryService, publishJs, type GrpcInstrumentation, type JetStreamClient, type UnaryHandlers } from '@aisle/runtime';
+import type { grpc } from '@aisle/runtime';
+import { eventToProto, itemToProto } from './ingest.nats';
+import type { IngestService } from './ingest.service';
+import type { ProtoFields, Validated } from './validation';
+
+type Definition = typeof ingestV1.IngestServiceService;
+
+function rejections<T>(results: ReadonlyArray<Validated<T>>, idOf: (i: number) => string): ingestV1.Rejection[] {
+  const out: ingestV1.Rejection[] = [];
+  results.forEach((r, index) => {
+    if (!r.ok) out.push({ index, eventId: idOf(index), reason: r.reason });
+  });
+  return out;
+}
+
+/**
+ * gRPC ingestion: validates synchronously (per-element rejections in the answer) and publishes valid
+ * input into the same JetStream streams NATS producers use; `accepted` counts JetStream-acknowledged
+ * publishes, so an accepted event is durable.
+ */
+export function ingestGrpcService(
+  service: IngestService,
+  js: JetStreamClient,
+  instr: GrpcInstrumentation,
+  limits: { maxEvents: number },
+): { definition: Definition; implementation: grpc.UntypedServiceImplementation } {
+  const publishAll = async (publishes: Array<Promise<unknown>>): Promise<void> => {
+    try {
+      await Promise.all(publishes);
+    } catch (err) {
+      throw new UnavailableError('event stream unavailable; retry the call', { cause: err });
+    }
+  };
+  const handlers: UnaryHandlers<Definition> = {
+    track: async (req) => {
+      if (req.events.length > limits.maxEvents) throw new InvalidArgumentError('events', `more than ${limits.maxEvents} in one call`);
+      const results = service.validateEventMessages(req.events as unknown as ProtoFields[]);
+      const publishes: Array<Promise<unknown>> = [];
+      for (const r of results) {
+        if (!r.ok) continue;
+        const e = r.value;
+        publishes.push(
+          publishJs(js, Subjects.clickstream(e.type), clickstreamV1.Event.encode(eventToProto(e)).finish(), {
+            msgId: `${e.tenant}:${e.eventId}`,
+            headers: { [Headers.contentType]: ContentTypes.protobuf },
+          }),
+        );
+      }
+      await publishAll(publishes);
+      return { accepted: publishes.length, rejected: rejections(results, (i) => req.events[i]?.eventId ?? '') };
+    },
+    upsertItems: async (req) => {
+      if (req.items.length > limits.maxEvents) throw new InvalidArgumentError('items', `more than ${limits.maxEvents} in one call`);
+      const results = service.validateItemMessages(req.items as unknown as ProtoFields[]);
+      const publishes: Array<Promise<unknown>> = [];
+      for (const r of results) {
+        if (!r.ok) continue;
+        publishes.push(
+          publishJs(js, Subjects.catalogUpsert, catalogV1.Item.encode(itemToProto(r.value)).finish(), {
+            msgId: `item:${r.value.tenant}:${r.value.itemId}:${r.value.updatedAt}`,
+            headers: { [Headers.contentType]: ContentTypes.protobuf },
+          }),
+        );
+      }
+      await publishAll(publishes);
+      return { accepted: publishes.length, rejected: rejections(results, (i) => req.items[i]?.itemId ?? '') };
+    },
+  };
+  return { definition: ingestV1.IngestServiceService, implementation: bindUnaryService(ingestV1.IngestServiceService, handlers, instr) };
+}

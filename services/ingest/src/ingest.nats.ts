@@ -1,0 +1,151 @@
+import { catalogV1, clickstreamV1, ContentTypes, Headers, Streams, Subjects, type DlqSource } from '@aisle/contracts';
+import {
+  ACK,
+  Counter,
+  extractTraceContext,
+  hasTraceContext,
+  header,
+  publishJs,
+  SpanKind,
+  startChildSpan,
+  startConsumerLoop,
+  type ConsumerLoop,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  type Logger,
+  type Outcome,
+  type PubAck,
+  type Registry,
+  type Tracer,
+} from '@aisle/runtime';
+import type { IngestService, ProtoDecoder, RawInput } from './ingest.service';
+import type { NormalizedEvent, NormalizedItem, Validated } from './validation';
+
+export const protoDecoder: ProtoDecoder = {
+  decodeEvent: (d) => clickstreamV1.Event.decode(d) as unknown as Record<string, unknown>,
+  decodeItem: (d) => catalogV1.Item.decode(d) as unknown as Record<string, unknown>,
+};
+
+export function eventToProto(e: NormalizedEvent): clickstreamV1.Event {
+  return clickstreamV1.Event.fromPartial({ ...e, occurredAt: new Date(e.occurredAt), ingestedAt: new Date(e.ingestedAt) });
+}
+
+export function itemToProto(i: NormalizedItem): catalogV1.Item {
+  return catalogV1.Item.fromPartial({ ...i, updatedAt: new Date(i.updatedAt), ingestedAt: new Date(i.ingestedAt) });
+}
+
+interface Deps {
+  service: IngestService;
+  js: JetStreamClient;
+  tracer: Tracer;
+  logger: Logger;
+  registry: Registry;
+}
+
+function counters(registry: Registry) {
+  const get = (name: string, help: string) =>
+    (registry.getSingleMetric(name) as Counter<'source'> | undefined) ?? new Counter({ name, help, labelNames: ['source'], registers: [registry] });
+  return {
+    accepted: get('aisle_ingest_accepted_total', 'Valid input messages'),
+    rejected: get('aisle_ingest_rejected_total', 'Input sent to the dead-letter stream'),
+    stored: get('aisle_ingest_stored_total', 'Newly stored events/items (duplicates excluded)'),
+  };
+}
+
+/** Everything after `prefix.` in a subject, e.g. the event type of `aisle.clickstream.v1.view`. */
+function subjectSuffix(subject: string, prefix: string): string | undefined {
+  return subject.startsWith(prefix + '.') ? subject.slice(prefix.length + 1) : undefined;
+}
+
+/**
+ * The per-batch pipeline for one raw stream: validate -> store (throws = nak all) -> republish valid
+ * input and dead-letter invalid input -> ack. Publishes carry de-duplication ids, so a redelivered
+ * batch produces no duplicates downstream.
+ */
+function pipeline<T extends NormalizedEvent | NormalizedItem>(
+  deps: Deps,
+  source: DlqSource,
+  stream: string,
+  validate: (inputs: RawInput[]) => Array<Validated<T>>,
+  store: (results: Array<Validated<T>>) => Promise<{ stored: number }>,
+  republish: (value: T) => { subject: string; data: Uint8Array; msgId: string; tenant: string },
+  subjectType: (m: JsMsg) => string | undefined,
+): (msgs: readonly JsMsg[]) => Promise<Outcome[]> {
+  const metrics = counters(deps.registry);
+  return async (msgs) => {
+    const inputs: RawInput[] = msgs.map((m) => ({ data: m.data, contentType: header(m.headers, Headers.contentType), subjectType: subjectType(m) }));
+    const results = validate(inputs);
+    const { stored } = await store(results);
+    const publishes: Array<Promise<PubAck>> = [];
+    let rejected = 0;
+    results.forEach((r, i) => {
+      const m = msgs[i] as JsMsg;
+      if (r.ok) {
+        const out = republish(r.value);
+        const headers = { [Headers.contentType]: ContentTypes.protobuf, [Headers.tenant]: out.tenant };
+        if (hasTraceContext(m.headers)) {
+          // Continue the producer's trace through this hop; untraced bulk traffic stays span-free.
+          const { span, context } = startChildSpan(deps.tracer, `ingest ${source}`, extractTraceContext(m.headers), {
+            kind: SpanKind.CONSUMER,
+            attributes: { 'messaging.system': 'nats', 'messaging.destination.name': m.subject },
+          });
+          publishes.push(publishJs(deps.js, out.subject, out.data, { msgId: out.msgId, headers, traceContext: context }).finally(() => span.end()));
+        } else {
+          publishes.push(publishJs(deps.js, out.subject, out.data, { msgId: out.msgId, headers, noTrace: true }));
+        }
+      } else {
+        rejected++;
+        deps.logger.debug('rejected input', { subject: m.subject, reason: r.reason, seq: m.seq });
+        const headers: Record<string, string> = {
+          [Headers.rejectReason]: r.reason,
+          [Headers.originalSubject]: m.subject,
+          [Headers.rejectedBy]: 'ingest',
+        };
+        const ct = header(m.headers, Headers.contentType);
+        if (ct) headers[Headers.contentType] = ct;
+        // Keyed on the original stream sequence: a redelivered bad message is dead-lettered once.
+        publishes.push(publishJs(deps.js, Subjects.dlq(source), m.data, { msgId: `${stream}:${m.seq}`, headers, noTrace: true }));
+      }
+    });
+    await Promise.all(publishes);
+    metrics.accepted.inc({ source }, results.length - rejected);
+    metrics.rejected.inc({ source }, rejected);
+    metrics.stored.inc({ source }, stored);
+    return msgs.map(() => ACK);
+  };
+}
+
+export async function startIngestConsumers(
+  deps: Deps & { jsm: JetStreamManager; batchSize: number; maxInFlight: number; ackWaitMs: number },
+): Promise<ConsumerLoop[]> {
+  const { service } = deps;
+  const clickstream = pipeline<NormalizedEvent>(
+    deps,
+    'clickstream',
+    Streams.CLICKSTREAM.name,
+    (inputs) => service.validateEvents(inputs),
+    (results) => service.storeEvents(results),
+    (e) => ({ subject: Subjects.events(e.type), data: clickstreamV1.Event.encode(eventToProto(e)).finish(), msgId: `${e.tenant}:${e.eventId}`, tenant: e.tenant }),
+    (m) => subjectSuffix(m.subject, 'aisle.clickstream.v1'),
+  );
+  const catalog = pipeline<NormalizedItem>(
+    deps,
+    'catalog',
+    Streams.CATALOG.name,
+    (inputs) => service.validateItems(inputs),
+    (results) => service.storeItems(results),
+    (i) => ({
+      subject: Subjects.eventsItem,
+      data: catalogV1.Item.encode(itemToProto(i)).finish(),
+      msgId: `item:${i.tenant}:${i.itemId}:${i.updatedAt}`,
+      tenant: i.tenant,
+    }),
+    () => undefined,
+  );
+  const common = { js: deps.js, jsm: deps.jsm, batchSize: deps.batchSize, maxInFlight: deps.maxInFlight, ackWaitMs: deps.ackWaitMs, logger: deps.logger, registry: deps.registry };
+  return Promise.all([
+    startConsumerLoop({ ...common, stream: Streams.CLICKSTREAM.name, durable: 'ingest-clickstream', filterSubject: Subjects.clickstreamAll, handleBatch: clickstream }),
+    startConsumerLoop({ ...common, stream: Streams.CATALOG.name, durable: 'ingest-catalog', filterSubject: Subjects.catalogUpsert, handleBatch: catalog }),
+  ]);
+}
