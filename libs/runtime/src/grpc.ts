@@ -9,10 +9,10 @@ import {
   UnavailableError,
 } from '@aisle/contracts';
 import * as grpc from '@grpc/grpc-js';
-import { loadFileDescriptorSetFromBuffer } from '@grpc/proto-loader';
+import { loadFileDescriptorSetFromBuffer, loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { SpanKind, SpanStatusCode, context, propagation, trace, type Tracer } from '@opentelemetry/api';
-import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import { HealthImplementation, protoPath as healthProtoPath, type ServingStatus } from 'grpc-health-check';
 import { readFileSync } from 'node:fs';
 import { Histogram, type Registry } from 'prom-client';
 import type { Logger } from './logger';
@@ -182,6 +182,12 @@ export interface RunningGrpcServer {
 
 let reflectionPackage: ReturnType<typeof loadFileDescriptorSetFromBuffer> | undefined;
 
+/** Aisle's descriptor set plus grpc.health.v1, so that reflection describes every hosted service. */
+function reflectionDescriptors(): ReturnType<typeof loadFileDescriptorSetFromBuffer> {
+  reflectionPackage ??= { ...loadSync(healthProtoPath), ...loadFileDescriptorSetFromBuffer(Buffer.from(descriptorSetBase64, 'base64')) };
+  return reflectionPackage;
+}
+
 /** Starts a gRPC server with grpc.health.v1 (NOT_SERVING until `setServing(true)`) and reflection. */
 export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningGrpcServer> {
   const server = new grpc.Server({
@@ -193,8 +199,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
   for (const n of names) notServing[n] = 'NOT_SERVING';
   const health = new HealthImplementation(notServing);
   health.addToServer(server);
-  reflectionPackage ??= loadFileDescriptorSetFromBuffer(Buffer.from(descriptorSetBase64, 'base64'));
-  new ReflectionService(reflectionPackage, { services: [...names, 'grpc.health.v1.Health'] }).addToServer(server);
+  new ReflectionService(reflectionDescriptors(), { services: [...names, 'grpc.health.v1.Health'] }).addToServer(server);
   for (const s of opts.services) server.addService(s.definition, s.implementation);
 
   const port = await new Promise<number>((resolve, reject) => {

@@ -242,7 +242,9 @@ export async function startConsumerLoop(opts: ConsumerLoopOptions): Promise<Cons
         m.nak(o.delayMs ?? redeliveryDelay(m.info.deliveryCount));
         break;
       case 'term':
-        m.term(o.reason);
+        // nats-server 2.9 ignores "+TERM <reason>" (the reason needs 2.10.4), so log it here instead.
+        log.warn('terminating message', { subject: m.subject, seq: m.seq, reason: o.reason });
+        m.term();
         break;
     }
   };

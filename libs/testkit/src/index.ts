@@ -2,3 +2,4 @@ export * from './nats-server';
 export * from './service-process';
 export * from './wire';
 export * from './temp';
+export * from './grpc-probes';

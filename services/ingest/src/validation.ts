@@ -107,6 +107,8 @@ function jsonFields(data: Uint8Array, known: Map<string, string>): Fields {
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
+// eslint-disable-next-line no-control-regex
+const CONTROL_ALL = /[\u0000-\u001f\u007f]/g;
 
 function str(f: Fields, name: string, opts: { required?: boolean; max: number; pattern?: RegExp; patternRule?: string; allowControl?: boolean }): string {
   const v = f.get(name);
@@ -138,6 +140,13 @@ function num(f: Fields, name: string, opts: { integer?: boolean; min: number; ma
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
 
+/** Date.parse rolls 2026-02-30 over to March; real producers' bugs should not be silently "fixed". */
+function calendarValid(v: string): boolean {
+  const [y, mo, d, h, mi, se] = [v.slice(0, 4), v.slice(5, 7), v.slice(8, 10), v.slice(11, 13), v.slice(14, 16), v.slice(17, 19)].map(Number) as [number, number, number, number, number, number];
+  const daysInMonth = new Date(Date.UTC(y, mo, 0)).getUTCDate();
+  return mo >= 1 && mo <= 12 && d >= 1 && d <= daysInMonth && h <= 23 && mi <= 59 && se <= 60;
+}
+
 function time(f: Fields, name: string, now: number, required: boolean): number | undefined {
   const v = f.get(name);
   if (v === undefined || v === '') return required ? reject(name, 'required') : undefined;
@@ -146,6 +155,7 @@ function time(f: Fields, name: string, now: number, required: boolean): number |
   else if (typeof v === 'string') {
     if (!RFC3339.test(v)) return reject(name, 'must be an RFC 3339 timestamp like 2026-11-27T10:00:00Z');
     ms = Date.parse(v);
+    if (!calendarValid(v)) return reject(name, 'not a valid date');
   } else return reject(name, 'must be an RFC 3339 timestamp string');
   if (!Number.isFinite(ms)) return reject(name, 'not a valid date');
   if (ms > now + LIMITS.futureSkewMs) return reject(name, 'more than 24h in the future');
@@ -173,7 +183,7 @@ const TENANT = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const CURRENCY = /^[A-Z]{3}$/;
 
 function normalizeQuery(q: string): string {
-  return q.normalize('NFC').replace(/\s+/g, ' ').trim();
+  return q.normalize('NFC').replace(/\s+/g, ' ').replace(CONTROL_ALL, '').trim();
 }
 
 /** Normalizes a category path to "A > B > C". */
@@ -198,13 +208,13 @@ function checkEvent(f: Fields, ctx: { now: number; subjectType: string | undefin
   const userId = str(f, 'user_id', { required: true, max: LIMITS.id });
   const sessionId = str(f, 'session_id', { max: LIMITS.id });
   const itemId = str(f, 'item_id', { required: type !== 'search', max: LIMITS.id });
-  const rawQuery = str(f, 'query', { max: LIMITS.query });
+  const rawQuery = str(f, 'query', { max: LIMITS.query, allowControl: true });
   const query = normalizeQuery(rawQuery);
   if (type === 'search' && !query) return reject('query', 'required for search');
   const quantity = num(f, 'quantity', { integer: true, min: 0, max: LIMITS.quantity }) ?? 0;
   const price = num(f, 'price', { min: 0, max: LIMITS.price });
   if (type === 'purchase' && price === undefined && !ctx.priceGiven) return reject('price', 'required for purchase');
-  const currency = str(f, 'currency', { max: 3, pattern: CURRENCY, patternRule: 'must be an ISO 4217 code like EUR' });
+  const currency = str(f, 'currency', { max: 8, pattern: CURRENCY, patternRule: 'must be an ISO 4217 code like EUR' });
   const occurredAt = time(f, 'occurred_at', ctx.now, true) as number;
   const requestId = str(f, 'request_id', { max: LIMITS.id });
   const position = num(f, 'position', { integer: true, min: 0, max: LIMITS.position }) ?? 0;

@@ -1,0 +1,43 @@
+import { commonConfig, ConfigError, env, parseDuration, readConfig, describeConfig } from './config';
+
+test('reads defaults and parses every kind', () => {
+  const spec = {
+    a: env.int('A', { default: 3, min: 1 }),
+    b: env.bool('B', { default: false }),
+    c: env.duration('C', { default: 1000 }),
+    d: env.list('D', { default: ['cpu'], allowed: ['cuda', 'cpu'] }),
+    e: env.optionalString('E'),
+  };
+  expect(readConfig(spec, { B: 'yes', C: '2m', D: 'cuda, cpu' })).toEqual({ a: 3, b: true, c: 120_000, d: ['cuda', 'cpu'], e: undefined });
+});
+
+test('names every bad variable at once', () => {
+  let err: unknown;
+  try {
+    readConfig(commonConfig, { AISLE_GRPC_PORT: '70000', AISLE_LOG_LEVEL: 'verbose', AISLE_SHUTDOWN_TIMEOUT: 'soon', AISLE_METRICS_PORT: 'x' });
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(ConfigError);
+  expect((err as ConfigError).problems).toEqual([
+    'AISLE_GRPC_PORT must be <= 65535, got 70000',
+    'AISLE_METRICS_PORT must be an integer, got \'x\'',
+    "AISLE_LOG_LEVEL must be one of debug, info, warn, error, got 'verbose'",
+    "AISLE_SHUTDOWN_TIMEOUT must be a duration like 500ms, 5s, 2m or 1h, got 'soon'",
+  ]);
+});
+
+test('required settings without default are reported', () => {
+  expect(() => readConfig({ x: env.string('X') }, {})).toThrow('X is required');
+});
+
+test('parseDuration', () => {
+  expect(parseDuration('250')).toBe(250);
+  expect(parseDuration('1.5s')).toBe(1500);
+  expect(parseDuration('1h')).toBe(3_600_000);
+  expect(parseDuration('-1s')).toBeUndefined();
+});
+
+test('describeConfig renders a markdown table', () => {
+  expect(describeConfig({ p: env.port('P', { default: 1, description: 'port' }) })).toBe('| variable | default | meaning |\n|---|---|---|\n| `P` | 1 | port |');
+});
