@@ -6,3 +6,4 @@ export * from './grpc';
 export * from './nats';
 export * from './lifecycle';
 export * from './service';
+export * from './js-publisher';

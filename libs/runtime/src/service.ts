@@ -9,6 +9,7 @@ import { Lifecycle } from './lifecycle';
 import { createLogger, type Logger, type LogSink } from './logger';
 import { createMetricsRegistry, startMetricsServer } from './metrics';
 import { connectNats, ensureStreams, jetStreamOf, type JetStreamClient, type JetStreamManager, type NatsConnection } from './nats';
+import { AsyncJetStreamPublisher } from './js-publisher';
 import { initTelemetry, type Telemetry } from './telemetry';
 
 export type CommonConfig = ConfigOf<typeof commonConfig>;
@@ -58,6 +59,8 @@ export interface Bus {
   readonly nc: NatsConnection;
   readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
+  /** The one way services publish to JetStream. */
+  readonly publisher: AsyncJetStreamPublisher;
 }
 
 /** Connects to NATS (drained at shutdown) and provisions the streams this service touches. */
@@ -75,9 +78,11 @@ export async function connectBus(base: ServiceBase, config: CommonConfig, stream
   base.lifecycle.onShutdown('nats', async () => {
     if (!nc.isClosed()) await nc.drain();
   });
+  const publisher = new AsyncJetStreamPublisher(nc);
+  base.lifecycle.onShutdown('publisher', () => publisher.close());
   const { js, jsm } = await jetStreamOf(nc);
   await ensureStreams(jsm, streams, { replicas: config.natsStreamReplicas });
-  return { nc, js, jsm };
+  return { nc, js, jsm, publisher };
 }
 
 /**

@@ -14,7 +14,7 @@ import {
   isGrpcError,
   jetStreamOf,
   memoryLogger,
-  publishJs,
+  AsyncJetStreamPublisher,
   startGrpcServer,
   trace,
   withSpan,
@@ -80,10 +80,11 @@ test('traceparent flows client -> gRPC server and publisher -> NATS consumer', a
   const nats = await startNatsServer();
   const nc = await connect({ servers: nats.url });
   try {
-    const { js, jsm } = await jetStreamOf(nc);
+    const { jsm } = await jetStreamOf(nc);
+    const publisher = new AsyncJetStreamPublisher(nc);
     await ensureStreams(jsm, [{ name: 'T', subjects: ['t.>'], maxAgeMs: 0, duplicateWindowMs: 1000, description: '' }]);
     const published = await withSpan(telemetry.tracer, 'producer', {}, async (span) => {
-      await publishJs(js, 't.x', new Uint8Array([1]));
+      await publisher.publish('t.x', new Uint8Array([1]));
       return span.spanContext();
     });
     const msg = await jsm.streams.getMessage('T', { seq: 1 });
@@ -92,6 +93,10 @@ test('traceparent flows client -> gRPC server and publisher -> NATS consumer', a
     expect(extracted?.spanId).toBe(published.spanId);
     expect(trace.getSpanContext(extractTraceContext(undefined))).toBeUndefined();
     expect(context.active()).toBeDefined();
+    await expect(publisher.publish('nobody.listens', new Uint8Array())).rejects.toThrow('no stream listens on this subject');
+    const dup = await publisher.publish('t.x', new Uint8Array([2]), { msgId: 'same' });
+    expect(await publisher.publish('t.x', new Uint8Array([2]), { msgId: 'same' })).toEqual({ stream: 'T', seq: dup.seq, duplicate: true });
+    publisher.close();
   } finally {
     await nc.close();
     await nats.dispose();

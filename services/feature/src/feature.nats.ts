@@ -4,12 +4,12 @@ import {
   Counter,
   extractTraceContext,
   hasTraceContext,
-  publishJs,
   SpanKind,
   startChildSpan,
   startConsumerLoop,
   type Context,
   type ConsumerLoop,
+  type AsyncJetStreamPublisher,
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
@@ -41,6 +41,7 @@ export function eventFromProto(m: clickstreamV1.Event): FeatureEvent | undefined
 interface Deps {
   service: FeatureService;
   js: JetStreamClient;
+  publisher: AsyncJetStreamPublisher;
   jsm: JetStreamManager;
   tracer: Tracer;
   logger: Logger;
@@ -77,7 +78,7 @@ export async function startFeatureConsumer(deps: Deps): Promise<ConsumerLoop> {
       if (!e) {
         applied.inc({ result: 'invalid' });
         dead.push(
-          publishJs(deps.js, Subjects.dlq('events'), m.data, {
+          deps.publisher.publish(Subjects.dlq('events'), m.data, {
             msgId: `${Streams.EVENTS.name}:${m.seq}`,
             headers: { [Headers.rejectReason]: 'payload: not a valid normalized event', [Headers.originalSubject]: m.subject, [Headers.rejectedBy]: 'feature' },
             noTrace: true,
@@ -104,7 +105,7 @@ export async function startFeatureConsumer(deps: Deps): Promise<ConsumerLoop> {
         result.changedUsers.map((c) => {
           const payload = featureV1.UserFeaturesUpdated.encode({ tenant: c.tenant, userId: c.userId, eventTime: new Date(c.eventTime), eventType: c.eventType }).finish();
           const traceContext = traceOfUser.get(`${c.tenant}\u001f${c.userId}`);
-          return publishJs(deps.js, Subjects.userFeaturesUpdated, payload, {
+          return deps.publisher.publish(Subjects.userFeaturesUpdated, payload, {
             msgId: `${c.tenant}:${c.userId}:${c.eventTime}`,
             headers: { [Headers.contentType]: ContentTypes.protobuf },
             ...(traceContext ? { traceContext } : { noTrace: true }),

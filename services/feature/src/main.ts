@@ -12,7 +12,7 @@ runService('feature', loadFeatureConfig, async (base, config) => {
   base.lifecycle.onShutdown('store', () => store.close());
   const bus = await connectBus(base, config, [Streams.EVENTS, Streams.DLQ, Streams.FEATURES]);
   const service = new FeatureService(featureRepository(store), catalogReader(store));
-  const consumer = await startFeatureConsumer({ ...base, service, js: bus.js, jsm: bus.jsm, batchSize: config.batchSize, maxInFlight: config.maxInFlight, ackWaitMs: config.ackWaitMs });
+  const consumer = await startFeatureConsumer({ ...base, service, js: bus.js, jsm: bus.jsm, publisher: bus.publisher, batchSize: config.batchSize, maxInFlight: config.maxInFlight, ackWaitMs: config.ackWaitMs });
   base.lifecycle.onShutdown('consumer', () => consumer.stop());
   const grpc = await serveGrpc(base, config, [featureGrpcService(service, base)]);
   return { grpc, details: { store: store.kind } };

@@ -1,5 +1,5 @@
 import { catalogV1, clickstreamV1, ContentTypes, Headers, ingestV1, InvalidArgumentError, Subjects, UnavailableError } from '@aisle/contracts';
-import { bindUnaryService, publishJs, type GrpcInstrumentation, type JetStreamClient, type UnaryHandlers } from '@aisle/runtime';
+import { bindUnaryService, type AsyncJetStreamPublisher, type GrpcInstrumentation, type UnaryHandlers } from '@aisle/runtime';
 import type { grpc } from '@aisle/runtime';
 import { eventToProto, itemToProto } from './ingest.nats';
 import type { IngestService } from './ingest.service';
@@ -22,7 +22,7 @@ function rejections<T>(results: ReadonlyArray<Validated<T>>, idOf: (i: number) =
  */
 export function ingestGrpcService(
   service: IngestService,
-  js: JetStreamClient,
+  publisher: AsyncJetStreamPublisher,
   instr: GrpcInstrumentation,
   limits: { maxEvents: number },
 ): { definition: Definition; implementation: grpc.UntypedServiceImplementation } {
@@ -42,7 +42,7 @@ export function ingestGrpcService(
         if (!r.ok) continue;
         const e = r.value;
         publishes.push(
-          publishJs(js, Subjects.clickstream(e.type), clickstreamV1.Event.encode(eventToProto(e)).finish(), {
+          publisher.publish(Subjects.clickstream(e.type), clickstreamV1.Event.encode(eventToProto(e)).finish(), {
             msgId: `${e.tenant}:${e.eventId}`,
             headers: { [Headers.contentType]: ContentTypes.protobuf },
           }),
@@ -58,7 +58,7 @@ export function ingestGrpcService(
       for (const r of results) {
         if (!r.ok) continue;
         publishes.push(
-          publishJs(js, Subjects.catalogUpsert, catalogV1.Item.encode(itemToProto(r.value)).finish(), {
+          publisher.publish(Subjects.catalogUpsert, catalogV1.Item.encode(itemToProto(r.value)).finish(), {
             msgId: `item:${r.value.tenant}:${r.value.itemId}:${r.value.updatedAt}`,
             headers: { [Headers.contentType]: ContentTypes.protobuf },
           }),

@@ -5,11 +5,11 @@ import {
   extractTraceContext,
   hasTraceContext,
   header,
-  publishJs,
   SpanKind,
   startChildSpan,
   startConsumerLoop,
   type ConsumerLoop,
+  type AsyncJetStreamPublisher,
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
@@ -37,7 +37,7 @@ export function itemToProto(i: NormalizedItem): catalogV1.Item {
 
 interface Deps {
   service: IngestService;
-  js: JetStreamClient;
+  publisher: AsyncJetStreamPublisher;
   tracer: Tracer;
   logger: Logger;
   registry: Registry;
@@ -90,9 +90,9 @@ function pipeline<T extends NormalizedEvent | NormalizedItem>(
             kind: SpanKind.CONSUMER,
             attributes: { 'messaging.system': 'nats', 'messaging.destination.name': m.subject },
           });
-          publishes.push(publishJs(deps.js, out.subject, out.data, { msgId: out.msgId, headers, traceContext: context }).finally(() => span.end()));
+          publishes.push(deps.publisher.publish(out.subject, out.data, { msgId: out.msgId, headers, traceContext: context }).finally(() => span.end()));
         } else {
-          publishes.push(publishJs(deps.js, out.subject, out.data, { msgId: out.msgId, headers, noTrace: true }));
+          publishes.push(deps.publisher.publish(out.subject, out.data, { msgId: out.msgId, headers, noTrace: true }));
         }
       } else {
         rejected++;
@@ -105,7 +105,7 @@ function pipeline<T extends NormalizedEvent | NormalizedItem>(
         const ct = header(m.headers, Headers.contentType);
         if (ct) headers[Headers.contentType] = ct;
         // Keyed on the original stream sequence: a redelivered bad message is dead-lettered once.
-        publishes.push(publishJs(deps.js, Subjects.dlq(source), m.data, { msgId: `${stream}:${m.seq}`, headers, noTrace: true }));
+        publishes.push(deps.publisher.publish(Subjects.dlq(source), m.data, { msgId: `${stream}:${m.seq}`, headers, noTrace: true }));
       }
     });
     await Promise.all(publishes);
@@ -117,7 +117,7 @@ function pipeline<T extends NormalizedEvent | NormalizedItem>(
 }
 
 export async function startIngestConsumers(
-  deps: Deps & { jsm: JetStreamManager; batchSize: number; maxInFlight: number; ackWaitMs: number },
+  deps: Deps & { js: JetStreamClient; jsm: JetStreamManager; batchSize: number; maxInFlight: number; ackWaitMs: number },
 ): Promise<ConsumerLoop[]> {
   const { service } = deps;
   const clickstream = pipeline<NormalizedEvent>(
@@ -143,7 +143,9 @@ export async function startIngestConsumers(
     }),
     () => undefined,
   );
-  const common = { js: deps.js, jsm: deps.jsm, batchSize: deps.batchSize, maxInFlight: deps.maxInFlight, ackWaitMs: deps.ackWaitMs, logger: deps.logger, registry: deps.registry };
+  // Two batches at once: one validates and stores while the other waits for JetStream acks. Republish
+  // order across batches does not matter downstream (features are order-independent).
+  const common = { js: deps.js, jsm: deps.jsm, concurrency: 2, batchSize: deps.batchSize, maxInFlight: deps.maxInFlight, ackWaitMs: deps.ackWaitMs, logger: deps.logger, registry: deps.registry };
   return Promise.all([
     startConsumerLoop({ ...common, stream: Streams.CLICKSTREAM.name, durable: 'ingest-clickstream', filterSubject: Subjects.clickstreamAll, handleBatch: clickstream }),
     startConsumerLoop({ ...common, stream: Streams.CATALOG.name, durable: 'ingest-catalog', filterSubject: Subjects.catalogUpsert, handleBatch: catalog }),

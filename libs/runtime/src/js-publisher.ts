@@ -1,0 +1,104 @@
+import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { Context } from '@opentelemetry/api';
+import { injectTraceContext } from './telemetry';
+
+export interface PubAck {
+  stream: string;
+  seq: number;
+  duplicate: boolean;
+}
+
+export class JetStreamPublishError extends Error {
+  override readonly name = 'JetStreamPublishError';
+  constructor(
+    message: string,
+    readonly code: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface AsyncPublishOptions {
+  msgId?: string;
+  headers?: Record<string, string>;
+  /** Trace context to inject as `traceparent`; the active context when omitted. */
+  traceContext?: Context;
+  noTrace?: boolean;
+}
+
+interface Pending {
+  resolve: (ack: PubAck) => void;
+  reject: (err: Error) => void;
+  at: number;
+}
+
+/**
+ * JetStream publishing with many acks in flight over one reply subscription (what Go's PublishAsync
+ * does). nats.js's `js.publish` makes a request per message, with a timer and, on success, a
+ * throw-away error object each: a fifth of ingest's CPU time in profiles.
+ */
+export class AsyncJetStreamPublisher {
+  private readonly prefix = createInbox();
+  private readonly sub: Subscription;
+  private readonly pending = new Map<string, Pending>();
+  private readonly sweeper: NodeJS.Timeout;
+  private next = 0;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly timeoutMs = 10_000,
+  ) {
+    this.sub = nc.subscribe(`${this.prefix}.*`, { callback: (err, msg) => this.onReply(err, msg) });
+    this.sweeper = setInterval(() => this.sweep(), Math.min(1000, timeoutMs)).unref();
+  }
+
+  publish(subject: string, data: Uint8Array, opts: AsyncPublishOptions = {}): Promise<PubAck> {
+    const h: MsgHdrs = natsHeaders();
+    if (opts.headers) for (const [k, v] of Object.entries(opts.headers)) h.set(k, v);
+    if (opts.msgId) h.set('Nats-Msg-Id', opts.msgId);
+    if (!opts.noTrace) injectTraceContext(h, opts.traceContext);
+    const token = (this.next++).toString(36);
+    return new Promise<PubAck>((resolve, reject) => {
+      this.pending.set(token, { resolve, reject, at: Date.now() });
+      try {
+        this.nc.publish(subject, data, { reply: `${this.prefix}.${token}`, headers: h });
+      } catch (err) {
+        this.pending.delete(token);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      }
+    });
+  }
+
+  private onReply(err: Error | null, msg: Msg): void {
+    const token = msg.subject.slice(this.prefix.length + 1);
+    const p = this.pending.get(token);
+    if (!p) return;
+    this.pending.delete(token);
+    if (err) return p.reject(err);
+    if (msg.headers?.code === 503 && msg.data.length === 0) return p.reject(new JetStreamPublishError(`no stream listens on this subject`, 503));
+    try {
+      const body = msg.json<{ stream?: string; seq?: number; duplicate?: boolean; error?: { code: number; description: string } }>();
+      if (body.error) return p.reject(new JetStreamPublishError(body.error.description, body.error.code));
+      p.resolve({ stream: body.stream ?? '', seq: body.seq ?? 0, duplicate: body.duplicate ?? false });
+    } catch (e) {
+      p.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  private sweep(): void {
+    const cutoff = Date.now() - this.timeoutMs;
+    for (const [token, p] of this.pending) {
+      if (p.at > cutoff) break; // insertion order = time order
+      this.pending.delete(token);
+      p.reject(new JetStreamPublishError(`no JetStream ack within ${this.timeoutMs} ms`, 408));
+    }
+  }
+
+  /** Rejects what is still pending and stops listening. */
+  close(): void {
+    clearInterval(this.sweeper);
+    this.sub.unsubscribe();
+    for (const p of this.pending.values()) p.reject(new JetStreamPublishError('publisher closed', 499));
+    this.pending.clear();
+  }
+}
