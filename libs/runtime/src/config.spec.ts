@@ -39,5 +39,5 @@ test('parseDuration', () => {
 });
 
 test('describeConfig renders a markdown table', () => {
-  expect(describeConfig({ p: env.port('P', { default: 1, description: 'port' }) })).toBe('| variable | default | meaning |\n|---|---|---|\n| `P` | 1 | port |');
+  expect(describeConfig({ p: env.port('P', { default: 1, description: 'port' }) })).toBe('| variable | default | meaning |\n|---|---|---|\n| `P` | `1` | port |');
 });

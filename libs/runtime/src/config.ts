@@ -36,7 +36,7 @@ function setting<T>(
   return {
     variable,
     description: opts.description ?? '',
-    ...(opts.default !== undefined ? { defaultText: defaultText ?? String(opts.default) } : {}),
+    ...(opts.default !== undefined ? { defaultText: defaultText ?? (String(opts.default) || '(empty)') } : {}),
     parse(raw) {
       if (raw === undefined || raw === '') {
         if (opts.default !== undefined) return opts.default;
@@ -58,6 +58,7 @@ export const env = {
     return {
       variable,
       description: opts.description ?? '',
+      defaultText: '(unset)',
       parse: (raw) => (raw === undefined || raw === '' ? undefined : raw),
     };
   },
@@ -157,7 +158,7 @@ export function readConfig<S extends ConfigSpec>(spec: S, source: Env): ConfigOf
 
 /** Markdown table of a spec's variables, for READMEs and `--help`. */
 export function describeConfig(spec: ConfigSpec): string {
-  const rows = Object.values(spec).map((s) => `| \`${s.variable}\` | ${s.defaultText ?? '(required)'} | ${s.description} |`);
+  const rows = Object.values(spec).map((s) => `| \`${s.variable}\` | \`${s.defaultText ?? '(required)'}\` | ${s.description} |`);
   return ['| variable | default | meaning |', '|---|---|---|', ...rows].join('\n');
 }
 

@@ -24,9 +24,9 @@ export function natsServerBinary(): string {
   throw new Error('nats-server not found: run `npm test` (it installs it) or set AISLE_NATS_SERVER_BIN');
 }
 
-function launch(bin: string, port: number, storeDir: string, extraArgs: readonly string[]): Promise<{ child: ChildProcess; port: number }> {
+function launch(bin: string, port: number, storeDir: string, extraArgs: readonly string[], detached: boolean): Promise<{ child: ChildProcess; port: number }> {
   const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, ...extraArgs];
-  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], detached });
   return new Promise((resolve, reject) => {
     let log = '';
     const timer = setTimeout(() => {
@@ -61,11 +61,12 @@ function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /** A real nats-server with JetStream on a random loopback port and a temporary store directory. */
-export async function startNatsServer(opts: { args?: readonly string[] } = {}): Promise<NatsServerHandle> {
+export async function startNatsServer(opts: { args?: readonly string[]; detached?: boolean } = {}): Promise<NatsServerHandle> {
   const bin = natsServerBinary();
   const storeDir = mkdtempSync(join(tmpdir(), 'aisle-nats-'));
   const extra = opts.args ?? [];
-  let { child, port } = await launch(bin, -1, storeDir, extra);
+  const detached = opts.detached ?? false;
+  let { child, port } = await launch(bin, -1, storeDir, extra, detached);
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
@@ -73,7 +74,7 @@ export async function startNatsServer(opts: { args?: readonly string[] } = {}): 
     stop: () => stopChild(child),
     async restart() {
       await stopChild(child);
-      ({ child, port } = await launch(bin, port, storeDir, extra));
+      ({ child, port } = await launch(bin, port, storeDir, extra, detached));
     },
     async dispose() {
       await stopChild(child);

@@ -26,7 +26,7 @@ export interface ServiceProcess {
 export function startServiceProcess(
   name: string,
   env: Record<string, string>,
-  opts: { timeoutMs?: number; echo?: boolean } = {},
+  opts: { timeoutMs?: number; echo?: boolean; detached?: boolean } = {},
 ): Promise<ServiceProcess> {
   const entry = join(repoRoot, 'services', name, 'dist', 'main.js');
   if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`pnpm build\` first`);
@@ -34,6 +34,8 @@ export function startServiceProcess(
     cwd: repoRoot,
     env: { PATH: process.env['PATH'] ?? '', AISLE_GRPC_PORT: '0', AISLE_METRICS_PORT: '0', AISLE_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Own process group: a terminal's Ctrl-C then reaches only the parent, which stops children in order.
+    detached: opts.detached ?? false,
   });
   const logs: Array<Record<string, unknown>> = [];
   let stderr = '';
