@@ -1,5 +1,5 @@
 import { featureV1, InvalidArgumentError, UnavailableError } from '@aisle/contracts';
-import { startNatsServer } from '@aisle/testkit';
+import { healthCheck, startNatsServer } from '@aisle/testkit';
 import { connect } from '@nats-io/transport-node';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import {
@@ -104,7 +104,6 @@ test('traceparent flows client -> gRPC server and publisher -> NATS consumer', a
 });
 
 test('health reports NOT_SERVING after setServing(false)', async () => {
-  const { healthCheck } = await import('@aisle/testkit');
   expect(await healthCheck(`127.0.0.1:${server.port}`)).toBe('SERVING');
   server.setServing(false);
   expect(await healthCheck(`127.0.0.1:${server.port}`, 'aisle.feature.v1.FeatureService')).toBe('NOT_SERVING');
