@@ -11,4 +11,5 @@ module.exports = {
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
   testTimeout: 60_000,
   maxWorkers: 2,
+  setupFiles: ['<rootDir>/jest.setup.js'],
 };

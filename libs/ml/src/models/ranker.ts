@@ -1,0 +1,184 @@
+import { mulberry32, shuffleInPlace } from '../eval/random';
+import { tf } from '../nn/backend';
+import { matMul } from '../nn/ops';
+import type { WeightMap } from './sasrec';
+
+/**
+ * The learned ranker: a small MLP over retrieval scores, user, item and cross features, trained with a
+ * listwise softmax loss on logged next interactions (one positive per candidate list). The feature
+ * order is the contract between the trainer and the ranking service.
+ */
+export const RANKER_FEATURES = [
+  'seq_score',
+  'seq_rank_log',
+  'covis_score_log',
+  'covis_rank_log',
+  'popularity_log',
+  'ctr',
+  'conversion_rate',
+  'category_affinity',
+  'price_z',
+  'text_score',
+  'lexical_score',
+  'user_history_log',
+  'same_category_as_last',
+  'attribute_overlap',
+] as const;
+
+export type RankerFeatureName = (typeof RANKER_FEATURES)[number];
+export const RANKER_DIM = RANKER_FEATURES.length;
+
+/** Builds a feature row from named values (missing = 0). */
+export function rankerRow(values: Partial<Record<RankerFeatureName, number>>): Float32Array {
+  return Float32Array.from(RANKER_FEATURES, (f) => {
+    const v = values[f] ?? 0;
+    return Number.isFinite(v) ? v : 0;
+  });
+}
+
+/** The fallback when no ranker is published: a fixed weighting of the same features. */
+export const HEURISTIC_WEIGHTS: Partial<Record<RankerFeatureName, number>> = {
+  seq_score: 0.3,
+  seq_rank_log: -0.3,
+  covis_score_log: 0.5,
+  covis_rank_log: -0.2,
+  popularity_log: 0.15,
+  ctr: 1,
+  conversion_rate: 2,
+  category_affinity: 0.5,
+  price_z: -0.05,
+  text_score: 1,
+  lexical_score: 1,
+  same_category_as_last: 0.2,
+  attribute_overlap: 0.5,
+};
+
+export function heuristicScore(row: Float32Array): number {
+  let s = 0;
+  RANKER_FEATURES.forEach((f, j) => (s += (HEURISTIC_WEIGHTS[f] ?? 0) * (row[j] as number)));
+  return s;
+}
+
+/** One user's candidates (rows of RANKER_FEATURES) and which of them was interacted with next. */
+export interface CandidateList {
+  rows: Float32Array[];
+  positive: number;
+}
+
+export interface RankerConfig {
+  hidden: [number, number];
+  learningRate: number;
+  epochs: number;
+  batchLists: number;
+  seed: number;
+}
+
+export const DEFAULT_RANKER: RankerConfig = { hidden: [32, 16], learningRate: 3e-3, epochs: 10, batchLists: 256, seed: 1 };
+
+export class Ranker {
+  readonly cfg: RankerConfig;
+  mean: Float32Array = new Float32Array(RANKER_DIM);
+  std: Float32Array = new Float32Array(RANKER_DIM).fill(1);
+  private readonly layers: Array<{ w: tf.Variable; b: tf.Variable }>;
+
+  constructor(cfg: Partial<RankerConfig> = {}) {
+    this.cfg = { ...DEFAULT_RANKER, ...cfg };
+    const sizes = [RANKER_DIM, ...this.cfg.hidden, 1];
+    let seed = this.cfg.seed * 100;
+    this.layers = sizes.slice(1).map((out, i) => {
+      const inp = sizes[i] as number;
+      return {
+        w: tf.variable(tf.randomNormal([inp, out], 0, Math.sqrt(2 / inp), 'float32', seed++), true, `ranker.l${i}.w`),
+        b: tf.variable(tf.zeros([out]), true, `ranker.l${i}.b`),
+      };
+    });
+  }
+
+  variables(): tf.Variable[] {
+    return this.layers.flatMap((l) => [l.w, l.b]);
+  }
+
+  private forward(x: tf.Tensor2D): tf.Tensor2D {
+    let h: tf.Tensor2D = tf.div(tf.sub(x, tf.tensor1d(this.mean)), tf.tensor1d(this.std));
+    this.layers.forEach((l, i) => {
+      h = tf.add(matMul(h, l.w as tf.Tensor2D), l.b) as tf.Tensor2D;
+      if (i < this.layers.length - 1) h = tf.relu(h);
+    });
+    return h;
+  }
+
+  async fit(lists: readonly CandidateList[], onEpoch?: (epoch: number, loss: number) => void): Promise<void> {
+    const usable = lists.filter((l) => l.positive >= 0 && l.rows.length > 1);
+    const all = usable.flatMap((l) => l.rows);
+    for (let j = 0; j < RANKER_DIM; j++) {
+      let m = 0;
+      for (const r of all) m += r[j] as number;
+      m /= Math.max(1, all.length);
+      let v = 0;
+      for (const r of all) v += ((r[j] as number) - m) ** 2;
+      this.mean[j] = m;
+      this.std[j] = Math.sqrt(v / Math.max(1, all.length)) || 1;
+    }
+    const rand = mulberry32(this.cfg.seed);
+    const opt = tf.train.adam(this.cfg.learningRate);
+    for (let epoch = 1; epoch <= this.cfg.epochs; epoch++) {
+      const order = shuffleInPlace(usable.map((_, i) => i), rand);
+      let sum = 0;
+      let steps = 0;
+      for (let s = 0; s < order.length; s += this.cfg.batchLists) {
+        const batch = order.slice(s, s + this.cfg.batchLists).map((i) => usable[i] as CandidateList);
+        const K = Math.max(...batch.map((l) => l.rows.length));
+        const x = new Float32Array(batch.length * K * RANKER_DIM);
+        const mask = new Float32Array(batch.length * K).fill(-1e9);
+        const target = new Int32Array(batch.length);
+        batch.forEach((l, b) => {
+          l.rows.forEach((r, k) => {
+            x.set(r, (b * K + k) * RANKER_DIM);
+            mask[b * K + k] = 0;
+          });
+          target[b] = l.positive;
+        });
+        const cost = opt.minimize(
+          () => {
+            const scores = tf.add(this.forward(tf.tensor2d(x, [batch.length * K, RANKER_DIM])).reshape([batch.length, K]), tf.tensor2d(mask, [batch.length, K]));
+            const onehot = tf.cast(tf.oneHot(tf.tensor1d(target, 'int32'), K), 'float32');
+            return tf.neg(tf.mean(tf.sum(tf.mul(tf.logSoftmax(scores), onehot), 1))) as tf.Scalar;
+          },
+          true,
+          this.variables(),
+        );
+        sum += (await cost?.data())?.[0] ?? 0;
+        cost?.dispose();
+        steps++;
+      }
+      onEpoch?.(epoch, sum / Math.max(1, steps));
+    }
+    opt.dispose();
+  }
+
+  score(rows: readonly Float32Array[]): Float32Array {
+    if (rows.length === 0) return new Float32Array();
+    const x = new Float32Array(rows.length * RANKER_DIM);
+    rows.forEach((r, i) => x.set(r, i * RANKER_DIM));
+    const out = tf.tidy(() => this.forward(tf.tensor2d(x, [rows.length, RANKER_DIM])));
+    const data = out.dataSync() as Float32Array;
+    out.dispose();
+    return data;
+  }
+
+  weights(): WeightMap {
+    const out: WeightMap = new Map([
+      ['mean', { shape: [RANKER_DIM], data: this.mean }],
+      ['std', { shape: [RANKER_DIM], data: this.std }],
+    ]);
+    this.layers.forEach((l, i) => {
+      out.set(`l${i}.w`, { shape: l.w.shape, data: l.w.dataSync() as Float32Array });
+      out.set(`l${i}.b`, { shape: l.b.shape, data: l.b.dataSync() as Float32Array });
+    });
+    return out;
+  }
+
+  dispose(): void {
+    for (const v of this.variables()) v.dispose();
+  }
+}

@@ -1,0 +1,333 @@
+import { numItems, trainPart, type SequenceDataset } from '../data/sequences';
+import { evaluate, type Metrics, type SequenceScorer } from '../eval/evaluate';
+import { mulberry32, shuffleInPlace } from '../eval/random';
+import { tf } from '../nn/backend';
+import { batchMatMul, gatherRows, layerNorm, matMul, softmaxCrossEntropy } from '../nn/ops';
+
+/** SASRec-style causal self-attention over a user's recent items (Kang & McAuley 2018), pre-LN blocks. */
+export interface SasrecConfig {
+  dim: number;
+  layers: number;
+  heads: number;
+  maxLen: number;
+  /** Hidden width of the feed-forward layer (SASRec: = dim). */
+  ffn: number;
+  dropout: number;
+  /** Full softmax over all items, or sampled softmax with uniform negatives. Never one negative. */
+  loss: { kind: 'full' } | { kind: 'sampled'; negatives: number };
+  learningRate: number;
+  /** 'linear': decays to 5% of the rate over `epochs` (helps most when epochs are few). */
+  schedule: 'constant' | 'linear';
+  /** At most this many sequences per batch ... */
+  batchSequences: number;
+  /** ... and at most this many target positions (bounds the [targets, items] logits matrix). */
+  batchTargets: number;
+  epochs: number;
+  /** Stop after this many epochs without a better validation NDCG@10. */
+  patience: number;
+  /** Validate on at most this many users each epoch (0 = all). */
+  validationUsers: number;
+  seed: number;
+}
+
+export const SASREC_SIZES: Record<'small' | 'base' | 'large', Partial<SasrecConfig>> = {
+  small: { dim: 32, layers: 1, heads: 1, ffn: 32 },
+  base: { dim: 64, layers: 2, heads: 2, ffn: 64 },
+  large: { dim: 256, layers: 4, heads: 4, ffn: 1024 },
+};
+
+export const DEFAULT_SASREC: SasrecConfig = {
+  dim: 64,
+  layers: 2,
+  heads: 2,
+  maxLen: 50,
+  ffn: 64,
+  dropout: 0.3,
+  loss: { kind: 'full' },
+  learningRate: 1e-3,
+  schedule: 'constant',
+  batchSequences: 256,
+  batchTargets: 3000,
+  epochs: 20,
+  patience: 3,
+  validationUsers: 0,
+  seed: 1,
+};
+
+interface Block {
+  ln1g: tf.Variable;
+  ln1b: tf.Variable;
+  wq: tf.Variable;
+  wk: tf.Variable;
+  wv: tf.Variable;
+  wo: tf.Variable;
+  bq: tf.Variable;
+  bk: tf.Variable;
+  bv: tf.Variable;
+  bo: tf.Variable;
+  ln2g: tf.Variable;
+  ln2b: tf.Variable;
+  w1: tf.Variable;
+  b1: tf.Variable;
+  w2: tf.Variable;
+  b2: tf.Variable;
+}
+
+export interface EpochReport {
+  epoch: number;
+  loss: number;
+  seconds: number;
+  validation: Metrics;
+  best: boolean;
+}
+
+export interface StepReport {
+  epoch: number;
+  step: number;
+  steps: number;
+  loss: number;
+  stepsPerSecond: number;
+  etaSeconds: number;
+}
+
+/** Named weights, row-major, for export. */
+export type WeightMap = Map<string, { shape: number[]; data: Float32Array }>;
+
+export class Sasrec implements SequenceScorer {
+  readonly name = 'SASRec';
+  readonly cfg: SasrecConfig;
+  readonly numItems: number;
+  readonly itemEmb: tf.Variable;
+  readonly posEmb: tf.Variable;
+  readonly blocks: Block[];
+  readonly lnfG: tf.Variable;
+  readonly lnfB: tf.Variable;
+
+  constructor(numItemsCount: number, cfg: Partial<SasrecConfig> = {}) {
+    this.cfg = { ...DEFAULT_SASREC, ...cfg };
+    if (this.cfg.dim % this.cfg.heads !== 0) throw new Error(`dim ${this.cfg.dim} is not divisible by heads ${this.cfg.heads}`);
+    this.numItems = numItemsCount;
+    const { dim, ffn } = this.cfg;
+    let seed = this.cfg.seed * 1000;
+    const normal = (shape: number[], std: number, name: string) => tf.variable(tf.randomNormal(shape, 0, std, 'float32', seed++), true, name);
+    const zeros = (shape: number[], name: string) => tf.variable(tf.zeros(shape), true, name);
+    const ones = (shape: number[], name: string) => tf.variable(tf.ones(shape), true, name);
+    const glorot = (fanIn: number, fanOut: number, name: string) => normal([fanIn, fanOut], Math.sqrt(2 / (fanIn + fanOut)), name);
+    this.itemEmb = normal([numItemsCount + 1, dim], 1 / Math.sqrt(dim), 'item_emb');
+    this.posEmb = normal([this.cfg.maxLen, dim], 1 / Math.sqrt(dim), 'pos_emb');
+    this.blocks = Array.from({ length: this.cfg.layers }, (_, l) => ({
+      ln1g: ones([dim], `b${l}.ln1.g`),
+      ln1b: zeros([dim], `b${l}.ln1.b`),
+      wq: glorot(dim, dim, `b${l}.wq`),
+      wk: glorot(dim, dim, `b${l}.wk`),
+      wv: glorot(dim, dim, `b${l}.wv`),
+      wo: glorot(dim, dim, `b${l}.wo`),
+      bq: zeros([dim], `b${l}.bq`),
+      bk: zeros([dim], `b${l}.bk`),
+      bv: zeros([dim], `b${l}.bv`),
+      bo: zeros([dim], `b${l}.bo`),
+      ln2g: ones([dim], `b${l}.ln2.g`),
+      ln2b: zeros([dim], `b${l}.ln2.b`),
+      w1: glorot(dim, ffn, `b${l}.w1`),
+      b1: zeros([ffn], `b${l}.b1`),
+      w2: glorot(ffn, dim, `b${l}.w2`),
+      b2: zeros([dim], `b${l}.b2`),
+    }));
+    this.lnfG = ones([dim], 'lnf.g');
+    this.lnfB = zeros([dim], 'lnf.b');
+  }
+
+  variables(): tf.Variable[] {
+    return [this.itemEmb, this.posEmb, ...this.blocks.flatMap((b) => Object.values(b) as tf.Variable[]), this.lnfG, this.lnfB];
+  }
+
+  /** Right-aligned id matrix [B, L] of the last `maxLen` items of each sequence (0 = padding). */
+  padBatch(seqs: readonly Int32Array[]): { ids: Int32Array; length: number } {
+    const L = Math.max(1, Math.min(this.cfg.maxLen, Math.max(...seqs.map((s) => s.length))));
+    const ids = new Int32Array(seqs.length * L);
+    seqs.forEach((s, b) => {
+      const tail = s.subarray(Math.max(0, s.length - L));
+      ids.set(tail, b * L + (L - tail.length));
+    });
+    return { ids, length: L };
+  }
+
+  /** Hidden states [B, L, d] for right-aligned ids. */
+  forward(ids: Int32Array, batch: number, L: number, training: boolean): tf.Tensor3D {
+    const { dim, heads, maxLen, dropout } = this.cfg;
+    const dk = dim / heads;
+    const drop = (t: tf.Tensor) => (training && dropout > 0 ? tf.dropout(t, dropout) : t);
+    const idT = tf.tensor2d(ids, [batch, L], 'int32');
+    const keep = tf.cast(tf.greater(idT, 0), 'float32').reshape([batch, L, 1]);
+    const positions = tf.range(maxLen - L, maxLen, 1, 'int32');
+    let x = tf.add(tf.mul(gatherRows(this.itemEmb as tf.Tensor2D, idT), Math.sqrt(dim)), gatherRows(this.posEmb as tf.Tensor2D, positions));
+    x = tf.mul(drop(x), keep);
+    // Causal mask plus key padding, additive.
+    const causal = tf.linalg.bandPart(tf.ones([L, L]), -1, 0);
+    const keyKeep = tf.reshape(tf.cast(tf.greater(idT, 0), 'float32'), [batch, 1, 1, L]);
+    const mask = tf.mul(tf.sub(1, tf.mul(causal.reshape([1, 1, L, L]), keyKeep)), -1e9);
+    for (const blk of this.blocks) {
+      const h = layerNorm(x, blk.ln1g as tf.Tensor1D, blk.ln1b as tf.Tensor1D).reshape([batch * L, dim]) as tf.Tensor2D;
+      const proj = (w: tf.Variable, b: tf.Variable) => tf.add(matMul(h, w as tf.Tensor2D), b).reshape([batch, L, heads, dk]);
+      const q = tf.transpose(proj(blk.wq, blk.bq), [0, 2, 1, 3]);
+      const kT = tf.transpose(proj(blk.wk, blk.bk), [0, 2, 3, 1]);
+      const v = tf.transpose(proj(blk.wv, blk.bv), [0, 2, 1, 3]);
+      const scores = tf.add(tf.div(batchMatMul(q, kT), Math.sqrt(dk)), mask);
+      const att = drop(tf.softmax(scores, -1));
+      const ctx = tf.transpose(batchMatMul(att, v), [0, 2, 1, 3]).reshape([batch * L, dim]) as tf.Tensor2D;
+      const attOut = tf.add(matMul(ctx, blk.wo as tf.Tensor2D), blk.bo).reshape([batch, L, dim]);
+      x = tf.add(x, drop(attOut));
+      const h2 = layerNorm(x, blk.ln2g as tf.Tensor1D, blk.ln2b as tf.Tensor1D).reshape([batch * L, dim]) as tf.Tensor2D;
+      const f1 = tf.relu(tf.add(matMul(h2, blk.w1 as tf.Tensor2D), blk.b1)) as tf.Tensor2D;
+      const f2 = tf.add(matMul(f1, blk.w2 as tf.Tensor2D), blk.b2).reshape([batch, L, dim]);
+      x = tf.mul(tf.add(x, drop(f2)), keep);
+    }
+    return layerNorm(x, this.lnfG as tf.Tensor1D, this.lnfB as tf.Tensor1D) as tf.Tensor3D;
+  }
+
+  /** User representations: the last position's hidden state, [B, d]. */
+  encode(histories: readonly Int32Array[]): tf.Tensor2D {
+    return tf.tidy(() => {
+      const { ids, length } = this.padBatch(histories);
+      const h = this.forward(ids, histories.length, length, false);
+      return h.slice([0, length - 1, 0], [histories.length, 1, this.cfg.dim]).reshape([histories.length, this.cfg.dim]) as tf.Tensor2D;
+    });
+  }
+
+  scoreBatch(histories: readonly Int32Array[]): Float32Array[] {
+    const scores = tf.tidy(() => tf.matMul(this.encode(histories), tf.transpose(this.itemEmb as tf.Tensor2D)));
+    const flat = scores.dataSync() as Float32Array;
+    scores.dispose();
+    const width = this.numItems + 1;
+    return histories.map((_, b) => flat.subarray(b * width, (b + 1) * width));
+  }
+
+  /** Loss of one batch of training sequences (targets = next items at every position). */
+  batchLoss(seqs: readonly Int32Array[], rand: () => number): tf.Scalar {
+    const inputs = seqs.map((s) => s.subarray(Math.max(0, s.length - 1 - this.cfg.maxLen), s.length - 1));
+    const targetsSeqs = seqs.map((s) => s.subarray(Math.max(1, s.length - this.cfg.maxLen), s.length));
+    const { ids, length: L } = this.padBatch(inputs);
+    const { ids: tgt } = this.padBatch(targetsSeqs);
+    const rows: number[] = [];
+    const targets: number[] = [];
+    for (let k = 0; k < tgt.length; k++) {
+      if ((tgt[k] as number) > 0 && (ids[k] as number) > 0) {
+        rows.push(k);
+        targets.push(tgt[k] as number);
+      }
+    }
+    const hidden = this.forward(ids, seqs.length, L, true).reshape([seqs.length * L, this.cfg.dim]) as tf.Tensor2D;
+    const H = gatherRows(hidden, tf.tensor1d(rows, 'int32')) as tf.Tensor2D;
+    if (this.cfg.loss.kind === 'full') {
+      return softmaxCrossEntropy(H, this.itemEmb as tf.Tensor2D, Int32Array.from(targets), true);
+    }
+    // Sampled softmax: the batch's targets plus uniform negatives share one candidate set.
+    const cand = new Map<number, number>();
+    for (const t of targets) if (!cand.has(t)) cand.set(t, cand.size);
+    for (let k = 0; k < this.cfg.loss.negatives; k++) {
+      const j = 1 + Math.floor(rand() * this.numItems);
+      if (!cand.has(j)) cand.set(j, cand.size);
+    }
+    const W = gatherRows(this.itemEmb as tf.Tensor2D, tf.tensor1d([...cand.keys()], 'int32')) as tf.Tensor2D;
+    return softmaxCrossEntropy(H, W, Int32Array.from(targets, (t) => cand.get(t) as number));
+  }
+
+  /** Length-bucketed batches bounded by sequences and target positions; order shuffled per epoch. */
+  makeBatches(seqs: readonly Int32Array[], rand: () => number): Int32Array[][] {
+    const usable = seqs.filter((s) => s.length >= 2);
+    const sorted = [...usable].sort((a, b) => a.length - b.length);
+    const batches: Int32Array[][] = [];
+    let cur: Int32Array[] = [];
+    let targets = 0;
+    for (const s of sorted) {
+      const t = Math.min(this.cfg.maxLen, s.length - 1);
+      if (cur.length > 0 && (cur.length >= this.cfg.batchSequences || targets + t > this.cfg.batchTargets)) {
+        batches.push(cur);
+        cur = [];
+        targets = 0;
+      }
+      cur.push(s);
+      targets += t;
+    }
+    if (cur.length > 0) batches.push(cur);
+    return shuffleInPlace(batches, rand);
+  }
+
+  /**
+   * Trains on every user's training part, validates each epoch (full ranking, NDCG@10) and keeps the
+   * best epoch's weights.
+   */
+  async fit(
+    d: SequenceDataset,
+    opts: { onStep?: (r: StepReport) => void; onEpoch?: (r: EpochReport) => void; validate?: (m: Sasrec) => Promise<Metrics>; shouldStop?: () => boolean } = {},
+  ): Promise<{ best: EpochReport | undefined; history: EpochReport[] }> {
+    const rand = mulberry32(this.cfg.seed);
+    const optimizer = tf.train.adam(this.cfg.learningRate);
+    const train = d.sequences.map((s) => trainPart(s));
+    const vars = this.variables();
+    const history: EpochReport[] = [];
+    let best: EpochReport | undefined;
+    let snapshot: tf.Tensor[] | undefined;
+    let sinceBest = 0;
+    const validate =
+      opts.validate ??
+      ((m: Sasrec) => {
+        const users = d.sequences.map((_, u) => u).filter((u) => (d.sequences[u]?.length ?? 0) >= 3);
+        const subset = this.cfg.validationUsers > 0 && users.length > this.cfg.validationUsers ? shuffleInPlace([...users], mulberry32(this.cfg.seed + 7)).slice(0, this.cfg.validationUsers) : users;
+        return evaluate(m, d, { split: 'valid', protocol: { kind: 'full' }, users: subset });
+      });
+    for (let epoch = 1; epoch <= this.cfg.epochs; epoch++) {
+      const batches = this.makeBatches(train, rand);
+      const t0 = performance.now();
+      let lossSum = 0;
+      for (let step = 0; step < batches.length; step++) {
+        if (this.cfg.schedule === 'linear') {
+          const progress = ((epoch - 1) * batches.length + step) / (this.cfg.epochs * batches.length);
+          // AdamOptimizer reads its public learningRate on every step.
+          (optimizer as unknown as { learningRate: number }).learningRate = this.cfg.learningRate * Math.max(0.05, 1 - progress);
+        }
+        const cost = optimizer.minimize(() => this.batchLoss(batches[step] as Int32Array[], rand), true, vars);
+        const loss = (await cost?.data())?.[0] ?? Number.NaN;
+        cost?.dispose();
+        if (!Number.isFinite(loss)) throw new Error(`training diverged at epoch ${epoch}, step ${step} (loss ${loss})`);
+        lossSum += loss;
+        const elapsed = (performance.now() - t0) / 1000;
+        const rate = (step + 1) / elapsed;
+        opts.onStep?.({ epoch, step: step + 1, steps: batches.length, loss, stepsPerSecond: rate, etaSeconds: (batches.length - step - 1) / rate });
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      const validation = await validate(this);
+      const isBest = !best || validation.ndcg10 > best.validation.ndcg10;
+      const report: EpochReport = { epoch, loss: lossSum / Math.max(1, batches.length), seconds, validation, best: isBest };
+      history.push(report);
+      opts.onEpoch?.(report);
+      if (isBest) {
+        best = report;
+        snapshot?.forEach((t) => t.dispose());
+        snapshot = vars.map((v) => tf.clone(v));
+        sinceBest = 0;
+      } else if (++sinceBest >= this.cfg.patience) break;
+      if (opts.shouldStop?.()) break;
+    }
+    if (snapshot) {
+      vars.forEach((v, i) => v.assign(snapshot?.[i] as tf.Tensor));
+      snapshot.forEach((t) => t.dispose());
+    }
+    optimizer.dispose();
+    return { best, history };
+  }
+
+  weights(): WeightMap {
+    const out: WeightMap = new Map();
+    for (const v of this.variables()) out.set(v.name, { shape: v.shape, data: v.dataSync() as Float32Array });
+    return out;
+  }
+
+  dispose(): void {
+    for (const v of this.variables()) v.dispose();
+  }
+}
+
+export function sasrecFor(d: SequenceDataset, cfg: Partial<SasrecConfig> = {}): Sasrec {
+  return new Sasrec(numItems(d), cfg);
+}
