@@ -7,3 +7,4 @@ export * from './nats';
 export * from './lifecycle';
 export * from './service';
 export * from './js-publisher';
+export * from './model-registry';

@@ -94,3 +94,36 @@ export function startServiceProcess(
     });
   });
 }
+
+/** Runs `node services/<name>/dist/main.js` to completion (jobs such as the trainer) and returns its logs. */
+export function runJobProcess(name: string, env: Record<string, string>, opts: { timeoutMs?: number } = {}): Promise<{ code: number | string; logs: Array<Record<string, unknown>>; stderr: string }> {
+  const entry = join(repoRoot, 'services', name, 'dist', 'main.js');
+  if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`pnpm build\` first`);
+  const child = spawn(process.execPath, [entry], { cwd: repoRoot, env: { PATH: process.env['PATH'] ?? '', AISLE_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: Array<Record<string, unknown>> = [];
+  let stderr = '';
+  let buffer = '';
+  child.stdout?.setEncoding('utf8');
+  child.stdout?.on('data', (c: string) => {
+    buffer += c;
+    let nl: number;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // not a log line
+      }
+    }
+  });
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (c: string) => (stderr += c));
+  return new Promise((resolvePromise) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 300_000);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolvePromise({ code: code ?? signal ?? -1, logs, stderr });
+    });
+  });
+}

@@ -36,6 +36,55 @@ export function rankerRow(values: Partial<Record<RankerFeatureName, number>>): F
   });
 }
 
+/** What the ranking service (online) and the trainer (offline) know about one candidate. */
+export interface RankerInputs {
+  /** Sequence-model score (inner product) and 0-based rank in its retrieval list, when retrieved. */
+  seqScore?: number | undefined;
+  seqRank?: number | undefined;
+  covisScore?: number | undefined;
+  covisRank?: number | undefined;
+  /** Interaction count or decayed popularity. */
+  popularity?: number | undefined;
+  ctr?: number | undefined;
+  conversionRate?: number | undefined;
+  /** The user's affinity for the item's category relative to their strongest category, 0..1. */
+  categoryAffinity?: number | undefined;
+  price?: number | undefined;
+  userPriceMean?: number | undefined;
+  userPriceStd?: number | undefined;
+  /** Semantic similarity to the query (search). */
+  textScore?: number | undefined;
+  /** Lexical (BM25) score normalized to 0..1 within the request (search). */
+  lexicalScore?: number | undefined;
+  historyLength: number;
+  sameCategoryAsLast?: boolean | undefined;
+  attributeOverlap?: number | undefined;
+}
+
+const NOT_RETRIEVED_RANK = 100;
+
+/** The one feature builder, shared by trainer and ranking service so that both compute the same values. */
+export function rankerFeatures(x: RankerInputs): Float32Array {
+  const priceZ =
+    x.price !== undefined && x.userPriceMean !== undefined && x.price > 0 ? Math.max(-5, Math.min(5, (x.price - x.userPriceMean) / ((x.userPriceStd ?? 0) + 0.25 * x.userPriceMean + 1e-6))) : 0;
+  return rankerRow({
+    seq_score: x.seqScore ?? 0,
+    seq_rank_log: Math.log1p(x.seqRank ?? NOT_RETRIEVED_RANK),
+    covis_score_log: Math.log1p(Math.max(0, x.covisScore ?? 0)),
+    covis_rank_log: Math.log1p(x.covisRank ?? NOT_RETRIEVED_RANK),
+    popularity_log: Math.log1p(Math.max(0, x.popularity ?? 0)),
+    ctr: x.ctr ?? 0.05,
+    conversion_rate: x.conversionRate ?? 0.01,
+    category_affinity: x.categoryAffinity ?? 0,
+    price_z: priceZ,
+    text_score: x.textScore ?? 0,
+    lexical_score: x.lexicalScore ?? 0,
+    user_history_log: Math.log1p(x.historyLength),
+    same_category_as_last: x.sameCategoryAsLast ? 1 : 0,
+    attribute_overlap: x.attributeOverlap ?? 0,
+  });
+}
+
 /** The fallback when no ranker is published: a fixed weighting of the same features. */
 export const HEURISTIC_WEIGHTS: Partial<Record<RankerFeatureName, number>> = {
   seq_score: 0.3,

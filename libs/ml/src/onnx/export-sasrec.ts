@@ -3,7 +3,7 @@ import { GraphBuilder } from './graph';
 
 /**
  * The sequence model as one ONNX graph with a dynamic batch: encoder + retrieval.
- * Inputs:  item_ids int64 [batch, len] right-aligned, 0 = padding, len <= maxLen;
+ * Inputs:  item_ids int64 [batch, len] right-aligned, 0 = padding (only the last maxLen are read);
  *          exclude_ids int64 [batch, n] items never to return (0 = none);
  *          k int64 [1].
  * Outputs: user_embedding float [batch, dim]; scores float [batch, k]; items int64 [batch, k]
@@ -20,7 +20,9 @@ export function exportSasrec(model: Sasrec, meta: Record<string, string> = {}): 
     return v;
   };
   const g = new GraphBuilder('sasrec');
-  const ids = g.input('item_ids', 'int64', ['batch', 'len']);
+  const rawIds = g.input('item_ids', 'int64', ['batch', 'len']);
+  // Longer histories keep their last maxLen items, as in training.
+  const ids = g.op('Slice', [rawIds, g.int64s([-maxLen]), g.int64s([Number.MAX_SAFE_INTEGER]), g.int64s([1])]);
   const exclude = g.input('exclude_ids', 'int64', ['batch', 'n_exclude']);
   const k = g.input('k', 'int64', [1]);
 

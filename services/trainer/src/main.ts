@@ -1,0 +1,30 @@
+import { createServiceBase } from '@aisle/runtime';
+import { openStore } from '@aisle/store';
+import { loadTrainerConfig } from './config';
+import { runTrainingJob } from './train.job';
+
+/** The trainer job (a Kubernetes CronJob): train, compare with the active models, publish, exit. */
+async function main(): Promise<number> {
+  let config;
+  try {
+    config = loadTrainerConfig();
+  } catch (err) {
+    process.stderr.write(`trainer: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 2;
+  }
+  const base = await createServiceBase('trainer', config);
+  try {
+    const store = await openStore(config.storeUrl);
+    base.lifecycle.onShutdown('store', () => store.close());
+    const report = await runTrainingJob(base, config, store);
+    base.logger.info('training job done', { trained: report.trained, published: report.decisions.filter((d) => d.published).map((d) => d.model) });
+    await base.lifecycle.shutdown('done');
+    return 0;
+  } catch (err) {
+    base.logger.error('training job failed', { err });
+    await base.lifecycle.shutdown('failed');
+    return 1;
+  }
+}
+
+void main().then((code) => process.exit(code));

@@ -1,0 +1,476 @@
+import {
+  CHURN_FEATURES,
+  churnFeatures,
+  ChurnClassifier,
+  coVisitation,
+  createSession,
+  exportChurn,
+  exportRanker,
+  exportSasrec,
+  exportTextEncoder,
+  fromEvents,
+  hashBatch,
+  mulberry32,
+  RANKER_FEATURES,
+  Ranker,
+  rankerFeatures,
+  rocAuc,
+  Sasrec,
+  TextEncoder2T,
+  topItems,
+  words,
+  type ActivitySummary,
+  type CandidateList,
+  type OrtSession,
+  type SasrecConfig,
+  type TextEncoderConfig,
+} from '@aisle/ml';
+
+/**
+ * The trainer's domain: from a shop's events and catalog to trained candidate models (ONNX + sidecar)
+ * and a held-out time slice on which any version of a model (candidate or active) can be scored the
+ * same way, through onnxruntime.
+ */
+
+export interface ShopEvent {
+  type: string;
+  userId: string;
+  sessionId: string;
+  itemId: string;
+  query: string;
+  quantity: number;
+  price: number;
+  occurredAt: number;
+}
+
+export interface ShopItem {
+  itemId: string;
+  title: string;
+  category: string;
+  brand: string;
+  price: number;
+}
+
+export type ModelName = 'sasrec' | 'text_encoder' | 'ranker' | 'churn';
+export const MODEL_NAMES: readonly ModelName[] = ['sasrec', 'text_encoder', 'ranker', 'churn'];
+
+export interface Candidate {
+  name: ModelName;
+  onnx: Uint8Array;
+  sidecar: Record<string, unknown>;
+  signature: { inputs: Array<{ name: string; dtype: string; shape: number[] }>; outputs: Array<{ name: string; dtype: string; shape: number[] }> };
+}
+
+export interface TrainingOptions {
+  heldOutShare: number;
+  churnHorizonDays: number;
+  sasrec: Partial<SasrecConfig>;
+  text: Partial<TextEncoderConfig>;
+  rankerEpochs: number;
+  seed: number;
+  log: (msg: string) => void;
+}
+
+const DAY = 86_400_000;
+const ITEM_TYPES = new Set(['view', 'add_to_cart', 'purchase']);
+
+export function itemText(i: ShopItem): string {
+  return `${i.title}. ${i.category}. ${i.brand}.`;
+}
+
+/** Everything the held-out evaluation needs, fixed before any model is trained. */
+export interface HeldOut {
+  sliceStart: number;
+  end: number;
+  /** Next-item cases: history before the slice (item ids, oldest first) and the first item in it. */
+  nextItem: Array<{ userId: string; history: string[]; target: string }>;
+  /** (query, item) pairs observed in the slice: a search followed by a view in the same session. */
+  queries: Array<{ query: string; itemId: string }>;
+  churn: { cutoff: number; users: string[]; X: Float32Array[]; y: number[] };
+  items: ShopItem[];
+}
+
+function sortByTime(events: readonly ShopEvent[]): ShopEvent[] {
+  return [...events].sort((a, b) => a.occurredAt - b.occurredAt);
+}
+
+function searchPairs(events: readonly ShopEvent[]): Array<{ query: string; itemId: string }> {
+  const out: Array<{ query: string; itemId: string }> = [];
+  const lastSearch = new Map<string, { query: string; at: number }>();
+  for (const e of events) {
+    const key = `${e.userId}\u001f${e.sessionId}`;
+    if (e.type === 'search') lastSearch.set(key, { query: e.query, at: e.occurredAt });
+    else if ((e.type === 'view' || e.type === 'click') && e.itemId) {
+      const s = lastSearch.get(key);
+      if (s && e.occurredAt - s.at <= 10 * 60_000) {
+        out.push({ query: s.query, itemId: e.itemId });
+        lastSearch.delete(key);
+      }
+    }
+  }
+  return out;
+}
+
+export function activitySummary(events: readonly ShopEvent[]): ActivitySummary | undefined {
+  if (events.length === 0) return undefined;
+  const purchases = events.filter((e) => e.type === 'purchase');
+  return {
+    firstAt: (events[0] as ShopEvent).occurredAt,
+    lastAt: (events[events.length - 1] as ShopEvent).occurredAt,
+    visits: new Set(events.map((e) => e.sessionId || String(Math.floor(e.occurredAt / DAY)))).size,
+    events: events.length,
+    purchases: purchases.length,
+    spend: purchases.reduce((a, p) => a + p.price * Math.max(1, p.quantity), 0),
+    recentEvents: events.map((e) => e.occurredAt),
+    recentPurchases: purchases.map((p) => ({ at: p.occurredAt, amount: p.price * Math.max(1, p.quantity) })),
+  };
+}
+
+/** Churn rows: features from events before `cutoff`, label = no event in [cutoff, cutoff + horizon). */
+export function churnRows(byUser: ReadonlyMap<string, ShopEvent[]>, cutoff: number, horizonMs: number): { users: string[]; X: Float32Array[]; y: number[] } {
+  const users: string[] = [];
+  const X: Float32Array[] = [];
+  const y: number[] = [];
+  for (const [u, evs] of byUser) {
+    const s = activitySummary(evs.filter((e) => e.occurredAt < cutoff));
+    if (!s) continue;
+    users.push(u);
+    X.push(churnFeatures(s, cutoff));
+    y.push(evs.some((e) => e.occurredAt >= cutoff && e.occurredAt < cutoff + horizonMs) ? 0 : 1);
+  }
+  return { users, X, y };
+}
+
+export function heldOutSlice(eventsIn: readonly ShopEvent[], items: readonly ShopItem[], opts: Pick<TrainingOptions, 'heldOutShare' | 'churnHorizonDays'>): HeldOut {
+  const events = sortByTime(eventsIn);
+  const start = (events[0] as ShopEvent).occurredAt;
+  const end = (events[events.length - 1] as ShopEvent).occurredAt + 1;
+  const sliceStart = end - (end - start) * opts.heldOutShare;
+  const byUser = new Map<string, ShopEvent[]>();
+  for (const e of events) byUser.set(e.userId, [...(byUser.get(e.userId) ?? []), e]);
+  const nextItem: HeldOut['nextItem'] = [];
+  for (const [userId, evs] of byUser) {
+    const before = evs.filter((e) => e.occurredAt < sliceStart && ITEM_TYPES.has(e.type) && e.itemId).map((e) => e.itemId);
+    const first = evs.find((e) => e.occurredAt >= sliceStart && ITEM_TYPES.has(e.type) && e.itemId);
+    if (before.length >= 2 && first) nextItem.push({ userId, history: before, target: first.itemId });
+  }
+  const horizon = opts.churnHorizonDays * DAY;
+  const cutoff = end - horizon;
+  return { sliceStart, end, nextItem, queries: searchPairs(events.filter((e) => e.occurredAt >= sliceStart)), churn: { cutoff, ...churnRows(byUser, cutoff, horizon) }, items: [...items] };
+}
+
+function io(name: string, dtype: string, shape: number[]) {
+  return { name, dtype, shape };
+}
+
+/** Trains every model on events before the held-out slice. */
+export async function trainCandidates(eventsIn: readonly ShopEvent[], items: readonly ShopItem[], heldOut: HeldOut, opts: TrainingOptions): Promise<Candidate[]> {
+  const events = sortByTime(eventsIn).filter((e) => e.occurredAt < heldOut.sliceStart);
+  const candidates: Candidate[] = [];
+  const itemById = new Map(items.map((i) => [i.itemId, i]));
+
+  // Sequence model.
+  const sequences = fromEvents('shop', events);
+  const sasrec = new Sasrec(sequences.itemIds.length - 1, { dim: 32, layers: 2, heads: 2, ffn: 32, maxLen: 50, epochs: 12, dropout: 0.2, learningRate: 5e-3, patience: 3, validationUsers: 1000, seed: opts.seed, ...opts.sasrec });
+  const fit = await sasrec.fit(sequences, { onEpoch: (r) => opts.log(`sasrec epoch ${r.epoch}: loss ${r.loss.toFixed(3)}, validation NDCG@10 ${r.validation.ndcg10.toFixed(4)}`) });
+  candidates.push({
+    name: 'sasrec',
+    onnx: exportSasrec(sasrec),
+    sidecar: { itemIds: sequences.itemIds, maxLen: sasrec.cfg.maxLen, dim: sasrec.cfg.dim, bestEpoch: fit.best?.epoch ?? 0 },
+    signature: {
+      inputs: [io('item_ids', 'int64', [-1, -1]), io('exclude_ids', 'int64', [-1, -1]), io('k', 'int64', [1])],
+      outputs: [io('user_embedding', 'float32', [-1, sasrec.cfg.dim]), io('scores', 'float32', [-1, -1]), io('items', 'int64', [-1, -1])],
+    },
+  });
+
+  // Text encoder: observed (query, viewed item) pairs plus title fragments of the catalog.
+  const rand = mulberry32(opts.seed);
+  const pairs: Array<[string, string]> = searchPairs(events).flatMap((p) => {
+    const it = itemById.get(p.itemId);
+    return it ? [[p.query, itemText(it)] as [string, string]] : [];
+  });
+  for (const it of items) {
+    const ws = words(it.title);
+    for (let k = 0; k < 8 && ws.length > 0; k++) {
+      const len = Math.min(ws.length, 1 + Math.floor(rand() * 3));
+      const s = Math.floor(rand() * (ws.length - len + 1));
+      pairs.push([ws.slice(s, s + len).join(' '), itemText(it)]);
+    }
+  }
+  const text = new TextEncoder2T({ dim: 32, epochs: 6, seed: opts.seed, ...opts.text });
+  await text.fit(pairs, { onEpoch: (e, loss) => opts.log(`text encoder epoch ${e}: loss ${loss.toFixed(3)}`) });
+  candidates.push({
+    name: 'text_encoder',
+    onnx: exportTextEncoder(text),
+    sidecar: { hasher: text.cfg.hasher, dim: text.cfg.dim },
+    signature: { inputs: [io('token_ids', 'int64', [-1, -1])], outputs: [io('query_embedding', 'float32', [-1, text.cfg.dim]), io('item_embedding', 'float32', [-1, text.cfg.dim])] },
+  });
+  text.dispose();
+
+  // Ranker: lists from each user's last pre-slice interaction, candidates from the sequence model and co-visitation.
+  const stats = itemStats(events);
+  const covis = coVisitation(sequences);
+  const lists: CandidateList[] = [];
+  sequences.sequences.forEach((seq) => {
+    if (seq.length < 3) return;
+    const history = seq.subarray(0, seq.length - 1);
+    const target = seq[seq.length - 1] as number;
+    const ids = (i: number) => sequences.itemIds[i] as string;
+    const built = candidateRows(
+      Array.from(history, ids),
+      sasrec.scoreBatch([history])[0] as Float32Array,
+      covis.scoreBatch([history])[0] as Float32Array,
+      sequences.itemIds,
+      itemById,
+      stats,
+    );
+    lists.push({ rows: built.rows, positive: built.items.indexOf(ids(target)) });
+  });
+  const ranker = new Ranker({ seed: opts.seed, epochs: opts.rankerEpochs });
+  await ranker.fit(lists, (e, loss) => opts.log(`ranker epoch ${e}: listwise loss ${loss.toFixed(4)}`));
+  candidates.push({
+    name: 'ranker',
+    onnx: exportRanker(ranker),
+    sidecar: { features: RANKER_FEATURES },
+    signature: { inputs: [io('features', 'float32', [-1, RANKER_FEATURES.length])], outputs: [io('score', 'float32', [-1, 1])] },
+  });
+  ranker.dispose();
+  sasrec.dispose();
+
+  // Churn: cut-off one horizon before the evaluation cut-off.
+  const horizon = opts.churnHorizonDays * DAY;
+  const byUser = new Map<string, ShopEvent[]>();
+  for (const e of sortByTime(eventsIn)) byUser.set(e.userId, [...(byUser.get(e.userId) ?? []), e]);
+  const trainRows = churnRows(byUser, heldOut.churn.cutoff - horizon, horizon);
+  const churn = new ChurnClassifier();
+  await churn.fit(trainRows.X, trainRows.y);
+  opts.log(`churn: ${trainRows.X.length} users, ${trainRows.y.filter(Boolean).length} churned at the training cut-off`);
+  candidates.push({
+    name: 'churn',
+    onnx: exportChurn(churn),
+    sidecar: { features: CHURN_FEATURES, threshold: churn.threshold, horizonDays: opts.churnHorizonDays },
+    signature: { inputs: [io('features', 'float32', [-1, CHURN_FEATURES.length])], outputs: [io('risk', 'float32', [-1, 1]), io('contributions', 'float32', [-1, CHURN_FEATURES.length])] },
+  });
+  return candidates;
+}
+
+export interface ItemStats {
+  popularity: Map<string, number>;
+  ctr: Map<string, number>;
+  conversion: Map<string, number>;
+}
+
+/** Offline counterparts of the feature service's item features. */
+export function itemStats(events: readonly ShopEvent[]): ItemStats {
+  const views = new Map<string, number>();
+  const clicks = new Map<string, number>();
+  const purchases = new Map<string, number>();
+  const popularity = new Map<string, number>();
+  const inc = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
+  for (const e of events) {
+    if (!e.itemId) continue;
+    if (e.type !== 'remove_from_cart') inc(popularity, e.itemId);
+    if (e.type === 'view') inc(views, e.itemId);
+    if (e.type === 'click') inc(clicks, e.itemId);
+    if (e.type === 'purchase') inc(purchases, e.itemId);
+  }
+  const ctr = new Map<string, number>();
+  const conversion = new Map<string, number>();
+  for (const [id, v] of views) {
+    ctr.set(id, ((clicks.get(id) ?? 0) + 1) / (v + 20));
+    conversion.set(id, ((purchases.get(id) ?? 0) + 0.5) / (v + 50));
+  }
+  return { popularity, ctr, conversion };
+}
+
+/** Candidates (top 30 of the sequence model and of co-visitation) with their ranker features. */
+export function candidateRows(
+  history: readonly string[],
+  seqScores: Float32Array,
+  covisScores: Float32Array,
+  itemIds: readonly string[],
+  catalog: ReadonlyMap<string, ShopItem>,
+  stats: ItemStats,
+): { items: string[]; rows: Float32Array[] } {
+  const none = new Int32Array(0);
+  const seqTop = topItems(seqScores, 30, none);
+  const covisTop = topItems(covisScores, 30, none);
+  const order = [...new Set([...seqTop, ...covisTop])];
+  const categories = new Map<string, number>();
+  for (const h of history) {
+    const c = catalog.get(h)?.category;
+    if (c) categories.set(c, (categories.get(c) ?? 0) + 1);
+  }
+  const maxCat = Math.max(1, ...categories.values());
+  const prices = history.map((h) => catalog.get(h)?.price ?? 0).filter((p) => p > 0);
+  const mean = prices.reduce((a, p) => a + p, 0) / Math.max(1, prices.length);
+  const std = Math.sqrt(prices.reduce((a, p) => a + (p - mean) ** 2, 0) / Math.max(1, prices.length));
+  const lastCategory = catalog.get(history[history.length - 1] ?? '')?.category;
+  const items = order.map((i) => itemIds[i] as string);
+  const rows = order.map((i, k) => {
+    const id = items[k] as string;
+    const it = catalog.get(id);
+    return rankerFeatures({
+      seqScore: seqScores[i],
+      seqRank: seqTop.indexOf(i) >= 0 ? seqTop.indexOf(i) : undefined,
+      covisScore: covisScores[i],
+      covisRank: covisTop.indexOf(i) >= 0 ? covisTop.indexOf(i) : undefined,
+      popularity: stats.popularity.get(id),
+      ctr: stats.ctr.get(id),
+      conversionRate: stats.conversion.get(id),
+      categoryAffinity: it ? (categories.get(it.category) ?? 0) / maxCat : 0,
+      price: it?.price,
+      userPriceMean: prices.length ? mean : undefined,
+      userPriceStd: prices.length ? std : undefined,
+      historyLength: history.length,
+      sameCategoryAsLast: it !== undefined && it.category === lastCategory,
+    });
+  });
+  return { items, rows };
+}
+
+const ndcgOf = (rank: number) => (rank >= 0 && rank < 10 ? 1 / Math.log2(rank + 2) : 0);
+
+/**
+ * Scores one version of a model on the held-out slice through onnxruntime: the primary metric that
+ * decides publication (NDCG@10 next item; MRR of query -> item; ranker NDCG@10 over the candidate
+ * sequence model's lists; churn ROC AUC).
+ */
+export async function scoreOnHeldOut(
+  name: ModelName,
+  artifact: { onnx: Uint8Array; sidecar: Record<string, unknown> },
+  heldOut: HeldOut,
+  context: { sasrec: { onnx: Uint8Array; sidecar: Record<string, unknown> }; trainEvents: readonly ShopEvent[] },
+): Promise<{ metric: string; value: number; cases: number }> {
+  const session = await createSession(artifact.onnx);
+  try {
+    switch (name) {
+      case 'sasrec': {
+        const cases = heldOut.nextItem;
+        const ranks = await sasrecTopK(session, artifact.sidecar, cases.map((c) => c.history), 10);
+        const value = cases.reduce((a, c, k) => a + ndcgOf((ranks[k] as string[]).indexOf(c.target)), 0) / Math.max(1, cases.length);
+        return { metric: 'ndcg@10', value, cases: cases.length };
+      }
+      case 'text_encoder': {
+        const pairs = heldOut.queries.length >= 20 ? heldOut.queries : heldOut.items.map((i) => ({ query: words(i.title).slice(-2).join(' '), itemId: i.itemId }));
+        const itemsEmb = await encodeTexts(session, artifact.sidecar, heldOut.items.map(itemText), 'item_embedding');
+        const queriesEmb = await encodeTexts(session, artifact.sidecar, pairs.map((p) => p.query), 'query_embedding');
+        const dim = itemsEmb.length / heldOut.items.length;
+        let mrr = 0;
+        pairs.forEach((p, k) => {
+          const target = heldOut.items.findIndex((i) => i.itemId === p.itemId);
+          if (target < 0) return;
+          const score = (i: number) => {
+            let s = 0;
+            for (let j = 0; j < dim; j++) s += (queriesEmb[k * dim + j] as number) * (itemsEmb[i * dim + j] as number);
+            return s;
+          };
+          const t = score(target);
+          let rank = 0;
+          for (let i = 0; i < heldOut.items.length; i++) if (i !== target && score(i) > t) rank++;
+          mrr += 1 / (rank + 1);
+        });
+        return { metric: 'mrr', value: mrr / Math.max(1, pairs.length), cases: pairs.length };
+      }
+      case 'ranker': {
+        // Same lists for every ranker version: candidates of the given sequence model.
+        const seq = await createSession(context.sasrec.onnx);
+        const itemIds = context.sasrec.sidecar['itemIds'] as string[];
+        const index = new Map(itemIds.map((id, i) => [id, i]));
+        const stats = itemStats(context.trainEvents);
+        const sequences = fromEvents('train', context.trainEvents);
+        const covis = coVisitation({ ...sequences, itemIds, sequences: sequences.sequences.map((s) => Int32Array.from(s, (i) => index.get(sequences.itemIds[i] as string) ?? 0)) });
+        const catalog = new Map(heldOut.items.map((i) => [i.itemId, i]));
+        let total = 0;
+        for (const c of heldOut.nextItem) {
+          const hist = Int32Array.from(c.history.map((h) => index.get(h) ?? 0).filter((i) => i > 0));
+          const seqScores = await fullScores(seq, context.sasrec.sidecar, hist);
+          const built = candidateRows(c.history, seqScores, covis.scoreBatch([hist])[0] as Float32Array, itemIds, catalog, stats);
+          const x = new Float32Array(built.rows.length * RANKER_FEATURES.length);
+          built.rows.forEach((r, i) => x.set(r, i * RANKER_FEATURES.length));
+          const out = await session.run({ features: { type: 'float32', data: x, dims: [built.rows.length, RANKER_FEATURES.length] } });
+          const scores = out['score']?.data as Float32Array;
+          const pos = built.items.indexOf(c.target);
+          if (pos < 0) continue;
+          let rank = 0;
+          for (let i = 0; i < scores.length; i++) if (i !== pos && (scores[i] as number) > (scores[pos] as number)) rank++;
+          total += ndcgOf(rank);
+        }
+        await seq.release();
+        return { metric: 'ndcg@10', value: total / Math.max(1, heldOut.nextItem.length), cases: heldOut.nextItem.length };
+      }
+      case 'churn': {
+        const { X, y } = heldOut.churn;
+        const F = CHURN_FEATURES.length;
+        const flat = new Float32Array(X.length * F);
+        X.forEach((x, i) => flat.set(x, i * F));
+        const out = await session.run({ features: { type: 'float32', data: flat, dims: [X.length, F] } });
+        return { metric: 'roc_auc', value: rocAuc(out['risk']?.data as Float32Array, y), cases: X.length };
+      }
+    }
+  } finally {
+    await session.release();
+  }
+}
+
+/** Right-aligned id rows for the sequence model (item ids mapped through its vocabulary). */
+export function sequenceBatch(sidecar: Record<string, unknown>, histories: ReadonlyArray<readonly string[]>): { data: BigInt64Array; length: number } {
+  const itemIds = sidecar['itemIds'] as string[];
+  const maxLen = Number(sidecar['maxLen'] ?? 50);
+  const index = new Map(itemIds.map((id, i) => [id, i]));
+  const rows = histories.map((h) => h.map((id) => index.get(id) ?? 0).filter((i) => i > 0).slice(-maxLen));
+  const length = Math.max(1, ...rows.map((r) => r.length));
+  const data = new BigInt64Array(histories.length * length);
+  rows.forEach((r, b) => r.forEach((v, j) => (data[b * length + (length - r.length) + j] = BigInt(v))));
+  return { data, length };
+}
+
+async function sasrecTopK(session: OrtSession, sidecar: Record<string, unknown>, histories: ReadonlyArray<readonly string[]>, k: number): Promise<string[][]> {
+  const itemIds = sidecar['itemIds'] as string[];
+  const out: string[][] = [];
+  for (let s = 0; s < histories.length; s += 256) {
+    const batch = histories.slice(s, s + 256);
+    const { data, length } = sequenceBatch(sidecar, batch);
+    const res = await session.run({
+      item_ids: { type: 'int64', data, dims: [batch.length, length] },
+      exclude_ids: { type: 'int64', data: new BigInt64Array(batch.length), dims: [batch.length, 1] },
+      k: { type: 'int64', data: BigInt64Array.from([BigInt(Math.min(k, itemIds.length - 1))]), dims: [1] },
+    });
+    const items = res['items']?.data as BigInt64Array;
+    const kk = items.length / batch.length;
+    batch.forEach((_, b) => out.push(Array.from(items.subarray(b * kk, (b + 1) * kk), (i) => itemIds[Number(i)] as string)));
+  }
+  return out;
+}
+
+/** Inner-product scores of every item for one history, from the model's user embedding. */
+async function fullScores(session: OrtSession, sidecar: Record<string, unknown>, hist: Int32Array): Promise<Float32Array> {
+  const itemIds = sidecar['itemIds'] as string[];
+  const res = await session.run({
+    item_ids: { type: 'int64', data: BigInt64Array.from(hist.length ? hist : [0], (v) => BigInt(v)), dims: [1, Math.max(1, hist.length)] },
+    exclude_ids: { type: 'int64', data: new BigInt64Array(1), dims: [1, 1] },
+    k: { type: 'int64', data: BigInt64Array.from([BigInt(itemIds.length - 1)]), dims: [1] },
+  });
+  const scores = new Float32Array(itemIds.length).fill(-1e9);
+  const items = res['items']?.data as BigInt64Array;
+  const values = res['scores']?.data as Float32Array;
+  items.forEach((i, k) => (scores[Number(i)] = values[k] as number));
+  return scores;
+}
+
+async function encodeTexts(session: OrtSession, sidecar: Record<string, unknown>, texts: readonly string[], output: string): Promise<Float32Array> {
+  const hasher = sidecar['hasher'] as { buckets: number; maxIds: number };
+  const parts: Float32Array[] = [];
+  for (let s = 0; s < texts.length; s += 256) {
+    const { ids, width } = hashBatch(texts.slice(s, s + 256), hasher);
+    const res = await session.run({ token_ids: { type: 'int64', data: BigInt64Array.from(ids, (v) => BigInt(v)), dims: [Math.min(256, texts.length - s), width] } });
+    parts.push(res[output]?.data as Float32Array);
+  }
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}

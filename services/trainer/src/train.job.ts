@@ -1,0 +1,88 @@
+import { DEFAULT_TENANT, Streams } from '@aisle/contracts';
+import { initBackend } from '@aisle/ml';
+import { connectBus, ModelRegistry, type ServiceBase } from '@aisle/runtime';
+import type { Store } from '@aisle/store';
+import type { TrainerConfig } from './config';
+import { heldOutSlice, scoreOnHeldOut, trainCandidates, type Candidate, type ModelName, type ShopEvent, type ShopItem } from './pipeline';
+
+export interface JobReport {
+  trained: boolean;
+  decisions: Array<{ model: ModelName; metric: string; candidate: number; active: number | undefined; published: boolean; version: string | undefined }>;
+}
+
+/**
+ * One trainer run: read the tenant's events and catalog from the store, train every model on all but
+ * the latest time slice, score candidate and active versions on that slice, and publish each candidate
+ * that is not worse than the active version.
+ */
+export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, store: Store): Promise<JobReport> {
+  const log = base.logger;
+  const tenant = config.tenant || DEFAULT_TENANT;
+  const { backend, detail } = await initBackend({ log: (m) => log.info(m) });
+  log.info('training backend', { backend, detail });
+  const events: ShopEvent[] = [];
+  for await (const e of store.events.scan({ tenant })) events.push(e);
+  const items: ShopItem[] = [];
+  for await (const i of store.items.scan(tenant)) items.push(i);
+  log.info('training data', { tenant, events: events.length, items: items.length });
+  if (events.length < config.minEvents) {
+    log.warn('not enough events to train; nothing published', { events: events.length, min_events: config.minEvents });
+    return { trained: false, decisions: [] };
+  }
+  const heldOut = heldOutSlice(events, items, config);
+  log.info('held-out slice', { from: new Date(heldOut.sliceStart).toISOString(), next_item_cases: heldOut.nextItem.length, query_cases: heldOut.queries.length, churn_users: heldOut.churn.users.length });
+  const candidates = await trainCandidates(events, items, heldOut, {
+    heldOutShare: config.heldOutShare,
+    churnHorizonDays: config.churnHorizonDays,
+    sasrec: { epochs: config.sasrecEpochs },
+    text: {},
+    rankerEpochs: 8,
+    seed: config.seed,
+    log: (m) => log.info(m),
+  });
+
+  const bus = await connectBus(base, config, [Streams.MODELS]);
+  const registry = await ModelRegistry.open(bus.nc, { replicas: config.natsStreamReplicas });
+  const trainEvents = events.filter((e) => e.occurredAt < heldOut.sliceStart);
+  const sasrec = candidates.find((c) => c.name === 'sasrec') as Candidate;
+  const context = { sasrec, trainEvents };
+  const version = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const times = events.map((e) => e.occurredAt);
+  const report: JobReport = { trained: true, decisions: [] };
+  for (const c of candidates.filter((x) => config.models.includes(x.name))) {
+    const score = await scoreOnHeldOut(c.name, c, heldOut, context);
+    let activeValue: number | undefined;
+    try {
+      const active = await registry.active(tenant, c.name);
+      if (active) activeValue = (await scoreOnHeldOut(c.name, active, heldOut, context)).value;
+    } catch (err) {
+      log.warn('active model could not be scored; treating it as absent', { model: c.name, err });
+    }
+    const publish = activeValue === undefined || score.value >= activeValue - config.tolerance;
+    let published: string | undefined;
+    if (publish) {
+      const meta = await registry.publish(bus.publisher, {
+        tenant,
+        name: c.name,
+        version,
+        onnx: c.onnx,
+        sidecar: c.sidecar,
+        meta: {
+          metrics: { [`heldout_${score.metric}`]: score.value, heldout_cases: score.cases, ...(activeValue !== undefined ? { [`previous_${score.metric}`]: activeValue } : {}) },
+          dataRange: { from: new Date(Math.min(...times)), to: new Date(heldOut.sliceStart), events: trainEvents.length, source: `store:${tenant}` },
+          signature: c.signature,
+        },
+      });
+      published = meta.version;
+    }
+    log.info(publish ? 'model published' : 'candidate worse than the active model; kept the active one', {
+      model: c.name,
+      metric: score.metric,
+      candidate: score.value,
+      active: activeValue,
+      version: published,
+    });
+    report.decisions.push({ model: c.name, metric: score.metric, candidate: score.value, active: activeValue, published: publish, version: published });
+  }
+  return report;
+}
