@@ -19,3 +19,5 @@ export * from './models/bgnbd';
 export * from './models/churn';
 export * from './models/ranker';
 export * from './onnx/export-models';
+export * from './onnx/batcher';
+export * from './eval/topk';

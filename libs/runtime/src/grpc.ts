@@ -176,6 +176,8 @@ export interface RunningGrpcServer {
   readonly server: grpc.Server;
   /** Sets every hosted service (and the overall "" entry) to SERVING or NOT_SERVING. */
   setServing(serving: boolean): void;
+  /** Sets one hosted service (full proto name) to SERVING or NOT_SERVING. */
+  setServiceServing(service: string, serving: boolean): void;
   /** Graceful shutdown; in-flight calls may finish until `deadlineMs`, then the rest are cancelled. */
   shutdown(deadlineMs: number): Promise<void>;
 }
@@ -212,6 +214,9 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
     setServing(serving) {
       const status: ServingStatus = serving ? 'SERVING' : 'NOT_SERVING';
       for (const n of ['', ...names]) health.setStatus(n, status);
+    },
+    setServiceServing(service, serving) {
+      health.setStatus(service, serving ? 'SERVING' : 'NOT_SERVING');
     },
     shutdown(deadlineMs) {
       return new Promise<void>((resolve) => {

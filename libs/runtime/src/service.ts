@@ -21,6 +21,8 @@ export interface ServiceBase {
   readonly registry: Registry;
   readonly lifecycle: Lifecycle;
   readonly metricsPort: number | undefined;
+  /** Sets what `/status` on the metrics port reports. */
+  setStatus(provider: () => unknown): void;
 }
 
 export interface ServiceBaseOptions {
@@ -47,12 +49,23 @@ export async function createServiceBase(defaultName: string, config: CommonConfi
   lifecycle.onShutdown('telemetry', () => telemetry.shutdown());
   const registry = createMetricsRegistry(name);
   let metricsPort: number | undefined;
+  let statusProvider: () => unknown = () => ({ service: name });
   if (config.metricsPort >= 0) {
-    const metrics = await startMetricsServer(registry, config.metricsPort);
+    const metrics = await startMetricsServer(registry, config.metricsPort, '0.0.0.0', () => statusProvider());
     metricsPort = metrics.port;
     lifecycle.onShutdown('metrics', () => metrics.close());
   }
-  return { name, logger, tracer: telemetry.tracer, registry, lifecycle, metricsPort };
+  return {
+    name,
+    logger,
+    tracer: telemetry.tracer,
+    registry,
+    lifecycle,
+    metricsPort,
+    setStatus: (p) => {
+      statusProvider = p;
+    },
+  };
 }
 
 export interface Bus {
@@ -117,7 +130,7 @@ export async function serveGrpc(
 export function runService<C extends CommonConfig>(
   defaultName: string,
   loadConfig: () => C,
-  start: (base: ServiceBase, config: C) => Promise<{ grpc: RunningGrpcServer; details?: Record<string, unknown> }>,
+  start: (base: ServiceBase, config: C) => Promise<{ grpc: RunningGrpcServer; details?: Record<string, unknown>; notReady?: string[] }>,
 ): void {
   let config: C;
   try {
@@ -129,8 +142,11 @@ export function runService<C extends CommonConfig>(
   void (async () => {
     const base = await createServiceBase(defaultName, config);
     try {
-      const { grpc, details } = await start(base, config);
+      const { grpc, details, notReady } = await start(base, config);
       grpc.setServing(true);
+      // Services whose readiness depends on something still to come (a published model) stay
+      // NOT_SERVING under their own name; "" (the process) is SERVING, for liveness probes.
+      for (const name of notReady ?? []) grpc.setServiceServing(name, false);
       base.logger.info('ready', { grpc_port: grpc.port, metrics_port: base.metricsPort, ...details });
     } catch (err) {
       base.logger.error('start failed', { err });

@@ -39,9 +39,10 @@ beforeAll(async () => {
         if (req.userIds.length === 0) throw new InvalidArgumentError('user_ids', 'at least one id required');
         if (req.userIds[0] === 'down') throw new UnavailableError('store unavailable');
         if (req.userIds[0] === 'bug') throw new Error('secret internal detail');
-        return { users: req.userIds.map((userId) => ({ ...featureV1.UserFeatures.fromPartial({ userId }) })) };
+        return { users: req.userIds.map((userId) => ({ ...featureV1.UserFeatures.fromPartial({ userId }) })), asOf: undefined };
       },
-      getItemFeatures: async () => ({ items: [] }),
+      getItemFeatures: async () => ({ items: [], asOf: undefined }),
+      listPopularItems: async () => ({ items: [], asOf: undefined }),
     },
     { logger, tracer: telemetry.tracer, registry: createMetricsRegistry('test', { defaultMetrics: false }) },
   );

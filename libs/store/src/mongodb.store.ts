@@ -2,6 +2,8 @@ import { MongoBulkWriteError, MongoClient, MongoServerError, type ClientSession,
 import {
   StoreUnavailableError,
   type CatalogItem,
+  type ChurnScoreRecord,
+  type ChurnScoreRepository,
   type DocumentCollection,
   type DocumentRepository,
   type DocumentTx,
@@ -156,6 +158,7 @@ export class MongoStore implements Store {
   readonly events: EventRepository;
   readonly items: ItemRepository;
   readonly documents: DocumentRepository;
+  readonly churnScores: ChurnScoreRepository;
 
   private constructor(
     private readonly client: MongoClient,
@@ -164,6 +167,40 @@ export class MongoStore implements Store {
     this.events = this.makeEvents();
     this.items = this.makeItems();
     this.documents = this.makeDocuments();
+    this.churnScores = this.makeChurnScores();
+  }
+
+  private makeChurnScores(): ChurnScoreRepository {
+    type Doc = Omit<ChurnScoreRecord, 'scoredAt'> & { _id: string; scoredAt: Date };
+    const coll = this.db.collection<Doc>('churn_scores');
+    const toRecord = ({ _id, scoredAt, ...r }: Doc): ChurnScoreRecord => ({ ...r, scoredAt: scoredAt.getTime() });
+    return {
+      upsertMany: (rs) =>
+        guard(async () => {
+          if (rs.length === 0) return;
+          await coll.bulkWrite(
+            rs.map((r) => ({ replaceOne: { filter: { _id: key(r.tenant, r.userId) }, replacement: { ...r, _id: key(r.tenant, r.userId), scoredAt: new Date(r.scoredAt) }, upsert: true } })),
+            { ordered: false },
+          );
+        }),
+      getMany: (tenant, ids) =>
+        guard(async () => {
+          const docs = await coll.find({ _id: { $in: [...new Set(ids)].map((id) => key(tenant, id)) } }).toArray();
+          return new Map(docs.map((d) => [d.userId, toRecord(d)]));
+        }),
+      listAtRisk: (tenant, minRisk, limit, after) =>
+        guard(async () => {
+          const filter = after
+            ? { tenant, risk: { $gte: minRisk }, $or: [{ risk: { $lt: after.risk } }, { risk: after.risk, userId: { $gt: after.userId } }] }
+            : { tenant, risk: { $gte: minRisk } };
+          const docs = await coll.find(filter, { sort: { risk: -1, userId: 1 }, limit }).toArray();
+          return docs.map(toRecord);
+        }),
+      scanUserIds: (tenant) =>
+        (async function* () {
+          for await (const d of coll.find({ tenant }, { projection: { userId: 1 }, sort: { userId: 1 } })) yield d.userId;
+        })(),
+    };
   }
 
   static async open(url: string, opts: { dbName?: string } = {}): Promise<MongoStore> {
@@ -198,6 +235,7 @@ export class MongoStore implements Store {
       { key: { tenant: 1, user_id: 1, occurred_at: 1 }, name: 'events_by_user' },
     ]);
     await this.itemsColl.createIndexes([{ key: { tenant: 1, item_id: 1 }, name: 'items_by_tenant' }]);
+    await this.db.collection('churn_scores').createIndexes([{ key: { tenant: 1, risk: -1, userId: 1 }, name: 'churn_by_risk' }]);
     for (const c of ['user_features', 'item_features', 'feature_meta'] as const) {
       await this.docs(c).createIndexes([{ key: { tenant: 1, id: 1 }, name: `${c}_by_tenant` }]);
     }

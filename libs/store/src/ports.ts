@@ -86,11 +86,32 @@ export interface DocumentRepository {
   count(collection: DocumentCollection, tenant?: string): Promise<number>;
 }
 
+export interface ChurnScoreRecord {
+  tenant: string;
+  userId: string;
+  risk: number;
+  band: 'low' | 'medium' | 'high';
+  factors: Array<{ feature: string; value: number; contribution: number }>;
+  scoredAt: number;
+  modelVersion: string;
+  /** An alert was sent for the current episode above the threshold (reset below threshold - hysteresis). */
+  alerted: boolean;
+}
+
+export interface ChurnScoreRepository {
+  upsertMany(records: readonly ChurnScoreRecord[]): Promise<void>;
+  getMany(tenant: string, userIds: readonly string[]): Promise<Map<string, ChurnScoreRecord>>;
+  /** Highest risk first (ties by user id), from after `after` (keyset pagination). */
+  listAtRisk(tenant: string, minRisk: number, limit: number, after?: { risk: number; userId: string }): Promise<ChurnScoreRecord[]>;
+  scanUserIds(tenant: string): AsyncIterable<string>;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'mongodb';
   readonly events: EventRepository;
   readonly items: ItemRepository;
   readonly documents: DocumentRepository;
+  readonly churnScores: ChurnScoreRepository;
   /** Throws StoreUnavailableError when the store cannot be reached. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -10,6 +10,8 @@ import {
   type DocumentRepository,
   type DocumentTx,
   type EventRepository,
+  type ChurnScoreRecord,
+  type ChurnScoreRepository,
   type EventScanOptions,
   type ItemRepository,
   type Store,
@@ -53,6 +55,12 @@ CREATE TABLE IF NOT EXISTS documents (
   collection TEXT NOT NULL, tenant TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL,
   PRIMARY KEY (collection, tenant, id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS churn_scores (
+  tenant TEXT NOT NULL, user_id TEXT NOT NULL, risk REAL NOT NULL, band TEXT NOT NULL, factors TEXT NOT NULL,
+  scored_at INTEGER NOT NULL, model_version TEXT NOT NULL, alerted INTEGER NOT NULL,
+  PRIMARY KEY (tenant, user_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS churn_by_risk ON churn_scores (tenant, risk DESC, user_id);
 CREATE TABLE IF NOT EXISTS applied (
   consumer TEXT NOT NULL, tenant TEXT NOT NULL, event_id TEXT NOT NULL,
   PRIMARY KEY (consumer, tenant, event_id)
@@ -172,6 +180,7 @@ export class SqliteStore implements Store {
   readonly events: EventRepository;
   readonly items: ItemRepository;
   readonly documents: DocumentRepository;
+  readonly churnScores: ChurnScoreRepository;
   private readonly db: Database.Database;
   private readonly writeLock = new Mutex();
 
@@ -184,6 +193,70 @@ export class SqliteStore implements Store {
     this.events = this.makeEvents();
     this.items = this.makeItems();
     this.documents = this.makeDocuments();
+    this.churnScores = this.makeChurnScores();
+  }
+
+  private makeChurnScores(): ChurnScoreRepository {
+    const db = this.db;
+    interface Row {
+      tenant: string;
+      user_id: string;
+      risk: number;
+      band: string;
+      factors: string;
+      scored_at: number;
+      model_version: string;
+      alerted: number;
+    }
+    const toRecord = (r: Row): ChurnScoreRecord => ({
+      tenant: r.tenant,
+      userId: r.user_id,
+      risk: r.risk,
+      band: r.band as ChurnScoreRecord['band'],
+      factors: JSON.parse(r.factors) as ChurnScoreRecord['factors'],
+      scoredAt: r.scored_at,
+      modelVersion: r.model_version,
+      alerted: r.alerted === 1,
+    });
+    const upsert = db.prepare(
+      `INSERT INTO churn_scores VALUES (@tenant, @userId, @risk, @band, @factors, @scoredAt, @modelVersion, @alerted)
+       ON CONFLICT (tenant, user_id) DO UPDATE SET risk = excluded.risk, band = excluded.band, factors = excluded.factors,
+         scored_at = excluded.scored_at, model_version = excluded.model_version, alerted = excluded.alerted`,
+    );
+    const upsertAll = db.transaction((rs: readonly ChurnScoreRecord[]) => {
+      for (const r of rs) upsert.run({ ...r, factors: JSON.stringify(r.factors), alerted: r.alerted ? 1 : 0 });
+    });
+    const lock = this.writeLock;
+    return {
+      upsertMany: (rs) => lock.run(async () => guard(() => upsertAll(rs))),
+      getMany: async (tenant, ids) => {
+        const out = new Map<string, ChurnScoreRecord>();
+        for (const part of chunks([...new Set(ids)])) {
+          const rows = guard(() => db.prepare(`SELECT * FROM churn_scores WHERE tenant = ? AND user_id IN (${part.map(() => '?').join(',')})`).all(tenant, ...part) as Row[]);
+          for (const r of rows) out.set(r.user_id, toRecord(r));
+        }
+        return out;
+      },
+      listAtRisk: async (tenant, minRisk, limit, after) => {
+        const rows = guard(() =>
+          after
+            ? (db
+                .prepare(
+                  `SELECT * FROM churn_scores WHERE tenant = ? AND risk >= ? AND (risk < ? OR (risk = ? AND user_id > ?))
+                   ORDER BY risk DESC, user_id LIMIT ?`,
+                )
+                .all(tenant, minRisk, after.risk, after.risk, after.userId, limit) as Row[])
+            : (db.prepare('SELECT * FROM churn_scores WHERE tenant = ? AND risk >= ? ORDER BY risk DESC, user_id LIMIT ?').all(tenant, minRisk, limit) as Row[]),
+        );
+        return rows.map(toRecord);
+      },
+      scanUserIds: (tenant) => {
+        const stmt = db.prepare('SELECT user_id FROM churn_scores WHERE tenant = ? AND user_id > ? ORDER BY user_id LIMIT 1000');
+        return (async function* () {
+          for await (const r of pages((after) => stmt.all(tenant, after) as Array<{ user_id: string }>, (r) => r.user_id)) yield r.user_id;
+        })();
+      },
+    };
   }
 
   private makeEvents(): EventRepository {

@@ -1,4 +1,4 @@
-import type { CatalogItem, Store, StoredEvent } from '../src';
+import type { CatalogItem, ChurnScoreRecord, Store, StoredEvent } from '../src';
 
 /** One behavioural suite every adapter must pass. */
 export function describeStoreContract(name: string, open: () => Promise<Store>): void {
@@ -128,6 +128,31 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
         });
       await Promise.all(Array.from({ length: 20 }, bump));
       expect((await store.documents.getMany<{ n: number }>('feature_meta', 't1', ['counter'])).get('counter')?.n).toBe(20);
+    });
+
+    test('churn scores: upsert, read back, and page by risk', async () => {
+      const rec = (userId: string, risk: number, tenant = 't1'): ChurnScoreRecord => ({
+        tenant,
+        userId,
+        risk,
+        band: (risk > 0.7 ? 'high' : risk > 0.4 ? 'medium' : 'low'),
+        factors: [{ feature: 'log_recency_days', value: 3.2, contribution: 0.8 }],
+        scoredAt: 1000,
+        modelVersion: 'v1',
+        alerted: false,
+      });
+      await store.churnScores.upsertMany([rec('a', 0.9), rec('b', 0.5), rec('c', 0.9), rec('d', 0.2), rec('e', 0.7), rec('x', 0.99, 't2')]);
+      await store.churnScores.upsertMany([{ ...rec('b', 0.95), alerted: true }]);
+      expect((await store.churnScores.getMany('t1', ['b', 'zz'])).get('b')).toEqual({ ...rec('b', 0.95), alerted: true });
+      const page1 = await store.churnScores.listAtRisk('t1', 0.6, 2);
+      expect(page1.map((r) => r.userId)).toEqual(['b', 'a']);
+      const last = page1[page1.length - 1]!;
+      const page2 = await store.churnScores.listAtRisk('t1', 0.6, 2, { risk: last.risk, userId: last.userId });
+      expect(page2.map((r) => r.userId)).toEqual(['c', 'e']);
+      expect(await store.churnScores.listAtRisk('t1', 0.6, 2, { risk: 0.7, userId: 'e' })).toEqual([]);
+      const ids: string[] = [];
+      for await (const id of store.churnScores.scanUserIds('t1')) ids.push(id);
+      expect(ids).toEqual(['a', 'b', 'c', 'd', 'e']);
     });
 
     test('ping answers while open', async () => {

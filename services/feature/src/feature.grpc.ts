@@ -9,8 +9,10 @@ const date = (ms: number | undefined): Date | undefined => (ms === undefined ? u
 export function featureGrpcService(service: FeatureService, instr: GrpcInstrumentation): { definition: Definition; implementation: grpc.UntypedServiceImplementation } {
   const handlers: UnaryHandlers<Definition> = {
     getUserFeatures: async (req) => {
-      const views = await service.getUserFeatures(req.tenant || DEFAULT_TENANT, req.userIds, req.recentLimit);
+      const tenant = req.tenant || DEFAULT_TENANT;
+      const [views, asOf] = await Promise.all([service.getUserFeatures(tenant, req.userIds, req.recentLimit), service.watermark(tenant)]);
       return {
+        asOf: new Date(asOf),
         users: views.map((v) => ({
           userId: v.userId,
           known: v.known,
@@ -37,8 +39,13 @@ export function featureGrpcService(service: FeatureService, instr: GrpcInstrumen
       };
     },
     getItemFeatures: async (req) => {
-      const views = await service.getItemFeatures(req.tenant || DEFAULT_TENANT, req.itemIds, req.coVisitLimit);
-      return { items: views.map((v) => ({ ...v, lastEventAt: date(v.lastEventAt) })) };
+      const tenant = req.tenant || DEFAULT_TENANT;
+      const [views, asOf] = await Promise.all([service.getItemFeatures(tenant, req.itemIds, req.coVisitLimit), service.watermark(tenant)]);
+      return { items: views.map((v) => ({ ...v, lastEventAt: date(v.lastEventAt) })), asOf: new Date(asOf) };
+    },
+    listPopularItems: async (req) => {
+      const { items, asOf } = await service.listPopular(req.tenant || DEFAULT_TENANT, req.category, req.limit);
+      return { items, asOf: new Date(asOf) };
     },
   };
   return { definition: featureV1.FeatureServiceService, implementation: bindUnaryService(featureV1.FeatureServiceService, handlers, instr) };

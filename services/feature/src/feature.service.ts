@@ -30,6 +30,7 @@ export interface FeatureRepository {
   getUsers(tenant: string, ids: readonly string[]): Promise<Map<string, UserState>>;
   getItems(tenant: string, ids: readonly string[]): Promise<Map<string, ItemState>>;
   getMeta(tenant: string): Promise<TenantMeta | undefined>;
+  scanItems(tenant: string): AsyncIterable<{ id: string; doc: ItemState }>;
 }
 
 export interface CatalogEntry extends CatalogInfo {
@@ -40,6 +41,13 @@ export interface CatalogEntry extends CatalogInfo {
 
 export interface CatalogReader {
   getMany(tenant: string, ids: readonly string[]): Promise<Map<string, CatalogEntry>>;
+  scan(tenant: string): AsyncIterable<{ itemId: string; category: string }>;
+}
+
+export interface PopularItem {
+  itemId: string;
+  popularity7d: number;
+  category: string;
 }
 
 export interface UserChange {
@@ -87,10 +95,43 @@ function groupByTenant(events: readonly FeatureEvent[]): Map<string, FeatureEven
 
 /** Keeps user and item features up to date from normalized events, exactly once per event id. */
 export class FeatureService {
+  private readonly popularCache = new Map<string, { at: number; asOf: number; items: PopularItem[] }>();
+
   constructor(
     private readonly repo: FeatureRepository,
     private readonly catalog: CatalogReader,
+    private readonly opts: { popularCacheMs: number; clock: () => number } = { popularCacheMs: 5000, clock: Date.now },
   ) {}
+
+  /**
+   * Items by 7-day decayed popularity at the watermark, optionally under a category prefix. The full
+   * ranking is recomputed at most every `popularCacheMs` (a scan of the tenant's item features).
+   */
+  async listPopular(tenant: string, category: string, limit: number): Promise<{ items: PopularItem[]; asOf: number }> {
+    if (limit < 0 || limit > 500) throw new InvalidArgumentError('limit', 'must be between 0 and 500');
+    const n = limit || 50;
+    let cached = this.popularCache.get(tenant);
+    if (!cached || this.opts.clock() - cached.at > this.opts.popularCacheMs) {
+      const asOf = (await this.repo.getMeta(tenant))?.watermark ?? 0;
+      const categories = new Map<string, string>();
+      for await (const c of this.catalog.scan(tenant)) categories.set(c.itemId, c.category);
+      const items: PopularItem[] = [];
+      for await (const { id, doc } of this.repo.scanItems(tenant)) {
+        const v = itemView(id, doc, asOf, 0);
+        if (v.popularity7d > 0) items.push({ itemId: id, popularity7d: v.popularity7d, category: categories.get(id) ?? '' });
+      }
+      items.sort((a, b) => b.popularity7d - a.popularity7d || (a.itemId < b.itemId ? -1 : 1));
+      cached = { at: this.opts.clock(), asOf, items };
+      this.popularCache.set(tenant, cached);
+    }
+    const prefix = category.trim();
+    const matching = prefix ? cached.items.filter((i) => i.category === prefix || i.category.startsWith(`${prefix} > `)) : cached.items;
+    return { items: matching.slice(0, n), asOf: cached.asOf };
+  }
+
+  async watermark(tenant: string): Promise<number> {
+    return (await this.repo.getMeta(tenant))?.watermark ?? 0;
+  }
 
   /**
    * Applies a batch in order inside one transaction. Events already applied (redelivery, replay) are

@@ -25,6 +25,7 @@ export function featureRepository(store: Store): FeatureRepository {
     getUsers: (t, ids) => docs.getMany<UserState>('user_features', t, ids),
     getItems: (t, ids) => docs.getMany<ItemState>('item_features', t, ids),
     getMeta: async (t) => (await docs.getMany<TenantMeta>('feature_meta', t, [META_ID])).get(META_ID),
+    scanItems: (t) => docs.scan<ItemState>('item_features', t),
   };
 }
 
@@ -36,5 +37,6 @@ export function catalogReader(store: Store): CatalogReader {
         [...items].map(([id, i]) => [id, { category: i.category, price: i.price, title: i.title, brand: i.brand, inStock: i.inStock }]),
       );
     },
+    scan: (tenant) => store.items.scan(tenant),
   };
 }

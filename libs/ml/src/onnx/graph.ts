@@ -127,3 +127,14 @@ export class GraphBuilder {
     return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();
   }
 }
+
+/** Reads a float initializer (first whose name matches) from a serialized model, e.g. an embedding matrix. */
+export function readInitializer(model: Uint8Array, name: RegExp): { dims: number[]; data: Float32Array } | undefined {
+  const graph = onnx.ModelProto.decode(model).graph;
+  const t = graph?.initializer?.find((i) => i.name && name.test(i.name));
+  if (!t?.rawData) return undefined;
+  const raw = t.rawData;
+  const copy = new Uint8Array(raw.byteLength);
+  copy.set(raw);
+  return { dims: (t.dims ?? []).map(Number), data: new Float32Array(copy.buffer) };
+}

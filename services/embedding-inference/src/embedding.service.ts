@@ -1,0 +1,184 @@
+import { FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError } from '@aisle/contracts';
+import { BatchShedError, type BatcherOptions, type Provider } from '@aisle/ml';
+import { SequenceModel, TextModel, type ServingModel, type TextTower } from './models';
+
+export type ServedModel = 'sasrec' | 'text_encoder';
+
+export interface ModelArtifactLike {
+  meta: { name: string; version: string };
+  onnx: Uint8Array;
+  sidecar: Record<string, unknown>;
+}
+
+export interface CatalogText {
+  itemId: string;
+  text: string;
+}
+
+export interface EmbeddingDeps {
+  providers: Provider[];
+  threads: number;
+  batch: BatcherOptions;
+  /** All catalog items' text, to (re)build the text index when a text model loads. */
+  catalog: () => AsyncIterable<CatalogText>;
+  log: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface Neighbor {
+  itemId: string;
+  score: number;
+}
+
+const MAX_K = 1000;
+const MAX_BATCH_INPUTS = 1000;
+
+/** Holds the active model of each kind and swaps in new versions without failing a request. */
+export class EmbeddingService {
+  private sequence: SequenceModel | undefined;
+  private text: TextModel | undefined;
+  private readonly loading = new Map<ServedModel, Promise<void>>();
+
+  constructor(private readonly deps: EmbeddingDeps) {}
+
+  /** Active models with their execution provider (and why a preferred provider was not used). */
+  models(): Array<{ model: ServedModel; version: string; provider: Provider; fallbackReason: string | null }> {
+    const out: ReturnType<EmbeddingService['models']> = [];
+    const add = (model: ServedModel, m: ServingModel | undefined) => {
+      if (m) out.push({ model, version: m.version, provider: m.provider, fallbackReason: m.fallbackReason ?? null });
+    };
+    add('sasrec', this.sequence);
+    add('text_encoder', this.text);
+    return out;
+  }
+
+  status(): Record<string, unknown> {
+    return { models: this.models(), textIndexSize: this.text?.indexSize ?? 0 };
+  }
+
+  get ready(): boolean {
+    return this.sequence !== undefined;
+  }
+
+  activeVersion(name: ServedModel): string | undefined {
+    return (name === 'sasrec' ? this.sequence : this.text)?.version;
+  }
+
+  /**
+   * Loads a version, warms it up, switches atomically, and only then releases the old one (after the
+   * requests already queued on it are done). Loads of one model kind are serialized.
+   */
+  async activate(artifact: ModelArtifactLike): Promise<void> {
+    const name = artifact.meta.name as ServedModel;
+    if (name !== 'sasrec' && name !== 'text_encoder') return;
+    const previous = this.loading.get(name) ?? Promise.resolve();
+    const next = previous.then(() => this.swap(name, artifact));
+    this.loading.set(name, next.catch(() => undefined));
+    return next;
+  }
+
+  private async swap(name: ServedModel, artifact: ModelArtifactLike): Promise<void> {
+    if (this.activeVersion(name) === artifact.meta.version) return;
+    const opts = { providers: this.deps.providers, threads: this.deps.threads, batch: this.deps.batch };
+    const started = performance.now();
+    let fresh: ServingModel;
+    if (name === 'sasrec') fresh = await SequenceModel.load(artifact.meta.version, artifact.onnx, artifact.sidecar, opts);
+    else {
+      const t = await TextModel.load(artifact.meta.version, artifact.onnx, artifact.sidecar, opts);
+      const items: CatalogText[] = [];
+      for await (const c of this.deps.catalog()) items.push(c);
+      for (let s = 0; s < items.length; s += 256) await t.indexItems(items.slice(s, s + 256));
+      fresh = t;
+    }
+    const old = name === 'sasrec' ? this.sequence : this.text;
+    if (name === 'sasrec') this.sequence = fresh as SequenceModel;
+    else this.text = fresh as TextModel;
+    this.deps.log('model active', { model: name, version: fresh.version, provider: fresh.provider, fallback_reason: fresh.fallbackReason, load_ms: Math.round(performance.now() - started), replaced: old?.version });
+    if (fresh.fallbackReason) this.deps.log('execution provider fallback', { model: name, provider: fresh.provider, reason: fresh.fallbackReason });
+    await old?.release();
+  }
+
+  /** New or changed catalog items: embed them into the text index (cold start). */
+  async indexItems(items: readonly CatalogText[]): Promise<void> {
+    await this.text?.indexItems(items);
+  }
+
+  private requireSequence(): SequenceModel {
+    if (!this.sequence) throw new FailedPreconditionError('no sequence model (sasrec) is active yet: run the trainer');
+    return this.sequence;
+  }
+
+  private requireText(): TextModel {
+    if (!this.text) throw new FailedPreconditionError('no text encoder is active yet: run the trainer');
+    return this.text;
+  }
+
+  private async guard<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } catch (err) {
+      if (err instanceof BatchShedError) throw new ResourceExhaustedError(`overloaded: ${err.message}`, { cause: err });
+      throw err;
+    }
+  }
+
+  async encodeSequences(sequences: ReadonlyArray<readonly string[]>): Promise<{ vectors: Float32Array[]; version: string }> {
+    if (sequences.length === 0) throw new InvalidArgumentError('sequences', 'at least one sequence required');
+    if (sequences.length > MAX_BATCH_INPUTS) throw new InvalidArgumentError('sequences', `more than ${MAX_BATCH_INPUTS}`);
+    const m = this.requireSequence();
+    const results = await this.guard(Promise.all(sequences.map((s) => m.batcher.submit({ ids: this.indices(m, s), exclude: [], k: 1 }))));
+    return { vectors: results.map((r) => r.embedding), version: m.version };
+  }
+
+  async encodeTexts(texts: readonly string[], tower: TextTower): Promise<{ vectors: Float32Array[]; version: string }> {
+    if (texts.length === 0) throw new InvalidArgumentError('texts', 'at least one text required');
+    if (texts.length > MAX_BATCH_INPUTS) throw new InvalidArgumentError('texts', `more than ${MAX_BATCH_INPUTS}`);
+    texts.forEach((t, i) => {
+      if (t.length > 2000) throw new InvalidArgumentError(`texts[${i}]`, 'longer than 2000 characters');
+    });
+    const m = this.requireText();
+    return { vectors: await this.guard(Promise.all(texts.map((text) => m.batcher.submit({ text, tower })))), version: m.version };
+  }
+
+  private indices(m: SequenceModel, ids: readonly string[]): number[] {
+    return ids.map((id) => m.index.get(id) ?? 0).filter((i) => i > 0);
+  }
+
+  private checkK(k: number): number {
+    if (k < 0 || k > MAX_K) throw new InvalidArgumentError('k', `must be between 1 and ${MAX_K}`);
+    return k || 10;
+  }
+
+  /** Next items for a sequence: top-k inside the ONNX graph (on the execution provider), exclusions applied there. */
+  async retrieveForSequence(items: readonly string[], kIn: number, exclude: readonly string[]): Promise<{ neighbors: Neighbor[]; version: string }> {
+    const k = this.checkK(kIn);
+    if (items.length === 0) throw new InvalidArgumentError('sequence.item_ids', 'at least one item required');
+    const m = this.requireSequence();
+    const r = await this.guard(m.batcher.submit({ ids: this.indices(m, items), exclude: this.indices(m, exclude), k }));
+    return { neighbors: r.items.map((i, j) => ({ itemId: m.itemIds[i] as string, score: r.scores[j] as number })), version: m.version };
+  }
+
+  async retrieveForText(text: string, kIn: number, exclude: readonly string[]): Promise<{ neighbors: Neighbor[]; version: string }> {
+    const k = this.checkK(kIn);
+    if (!text.trim()) throw new InvalidArgumentError('text', 'must not be empty');
+    const m = this.requireText();
+    const q = await this.guard(m.batcher.submit({ text, tower: 'query' }));
+    return { neighbors: m.nearest(q, k, new Set(exclude)), version: m.version };
+  }
+
+  async retrieveForVector(vector: Float32Array, kIn: number, exclude: readonly string[], index: ServedModel): Promise<{ neighbors: Neighbor[]; version: string }> {
+    const k = this.checkK(kIn);
+    if (index === 'sasrec') {
+      const m = this.requireSequence();
+      if (vector.length !== m.dim) throw new InvalidArgumentError('vector.values', `must have ${m.dim} values for the sequence index, got ${vector.length}`);
+      return { neighbors: m.nearest(vector, k, new Set(this.indices(m, exclude))).map((r) => ({ itemId: m.itemIds[r.index] as string, score: r.score })), version: m.version };
+    }
+    const m = this.requireText();
+    if (vector.length !== m.dim) throw new InvalidArgumentError('vector.values', `must have ${m.dim} values for the text index, got ${vector.length}`);
+    return { neighbors: m.nearest(vector, k, new Set(exclude)), version: m.version };
+  }
+
+  async close(): Promise<void> {
+    await this.sequence?.release();
+    await this.text?.release();
+  }
+}
