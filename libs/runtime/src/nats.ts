@@ -144,6 +144,11 @@ export interface ConsumerLoopOptions {
   maxInFlight: number;
   ackWaitMs?: number;
   /**
+   * Per-instance (broadcast) consumers: start at this time instead of the stream's beginning, and let the
+   * server delete the durable after an hour without a subscriber (pods come and go).
+   */
+  startAt?: Date;
+  /**
    * Handles a batch in stream order and returns one outcome per message. Throwing naks the whole
    * batch with backoff: use it for transient failures (store down).
    */
@@ -193,7 +198,7 @@ export async function ensureConsumer(
   };
   try {
     await jsm.consumers.info(stream, durable);
-    const { durable_name: _d, deliver_policy: _p, ...updatable } = config;
+    const { durable_name: _d, deliver_policy: _p, opt_start_time: _t, ...updatable } = config;
     await jsm.consumers.update(stream, durable, updatable);
   } catch (err) {
     if (!isNotFound(err)) throw err;
@@ -211,6 +216,7 @@ export async function startConsumerLoop(opts: ConsumerLoopOptions): Promise<Cons
     filter_subject: opts.filterSubject,
     max_ack_pending: opts.maxInFlight,
     ack_wait: nanos(opts.ackWaitMs ?? 30_000),
+    ...(opts.startAt ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: opts.startAt.toISOString(), inactive_threshold: nanos(3_600_000) } : {}),
   });
   const consumer = await opts.js.consumers.get(opts.stream, opts.durable);
   const metrics = consumerMetrics(opts.registry, opts.durable);

@@ -1,4 +1,5 @@
 import type { StreamSpec } from '@aisle/contracts';
+import { hostname } from 'node:os';
 import type { Tracer } from '@opentelemetry/api';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Registry } from 'prom-client';
@@ -13,6 +14,11 @@ import { AsyncJetStreamPublisher } from './js-publisher';
 import { initTelemetry, type Telemetry } from './telemetry';
 
 export type CommonConfig = ConfigOf<typeof commonConfig>;
+
+/** A name for this process among its replicas (the pod name on Kubernetes), for per-instance consumers. */
+export function instanceId(): string {
+  return `${hostname().replace(/[^A-Za-z0-9_-]/g, '_')}-${process.pid}`;
+}
 
 export interface ServiceBase {
   readonly name: string;

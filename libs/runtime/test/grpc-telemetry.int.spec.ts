@@ -43,6 +43,7 @@ beforeAll(async () => {
       },
       getItemFeatures: async () => ({ items: [], asOf: undefined }),
       listPopularItems: async () => ({ items: [], asOf: undefined }),
+      listUsers: async () => ({ userIds: [], nextPageToken: '' }),
     },
     { logger, tracer: telemetry.tracer, registry: createMetricsRegistry('test', { defaultMetrics: false }) },
   );

@@ -196,10 +196,6 @@ export class MongoStore implements Store {
           const docs = await coll.find(filter, { sort: { risk: -1, userId: 1 }, limit }).toArray();
           return docs.map(toRecord);
         }),
-      scanUserIds: (tenant) =>
-        (async function* () {
-          for await (const d of coll.find({ tenant }, { projection: { userId: 1 }, sort: { userId: 1 } })) yield d.userId;
-        })(),
     };
   }
 
@@ -386,6 +382,8 @@ export class MongoStore implements Store {
         })();
       },
       count: (c, tenant) => guard(() => this.docs(c).countDocuments(tenant === undefined ? {} : { tenant })),
+      listIds: (c, tenant, after, limit) =>
+        guard(async () => (await this.docs(c).find({ tenant, id: { $gt: after } }, { sort: { id: 1 }, limit, projection: { id: 1 } }).toArray()).map((d) => d.id)),
     };
   }
 

@@ -84,6 +84,8 @@ export interface DocumentRepository {
   getMany<T>(collection: DocumentCollection, tenant: string, ids: readonly string[]): Promise<Map<string, T>>;
   scan<T>(collection: DocumentCollection, tenant: string): AsyncIterable<{ id: string; doc: T }>;
   count(collection: DocumentCollection, tenant?: string): Promise<number>;
+  /** Document ids after `after` in id order, at most `limit`. */
+  listIds(collection: DocumentCollection, tenant: string, after: string, limit: number): Promise<string[]>;
 }
 
 export interface ChurnScoreRecord {
@@ -103,7 +105,6 @@ export interface ChurnScoreRepository {
   getMany(tenant: string, userIds: readonly string[]): Promise<Map<string, ChurnScoreRecord>>;
   /** Highest risk first (ties by user id), from after `after` (keyset pagination). */
   listAtRisk(tenant: string, minRisk: number, limit: number, after?: { risk: number; userId: string }): Promise<ChurnScoreRecord[]>;
-  scanUserIds(tenant: string): AsyncIterable<string>;
 }
 
 export interface Store {

@@ -250,12 +250,6 @@ export class SqliteStore implements Store {
         );
         return rows.map(toRecord);
       },
-      scanUserIds: (tenant) => {
-        const stmt = db.prepare('SELECT user_id FROM churn_scores WHERE tenant = ? AND user_id > ? ORDER BY user_id LIMIT 1000');
-        return (async function* () {
-          for await (const r of pages((after) => stmt.all(tenant, after) as Array<{ user_id: string }>, (r) => r.user_id)) yield r.user_id;
-        })();
-      },
     };
   }
 
@@ -413,6 +407,10 @@ export class SqliteStore implements Store {
           for await (const r of rows) yield { id: r.id, doc: JSON.parse(r.doc) as T };
         })();
       },
+      listIds: async (collection, tenant, after, limit) =>
+        guard(() =>
+          (db.prepare('SELECT id FROM documents WHERE collection = ? AND tenant = ? AND id > ? ORDER BY id LIMIT ?').all(collection, tenant, after, limit) as Array<{ id: string }>).map((r) => r.id),
+        ),
       count: async (collection, tenant) =>
         guard(() =>
           tenant === undefined

@@ -1,5 +1,5 @@
 import { catalogV1, Streams, Subjects } from '@aisle/contracts';
-import { connectBus, Gauge, ModelRegistry, runService, serveGrpc, startConsumerLoop, ACK, type ModelName } from '@aisle/runtime';
+import { ACK, connectBus, Gauge, instanceId, ModelRegistry, runService, serveGrpc, startConsumerLoop, type ModelName } from '@aisle/runtime';
 import { openStore } from '@aisle/store';
 import { loadEmbeddingConfig } from './config';
 import { embeddingGrpcService } from './embedding.grpc';
@@ -27,6 +27,7 @@ runService('embedding-inference', loadEmbeddingConfig, async (base, config) => {
   const providerGauge = new Gauge({ name: 'aisle_embedding_execution_provider', help: 'Active execution provider per model (1 = active)', labelNames: ['model', 'provider', 'version'], registers: [base.registry] });
   base.setStatus(() => ({ service: base.name, requestedProviders: config.providers, ...service.status() }));
 
+  const startAt = new Date(Date.now() - 60_000);
   const grpc = await serveGrpc(base, config, [embeddingGrpcService(service, base)]);
   const serviceName = 'aisle.embedding.v1.EmbeddingService';
   const activate = async (name: ModelName) => {
@@ -52,7 +53,10 @@ runService('embedding-inference', loadEmbeddingConfig, async (base, config) => {
     js: bus.js,
     jsm: bus.jsm,
     stream: Streams.EVENTS.name,
-    durable: `embedding-catalog-${config.tenant}`,
+    // Every replica indexes every change: one consumer per instance, from just before the models (and
+    // their catalog index) were loaded.
+    durable: `embedding-catalog-${instanceId()}`,
+    startAt,
     filterSubject: Subjects.eventsItem,
     batchSize: 256,
     maxInFlight: 1024,

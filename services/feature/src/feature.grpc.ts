@@ -43,6 +43,7 @@ export function featureGrpcService(service: FeatureService, instr: GrpcInstrumen
       const [views, asOf] = await Promise.all([service.getItemFeatures(tenant, req.itemIds, req.coVisitLimit), service.watermark(tenant)]);
       return { items: views.map((v) => ({ ...v, lastEventAt: date(v.lastEventAt) })), asOf: new Date(asOf) };
     },
+    listUsers: async (req) => service.listUsers(req.tenant || DEFAULT_TENANT, req.pageSize, req.pageToken),
     listPopularItems: async (req) => {
       const { items, asOf } = await service.listPopular(req.tenant || DEFAULT_TENANT, req.category, req.limit);
       return { items, asOf: new Date(asOf) };

@@ -31,6 +31,7 @@ export interface FeatureRepository {
   getItems(tenant: string, ids: readonly string[]): Promise<Map<string, ItemState>>;
   getMeta(tenant: string): Promise<TenantMeta | undefined>;
   scanItems(tenant: string): AsyncIterable<{ id: string; doc: ItemState }>;
+  listUserIds(tenant: string, after: string, limit: number): Promise<string[]>;
 }
 
 export interface CatalogEntry extends CatalogInfo {
@@ -127,6 +128,16 @@ export class FeatureService {
     const prefix = category.trim();
     const matching = prefix ? cached.items.filter((i) => i.category === prefix || i.category.startsWith(`${prefix} > `)) : cached.items;
     return { items: matching.slice(0, n), asOf: cached.asOf };
+  }
+
+  /** A page of user ids in id order; the token is the last id of the previous page. */
+  async listUsers(tenant: string, pageSize: number, pageToken: string): Promise<{ userIds: string[]; nextPageToken: string }> {
+    if (pageSize < 0 || pageSize > 5000) throw new InvalidArgumentError('page_size', 'must be between 1 and 5000');
+    const size = pageSize || 1000;
+    const after = pageToken ? Buffer.from(pageToken, 'base64url').toString('utf8') : '';
+    const ids = await this.repo.listUserIds(tenant, after, size + 1);
+    const page = ids.slice(0, size);
+    return { userIds: page, nextPageToken: ids.length > size ? Buffer.from(page[page.length - 1] as string).toString('base64url') : '' };
   }
 
   async watermark(tenant: string): Promise<number> {

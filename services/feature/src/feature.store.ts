@@ -26,6 +26,7 @@ export function featureRepository(store: Store): FeatureRepository {
     getItems: (t, ids) => docs.getMany<ItemState>('item_features', t, ids),
     getMeta: async (t) => (await docs.getMany<TenantMeta>('feature_meta', t, [META_ID])).get(META_ID),
     scanItems: (t) => docs.scan<ItemState>('item_features', t),
+    listUserIds: (t, after, limit) => docs.listIds('user_features', t, after, limit),
   };
 }
 

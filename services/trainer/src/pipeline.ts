@@ -237,14 +237,22 @@ export async function trainCandidates(eventsIn: readonly ShopEvent[], items: rea
   ranker.dispose();
   sasrec.dispose();
 
-  // Churn: cut-off one horizon before the evaluation cut-off.
+  // Churn: rolling cut-offs, weekly, from one horizon before the evaluation cut-off back to two weeks
+  // after the first event, so that the model sees users at every stage (new, active, fading, gone).
   const horizon = opts.churnHorizonDays * DAY;
+  const sorted = sortByTime(eventsIn);
   const byUser = new Map<string, ShopEvent[]>();
-  for (const e of sortByTime(eventsIn)) byUser.set(e.userId, [...(byUser.get(e.userId) ?? []), e]);
-  const trainRows = churnRows(byUser, heldOut.churn.cutoff - horizon, horizon);
+  for (const e of sorted) byUser.set(e.userId, [...(byUser.get(e.userId) ?? []), e]);
+  const firstAt = (sorted[0] as ShopEvent).occurredAt;
+  const trainRows = { X: [] as Float32Array[], y: [] as number[] };
+  for (let cutoff = heldOut.churn.cutoff - horizon; cutoff >= firstAt + 14 * DAY; cutoff -= 7 * DAY) {
+    const rows = churnRows(byUser, cutoff, horizon);
+    trainRows.X.push(...rows.X);
+    trainRows.y.push(...rows.y);
+  }
   const churn = new ChurnClassifier();
   await churn.fit(trainRows.X, trainRows.y);
-  opts.log(`churn: ${trainRows.X.length} users, ${trainRows.y.filter(Boolean).length} churned at the training cut-off`);
+  opts.log(`churn: ${trainRows.X.length} (user, cut-off) rows, ${trainRows.y.filter(Boolean).length} churned`);
   candidates.push({
     name: 'churn',
     onnx: exportChurn(churn),

@@ -166,7 +166,9 @@ export class Ranker {
       let v = 0;
       for (const r of all) v += ((r[j] as number) - m) ** 2;
       this.mean[j] = m;
-      this.std[j] = Math.sqrt(v / Math.max(1, all.length)) || 1;
+      // A feature constant in training (e.g. text scores when training on recommendations) carries no
+      // learned weight: a huge scale switches its input off instead of leaving a random weight on it.
+      this.std[j] = Math.sqrt(v / Math.max(1, all.length)) || 1e9;
     }
     const rand = mulberry32(this.cfg.seed);
     const opt = tf.train.adam(this.cfg.learningRate);

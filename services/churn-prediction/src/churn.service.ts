@@ -1,0 +1,193 @@
+import { InvalidArgumentError } from '@aisle/contracts';
+import { CHURN_FEATURES, churnFeatures, type ActivitySummary } from '@aisle/ml';
+import { randomUUID } from 'node:crypto';
+
+/** What the service needs to know of a user (from the feature service). */
+export interface UserActivity {
+  userId: string;
+  known: boolean;
+  firstSeen: number;
+  lastSeen: number;
+  sessions: number;
+  events: number;
+  purchases: number;
+  spend: number;
+  recent: Array<{ type: string; at: number }>;
+}
+
+export interface ScoreRecord {
+  userId: string;
+  risk: number;
+  band: 'low' | 'medium' | 'high';
+  factors: Array<{ feature: string; value: number; contribution: number }>;
+  scoredAt: number;
+  modelVersion: string;
+  alerted: boolean;
+}
+
+export interface ChurnModel {
+  readonly version: string;
+  /** Risk and per-feature log-odds contributions for each feature row. */
+  predict(rows: readonly Float32Array[]): Promise<Array<{ risk: number; contributions: Float32Array }>>;
+}
+
+export interface ActivitySource {
+  /** Users' activity and the tenant's watermark ("now" in event time). */
+  users(userIds: readonly string[]): Promise<{ users: UserActivity[]; asOf: number }>;
+  /** Every user with features, a page at a time. */
+  listUsers(pageSize: number, pageToken: string): Promise<{ userIds: string[]; nextPageToken: string }>;
+}
+
+export interface ScoreRepository {
+  getMany(userIds: readonly string[]): Promise<Map<string, ScoreRecord>>;
+  upsertMany(records: readonly ScoreRecord[]): Promise<void>;
+  listAtRisk(minRisk: number, limit: number, after?: { risk: number; userId: string }): Promise<ScoreRecord[]>;
+}
+
+export interface AlertSink {
+  alert(a: { alertId: string; userId: string; risk: number; threshold: number; band: ScoreRecord['band']; factors: ScoreRecord['factors']; modelVersion: string; scoredAt: number }): Promise<void>;
+}
+
+export interface ChurnOptions {
+  threshold: number;
+  hysteresis: number;
+}
+
+export class NoModelError extends Error {
+  override readonly name = 'NoModelError';
+}
+
+const DAY = 86_400_000;
+
+/** Features the model reads, from what the feature service keeps per user. */
+export function summaryOf(u: UserActivity): ActivitySummary {
+  const avgSpend = u.purchases > 0 ? u.spend / u.purchases : 0;
+  return {
+    firstAt: u.firstSeen,
+    lastAt: u.lastSeen,
+    visits: Math.max(1, u.sessions),
+    events: u.events,
+    purchases: u.purchases,
+    spend: u.spend,
+    recentEvents: u.recent.map((r) => r.at),
+    recentPurchases: u.recent.filter((r) => r.type === 'purchase').map((r) => ({ at: r.at, amount: avgSpend })),
+  };
+}
+
+/** Readable factors: log features are reported in their natural unit (log_recency_days -> recency_days). */
+function readable(feature: string, value: number): { feature: string; value: number } {
+  return feature.startsWith('log_') ? { feature: feature.slice(4), value: Math.round(Math.expm1(value) * 100) / 100 } : { feature, value: Math.round(value * 1000) / 1000 };
+}
+
+export function bandOf(risk: number, threshold: number): ScoreRecord['band'] {
+  return risk >= threshold ? 'high' : risk >= threshold / 2 ? 'medium' : 'low';
+}
+
+export class ChurnService {
+  private model: ChurnModel | undefined;
+
+  constructor(
+    private readonly activity: ActivitySource,
+    private readonly scores: ScoreRepository,
+    private readonly alerts: AlertSink,
+    readonly opts: ChurnOptions,
+  ) {}
+
+  setModel(m: ChurnModel): void {
+    this.model = m;
+  }
+
+  get modelVersion(): string | undefined {
+    return this.model?.version;
+  }
+
+  /**
+   * Scores users from their current features, stores the scores, and alerts once per upward crossing of
+   * the threshold (re-armed only after falling below threshold - hysteresis).
+   */
+  async scoreUsers(userIds: readonly string[]): Promise<{ scored: number; alerts: number }> {
+    const model = this.model;
+    if (!model) throw new NoModelError('no churn model is active yet');
+    if (userIds.length === 0) return { scored: 0, alerts: 0 };
+    const [{ users, asOf }, previous] = await Promise.all([this.activity.users(userIds), this.scores.getMany(userIds)]);
+    const known = users.filter((u) => u.known && u.lastSeen > 0);
+    const cutoff = Math.max(asOf, ...known.map((u) => u.lastSeen));
+    const preds = await model.predict(known.map((u) => churnFeatures(summaryOf(u), cutoff)));
+    const records: ScoreRecord[] = [];
+    let alerts = 0;
+    for (const [k, u] of known.entries()) {
+      const p = preds[k] as { risk: number; contributions: Float32Array };
+      const row = churnFeatures(summaryOf(u), cutoff);
+      const factors = CHURN_FEATURES.map((f, j) => ({ ...readable(f, row[j] as number), contribution: p.contributions[j] as number }))
+        .sort((a, b) => b.contribution - a.contribution)
+        .slice(0, 3);
+      const prev = previous.get(u.userId);
+      const above = p.risk >= this.opts.threshold;
+      let alerted = prev?.alerted ?? false;
+      if (above && !alerted) {
+        alerted = true;
+        alerts++;
+        await this.alerts.alert({ alertId: randomUUID(), userId: u.userId, risk: p.risk, threshold: this.opts.threshold, band: 'high', factors, modelVersion: model.version, scoredAt: cutoff });
+      } else if (p.risk < this.opts.threshold - this.opts.hysteresis) alerted = false;
+      records.push({ userId: u.userId, risk: p.risk, band: bandOf(p.risk, this.opts.threshold), factors, scoredAt: cutoff, modelVersion: model.version, alerted });
+    }
+    await this.scores.upsertMany(records);
+    return { scored: records.length, alerts };
+  }
+
+  /** Stored scores; users known to the feature service but never scored are scored now. */
+  async predict(userIds: readonly string[]): Promise<Array<ScoreRecord & { known: boolean }>> {
+    if (userIds.length === 0) throw new InvalidArgumentError('user_ids', 'at least one id required');
+    if (userIds.length > 1000) throw new InvalidArgumentError('user_ids', 'more than 1000 ids');
+    userIds.forEach((id, i) => {
+      if (!id) throw new InvalidArgumentError(`user_ids[${i}]`, 'must not be empty');
+    });
+    let stored = await this.scores.getMany(userIds);
+    const missing = userIds.filter((id) => !stored.has(id));
+    if (missing.length > 0 && this.model) {
+      await this.scoreUsers(missing);
+      stored = await this.scores.getMany(userIds);
+    }
+    return userIds.map((id) => {
+      const r = stored.get(id);
+      return r ? { ...r, known: true } : { userId: id, known: false, risk: 0, band: 'low', factors: [], scoredAt: 0, modelVersion: this.model?.version ?? '', alerted: false };
+    });
+  }
+
+  async listAtRisk(minRiskIn: number, pageSizeIn: number, pageToken: string): Promise<{ scores: ScoreRecord[]; nextPageToken: string }> {
+    if (minRiskIn < 0 || minRiskIn > 1) throw new InvalidArgumentError('min_risk', 'must be between 0 and 1');
+    if (pageSizeIn < 0 || pageSizeIn > 1000) throw new InvalidArgumentError('page_size', 'must be between 1 and 1000');
+    const minRisk = minRiskIn || this.opts.threshold;
+    const pageSize = pageSizeIn || 100;
+    let after: { risk: number; userId: string } | undefined;
+    if (pageToken) {
+      try {
+        after = JSON.parse(Buffer.from(pageToken, 'base64url').toString('utf8')) as { risk: number; userId: string };
+        if (typeof after.risk !== 'number' || typeof after.userId !== 'string') throw new Error('shape');
+      } catch {
+        throw new InvalidArgumentError('page_token', 'not a token returned by ListAtRisk');
+      }
+    }
+    const rows = await this.scores.listAtRisk(minRisk, pageSize + 1, after);
+    const page = rows.slice(0, pageSize);
+    const last = page[page.length - 1];
+    const nextPageToken = rows.length > pageSize && last ? Buffer.from(JSON.stringify({ risk: last.risk, userId: last.userId })).toString('base64url') : '';
+    return { scores: page, nextPageToken };
+  }
+
+  /** Rescores every user the feature service knows, a page at a time (silence raises risk without any event). */
+  async rescoreAll(pageSize: number): Promise<{ scored: number; alerts: number }> {
+    const total = { scored: 0, alerts: 0 };
+    let token = '';
+    do {
+      const page = await this.activity.listUsers(pageSize, token);
+      const r = await this.scoreUsers(page.userIds);
+      total.scored += r.scored;
+      total.alerts += r.alerts;
+      token = page.nextPageToken;
+    } while (token);
+    return total;
+  }
+}
+
+export const DAY_MS = DAY;

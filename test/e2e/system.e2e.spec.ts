@@ -1,0 +1,196 @@
+/**
+ * The whole system, every service a separate process on one embedded store: a generated shop published
+ * over NATS -> features -> the trainer trains and publishes -> services hot-load -> recommendations,
+ * search, re-ranking and churn alerts over gRPC and NATS; then embedding-inference is killed and
+ * ranking degrades within its deadline, and recovers.
+ */
+import { churnV1, ContentTypes, featureV1, Headers, rankingV1, Streams, Subjects } from '@aisle/contracts';
+import { generateShop, type GeneratedEvent } from '@aisle/datagen';
+import { createGrpcClient } from '@aisle/runtime';
+import {
+  eventToProducerJson,
+  eventually,
+  freePort,
+  healthCheck,
+  itemToProducerJson,
+  runJobProcess,
+  startNatsServer,
+  startServiceProcess,
+  tempSqliteUrl,
+  type NatsServerHandle,
+  type ServiceProcess,
+} from '@aisle/testkit';
+import { headers } from '@nats-io/transport-node';
+import { connectTestBus, consumerCaughtUp, readStream } from '../support/bus';
+
+jest.setTimeout(600_000);
+
+const DAY = 86_400_000;
+const shop = generateShop({ seed: 21, users: 300, items: 180, days: 60, churnRate: 0.3 });
+const holdFrom = shop.end - 4 * DAY;
+const published = shop.events.filter((e) => e.occurredAt < holdFrom);
+const ITEM_TYPES = new Set(['view', 'add_to_cart', 'purchase']);
+// Held-out next item: each user's first item interaction after the published history.
+const heldOut = new Map<string, string>();
+for (const e of shop.events) if (e.occurredAt >= holdFrom && ITEM_TYPES.has(e.type) && !heldOut.has(e.userId)) heldOut.set(e.userId, e.itemId);
+
+describe('the whole system', () => {
+  let nats: NatsServerHandle;
+  let storeFile: ReturnType<typeof tempSqliteUrl>;
+  const procs: Record<string, ServiceProcess> = {};
+  let bus: Awaited<ReturnType<typeof connectTestBus>>;
+  let embeddingPort: number;
+  let ranking: ReturnType<typeof createGrpcClient<typeof rankingV1.RankingServiceService>>;
+  let features: ReturnType<typeof createGrpcClient<typeof featureV1.FeatureServiceService>>;
+  let churn: ReturnType<typeof createGrpcClient<typeof churnV1.ChurnServiceService>>;
+
+  const env = () => ({ AISLE_NATS_URL: nats.url, AISLE_STORE_URL: storeFile.url });
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    storeFile = tempSqliteUrl();
+    embeddingPort = await freePort();
+    [procs['ingest'], procs['feature']] = await Promise.all([startServiceProcess('ingest', env()), startServiceProcess('feature', env())]);
+    procs['embedding'] = await startServiceProcess('embedding-inference', { ...env(), AISLE_GRPC_PORT: String(embeddingPort) });
+    const deps = { AISLE_FEATURE_ADDR: `127.0.0.1:${procs['feature'].grpcPort}`, AISLE_EMBEDDING_ADDR: `127.0.0.1:${embeddingPort}` };
+    [procs['ranking'], procs['churn']] = await Promise.all([
+      startServiceProcess('ranking', { ...env(), ...deps, AISLE_RANKING_DEADLINE: '400ms', AISLE_RANKING_DEPENDENCY_TIMEOUT: '250ms' }),
+      startServiceProcess('churn-prediction', { ...env(), ...deps }),
+    ]);
+    bus = await connectTestBus(nats.url);
+    ranking = createGrpcClient(rankingV1.RankingServiceService, `127.0.0.1:${procs['ranking'].grpcPort}`, { deadlineMs: 5000 });
+    features = createGrpcClient(featureV1.FeatureServiceService, `127.0.0.1:${procs['feature'].grpcPort}`, { deadlineMs: 5000 });
+    churn = createGrpcClient(churnV1.ChurnServiceService, `127.0.0.1:${procs['churn'].grpcPort}`, { deadlineMs: 10_000 });
+
+    // Producers: the catalog, then the clickstream, as JSON over NATS.
+    const json = () => {
+      const h = headers();
+      h.set(Headers.contentType, ContentTypes.json);
+      return h;
+    };
+    const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
+    await Promise.all(shop.items.map((i) => bus.js.publish(Subjects.catalogUpsert, enc(itemToProducerJson(i)), { headers: json() })));
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 300 }, async () => {
+        while (next < published.length) {
+          const e = published[next++] as GeneratedEvent;
+          await bus.js.publish(Subjects.clickstream(e.type), enc(eventToProducerJson(e)), { headers: json(), msgID: `default:${e.eventId}` });
+        }
+      }),
+    );
+    await eventually(async () => (await bus.jsm.streams.info(Streams.EVENTS.name)).state.messages >= published.length + shop.items.length && (await consumerCaughtUp(bus.jsm, Streams.EVENTS.name, 'feature')), {
+      what: 'events ingested and applied',
+      timeoutMs: 180_000,
+    });
+
+    const trainer = await runJobProcess('trainer', { ...env(), AISLE_TRAINER_SASREC_EPOCHS: '8' });
+    if (trainer.code !== 0) throw new Error(`trainer failed: ${trainer.stderr}\n${JSON.stringify(trainer.logs.slice(-5))}`);
+    await eventually(async () => (await healthCheck(`127.0.0.1:${embeddingPort}`, 'aisle.embedding.v1.EmbeddingService')) === 'SERVING', { what: 'embedding models loaded', timeoutMs: 60_000 });
+    await eventually(async () => (await healthCheck(`127.0.0.1:${procs['churn']!.grpcPort}`, 'aisle.churn.v1.ChurnService')) === 'SERVING', { what: 'churn model loaded', timeoutMs: 60_000 });
+    await eventually(() => procs['ranking']!.logs.some((l) => l['msg'] === 'model active' && l['model'] === 'ranker'), { what: 'ranker loaded', timeoutMs: 60_000 });
+  });
+
+  afterAll(async () => {
+    ranking?.close();
+    features?.close();
+    churn?.close();
+    await bus?.nc.close();
+    await Promise.all(Object.values(procs).map((p) => p.stop()));
+    await nats?.dispose();
+    storeFile?.dispose();
+  });
+
+  test('Recommend hits held-out next items more often than popularity, with reasons and impressions', async () => {
+    const users = [...heldOut.keys()].filter((u) => published.some((e) => e.userId === u)).slice(0, 150);
+    const popular = (await features.listPopularItems({ tenant: '', category: '', limit: 10 })).items.map((i) => i.itemId);
+    let ours = 0;
+    let pop = 0;
+    let degraded = 0;
+    let sample: rankingV1.RecommendResponse | undefined;
+    for (const u of users) {
+      const r = await ranking.recommend({ tenant: '', userId: u, limit: 10, filters: undefined, context: {}, explain: false, sessionItemIds: [] });
+      if (r.degraded) degraded++;
+      sample ??= r;
+      if (r.items.some((i) => i.itemId === heldOut.get(u))) ours++;
+      if (popular.includes(heldOut.get(u) as string)) pop++;
+    }
+    console.log(`Recommend hit rate@10 on ${users.length} held-out next items: ours ${(ours / users.length).toFixed(3)}, popularity ${(pop / users.length).toFixed(3)}`);
+    expect(degraded).toBe(0);
+    expect(ours).toBeGreaterThan(pop * 1.5);
+    expect(sample?.items).toHaveLength(10);
+    expect(sample?.modelVersion).toMatch(/sasrec:.*ranker:/);
+    expect(sample?.items.every((i) => i.reasons.length > 0)).toBe(true);
+    const impressions = await readStream(bus.jsm, Streams.RANKING.name);
+    const served = rankingV1.Served.decode(impressions.find((m) => rankingV1.Served.decode(m.data).requestId === sample?.requestId)!.data);
+    expect(served.items.map((i) => i.itemId)).toEqual(sample?.items.map((i) => i.itemId));
+  });
+
+  test('Search puts items matching the query first; Rank reorders the given items; SimilarItems works', async () => {
+    const target = shop.items[7]!;
+    const noun = target.title.split(' ').slice(-1)[0]!.toLowerCase();
+    const s = await ranking.search({ tenant: '', query: noun, userId: '', limit: 10, filters: undefined, explain: true });
+    expect(s.items.length).toBeGreaterThan(0);
+    const titleOf = (id: string) => shop.items.find((i) => i.itemId === id)?.title.toLowerCase() ?? '';
+    expect(titleOf(s.items[0]!.itemId)).toContain(noun);
+    expect(s.items[0]!.reasons[0]).toContain(`'${noun}'`);
+    expect(Object.keys(s.items[0]!.features)).toContain('lexical_score');
+
+    const user = [...heldOut.keys()][0]!;
+    const given = shop.items.slice(20, 45).map((i) => i.itemId);
+    const r = await ranking.rank({ tenant: '', userId: user, itemIds: given, explain: false });
+    expect(r.items.map((i) => i.itemId).sort()).toEqual([...given].sort());
+    expect(r.items.map((i) => i.itemId)).not.toEqual(given);
+    const scores = r.items.map((i) => i.score);
+    expect(scores).toEqual([...scores].sort((a, b) => b - a));
+
+    const sim = await ranking.similarItems({ tenant: '', itemId: target.itemId, limit: 5, filters: undefined, explain: false });
+    expect(sim.items.length).toBeGreaterThan(0);
+    expect(sim.items.map((i) => i.itemId)).not.toContain(target.itemId);
+  });
+
+  test('invalid requests get INVALID_ARGUMENT naming the field', async () => {
+    const err = (await ranking.recommend({ tenant: '', userId: '', limit: 10, filters: undefined, context: {}, explain: false, sessionItemIds: [] }).catch((e: unknown) => e)) as { code: number; details: string };
+    expect([err.code, err.details]).toEqual([3, 'user_id: required (or session_item_ids for anonymous visitors)']);
+    const err2 = (await ranking.recommend({ tenant: '', userId: 'u1', limit: 10, filters: { categories: [], minPrice: 10, maxPrice: 5, inStockOnly: false, excludePurchased: false, excludeItemIds: [] }, context: {}, explain: false, sessionItemIds: [] }).catch((e: unknown) => e)) as { details: string };
+    expect(err2.details).toBe('filters.max_price: must be >= filters.min_price');
+  });
+
+  test('churn alerts fire for users who drift away, not for steady ones', async () => {
+    await eventually(async () => (await bus.jsm.streams.info(Streams.CHURN.name)).state.messages > 0, { what: 'churn alerts', timeoutMs: 60_000 });
+    await new Promise((r) => setTimeout(r, 2000));
+    const alerts = (await readStream(bus.jsm, Streams.CHURN.name)).map((m) => churnV1.Alert.decode(m.data).userId);
+    expect(new Set(alerts).size).toBe(alerts.length);
+    const drifting = shop.users.filter((u) => u.churner).map((u) => u.userId);
+    const steady = shop.users.filter((u) => !u.churner).map((u) => u.userId);
+    const alerted = new Set(alerts);
+    const recall = drifting.filter((u) => alerted.has(u)).length / drifting.length;
+    const falseAlarms = steady.filter((u) => alerted.has(u)).length / steady.length;
+    console.log(`churn alerts: ${alerts.length}; drifting users alerted ${(recall * 100).toFixed(0)}%, steady users alerted ${(falseAlarms * 100).toFixed(0)}%`);
+    expect(recall).toBeGreaterThan(0.6);
+    expect(falseAlarms).toBeLessThan(0.15);
+    const page = await churn.listAtRisk({ tenant: '', minRisk: 0, pageSize: 5, pageToken: '' });
+    expect(page.scores).toHaveLength(5);
+    expect(page.scores.map((s) => s.risk)).toEqual([...page.scores.map((s) => s.risk)].sort((a, b) => b - a));
+    const next = await churn.listAtRisk({ tenant: '', minRisk: 0, pageSize: 5, pageToken: page.nextPageToken });
+    expect(next.scores[0]!.risk).toBeLessThanOrEqual(page.scores[4]!.risk);
+    const [p] = (await churn.predict({ tenant: '', userIds: [drifting[0]!] })).scores;
+    expect(p?.known).toBe(true);
+    expect(p?.topFactors.length).toBe(3);
+  });
+
+  test('embedding-inference killed: Recommend answers within its deadline, degraded, and recovers', async () => {
+    const user = [...heldOut.keys()][1]!;
+    procs['embedding']!.kill('SIGKILL');
+    await procs['embedding']!.exited;
+    const t0 = performance.now();
+    const r = await ranking.recommend({ tenant: '', userId: user, limit: 10, filters: undefined, context: {}, explain: false, sessionItemIds: [] });
+    const ms = performance.now() - t0;
+    expect(r.degraded).toBe(true);
+    expect(r.degradedReasons.join(' ')).toContain('embedding');
+    expect(r.items.length).toBe(10);
+    expect(ms).toBeLessThan(600);
+    procs['embedding'] = await startServiceProcess('embedding-inference', { ...env(), AISLE_GRPC_PORT: String(embeddingPort) });
+    await eventually(async () => !(await ranking.recommend({ tenant: '', userId: user, limit: 10, filters: undefined, context: {}, explain: false, sessionItemIds: [] })).degraded, { what: 'recovery', timeoutMs: 60_000 });
+  });
+});
