@@ -6,6 +6,7 @@ module.exports = {
   },
   moduleNameMapper: {
     '^@aisle/(contracts|runtime|store|testkit|datagen|ml)$': '<rootDir>/libs/$1/src/index.ts',
+    '^@aisle/local-stack$': '<rootDir>/deploy/local/src/index.ts',
   },
   testMatch: ['**/*.spec.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],

@@ -4,23 +4,11 @@
  * search, re-ranking and churn alerts over gRPC and NATS; then embedding-inference is killed and
  * ranking degrades within its deadline, and recovers.
  */
-import { churnV1, ContentTypes, featureV1, Headers, rankingV1, Streams, Subjects } from '@aisle/contracts';
-import { generateShop, type GeneratedEvent } from '@aisle/datagen';
+import { churnV1, featureV1, rankingV1, Streams } from '@aisle/contracts';
+import { generateShop } from '@aisle/datagen';
+import { startLocalStack, type LocalStack } from '@aisle/local-stack';
 import { createGrpcClient } from '@aisle/runtime';
-import {
-  eventToProducerJson,
-  eventually,
-  freePort,
-  healthCheck,
-  itemToProducerJson,
-  runJobProcess,
-  startNatsServer,
-  startServiceProcess,
-  tempSqliteUrl,
-  type NatsServerHandle,
-  type ServiceProcess,
-} from '@aisle/testkit';
-import { headers } from '@nats-io/transport-node';
+import { eventually, healthCheck, publishShop, runJobProcess, tempSqliteUrl } from '@aisle/testkit';
 import { connectTestBus, consumerCaughtUp, readStream } from '../support/bus';
 
 jest.setTimeout(600_000);
@@ -35,60 +23,33 @@ const heldOut = new Map<string, string>();
 for (const e of shop.events) if (e.occurredAt >= holdFrom && ITEM_TYPES.has(e.type) && !heldOut.has(e.userId)) heldOut.set(e.userId, e.itemId);
 
 describe('the whole system', () => {
-  let nats: NatsServerHandle;
+  let stack: LocalStack;
   let storeFile: ReturnType<typeof tempSqliteUrl>;
-  const procs: Record<string, ServiceProcess> = {};
   let bus: Awaited<ReturnType<typeof connectTestBus>>;
-  let embeddingPort: number;
   let ranking: ReturnType<typeof createGrpcClient<typeof rankingV1.RankingServiceService>>;
   let features: ReturnType<typeof createGrpcClient<typeof featureV1.FeatureServiceService>>;
   let churn: ReturnType<typeof createGrpcClient<typeof churnV1.ChurnServiceService>>;
 
-  const env = () => ({ AISLE_NATS_URL: nats.url, AISLE_STORE_URL: storeFile.url });
-
   beforeAll(async () => {
-    nats = await startNatsServer();
     storeFile = tempSqliteUrl();
-    embeddingPort = await freePort();
-    [procs['ingest'], procs['feature']] = await Promise.all([startServiceProcess('ingest', env()), startServiceProcess('feature', env())]);
-    procs['embedding'] = await startServiceProcess('embedding-inference', { ...env(), AISLE_GRPC_PORT: String(embeddingPort) });
-    const deps = { AISLE_FEATURE_ADDR: `127.0.0.1:${procs['feature'].grpcPort}`, AISLE_EMBEDDING_ADDR: `127.0.0.1:${embeddingPort}` };
-    [procs['ranking'], procs['churn']] = await Promise.all([
-      startServiceProcess('ranking', { ...env(), ...deps, AISLE_RANKING_DEADLINE: '400ms', AISLE_RANKING_DEPENDENCY_TIMEOUT: '250ms' }),
-      startServiceProcess('churn-prediction', { ...env(), ...deps }),
-    ]);
-    bus = await connectTestBus(nats.url);
-    ranking = createGrpcClient(rankingV1.RankingServiceService, `127.0.0.1:${procs['ranking'].grpcPort}`, { deadlineMs: 5000 });
-    features = createGrpcClient(featureV1.FeatureServiceService, `127.0.0.1:${procs['feature'].grpcPort}`, { deadlineMs: 5000 });
-    churn = createGrpcClient(churnV1.ChurnServiceService, `127.0.0.1:${procs['churn'].grpcPort}`, { deadlineMs: 10_000 });
+    stack = await startLocalStack({ storeUrl: storeFile.url, ranking: { AISLE_RANKING_DEADLINE: '400ms', AISLE_RANKING_DEPENDENCY_TIMEOUT: '250ms' } });
+    const s = stack.services;
+    bus = await connectTestBus(stack.nats.url);
+    ranking = createGrpcClient(rankingV1.RankingServiceService, `127.0.0.1:${s.ranking.grpcPort}`, { deadlineMs: 5000 });
+    features = createGrpcClient(featureV1.FeatureServiceService, `127.0.0.1:${s.feature.grpcPort}`, { deadlineMs: 5000 });
+    churn = createGrpcClient(churnV1.ChurnServiceService, `127.0.0.1:${s.churn.grpcPort}`, { deadlineMs: 10_000 });
 
-    // Producers: the catalog, then the clickstream, as JSON over NATS.
-    const json = () => {
-      const h = headers();
-      h.set(Headers.contentType, ContentTypes.json);
-      return h;
-    };
-    const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
-    await Promise.all(shop.items.map((i) => bus.js.publish(Subjects.catalogUpsert, enc(itemToProducerJson(i)), { headers: json() })));
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: 300 }, async () => {
-        while (next < published.length) {
-          const e = published[next++] as GeneratedEvent;
-          await bus.js.publish(Subjects.clickstream(e.type), enc(eventToProducerJson(e)), { headers: json(), msgID: `default:${e.eventId}` });
-        }
-      }),
-    );
+    await publishShop(bus.js, shop.items, published);
     await eventually(async () => (await bus.jsm.streams.info(Streams.EVENTS.name)).state.messages >= published.length + shop.items.length && (await consumerCaughtUp(bus.jsm, Streams.EVENTS.name, 'feature')), {
       what: 'events ingested and applied',
       timeoutMs: 180_000,
     });
 
-    const trainer = await runJobProcess('trainer', { ...env(), AISLE_TRAINER_SASREC_EPOCHS: '8' });
+    const trainer = await runJobProcess('trainer', { ...stack.env(), AISLE_TRAINER_SASREC_EPOCHS: '8' });
     if (trainer.code !== 0) throw new Error(`trainer failed: ${trainer.stderr}\n${JSON.stringify(trainer.logs.slice(-5))}`);
-    await eventually(async () => (await healthCheck(`127.0.0.1:${embeddingPort}`, 'aisle.embedding.v1.EmbeddingService')) === 'SERVING', { what: 'embedding models loaded', timeoutMs: 60_000 });
-    await eventually(async () => (await healthCheck(`127.0.0.1:${procs['churn']!.grpcPort}`, 'aisle.churn.v1.ChurnService')) === 'SERVING', { what: 'churn model loaded', timeoutMs: 60_000 });
-    await eventually(() => procs['ranking']!.logs.some((l) => l['msg'] === 'model active' && l['model'] === 'ranker'), { what: 'ranker loaded', timeoutMs: 60_000 });
+    await eventually(async () => (await healthCheck(`127.0.0.1:${stack.embeddingPort}`, 'aisle.embedding.v1.EmbeddingService')) === 'SERVING', { what: 'embedding models loaded', timeoutMs: 60_000 });
+    await eventually(async () => (await healthCheck(`127.0.0.1:${s.churn.grpcPort}`, 'aisle.churn.v1.ChurnService')) === 'SERVING', { what: 'churn model loaded', timeoutMs: 60_000 });
+    await eventually(() => s.ranking.logs.some((l) => l['msg'] === 'model active' && l['model'] === 'ranker'), { what: 'ranker loaded', timeoutMs: 60_000 });
   });
 
   afterAll(async () => {
@@ -96,8 +57,7 @@ describe('the whole system', () => {
     features?.close();
     churn?.close();
     await bus?.nc.close();
-    await Promise.all(Object.values(procs).map((p) => p.stop()));
-    await nats?.dispose();
+    await stack?.stop();
     storeFile?.dispose();
   });
 
@@ -181,8 +141,8 @@ describe('the whole system', () => {
 
   test('embedding-inference killed: Recommend answers within its deadline, degraded, and recovers', async () => {
     const user = [...heldOut.keys()][1]!;
-    procs['embedding']!.kill('SIGKILL');
-    await procs['embedding']!.exited;
+    stack.services.embedding.kill('SIGKILL');
+    await stack.services.embedding.exited;
     const t0 = performance.now();
     const r = await ranking.recommend({ tenant: '', userId: user, limit: 10, filters: undefined, context: {}, explain: false, sessionItemIds: [] });
     const ms = performance.now() - t0;
@@ -190,7 +150,7 @@ describe('the whole system', () => {
     expect(r.degradedReasons.join(' ')).toContain('embedding');
     expect(r.items.length).toBe(10);
     expect(ms).toBeLessThan(600);
-    procs['embedding'] = await startServiceProcess('embedding-inference', { ...env(), AISLE_GRPC_PORT: String(embeddingPort) });
+    await stack.restartEmbedding();
     await eventually(async () => !(await ranking.recommend({ tenant: '', userId: user, limit: 10, filters: undefined, context: {}, explain: false, sessionItemIds: [] })).degraded, { what: 'recovery', timeoutMs: 60_000 });
   });
 });

@@ -1,19 +1,23 @@
 /**
- * `npm run demo`: the local stack on the embedded store. Starts nats-server and the services as separate
- * processes, replays a generated shop through NATS like a producer would, and prints what came out.
- * `--once` exits when done; otherwise the stack runs until Ctrl-C and shuts down cleanly.
+ * `npm run demo`: the whole platform on the embedded store. Starts nats-server and every service as a
+ * separate process, replays a generated shop through NATS like a producer would, runs the trainer job,
+ * waits for the services to hot-load the models, then shows recommendations with reasons, a search and
+ * the users most at risk of churning. `--once` exits when done; otherwise the stack runs until Ctrl-C.
  */
-import { ContentTypes, featureV1, Headers, Streams, Subjects } from '@aisle/contracts';
+import { churnV1, featureV1, Headers, rankingV1, Streams, Subjects } from '@aisle/contracts';
 import { generateShop } from '@aisle/datagen';
 import { createGrpcClient } from '@aisle/runtime';
-import { eventToProducerJson, itemToProducerJson, repoRoot, startNatsServer, startServiceProcess, type ServiceProcess } from '@aisle/testkit';
+import { eventually, healthCheck, publishShop, repoRoot, runJobProcess } from '@aisle/testkit';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect, headers } from '@nats-io/transport-node';
+import { connect } from '@nats-io/transport-node';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { startLocalStack } from './stack';
 
 const once = process.argv.includes('--once');
 const out = (s = '') => process.stdout.write(s + '\n');
+const DAY = 86_400_000;
+const lateClose: Array<() => Promise<void>> = [];
 
 async function main(): Promise<void> {
   const dataDir = join(repoRoot, '.aisle', 'demo');
@@ -21,105 +25,110 @@ async function main(): Promise<void> {
   mkdirSync(dataDir, { recursive: true });
   const storeUrl = `sqlite:${join(dataDir, 'aisle.db')}`;
 
-  out('Aisle local stack (embedded store)');
-  const nats = await startNatsServer({ detached: true });
-  const started: ServiceProcess[] = [];
+  out('Aisle local stack (embedded store), every service a separate process');
+  const stack = await startLocalStack({ storeUrl, detached: true });
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
-      out('\nStopping: services first (they drain NATS and close the store), then nats-server.');
-      await Promise.all(started.map((s) => s.stop()));
-      await nats.dispose();
+      out('\nStopping: services first (each drains NATS and closes the store), then nats-server.');
+      await stack.stop();
       out('Stopped.');
     })());
   process.on('SIGINT', () => void stop().then(() => process.exit(0)));
   process.on('SIGTERM', () => void stop().then(() => process.exit(0)));
+  const s = stack.services;
+  out(`  nats-server          ${stack.nats.url} (JetStream)`);
+  out(`  store                ${storeUrl}`);
+  for (const [name, p] of Object.entries(s)) out(`  ${name.padEnd(20)} gRPC 127.0.0.1:${p.grpcPort}   metrics http://127.0.0.1:${p.metricsPort}/metrics`);
 
-  out(`  nats-server   ${nats.url} (JetStream)`);
-  out(`  store         ${storeUrl}`);
-  const env = { AISLE_NATS_URL: nats.url, AISLE_STORE_URL: storeUrl };
-  for (const name of ['ingest', 'feature']) {
-    const p = await startServiceProcess(name, env, { detached: true });
-    started.push(p);
-    out(`  ${name.padEnd(13)} gRPC 127.0.0.1:${p.grpcPort}   metrics http://127.0.0.1:${p.metricsPort}/metrics`);
-  }
-  const [ingest, feature] = started as [ServiceProcess, ServiceProcess];
-
-  const shop = generateShop({ seed: 2026, users: 300, items: 400, days: 60 });
-  out(`\nReplaying a generated shop through NATS: ${shop.items.length} catalog items, ${shop.events.length.toLocaleString()} clickstream events, ${shop.users.length} users over 60 days`);
-  const nc = await connect({ servers: nats.url, noAsyncTraces: true });
+  const shop = generateShop({ seed: 2026, users: 400, items: 300, days: 60 });
+  const cut = shop.end - 3 * DAY;
+  const events = shop.events.filter((e) => e.occurredAt < cut);
+  out(`\n1. A producer publishes a generated shop over NATS: ${shop.items.length} catalog items, ${events.length.toLocaleString()} clickstream events of ${shop.users.length} users over 57 days`);
+  const nc = await connect({ servers: stack.nats.url, noAsyncTraces: true });
   const js = jetstream(nc);
+  lateClose.push(() => nc.close());
   const jsm = await jetstreamManager(nc);
-  // nats.js writes Nats-Msg-Id into the headers object it is given: one object per message.
-  const json = () => {
-    const h = headers();
-    h.set(Headers.contentType, ContentTypes.json);
-    return h;
-  };
-  const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
   const t0 = performance.now();
-  await Promise.all(shop.items.map((i) => js.publish(Subjects.catalogUpsert, enc(itemToProducerJson(i)), { headers: json() })));
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: 500 }, async () => {
-      while (next < shop.events.length) {
-        const e = shop.events[next++]!;
-        await js.publish(Subjects.clickstream(e.type), enc(eventToProducerJson(e)), { headers: json(), msgID: `default:${e.eventId}` });
-      }
-    }),
-  );
+  await publishShop(js, shop.items, events);
   // A producer bug, to show the dead-letter stream at work.
-  await js.publish(Subjects.clickstream('view'), enc({ event_id: 'demo-bad-1', type: 'view', item_id: 'i001', occurred_at: new Date().toISOString() }), { headers: json() });
-  for (;;) {
-    const c = await jsm.consumers.info(Streams.EVENTS.name, 'feature');
-    const ev = await jsm.streams.info(Streams.EVENTS.name);
-    const dlq = await jsm.streams.info(Streams.DLQ.name);
-    if (ev.state.messages >= shop.events.length + shop.items.length && dlq.state.messages >= 1 && c.num_pending === 0 && c.num_ack_pending === 0) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await js.publish(Subjects.clickstream('view'), new TextEncoder().encode(JSON.stringify({ event_id: 'demo-bad-1', type: 'view', item_id: 'i001', occurred_at: new Date().toISOString() })));
+  await eventually(
+    async () => {
+      const c = await jsm.consumers.info(Streams.EVENTS.name, 'feature');
+      const ev = await jsm.streams.info(Streams.EVENTS.name);
+      const dlq = await jsm.streams.info(Streams.DLQ.name);
+      return ev.state.messages >= events.length + shop.items.length && dlq.state.messages >= 1 && c.num_pending === 0 && c.num_ack_pending === 0;
+    },
+    { what: 'ingest and features', timeoutMs: 300_000, intervalMs: 200 },
+  );
   const secs = (performance.now() - t0) / 1000;
-  out(`Ingested, stored and turned into features in ${secs.toFixed(1)} s (${Math.round(shop.events.length / secs).toLocaleString()} events/s end to end).`);
   const dead = await jsm.streams.getMessage(Streams.DLQ.name, { last_by_subj: Subjects.dlq('clickstream') });
-  out(`Dead-lettered: ${(await jsm.streams.info(Streams.DLQ.name)).state.messages} message(s); last reason: "${dead?.header.get(Headers.rejectReason) ?? ''}"`);
-  await nc.close();
+  out(`   ingested, stored and turned into features in ${secs.toFixed(1)} s (${Math.round(events.length / secs).toLocaleString()} events/s end to end)`);
+  out(`   dead-lettered 1 message: "${dead?.header.get(Headers.rejectReason) ?? ''}"`);
 
-  const client = createGrpcClient(featureV1.FeatureServiceService, `127.0.0.1:${feature.grpcPort}`, { deadlineMs: 5000 });
-  const sample = shop.users.slice(0, 6).map((u) => u.userId);
-  const { users } = await client.getUserFeatures({ tenant: '', userIds: sample, recentLimit: 3 });
-  out('\nSample of user features (FeatureService.GetUserFeatures):');
-  out(`  ${'user'.padEnd(7)}${'events'.padStart(7)}${'sessions'.padStart(9)}${'purchases'.padStart(10)}${'spend'.padStart(9)}  ${'top category'.padEnd(30)}recent items`);
-  for (const u of users) {
-    const c = u.counts;
-    const total = c ? c.view + c.click + c.addToCart + c.removeFromCart + c.purchase + c.search : 0;
-    const top = u.categoryAffinity.find((a) => a.category.includes(' > '))?.category ?? '-';
-    out(`  ${u.userId.padEnd(7)}${String(total).padStart(7)}${String(u.sessions).padStart(9)}${String(u.purchases).padStart(10)}${u.spend.toFixed(2).padStart(9)}  ${top.padEnd(30)}${u.recent.map((r) => `${r.itemId}(${r.type})`).join(' ')}`);
+  out('\n2. The trainer job trains SASRec, the text encoder, the ranker and the churn model, compares them on a held-out slice and publishes them');
+  const t1 = performance.now();
+  const trainer = await runJobProcess('trainer', { ...stack.env(), AISLE_TRAINER_SASREC_EPOCHS: '10' });
+  if (trainer.code !== 0) throw new Error(`trainer failed (${trainer.code}): ${trainer.stderr}`);
+  for (const l of trainer.logs.filter((x) => x['msg'] === 'model published')) out(`   published ${String(l['model']).padEnd(13)} ${String(l['metric'])} on the held-out slice: ${Number(l['candidate']).toFixed(3)}`);
+  out(`   (${((performance.now() - t1) / 1000).toFixed(0)} s, backend ${String(trainer.logs.find((l) => l['msg'] === 'training backend')?.['backend'])})`);
+  await eventually(async () => (await healthCheck(`127.0.0.1:${stack.embeddingPort}`, 'aisle.embedding.v1.EmbeddingService')) === 'SERVING', { what: 'embedding models', timeoutMs: 60_000 });
+  await eventually(async () => (await healthCheck(`127.0.0.1:${s.churn.grpcPort}`, 'aisle.churn.v1.ChurnService')) === 'SERVING', { what: 'churn model', timeoutMs: 60_000 });
+  await eventually(() => s.ranking.logs.some((l) => l['msg'] === 'model active'), { what: 'ranker', timeoutMs: 60_000 });
+  out('   services hot-loaded the new versions');
+
+  const ranking = createGrpcClient(rankingV1.RankingServiceService, `127.0.0.1:${s.ranking.grpcPort}`, { deadlineMs: 5000 });
+  const features = createGrpcClient(featureV1.FeatureServiceService, `127.0.0.1:${s.feature.grpcPort}`, { deadlineMs: 5000 });
+  const churn = createGrpcClient(churnV1.ChurnServiceService, `127.0.0.1:${s.churn.grpcPort}`, { deadlineMs: 10_000 });
+  const titles = new Map(shop.items.map((i) => [i.itemId, i]));
+  const user = shop.users[3]!.userId;
+  const { users } = await features.getUserFeatures({ tenant: '', userIds: [user], recentLimit: 3 });
+  out(`\n3. Recommend for ${user} (recently: ${users[0]?.recent.map((r) => `"${titles.get(r.itemId)?.title}"`).join(', ')}):`);
+  const rec = await ranking.recommend({ tenant: '', userId: user, limit: 6, filters: undefined, context: {}, explain: false, sessionItemIds: [] });
+  for (const it of rec.items) out(`   ${it.score.toFixed(3).padStart(7)}  ${(titles.get(it.itemId)?.title ?? it.itemId).padEnd(40)} ${it.reasons.join('; ')}`);
+  out(`   model ${rec.modelVersion}; degraded ${rec.degraded}; request_id ${rec.requestId}`);
+
+  const query = 'lavender serum';
+  out(`\n4. Search "${query}":`);
+  const found = await ranking.search({ tenant: '', query, userId: user, limit: 5, filters: undefined, explain: false });
+  for (const it of found.items) out(`   ${it.score.toFixed(3).padStart(7)}  ${(titles.get(it.itemId)?.title ?? it.itemId).padEnd(40)} ${it.reasons.join('; ')}`);
+
+  out('\n5. Users most at risk of churning (ChurnService.ListAtRisk):');
+  await eventually(async () => (await churn.listAtRisk({ tenant: '', minRisk: 0, pageSize: 1, pageToken: '' })).scores.length > 0, { what: 'churn scores', timeoutMs: 60_000 });
+  const atRisk = await churn.listAtRisk({ tenant: '', minRisk: 0, pageSize: 5, pageToken: '' });
+  const truth = new Map(shop.users.map((u) => [u.userId, u.churner]));
+  for (const sc of atRisk.scores) {
+    out(`   ${sc.userId}  risk ${sc.risk.toFixed(2)}  ${sc.topFactors.map((f) => `${f.feature}=${f.value}`).join(', ')}${truth.get(sc.userId) ? '   (the generator made this user drift away)' : ''}`);
   }
-  const firstItem = users[0]?.recent[0]?.itemId ?? shop.items[0]!.itemId;
-  const { items } = await client.getItemFeatures({ tenant: '', itemIds: [firstItem], coVisitLimit: 3 });
-  const it = items[0];
-  if (it) out(`\nItem ${it.itemId} "${it.title}": ${it.views} views, CTR ${it.ctr.toFixed(3)}, 7-day popularity ${it.popularity7d.toFixed(1)}, co-visited with ${it.coVisited.map((c) => `${c.itemId}(${c.score})`).join(', ')}`);
-  client.close();
+  const alerts = (await jsm.streams.info(Streams.CHURN.name)).state.messages;
+  out(`   ${alerts} churn alert(s) published on ${Subjects.churnAlert}`);
+  ranking.close();
+  features.close();
+  churn.close();
+  for (const close of lateClose) await close();
 
   if (once) {
     await stop();
-    return;
+    process.exit(0);
   }
   out(`\nThe stack is running. Try, with grpcurl (server reflection is on):`);
-  out(`  grpcurl -plaintext 127.0.0.1:${feature.grpcPort} list`);
-  out(`  grpcurl -plaintext -d '{"user_ids":["${sample[0]}"]}' 127.0.0.1:${feature.grpcPort} aisle.feature.v1.FeatureService/GetUserFeatures`);
-  out(`  grpcurl -plaintext -d '{"events":[{"event_id":"e1","type":"view","user_id":"u1","item_id":"i001","occurred_at":"${new Date().toISOString()}"}]}' 127.0.0.1:${ingest.grpcPort} aisle.ingest.v1.IngestService/Track`);
+  out(`  grpcurl -plaintext 127.0.0.1:${s.ranking.grpcPort} list`);
+  out(`  grpcurl -plaintext -d '{"user_id":"${user}","limit":5}' 127.0.0.1:${s.ranking.grpcPort} aisle.ranking.v1.RankingService/Recommend`);
+  out(`  grpcurl -plaintext -d '{"query":"candle","limit":5}' 127.0.0.1:${s.ranking.grpcPort} aisle.ranking.v1.RankingService/Search`);
+  out(`  grpcurl -plaintext -d '{"page_size":5}' 127.0.0.1:${s.churn.grpcPort} aisle.churn.v1.ChurnService/ListAtRisk`);
   out('Press Ctrl-C to stop.');
-  for (const s of started) {
-    void s.exited.then((code) => {
+  for (const p of Object.values(s)) {
+    void p.exited.then((code) => {
       if (!stopping) {
-        out(`${s.name} exited unexpectedly (${code}); stopping the stack.`);
+        out(`${p.name} exited unexpectedly (${code}); stopping the stack.`);
         void stop().then(() => process.exit(1));
       }
     });
   }
 }
 
-void main().catch(async (err: unknown) => {
+void main().catch((err: unknown) => {
   process.stderr.write(`demo failed: ${err instanceof Error ? err.stack : String(err)}\n`);
   process.exit(1);
 });

@@ -1,4 +1,5 @@
-import { catalogV1, clickstreamV1, DEFAULT_TENANT } from '@aisle/contracts';
+import { catalogV1, clickstreamV1, ContentTypes, DEFAULT_TENANT, Headers, Subjects } from '@aisle/contracts';
+import { headers, type MsgHdrs } from '@nats-io/transport-node';
 import type { GeneratedEvent, GeneratedItem } from '@aisle/datagen';
 
 /** The JSON a producer publishes for a generated event (snake_case, RFC 3339 time). */
@@ -62,4 +63,30 @@ export function itemToProto(i: GeneratedItem, tenant = DEFAULT_TENANT): catalogV
     inStock: i.inStock,
     updatedAt: new Date(i.updatedAt),
   });
+}
+
+/** Publishes a generated catalog and clickstream as a producer would: JSON, with Nats-Msg-Id per event. */
+export async function publishShop(
+  js: { publish(subject: string, data: Uint8Array, opts: { headers: MsgHdrs; msgID?: string }): Promise<unknown> },
+  items: readonly GeneratedItem[],
+  events: readonly GeneratedEvent[],
+  opts: { window?: number; tenant?: string } = {},
+): Promise<void> {
+  // nats.js writes Nats-Msg-Id into the headers object it is given: one object per message.
+  const json = () => {
+    const h = headers();
+    h.set(Headers.contentType, ContentTypes.json);
+    return h;
+  };
+  const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
+  await Promise.all(items.map((i) => js.publish(Subjects.catalogUpsert, enc(itemToProducerJson(i, opts.tenant)), { headers: json() })));
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: opts.window ?? 300 }, async () => {
+      while (next < events.length) {
+        const e = events[next++] as GeneratedEvent;
+        await js.publish(Subjects.clickstream(e.type), enc(eventToProducerJson(e, opts.tenant)), { headers: json(), msgID: `${opts.tenant ?? DEFAULT_TENANT}:${e.eventId}` });
+      }
+    }),
+  );
 }
