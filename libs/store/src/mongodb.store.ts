@@ -232,7 +232,7 @@ export class MongoStore implements Store {
     ]);
     await this.itemsColl.createIndexes([{ key: { tenant: 1, item_id: 1 }, name: 'items_by_tenant' }]);
     await this.db.collection('churn_scores').createIndexes([{ key: { tenant: 1, risk: -1, userId: 1 }, name: 'churn_by_risk' }]);
-    for (const c of ['user_features', 'item_features', 'feature_meta'] as const) {
+    for (const c of ['user_features', 'item_features', 'item_covisits', 'feature_meta'] as const) {
       await this.docs(c).createIndexes([{ key: { tenant: 1, id: 1 }, name: `${c}_by_tenant` }]);
     }
   }

@@ -65,7 +65,7 @@ export interface ItemRepository {
 }
 
 /** Named collections of JSON documents keyed by (tenant, id). */
-export type DocumentCollection = 'user_features' | 'item_features' | 'feature_meta';
+export type DocumentCollection = 'user_features' | 'item_features' | 'item_covisits' | 'feature_meta';
 
 /** Reads and writes inside one atomic transaction. */
 export interface DocumentTx {

@@ -183,6 +183,18 @@ export class SqliteStore implements Store {
   readonly churnScores: ChurnScoreRepository;
   private readonly db: Database.Database;
   private readonly writeLock = new Mutex();
+  private readonly statements = new Map<string, Database.Statement>();
+
+  /** Prepared statements are compiled once: IN-lists vary by length, so the SQL text is the key. */
+  private stmt(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (!st) {
+      if (this.statements.size > 4000) this.statements.clear();
+      st = this.db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
 
   constructor(opts: SqliteOptions) {
     if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
@@ -232,7 +244,7 @@ export class SqliteStore implements Store {
       getMany: async (tenant, ids) => {
         const out = new Map<string, ChurnScoreRecord>();
         for (const part of chunks([...new Set(ids)])) {
-          const rows = guard(() => db.prepare(`SELECT * FROM churn_scores WHERE tenant = ? AND user_id IN (${part.map(() => '?').join(',')})`).all(tenant, ...part) as Row[]);
+          const rows = guard(() => this.stmt(`SELECT * FROM churn_scores WHERE tenant = ? AND user_id IN (${part.map(() => '?').join(',')})`).all(tenant, ...part) as Row[]);
           for (const r of rows) out.set(r.user_id, toRecord(r));
         }
         return out;
@@ -240,13 +252,13 @@ export class SqliteStore implements Store {
       listAtRisk: async (tenant, minRisk, limit, after) => {
         const rows = guard(() =>
           after
-            ? (db
-                .prepare(
+            ? (this
+                .stmt(
                   `SELECT * FROM churn_scores WHERE tenant = ? AND risk >= ? AND (risk < ? OR (risk = ? AND user_id > ?))
                    ORDER BY risk DESC, user_id LIMIT ?`,
                 )
                 .all(tenant, minRisk, after.risk, after.risk, after.userId, limit) as Row[])
-            : (db.prepare('SELECT * FROM churn_scores WHERE tenant = ? AND risk >= ? ORDER BY risk DESC, user_id LIMIT ?').all(tenant, minRisk, limit) as Row[]),
+            : (this.stmt('SELECT * FROM churn_scores WHERE tenant = ? AND risk >= ? ORDER BY risk DESC, user_id LIMIT ?').all(tenant, minRisk, limit) as Row[]),
         );
         return rows.map(toRecord);
       },
@@ -270,15 +282,15 @@ export class SqliteStore implements Store {
       count: async (filter) =>
         guard(() =>
           filter?.tenant === undefined
-            ? (db.prepare('SELECT COUNT(*) AS n FROM events').get() as { n: number }).n
-            : (db.prepare('SELECT COUNT(*) AS n FROM events WHERE tenant = ?').get(filter.tenant) as { n: number }).n,
+            ? (this.stmt('SELECT COUNT(*) AS n FROM events').get() as { n: number }).n
+            : (this.stmt('SELECT COUNT(*) AS n FROM events WHERE tenant = ?').get(filter.tenant) as { n: number }).n,
         ),
       stats: async (tenant) => {
         const row = guard(
           () =>
             (tenant === undefined
-              ? db.prepare('SELECT COUNT(*) AS n, MIN(occurred_at) AS lo, MAX(occurred_at) AS hi FROM events').get()
-              : db.prepare('SELECT COUNT(*) AS n, MIN(occurred_at) AS lo, MAX(occurred_at) AS hi FROM events WHERE tenant = ?').get(tenant)) as {
+              ? this.stmt('SELECT COUNT(*) AS n, MIN(occurred_at) AS lo, MAX(occurred_at) AS hi FROM events').get()
+              : this.stmt('SELECT COUNT(*) AS n, MIN(occurred_at) AS lo, MAX(occurred_at) AS hi FROM events WHERE tenant = ?').get(tenant)) as {
               n: number;
               lo: number | null;
               hi: number | null;
@@ -343,7 +355,7 @@ export class SqliteStore implements Store {
         const out = new Map<string, CatalogItem>();
         for (const part of chunks([...new Set(ids)])) {
           const rows = guard(
-            () => db.prepare(`SELECT * FROM items WHERE tenant = ? AND item_id IN (${part.map(() => '?').join(',')})`).all(tenant, ...part) as ItemRow[],
+            () => this.stmt(`SELECT * FROM items WHERE tenant = ? AND item_id IN (${part.map(() => '?').join(',')})`).all(tenant, ...part) as ItemRow[],
           );
           for (const r of rows) out.set(r.item_id, rowToItem(r));
         }
@@ -352,8 +364,8 @@ export class SqliteStore implements Store {
       count: async (filter) =>
         guard(() =>
           filter?.tenant === undefined
-            ? (db.prepare('SELECT COUNT(*) AS n FROM items').get() as { n: number }).n
-            : (db.prepare('SELECT COUNT(*) AS n FROM items WHERE tenant = ?').get(filter.tenant) as { n: number }).n,
+            ? (this.stmt('SELECT COUNT(*) AS n FROM items').get() as { n: number }).n
+            : (this.stmt('SELECT COUNT(*) AS n FROM items WHERE tenant = ?').get(filter.tenant) as { n: number }).n,
         ),
       scan: (tenant) => {
         const stmt = db.prepare('SELECT * FROM items WHERE tenant = ? AND item_id > ? ORDER BY item_id LIMIT 1000');
@@ -369,8 +381,8 @@ export class SqliteStore implements Store {
     const getMany = <T>(collection: DocumentCollection, tenant: string, ids: readonly string[]): Map<string, T> => {
       const out = new Map<string, T>();
       for (const part of chunks([...new Set(ids)])) {
-        const rows = db
-          .prepare(`SELECT id, doc FROM documents WHERE collection = ? AND tenant = ? AND id IN (${part.map(() => '?').join(',')})`)
+        const rows = this
+          .stmt(`SELECT id, doc FROM documents WHERE collection = ? AND tenant = ? AND id IN (${part.map(() => '?').join(',')})`)
           .all(collection, tenant, ...part) as Array<{ id: string; doc: string }>;
         for (const r of rows) out.set(r.id, JSON.parse(r.doc) as T);
       }
@@ -409,13 +421,13 @@ export class SqliteStore implements Store {
       },
       listIds: async (collection, tenant, after, limit) =>
         guard(() =>
-          (db.prepare('SELECT id FROM documents WHERE collection = ? AND tenant = ? AND id > ? ORDER BY id LIMIT ?').all(collection, tenant, after, limit) as Array<{ id: string }>).map((r) => r.id),
+          (this.stmt('SELECT id FROM documents WHERE collection = ? AND tenant = ? AND id > ? ORDER BY id LIMIT ?').all(collection, tenant, after, limit) as Array<{ id: string }>).map((r) => r.id),
         ),
       count: async (collection, tenant) =>
         guard(() =>
           tenant === undefined
-            ? (db.prepare('SELECT COUNT(*) AS n FROM documents WHERE collection = ?').get(collection) as { n: number }).n
-            : (db.prepare('SELECT COUNT(*) AS n FROM documents WHERE collection = ? AND tenant = ?').get(collection, tenant) as { n: number }).n,
+            ? (this.stmt('SELECT COUNT(*) AS n FROM documents WHERE collection = ?').get(collection) as { n: number }).n
+            : (this.stmt('SELECT COUNT(*) AS n FROM documents WHERE collection = ? AND tenant = ?').get(collection, tenant) as { n: number }).n,
         ),
     };
   }

@@ -9,8 +9,7 @@ const date = (ms: number | undefined): Date | undefined => (ms === undefined ? u
 export function featureGrpcService(service: FeatureService, instr: GrpcInstrumentation): { definition: Definition; implementation: grpc.UntypedServiceImplementation } {
   const handlers: UnaryHandlers<Definition> = {
     getUserFeatures: async (req) => {
-      const tenant = req.tenant || DEFAULT_TENANT;
-      const [views, asOf] = await Promise.all([service.getUserFeatures(tenant, req.userIds, req.recentLimit), service.watermark(tenant)]);
+      const { users: views, asOf } = await service.getUserFeatures(req.tenant || DEFAULT_TENANT, req.userIds, req.recentLimit);
       return {
         asOf: new Date(asOf),
         users: views.map((v) => ({
@@ -39,8 +38,7 @@ export function featureGrpcService(service: FeatureService, instr: GrpcInstrumen
       };
     },
     getItemFeatures: async (req) => {
-      const tenant = req.tenant || DEFAULT_TENANT;
-      const [views, asOf] = await Promise.all([service.getItemFeatures(tenant, req.itemIds, req.coVisitLimit), service.watermark(tenant)]);
+      const { items: views, asOf } = await service.getItemFeatures(req.tenant || DEFAULT_TENANT, req.itemIds, req.coVisitLimit);
       return { items: views.map((v) => ({ ...v, lastEventAt: date(v.lastEventAt) })), asOf: new Date(asOf) };
     },
     listUsers: async (req) => service.listUsers(req.tenant || DEFAULT_TENANT, req.pageSize, req.pageToken),

@@ -28,7 +28,8 @@ export interface FeatureUnitOfWork {
 export interface FeatureRepository {
   transact<R>(fn: (tx: FeatureUnitOfWork) => Promise<R>): Promise<R>;
   getUsers(tenant: string, ids: readonly string[]): Promise<Map<string, UserState>>;
-  getItems(tenant: string, ids: readonly string[]): Promise<Map<string, ItemState>>;
+  /** Without co-visits (`withCoVisits` false) only the small part of each item's state is read. */
+  getItems(tenant: string, ids: readonly string[], withCoVisits: boolean): Promise<Map<string, ItemState>>;
   getMeta(tenant: string): Promise<TenantMeta | undefined>;
   scanItems(tenant: string): AsyncIterable<{ id: string; doc: ItemState }>;
   listUserIds(tenant: string, after: string, limit: number): Promise<string[]>;
@@ -140,10 +141,6 @@ export class FeatureService {
     return { userIds: page, nextPageToken: ids.length > size ? Buffer.from(page[page.length - 1] as string).toString('base64url') : '' };
   }
 
-  async watermark(tenant: string): Promise<number> {
-    return (await this.repo.getMeta(tenant))?.watermark ?? 0;
-  }
-
   /**
    * Applies a batch in order inside one transaction. Events already applied (redelivery, replay) are
    * skipped, so applying any stream twice changes nothing.
@@ -195,19 +192,21 @@ export class FeatureService {
     });
   }
 
-  async getUserFeatures(tenant: string, userIds: readonly string[], recentLimit: number): Promise<UserFeaturesView[]> {
+  async getUserFeatures(tenant: string, userIds: readonly string[], recentLimit: number): Promise<{ users: UserFeaturesView[]; asOf: number }> {
     checkIds('user_ids', userIds);
     if (recentLimit < 0) throw new InvalidArgumentError('recent_limit', 'must be >= 0');
     const [states, meta] = await Promise.all([this.repo.getUsers(tenant, userIds), this.repo.getMeta(tenant)]);
-    return userIds.map((id) => userView(id, states.get(id), meta?.watermark ?? 0, recentLimit));
+    const asOf = meta?.watermark ?? 0;
+    return { users: userIds.map((id) => userView(id, states.get(id), asOf, recentLimit)), asOf };
   }
 
-  async getItemFeatures(tenant: string, itemIds: readonly string[], coVisitLimit: number): Promise<ItemFeatures[]> {
+  async getItemFeatures(tenant: string, itemIds: readonly string[], coVisitLimit: number): Promise<{ items: ItemFeatures[]; asOf: number }> {
     checkIds('item_ids', itemIds);
     if (coVisitLimit < 0 || coVisitLimit > 100) throw new InvalidArgumentError('co_visit_limit', 'must be between 0 and 100');
-    const [states, meta, catalog] = await Promise.all([this.repo.getItems(tenant, itemIds), this.repo.getMeta(tenant), this.catalog.getMany(tenant, itemIds)]);
-    return itemIds.map((id) => {
-      const view = itemView(id, states.get(id), meta?.watermark ?? 0, coVisitLimit);
+    const [states, meta, catalog] = await Promise.all([this.repo.getItems(tenant, itemIds, coVisitLimit > 0), this.repo.getMeta(tenant), this.catalog.getMany(tenant, itemIds)]);
+    const asOf = meta?.watermark ?? 0;
+    const items = itemIds.map((id) => {
+      const view = itemView(id, states.get(id), asOf, coVisitLimit);
       const c = catalog.get(id);
       return {
         ...view,
@@ -220,5 +219,6 @@ export class FeatureService {
         inStock: c?.inStock ?? false,
       };
     });
+    return { items, asOf };
   }
 }

@@ -65,6 +65,7 @@ describe('applyEvent', () => {
 
   test('smoothed CTR and conversion use their priors', () => {
     const v = itemView('x', undefined, T0, 0);
+    expect(v.coVisited).toEqual([]);
     expect(v.known).toBe(false);
     expect(v.ctr).toBeCloseTo(1 / 20);
     expect(v.conversionRate).toBeCloseTo(0.5 / 50);

@@ -317,10 +317,13 @@ export function itemView(itemId: string, s: ItemState | undefined, watermark: nu
     purchases: s?.purchases ?? 0,
     ctr: ((s?.clicks ?? 0) + ctrPrior.hits) / (views + ctrPrior.trials),
     conversionRate: ((s?.purchases ?? 0) + conversionPrior.hits) / (views + conversionPrior.trials),
-    coVisited: Object.entries(s?.coVisits ?? {})
-      .map(([id, score]) => ({ itemId: id, score }))
-      .sort((a, b) => b.score - a.score || (a.itemId < b.itemId ? -1 : 1))
-      .slice(0, coVisitLimit > 0 ? coVisitLimit : 20),
+    coVisited:
+      coVisitLimit > 0
+        ? Object.entries(s?.coVisits ?? {})
+            .map(([id, score]) => ({ itemId: id, score }))
+            .sort((a, b) => b.score - a.score || (a.itemId < b.itemId ? -1 : 1))
+            .slice(0, coVisitLimit)
+        : [],
     lastEventAt: s?.lastEventAt,
   };
 }

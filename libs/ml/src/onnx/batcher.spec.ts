@@ -14,11 +14,17 @@ test('collects concurrent requests into batches of at most maxBatch, in order', 
   expect(b.stats.batches).toBe(sizes.length);
 });
 
-test('a lone request waits at most maxDelayMs', async () => {
-  const b = new DynamicBatcher<number, number>(async (xs) => xs, { maxBatch: 16, maxDelayMs: 5, budgetMs: 1000 });
-  const t = performance.now();
-  await b.submit(1);
-  expect(performance.now() - t).toBeLessThan(200);
+test('a lone caller is never delayed; concurrent callers wait at most maxDelayMs to fill a batch', async () => {
+  const b = new DynamicBatcher<number, number>(async (xs) => xs, { maxBatch: 16, maxDelayMs: 50, budgetMs: 1000 });
+  let t = performance.now();
+  for (let i = 0; i < 5; i++) await b.submit(i);
+  expect(performance.now() - t).toBeLessThan(40);
+  await Promise.all([b.submit(1), b.submit(2), b.submit(3)]);
+  t = performance.now();
+  await b.submit(4);
+  const waited = performance.now() - t;
+  expect(waited).toBeGreaterThanOrEqual(40);
+  expect(waited).toBeLessThan(300);
 });
 
 test('requests older than the budget are shed; errors reach every request of the batch', async () => {

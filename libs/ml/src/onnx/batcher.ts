@@ -1,7 +1,8 @@
 /**
- * Dynamic batching in front of a model session: requests wait at most `maxDelayMs` for company, a
- * batch holds at most `maxBatch`, one batch runs at a time (per batcher), and a request that waited
- * longer than `budgetMs` is shed instead of run late.
+ * Dynamic batching in front of a model session: a batch holds at most `maxBatch`; one batch runs at a
+ * time (per batcher), and requests arriving meanwhile form the next one. When the last batch had
+ * company (concurrent callers), a partial batch waits at most `maxDelayMs` to fill up; a lone caller
+ * is never delayed. A request that waited longer than `budgetMs` is shed, not run late.
  */
 export class BatchShedError extends Error {
   override readonly name = 'BatchShedError';
@@ -35,6 +36,7 @@ export class DynamicBatcher<I, O> {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private closed = false;
+  private lastBatchSize = 1;
   readonly stats: BatcherStats = { batches: 0, items: 0, shed: 0 };
 
   constructor(
@@ -57,7 +59,7 @@ export class DynamicBatcher<I, O> {
 
   private schedule(): void {
     if (this.running) return;
-    if (this.queue.length >= this.opts.maxBatch || this.opts.maxDelayMs <= 0) {
+    if (this.queue.length >= this.opts.maxBatch || this.opts.maxDelayMs <= 0 || this.lastBatchSize <= 1) {
       this.flush();
       return;
     }
@@ -86,6 +88,7 @@ export class DynamicBatcher<I, O> {
     if (batch.length === 0) return this.schedule();
     this.stats.batches++;
     this.stats.items += batch.length;
+    this.lastBatchSize = batch.length;
     this.running = this.run(batch.map((b) => b.item)).then(
       (outs) => {
         if (outs.length !== batch.length) throw new Error(`batch returned ${outs.length} results for ${batch.length} items`);
