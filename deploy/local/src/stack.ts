@@ -19,6 +19,8 @@ export interface LocalStackOptions {
   /** Own process groups: a terminal's Ctrl-C then reaches only the parent, which stops children in order. */
   detached?: boolean;
   ranking?: Record<string, string>;
+  /** Extra node arguments per service (e.g. --cpu-prof for one of them). */
+  nodeArgs?: Partial<Record<string, string[]>>;
 }
 
 export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
@@ -26,7 +28,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const nats = await startNatsServer({ detached });
   const base = { AISLE_NATS_URL: nats.url, AISLE_STORE_URL: opts.storeUrl };
   const embeddingPort = await freePort();
-  const start = (name: string, env: Record<string, string> = {}) => startServiceProcess(name, { ...base, ...env }, { detached });
+  const start = (name: string, env: Record<string, string> = {}) => startServiceProcess(name, { ...base, ...env }, { detached, ...(opts.nodeArgs?.[name] ? { nodeArgs: opts.nodeArgs[name] } : {}) });
   const [ingest, feature] = await Promise.all([start('ingest'), start('feature')]);
   const embeddingEnv = { AISLE_GRPC_PORT: String(embeddingPort) };
   let embedding = await start('embedding-inference', embeddingEnv);

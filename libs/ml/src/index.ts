@@ -21,3 +21,4 @@ export * from './models/ranker';
 export * from './onnx/export-models';
 export * from './onnx/batcher';
 export * from './eval/topk';
+export * from './onnx/sasrec-io';

@@ -26,11 +26,11 @@ export interface ServiceProcess {
 export function startServiceProcess(
   name: string,
   env: Record<string, string>,
-  opts: { timeoutMs?: number; echo?: boolean; detached?: boolean } = {},
+  opts: { timeoutMs?: number; echo?: boolean; detached?: boolean; nodeArgs?: string[] } = {},
 ): Promise<ServiceProcess> {
   const entry = join(repoRoot, 'services', name, 'dist', 'main.js');
   if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`pnpm build\` first`);
-  const child = spawn(process.execPath, [entry], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), entry], {
     cwd: repoRoot,
     env: { PATH: process.env['PATH'] ?? '', AISLE_GRPC_PORT: '0', AISLE_METRICS_PORT: '0', AISLE_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

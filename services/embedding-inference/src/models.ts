@@ -3,9 +3,12 @@ import {
   DynamicBatcher,
   hashBatch,
   readInitializer,
+  sasrecFeeds,
+  sasrecResults,
   topKInnerProduct,
   type BatcherOptions,
   type OrtSession,
+  type SasrecRow,
   type Provider,
 } from '@aisle/ml';
 
@@ -25,11 +28,7 @@ export interface SequenceQuery {
   k: number;
 }
 
-export interface SequenceResult {
-  embedding: Float32Array;
-  items: number[];
-  scores: number[];
-}
+export type SequenceResult = SasrecRow;
 
 export class SequenceModel implements ServingModel {
   readonly index: Map<string, number>;
@@ -84,27 +83,9 @@ export class SequenceModel implements ServingModel {
 }
 
 async function runSequences(session: OrtSession, model: SequenceModel, qs: SequenceQuery[]): Promise<SequenceResult[]> {
-  const rows = qs.map((q) => q.ids.slice(-model.maxLen));
-  const L = Math.max(1, ...rows.map((r) => r.length));
-  const X = Math.max(1, ...qs.map((q) => q.exclude.length));
   const k = Math.min(model.itemIds.length - 1, Math.max(1, ...qs.map((q) => q.k)));
-  const ids = new BigInt64Array(qs.length * L);
-  rows.forEach((r, b) => r.forEach((v, j) => (ids[b * L + (L - r.length) + j] = BigInt(v))));
-  const ex = new BigInt64Array(qs.length * X);
-  qs.forEach((q, b) => q.exclude.forEach((v, j) => (ex[b * X + j] = BigInt(v))));
-  const out = await session.run({
-    item_ids: { type: 'int64', data: ids, dims: [qs.length, L] },
-    exclude_ids: { type: 'int64', data: ex, dims: [qs.length, X] },
-    k: { type: 'int64', data: BigInt64Array.from([BigInt(k)]), dims: [1] },
-  });
-  const emb = out['user_embedding']?.data as Float32Array;
-  const items = out['items']?.data as BigInt64Array;
-  const scores = out['scores']?.data as Float32Array;
-  return qs.map((q, b) => ({
-    embedding: emb.slice(b * model.dim, (b + 1) * model.dim),
-    items: Array.from(items.subarray(b * k, b * k + Math.min(q.k, k)), Number),
-    scores: Array.from(scores.subarray(b * k, b * k + Math.min(q.k, k))),
-  }));
+  const out = await session.run(sasrecFeeds(qs.map((q) => q.ids), qs.map((q) => q.exclude), k, model.maxLen));
+  return sasrecResults(out, qs.length, model.dim, qs.map((q) => q.k));
 }
 
 export type TextTower = 'query' | 'item';

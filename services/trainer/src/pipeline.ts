@@ -15,6 +15,8 @@ import {
   Ranker,
   rankerFeatures,
   rocAuc,
+  sasrecFeeds,
+  sasrecResults,
   Sasrec,
   TextEncoder2T,
   topItems,
@@ -421,16 +423,20 @@ export async function scoreOnHeldOut(
   }
 }
 
-/** Right-aligned id rows for the sequence model (item ids mapped through its vocabulary). */
-export function sequenceBatch(sidecar: Record<string, unknown>, histories: ReadonlyArray<readonly string[]>): { data: BigInt64Array; length: number } {
-  const itemIds = sidecar['itemIds'] as string[];
-  const maxLen = Number(sidecar['maxLen'] ?? 50);
-  const index = new Map(itemIds.map((id, i) => [id, i]));
-  const rows = histories.map((h) => h.map((id) => index.get(id) ?? 0).filter((i) => i > 0).slice(-maxLen));
-  const length = Math.max(1, ...rows.map((r) => r.length));
-  const data = new BigInt64Array(histories.length * length);
-  rows.forEach((r, b) => r.forEach((v, j) => (data[b * length + (length - r.length) + j] = BigInt(v))));
-  return { data, length };
+/** Item ids through the sequence model's vocabulary (unknown ones dropped). */
+function toIndices(sidecar: Record<string, unknown>, history: readonly string[]): number[] {
+  const index = vocabulary(sidecar);
+  return history.map((id) => index.get(id) ?? 0).filter((i) => i > 0);
+}
+
+const vocabularies = new WeakMap<Record<string, unknown>, Map<string, number>>();
+function vocabulary(sidecar: Record<string, unknown>): Map<string, number> {
+  let v = vocabularies.get(sidecar);
+  if (!v) {
+    v = new Map((sidecar['itemIds'] as string[]).map((id, i) => [id, i]));
+    vocabularies.set(sidecar, v);
+  }
+  return v;
 }
 
 async function sasrecTopK(session: OrtSession, sidecar: Record<string, unknown>, histories: ReadonlyArray<readonly string[]>, k: number): Promise<string[][]> {
@@ -438,15 +444,9 @@ async function sasrecTopK(session: OrtSession, sidecar: Record<string, unknown>,
   const out: string[][] = [];
   for (let s = 0; s < histories.length; s += 256) {
     const batch = histories.slice(s, s + 256);
-    const { data, length } = sequenceBatch(sidecar, batch);
-    const res = await session.run({
-      item_ids: { type: 'int64', data, dims: [batch.length, length] },
-      exclude_ids: { type: 'int64', data: new BigInt64Array(batch.length), dims: [batch.length, 1] },
-      k: { type: 'int64', data: BigInt64Array.from([BigInt(Math.min(k, itemIds.length - 1))]), dims: [1] },
-    });
-    const items = res['items']?.data as BigInt64Array;
-    const kk = items.length / batch.length;
-    batch.forEach((_, b) => out.push(Array.from(items.subarray(b * kk, (b + 1) * kk), (i) => itemIds[Number(i)] as string)));
+    const kk = Math.min(k, itemIds.length - 1);
+    const res = await session.run(sasrecFeeds(batch.map((h) => toIndices(sidecar, h)), batch.map(() => []), kk, Number(sidecar['maxLen'] ?? 50)));
+    for (const row of sasrecResults(res, batch.length, Number(sidecar['dim']), batch.map(() => kk))) out.push(row.items.map((i) => itemIds[i] as string));
   }
   return out;
 }
@@ -454,15 +454,11 @@ async function sasrecTopK(session: OrtSession, sidecar: Record<string, unknown>,
 /** Inner-product scores of every item for one history, from the model's user embedding. */
 async function fullScores(session: OrtSession, sidecar: Record<string, unknown>, hist: Int32Array): Promise<Float32Array> {
   const itemIds = sidecar['itemIds'] as string[];
-  const res = await session.run({
-    item_ids: { type: 'int64', data: BigInt64Array.from(hist.length ? hist : [0], (v) => BigInt(v)), dims: [1, Math.max(1, hist.length)] },
-    exclude_ids: { type: 'int64', data: new BigInt64Array(1), dims: [1, 1] },
-    k: { type: 'int64', data: BigInt64Array.from([BigInt(itemIds.length - 1)]), dims: [1] },
-  });
+  const k = itemIds.length - 1;
+  const res = await session.run(sasrecFeeds([Array.from(hist)], [[]], k, Number(sidecar['maxLen'] ?? 50)));
+  const [row] = sasrecResults(res, 1, Number(sidecar['dim']), [k]);
   const scores = new Float32Array(itemIds.length).fill(-1e9);
-  const items = res['items']?.data as BigInt64Array;
-  const values = res['scores']?.data as Float32Array;
-  items.forEach((i, k) => (scores[Number(i)] = values[k] as number));
+  row?.items.forEach((i, j) => (scores[i] = row.scores[j] as number));
   return scores;
 }
 

@@ -47,7 +47,8 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
   const sasrec = candidates.find((c) => c.name === 'sasrec') as Candidate;
   const context = { sasrec, trainEvents };
   const version = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-  const times = events.map((e) => e.occurredAt);
+  // A loop, not Math.min(...times): spreading 100k+ arguments overflows the stack.
+  const firstEventAt = events.reduce((m, e) => Math.min(m, e.occurredAt), Number.POSITIVE_INFINITY);
   const report: JobReport = { trained: true, decisions: [] };
   for (const c of candidates.filter((x) => config.models.includes(x.name))) {
     const score = await scoreOnHeldOut(c.name, c, heldOut, context);
@@ -69,7 +70,7 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
         sidecar: c.sidecar,
         meta: {
           metrics: { [`heldout_${score.metric}`]: score.value, heldout_cases: score.cases, ...(activeValue !== undefined ? { [`previous_${score.metric}`]: activeValue } : {}) },
-          dataRange: { from: new Date(Math.min(...times)), to: new Date(heldOut.sliceStart), events: trainEvents.length, source: `store:${tenant}` },
+          dataRange: { from: new Date(firstEventAt), to: new Date(heldOut.sliceStart), events: trainEvents.length, source: `store:${tenant}` },
           signature: c.signature,
         },
       });
