@@ -8,7 +8,7 @@ const noServices = {
   message: 'libraries never import services, and services never import each other',
 };
 // Composition roots and adapters may touch transport, storage and runtime; domain files may not.
-const adapterFiles = ['services/*/src/main.ts', 'services/*/src/config.ts', 'services/*/src/**/*.grpc.ts', 'services/*/src/**/*.nats.ts', 'services/*/src/**/*.store.ts', 'services/*/src/**/*.ort.ts', 'services/*/src/**/*.cli.ts', 'services/*/src/cli.ts', 'services/*/src/**/*.job.ts'];
+const adapterFiles = ['services/*/src/main.ts', 'services/*/src/app.ts', 'services/*/src/config.ts', 'services/*/src/**/*.grpc.ts', 'services/*/src/**/*.nats.ts', 'services/*/src/**/*.store.ts', 'services/*/src/**/*.ort.ts', 'services/*/src/**/*.cli.ts', 'services/*/src/cli.ts', 'services/*/src/**/*.job.ts'];
 
 export default tseslint.config(
   {

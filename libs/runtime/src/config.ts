@@ -181,6 +181,9 @@ export const commonConfig = {
   grpcTlsCert: env.optionalString('AISLE_GRPC_TLS_CERT', { description: 'server certificate; enables TLS' }),
   grpcTlsKey: env.optionalString('AISLE_GRPC_TLS_KEY', { description: 'server key' }),
   grpcTlsClientCa: env.optionalString('AISLE_GRPC_TLS_CLIENT_CA', { description: 'CA for client certificates; enables mTLS' }),
+  grpcClientTlsCa: env.optionalString('AISLE_GRPC_CLIENT_TLS_CA', { description: 'CA to verify the services this one calls; enables TLS on outgoing gRPC' }),
+  grpcClientTlsCert: env.optionalString('AISLE_GRPC_CLIENT_TLS_CERT', { description: 'client certificate presented on outgoing gRPC (mTLS)' }),
+  grpcClientTlsKey: env.optionalString('AISLE_GRPC_CLIENT_TLS_KEY', { description: 'client key for outgoing gRPC (mTLS)' }),
   grpcMaxMessageBytes: env.int('AISLE_GRPC_MAX_MESSAGE_BYTES', { default: 4 * 1024 * 1024, min: 1024, description: 'largest gRPC request accepted' }),
   metricsPort: env.int('AISLE_METRICS_PORT', { default: 9464, min: -1, max: 65535, description: 'Prometheus /metrics port (0 = any free port, -1 = off)' }),
   logLevel: env.oneOf('AISLE_LOG_LEVEL', ['debug', 'info', 'warn', 'error'] as const, { default: 'info', description: 'log level' }),
@@ -188,3 +191,53 @@ export const commonConfig = {
   drainDelayMs: env.duration('AISLE_DRAIN_DELAY', { default: 0, description: 'wait after NOT_SERVING before draining (let load balancers notice)' }),
   otlpEndpoint: env.optionalString('OTEL_EXPORTER_OTLP_ENDPOINT', { description: 'OTLP/HTTP endpoint for traces; unset = no export' }),
 } satisfies ConfigSpec;
+
+type CommonSecurity = {
+  readonly natsUser: string | undefined;
+  readonly natsPassword: string | undefined;
+  readonly natsToken: string | undefined;
+  readonly natsCredsFile: string | undefined;
+  readonly natsTlsCa: string | undefined;
+  readonly natsTlsCert: string | undefined;
+  readonly natsTlsKey: string | undefined;
+  readonly grpcTlsCert: string | undefined;
+  readonly grpcTlsKey: string | undefined;
+  readonly grpcTlsClientCa: string | undefined;
+  readonly grpcClientTlsCa: string | undefined;
+  readonly grpcClientTlsCert: string | undefined;
+  readonly grpcClientTlsKey: string | undefined;
+};
+
+/**
+ * Checks that belong to combinations of the common variables (a certificate without its key, two NATS
+ * auth methods, files that are not there), so a half-configured security switch stops the start with
+ * the variables named, rather than silently running in plaintext.
+ */
+export function checkCommonConfig(c: CommonSecurity, exists: (path: string) => boolean): void {
+  const problems: string[] = [];
+  const pair = (a: string, av: string | undefined, b: string, bv: string | undefined) => {
+    if (Boolean(av) !== Boolean(bv)) problems.push(`${av ? b : a} is required when ${av ? a : b} is set`);
+  };
+  pair('AISLE_GRPC_TLS_CERT', c.grpcTlsCert, 'AISLE_GRPC_TLS_KEY', c.grpcTlsKey);
+  if (c.grpcTlsClientCa && !c.grpcTlsCert) problems.push('AISLE_GRPC_TLS_CLIENT_CA needs AISLE_GRPC_TLS_CERT and AISLE_GRPC_TLS_KEY (mTLS is TLS plus client certificates)');
+  pair('AISLE_GRPC_CLIENT_TLS_CERT', c.grpcClientTlsCert, 'AISLE_GRPC_CLIENT_TLS_KEY', c.grpcClientTlsKey);
+  if (c.grpcClientTlsCert && !c.grpcClientTlsCa) problems.push('AISLE_GRPC_CLIENT_TLS_CERT needs AISLE_GRPC_CLIENT_TLS_CA');
+  pair('AISLE_NATS_TLS_CERT', c.natsTlsCert, 'AISLE_NATS_TLS_KEY', c.natsTlsKey);
+  pair('AISLE_NATS_USER', c.natsUser, 'AISLE_NATS_PASSWORD', c.natsPassword);
+  const methods = [c.natsUser && 'AISLE_NATS_USER', c.natsToken && 'AISLE_NATS_TOKEN', c.natsCredsFile && 'AISLE_NATS_CREDS_FILE'].filter(Boolean);
+  if (methods.length > 1) problems.push(`use one NATS authentication method, not ${methods.join(' and ')}`);
+  const files: Array<[string, string | undefined]> = [
+    ['AISLE_GRPC_TLS_CERT', c.grpcTlsCert],
+    ['AISLE_GRPC_TLS_KEY', c.grpcTlsKey],
+    ['AISLE_GRPC_TLS_CLIENT_CA', c.grpcTlsClientCa],
+    ['AISLE_GRPC_CLIENT_TLS_CA', c.grpcClientTlsCa],
+    ['AISLE_GRPC_CLIENT_TLS_CERT', c.grpcClientTlsCert],
+    ['AISLE_GRPC_CLIENT_TLS_KEY', c.grpcClientTlsKey],
+    ['AISLE_NATS_CREDS_FILE', c.natsCredsFile],
+    ['AISLE_NATS_TLS_CA', c.natsTlsCa],
+    ['AISLE_NATS_TLS_CERT', c.natsTlsCert],
+    ['AISLE_NATS_TLS_KEY', c.natsTlsKey],
+  ];
+  for (const [name, path] of files) if (path && !exists(path)) problems.push(`${name} names a file that does not exist: ${path}`);
+  if (problems.length > 0) throw new ConfigError(problems);
+}

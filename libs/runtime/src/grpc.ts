@@ -163,6 +163,24 @@ export function serverCredentials(tls?: GrpcTlsOptions): grpc.ServerCredentials 
   );
 }
 
+export interface GrpcClientTlsOptions {
+  /** CA that signed the servers' certificates; TLS is on when this is given. */
+  caFile?: string | undefined;
+  /** Client certificate and key for mTLS. */
+  certFile?: string | undefined;
+  keyFile?: string | undefined;
+}
+
+/** Channel credentials for outgoing calls: insecure without a CA, TLS with one, mTLS with a client pair. */
+export function clientCredentials(tls?: GrpcClientTlsOptions): grpc.ChannelCredentials {
+  if (!tls?.caFile) return grpc.credentials.createInsecure();
+  return grpc.credentials.createSsl(
+    readFileSync(tls.caFile),
+    tls.keyFile ? readFileSync(tls.keyFile) : null,
+    tls.certFile ? readFileSync(tls.certFile) : null,
+  );
+}
+
 export interface GrpcServerOptions {
   host: string;
   port: number;

@@ -32,6 +32,8 @@ export interface NatsConnectOptions {
   credsFile?: string | undefined;
   tls?: { caFile?: string | undefined; certFile?: string | undefined; keyFile?: string | undefined } | undefined;
   logger: Logger;
+  /** How long the first connection may take (default 20 s). */
+  connectTimeoutMs?: number;
 }
 
 /** Connects with unlimited reconnects and logs connection status changes (never credentials). */
@@ -49,6 +51,7 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
     // Otherwise every request (each JetStream publish) captures a stack trace for a possible timeout
     // error: a third of ingest's CPU time in profiles.
     noAsyncTraces: true,
+    ...(opts.connectTimeoutMs !== undefined ? { timeout: opts.connectTimeoutMs } : {}),
     ...(opts.user ? { user: opts.user, pass: opts.password ?? '' } : {}),
     ...(opts.token ? { token: opts.token } : {}),
     ...(opts.credsFile ? { authenticator: credsAuthenticator(readFileSync(opts.credsFile)) } : {}),

@@ -1,11 +1,11 @@
 import type { StreamSpec } from '@aisle/contracts';
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Tracer } from '@opentelemetry/api';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Registry } from 'prom-client';
-import type { ConfigOf } from './config';
-import { type commonConfig } from './config';
-import { startGrpcServer, type RunningGrpcServer, type GrpcServerOptions } from './grpc';
+import { checkCommonConfig, type commonConfig, type ConfigOf } from './config';
+import { clientCredentials, startGrpcServer, type grpc, type GrpcServerOptions, type RunningGrpcServer } from './grpc';
 import { Lifecycle } from './lifecycle';
 import { createLogger, type Logger, type LogSink } from './logger';
 import { createMetricsRegistry, startMetricsServer } from './metrics';
@@ -128,19 +128,68 @@ export async function serveGrpc(
   return server;
 }
 
+/** Credentials for this service's outgoing gRPC calls (AISLE_GRPC_CLIENT_TLS_*). */
+export function outgoingCredentials(config: CommonConfig): grpc.ChannelCredentials {
+  return clientCredentials({ caFile: config.grpcClientTlsCa, certFile: config.grpcClientTlsCert, keyFile: config.grpcClientTlsKey });
+}
+
 /**
  * The whole life of a service process: load config (exit 2 naming every bad variable), create the base,
  * run `start` (which opens clients, registering each close, and starts gRPC), then flip health to
  * SERVING and log `ready`. A failed start shuts down what was opened and exits 1.
  */
-export function runService<C extends CommonConfig>(
+export interface StartedService {
+  grpc: RunningGrpcServer;
+  details?: Record<string, unknown>;
+  /** Hosted gRPC services that stay NOT_SERVING until something still to come arrives. */
+  notReady?: string[];
+}
+
+/** A service's composition root: opens what it needs (registering each close) and starts gRPC. */
+export type ServiceStart<C extends CommonConfig> = (base: ServiceBase, config: C) => Promise<StartedService>;
+
+function markReady(base: ServiceBase, started: StartedService): void {
+  const { grpc, details, notReady } = started;
+  grpc.setServing(true);
+  // Services whose readiness depends on something still to come (a published model) stay
+  // NOT_SERVING under their own name; "" (the process) is SERVING, for liveness probes.
+  for (const name of notReady ?? []) grpc.setServiceServing(name, false);
+  base.logger.info('ready', { grpc_port: grpc.port, metrics_port: base.metricsPort, ...details });
+}
+
+export interface InProcessService {
+  readonly base: ServiceBase;
+  readonly grpcPort: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs a service inside the current process (no signal handlers): for tests that need one view of
+ * several services, such as a trace across them, and for embedding Aisle in another Node program.
+ */
+export async function startServiceInProcess<C extends CommonConfig>(
   defaultName: string,
-  loadConfig: () => C,
-  start: (base: ServiceBase, config: C) => Promise<{ grpc: RunningGrpcServer; details?: Record<string, unknown>; notReady?: string[] }>,
-): void {
+  config: C,
+  start: ServiceStart<C>,
+  opts: Omit<ServiceBaseOptions, 'handleSignals'> = {},
+): Promise<InProcessService> {
+  checkCommonConfig(config, existsSync);
+  const base = await createServiceBase(defaultName, config, { ...opts, handleSignals: false });
+  try {
+    const started = await start(base, config);
+    markReady(base, started);
+    return { base, grpcPort: started.grpc.port, stop: () => base.lifecycle.shutdown('stop') };
+  } catch (err) {
+    await base.lifecycle.shutdown('start failed');
+    throw err;
+  }
+}
+
+export function runService<C extends CommonConfig>(defaultName: string, loadConfig: () => C, start: ServiceStart<C>): void {
   let config: C;
   try {
     config = loadConfig();
+    checkCommonConfig(config, existsSync);
   } catch (err) {
     process.stderr.write(`${defaultName}: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(2);
@@ -148,12 +197,7 @@ export function runService<C extends CommonConfig>(
   void (async () => {
     const base = await createServiceBase(defaultName, config);
     try {
-      const { grpc, details, notReady } = await start(base, config);
-      grpc.setServing(true);
-      // Services whose readiness depends on something still to come (a published model) stay
-      // NOT_SERVING under their own name; "" (the process) is SERVING, for liveness probes.
-      for (const name of notReady ?? []) grpc.setServiceServing(name, false);
-      base.logger.info('ready', { grpc_port: grpc.port, metrics_port: base.metricsPort, ...details });
+      markReady(base, await start(base, config));
     } catch (err) {
       base.logger.error('start failed', { err });
       await base.lifecycle.shutdown('start failed');

@@ -24,6 +24,20 @@ export interface SqliteOptions {
   busyTimeoutMs: number;
 }
 
+function retryWhileBusy(timeoutMs: number, fn: () => void): void {
+  const until = Date.now() + timeoutMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      fn();
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= until) throw err;
+      Atomics.wait(pause, 0, 0, 10 + Math.random() * 20);
+    }
+  }
+}
+
 /** `sqlite:<path>[?busy_timeout=ms]`; `sqlite::memory:` for an in-memory database. */
 export function parseSqliteUrl(url: string): SqliteOptions {
   const rest = url.slice('sqlite:'.length);
@@ -199,9 +213,13 @@ export class SqliteStore implements Store {
   constructor(opts: SqliteOptions) {
     if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
     this.db = new Database(opts.path, { timeout: opts.busyTimeoutMs });
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.exec(SCHEMA);
+    // Two processes opening a new file at once: switching to WAL and creating the schema need the
+    // lock the other holds, and SQLite skips the busy handler there, so retry until the timeout.
+    retryWhileBusy(opts.busyTimeoutMs, () => {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.db.exec(SCHEMA);
+    });
     this.events = this.makeEvents();
     this.items = this.makeItems();
     this.documents = this.makeDocuments();

@@ -3,3 +3,4 @@ export * from './service-process';
 export * from './wire';
 export * from './temp';
 export * from './grpc-probes';
+export * from './pki';

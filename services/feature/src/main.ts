@@ -1,19 +1,5 @@
-import { Streams } from '@aisle/contracts';
-import { connectBus, runService, serveGrpc } from '@aisle/runtime';
-import { openStore } from '@aisle/store';
+import { runService } from '@aisle/runtime';
+import { startFeature } from './app';
 import { loadFeatureConfig } from './config';
-import { featureGrpcService } from './feature.grpc';
-import { startFeatureConsumer } from './feature.nats';
-import { FeatureService } from './feature.service';
-import { catalogReader, featureRepository } from './feature.store';
 
-runService('feature', loadFeatureConfig, async (base, config) => {
-  const store = await openStore(config.storeUrl);
-  base.lifecycle.onShutdown('store', () => store.close());
-  const bus = await connectBus(base, config, [Streams.EVENTS, Streams.DLQ, Streams.FEATURES]);
-  const service = new FeatureService(featureRepository(store), catalogReader(store));
-  const consumer = await startFeatureConsumer({ ...base, service, js: bus.js, jsm: bus.jsm, publisher: bus.publisher, batchSize: config.batchSize, maxInFlight: config.maxInFlight, ackWaitMs: config.ackWaitMs });
-  base.lifecycle.onShutdown('consumer', () => consumer.stop());
-  const grpc = await serveGrpc(base, config, [featureGrpcService(service, base)]);
-  return { grpc, details: { store: store.kind } };
-});
+runService('feature', loadFeatureConfig, startFeature);

@@ -1,20 +1,5 @@
-import { Streams } from '@aisle/contracts';
-import { connectBus, runService, serveGrpc } from '@aisle/runtime';
-import { openStore } from '@aisle/store';
+import { runService } from '@aisle/runtime';
+import { startIngest } from './app';
 import { loadIngestConfig } from './config';
-import { ingestGrpcService } from './ingest.grpc';
-import { protoDecoder, startIngestConsumers } from './ingest.nats';
-import { IngestService } from './ingest.service';
 
-runService('ingest', loadIngestConfig, async (base, config) => {
-  const store = await openStore(config.storeUrl);
-  base.lifecycle.onShutdown('store', () => store.close());
-  const bus = await connectBus(base, config, [Streams.CLICKSTREAM, Streams.CATALOG, Streams.EVENTS, Streams.DLQ]);
-  const service = new IngestService({ insertEvents: (e) => store.events.insertMany(e), upsertItems: (i) => store.items.upsertMany(i) }, protoDecoder);
-  const consumers = await startIngestConsumers({ ...base, service, js: bus.js, jsm: bus.jsm, publisher: bus.publisher, batchSize: config.batchSize, maxInFlight: config.maxInFlight, ackWaitMs: config.ackWaitMs });
-  base.lifecycle.onShutdown('consumers', async () => {
-    await Promise.all(consumers.map((c) => c.stop()));
-  });
-  const grpc = await serveGrpc(base, config, [ingestGrpcService(service, bus.publisher, base, { maxEvents: config.trackMaxEvents })]);
-  return { grpc, details: { store: store.kind } };
-});
+runService('ingest', loadIngestConfig, startIngest);

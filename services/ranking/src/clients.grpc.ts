@@ -1,10 +1,10 @@
 import { embeddingV1, featureV1 } from '@aisle/contracts';
-import { createGrpcClient, type GrpcClient } from '@aisle/runtime';
+import { createGrpcClient, type grpc, type GrpcClient } from '@aisle/runtime';
 import type { EmbeddingPort, FeaturesPort, ItemView, UserView } from './ports';
 
 /** FeaturesPort over the feature service's gRPC API. */
-export function featureClient(address: string): FeaturesPort & { close(): void } {
-  const client: GrpcClient<typeof featureV1.FeatureServiceService> = createGrpcClient(featureV1.FeatureServiceService, address, { channelOptions: { 'grpc.keepalive_time_ms': 30_000 } });
+export function featureClient(address: string, credentials?: grpc.ChannelCredentials): FeaturesPort & { close(): void } {
+  const client: GrpcClient<typeof featureV1.FeatureServiceService> = createGrpcClient(featureV1.FeatureServiceService, address, { channelOptions: { 'grpc.keepalive_time_ms': 30_000 }, ...(credentials ? { credentials } : {}) });
   return {
     close: () => client.close(),
     async users(tenant, userIds, timeoutMs) {
@@ -38,8 +38,8 @@ export function featureClient(address: string): FeaturesPort & { close(): void }
 }
 
 /** EmbeddingPort over embedding-inference's gRPC API. */
-export function embeddingClient(address: string): EmbeddingPort & { close(): void } {
-  const client = createGrpcClient(embeddingV1.EmbeddingServiceService, address, { channelOptions: { 'grpc.keepalive_time_ms': 30_000 } });
+export function embeddingClient(address: string, credentials?: grpc.ChannelCredentials): EmbeddingPort & { close(): void } {
+  const client = createGrpcClient(embeddingV1.EmbeddingServiceService, address, { channelOptions: { 'grpc.keepalive_time_ms': 30_000 }, ...(credentials ? { credentials } : {}) });
   return {
     close: () => client.close(),
     async bySequence(tenant, items, k, exclude, timeoutMs) {

@@ -1,0 +1,75 @@
+import { catalogV1, Streams, Subjects } from '@aisle/contracts';
+import { ACK, connectBus, Gauge, instanceId, ModelRegistry, serveGrpc, startConsumerLoop, type ModelName, type ServiceBase, type StartedService } from '@aisle/runtime';
+import { openStore } from '@aisle/store';
+import type { EmbeddingConfig } from './config';
+import { embeddingGrpcService } from './embedding.grpc';
+import { EmbeddingService, type CatalogText } from './embedding.service';
+
+const itemText = (i: { title: string; category: string; brand: string }) => `${i.title}. ${i.category}. ${i.brand}.`;
+
+/** The embedding-inference service's composition root (`main.ts` runs it as a process). */
+export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig): Promise<StartedService> {
+  const { logger, lifecycle } = base;
+  const store = await openStore(config.storeUrl);
+  lifecycle.onShutdown('store', () => store.close());
+  const bus = await connectBus(base, config, [Streams.EVENTS, Streams.MODELS]);
+  const registry = await ModelRegistry.open(bus.nc, { replicas: config.natsStreamReplicas });
+  const service = new EmbeddingService({
+    providers: config.providers as Array<'cuda' | 'webgpu' | 'cpu'>,
+    threads: config.ortThreads,
+    batch: { maxBatch: config.maxBatch, maxDelayMs: config.maxDelayMs, budgetMs: config.budgetMs },
+    catalog: () =>
+      (async function* (): AsyncIterable<CatalogText> {
+        for await (const i of store.items.scan(config.tenant)) yield { itemId: i.itemId, text: itemText(i) };
+      })(),
+    log: (msg, fields) => logger.info(msg, fields),
+  });
+  lifecycle.onShutdown('models', () => service.close());
+  const providerGauge = new Gauge({ name: 'aisle_embedding_execution_provider', help: 'Active execution provider per model (1 = active)', labelNames: ['model', 'provider', 'version'], registers: [base.registry] });
+  base.setStatus(() => ({ service: base.name, requestedProviders: config.providers, ...service.status() }));
+
+  const startAt = new Date(Date.now() - 60_000);
+  const grpc = await serveGrpc(base, config, [embeddingGrpcService(service, base)]);
+  const serviceName = 'aisle.embedding.v1.EmbeddingService';
+  const activate = async (name: ModelName) => {
+    const artifact = await registry.active(config.tenant, name);
+    if (!artifact) return;
+    await service.activate(artifact);
+    providerGauge.reset();
+    for (const m of service.models()) providerGauge.set({ model: m.model, provider: m.provider, version: m.version }, 1);
+    if (service.ready) grpc.setServiceServing(serviceName, true);
+  };
+  // New versions while running; the pointers when starting.
+  const watcher = registry.watch((meta) => {
+    if (meta.tenant !== config.tenant || (meta.name !== 'sasrec' && meta.name !== 'text_encoder')) return;
+    void activate(meta.name).catch((err: unknown) => logger.error('model load failed; keeping the active version', { model: meta.name, version: meta.version, err }));
+  });
+  lifecycle.onShutdown('model watcher', () => watcher.unsubscribe());
+  for (const name of ['sasrec', 'text_encoder'] as const) {
+    await activate(name).catch((err: unknown) => logger.error('model load failed', { model: name, err }));
+  }
+
+  // Catalog changes: embed new and updated items for semantic search (cold start).
+  const catalog = await startConsumerLoop({
+    js: bus.js,
+    jsm: bus.jsm,
+    stream: Streams.EVENTS.name,
+    // Every replica indexes every change: one consumer per instance, from just before the models (and
+    // their catalog index) were loaded.
+    durable: `embedding-catalog-${instanceId()}`,
+    startAt,
+    filterSubject: Subjects.eventsItem,
+    batchSize: 256,
+    maxInFlight: 1024,
+    ackWaitMs: config.ackWaitMs,
+    logger,
+    registry: base.registry,
+    handleBatch: async (msgs) => {
+      const items = msgs.map((m) => catalogV1.Item.decode(m.data)).filter((i) => (i.tenant || 'default') === config.tenant);
+      if (items.length) await service.indexItems(items.map((i) => ({ itemId: i.itemId, text: itemText(i) })));
+      return msgs.map(() => ACK);
+    },
+  });
+  lifecycle.onShutdown('catalog consumer', () => catalog.stop());
+  return { grpc, details: { providers: config.providers, models: service.models() }, notReady: service.ready ? [] : [serviceName] };
+}
