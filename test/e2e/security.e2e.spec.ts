@@ -5,7 +5,7 @@
 import { featureV1 } from '@aisle/contracts';
 import { generateShop } from '@aisle/datagen';
 import { clientCredentials, connectNats, createGrpcClient, grpc, isGrpcError, jetStreamOf, memoryLogger } from '@aisle/runtime';
-import { eventToProducerJson, eventually, generateTestPki, runJobProcess, startNatsServer, startServiceProcess, tempSqliteUrl, type NatsServerHandle, type ServiceProcess, type TestPki } from '@aisle/testkit';
+import { eventToProducerJson, eventually, generateTestPki, healthCheck, runJobProcess, startNatsServer, startServiceProcess, tempSqliteUrl, type NatsServerHandle, type ServiceProcess, type TestPki } from '@aisle/testkit';
 
 jest.setTimeout(120_000);
 
@@ -37,6 +37,7 @@ describe('TLS, mTLS and authentication, all switched on', () => {
       AISLE_GRPC_TLS_CERT: pki.serverCertFile,
       AISLE_GRPC_TLS_KEY: pki.serverKeyFile,
       AISLE_GRPC_TLS_CLIENT_CA: pki.caFile,
+      AISLE_GRPC_HEALTH_PORT: '0',
     };
     [ingest, feature] = await Promise.all([startServiceProcess('ingest', env), startServiceProcess('feature', env)]);
   });
@@ -78,6 +79,13 @@ describe('TLS, mTLS and authentication, all switched on', () => {
     }
 
     expect(await failureOf(grpc.credentials.createInsecure())).toBe('UNAVAILABLE');
+    // Kubelet probes speak plaintext: the health-only port answers them, and serves nothing else.
+    const healthPort = Number(feature.logs.find((l) => l['msg'] === 'ready')?.['health_port']);
+    expect(await healthCheck(`127.0.0.1:${healthPort}`)).toBe('SERVING');
+    const viaHealthPort = createGrpcClient(featureV1.FeatureServiceService, `127.0.0.1:${healthPort}`, { deadlineMs: 3000 });
+    const err: unknown = await viaHealthPort.getUserFeatures({ tenant: '', userIds: [user], recentLimit: 0 }).catch((e: unknown) => e);
+    viaHealthPort.close();
+    expect(isGrpcError(err) && grpc.status[err.code]).toBe('UNIMPLEMENTED');
     expect(await failureOf(clientCredentials({ caFile: pki.caFile }))).toBe('UNAVAILABLE'); // TLS without a client certificate
     expect(await failureOf(clientCredentials({ caFile: pki.caFile, certFile: pki.rogueClientCertFile, keyFile: pki.rogueClientKeyFile }))).toBe('UNAVAILABLE');
     expect(await failureOf(clientCredentials({ caFile: pki.rogueCaFile, certFile: pki.clientCertFile, keyFile: pki.clientKeyFile }))).toBe('UNAVAILABLE'); // server not trusted

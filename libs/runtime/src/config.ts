@@ -184,6 +184,7 @@ export const commonConfig = {
   grpcClientTlsCa: env.optionalString('AISLE_GRPC_CLIENT_TLS_CA', { description: 'CA to verify the services this one calls; enables TLS on outgoing gRPC' }),
   grpcClientTlsCert: env.optionalString('AISLE_GRPC_CLIENT_TLS_CERT', { description: 'client certificate presented on outgoing gRPC (mTLS)' }),
   grpcClientTlsKey: env.optionalString('AISLE_GRPC_CLIENT_TLS_KEY', { description: 'client key for outgoing gRPC (mTLS)' }),
+  grpcHealthPort: env.int('AISLE_GRPC_HEALTH_PORT', { default: -1, min: -1, max: 65535, description: 'plaintext port serving only grpc.health.v1, for kubelet probes (they cannot speak TLS); -1 = off' }),
   grpcMaxMessageBytes: env.int('AISLE_GRPC_MAX_MESSAGE_BYTES', { default: 4 * 1024 * 1024, min: 1024, description: 'largest gRPC request accepted' }),
   metricsPort: env.int('AISLE_METRICS_PORT', { default: 9464, min: -1, max: 65535, description: 'Prometheus /metrics port (0 = any free port, -1 = off)' }),
   logLevel: env.oneOf('AISLE_LOG_LEVEL', ['debug', 'info', 'warn', 'error'] as const, { default: 'info', description: 'log level' }),

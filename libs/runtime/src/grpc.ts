@@ -187,10 +187,14 @@ export interface GrpcServerOptions {
   services: Array<{ definition: ServiceDefinition; implementation: grpc.UntypedServiceImplementation }>;
   tls?: GrpcTlsOptions | undefined;
   maxReceiveMessageBytes?: number;
+  /** Also serve grpc.health.v1 alone, in plaintext, on this port (kubelet probes cannot do TLS). */
+  healthPort?: number | undefined;
 }
 
 export interface RunningGrpcServer {
   readonly port: number;
+  /** The plaintext health-only port, when one was asked for. */
+  readonly healthPort: number | undefined;
   readonly server: grpc.Server;
   /** Sets every hosted service (and the overall "" entry) to SERVING or NOT_SERVING. */
   setServing(serving: boolean): void;
@@ -222,12 +226,22 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
   new ReflectionService(reflectionDescriptors(), { services: [...names, 'grpc.health.v1.Health'] }).addToServer(server);
   for (const s of opts.services) server.addService(s.definition, s.implementation);
 
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${opts.host}:${opts.port}`, serverCredentials(opts.tls), (err, p) => (err ? reject(err) : resolve(p)));
-  });
+  const bind = (s: grpc.Server, port: number, creds: grpc.ServerCredentials) =>
+    new Promise<number>((resolve, reject) => {
+      s.bindAsync(`${opts.host}:${port}`, creds, (err, p) => (err ? reject(err) : resolve(p)));
+    });
+  const port = await bind(server, opts.port, serverCredentials(opts.tls));
+  let healthServer: grpc.Server | undefined;
+  let healthPort: number | undefined;
+  if (opts.healthPort !== undefined && opts.healthPort >= 0) {
+    healthServer = new grpc.Server({ 'grpc.max_receive_message_length': 1024 });
+    health.addToServer(healthServer);
+    healthPort = await bind(healthServer, opts.healthPort, grpc.ServerCredentials.createInsecure());
+  }
 
   return {
     port,
+    healthPort,
     server,
     setServing(serving) {
       const status: ServingStatus = serving ? 'SERVING' : 'NOT_SERVING';
@@ -237,6 +251,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
       health.setStatus(service, serving ? 'SERVING' : 'NOT_SERVING');
     },
     shutdown(deadlineMs) {
+      healthServer?.forceShutdown();
       return new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           server.forceShutdown();

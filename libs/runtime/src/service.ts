@@ -118,6 +118,7 @@ export async function serveGrpc(
     port: config.grpcPort,
     services,
     maxReceiveMessageBytes: config.grpcMaxMessageBytes,
+    healthPort: config.grpcHealthPort,
     tls: config.grpcTlsCert && config.grpcTlsKey ? { certFile: config.grpcTlsCert, keyFile: config.grpcTlsKey, clientCaFile: config.grpcTlsClientCa } : undefined,
   });
   base.lifecycle.onShutdown('grpc', async () => {
@@ -154,7 +155,7 @@ function markReady(base: ServiceBase, started: StartedService): void {
   // Services whose readiness depends on something still to come (a published model) stay
   // NOT_SERVING under their own name; "" (the process) is SERVING, for liveness probes.
   for (const name of notReady ?? []) grpc.setServiceServing(name, false);
-  base.logger.info('ready', { grpc_port: grpc.port, metrics_port: base.metricsPort, ...details });
+  base.logger.info('ready', { grpc_port: grpc.port, metrics_port: base.metricsPort, ...(grpc.healthPort !== undefined ? { health_port: grpc.healthPort } : {}), ...details });
 }
 
 export interface InProcessService {
