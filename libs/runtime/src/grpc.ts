@@ -288,7 +288,10 @@ export type GrpcClient<D extends ServiceDefinition> = {
  * `traceparent` metadata and applies a default deadline.
  */
 export function createGrpcClient<D extends ServiceDefinition>(definition: D, address: string, opts: GrpcClientOptions = {}): GrpcClient<D> {
-  const client = new grpc.Client(address, opts.credentials ?? grpc.credentials.createInsecure(), opts.channelOptions ?? {});
+  // round_robin: with a `dns:///name-headless:port` target (Kubernetes), calls spread over every ready
+  // pod instead of pinning one connection to one pod; with a single address it changes nothing.
+  const channelOptions = { 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }), ...opts.channelOptions };
+  const client = new grpc.Client(address, opts.credentials ?? grpc.credentials.createInsecure(), channelOptions);
   const out: Record<string, unknown> = {
     close: () => client.close(),
     channel: client,
