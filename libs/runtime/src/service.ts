@@ -1,4 +1,4 @@
-import type { StreamSpec } from '@aisle/contracts';
+import { catalogV1, Streams, Subjects, type StreamSpec } from '@aisle/contracts';
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Tracer } from '@opentelemetry/api';
@@ -9,7 +9,7 @@ import { clientCredentials, startGrpcServer, type grpc, type GrpcServerOptions, 
 import { Lifecycle } from './lifecycle';
 import { createLogger, type Logger, type LogSink } from './logger';
 import { createMetricsRegistry, startMetricsServer } from './metrics';
-import { connectNats, ensureStreams, jetStreamOf, type JetStreamClient, type JetStreamManager, type NatsConnection } from './nats';
+import { ACK, connectNats, ensureStreams, jetStreamOf, startConsumerLoop, type JetStreamClient, type JetStreamManager, type NatsConnection } from './nats';
 import { AsyncJetStreamPublisher } from './js-publisher';
 import { initTelemetry, type Telemetry } from './telemetry';
 
@@ -127,6 +127,37 @@ export async function serveGrpc(
     await server.shutdown(Math.max(0, base.lifecycle.remainingMs() - 1000));
   });
   return server;
+}
+
+/**
+ * Follows normalized catalog changes of one tenant in every replica (a shared durable would split them
+ * between replicas): one consumer per instance, from `startAt` (just before the caller read its
+ * snapshot, so that nothing falls in between). Stopped at shutdown.
+ */
+export async function followCatalog(
+  base: ServiceBase,
+  bus: Bus,
+  opts: { name: string; tenant: string; startAt: Date; ackWaitMs: number; onItems: (items: catalogV1.Item[]) => void | Promise<void> },
+): Promise<void> {
+  const loop = await startConsumerLoop({
+    js: bus.js,
+    jsm: bus.jsm,
+    stream: Streams.EVENTS.name,
+    durable: `${opts.name}-catalog-${instanceId()}`,
+    startAt: opts.startAt,
+    filterSubject: Subjects.eventsItem,
+    batchSize: 256,
+    maxInFlight: 1024,
+    ackWaitMs: opts.ackWaitMs,
+    logger: base.logger,
+    registry: base.registry,
+    handleBatch: async (msgs) => {
+      const items = msgs.map((m) => catalogV1.Item.decode(m.data)).filter((i) => (i.tenant || 'default') === opts.tenant);
+      if (items.length > 0) await opts.onItems(items);
+      return msgs.map(() => ACK);
+    },
+  });
+  base.lifecycle.onShutdown('catalog consumer', () => loop.stop());
 }
 
 /** Credentials for this service's outgoing gRPC calls (AISLE_GRPC_CLIENT_TLS_*). */

@@ -1,5 +1,5 @@
-import { catalogV1, Streams, Subjects } from '@aisle/contracts';
-import { ACK, connectBus, Gauge, instanceId, ModelRegistry, serveGrpc, startConsumerLoop, type ModelName, type ServiceBase, type StartedService } from '@aisle/runtime';
+import { Streams } from '@aisle/contracts';
+import { connectBus, followCatalog, Gauge, ModelRegistry, serveGrpc, type ModelName, type ServiceBase, type StartedService } from '@aisle/runtime';
 import { openStore } from '@aisle/store';
 import type { EmbeddingConfig } from './config';
 import { embeddingGrpcService } from './embedding.grpc';
@@ -50,26 +50,12 @@ export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig)
   }
 
   // Catalog changes: embed new and updated items for semantic search (cold start).
-  const catalog = await startConsumerLoop({
-    js: bus.js,
-    jsm: bus.jsm,
-    stream: Streams.EVENTS.name,
-    // Every replica indexes every change: one consumer per instance, from just before the models (and
-    // their catalog index) were loaded.
-    durable: `embedding-catalog-${instanceId()}`,
+  await followCatalog(base, bus, {
+    name: 'embedding',
+    tenant: config.tenant,
     startAt,
-    filterSubject: Subjects.eventsItem,
-    batchSize: 256,
-    maxInFlight: 1024,
     ackWaitMs: config.ackWaitMs,
-    logger,
-    registry: base.registry,
-    handleBatch: async (msgs) => {
-      const items = msgs.map((m) => catalogV1.Item.decode(m.data)).filter((i) => (i.tenant || 'default') === config.tenant);
-      if (items.length) await service.indexItems(items.map((i) => ({ itemId: i.itemId, text: itemText(i) })));
-      return msgs.map(() => ACK);
-    },
+    onItems: (items) => service.indexItems(items.map((i) => ({ itemId: i.itemId, text: itemText(i) }))),
   });
-  lifecycle.onShutdown('catalog consumer', () => catalog.stop());
   return { grpc, details: { providers: config.providers, models: service.models() }, notReady: service.ready ? [] : [serviceName] };
 }

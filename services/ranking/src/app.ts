@@ -1,5 +1,5 @@
-import { catalogV1, ContentTypes, Headers, rankingV1, Streams, Subjects } from '@aisle/contracts';
-import { ACK, connectBus, instanceId, ModelRegistry, outgoingCredentials, serveGrpc, startConsumerLoop, type ServiceBase, type StartedService } from '@aisle/runtime';
+import { ContentTypes, Headers, rankingV1, Streams, Subjects } from '@aisle/contracts';
+import { connectBus, followCatalog, ModelRegistry, outgoingCredentials, serveGrpc, type ServiceBase, type StartedService } from '@aisle/runtime';
 import { openStore } from '@aisle/store';
 import { Catalog } from './catalog';
 import { embeddingClient, featureClient } from './clients.grpc';
@@ -62,27 +62,13 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
   lifecycle.onShutdown('model watcher', () => watcher.unsubscribe());
   await activate().catch((err: unknown) => logger.error('ranker load failed; using the heuristic', { err }));
 
-  const catalogConsumer = await startConsumerLoop({
-    js: bus.js,
-    jsm: bus.jsm,
-    stream: Streams.EVENTS.name,
-    // Every replica needs every catalog change (a shared durable would split them): one consumer per
-    // instance, starting a minute before the store was read, so nothing falls in between.
-    durable: `ranking-catalog-${instanceId()}`,
+  await followCatalog(base, bus, {
+    name: 'ranking',
+    tenant: config.tenant,
     startAt,
-    filterSubject: Subjects.eventsItem,
-    batchSize: 256,
-    maxInFlight: 1024,
     ackWaitMs: config.ackWaitMs,
-    logger,
-    registry: base.registry,
-    handleBatch: async (msgs) => {
-      const items = msgs.map((m) => catalogV1.Item.decode(m.data)).filter((i) => (i.tenant || 'default') === config.tenant);
-      catalog.upsert(items.map((i) => ({ itemId: i.itemId, title: i.title, description: i.description, category: i.category, brand: i.brand, price: i.price, inStock: i.inStock ?? true })));
-      return msgs.map(() => ACK);
-    },
+    onItems: (items) => catalog.upsert(items.map((i) => ({ itemId: i.itemId, title: i.title, description: i.description, category: i.category, brand: i.brand, price: i.price, inStock: i.inStock ?? true }))),
   });
-  lifecycle.onShutdown('catalog consumer', () => catalogConsumer.stop());
   base.setStatus(() => ({ service: base.name, catalogItems: catalog.size, ranker: current?.version ?? 'heuristic' }));
   const grpc = await serveGrpc(base, config, [rankingGrpcService(service, base)]);
   return { grpc, details: { catalog_items: catalog.size, ranker: current?.version ?? 'heuristic' } };
