@@ -18,7 +18,10 @@ const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 8);
 
 async function main(): Promise<void> {
   const storeFile = tempSqliteUrl();
-  const stack = await startLocalStack({ storeUrl: storeFile.url });
+  // BENCH_PROFILE=<dir>: CPU profiles of ranking, feature and embedding-inference (written at shutdown).
+  const profileDir = process.env['BENCH_PROFILE'];
+  const prof = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : undefined;
+  const stack = await startLocalStack({ storeUrl: storeFile.url, ...(prof ? { nodeArgs: { ranking: prof, feature: prof, 'embedding-inference': prof } } : {}) });
   const echo = spawn(process.execPath, [join(repoRoot, 'test', 'dist', 'bench', 'echo-server.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const shop = generateShop({ seed: 3, users: 1000, items: 1000, days: 60 });

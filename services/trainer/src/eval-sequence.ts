@@ -26,6 +26,8 @@ export interface SequenceEvalOptions {
   out: string;
   curve: string;
   predictionsOut?: string | undefined;
+  /** After early stopping: epochs on the training items plus the validation item (0 = none). */
+  fineTune?: { epochs: number; learningRate: number } | undefined;
 }
 
 export interface SequenceEvalResult {
@@ -57,13 +59,23 @@ export async function evaluateSequenceModel(opts: SequenceEvalOptions): Promise<
   progress.log(`training SASRec ${JSON.stringify(model.cfg)}`);
   const trainStart = performance.now();
   const deadline = trainStart + opts.trainBudgetSeconds * 1000;
+  let epochMs = 0;
+  const reserve = () => (opts.fineTune?.epochs ?? 0) * epochMs * 1.15;
   const { best, history } = await model.fit(d, {
     onStep: (r) => progress.step(r),
-    onEpoch: (r) =>
-      progress.log(`epoch ${r.epoch}: loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(0)} s, validation NDCG@10 ${r.validation.ndcg10.toFixed(4)} HR@10 ${r.validation.hr10.toFixed(4)}${r.best ? ' (best)' : ''}`),
+    onEpoch: (r) => {
+      epochMs = r.seconds * 1000;
+      progress.log(`epoch ${r.epoch}: loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(0)} s, validation NDCG@10 ${r.validation.ndcg10.toFixed(4)} HR@10 ${r.validation.hr10.toFixed(4)}${r.best ? ' (best)' : ''}`);
+    },
     validate: (m) => evaluate(m, d, { split: 'valid', protocol: opts.protocol, users: validationUsers(d, opts) }),
-    shouldStop: () => performance.now() > deadline,
+    // Leave time for the fine-tuning epochs (each about as long as a training epoch).
+    shouldStop: () => performance.now() + reserve() > deadline,
   });
+  if (opts.fineTune && opts.fineTune.epochs > 0) {
+    progress.log(`fine-tuning ${opts.fineTune.epochs} epoch(s) on training + validation items at lr ${opts.fineTune.learningRate}`);
+    const losses = await model.fineTuneWithValidation(d, { ...opts.fineTune, onStep: (r) => progress.step(r) });
+    progress.log(`fine-tuned: loss ${losses.map((l) => l.toFixed(4)).join(', ')}`);
+  }
   const trainSeconds = (performance.now() - trainStart) / 1000;
 
   let predictions: ReturnType<typeof createWriteStream> | undefined;

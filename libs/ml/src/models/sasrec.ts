@@ -253,6 +253,53 @@ export class Sasrec implements SequenceScorer {
     return shuffleInPlace(batches, rand);
   }
 
+  /** One pass over `seqs`; returns the mean batch loss. */
+  private async trainEpoch(
+    optimizer: tf.Optimizer,
+    seqs: readonly Int32Array[],
+    rand: () => number,
+    epoch: number,
+    opts: { onStep?: ((r: StepReport) => void) | undefined; rateAt?: (step: number, steps: number) => number },
+  ): Promise<number> {
+    const vars = this.variables();
+    const batches = this.makeBatches(seqs, rand);
+    const t0 = performance.now();
+    let lossSum = 0;
+    const onStep = opts.onStep;
+    for (let step = 0; step < batches.length; step++) {
+      // AdamOptimizer reads its public learningRate on every step.
+      if (opts.rateAt) (optimizer as unknown as { learningRate: number }).learningRate = opts.rateAt(step, batches.length);
+      const cost = optimizer.minimize(() => this.batchLoss(batches[step] as Int32Array[], rand), true, vars);
+      const loss = (await cost?.data())?.[0] ?? Number.NaN;
+      cost?.dispose();
+      if (!Number.isFinite(loss)) throw new Error(`training diverged at epoch ${epoch}, step ${step} (loss ${loss})`);
+      lossSum += loss;
+      const elapsed = (performance.now() - t0) / 1000;
+      const rate = (step + 1) / elapsed;
+      onStep?.({ epoch, step: step + 1, steps: batches.length, loss, stepsPerSecond: rate, etaSeconds: (batches.length - step - 1) / rate });
+    }
+    return lossSum / Math.max(1, batches.length);
+  }
+
+  /**
+   * After `fit`: a few more epochs on every sequence but its last item, so that the validation items
+   * (which test inputs end with) are trained on too, at a lower, constant learning rate. Validation
+   * is no longer possible afterwards; use it only to report test results, with the epochs chosen by
+   * `fit`. Returns the mean loss per epoch.
+   */
+  async fineTuneWithValidation(d: SequenceDataset, opts: { epochs: number; learningRate: number; onStep?: (r: StepReport) => void }): Promise<number[]> {
+    const rand = mulberry32(this.cfg.seed + 101);
+    const optimizer = tf.train.adam(opts.learningRate);
+    const seqs = d.sequences.map((s) => (s.length >= 3 ? s.subarray(0, s.length - 1) : s));
+    const losses: number[] = [];
+    try {
+      for (let e = 1; e <= opts.epochs; e++) losses.push(await this.trainEpoch(optimizer, seqs, rand, e, { onStep: opts.onStep }));
+    } finally {
+      optimizer.dispose();
+    }
+    return losses;
+  }
+
   /**
    * Trains on every user's training part, validates each epoch (full ranking, NDCG@10) and keeps the
    * best epoch's weights.
@@ -277,28 +324,14 @@ export class Sasrec implements SequenceScorer {
         return evaluate(m, d, { split: 'valid', protocol: { kind: 'full' }, users: subset });
       });
     for (let epoch = 1; epoch <= this.cfg.epochs; epoch++) {
-      const batches = this.makeBatches(train, rand);
       const t0 = performance.now();
-      let lossSum = 0;
-      for (let step = 0; step < batches.length; step++) {
-        if (this.cfg.schedule === 'linear') {
-          const progress = ((epoch - 1) * batches.length + step) / (this.cfg.epochs * batches.length);
-          // AdamOptimizer reads its public learningRate on every step.
-          (optimizer as unknown as { learningRate: number }).learningRate = this.cfg.learningRate * Math.max(0.05, 1 - progress);
-        }
-        const cost = optimizer.minimize(() => this.batchLoss(batches[step] as Int32Array[], rand), true, vars);
-        const loss = (await cost?.data())?.[0] ?? Number.NaN;
-        cost?.dispose();
-        if (!Number.isFinite(loss)) throw new Error(`training diverged at epoch ${epoch}, step ${step} (loss ${loss})`);
-        lossSum += loss;
-        const elapsed = (performance.now() - t0) / 1000;
-        const rate = (step + 1) / elapsed;
-        opts.onStep?.({ epoch, step: step + 1, steps: batches.length, loss, stepsPerSecond: rate, etaSeconds: (batches.length - step - 1) / rate });
-      }
+      const linear = this.cfg.schedule === 'linear';
+      const rateAt = (step: number, steps: number) => this.cfg.learningRate * Math.max(0.05, 1 - ((epoch - 1) * steps + step) / (this.cfg.epochs * steps));
+      const loss = await this.trainEpoch(optimizer, train, rand, epoch, { onStep: opts.onStep, ...(linear ? { rateAt } : {}) });
       const seconds = (performance.now() - t0) / 1000;
       const validation = await validate(this);
       const isBest = !best || validation.ndcg10 > best.validation.ndcg10;
-      const report: EpochReport = { epoch, loss: lossSum / Math.max(1, batches.length), seconds, validation, best: isBest };
+      const report: EpochReport = { epoch, loss, seconds, validation, best: isBest };
       history.push(report);
       opts.onEpoch?.(report);
       if (isBest) {
