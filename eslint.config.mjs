@@ -4,15 +4,43 @@ import tseslint from 'typescript-eslint';
 
 const boundaries = (patterns) => ['error', { patterns }];
 const noServices = {
-  group: ['@aisle/ingest', '@aisle/feature', '@aisle/ranking', '@aisle/churn-prediction', '@aisle/embedding-inference', '@aisle/trainer', '**/services/**', '../../*/src/**'],
+  group: [
+    '@aisle/ingest',
+    '@aisle/feature',
+    '@aisle/ranking',
+    '@aisle/churn-prediction',
+    '@aisle/embedding-inference',
+    '@aisle/trainer',
+    '**/services/**',
+    '../../*/src/**',
+  ],
   message: 'libraries never import services, and services never import each other',
 };
 // Composition roots and adapters may touch transport, storage and runtime; domain files may not.
-const adapterFiles = ['services/*/src/main.ts', 'services/*/src/app.ts', 'services/*/src/config.ts', 'services/*/src/**/*.grpc.ts', 'services/*/src/**/*.nats.ts', 'services/*/src/**/*.store.ts', 'services/*/src/**/*.ort.ts', 'services/*/src/**/*.cli.ts', 'services/*/src/cli.ts', 'services/*/src/**/*.job.ts'];
+const adapterFiles = [
+  'services/*/src/main.ts',
+  'services/*/src/app.ts',
+  'services/*/src/config.ts',
+  'services/*/src/**/*.grpc.ts',
+  'services/*/src/**/*.nats.ts',
+  'services/*/src/**/*.store.ts',
+  'services/*/src/**/*.ort.ts',
+  'services/*/src/**/*.cli.ts',
+  'services/*/src/cli.ts',
+  'services/*/src/**/*.job.ts',
+];
 
 export default tseslint.config(
   {
-    ignores: ['**/node_modules/**', '**/dist/**', 'libs/contracts/src/gen/**', '**/*.js', '**/*.mjs', 'coverage/**', '.aisle/**'],
+    ignores: [
+      '**/node_modules/**',
+      '**/dist/**',
+      'libs/contracts/src/gen/**',
+      '**/*.js',
+      '**/*.mjs',
+      'coverage/**',
+      '.aisle/**',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
@@ -25,7 +53,10 @@ export default tseslint.config(
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/switch-exhaustiveness-check': 'error',
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' },
+      ],
       '@typescript-eslint/require-await': 'off',
       'no-console': 'error',
     },
@@ -43,14 +74,19 @@ export default tseslint.config(
   },
   {
     files: ['libs/contracts/src/**/*.ts'],
-    rules: { 'no-restricted-imports': boundaries([{ group: ['@aisle/*'], message: 'contracts imports nothing of ours' }]) },
+    rules: {
+      'no-restricted-imports': boundaries([{ group: ['@aisle/*'], message: 'contracts imports nothing of ours' }]),
+    },
   },
   {
     files: ['libs/store/src/**/*.ts', 'libs/ml/src/**/*.ts'],
     rules: {
       'no-restricted-imports': boundaries([
         noServices,
-        { group: ['@aisle/runtime', '@aisle/store', '@grpc/*', '@nats-io/*'], message: 'no transport in storage or models; ml reads data sets, not the database' },
+        {
+          group: ['@aisle/runtime', '@aisle/store', '@grpc/*', '@nats-io/*'],
+          message: 'no transport in storage or models; ml reads data sets, not the database',
+        },
       ]),
     },
   },
@@ -64,7 +100,19 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': boundaries([
         noServices,
-        { group: ['@aisle/runtime', '@aisle/store', '@grpc/*', '@nats-io/*', 'mongodb', 'better-sqlite3', 'onnxruntime-node'], message: 'domain code imports no transport, storage or runtime packages; wire them in main.ts or an adapter file' },
+        {
+          group: [
+            '@aisle/runtime',
+            '@aisle/store',
+            '@grpc/*',
+            '@nats-io/*',
+            'mongodb',
+            'better-sqlite3',
+            'onnxruntime-node',
+          ],
+          message:
+            'domain code imports no transport, storage or runtime packages; wire them in main.ts or an adapter file',
+        },
       ]),
     },
   },

@@ -48,7 +48,12 @@ function ensurePnpm() {
 }
 
 export function findNatsServer() {
-  const candidates = [process.env.AISLE_NATS_SERVER_BIN, '/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'];
+  const candidates = [
+    process.env.AISLE_NATS_SERVER_BIN,
+    '/usr/sbin/nats-server',
+    '/usr/bin/nats-server',
+    '/usr/local/bin/nats-server',
+  ];
   for (const c of candidates) if (c && existsSync(c)) return c;
   return output('sh', ['-c', 'command -v nats-server']) || null;
 }
@@ -64,7 +69,9 @@ function ensureNatsServer() {
   if (!apt('install', '-y', 'nats-server')) {
     apt('update');
     if (!apt('install', '-y', 'nats-server')) {
-      throw new Error('could not install nats-server: install it yourself (apt-get install nats-server) or set AISLE_NATS_SERVER_BIN');
+      throw new Error(
+        'could not install nats-server: install it yourself (apt-get install nats-server) or set AISLE_NATS_SERVER_BIN',
+      );
     }
   }
 }
@@ -75,7 +82,8 @@ function newer(a, b) {
 
 function ensureDependencies() {
   // better-sqlite3 builds from source; node-gyp must find Node's headers without downloading them.
-  if (!process.env.npm_config_nodedir && existsSync('/usr/include/node/node.h')) process.env.npm_config_nodedir = '/usr';
+  if (!process.env.npm_config_nodedir && existsSync('/usr/include/node/node.h'))
+    process.env.npm_config_nodedir = '/usr';
   const lock = join(root, 'pnpm-lock.yaml');
   const marker = join(root, 'node_modules', '.modules.yaml');
   if (newer(marker, lock) && process.env.AISLE_FORCE_INSTALL !== '1') return;

@@ -46,7 +46,10 @@ const template = {
 execFileSync(bin('buf'), ['lint'], { cwd: protoDir, stdio: 'inherit' });
 execFileSync(bin('buf'), ['generate', '--template', JSON.stringify(template)], { cwd: protoDir, stdio: 'inherit' });
 const descriptorPath = join(outDir, 'descriptor.binpb');
-execFileSync(bin('buf'), ['build', '--as-file-descriptor-set', '-o', descriptorPath], { cwd: protoDir, stdio: 'inherit' });
+execFileSync(bin('buf'), ['build', '--as-file-descriptor-set', '-o', descriptorPath], {
+  cwd: protoDir,
+  stdio: 'inherit',
+});
 // Embedded as base64 so that the compiled package carries it without a copy step.
 const b64 = readFileSync(descriptorPath).toString('base64');
 writeFileSync(

@@ -121,7 +121,11 @@ function deployment(s) {
       template: {
         metadata: {
           labels: labels(s.name, s.component),
-          annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(METRICS), 'prometheus.io/path': '/metrics' },
+          annotations: {
+            'prometheus.io/scrape': 'true',
+            'prometheus.io/port': String(METRICS),
+            'prometheus.io/path': '/metrics',
+          },
         },
         spec: {
           serviceAccountName: s.name,
@@ -131,8 +135,18 @@ function deployment(s) {
           terminationGracePeriodSeconds: 45,
           securityContext: podSecurity,
           topologySpreadConstraints: [
-            { maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: selector(s.name) } },
-            { maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: selector(s.name) } },
+            {
+              maxSkew: 1,
+              topologyKey: 'kubernetes.io/hostname',
+              whenUnsatisfiable: 'ScheduleAnyway',
+              labelSelector: { matchLabels: selector(s.name) },
+            },
+            {
+              maxSkew: 1,
+              topologyKey: 'topology.kubernetes.io/zone',
+              whenUnsatisfiable: 'ScheduleAnyway',
+              labelSelector: { matchLabels: selector(s.name) },
+            },
           ],
           containers: [
             container(s, {
@@ -142,8 +156,17 @@ function deployment(s) {
                 { name: 'metrics', containerPort: METRICS, protocol: 'TCP' },
               ],
               // Native gRPC probes against the plaintext health-only port (kubelet cannot do TLS).
-              startupProbe: { grpc: { port: HEALTH }, periodSeconds: 5, failureThreshold: Math.ceil(startupSeconds / 5) },
-              readinessProbe: { grpc: { port: HEALTH, ...(s.readinessService ? { service: s.readinessService } : {}) }, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 2 },
+              startupProbe: {
+                grpc: { port: HEALTH },
+                periodSeconds: 5,
+                failureThreshold: Math.ceil(startupSeconds / 5),
+              },
+              readinessProbe: {
+                grpc: { port: HEALTH, ...(s.readinessService ? { service: s.readinessService } : {}) },
+                periodSeconds: 5,
+                timeoutSeconds: 2,
+                failureThreshold: 2,
+              },
               livenessProbe: { grpc: { port: HEALTH }, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
             }),
           ],
@@ -160,7 +183,12 @@ function services_(s) {
     { name: 'metrics', port: METRICS, targetPort: 'metrics', protocol: 'TCP' },
   ];
   return [
-    { apiVersion: 'v1', kind: 'Service', metadata: { name: s.name, labels: labels(s.name, s.component) }, spec: { type: 'ClusterIP', selector: selector(s.name), ports } },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: s.name, labels: labels(s.name, s.component) },
+      spec: { type: 'ClusterIP', selector: selector(s.name), ports },
+    },
     {
       // For gRPC clients that balance per call (dns:/// + round_robin): one address per ready pod.
       apiVersion: 'v1',
@@ -181,8 +209,12 @@ function autoscaling(s) {
         scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: s.name },
         minReplicas: s.replicas.min,
         maxReplicas: s.replicas.max,
-        metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } } }],
-        behavior: { scaleDown: { stabilizationWindowSeconds: 300, policies: [{ type: 'Pods', value: 1, periodSeconds: 60 }] } },
+        metrics: [
+          { type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } } },
+        ],
+        behavior: {
+          scaleDown: { stabilizationWindowSeconds: 300, policies: [{ type: 'Pods', value: 1, periodSeconds: 60 }] },
+        },
       },
     },
     {
@@ -201,7 +233,12 @@ const serviceAccount = (name, component) => ({
   automountServiceAccountToken: false,
 });
 
-const configMap = (name, component, data) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${name}-config`, labels: labels(name, component) }, data });
+const configMap = (name, component, data) => ({
+  apiVersion: 'v1',
+  kind: 'ConfigMap',
+  metadata: { name: `${name}-config`, labels: labels(name, component) },
+  data,
+});
 
 function trainer() {
   const s = {
@@ -211,7 +248,11 @@ function trainer() {
   };
   return [
     serviceAccount(s.name, s.component),
-    configMap(s.name, s.component, { AISLE_TRAINER_MODELS: 'sasrec,text_encoder,ranker,churn', AISLE_TRAINER_HELD_OUT_SHARE: '0.1', AISLE_METRICS_PORT: '-1' }),
+    configMap(s.name, s.component, {
+      AISLE_TRAINER_MODELS: 'sasrec,text_encoder,ranker,churn',
+      AISLE_TRAINER_HELD_OUT_SHARE: '0.1',
+      AISLE_METRICS_PORT: '-1',
+    }),
     {
       apiVersion: 'batch/v1',
       kind: 'CronJob',
@@ -255,11 +296,26 @@ for (const s of services) {
   files.set(join(dir, 'deployment.yaml'), docs([deployment(s)]));
   files.set(join(dir, 'service.yaml'), docs(services_(s)));
   files.set(join(dir, 'autoscaling.yaml'), docs(autoscaling(s)));
-  files.set(join(dir, 'config.yaml'), docs([serviceAccount(s.name, s.component), configMap(s.name, s.component, s.config)]));
-  files.set(join(dir, 'kustomization.yaml'), HEADER + stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: ['config.yaml', 'deployment.yaml', 'service.yaml', 'autoscaling.yaml'] }));
+  files.set(
+    join(dir, 'config.yaml'),
+    docs([serviceAccount(s.name, s.component), configMap(s.name, s.component, s.config)]),
+  );
+  files.set(
+    join(dir, 'kustomization.yaml'),
+    HEADER +
+      stringify({
+        apiVersion: 'kustomize.config.k8s.io/v1beta1',
+        kind: 'Kustomization',
+        resources: ['config.yaml', 'deployment.yaml', 'service.yaml', 'autoscaling.yaml'],
+      }),
+  );
 }
 files.set(join('k8s', 'base', 'trainer', 'cronjob.yaml'), docs(trainer()));
-files.set(join('k8s', 'base', 'trainer', 'kustomization.yaml'), HEADER + stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: ['cronjob.yaml'] }));
+files.set(
+  join('k8s', 'base', 'trainer', 'kustomization.yaml'),
+  HEADER +
+    stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: ['cronjob.yaml'] }),
+);
 
 let stale = 0;
 for (const [rel, text] of files) {

@@ -17,7 +17,10 @@ const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const WINDOW = 1000;
 
 const shop = generateShop({ seed: 1, users: Math.ceil(N / 100), items: 500 });
-const payloads = shop.events.slice(0, N).map((e) => ({ subject: `aisle.clickstream.v1.${e.type}`, data: new TextEncoder().encode(JSON.stringify(eventToProducerJson(e))) }));
+const payloads = shop.events.slice(0, N).map((e) => ({
+  subject: `aisle.clickstream.v1.${e.type}`,
+  data: new TextEncoder().encode(JSON.stringify(eventToProducerJson(e))),
+}));
 if (payloads.length < N) throw new Error(`generated only ${payloads.length} events`);
 
 async function publishAll(url: string, subjectOf: (s: string) => string): Promise<void> {
@@ -44,7 +47,11 @@ async function ceilingRound(): Promise<number> {
     const { jsm } = await jetStreamOf(nc);
     await ensureStreams(jsm, [{ ...Streams.CLICKSTREAM, name: 'CEILING', subjects: ['ceiling.>'] }]);
     await nc.close();
-    const child = spawn(process.execPath, [join(repoRoot, 'test', 'dist', 'bench', 'jetstream-consumer.js'), nats.url, 'CEILING', String(N)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      process.execPath,
+      [join(repoRoot, 'test', 'dist', 'bench', 'jetstream-consumer.js'), nats.url, 'CEILING', String(N)],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let out = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (c: string) => (out += c));
@@ -91,15 +98,33 @@ async function main(): Promise<void> {
   for (let r = 0; r < ROUNDS; r++) {
     ceiling.push(await ceilingRound());
     aisle.push(await aisleRound());
-    process.stdout.write(`round ${r + 1}: ceiling ${ceiling[r]!.toFixed(0)} msg/s, ingest ${aisle[r]!.toFixed(0)} events/s\n`);
+    process.stdout.write(
+      `round ${r + 1}: ceiling ${ceiling[r]!.toFixed(0)} msg/s, ingest ${aisle[r]!.toFixed(0)} events/s\n`,
+    );
   }
   const c = median(ceiling);
   const a = median(aisle);
-  report('ingest', [
-    { what: 'JetStream publish + consume (ceiling)', 'msgs/s (median)': Math.round(c), rounds: ceiling.map((x) => Math.round(x)).join(' ') },
-    { what: 'ingest: publish -> stored -> republished', 'msgs/s (median)': Math.round(a), rounds: aisle.map((x) => Math.round(x)).join(' ') },
-    { what: 'ratio (goal >= 0.5)', 'msgs/s (median)': a / c, rounds: aisle.map((x, i) => (x / ceiling[i]!).toFixed(2)).join(' ') },
-  ], { events: N, window: WINDOW, store: 'sqlite', ratio: a / c });
+  report(
+    'ingest',
+    [
+      {
+        what: 'JetStream publish + consume (ceiling)',
+        'msgs/s (median)': Math.round(c),
+        rounds: ceiling.map((x) => Math.round(x)).join(' '),
+      },
+      {
+        what: 'ingest: publish -> stored -> republished',
+        'msgs/s (median)': Math.round(a),
+        rounds: aisle.map((x) => Math.round(x)).join(' '),
+      },
+      {
+        what: 'ratio (goal >= 0.5)',
+        'msgs/s (median)': a / c,
+        rounds: aisle.map((x, i) => (x / ceiling[i]!).toFixed(2)).join(' '),
+      },
+    ],
+    { events: N, window: WINDOW, store: 'sqlite', ratio: a / c },
+  );
 }
 
 void main().catch((err: unknown) => {

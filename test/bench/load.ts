@@ -14,7 +14,10 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
 }
 
-export async function load(call: () => Promise<unknown>, opts: { concurrency: number; seconds?: number; count?: number; warmup?: number }): Promise<LoadResult> {
+export async function load(
+  call: () => Promise<unknown>,
+  opts: { concurrency: number; seconds?: number; count?: number; warmup?: number },
+): Promise<LoadResult> {
   for (let i = 0; i < (opts.warmup ?? 50); i++) await call();
   const latencies: number[] = [];
   let errors = 0;
@@ -38,5 +41,13 @@ export async function load(call: () => Promise<unknown>, opts: { concurrency: nu
   );
   const seconds = (performance.now() - start) / 1000;
   latencies.sort((a, b) => a - b);
-  return { calls: latencies.length, errors, seconds, qps: latencies.length / seconds, p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99) };
+  return {
+    calls: latencies.length,
+    errors,
+    seconds,
+    qps: latencies.length / seconds,
+    p50: percentile(latencies, 50),
+    p90: percentile(latencies, 90),
+    p99: percentile(latencies, 99),
+  };
 }

@@ -6,7 +6,14 @@ import { featureV1, Streams } from '@aisle/contracts';
 import { generateShop } from '@aisle/datagen';
 import { createGrpcClient } from '@aisle/runtime';
 import { openStore } from '@aisle/store';
-import { eventually, itemToProducerJson, startNatsServer, startServiceProcess, tempSqliteUrl, type NatsServerHandle } from '@aisle/testkit';
+import {
+  eventually,
+  itemToProducerJson,
+  startNatsServer,
+  startServiceProcess,
+  tempSqliteUrl,
+  type NatsServerHandle,
+} from '@aisle/testkit';
 import Database from 'better-sqlite3';
 import { connectTestBus, consumerCaughtUp, publishAll } from '../support/bus';
 import { referenceFeatures } from '../support/reference-features';
@@ -27,17 +34,28 @@ afterEach(async () => {
   await nats.dispose();
 });
 
-async function expectExactlyOnce(storeUrl: string, bus: Awaited<ReturnType<typeof connectTestBus>>, catalogMessages = 0): Promise<void> {
+async function expectExactlyOnce(
+  storeUrl: string,
+  bus: Awaited<ReturnType<typeof connectTestBus>>,
+  catalogMessages = 0,
+): Promise<void> {
   const store = await openStore(storeUrl);
   try {
-    await eventually(async () => (await store.events.count()) === validEvents.length && (await bus.jsm.streams.info('DLQ')).state.messages === invalidCount, {
-      what: 'all input handled',
-      timeoutMs: 120_000,
-    });
+    await eventually(
+      async () =>
+        (await store.events.count()) === validEvents.length &&
+        (await bus.jsm.streams.info('DLQ')).state.messages === invalidCount,
+      {
+        what: 'all input handled',
+        timeoutMs: 120_000,
+      },
+    );
     const ids = new Set<string>();
     for await (const e of store.events.scan()) ids.add(e.eventId);
     expect(ids).toEqual(new Set(validEvents.map((e) => e.eventId)));
-    await eventually(() => consumerCaughtUp(bus.jsm, Streams.CLICKSTREAM.name, 'ingest-clickstream'), { what: 'ingest consumer caught up' });
+    await eventually(() => consumerCaughtUp(bus.jsm, Streams.CLICKSTREAM.name, 'ingest-clickstream'), {
+      what: 'ingest consumer caught up',
+    });
     expect((await bus.jsm.streams.info('EVENTS')).state.messages).toBe(validEvents.length + catalogMessages);
     expect((await bus.jsm.streams.info('DLQ')).state.messages).toBe(invalidCount);
   } finally {
@@ -47,7 +65,12 @@ async function expectExactlyOnce(storeUrl: string, bus: Awaited<ReturnType<typeo
 
 test('SIGKILL of ingest mid-stream loses and duplicates nothing', async () => {
   const storeFile = tempSqliteUrl();
-  const env = { AISLE_NATS_URL: nats.url, AISLE_STORE_URL: storeFile.url, AISLE_INGEST_BATCH_SIZE: '25', AISLE_NATS_ACK_WAIT: '2s' };
+  const env = {
+    AISLE_NATS_URL: nats.url,
+    AISLE_STORE_URL: storeFile.url,
+    AISLE_INGEST_BATCH_SIZE: '25',
+    AISLE_NATS_ACK_WAIT: '2s',
+  };
   const bus = await connectTestBus(nats.url);
   const store = await openStore(storeFile.url);
   try {
@@ -57,7 +80,10 @@ test('SIGKILL of ingest mid-stream loses and duplicates nothing', async () => {
     await first.exited;
     await publishAll(bus.js, traffic);
     const victim = await startServiceProcess('ingest', env);
-    await eventually(async () => (await store.events.count()) > 1_000, { what: 'ingest to be mid-stream', intervalMs: 10 });
+    await eventually(async () => (await store.events.count()) > 1_000, {
+      what: 'ingest to be mid-stream',
+      intervalMs: 10,
+    });
     victim.kill('SIGKILL');
     expect(await victim.exited).toBe('SIGKILL');
     const storedAtKill = await store.events.count();
@@ -76,8 +102,13 @@ test('store unavailable for a while: nothing lost once it is back, features stil
   const storeFile = tempSqliteUrl('?busy_timeout=100');
   const env = { AISLE_NATS_URL: nats.url, AISLE_STORE_URL: storeFile.url };
   const bus = await connectTestBus(nats.url);
-  const [ingest, feature] = await Promise.all([startServiceProcess('ingest', env), startServiceProcess('feature', env)]);
-  const features = createGrpcClient(featureV1.FeatureServiceService, `127.0.0.1:${feature.grpcPort}`, { deadlineMs: 10_000 });
+  const [ingest, feature] = await Promise.all([
+    startServiceProcess('ingest', env),
+    startServiceProcess('feature', env),
+  ]);
+  const features = createGrpcClient(featureV1.FeatureServiceService, `127.0.0.1:${feature.grpcPort}`, {
+    deadlineMs: 10_000,
+  });
   try {
     const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
     await Promise.all(shop.items.map((i) => bus.js.publish('aisle.catalog.v1.upsert', enc(itemToProducerJson(i)))));
@@ -88,21 +119,35 @@ test('store unavailable for a while: nothing lost once it is back, features stil
     const locker = new Database(storeFile.path, { timeout: 5_000 });
     locker.exec('BEGIN EXCLUSIVE');
     await publishAll(bus.js, traffic);
-    await eventually(() => ingest.logs.some((l) => l['msg'] === 'batch failed; redelivering with backoff'), { what: 'ingest to hit the locked store' });
+    await eventually(() => ingest.logs.some((l) => l['msg'] === 'batch failed; redelivering with backoff'), {
+      what: 'ingest to hit the locked store',
+    });
     await new Promise((r) => setTimeout(r, 2_000));
     locker.exec('ROLLBACK');
     locker.close();
 
     await expectExactlyOnce(storeFile.url, bus, shop.items.length);
-    await eventually(() => consumerCaughtUp(bus.jsm, Streams.EVENTS.name, 'feature'), { what: 'feature caught up', timeoutMs: 120_000 });
+    await eventually(() => consumerCaughtUp(bus.jsm, Streams.EVENTS.name, 'feature'), {
+      what: 'feature caught up',
+      timeoutMs: 120_000,
+    });
     const ref = referenceFeatures(validEvents, shop.items);
     const userIds = [...ref.users.keys()];
     const { users } = await features.getUserFeatures({ tenant: '', userIds, recentLimit: 0 });
     users.forEach((u, k) => {
       const r = ref.users.get(userIds[k]!)!;
-      expect([u.counts?.view, u.counts?.purchase, u.sessions, u.purchases]).toEqual([r.counts['view'], r.counts['purchase'], r.sessions, r.purchases]);
+      expect([u.counts?.view, u.counts?.purchase, u.sessions, u.purchases]).toEqual([
+        r.counts['view'],
+        r.counts['purchase'],
+        r.sessions,
+        r.purchases,
+      ]);
     });
-    const { items } = await features.getItemFeatures({ tenant: '', itemIds: shop.items.map((i) => i.itemId), coVisitLimit: 5 });
+    const { items } = await features.getItemFeatures({
+      tenant: '',
+      itemIds: shop.items.map((i) => i.itemId),
+      coVisitLimit: 5,
+    });
     items.forEach((it) => expect(it.views).toBe(ref.items.get(it.itemId)?.views ?? 0));
   } finally {
     features.close();

@@ -20,7 +20,8 @@ const published = shop.events.filter((e) => e.occurredAt < holdFrom);
 const ITEM_TYPES = new Set(['view', 'add_to_cart', 'purchase']);
 // Held-out next item: each user's first item interaction after the published history.
 const heldOut = new Map<string, string>();
-for (const e of shop.events) if (e.occurredAt >= holdFrom && ITEM_TYPES.has(e.type) && !heldOut.has(e.userId)) heldOut.set(e.userId, e.itemId);
+for (const e of shop.events)
+  if (e.occurredAt >= holdFrom && ITEM_TYPES.has(e.type) && !heldOut.has(e.userId)) heldOut.set(e.userId, e.itemId);
 
 describe('the whole system', () => {
   let stack: LocalStack;
@@ -32,24 +33,47 @@ describe('the whole system', () => {
 
   beforeAll(async () => {
     storeFile = tempSqliteUrl();
-    stack = await startLocalStack({ storeUrl: storeFile.url, ranking: { AISLE_RANKING_DEADLINE: '400ms', AISLE_RANKING_DEPENDENCY_TIMEOUT: '250ms' } });
+    stack = await startLocalStack({
+      storeUrl: storeFile.url,
+      ranking: { AISLE_RANKING_DEADLINE: '400ms', AISLE_RANKING_DEPENDENCY_TIMEOUT: '250ms' },
+    });
     const s = stack.services;
     bus = await connectTestBus(stack.nats.url);
-    ranking = createGrpcClient(rankingV1.RankingServiceService, `127.0.0.1:${s.ranking.grpcPort}`, { deadlineMs: 5000 });
-    features = createGrpcClient(featureV1.FeatureServiceService, `127.0.0.1:${s.feature.grpcPort}`, { deadlineMs: 5000 });
+    ranking = createGrpcClient(rankingV1.RankingServiceService, `127.0.0.1:${s.ranking.grpcPort}`, {
+      deadlineMs: 5000,
+    });
+    features = createGrpcClient(featureV1.FeatureServiceService, `127.0.0.1:${s.feature.grpcPort}`, {
+      deadlineMs: 5000,
+    });
     churn = createGrpcClient(churnV1.ChurnServiceService, `127.0.0.1:${s.churn.grpcPort}`, { deadlineMs: 10_000 });
 
     await publishShop(bus.js, shop.items, published);
-    await eventually(async () => (await bus.jsm.streams.info(Streams.EVENTS.name)).state.messages >= published.length + shop.items.length && (await consumerCaughtUp(bus.jsm, Streams.EVENTS.name, 'feature')), {
-      what: 'events ingested and applied',
-      timeoutMs: 180_000,
-    });
+    await eventually(
+      async () =>
+        (await bus.jsm.streams.info(Streams.EVENTS.name)).state.messages >= published.length + shop.items.length &&
+        (await consumerCaughtUp(bus.jsm, Streams.EVENTS.name, 'feature')),
+      {
+        what: 'events ingested and applied',
+        timeoutMs: 180_000,
+      },
+    );
 
     const trainer = await runJobProcess('trainer', { ...stack.env(), AISLE_TRAINER_SASREC_EPOCHS: '8' });
-    if (trainer.code !== 0) throw new Error(`trainer failed: ${trainer.stderr}\n${JSON.stringify(trainer.logs.slice(-5))}`);
-    await eventually(async () => (await healthCheck(`127.0.0.1:${stack.embeddingPort}`, 'aisle.embedding.v1.EmbeddingService')) === 'SERVING', { what: 'embedding models loaded', timeoutMs: 60_000 });
-    await eventually(async () => (await healthCheck(`127.0.0.1:${s.churn.grpcPort}`, 'aisle.churn.v1.ChurnService')) === 'SERVING', { what: 'churn model loaded', timeoutMs: 60_000 });
-    await eventually(() => s.ranking.logs.some((l) => l['msg'] === 'model active' && l['model'] === 'ranker'), { what: 'ranker loaded', timeoutMs: 60_000 });
+    if (trainer.code !== 0)
+      throw new Error(`trainer failed: ${trainer.stderr}\n${JSON.stringify(trainer.logs.slice(-5))}`);
+    await eventually(
+      async () =>
+        (await healthCheck(`127.0.0.1:${stack.embeddingPort}`, 'aisle.embedding.v1.EmbeddingService')) === 'SERVING',
+      { what: 'embedding models loaded', timeoutMs: 60_000 },
+    );
+    await eventually(
+      async () => (await healthCheck(`127.0.0.1:${s.churn.grpcPort}`, 'aisle.churn.v1.ChurnService')) === 'SERVING',
+      { what: 'churn model loaded', timeoutMs: 60_000 },
+    );
+    await eventually(() => s.ranking.logs.some((l) => l['msg'] === 'model active' && l['model'] === 'ranker'), {
+      what: 'ranker loaded',
+      timeoutMs: 60_000,
+    });
   });
 
   afterAll(async () => {
@@ -63,33 +87,54 @@ describe('the whole system', () => {
 
   test('Recommend hits held-out next items more often than popularity, with reasons and impressions', async () => {
     const users = [...heldOut.keys()].filter((u) => published.some((e) => e.userId === u)).slice(0, 150);
-    const popular = (await features.listPopularItems({ tenant: '', category: '', limit: 10 })).items.map((i) => i.itemId);
+    const popular = (await features.listPopularItems({ tenant: '', category: '', limit: 10 })).items.map(
+      (i) => i.itemId,
+    );
     let ours = 0;
     let pop = 0;
     let degraded = 0;
     let sample: rankingV1.RecommendResponse | undefined;
     for (const u of users) {
-      const r = await ranking.recommend({ tenant: '', userId: u, limit: 10, filters: undefined, context: {}, explain: false, sessionItemIds: [] });
+      const r = await ranking.recommend({
+        tenant: '',
+        userId: u,
+        limit: 10,
+        filters: undefined,
+        context: {},
+        explain: false,
+        sessionItemIds: [],
+      });
       if (r.degraded) degraded++;
       sample ??= r;
       if (r.items.some((i) => i.itemId === heldOut.get(u))) ours++;
       if (popular.includes(heldOut.get(u) as string)) pop++;
     }
-    console.log(`Recommend hit rate@10 on ${users.length} held-out next items: ours ${(ours / users.length).toFixed(3)}, popularity ${(pop / users.length).toFixed(3)}`);
+    console.log(
+      `Recommend hit rate@10 on ${users.length} held-out next items: ours ${(ours / users.length).toFixed(3)}, popularity ${(pop / users.length).toFixed(3)}`,
+    );
     expect(degraded).toBe(0);
     expect(ours).toBeGreaterThan(pop * 1.5);
     expect(sample?.items).toHaveLength(10);
     expect(sample?.modelVersion).toMatch(/sasrec:.*ranker:/);
     expect(sample?.items.every((i) => i.reasons.length > 0)).toBe(true);
     const impressions = await readStream(bus.jsm, Streams.RANKING.name);
-    const served = rankingV1.Served.decode(impressions.find((m) => rankingV1.Served.decode(m.data).requestId === sample?.requestId)!.data);
+    const served = rankingV1.Served.decode(
+      impressions.find((m) => rankingV1.Served.decode(m.data).requestId === sample?.requestId)!.data,
+    );
     expect(served.items.map((i) => i.itemId)).toEqual(sample?.items.map((i) => i.itemId));
   });
 
   test('Search puts items matching the query first; Rank reorders the given items; SimilarItems works', async () => {
     const target = shop.items[7]!;
     const noun = target.title.split(' ').slice(-1)[0]!.toLowerCase();
-    const s = await ranking.search({ tenant: '', query: noun, userId: '', limit: 10, filters: undefined, explain: true });
+    const s = await ranking.search({
+      tenant: '',
+      query: noun,
+      userId: '',
+      limit: 10,
+      filters: undefined,
+      explain: true,
+    });
     expect(s.items.length).toBeGreaterThan(0);
     const titleOf = (id: string) => shop.items.find((i) => i.itemId === id)?.title.toLowerCase() ?? '';
     expect(titleOf(s.items[0]!.itemId)).toContain(noun);
@@ -104,20 +149,56 @@ describe('the whole system', () => {
     const scores = r.items.map((i) => i.score);
     expect(scores).toEqual([...scores].sort((a, b) => b - a));
 
-    const sim = await ranking.similarItems({ tenant: '', itemId: target.itemId, limit: 5, filters: undefined, explain: false });
+    const sim = await ranking.similarItems({
+      tenant: '',
+      itemId: target.itemId,
+      limit: 5,
+      filters: undefined,
+      explain: false,
+    });
     expect(sim.items.length).toBeGreaterThan(0);
     expect(sim.items.map((i) => i.itemId)).not.toContain(target.itemId);
   });
 
   test('invalid requests get INVALID_ARGUMENT naming the field', async () => {
-    const err = (await ranking.recommend({ tenant: '', userId: '', limit: 10, filters: undefined, context: {}, explain: false, sessionItemIds: [] }).catch((e: unknown) => e)) as { code: number; details: string };
+    const err = (await ranking
+      .recommend({
+        tenant: '',
+        userId: '',
+        limit: 10,
+        filters: undefined,
+        context: {},
+        explain: false,
+        sessionItemIds: [],
+      })
+      .catch((e: unknown) => e)) as { code: number; details: string };
     expect([err.code, err.details]).toEqual([3, 'user_id: required (or session_item_ids for anonymous visitors)']);
-    const err2 = (await ranking.recommend({ tenant: '', userId: 'u1', limit: 10, filters: { categories: [], minPrice: 10, maxPrice: 5, inStockOnly: false, excludePurchased: false, excludeItemIds: [] }, context: {}, explain: false, sessionItemIds: [] }).catch((e: unknown) => e)) as { details: string };
+    const err2 = (await ranking
+      .recommend({
+        tenant: '',
+        userId: 'u1',
+        limit: 10,
+        filters: {
+          categories: [],
+          minPrice: 10,
+          maxPrice: 5,
+          inStockOnly: false,
+          excludePurchased: false,
+          excludeItemIds: [],
+        },
+        context: {},
+        explain: false,
+        sessionItemIds: [],
+      })
+      .catch((e: unknown) => e)) as { details: string };
     expect(err2.details).toBe('filters.max_price: must be >= filters.min_price');
   });
 
   test('churn alerts fire for users who drift away, not for steady ones', async () => {
-    await eventually(async () => (await bus.jsm.streams.info(Streams.CHURN.name)).state.messages > 0, { what: 'churn alerts', timeoutMs: 60_000 });
+    await eventually(async () => (await bus.jsm.streams.info(Streams.CHURN.name)).state.messages > 0, {
+      what: 'churn alerts',
+      timeoutMs: 60_000,
+    });
     await new Promise((r) => setTimeout(r, 2000));
     const alerts = (await readStream(bus.jsm, Streams.CHURN.name)).map((m) => churnV1.Alert.decode(m.data).userId);
     expect(new Set(alerts).size).toBe(alerts.length);
@@ -126,7 +207,9 @@ describe('the whole system', () => {
     const alerted = new Set(alerts);
     const recall = drifting.filter((u) => alerted.has(u)).length / drifting.length;
     const falseAlarms = steady.filter((u) => alerted.has(u)).length / steady.length;
-    console.log(`churn alerts: ${alerts.length}; drifting users alerted ${(recall * 100).toFixed(0)}%, steady users alerted ${(falseAlarms * 100).toFixed(0)}%`);
+    console.log(
+      `churn alerts: ${alerts.length}; drifting users alerted ${(recall * 100).toFixed(0)}%, steady users alerted ${(falseAlarms * 100).toFixed(0)}%`,
+    );
     expect(recall).toBeGreaterThan(0.6);
     expect(falseAlarms).toBeLessThan(0.15);
     const page = await churn.listAtRisk({ tenant: '', minRisk: 0, pageSize: 5, pageToken: '' });
@@ -144,13 +227,35 @@ describe('the whole system', () => {
     stack.services.embedding.kill('SIGKILL');
     await stack.services.embedding.exited;
     const t0 = performance.now();
-    const r = await ranking.recommend({ tenant: '', userId: user, limit: 10, filters: undefined, context: {}, explain: false, sessionItemIds: [] });
+    const r = await ranking.recommend({
+      tenant: '',
+      userId: user,
+      limit: 10,
+      filters: undefined,
+      context: {},
+      explain: false,
+      sessionItemIds: [],
+    });
     const ms = performance.now() - t0;
     expect(r.degraded).toBe(true);
     expect(r.degradedReasons.join(' ')).toContain('embedding');
     expect(r.items.length).toBe(10);
     expect(ms).toBeLessThan(600);
     await stack.restartEmbedding();
-    await eventually(async () => !(await ranking.recommend({ tenant: '', userId: user, limit: 10, filters: undefined, context: {}, explain: false, sessionItemIds: [] })).degraded, { what: 'recovery', timeoutMs: 60_000 });
+    await eventually(
+      async () =>
+        !(
+          await ranking.recommend({
+            tenant: '',
+            userId: user,
+            limit: 10,
+            filters: undefined,
+            context: {},
+            explain: false,
+            sessionItemIds: [],
+          })
+        ).degraded,
+      { what: 'recovery', timeoutMs: 60_000 },
+    );
   });
 });

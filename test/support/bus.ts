@@ -1,15 +1,27 @@
 import { Headers } from '@aisle/contracts';
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
+import {
+  jetstream,
+  jetstreamManager,
+  type JetStreamClient,
+  type JetStreamManager,
+  type StoredMsg,
+} from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import type { ProducerMessage } from './traffic';
 
-export async function connectTestBus(url: string): Promise<{ nc: NatsConnection; js: JetStreamClient; jsm: JetStreamManager }> {
+export async function connectTestBus(
+  url: string,
+): Promise<{ nc: NatsConnection; js: JetStreamClient; jsm: JetStreamManager }> {
   const nc = await connect({ servers: url });
   return { nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
 }
 
 /** Publishes producer messages to JetStream with at most `window` acks outstanding. */
-export async function publishAll(js: JetStreamClient, messages: readonly ProducerMessage[], window = 500): Promise<void> {
+export async function publishAll(
+  js: JetStreamClient,
+  messages: readonly ProducerMessage[],
+  window = 500,
+): Promise<void> {
   let i = 0;
   const worker = async (): Promise<void> => {
     while (i < messages.length) {

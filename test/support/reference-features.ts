@@ -6,7 +6,14 @@ import type { GeneratedEvent, GeneratedItem } from '@aisle/datagen';
 
 const DAY = 86_400_000;
 const AFFINITY_TAU = (14 * DAY) / Math.LN2;
-const WEIGHTS: Record<string, number> = { view: 1, click: 1, add_to_cart: 3, remove_from_cart: 0, purchase: 5, search: 0 };
+const WEIGHTS: Record<string, number> = {
+  view: 1,
+  click: 1,
+  add_to_cart: 3,
+  remove_from_cart: 0,
+  purchase: 5,
+  search: 0,
+};
 const COVISIT_TYPES = new Set(['view', 'add_to_cart', 'purchase']);
 
 export interface RefUser {
@@ -35,7 +42,8 @@ export interface RefItem {
   coVisits: Map<string, number>;
 }
 
-const byTimeThenId = (a: GeneratedEvent, b: GeneratedEvent) => a.occurredAt - b.occurredAt || (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0);
+const byTimeThenId = (a: GeneratedEvent, b: GeneratedEvent) =>
+  a.occurredAt - b.occurredAt || (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0);
 
 export function referenceFeatures(events: readonly GeneratedEvent[], catalog: readonly GeneratedItem[]) {
   const items = new Map(catalog.map((i) => [i.itemId, i]));
@@ -56,7 +64,14 @@ export function referenceFeatures(events: readonly GeneratedEvent[], catalog: re
 
   for (const [userId, list] of byUser) {
     list.sort(byTimeThenId);
-    const counts: Record<string, number> = { view: 0, click: 0, add_to_cart: 0, remove_from_cart: 0, purchase: 0, search: 0 };
+    const counts: Record<string, number> = {
+      view: 0,
+      click: 0,
+      add_to_cart: 0,
+      remove_from_cart: 0,
+      purchase: 0,
+      search: 0,
+    };
     const affinity = new Map<string, number>();
     const prices: number[] = [];
     let purchases = 0;
@@ -120,10 +135,19 @@ export function referenceFeatures(events: readonly GeneratedEvent[], catalog: re
       lastPurchaseAt,
       affinity,
       price: prices.length
-        ? { n: prices.length, min: Math.min(...prices), max: Math.max(...prices), mean, std: Math.sqrt(prices.reduce((s, p) => s + (p - mean) ** 2, 0) / prices.length) }
+        ? {
+            n: prices.length,
+            min: Math.min(...prices),
+            max: Math.max(...prices),
+            mean,
+            std: Math.sqrt(prices.reduce((s, p) => s + (p - mean) ** 2, 0) / prices.length),
+          }
         : undefined,
       recent: itemEvents.slice(-200).map((e) => ({ itemId: e.itemId, type: e.type, at: e.occurredAt })),
-      queries: list.filter((e) => e.type === 'search').slice(-20).map((e) => e.query),
+      queries: list
+        .filter((e) => e.type === 'search')
+        .slice(-20)
+        .map((e) => e.query),
     });
   }
   return { users, items: itemRefs, watermark };

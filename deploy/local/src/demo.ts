@@ -39,12 +39,15 @@ async function main(): Promise<void> {
   const s = stack.services;
   out(`  nats-server          ${stack.nats.url} (JetStream)`);
   out(`  store                ${storeUrl}`);
-  for (const [name, p] of Object.entries(s)) out(`  ${name.padEnd(20)} gRPC 127.0.0.1:${p.grpcPort}   metrics http://127.0.0.1:${p.metricsPort}/metrics`);
+  for (const [name, p] of Object.entries(s))
+    out(`  ${name.padEnd(20)} gRPC 127.0.0.1:${p.grpcPort}   metrics http://127.0.0.1:${p.metricsPort}/metrics`);
 
   const shop = generateShop({ seed: 2026, users: 400, items: 300, days: 60 });
   const cut = shop.end - 3 * DAY;
   const events = shop.events.filter((e) => e.occurredAt < cut);
-  out(`\n1. A producer publishes a generated shop over NATS: ${shop.items.length} catalog items, ${events.length.toLocaleString()} clickstream events of ${shop.users.length} users over 57 days`);
+  out(
+    `\n1. A producer publishes a generated shop over NATS: ${shop.items.length} catalog items, ${events.length.toLocaleString()} clickstream events of ${shop.users.length} users over 57 days`,
+  );
   const nc = await connect({ servers: stack.nats.url, noAsyncTraces: true });
   const js = jetstream(nc);
   lateClose.push(() => nc.close());
@@ -52,54 +55,108 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   await publishShop(js, shop.items, events);
   // A producer bug, to show the dead-letter stream at work.
-  await js.publish(Subjects.clickstream('view'), new TextEncoder().encode(JSON.stringify({ event_id: 'demo-bad-1', type: 'view', item_id: 'i001', occurred_at: new Date().toISOString() })));
+  await js.publish(
+    Subjects.clickstream('view'),
+    new TextEncoder().encode(
+      JSON.stringify({ event_id: 'demo-bad-1', type: 'view', item_id: 'i001', occurred_at: new Date().toISOString() }),
+    ),
+  );
   await eventually(
     async () => {
       const c = await jsm.consumers.info(Streams.EVENTS.name, 'feature');
       const ev = await jsm.streams.info(Streams.EVENTS.name);
       const dlq = await jsm.streams.info(Streams.DLQ.name);
-      return ev.state.messages >= events.length + shop.items.length && dlq.state.messages >= 1 && c.num_pending === 0 && c.num_ack_pending === 0;
+      return (
+        ev.state.messages >= events.length + shop.items.length &&
+        dlq.state.messages >= 1 &&
+        c.num_pending === 0 &&
+        c.num_ack_pending === 0
+      );
     },
     { what: 'ingest and features', timeoutMs: 300_000, intervalMs: 200 },
   );
   const secs = (performance.now() - t0) / 1000;
   const dead = await jsm.streams.getMessage(Streams.DLQ.name, { last_by_subj: Subjects.dlq('clickstream') });
-  out(`   ingested, stored and turned into features in ${secs.toFixed(1)} s (${Math.round(events.length / secs).toLocaleString()} events/s end to end)`);
+  out(
+    `   ingested, stored and turned into features in ${secs.toFixed(1)} s (${Math.round(events.length / secs).toLocaleString()} events/s end to end)`,
+  );
   out(`   dead-lettered 1 message: "${dead?.header.get(Headers.rejectReason) ?? ''}"`);
 
-  out('\n2. The trainer job trains SASRec, the text encoder, the ranker and the churn model, compares them on a held-out slice and publishes them');
+  out(
+    '\n2. The trainer job trains SASRec, the text encoder, the ranker and the churn model, compares them on a held-out slice and publishes them',
+  );
   const t1 = performance.now();
   const trainer = await runJobProcess('trainer', { ...stack.env(), AISLE_TRAINER_SASREC_EPOCHS: '10' });
   if (trainer.code !== 0) throw new Error(`trainer failed (${trainer.code}): ${trainer.stderr}`);
-  for (const l of trainer.logs.filter((x) => x['msg'] === 'model published')) out(`   published ${String(l['model']).padEnd(13)} ${String(l['metric'])} on the held-out slice: ${Number(l['candidate']).toFixed(3)}`);
-  out(`   (${((performance.now() - t1) / 1000).toFixed(0)} s, backend ${String(trainer.logs.find((l) => l['msg'] === 'training backend')?.['backend'])})`);
-  await eventually(async () => (await healthCheck(`127.0.0.1:${stack.embeddingPort}`, 'aisle.embedding.v1.EmbeddingService')) === 'SERVING', { what: 'embedding models', timeoutMs: 60_000 });
-  await eventually(async () => (await healthCheck(`127.0.0.1:${s.churn.grpcPort}`, 'aisle.churn.v1.ChurnService')) === 'SERVING', { what: 'churn model', timeoutMs: 60_000 });
-  await eventually(() => s.ranking.logs.some((l) => l['msg'] === 'model active'), { what: 'ranker', timeoutMs: 60_000 });
+  for (const l of trainer.logs.filter((x) => x['msg'] === 'model published'))
+    out(
+      `   published ${String(l['model']).padEnd(13)} ${String(l['metric'])} on the held-out slice: ${Number(l['candidate']).toFixed(3)}`,
+    );
+  out(
+    `   (${((performance.now() - t1) / 1000).toFixed(0)} s, backend ${String(trainer.logs.find((l) => l['msg'] === 'training backend')?.['backend'])})`,
+  );
+  await eventually(
+    async () =>
+      (await healthCheck(`127.0.0.1:${stack.embeddingPort}`, 'aisle.embedding.v1.EmbeddingService')) === 'SERVING',
+    { what: 'embedding models', timeoutMs: 60_000 },
+  );
+  await eventually(
+    async () => (await healthCheck(`127.0.0.1:${s.churn.grpcPort}`, 'aisle.churn.v1.ChurnService')) === 'SERVING',
+    { what: 'churn model', timeoutMs: 60_000 },
+  );
+  await eventually(() => s.ranking.logs.some((l) => l['msg'] === 'model active'), {
+    what: 'ranker',
+    timeoutMs: 60_000,
+  });
   out('   services hot-loaded the new versions');
 
-  const ranking = createGrpcClient(rankingV1.RankingServiceService, `127.0.0.1:${s.ranking.grpcPort}`, { deadlineMs: 5000 });
-  const features = createGrpcClient(featureV1.FeatureServiceService, `127.0.0.1:${s.feature.grpcPort}`, { deadlineMs: 5000 });
+  const ranking = createGrpcClient(rankingV1.RankingServiceService, `127.0.0.1:${s.ranking.grpcPort}`, {
+    deadlineMs: 5000,
+  });
+  const features = createGrpcClient(featureV1.FeatureServiceService, `127.0.0.1:${s.feature.grpcPort}`, {
+    deadlineMs: 5000,
+  });
   const churn = createGrpcClient(churnV1.ChurnServiceService, `127.0.0.1:${s.churn.grpcPort}`, { deadlineMs: 10_000 });
   const titles = new Map(shop.items.map((i) => [i.itemId, i]));
   const user = shop.users[3]!.userId;
   const { users } = await features.getUserFeatures({ tenant: '', userIds: [user], recentLimit: 3 });
-  out(`\n3. Recommend for ${user} (recently: ${users[0]?.recent.map((r) => `"${titles.get(r.itemId)?.title}"`).join(', ')}):`);
-  const rec = await ranking.recommend({ tenant: '', userId: user, limit: 6, filters: undefined, context: {}, explain: false, sessionItemIds: [] });
-  for (const it of rec.items) out(`   ${it.score.toFixed(3).padStart(7)}  ${(titles.get(it.itemId)?.title ?? it.itemId).padEnd(40)} ${it.reasons.join('; ')}`);
+  out(
+    `\n3. Recommend for ${user} (recently: ${users[0]?.recent.map((r) => `"${titles.get(r.itemId)?.title}"`).join(', ')}):`,
+  );
+  const rec = await ranking.recommend({
+    tenant: '',
+    userId: user,
+    limit: 6,
+    filters: undefined,
+    context: {},
+    explain: false,
+    sessionItemIds: [],
+  });
+  for (const it of rec.items)
+    out(
+      `   ${it.score.toFixed(3).padStart(7)}  ${(titles.get(it.itemId)?.title ?? it.itemId).padEnd(40)} ${it.reasons.join('; ')}`,
+    );
   out(`   model ${rec.modelVersion}; degraded ${rec.degraded}; request_id ${rec.requestId}`);
 
   const query = 'lavender serum';
   out(`\n4. Search "${query}":`);
   const found = await ranking.search({ tenant: '', query, userId: user, limit: 5, filters: undefined, explain: false });
-  for (const it of found.items) out(`   ${it.score.toFixed(3).padStart(7)}  ${(titles.get(it.itemId)?.title ?? it.itemId).padEnd(40)} ${it.reasons.join('; ')}`);
+  for (const it of found.items)
+    out(
+      `   ${it.score.toFixed(3).padStart(7)}  ${(titles.get(it.itemId)?.title ?? it.itemId).padEnd(40)} ${it.reasons.join('; ')}`,
+    );
 
   out('\n5. Users most at risk of churning (ChurnService.ListAtRisk):');
-  await eventually(async () => (await churn.listAtRisk({ tenant: '', minRisk: 0, pageSize: 1, pageToken: '' })).scores.length > 0, { what: 'churn scores', timeoutMs: 60_000 });
+  await eventually(
+    async () => (await churn.listAtRisk({ tenant: '', minRisk: 0, pageSize: 1, pageToken: '' })).scores.length > 0,
+    { what: 'churn scores', timeoutMs: 60_000 },
+  );
   const atRisk = await churn.listAtRisk({ tenant: '', minRisk: 0, pageSize: 5, pageToken: '' });
   const truth = new Map(shop.users.map((u) => [u.userId, u.churner]));
   for (const sc of atRisk.scores) {
-    out(`   ${sc.userId}  risk ${sc.risk.toFixed(2)}  ${sc.topFactors.map((f) => `${f.feature}=${f.value}`).join(', ')}${truth.get(sc.userId) ? '   (the generator made this user drift away)' : ''}`);
+    out(
+      `   ${sc.userId}  risk ${sc.risk.toFixed(2)}  ${sc.topFactors.map((f) => `${f.feature}=${f.value}`).join(', ')}${truth.get(sc.userId) ? '   (the generator made this user drift away)' : ''}`,
+    );
   }
   const alerts = (await jsm.streams.info(Streams.CHURN.name)).state.messages;
   out(`   ${alerts} churn alert(s) published on ${Subjects.churnAlert}`);
@@ -114,8 +171,12 @@ async function main(): Promise<void> {
   }
   out(`\nThe stack is running. Try, with grpcurl (server reflection is on):`);
   out(`  grpcurl -plaintext 127.0.0.1:${s.ranking.grpcPort} list`);
-  out(`  grpcurl -plaintext -d '{"user_id":"${user}","limit":5}' 127.0.0.1:${s.ranking.grpcPort} aisle.ranking.v1.RankingService/Recommend`);
-  out(`  grpcurl -plaintext -d '{"query":"candle","limit":5}' 127.0.0.1:${s.ranking.grpcPort} aisle.ranking.v1.RankingService/Search`);
+  out(
+    `  grpcurl -plaintext -d '{"user_id":"${user}","limit":5}' 127.0.0.1:${s.ranking.grpcPort} aisle.ranking.v1.RankingService/Recommend`,
+  );
+  out(
+    `  grpcurl -plaintext -d '{"query":"candle","limit":5}' 127.0.0.1:${s.ranking.grpcPort} aisle.ranking.v1.RankingService/Search`,
+  );
   out(`  grpcurl -plaintext -d '{"page_size":5}' 127.0.0.1:${s.churn.grpcPort} aisle.churn.v1.ChurnService/ListAtRisk`);
   out('Press Ctrl-C to stop.');
   for (const p of Object.values(s)) {

@@ -1,4 +1,10 @@
-import { freePort, startNatsServer, startServiceProcess, type NatsServerHandle, type ServiceProcess } from '@aisle/testkit';
+import {
+  freePort,
+  startNatsServer,
+  startServiceProcess,
+  type NatsServerHandle,
+  type ServiceProcess,
+} from '@aisle/testkit';
 
 /** Every service of the platform as separate processes on one nats-server and one embedded store. */
 export interface LocalStack {
@@ -28,12 +34,23 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const nats = await startNatsServer({ detached });
   const base = { AISLE_NATS_URL: nats.url, AISLE_STORE_URL: opts.storeUrl };
   const embeddingPort = await freePort();
-  const start = (name: string, env: Record<string, string> = {}) => startServiceProcess(name, { ...base, ...env }, { detached, ...(opts.nodeArgs?.[name] ? { nodeArgs: opts.nodeArgs[name] } : {}) });
+  const start = (name: string, env: Record<string, string> = {}) =>
+    startServiceProcess(
+      name,
+      { ...base, ...env },
+      { detached, ...(opts.nodeArgs?.[name] ? { nodeArgs: opts.nodeArgs[name] } : {}) },
+    );
   const [ingest, feature] = await Promise.all([start('ingest'), start('feature')]);
   const embeddingEnv = { AISLE_GRPC_PORT: String(embeddingPort) };
   let embedding = await start('embedding-inference', embeddingEnv);
-  const deps = { AISLE_FEATURE_ADDR: `127.0.0.1:${feature.grpcPort}`, AISLE_EMBEDDING_ADDR: `127.0.0.1:${embeddingPort}` };
-  const [ranking, churn] = await Promise.all([start('ranking', { ...deps, ...opts.ranking }), start('churn-prediction', deps)]);
+  const deps = {
+    AISLE_FEATURE_ADDR: `127.0.0.1:${feature.grpcPort}`,
+    AISLE_EMBEDDING_ADDR: `127.0.0.1:${embeddingPort}`,
+  };
+  const [ranking, churn] = await Promise.all([
+    start('ranking', { ...deps, ...opts.ranking }),
+    start('churn-prediction', deps),
+  ]);
   const services = { ingest, feature, embedding, ranking, churn };
   return {
     nats,

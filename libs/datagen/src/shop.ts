@@ -97,8 +97,12 @@ export function generateShop(opts: ShopOptions = {}): Shop {
   const churnRate = opts.churnRate ?? 0.3;
   const meanSessions = opts.sessionsPerWeek ?? 2.5;
 
-  const subcats = DEPARTMENTS.flatMap((d) => d.subcategories.map((s) => ({ dept: d, sub: s, path: `${d.name} > ${s.name}` })));
-  const brands = Array.from({ length: 24 }, () => titleCase(rng.pick(BRAND_SYLLABLES) + rng.pick(BRAND_SYLLABLES) + rng.pick(BRAND_SYLLABLES)));
+  const subcats = DEPARTMENTS.flatMap((d) =>
+    d.subcategories.map((s) => ({ dept: d, sub: s, path: `${d.name} > ${s.name}` })),
+  );
+  const brands = Array.from({ length: 24 }, () =>
+    titleCase(rng.pick(BRAND_SYLLABLES) + rng.pick(BRAND_SYLLABLES) + rng.pick(BRAND_SYLLABLES)),
+  );
   const itemWidth = String(nItems).length + 1;
 
   // Catalog: items spread over subcategories; a Zipf popularity inside each, and a hidden chain order.
@@ -167,8 +171,25 @@ export function generateShop(opts: ShopOptions = {}): Shop {
 
     let seq = 0;
     let sessionNo = 0;
-    const emit = (type: GeneratedEventType, sessionId: string, at: number, itemId: string, extra: Partial<GeneratedEvent> = {}): void => {
-      events.push({ eventId: `e-${userId}-${pad(seq++, 5)}`, type, userId, sessionId, itemId, query: '', quantity: 0, price: 0, occurredAt: Math.round(at), ...extra });
+    const emit = (
+      type: GeneratedEventType,
+      sessionId: string,
+      at: number,
+      itemId: string,
+      extra: Partial<GeneratedEvent> = {},
+    ): void => {
+      events.push({
+        eventId: `e-${userId}-${pad(seq++, 5)}`,
+        type,
+        userId,
+        sessionId,
+        itemId,
+        query: '',
+        quantity: 0,
+        price: 0,
+        occurredAt: Math.round(at),
+        ...extra,
+      });
     };
 
     let t = start + rng.exponential(sessionsPerWeek / WEEK);

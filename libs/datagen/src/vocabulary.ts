@@ -27,7 +27,11 @@ export const DEPARTMENTS: readonly DepartmentSpec[] = [
     adjectives: ['wireless', 'portable', 'smart', 'compact', 'bluetooth', 'rechargeable', 'noise cancelling'],
     subcategories: [
       { name: 'Audio', nouns: ['headphones', 'earbuds', 'speaker', 'soundbar'], basePrice: 80 },
-      { name: 'Phone Accessories', nouns: ['phone case', 'charger', 'power bank', 'screen protector', 'usb cable'], basePrice: 20 },
+      {
+        name: 'Phone Accessories',
+        nouns: ['phone case', 'charger', 'power bank', 'screen protector', 'usb cable'],
+        basePrice: 20,
+      },
       { name: 'Cameras', nouns: ['action camera', 'tripod', 'memory card', 'camera bag'], basePrice: 120 },
     ],
   },
@@ -36,7 +40,11 @@ export const DEPARTMENTS: readonly DepartmentSpec[] = [
     adjectives: ['stainless', 'nonstick', 'ceramic', 'bamboo', 'cast iron', 'glass'],
     subcategories: [
       { name: 'Cookware', nouns: ['frying pan', 'saucepan', 'dutch oven', 'wok'], basePrice: 45 },
-      { name: 'Coffee', nouns: ['coffee grinder', 'french press', 'espresso cups', 'coffee beans', 'milk frother'], basePrice: 30 },
+      {
+        name: 'Coffee',
+        nouns: ['coffee grinder', 'french press', 'espresso cups', 'coffee beans', 'milk frother'],
+        basePrice: 30,
+      },
       { name: 'Knives', nouns: ['chef knife', 'knife block', 'sharpener', 'cutting board'], basePrice: 35 },
     ],
   },
@@ -68,6 +76,35 @@ export const DEPARTMENTS: readonly DepartmentSpec[] = [
   },
 ];
 
-export const BRAND_SYLLABLES = ['lu', 'mi', 'na', 'ko', 'ra', 've', 'to', 'si', 'ba', 'zen', 'ori', 'pax', 'ly', 'qu', 'del'];
+export const BRAND_SYLLABLES = [
+  'lu',
+  'mi',
+  'na',
+  'ko',
+  'ra',
+  've',
+  'to',
+  'si',
+  'ba',
+  'zen',
+  'ori',
+  'pax',
+  'ly',
+  'qu',
+  'del',
+];
 
-export const MATERIALS = ['rose', 'mint', 'oak', 'slate', 'coral', 'amber', 'ivory', 'sage', 'cobalt', 'onyx', 'citrus', 'pearl'];
+export const MATERIALS = [
+  'rose',
+  'mint',
+  'oak',
+  'slate',
+  'coral',
+  'amber',
+  'ivory',
+  'sage',
+  'cobalt',
+  'onyx',
+  'citrus',
+  'pearl',
+];

@@ -35,7 +35,9 @@ test('text encoder', async () => {
   const texts = ['Gorilla Glue, Waterproof 8 ounce', 'trash can', 'x', 'Shop-Vac 10-14 Gallon filter bags (2-pack)'];
   const session = await createSession(exportTextEncoder(model));
   const { ids, width } = hashBatch(texts, model.cfg.hasher);
-  const out = await session.run({ token_ids: { type: 'int64', data: BigInt64Array.from(ids, BigInt), dims: [texts.length, width] } });
+  const out = await session.run({
+    token_ids: { type: 'int64', data: BigInt64Array.from(ids, BigInt), dims: [texts.length, width] },
+  });
   expect(maxAbsDiff(out['query_embedding']!.data as Float32Array, model.encode(texts, 'query'))).toBeLessThan(1e-4);
   expect(maxAbsDiff(out['item_embedding']!.data as Float32Array, model.encode(texts, 'item'))).toBeLessThan(1e-4);
   expect(DEFAULT_HASHER.buckets).toBe(65536);
@@ -71,11 +73,19 @@ test('churn classifier', async () => {
   // TF.js forward on the same weights.
   const w = model.weights();
   const expected = tf.tidy(() => {
-    const z = tf.div(tf.sub(tf.tensor2d(flat, [batch.length, F]), tf.tensor1d(w.get('mean')!.data)), tf.tensor1d(w.get('std')!.data));
+    const z = tf.div(
+      tf.sub(tf.tensor2d(flat, [batch.length, F]), tf.tensor1d(w.get('mean')!.data)),
+      tf.tensor1d(w.get('std')!.data),
+    );
     return tf.sigmoid(tf.add(tf.matMul(z, tf.tensor2d(w.get('w')!.data, [F, 1])), w.get('b')!.data[0]!)).dataSync();
   });
   expect(maxAbsDiff(out['risk']!.data as Float32Array, expected)).toBeLessThan(1e-4);
-  expect(maxAbsDiff(out['risk']!.data as Float32Array, batch.map((x) => model.predict(x)))).toBeLessThan(1e-4);
+  expect(
+    maxAbsDiff(
+      out['risk']!.data as Float32Array,
+      batch.map((x) => model.predict(x)),
+    ),
+  ).toBeLessThan(1e-4);
   const contributions = out['contributions']!.data as Float32Array;
   const top = model.factors(batch[0]!, 1)[0]!;
   expect(contributions[CHURN_FEATURES.indexOf(top.feature)]).toBeCloseTo(top.contribution, 4);

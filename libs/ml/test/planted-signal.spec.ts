@@ -29,16 +29,33 @@ test('SASRec beats MostPop clearly on held-out users', async () => {
   // Held-out users: the model never trains on them; their last item is the target.
   const trainUsers = all.users.map((_, u) => u).filter((u) => u % 5 !== 0);
   const testUsers = all.users.map((_, u) => u).filter((u) => u % 5 === 0 && (all.sequences[u]?.length ?? 0) >= 3);
-  const train = { ...all, users: trainUsers.map((u) => all.users[u] as string), sequences: trainUsers.map((u) => all.sequences[u] as Int32Array) };
-  const model = new Sasrec(all.itemIds.length - 1, { dim: 32, layers: 1, heads: 1, ffn: 32, maxLen: 30, epochs: 10, dropout: 0.2, learningRate: 5e-3, validationUsers: 300, patience: 3 });
+  const train = {
+    ...all,
+    users: trainUsers.map((u) => all.users[u] as string),
+    sequences: trainUsers.map((u) => all.sequences[u] as Int32Array),
+  };
+  const model = new Sasrec(all.itemIds.length - 1, {
+    dim: 32,
+    layers: 1,
+    heads: 1,
+    ffn: 32,
+    maxLen: 30,
+    epochs: 10,
+    dropout: 0.2,
+    learningRate: 5e-3,
+    validationUsers: 300,
+    patience: 3,
+  });
   await model.fit(train);
   // People re-view items in a shop: rank against every item, earlier ones included.
   const opts = { split: 'test' as const, protocol: { kind: 'full' as const }, users: testUsers, excludeHistory: false };
   const ours = await evaluate(model, all, opts);
   const pop = await evaluate(mostPop(train, 'train'), all, opts);
   const covis = await evaluate(coVisitation(train), all, opts);
-   
-  console.log(`held-out users ${testUsers.length}: NDCG@10 SASRec ${ours.ndcg10.toFixed(3)}, MostPop ${pop.ndcg10.toFixed(3)}, co-visitation ${covis.ndcg10.toFixed(3)}`);
+
+  console.log(
+    `held-out users ${testUsers.length}: NDCG@10 SASRec ${ours.ndcg10.toFixed(3)}, MostPop ${pop.ndcg10.toFixed(3)}, co-visitation ${covis.ndcg10.toFixed(3)}`,
+  );
   expect(ours.ndcg10).toBeGreaterThan(2 * pop.ndcg10);
   expect(ours.hr10).toBeGreaterThan(pop.hr10 + 0.1);
   model.dispose();
@@ -71,9 +88,15 @@ test('churn classifier separates drifting from steady users (ROC AUC > 0.8)', as
   const test = rows.filter((_, i) => i % 10 >= 7);
   expect(test.filter((r) => r.y).length).toBeGreaterThan(10);
   const clf = new ChurnClassifier();
-  await clf.fit(train.map((r) => r.x), train.map((r) => r.y));
-  const auc = rocAuc(test.map((r) => clf.predict(r.x)), test.map((r) => r.y));
-   
+  await clf.fit(
+    train.map((r) => r.x),
+    train.map((r) => r.y),
+  );
+  const auc = rocAuc(
+    test.map((r) => clf.predict(r.x)),
+    test.map((r) => r.y),
+  );
+
   console.log(`churn on generated users: ${test.length} test users, ROC AUC ${auc.toFixed(3)}`);
   expect(auc).toBeGreaterThan(0.8);
 });

@@ -8,20 +8,31 @@ test('reads defaults and parses every kind', () => {
     d: env.list('D', { default: ['cpu'], allowed: ['cuda', 'cpu'] }),
     e: env.optionalString('E'),
   };
-  expect(readConfig(spec, { B: 'yes', C: '2m', D: 'cuda, cpu' })).toEqual({ a: 3, b: true, c: 120_000, d: ['cuda', 'cpu'], e: undefined });
+  expect(readConfig(spec, { B: 'yes', C: '2m', D: 'cuda, cpu' })).toEqual({
+    a: 3,
+    b: true,
+    c: 120_000,
+    d: ['cuda', 'cpu'],
+    e: undefined,
+  });
 });
 
 test('names every bad variable at once', () => {
   let err: unknown;
   try {
-    readConfig(commonConfig, { AISLE_GRPC_PORT: '70000', AISLE_LOG_LEVEL: 'verbose', AISLE_SHUTDOWN_TIMEOUT: 'soon', AISLE_METRICS_PORT: 'x' });
+    readConfig(commonConfig, {
+      AISLE_GRPC_PORT: '70000',
+      AISLE_LOG_LEVEL: 'verbose',
+      AISLE_SHUTDOWN_TIMEOUT: 'soon',
+      AISLE_METRICS_PORT: 'x',
+    });
   } catch (e) {
     err = e;
   }
   expect(err).toBeInstanceOf(ConfigError);
   expect((err as ConfigError).problems).toEqual([
     'AISLE_GRPC_PORT must be <= 65535, got 70000',
-    'AISLE_METRICS_PORT must be an integer, got \'x\'',
+    "AISLE_METRICS_PORT must be an integer, got 'x'",
     "AISLE_LOG_LEVEL must be one of debug, info, warn, error, got 'verbose'",
     "AISLE_SHUTDOWN_TIMEOUT must be a duration like 500ms, 5s, 2m or 1h, got 'soon'",
   ]);
@@ -39,5 +50,7 @@ test('parseDuration', () => {
 });
 
 test('describeConfig renders a markdown table', () => {
-  expect(describeConfig({ p: env.port('P', { default: 1, description: 'port' }) })).toBe('| variable | default | meaning |\n|---|---|---|\n| `P` | `1` | port |');
+  expect(describeConfig({ p: env.port('P', { default: 1, description: 'port' }) })).toBe(
+    '| variable | default | meaning |\n|---|---|---|\n| `P` | `1` | port |',
+  );
 });

@@ -94,7 +94,8 @@ export const env = {
   oneOf<const T extends string>(variable: string, values: readonly T[], opts: Options<T> = {}): Setting<T> {
     return setting(variable, opts, (raw) => {
       const v = raw.trim().toLowerCase();
-      if (!(values as readonly string[]).includes(v)) throw new Error(`must be one of ${values.join(', ')}, got '${raw}'`);
+      if (!(values as readonly string[]).includes(v))
+        throw new Error(`must be one of ${values.join(', ')}, got '${raw}'`);
       return v as T;
     });
   },
@@ -158,14 +159,22 @@ export function readConfig<S extends ConfigSpec>(spec: S, source: Env): ConfigOf
 
 /** Markdown table of a spec's variables, for READMEs and `--help`. */
 export function describeConfig(spec: ConfigSpec): string {
-  const rows = Object.values(spec).map((s) => `| \`${s.variable}\` | \`${s.defaultText ?? '(required)'}\` | ${s.description} |`);
+  const rows = Object.values(spec).map(
+    (s) => `| \`${s.variable}\` | \`${s.defaultText ?? '(required)'}\` | ${s.description} |`,
+  );
   return ['| variable | default | meaning |', '|---|---|---|', ...rows].join('\n');
 }
 
 /** Variables every service reads. */
 export const commonConfig = {
-  serviceName: env.string('AISLE_SERVICE_NAME', { default: '', description: 'Overrides the service name in logs, metrics and traces' }),
-  natsUrl: env.string('AISLE_NATS_URL', { default: 'nats://127.0.0.1:4222', description: 'NATS server URL(s), comma-separated' }),
+  serviceName: env.string('AISLE_SERVICE_NAME', {
+    default: '',
+    description: 'Overrides the service name in logs, metrics and traces',
+  }),
+  natsUrl: env.string('AISLE_NATS_URL', {
+    default: 'nats://127.0.0.1:4222',
+    description: 'NATS server URL(s), comma-separated',
+  }),
   natsUser: env.optionalString('AISLE_NATS_USER', { description: 'NATS user (with AISLE_NATS_PASSWORD)' }),
   natsPassword: env.optionalString('AISLE_NATS_PASSWORD', { description: 'NATS password' }),
   natsToken: env.optionalString('AISLE_NATS_TOKEN', { description: 'NATS token' }),
@@ -173,24 +182,68 @@ export const commonConfig = {
   natsTlsCa: env.optionalString('AISLE_NATS_TLS_CA', { description: 'CA file to verify the NATS server; enables TLS' }),
   natsTlsCert: env.optionalString('AISLE_NATS_TLS_CERT', { description: 'client certificate for NATS mTLS' }),
   natsTlsKey: env.optionalString('AISLE_NATS_TLS_KEY', { description: 'client key for NATS mTLS' }),
-  natsStreamReplicas: env.int('AISLE_NATS_STREAM_REPLICAS', { default: 1, min: 1, max: 5, description: 'JetStream replicas for provisioned streams' }),
-  ackWaitMs: env.duration('AISLE_NATS_ACK_WAIT', { default: 30_000, description: 'redelivery timeout for messages a crashed consumer never acknowledged' }),
-  storeUrl: env.string('AISLE_STORE_URL', { default: 'sqlite:./.aisle/aisle.db', description: '`sqlite:<path>` (embedded) or `mongodb://...`' }),
+  natsStreamReplicas: env.int('AISLE_NATS_STREAM_REPLICAS', {
+    default: 1,
+    min: 1,
+    max: 5,
+    description: 'JetStream replicas for provisioned streams',
+  }),
+  ackWaitMs: env.duration('AISLE_NATS_ACK_WAIT', {
+    default: 30_000,
+    description: 'redelivery timeout for messages a crashed consumer never acknowledged',
+  }),
+  storeUrl: env.string('AISLE_STORE_URL', {
+    default: 'sqlite:./.aisle/aisle.db',
+    description: '`sqlite:<path>` (embedded) or `mongodb://...`',
+  }),
   grpcHost: env.string('AISLE_GRPC_HOST', { default: '0.0.0.0', description: 'gRPC bind address' }),
   grpcPort: env.port('AISLE_GRPC_PORT', { default: 50051, description: 'gRPC port (0 = any free port)' }),
   grpcTlsCert: env.optionalString('AISLE_GRPC_TLS_CERT', { description: 'server certificate; enables TLS' }),
   grpcTlsKey: env.optionalString('AISLE_GRPC_TLS_KEY', { description: 'server key' }),
-  grpcTlsClientCa: env.optionalString('AISLE_GRPC_TLS_CLIENT_CA', { description: 'CA for client certificates; enables mTLS' }),
-  grpcClientTlsCa: env.optionalString('AISLE_GRPC_CLIENT_TLS_CA', { description: 'CA to verify the services this one calls; enables TLS on outgoing gRPC' }),
-  grpcClientTlsCert: env.optionalString('AISLE_GRPC_CLIENT_TLS_CERT', { description: 'client certificate presented on outgoing gRPC (mTLS)' }),
-  grpcClientTlsKey: env.optionalString('AISLE_GRPC_CLIENT_TLS_KEY', { description: 'client key for outgoing gRPC (mTLS)' }),
-  grpcHealthPort: env.int('AISLE_GRPC_HEALTH_PORT', { default: -1, min: -1, max: 65535, description: 'plaintext port serving only grpc.health.v1, for kubelet probes (they cannot speak TLS); -1 = off' }),
-  grpcMaxMessageBytes: env.int('AISLE_GRPC_MAX_MESSAGE_BYTES', { default: 4 * 1024 * 1024, min: 1024, description: 'largest gRPC request accepted' }),
-  metricsPort: env.int('AISLE_METRICS_PORT', { default: 9464, min: -1, max: 65535, description: 'Prometheus /metrics port (0 = any free port, -1 = off)' }),
-  logLevel: env.oneOf('AISLE_LOG_LEVEL', ['debug', 'info', 'warn', 'error'] as const, { default: 'info', description: 'log level' }),
-  shutdownTimeoutMs: env.duration('AISLE_SHUTDOWN_TIMEOUT', { default: 20_000, description: 'deadline for a graceful shutdown' }),
-  drainDelayMs: env.duration('AISLE_DRAIN_DELAY', { default: 0, description: 'wait after NOT_SERVING before draining (let load balancers notice)' }),
-  otlpEndpoint: env.optionalString('OTEL_EXPORTER_OTLP_ENDPOINT', { description: 'OTLP/HTTP endpoint for traces; unset = no export' }),
+  grpcTlsClientCa: env.optionalString('AISLE_GRPC_TLS_CLIENT_CA', {
+    description: 'CA for client certificates; enables mTLS',
+  }),
+  grpcClientTlsCa: env.optionalString('AISLE_GRPC_CLIENT_TLS_CA', {
+    description: 'CA to verify the services this one calls; enables TLS on outgoing gRPC',
+  }),
+  grpcClientTlsCert: env.optionalString('AISLE_GRPC_CLIENT_TLS_CERT', {
+    description: 'client certificate presented on outgoing gRPC (mTLS)',
+  }),
+  grpcClientTlsKey: env.optionalString('AISLE_GRPC_CLIENT_TLS_KEY', {
+    description: 'client key for outgoing gRPC (mTLS)',
+  }),
+  grpcHealthPort: env.int('AISLE_GRPC_HEALTH_PORT', {
+    default: -1,
+    min: -1,
+    max: 65535,
+    description: 'plaintext port serving only grpc.health.v1, for kubelet probes (they cannot speak TLS); -1 = off',
+  }),
+  grpcMaxMessageBytes: env.int('AISLE_GRPC_MAX_MESSAGE_BYTES', {
+    default: 4 * 1024 * 1024,
+    min: 1024,
+    description: 'largest gRPC request accepted',
+  }),
+  metricsPort: env.int('AISLE_METRICS_PORT', {
+    default: 9464,
+    min: -1,
+    max: 65535,
+    description: 'Prometheus /metrics port (0 = any free port, -1 = off)',
+  }),
+  logLevel: env.oneOf('AISLE_LOG_LEVEL', ['debug', 'info', 'warn', 'error'] as const, {
+    default: 'info',
+    description: 'log level',
+  }),
+  shutdownTimeoutMs: env.duration('AISLE_SHUTDOWN_TIMEOUT', {
+    default: 20_000,
+    description: 'deadline for a graceful shutdown',
+  }),
+  drainDelayMs: env.duration('AISLE_DRAIN_DELAY', {
+    default: 0,
+    description: 'wait after NOT_SERVING before draining (let load balancers notice)',
+  }),
+  otlpEndpoint: env.optionalString('OTEL_EXPORTER_OTLP_ENDPOINT', {
+    description: 'OTLP/HTTP endpoint for traces; unset = no export',
+  }),
 } satisfies ConfigSpec;
 
 type CommonSecurity = {
@@ -220,12 +273,20 @@ export function checkCommonConfig(c: CommonSecurity, exists: (path: string) => b
     if (Boolean(av) !== Boolean(bv)) problems.push(`${av ? b : a} is required when ${av ? a : b} is set`);
   };
   pair('AISLE_GRPC_TLS_CERT', c.grpcTlsCert, 'AISLE_GRPC_TLS_KEY', c.grpcTlsKey);
-  if (c.grpcTlsClientCa && !c.grpcTlsCert) problems.push('AISLE_GRPC_TLS_CLIENT_CA needs AISLE_GRPC_TLS_CERT and AISLE_GRPC_TLS_KEY (mTLS is TLS plus client certificates)');
+  if (c.grpcTlsClientCa && !c.grpcTlsCert)
+    problems.push(
+      'AISLE_GRPC_TLS_CLIENT_CA needs AISLE_GRPC_TLS_CERT and AISLE_GRPC_TLS_KEY (mTLS is TLS plus client certificates)',
+    );
   pair('AISLE_GRPC_CLIENT_TLS_CERT', c.grpcClientTlsCert, 'AISLE_GRPC_CLIENT_TLS_KEY', c.grpcClientTlsKey);
-  if (c.grpcClientTlsCert && !c.grpcClientTlsCa) problems.push('AISLE_GRPC_CLIENT_TLS_CERT needs AISLE_GRPC_CLIENT_TLS_CA');
+  if (c.grpcClientTlsCert && !c.grpcClientTlsCa)
+    problems.push('AISLE_GRPC_CLIENT_TLS_CERT needs AISLE_GRPC_CLIENT_TLS_CA');
   pair('AISLE_NATS_TLS_CERT', c.natsTlsCert, 'AISLE_NATS_TLS_KEY', c.natsTlsKey);
   pair('AISLE_NATS_USER', c.natsUser, 'AISLE_NATS_PASSWORD', c.natsPassword);
-  const methods = [c.natsUser && 'AISLE_NATS_USER', c.natsToken && 'AISLE_NATS_TOKEN', c.natsCredsFile && 'AISLE_NATS_CREDS_FILE'].filter(Boolean);
+  const methods = [
+    c.natsUser && 'AISLE_NATS_USER',
+    c.natsToken && 'AISLE_NATS_TOKEN',
+    c.natsCredsFile && 'AISLE_NATS_CREDS_FILE',
+  ].filter(Boolean);
   if (methods.length > 1) problems.push(`use one NATS authentication method, not ${methods.join(' and ')}`);
   const files: Array<[string, string | undefined]> = [
     ['AISLE_GRPC_TLS_CERT', c.grpcTlsCert],
@@ -239,6 +300,7 @@ export function checkCommonConfig(c: CommonSecurity, exists: (path: string) => b
     ['AISLE_NATS_TLS_CERT', c.natsTlsCert],
     ['AISLE_NATS_TLS_KEY', c.natsTlsKey],
   ];
-  for (const [name, path] of files) if (path && !exists(path)) problems.push(`${name} names a file that does not exist: ${path}`);
+  for (const [name, path] of files)
+    if (path && !exists(path)) problems.push(`${name} names a file that does not exist: ${path}`);
   if (problems.length > 0) throw new ConfigError(problems);
 }

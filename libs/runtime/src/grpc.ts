@@ -116,10 +116,14 @@ export function bindUnaryService<D extends ServiceDefinition>(
       const abort = new AbortController();
       call.on('cancelled', () => abort.abort());
       const deadline = call.getDeadline();
-      const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? Number(deadline) : undefined;
+      const deadlineMs =
+        deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? Number(deadline) : undefined;
       const ctx: CallContext = { metadata: call.metadata, deadline: deadlineMs, signal: abort.signal };
       const finish = (code: grpc.status): void => {
-        histogram.observe({ method: rpc, code: grpc.status[code] ?? String(code) }, Number(process.hrtime.bigint() - started) / 1e9);
+        histogram.observe(
+          { method: rpc, code: grpc.status[code] ?? String(code) },
+          Number(process.hrtime.bigint() - started) / 1e9,
+        );
         span.setAttribute('rpc.grpc.status_code', code);
         span.end();
       };
@@ -208,7 +212,10 @@ let reflectionPackage: ReturnType<typeof loadFileDescriptorSetFromBuffer> | unde
 
 /** Aisle's descriptor set plus grpc.health.v1, so that reflection describes every hosted service. */
 function reflectionDescriptors(): ReturnType<typeof loadFileDescriptorSetFromBuffer> {
-  reflectionPackage ??= { ...loadSync(healthProtoPath), ...loadFileDescriptorSetFromBuffer(Buffer.from(descriptorSetBase64, 'base64')) };
+  reflectionPackage ??= {
+    ...loadSync(healthProtoPath),
+    ...loadFileDescriptorSetFromBuffer(Buffer.from(descriptorSetBase64, 'base64')),
+  };
   return reflectionPackage;
 }
 
@@ -253,10 +260,13 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
     shutdown(deadlineMs) {
       healthServer?.forceShutdown();
       return new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, Math.max(0, deadlineMs));
+        const timer = setTimeout(
+          () => {
+            server.forceShutdown();
+            resolve();
+          },
+          Math.max(0, deadlineMs),
+        );
         server.tryShutdown(() => {
           clearTimeout(timer);
           resolve();
@@ -287,10 +297,17 @@ export type GrpcClient<D extends ServiceDefinition> = {
  * A promise-based client for a ts-proto service definition. Propagates the active trace context in
  * `traceparent` metadata and applies a default deadline.
  */
-export function createGrpcClient<D extends ServiceDefinition>(definition: D, address: string, opts: GrpcClientOptions = {}): GrpcClient<D> {
+export function createGrpcClient<D extends ServiceDefinition>(
+  definition: D,
+  address: string,
+  opts: GrpcClientOptions = {},
+): GrpcClient<D> {
   // round_robin: with a `dns:///name-headless:port` target (Kubernetes), calls spread over every ready
   // pod instead of pinning one connection to one pod; with a single address it changes nothing.
-  const channelOptions = { 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }), ...opts.channelOptions };
+  const channelOptions = {
+    'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
+    ...opts.channelOptions,
+  };
   const client = new grpc.Client(address, opts.credentials ?? grpc.credentials.createInsecure(), channelOptions);
   const out: Record<string, unknown> = {
     close: () => client.close(),

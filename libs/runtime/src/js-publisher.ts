@@ -1,4 +1,11 @@
-import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import {
+  createInbox,
+  headers as natsHeaders,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+  type Subscription,
+} from '@nats-io/transport-node';
 import type { Context } from '@opentelemetry/api';
 import { injectTraceContext } from './telemetry';
 
@@ -75,9 +82,15 @@ export class AsyncJetStreamPublisher {
     if (!p) return;
     this.pending.delete(token);
     if (err) return p.reject(err);
-    if (msg.headers?.code === 503 && msg.data.length === 0) return p.reject(new JetStreamPublishError(`no stream listens on this subject`, 503));
+    if (msg.headers?.code === 503 && msg.data.length === 0)
+      return p.reject(new JetStreamPublishError(`no stream listens on this subject`, 503));
     try {
-      const body = msg.json<{ stream?: string; seq?: number; duplicate?: boolean; error?: { code: number; description: string } }>();
+      const body = msg.json<{
+        stream?: string;
+        seq?: number;
+        duplicate?: boolean;
+        error?: { code: number; description: string };
+      }>();
       if (body.error) return p.reject(new JetStreamPublishError(body.error.description, body.error.code));
       p.resolve({ stream: body.stream ?? '', seq: body.seq ?? 0, duplicate: body.duplicate ?? false });
     } catch (e) {

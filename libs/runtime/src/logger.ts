@@ -33,7 +33,12 @@ function toJsonable(value: unknown, depth = 0): unknown {
 }
 
 /** Structured JSON logs, one object per line, with the active trace id when there is one. */
-export function createLogger(opts: { service: string; level?: LogLevel; sink?: LogSink; bindings?: LogFields }): Logger {
+export function createLogger(opts: {
+  service: string;
+  level?: LogLevel;
+  sink?: LogSink;
+  bindings?: LogFields;
+}): Logger {
   const threshold = LEVELS[opts.level ?? 'info'];
   const sink = opts.sink ?? stdoutSink;
   const bindings = { service: opts.service, ...opts.bindings };

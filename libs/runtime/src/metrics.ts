@@ -21,7 +21,12 @@ export interface MetricsServer {
  * Serves `/metrics` (Prometheus text format) and `/status` (JSON from `status()`: loaded models,
  * execution providers, dependencies) on `port`; 0 picks a free port.
  */
-export async function startMetricsServer(registry: Registry, port: number, host = '0.0.0.0', status: () => unknown = () => ({})): Promise<MetricsServer> {
+export async function startMetricsServer(
+  registry: Registry,
+  port: number,
+  host = '0.0.0.0',
+  status: () => unknown = () => ({}),
+): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
     if (req.url === '/status' && req.method === 'GET') {
       res.writeHead(200, { 'Content-Type': 'application/json' });

@@ -32,18 +32,31 @@ export class ModelRegistry {
   ) {}
 
   static async open(nc: NatsConnection, opts: { replicas?: number } = {}): Promise<ModelRegistry> {
-    const store = await new Objm(nc).create(MODELS_BUCKET, { replicas: opts.replicas ?? 1, description: 'Aisle model artifacts' });
+    const store = await new Objm(nc).create(MODELS_BUCKET, {
+      replicas: opts.replicas ?? 1,
+      description: 'Aisle model artifacts',
+    });
     return new ModelRegistry(nc, store);
   }
 
   /** Stores a version, makes it active and announces it. */
   async publish(
     publisher: AsyncJetStreamPublisher,
-    artifact: { tenant: string; name: ModelName; version: string; onnx: Uint8Array; sidecar: Record<string, unknown>; meta: Partial<modelsV1.ModelPublished> },
+    artifact: {
+      tenant: string;
+      name: ModelName;
+      version: string;
+      onnx: Uint8Array;
+      sidecar: Record<string, unknown>;
+      meta: Partial<modelsV1.ModelPublished>;
+    },
   ): Promise<modelsV1.ModelPublished> {
     const base = `${artifact.tenant}/${artifact.name}/${artifact.version}`;
     const sha256 = createHash('sha256').update(artifact.onnx).digest('hex');
-    await this.store.putBlob({ name: `${base}.onnx`, description: `${artifact.name} ${artifact.version}` }, artifact.onnx);
+    await this.store.putBlob(
+      { name: `${base}.onnx`, description: `${artifact.name} ${artifact.version}` },
+      artifact.onnx,
+    );
     await this.store.putBlob({ name: `${base}.json` }, new TextEncoder().encode(JSON.stringify(artifact.sidecar)));
     const meta = modelsV1.ModelPublished.fromPartial({
       ...artifact.meta,
@@ -56,7 +69,10 @@ export class ModelRegistry {
       sha256,
       createdAt: artifact.meta.createdAt ?? new Date(),
     });
-    await this.store.putBlob({ name: pointerName(artifact.tenant, artifact.name) }, new TextEncoder().encode(JSON.stringify(modelsV1.ModelPublished.toJSON(meta))));
+    await this.store.putBlob(
+      { name: pointerName(artifact.tenant, artifact.name) },
+      new TextEncoder().encode(JSON.stringify(modelsV1.ModelPublished.toJSON(meta))),
+    );
     await publisher.publish(Subjects.modelsPublished, modelsV1.ModelPublished.encode(meta).finish(), {
       msgId: `${artifact.tenant}:${artifact.name}:${artifact.version}`,
       headers: { [Headers.contentType]: ContentTypes.protobuf },
@@ -74,9 +90,14 @@ export class ModelRegistry {
     const onnx = await this.store.getBlob(meta.objectName);
     if (!onnx) throw new ModelIntegrityError(`${meta.objectName} is missing from ${MODELS_BUCKET}`);
     const digest = createHash('sha256').update(onnx).digest('hex');
-    if (meta.sha256 && digest !== meta.sha256) throw new ModelIntegrityError(`${meta.objectName}: sha256 ${digest} does not match the announced ${meta.sha256}`);
+    if (meta.sha256 && digest !== meta.sha256)
+      throw new ModelIntegrityError(`${meta.objectName}: sha256 ${digest} does not match the announced ${meta.sha256}`);
     const sidecarRaw = meta.sidecarObjectName ? await this.store.getBlob(meta.sidecarObjectName) : null;
-    return { meta, onnx, sidecar: sidecarRaw ? (JSON.parse(new TextDecoder().decode(sidecarRaw)) as Record<string, unknown>) : {} };
+    return {
+      meta,
+      onnx,
+      sidecar: sidecarRaw ? (JSON.parse(new TextDecoder().decode(sidecarRaw)) as Record<string, unknown>) : {},
+    };
   }
 
   async active(tenant: string, name: ModelName): Promise<ModelArtifact | undefined> {

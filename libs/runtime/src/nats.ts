@@ -15,7 +15,14 @@ import {
   type JetStreamManager,
   type JsMsg,
 } from '@nats-io/jetstream';
-import { connect, credsAuthenticator, headers as natsHeaders, nanos, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import {
+  connect,
+  credsAuthenticator,
+  headers as natsHeaders,
+  nanos,
+  type MsgHdrs,
+  type NatsConnection,
+} from '@nats-io/transport-node';
 import { readFileSync } from 'node:fs';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Logger } from './logger';
@@ -38,11 +45,14 @@ export interface NatsConnectOptions {
 
 /** Connects with unlimited reconnects and logs connection status changes (never credentials). */
 export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnection> {
-  const tls = opts.tls && (opts.tls.caFile || opts.tls.certFile) ? {
-    ...(opts.tls.caFile ? { caFile: opts.tls.caFile } : {}),
-    ...(opts.tls.certFile ? { certFile: opts.tls.certFile } : {}),
-    ...(opts.tls.keyFile ? { keyFile: opts.tls.keyFile } : {}),
-  } : undefined;
+  const tls =
+    opts.tls && (opts.tls.caFile || opts.tls.certFile)
+      ? {
+          ...(opts.tls.caFile ? { caFile: opts.tls.caFile } : {}),
+          ...(opts.tls.certFile ? { certFile: opts.tls.certFile } : {}),
+          ...(opts.tls.keyFile ? { keyFile: opts.tls.keyFile } : {}),
+        }
+      : undefined;
   const nc = await connect({
     servers: opts.servers.split(',').map((s) => s.trim()),
     name: opts.name,
@@ -71,7 +81,12 @@ export async function jetStreamOf(nc: NatsConnection): Promise<{ js: JetStreamCl
 }
 
 function isNotFound(err: unknown): boolean {
-  return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamNotFound || err.code === JetStreamApiCodes.ConsumerNotFound || err.status === 404);
+  return (
+    err instanceof JetStreamApiError &&
+    (err.code === JetStreamApiCodes.StreamNotFound ||
+      err.code === JetStreamApiCodes.ConsumerNotFound ||
+      err.status === 404)
+  );
 }
 
 /**
@@ -169,7 +184,12 @@ function consumerMetrics(registry: Registry | undefined, durable: string) {
   if (!registry) return undefined;
   const outcomes =
     (registry.getSingleMetric('aisle_consumer_messages_total') as Counter<'consumer' | 'outcome'> | undefined) ??
-    new Counter({ name: 'aisle_consumer_messages_total', help: 'Consumed messages by outcome', labelNames: ['consumer', 'outcome'], registers: [registry] });
+    new Counter({
+      name: 'aisle_consumer_messages_total',
+      help: 'Consumed messages by outcome',
+      labelNames: ['consumer', 'outcome'],
+      registers: [registry],
+    });
   const batches =
     (registry.getSingleMetric('aisle_consumer_batch_seconds') as Histogram<'consumer'> | undefined) ??
     new Histogram({
@@ -219,7 +239,13 @@ export async function startConsumerLoop(opts: ConsumerLoopOptions): Promise<Cons
     filter_subject: opts.filterSubject,
     max_ack_pending: opts.maxInFlight,
     ack_wait: nanos(opts.ackWaitMs ?? 30_000),
-    ...(opts.startAt ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: opts.startAt.toISOString(), inactive_threshold: nanos(3_600_000) } : {}),
+    ...(opts.startAt
+      ? {
+          deliver_policy: DeliverPolicy.StartTime,
+          opt_start_time: opts.startAt.toISOString(),
+          inactive_threshold: nanos(3_600_000),
+        }
+      : {}),
   });
   const consumer = await opts.js.consumers.get(opts.stream, opts.durable);
   const metrics = consumerMetrics(opts.registry, opts.durable);
@@ -253,7 +279,8 @@ export async function startConsumerLoop(opts: ConsumerLoopOptions): Promise<Cons
     let outcomes: Outcome[];
     try {
       outcomes = await opts.handleBatch(batch);
-      if (outcomes.length !== batch.length) throw new Error(`handler returned ${outcomes.length} outcomes for ${batch.length} messages`);
+      if (outcomes.length !== batch.length)
+        throw new Error(`handler returned ${outcomes.length} outcomes for ${batch.length} messages`);
     } catch (err) {
       log.warn('batch failed; redelivering with backoff', { size: batch.length, err });
       outcomes = batch.map((m) => ({ kind: 'nak', delayMs: redeliveryDelay(m.info.deliveryCount) }));
@@ -297,7 +324,9 @@ export async function startConsumerLoop(opts: ConsumerLoopOptions): Promise<Cons
         startQueued();
       };
       try {
-        messages = await consumer.consume({ max_messages: Math.max(opts.batchSize, Math.min(opts.maxInFlight, opts.batchSize * 4)) });
+        messages = await consumer.consume({
+          max_messages: Math.max(opts.batchSize, Math.min(opts.maxInFlight, opts.batchSize * 4)),
+        });
         for await (const m of messages) {
           pending.push(m);
           if (pending.length >= opts.batchSize) flush();

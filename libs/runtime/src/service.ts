@@ -9,7 +9,16 @@ import { clientCredentials, startGrpcServer, type grpc, type GrpcServerOptions, 
 import { Lifecycle } from './lifecycle';
 import { createLogger, type Logger, type LogSink } from './logger';
 import { createMetricsRegistry, startMetricsServer } from './metrics';
-import { ACK, connectNats, ensureStreams, jetStreamOf, startConsumerLoop, type JetStreamClient, type JetStreamManager, type NatsConnection } from './nats';
+import {
+  ACK,
+  connectNats,
+  ensureStreams,
+  jetStreamOf,
+  startConsumerLoop,
+  type JetStreamClient,
+  type JetStreamManager,
+  type NatsConnection,
+} from './nats';
 import { AsyncJetStreamPublisher } from './js-publisher';
 import { initTelemetry, type Telemetry } from './telemetry';
 
@@ -42,9 +51,17 @@ export interface ServiceBaseOptions {
  * The first steps of every service's composition root: logger, shutdown hooks (installed before any
  * I/O), telemetry (flushed last) and the metrics endpoint.
  */
-export async function createServiceBase(defaultName: string, config: CommonConfig, opts: ServiceBaseOptions = {}): Promise<ServiceBase> {
+export async function createServiceBase(
+  defaultName: string,
+  config: CommonConfig,
+  opts: ServiceBaseOptions = {},
+): Promise<ServiceBase> {
   const name = config.serviceName || defaultName;
-  const logger = createLogger({ service: name, level: config.logLevel, ...(opts.logSink ? { sink: opts.logSink } : {}) });
+  const logger = createLogger({
+    service: name,
+    level: config.logLevel,
+    ...(opts.logSink ? { sink: opts.logSink } : {}),
+  });
   const lifecycle = new Lifecycle(logger, config.shutdownTimeoutMs);
   if (opts.handleSignals ?? true) lifecycle.installSignalHandlers();
   const telemetry: Telemetry = initTelemetry({
@@ -83,7 +100,11 @@ export interface Bus {
 }
 
 /** Connects to NATS (drained at shutdown) and provisions the streams this service touches. */
-export async function connectBus(base: ServiceBase, config: CommonConfig, streams: readonly StreamSpec[]): Promise<Bus> {
+export async function connectBus(
+  base: ServiceBase,
+  config: CommonConfig,
+  streams: readonly StreamSpec[],
+): Promise<Bus> {
   const nc = await connectNats({
     servers: config.natsUrl,
     name: base.name,
@@ -119,7 +140,10 @@ export async function serveGrpc(
     services,
     maxReceiveMessageBytes: config.grpcMaxMessageBytes,
     healthPort: config.grpcHealthPort,
-    tls: config.grpcTlsCert && config.grpcTlsKey ? { certFile: config.grpcTlsCert, keyFile: config.grpcTlsKey, clientCaFile: config.grpcTlsClientCa } : undefined,
+    tls:
+      config.grpcTlsCert && config.grpcTlsKey
+        ? { certFile: config.grpcTlsCert, keyFile: config.grpcTlsKey, clientCaFile: config.grpcTlsClientCa }
+        : undefined,
   });
   base.lifecycle.onShutdown('grpc', async () => {
     server.setServing(false);
@@ -137,7 +161,13 @@ export async function serveGrpc(
 export async function followCatalog(
   base: ServiceBase,
   bus: Bus,
-  opts: { name: string; tenant: string; startAt: Date; ackWaitMs: number; onItems: (items: catalogV1.Item[]) => void | Promise<void> },
+  opts: {
+    name: string;
+    tenant: string;
+    startAt: Date;
+    ackWaitMs: number;
+    onItems: (items: catalogV1.Item[]) => void | Promise<void>;
+  },
 ): Promise<void> {
   const loop = await startConsumerLoop({
     js: bus.js,
@@ -152,7 +182,9 @@ export async function followCatalog(
     logger: base.logger,
     registry: base.registry,
     handleBatch: async (msgs) => {
-      const items = msgs.map((m) => catalogV1.Item.decode(m.data)).filter((i) => (i.tenant || 'default') === opts.tenant);
+      const items = msgs
+        .map((m) => catalogV1.Item.decode(m.data))
+        .filter((i) => (i.tenant || 'default') === opts.tenant);
       if (items.length > 0) await opts.onItems(items);
       return msgs.map(() => ACK);
     },
@@ -162,7 +194,11 @@ export async function followCatalog(
 
 /** Credentials for this service's outgoing gRPC calls (AISLE_GRPC_CLIENT_TLS_*). */
 export function outgoingCredentials(config: CommonConfig): grpc.ChannelCredentials {
-  return clientCredentials({ caFile: config.grpcClientTlsCa, certFile: config.grpcClientTlsCert, keyFile: config.grpcClientTlsKey });
+  return clientCredentials({
+    caFile: config.grpcClientTlsCa,
+    certFile: config.grpcClientTlsCert,
+    keyFile: config.grpcClientTlsKey,
+  });
 }
 
 /**
@@ -186,7 +222,12 @@ function markReady(base: ServiceBase, started: StartedService): void {
   // Services whose readiness depends on something still to come (a published model) stay
   // NOT_SERVING under their own name; "" (the process) is SERVING, for liveness probes.
   for (const name of notReady ?? []) grpc.setServiceServing(name, false);
-  base.logger.info('ready', { grpc_port: grpc.port, metrics_port: base.metricsPort, ...(grpc.healthPort !== undefined ? { health_port: grpc.healthPort } : {}), ...details });
+  base.logger.info('ready', {
+    grpc_port: grpc.port,
+    metrics_port: base.metricsPort,
+    ...(grpc.healthPort !== undefined ? { health_port: grpc.healthPort } : {}),
+    ...details,
+  });
 }
 
 export interface InProcessService {
@@ -217,7 +258,11 @@ export async function startServiceInProcess<C extends CommonConfig>(
   }
 }
 
-export function runService<C extends CommonConfig>(defaultName: string, loadConfig: () => C, start: ServiceStart<C>): void {
+export function runService<C extends CommonConfig>(
+  defaultName: string,
+  loadConfig: () => C,
+  start: ServiceStart<C>,
+): void {
   let config: C;
   try {
     config = loadConfig();

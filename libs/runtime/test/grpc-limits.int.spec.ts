@@ -1,5 +1,15 @@
 import { featureV1 } from '@aisle/contracts';
-import { bindUnaryService, createGrpcClient, createMetricsRegistry, grpc, isGrpcError, memoryLogger, startGrpcServer, trace, type RunningGrpcServer } from '../src';
+import {
+  bindUnaryService,
+  createGrpcClient,
+  createMetricsRegistry,
+  grpc,
+  isGrpcError,
+  memoryLogger,
+  startGrpcServer,
+  trace,
+  type RunningGrpcServer,
+} from '../src';
 
 let server: RunningGrpcServer;
 let client: ReturnType<typeof createGrpcClient<typeof featureV1.FeatureServiceService>>;
@@ -8,14 +18,26 @@ beforeAll(async () => {
   const impl = bindUnaryService(
     featureV1.FeatureServiceService,
     {
-      getUserFeatures: async (req) => ({ users: req.userIds.map((userId) => featureV1.UserFeatures.fromPartial({ userId })), asOf: undefined }),
+      getUserFeatures: async (req) => ({
+        users: req.userIds.map((userId) => featureV1.UserFeatures.fromPartial({ userId })),
+        asOf: undefined,
+      }),
       getItemFeatures: async () => ({ items: [], asOf: undefined }),
       listPopularItems: async () => ({ items: [], asOf: undefined }),
       listUsers: async () => ({ userIds: [], nextPageToken: '' }),
     },
-    { logger: memoryLogger(), tracer: trace.getTracer('test'), registry: createMetricsRegistry('test', { defaultMetrics: false }) },
+    {
+      logger: memoryLogger(),
+      tracer: trace.getTracer('test'),
+      registry: createMetricsRegistry('test', { defaultMetrics: false }),
+    },
   );
-  server = await startGrpcServer({ host: '127.0.0.1', port: 0, maxReceiveMessageBytes: 4096, services: [{ definition: featureV1.FeatureServiceService, implementation: impl }] });
+  server = await startGrpcServer({
+    host: '127.0.0.1',
+    port: 0,
+    maxReceiveMessageBytes: 4096,
+    services: [{ definition: featureV1.FeatureServiceService, implementation: impl }],
+  });
   server.setServing(true);
   client = createGrpcClient(featureV1.FeatureServiceService, `127.0.0.1:${server.port}`, { deadlineMs: 3000 });
 });
@@ -29,6 +51,8 @@ test('requests above the size limit get RESOURCE_EXHAUSTED; smaller ones are ser
   const ids = (n: number) => Array.from({ length: n }, (_, i) => `user-${String(i).padStart(6, '0')}`);
   const small = await client.getUserFeatures({ tenant: '', userIds: ids(100), recentLimit: 0 });
   expect(small.users).toHaveLength(100);
-  const err: unknown = await client.getUserFeatures({ tenant: '', userIds: ids(1000), recentLimit: 0 }).catch((e: unknown) => e);
+  const err: unknown = await client
+    .getUserFeatures({ tenant: '', userIds: ids(1000), recentLimit: 0 })
+    .catch((e: unknown) => e);
   expect(isGrpcError(err) && err.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
 });

@@ -39,7 +39,10 @@ beforeAll(async () => {
         if (req.userIds.length === 0) throw new InvalidArgumentError('user_ids', 'at least one id required');
         if (req.userIds[0] === 'down') throw new UnavailableError('store unavailable');
         if (req.userIds[0] === 'bug') throw new Error('secret internal detail');
-        return { users: req.userIds.map((userId) => ({ ...featureV1.UserFeatures.fromPartial({ userId }) })), asOf: undefined };
+        return {
+          users: req.userIds.map((userId) => ({ ...featureV1.UserFeatures.fromPartial({ userId }) })),
+          asOf: undefined,
+        };
       },
       getItemFeatures: async () => ({ items: [], asOf: undefined }),
       listPopularItems: async () => ({ items: [], asOf: undefined }),
@@ -47,7 +50,11 @@ beforeAll(async () => {
     },
     { logger, tracer: telemetry.tracer, registry: createMetricsRegistry('test', { defaultMetrics: false }) },
   );
-  server = await startGrpcServer({ host: '127.0.0.1', port: 0, services: [{ definition: featureV1.FeatureServiceService, implementation: impl }] });
+  server = await startGrpcServer({
+    host: '127.0.0.1',
+    port: 0,
+    services: [{ definition: featureV1.FeatureServiceService, implementation: impl }],
+  });
   server.setServing(true);
   client = createGrpcClient(featureV1.FeatureServiceService, `127.0.0.1:${server.port}`, { deadlineMs: 3000 });
 });
@@ -64,9 +71,18 @@ const codeOf = async (p: Promise<unknown>) => {
 };
 
 test('domain errors map to status codes; unknown errors do not leak', async () => {
-  expect(await codeOf(client.getUserFeatures({ tenant: '', userIds: [], recentLimit: 0 }))).toEqual([grpc.status.INVALID_ARGUMENT, 'user_ids: at least one id required']);
-  expect(await codeOf(client.getUserFeatures({ tenant: '', userIds: ['down'], recentLimit: 0 }))).toEqual([grpc.status.UNAVAILABLE, 'store unavailable']);
-  expect(await codeOf(client.getUserFeatures({ tenant: '', userIds: ['bug'], recentLimit: 0 }))).toEqual([grpc.status.INTERNAL, 'internal error']);
+  expect(await codeOf(client.getUserFeatures({ tenant: '', userIds: [], recentLimit: 0 }))).toEqual([
+    grpc.status.INVALID_ARGUMENT,
+    'user_ids: at least one id required',
+  ]);
+  expect(await codeOf(client.getUserFeatures({ tenant: '', userIds: ['down'], recentLimit: 0 }))).toEqual([
+    grpc.status.UNAVAILABLE,
+    'store unavailable',
+  ]);
+  expect(await codeOf(client.getUserFeatures({ tenant: '', userIds: ['bug'], recentLimit: 0 }))).toEqual([
+    grpc.status.INTERNAL,
+    'internal error',
+  ]);
 });
 
 test('traceparent flows client -> gRPC server and publisher -> NATS consumer', async () => {
@@ -76,7 +92,9 @@ test('traceparent flows client -> gRPC server and publisher -> NATS consumer', a
     return span.spanContext().traceId;
   });
   expect(serverTraceIds).toEqual([traceId]);
-  const serverSpan = exporter.getFinishedSpans().find((s) => s.name === 'aisle.feature.v1.FeatureService/GetUserFeatures' && s.spanContext().traceId === traceId);
+  const serverSpan = exporter
+    .getFinishedSpans()
+    .find((s) => s.name === 'aisle.feature.v1.FeatureService/GetUserFeatures' && s.spanContext().traceId === traceId);
   expect(serverSpan?.attributes['rpc.method']).toBe('GetUserFeatures');
 
   const nats = await startNatsServer();
@@ -95,9 +113,15 @@ test('traceparent flows client -> gRPC server and publisher -> NATS consumer', a
     expect(extracted?.spanId).toBe(published.spanId);
     expect(trace.getSpanContext(extractTraceContext(undefined))).toBeUndefined();
     expect(context.active()).toBeDefined();
-    await expect(publisher.publish('nobody.listens', new Uint8Array())).rejects.toThrow('no stream listens on this subject');
+    await expect(publisher.publish('nobody.listens', new Uint8Array())).rejects.toThrow(
+      'no stream listens on this subject',
+    );
     const dup = await publisher.publish('t.x', new Uint8Array([2]), { msgId: 'same' });
-    expect(await publisher.publish('t.x', new Uint8Array([2]), { msgId: 'same' })).toEqual({ stream: 'T', seq: dup.seq, duplicate: true });
+    expect(await publisher.publish('t.x', new Uint8Array([2]), { msgId: 'same' })).toEqual({
+      stream: 'T',
+      seq: dup.seq,
+      duplicate: true,
+    });
     publisher.close();
   } finally {
     await nc.close();

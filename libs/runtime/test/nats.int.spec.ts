@@ -14,7 +14,13 @@ afterAll(async () => {
   await nats.dispose();
 });
 
-const spec: StreamSpec = { name: 'TEST', subjects: ['test.>'], maxAgeMs: 60_000, duplicateWindowMs: 60_000, description: 'test' };
+const spec: StreamSpec = {
+  name: 'TEST',
+  subjects: ['test.>'],
+  maxAgeMs: 60_000,
+  duplicateWindowMs: 60_000,
+  description: 'test',
+};
 
 test('ensureStreams is idempotent and applies changed settings', async () => {
   const { jsm } = await jetStreamOf(nc);
@@ -52,7 +58,17 @@ test('the consumer loop batches in order, redelivers on failure, terminates pois
     });
   };
   const logger = memoryLogger();
-  const loop = await startConsumerLoop({ js, jsm, stream: 'LOOP', durable: 'loop', filterSubject: 'loop.>', batchSize: 50, maxInFlight: 120, handleBatch, logger });
+  const loop = await startConsumerLoop({
+    js,
+    jsm,
+    stream: 'LOOP',
+    durable: 'loop',
+    filterSubject: 'loop.>',
+    batchSize: 50,
+    maxInFlight: 120,
+    handleBatch,
+    logger,
+  });
   const deadline = Date.now() + 20_000;
   while (seen.length < 299 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   await loop.stop();

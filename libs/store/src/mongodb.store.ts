@@ -1,4 +1,11 @@
-import { MongoBulkWriteError, MongoClient, MongoServerError, type ClientSession, type Collection, type Db } from 'mongodb';
+import {
+  MongoBulkWriteError,
+  MongoClient,
+  MongoServerError,
+  type ClientSession,
+  type Collection,
+  type Db,
+} from 'mongodb';
 import {
   StoreUnavailableError,
   type CatalogItem,
@@ -179,7 +186,13 @@ export class MongoStore implements Store {
         guard(async () => {
           if (rs.length === 0) return;
           await coll.bulkWrite(
-            rs.map((r) => ({ replaceOne: { filter: { _id: key(r.tenant, r.userId) }, replacement: { ...r, _id: key(r.tenant, r.userId), scoredAt: new Date(r.scoredAt) }, upsert: true } })),
+            rs.map((r) => ({
+              replaceOne: {
+                filter: { _id: key(r.tenant, r.userId) },
+                replacement: { ...r, _id: key(r.tenant, r.userId), scoredAt: new Date(r.scoredAt) },
+                upsert: true,
+              },
+            })),
             { ordered: false },
           );
         }),
@@ -191,7 +204,11 @@ export class MongoStore implements Store {
       listAtRisk: (tenant, minRisk, limit, after) =>
         guard(async () => {
           const filter = after
-            ? { tenant, risk: { $gte: minRisk }, $or: [{ risk: { $lt: after.risk } }, { risk: after.risk, userId: { $gt: after.userId } }] }
+            ? {
+                tenant,
+                risk: { $gte: minRisk },
+                $or: [{ risk: { $lt: after.risk } }, { risk: after.risk, userId: { $gt: after.userId } }],
+              }
             : { tenant, risk: { $gte: minRisk } };
           const docs = await coll.find(filter, { sort: { risk: -1, userId: 1 }, limit }).toArray();
           return docs.map(toRecord);
@@ -231,7 +248,9 @@ export class MongoStore implements Store {
       { key: { tenant: 1, user_id: 1, occurred_at: 1 }, name: 'events_by_user' },
     ]);
     await this.itemsColl.createIndexes([{ key: { tenant: 1, item_id: 1 }, name: 'items_by_tenant' }]);
-    await this.db.collection('churn_scores').createIndexes([{ key: { tenant: 1, risk: -1, userId: 1 }, name: 'churn_by_risk' }]);
+    await this.db
+      .collection('churn_scores')
+      .createIndexes([{ key: { tenant: 1, risk: -1, userId: 1 }, name: 'churn_by_risk' }]);
     for (const c of ['user_features', 'item_features', 'item_covisits', 'feature_meta'] as const) {
       await this.docs(c).createIndexes([{ key: { tenant: 1, id: 1 }, name: `${c}_by_tenant` }]);
     }
@@ -252,7 +271,8 @@ export class MongoStore implements Store {
             throw err;
           }
         }),
-      count: (filter) => guard(() => this.eventsColl.countDocuments(filter?.tenant === undefined ? {} : { tenant: filter.tenant })),
+      count: (filter) =>
+        guard(() => this.eventsColl.countDocuments(filter?.tenant === undefined ? {} : { tenant: filter.tenant })),
       stats: (tenant) =>
         guard(async () => {
           const match = tenant === undefined ? {} : { tenant };
@@ -273,7 +293,10 @@ export class MongoStore implements Store {
           if (opts.fromMs !== undefined) range['$gte'] = new Date(opts.fromMs);
           if (opts.toMs !== undefined) range['$lt'] = new Date(opts.toMs);
           if (Object.keys(range).length) filter['occurred_at'] = range;
-          const cursor = coll.find(filter, { sort: { occurred_at: 1, event_id: 1, tenant: 1 }, batchSize: opts.pageSize ?? 5000 });
+          const cursor = coll.find(filter, {
+            sort: { occurred_at: 1, event_id: 1, tenant: 1 },
+            batchSize: opts.pageSize ?? 5000,
+          });
           try {
             for await (const d of cursor) yield fromEventDoc(d);
           } catch (err) {
@@ -306,7 +329,13 @@ export class MongoStore implements Store {
             };
             // Matches only when the stored version is not newer; otherwise the upsert collides on
             // _id and is dropped (duplicate key), which is exactly "keep the newer one".
-            return { replaceOne: { filter: { _id: doc._id, updated_at: { $lte: doc.updated_at } }, replacement: doc, upsert: true } };
+            return {
+              replaceOne: {
+                filter: { _id: doc._id, updated_at: { $lte: doc.updated_at } },
+                replacement: doc,
+                upsert: true,
+              },
+            };
           });
           try {
             const r = await this.itemsColl.bulkWrite(ops, { ordered: false });
@@ -320,10 +349,13 @@ export class MongoStore implements Store {
         }),
       getMany: (tenant, ids) =>
         guard(async () => {
-          const docs = await this.itemsColl.find({ _id: { $in: [...new Set(ids)].map((id) => key(tenant, id)) } }).toArray();
+          const docs = await this.itemsColl
+            .find({ _id: { $in: [...new Set(ids)].map((id) => key(tenant, id)) } })
+            .toArray();
           return new Map(docs.map((d) => [d.item_id, fromItemDoc(d)]));
         }),
-      count: (filter) => guard(() => this.itemsColl.countDocuments(filter?.tenant === undefined ? {} : { tenant: filter.tenant })),
+      count: (filter) =>
+        guard(() => this.itemsColl.countDocuments(filter?.tenant === undefined ? {} : { tenant: filter.tenant })),
       scan: (tenant) => {
         const coll = this.itemsColl;
         return (async function* () {
@@ -334,7 +366,12 @@ export class MongoStore implements Store {
   }
 
   private makeDocuments(): DocumentRepository {
-    const getMany = async <T>(c: DocumentCollection, tenant: string, ids: readonly string[], session?: ClientSession): Promise<Map<string, T>> => {
+    const getMany = async <T>(
+      c: DocumentCollection,
+      tenant: string,
+      ids: readonly string[],
+      session?: ClientSession,
+    ): Promise<Map<string, T>> => {
       const docs = await this.docs(c)
         .find({ _id: { $in: [...new Set(ids)].map((id) => key(tenant, id)) } }, session ? { session } : {})
         .toArray();
@@ -353,7 +390,11 @@ export class MongoStore implements Store {
                   if (docs.size === 0) return;
                   await this.docs(c).bulkWrite(
                     [...docs].map(([id, doc]) => ({
-                      replaceOne: { filter: { _id: key(t, id) }, replacement: { _id: key(t, id), tenant: t, id, doc }, upsert: true },
+                      replaceOne: {
+                        filter: { _id: key(t, id) },
+                        replacement: { _id: key(t, id), tenant: t, id, doc },
+                        upsert: true,
+                      },
                     })),
                     { session, ordered: false },
                   );
@@ -383,7 +424,13 @@ export class MongoStore implements Store {
       },
       count: (c, tenant) => guard(() => this.docs(c).countDocuments(tenant === undefined ? {} : { tenant })),
       listIds: (c, tenant, after, limit) =>
-        guard(async () => (await this.docs(c).find({ tenant, id: { $gt: after } }, { sort: { id: 1 }, limit, projection: { id: 1 } }).toArray()).map((d) => d.id)),
+        guard(async () =>
+          (
+            await this.docs(c)
+              .find({ tenant, id: { $gt: after } }, { sort: { id: 1 }, limit, projection: { id: 1 } })
+              .toArray()
+          ).map((d) => d.id),
+        ),
     };
   }
 

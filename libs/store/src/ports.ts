@@ -38,7 +38,9 @@ export interface EventRepository {
   /** Every event in (occurredAt, eventId) order. */
   scan(opts?: EventScanOptions): AsyncIterable<StoredEvent>;
   /** Event time range and count of a tenant's events. */
-  stats(tenant?: string): Promise<{ count: number; minOccurredAt: number | undefined; maxOccurredAt: number | undefined }>;
+  stats(
+    tenant?: string,
+  ): Promise<{ count: number; minOccurredAt: number | undefined; maxOccurredAt: number | undefined }>;
 }
 
 export interface CatalogItem {
@@ -104,7 +106,12 @@ export interface ChurnScoreRepository {
   upsertMany(records: readonly ChurnScoreRecord[]): Promise<void>;
   getMany(tenant: string, userIds: readonly string[]): Promise<Map<string, ChurnScoreRecord>>;
   /** Highest risk first (ties by user id), from after `after` (keyset pagination). */
-  listAtRisk(tenant: string, minRisk: number, limit: number, after?: { risk: number; userId: string }): Promise<ChurnScoreRecord[]>;
+  listAtRisk(
+    tenant: string,
+    minRisk: number,
+    limit: number,
+    after?: { risk: number; userId: string },
+  ): Promise<ChurnScoreRecord[]>;
 }
 
 export interface Store {

@@ -262,7 +262,12 @@ export class SqliteStore implements Store {
       getMany: async (tenant, ids) => {
         const out = new Map<string, ChurnScoreRecord>();
         for (const part of chunks([...new Set(ids)])) {
-          const rows = guard(() => this.stmt(`SELECT * FROM churn_scores WHERE tenant = ? AND user_id IN (${part.map(() => '?').join(',')})`).all(tenant, ...part) as Row[]);
+          const rows = guard(
+            () =>
+              this.stmt(
+                `SELECT * FROM churn_scores WHERE tenant = ? AND user_id IN (${part.map(() => '?').join(',')})`,
+              ).all(tenant, ...part) as Row[],
+          );
           for (const r of rows) out.set(r.user_id, toRecord(r));
         }
         return out;
@@ -270,13 +275,13 @@ export class SqliteStore implements Store {
       listAtRisk: async (tenant, minRisk, limit, after) => {
         const rows = guard(() =>
           after
-            ? (this
-                .stmt(
-                  `SELECT * FROM churn_scores WHERE tenant = ? AND risk >= ? AND (risk < ? OR (risk = ? AND user_id > ?))
+            ? (this.stmt(
+                `SELECT * FROM churn_scores WHERE tenant = ? AND risk >= ? AND (risk < ? OR (risk = ? AND user_id > ?))
                    ORDER BY risk DESC, user_id LIMIT ?`,
-                )
-                .all(tenant, minRisk, after.risk, after.risk, after.userId, limit) as Row[])
-            : (this.stmt('SELECT * FROM churn_scores WHERE tenant = ? AND risk >= ? ORDER BY risk DESC, user_id LIMIT ?').all(tenant, minRisk, limit) as Row[]),
+              ).all(tenant, minRisk, after.risk, after.risk, after.userId, limit) as Row[])
+            : (this.stmt(
+                'SELECT * FROM churn_scores WHERE tenant = ? AND risk >= ? ORDER BY risk DESC, user_id LIMIT ?',
+              ).all(tenant, minRisk, limit) as Row[]),
         );
         return rows.map(toRecord);
       },
@@ -308,7 +313,9 @@ export class SqliteStore implements Store {
           () =>
             (tenant === undefined
               ? this.stmt('SELECT COUNT(*) AS n, MIN(occurred_at) AS lo, MAX(occurred_at) AS hi FROM events').get()
-              : this.stmt('SELECT COUNT(*) AS n, MIN(occurred_at) AS lo, MAX(occurred_at) AS hi FROM events WHERE tenant = ?').get(tenant)) as {
+              : this.stmt(
+                  'SELECT COUNT(*) AS n, MIN(occurred_at) AS lo, MAX(occurred_at) AS hi FROM events WHERE tenant = ?',
+                ).get(tenant)) as {
               n: number;
               lo: number | null;
               hi: number | null;
@@ -347,7 +354,9 @@ export class SqliteStore implements Store {
       for (const r of rows) yield rowToEvent(r);
       const last = rows[rows.length - 1] as EventRow;
       if (rows.length < page) break;
-      rows = guard(() => next.all({ ...params, at: last.occurred_at, id: last.event_id, t: last.tenant }) as EventRow[]);
+      rows = guard(
+        () => next.all({ ...params, at: last.occurred_at, id: last.event_id, t: last.tenant }) as EventRow[],
+      );
     }
   }
 
@@ -363,7 +372,8 @@ export class SqliteStore implements Store {
     );
     const upsertAll = db.transaction((items: readonly CatalogItem[]) => {
       let written = 0;
-      for (const i of items) written += upsert.run({ ...i, inStock: i.inStock ? 1 : 0, attributes: JSON.stringify(i.attributes) }).changes;
+      for (const i of items)
+        written += upsert.run({ ...i, inStock: i.inStock ? 1 : 0, attributes: JSON.stringify(i.attributes) }).changes;
       return written;
     });
     const lock = this.writeLock;
@@ -373,7 +383,11 @@ export class SqliteStore implements Store {
         const out = new Map<string, CatalogItem>();
         for (const part of chunks([...new Set(ids)])) {
           const rows = guard(
-            () => this.stmt(`SELECT * FROM items WHERE tenant = ? AND item_id IN (${part.map(() => '?').join(',')})`).all(tenant, ...part) as ItemRow[],
+            () =>
+              this.stmt(`SELECT * FROM items WHERE tenant = ? AND item_id IN (${part.map(() => '?').join(',')})`).all(
+                tenant,
+                ...part,
+              ) as ItemRow[],
           );
           for (const r of rows) out.set(r.item_id, rowToItem(r));
         }
@@ -388,7 +402,11 @@ export class SqliteStore implements Store {
       scan: (tenant) => {
         const stmt = db.prepare('SELECT * FROM items WHERE tenant = ? AND item_id > ? ORDER BY item_id LIMIT 1000');
         return (async function* () {
-          for await (const r of pages((after) => stmt.all(tenant, after) as ItemRow[], (r) => r.item_id)) yield rowToItem(r);
+          for await (const r of pages(
+            (after) => stmt.all(tenant, after) as ItemRow[],
+            (r) => r.item_id,
+          ))
+            yield rowToItem(r);
         })();
       },
     };
@@ -399,14 +417,16 @@ export class SqliteStore implements Store {
     const getMany = <T>(collection: DocumentCollection, tenant: string, ids: readonly string[]): Map<string, T> => {
       const out = new Map<string, T>();
       for (const part of chunks([...new Set(ids)])) {
-        const rows = this
-          .stmt(`SELECT id, doc FROM documents WHERE collection = ? AND tenant = ? AND id IN (${part.map(() => '?').join(',')})`)
-          .all(collection, tenant, ...part) as Array<{ id: string; doc: string }>;
+        const rows = this.stmt(
+          `SELECT id, doc FROM documents WHERE collection = ? AND tenant = ? AND id IN (${part.map(() => '?').join(',')})`,
+        ).all(collection, tenant, ...part) as Array<{ id: string; doc: string }>;
         for (const r of rows) out.set(r.id, JSON.parse(r.doc) as T);
       }
       return out;
     };
-    const put = db.prepare('INSERT INTO documents VALUES (?, ?, ?, ?) ON CONFLICT (collection, tenant, id) DO UPDATE SET doc = excluded.doc');
+    const put = db.prepare(
+      'INSERT INTO documents VALUES (?, ?, ?, ?) ON CONFLICT (collection, tenant, id) DO UPDATE SET doc = excluded.doc',
+    );
     const mark = db.prepare('INSERT OR IGNORE INTO applied VALUES (?, ?, ?)');
     const tx: DocumentTx = {
       getMany: async (c, t, ids) => getMany(c, t, ids),
@@ -431,21 +451,35 @@ export class SqliteStore implements Store {
         }),
       getMany: async (c, t, ids) => guard(() => getMany(c, t, ids)),
       scan: <T>(collection: DocumentCollection, tenant: string) => {
-        const stmt = db.prepare('SELECT id, doc FROM documents WHERE collection = ? AND tenant = ? AND id > ? ORDER BY id LIMIT 1000');
+        const stmt = db.prepare(
+          'SELECT id, doc FROM documents WHERE collection = ? AND tenant = ? AND id > ? ORDER BY id LIMIT 1000',
+        );
         return (async function* () {
-          const rows = pages((after) => stmt.all(collection, tenant, after) as Array<{ id: string; doc: string }>, (r) => r.id);
+          const rows = pages(
+            (after) => stmt.all(collection, tenant, after) as Array<{ id: string; doc: string }>,
+            (r) => r.id,
+          );
           for await (const r of rows) yield { id: r.id, doc: JSON.parse(r.doc) as T };
         })();
       },
       listIds: async (collection, tenant, after, limit) =>
         guard(() =>
-          (this.stmt('SELECT id FROM documents WHERE collection = ? AND tenant = ? AND id > ? ORDER BY id LIMIT ?').all(collection, tenant, after, limit) as Array<{ id: string }>).map((r) => r.id),
+          (
+            this.stmt(
+              'SELECT id FROM documents WHERE collection = ? AND tenant = ? AND id > ? ORDER BY id LIMIT ?',
+            ).all(collection, tenant, after, limit) as Array<{ id: string }>
+          ).map((r) => r.id),
         ),
       count: async (collection, tenant) =>
         guard(() =>
           tenant === undefined
             ? (this.stmt('SELECT COUNT(*) AS n FROM documents WHERE collection = ?').get(collection) as { n: number }).n
-            : (this.stmt('SELECT COUNT(*) AS n FROM documents WHERE collection = ? AND tenant = ?').get(collection, tenant) as { n: number }).n,
+            : (
+                this.stmt('SELECT COUNT(*) AS n FROM documents WHERE collection = ? AND tenant = ?').get(
+                  collection,
+                  tenant,
+                ) as { n: number }
+              ).n,
         ),
     };
   }

@@ -13,7 +13,9 @@ if (url) {
   });
 } else {
   // Written to stderr directly: jest does not show console output of suites whose tests are all skipped.
-  process.stderr.write('\nSKIPPED: MongoDB store contract suite (MONGODB_URL is not set; no MongoDB server on this machine)\n');
+  process.stderr.write(
+    '\nSKIPPED: MongoDB store contract suite (MONGODB_URL is not set; no MongoDB server on this machine)\n',
+  );
   describe.skip('store contract: mongodb (skipped: MONGODB_URL not set)', () => {
     test('needs MONGODB_URL', () => undefined);
   });

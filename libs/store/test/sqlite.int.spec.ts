@@ -23,11 +23,26 @@ describe('sqlite specifics', () => {
     const locker = new Database(path);
     locker.exec('BEGIN EXCLUSIVE');
     const e: StoredEvent = {
-      tenant: 't', eventId: 'e', type: 'view', userId: 'u', sessionId: '', itemId: 'i', query: '', quantity: 0, price: 0,
-      currency: '', occurredAt: 1, ingestedAt: 1, requestId: '', position: 0, context: {},
+      tenant: 't',
+      eventId: 'e',
+      type: 'view',
+      userId: 'u',
+      sessionId: '',
+      itemId: 'i',
+      query: '',
+      quantity: 0,
+      price: 0,
+      currency: '',
+      occurredAt: 1,
+      ingestedAt: 1,
+      requestId: '',
+      position: 0,
+      context: {},
     };
     await expect(store.events.insertMany([e])).rejects.toBeInstanceOf(StoreUnavailableError);
-    await expect(store.documents.transact(async (tx) => tx.markApplied('c', 't', 'e'))).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(store.documents.transact(async (tx) => tx.markApplied('c', 't', 'e'))).rejects.toBeInstanceOf(
+      StoreUnavailableError,
+    );
     locker.exec('ROLLBACK');
     locker.close();
     await expect(store.events.insertMany([e])).resolves.toEqual({ inserted: 1 });

@@ -72,7 +72,9 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
     test('items: an older update never replaces a newer one', async () => {
       expect(await store.items.upsertMany([item('x', 10, { price: 1 })])).toEqual({ written: 1 });
       expect(await store.items.upsertMany([item('x', 5, { price: 2 })])).toEqual({ written: 0 });
-      expect(await store.items.upsertMany([item('x', 20, { price: 3, inStock: false, attributes: { color: 'red' } })])).toEqual({ written: 1 });
+      expect(
+        await store.items.upsertMany([item('x', 20, { price: 3, inStock: false, attributes: { color: 'red' } })]),
+      ).toEqual({ written: 1 });
       const got = await store.items.getMany('t1', ['x', 'missing']);
       expect(got.size).toBe(1);
       expect(got.get('x')).toEqual(item('x', 20, { price: 3, inStock: false, attributes: { color: 'red' } }));
@@ -105,7 +107,14 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
 
     test('documents scan and count per collection and tenant', async () => {
       await store.documents.transact(async (tx) => {
-        await tx.putMany('item_features', 't1', new Map([['b', { v: 2 }], ['a', { v: 1 }]]));
+        await tx.putMany(
+          'item_features',
+          't1',
+          new Map([
+            ['b', { v: 2 }],
+            ['a', { v: 1 }],
+          ]),
+        );
         await tx.putMany('item_features', 't2', new Map([['c', { v: 3 }]]));
         await tx.putMany('user_features', 't1', new Map([['u', { v: 4 }]]));
       });
@@ -129,7 +138,9 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
           await tx.putMany('feature_meta', 't1', new Map([['counter', { n: cur + 1 }]]));
         });
       await Promise.all(Array.from({ length: 20 }, bump));
-      expect((await store.documents.getMany<{ n: number }>('feature_meta', 't1', ['counter'])).get('counter')?.n).toBe(20);
+      expect((await store.documents.getMany<{ n: number }>('feature_meta', 't1', ['counter'])).get('counter')?.n).toBe(
+        20,
+      );
     });
 
     test('churn scores: upsert, read back, and page by risk', async () => {
@@ -137,15 +148,25 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
         tenant,
         userId,
         risk,
-        band: (risk > 0.7 ? 'high' : risk > 0.4 ? 'medium' : 'low'),
+        band: risk > 0.7 ? 'high' : risk > 0.4 ? 'medium' : 'low',
         factors: [{ feature: 'log_recency_days', value: 3.2, contribution: 0.8 }],
         scoredAt: 1000,
         modelVersion: 'v1',
         alerted: false,
       });
-      await store.churnScores.upsertMany([rec('a', 0.9), rec('b', 0.5), rec('c', 0.9), rec('d', 0.2), rec('e', 0.7), rec('x', 0.99, 't2')]);
+      await store.churnScores.upsertMany([
+        rec('a', 0.9),
+        rec('b', 0.5),
+        rec('c', 0.9),
+        rec('d', 0.2),
+        rec('e', 0.7),
+        rec('x', 0.99, 't2'),
+      ]);
       await store.churnScores.upsertMany([{ ...rec('b', 0.95), alerted: true }]);
-      expect((await store.churnScores.getMany('t1', ['b', 'zz'])).get('b')).toEqual({ ...rec('b', 0.95), alerted: true });
+      expect((await store.churnScores.getMany('t1', ['b', 'zz'])).get('b')).toEqual({
+        ...rec('b', 0.95),
+        alerted: true,
+      });
       const page1 = await store.churnScores.listAtRisk('t1', 0.6, 2);
       expect(page1.map((r) => r.userId)).toEqual(['b', 'a']);
       const last = page1[page1.length - 1]!;

@@ -16,7 +16,12 @@ export interface NatsServerHandle {
 }
 
 export function natsServerBinary(): string {
-  const candidates = [process.env['AISLE_NATS_SERVER_BIN'], '/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'];
+  const candidates = [
+    process.env['AISLE_NATS_SERVER_BIN'],
+    '/usr/sbin/nats-server',
+    '/usr/bin/nats-server',
+    '/usr/local/bin/nats-server',
+  ];
   for (const c of candidates) if (c && existsSync(c)) return c;
   const which = spawnSync('sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' });
   const found = which.stdout.trim();
@@ -24,7 +29,13 @@ export function natsServerBinary(): string {
   throw new Error('nats-server not found: run `npm test` (it installs it) or set AISLE_NATS_SERVER_BIN');
 }
 
-function launch(bin: string, port: number, storeDir: string, extraArgs: readonly string[], detached: boolean): Promise<{ child: ChildProcess; port: number }> {
+function launch(
+  bin: string,
+  port: number,
+  storeDir: string,
+  extraArgs: readonly string[],
+  detached: boolean,
+): Promise<{ child: ChildProcess; port: number }> {
   const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, ...extraArgs];
   const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], detached });
   return new Promise((resolve, reject) => {
@@ -61,7 +72,9 @@ function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /** A real nats-server with JetStream on a random loopback port and a temporary store directory. */
-export async function startNatsServer(opts: { args?: readonly string[]; detached?: boolean } = {}): Promise<NatsServerHandle> {
+export async function startNatsServer(
+  opts: { args?: readonly string[]; detached?: boolean } = {},
+): Promise<NatsServerHandle> {
   const bin = natsServerBinary();
   const storeDir = mkdtempSync(join(tmpdir(), 'aisle-nats-'));
   const extra = opts.args ?? [];

@@ -39,8 +39,16 @@ function issue(
   const extensions: object[] = [{ name: 'basicConstraints', cA: Boolean(ext.ca), critical: true }];
   if (ext.ca) extensions.push({ name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true });
   else extensions.push({ name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true });
-  if (ext.server || ext.client) extensions.push({ name: 'extKeyUsage', serverAuth: Boolean(ext.server), clientAuth: Boolean(ext.client) });
-  if (ext.server) extensions.push({ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] });
+  if (ext.server || ext.client)
+    extensions.push({ name: 'extKeyUsage', serverAuth: Boolean(ext.server), clientAuth: Boolean(ext.client) });
+  if (ext.server)
+    extensions.push({
+      name: 'subjectAltName',
+      altNames: [
+        { type: 2, value: 'localhost' },
+        { type: 7, ip: '127.0.0.1' },
+      ],
+    });
   cert.setExtensions(extensions);
   cert.sign(issuer ? issuer.key.privateKey : key.privateKey, forge.md.sha256.create());
   return { cert, key };

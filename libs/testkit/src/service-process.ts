@@ -32,7 +32,13 @@ export function startServiceProcess(
   if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`pnpm build\` first`);
   const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), entry], {
     cwd: repoRoot,
-    env: { PATH: process.env['PATH'] ?? '', AISLE_GRPC_PORT: '0', AISLE_METRICS_PORT: '0', AISLE_LOG_LEVEL: 'info', ...env },
+    env: {
+      PATH: process.env['PATH'] ?? '',
+      AISLE_GRPC_PORT: '0',
+      AISLE_METRICS_PORT: '0',
+      AISLE_LOG_LEVEL: 'info',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
     // Own process group: a terminal's Ctrl-C then reaches only the parent, which stops children in order.
     detached: opts.detached ?? false,
@@ -45,7 +51,11 @@ export function startServiceProcess(
     let ready = false;
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`${name} not ready within ${opts.timeoutMs ?? 30_000} ms; stderr:\n${stderr}\nlogs:\n${JSON.stringify(logs.slice(-20), null, 1)}`));
+      reject(
+        new Error(
+          `${name} not ready within ${opts.timeoutMs ?? 30_000} ms; stderr:\n${stderr}\nlogs:\n${JSON.stringify(logs.slice(-20), null, 1)}`,
+        ),
+      );
     }, opts.timeoutMs ?? 30_000);
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (c: string) => {
@@ -89,17 +99,29 @@ export function startServiceProcess(
     void exited.then((code) => {
       if (!ready) {
         clearTimeout(timer);
-        reject(new Error(`${name} exited with ${code} before ready; stderr:\n${stderr}\nlogs:\n${JSON.stringify(logs.slice(-20), null, 1)}`));
+        reject(
+          new Error(
+            `${name} exited with ${code} before ready; stderr:\n${stderr}\nlogs:\n${JSON.stringify(logs.slice(-20), null, 1)}`,
+          ),
+        );
       }
     });
   });
 }
 
 /** Runs `node services/<name>/dist/main.js` to completion (jobs such as the trainer) and returns its logs. */
-export function runJobProcess(name: string, env: Record<string, string>, opts: { timeoutMs?: number } = {}): Promise<{ code: number | string; logs: Array<Record<string, unknown>>; stderr: string }> {
+export function runJobProcess(
+  name: string,
+  env: Record<string, string>,
+  opts: { timeoutMs?: number } = {},
+): Promise<{ code: number | string; logs: Array<Record<string, unknown>>; stderr: string }> {
   const entry = join(repoRoot, 'services', name, 'dist', 'main.js');
   if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`pnpm build\` first`);
-  const child = spawn(process.execPath, [entry], { cwd: repoRoot, env: { PATH: process.env['PATH'] ?? '', AISLE_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [entry], {
+    cwd: repoRoot,
+    env: { PATH: process.env['PATH'] ?? '', AISLE_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const logs: Array<Record<string, unknown>> = [];
   let stderr = '';
   let buffer = '';

@@ -79,13 +79,18 @@ export async function publishShop(
     return h;
   };
   const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
-  await Promise.all(items.map((i) => js.publish(Subjects.catalogUpsert, enc(itemToProducerJson(i, opts.tenant)), { headers: json() })));
+  await Promise.all(
+    items.map((i) => js.publish(Subjects.catalogUpsert, enc(itemToProducerJson(i, opts.tenant)), { headers: json() })),
+  );
   let next = 0;
   await Promise.all(
     Array.from({ length: opts.window ?? 300 }, async () => {
       while (next < events.length) {
         const e = events[next++] as GeneratedEvent;
-        await js.publish(Subjects.clickstream(e.type), enc(eventToProducerJson(e, opts.tenant)), { headers: json(), msgID: `${opts.tenant ?? DEFAULT_TENANT}:${e.eventId}` });
+        await js.publish(Subjects.clickstream(e.type), enc(eventToProducerJson(e, opts.tenant)), {
+          headers: json(),
+          msgID: `${opts.tenant ?? DEFAULT_TENANT}:${e.eventId}`,
+        });
       }
     }),
   );

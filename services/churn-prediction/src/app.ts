@@ -1,6 +1,17 @@
 import { churnV1, ContentTypes, featureV1, Headers, Streams, Subjects } from '@aisle/contracts';
 import { CHURN_FEATURES, createSession } from '@aisle/ml';
-import { ACK, connectBus, Counter, createGrpcClient, ModelRegistry, outgoingCredentials, serveGrpc, startConsumerLoop, type ServiceBase, type StartedService } from '@aisle/runtime';
+import {
+  ACK,
+  connectBus,
+  Counter,
+  createGrpcClient,
+  ModelRegistry,
+  outgoingCredentials,
+  serveGrpc,
+  startConsumerLoop,
+  type ServiceBase,
+  type StartedService,
+} from '@aisle/runtime';
 import { openStore } from '@aisle/store';
 import { BANDS, churnGrpcService } from './churn.grpc';
 import { ChurnService, NoModelError, type ChurnModel, type UserActivity } from './churn.service';
@@ -12,28 +23,40 @@ export async function startChurn(base: ServiceBase, config: ChurnConfig): Promis
   const store = await openStore(config.storeUrl);
   lifecycle.onShutdown('store', () => store.close());
   const bus = await connectBus(base, config, [Streams.FEATURES, Streams.CHURN, Streams.MODELS]);
-  const features = createGrpcClient(featureV1.FeatureServiceService, config.featureAddr, { deadlineMs: 5000, credentials: outgoingCredentials(config) });
+  const features = createGrpcClient(featureV1.FeatureServiceService, config.featureAddr, {
+    deadlineMs: 5000,
+    credentials: outgoingCredentials(config),
+  });
   lifecycle.onShutdown('feature client', () => features.close());
-  const alertsTotal = new Counter({ name: 'aisle_churn_alerts_total', help: 'Churn alerts published', registers: [base.registry] });
+  const alertsTotal = new Counter({
+    name: 'aisle_churn_alerts_total',
+    help: 'Churn alerts published',
+    registers: [base.registry],
+  });
   const tenant = config.tenant;
 
   const service = new ChurnService(
     {
       users: async (ids) => {
         const res = await features.getUserFeatures({ tenant, userIds: [...ids], recentLimit: 0 });
-        const users = res.users.map(
-          (u): UserActivity => ({
-            userId: u.userId,
-            known: u.known,
-            firstSeen: u.firstSeenAt?.getTime() ?? 0,
-            lastSeen: u.lastSeenAt?.getTime() ?? 0,
-            sessions: u.sessions,
-            events: u.counts ? u.counts.view + u.counts.click + u.counts.addToCart + u.counts.removeFromCart + u.counts.purchase + u.counts.search : 0,
-            purchases: u.purchases,
-            spend: u.spend,
-            recent: u.recent.map((r) => ({ type: r.type, at: r.occurredAt?.getTime() ?? 0 })),
-          }),
-        );
+        const users = res.users.map((u): UserActivity => ({
+          userId: u.userId,
+          known: u.known,
+          firstSeen: u.firstSeenAt?.getTime() ?? 0,
+          lastSeen: u.lastSeenAt?.getTime() ?? 0,
+          sessions: u.sessions,
+          events: u.counts
+            ? u.counts.view +
+              u.counts.click +
+              u.counts.addToCart +
+              u.counts.removeFromCart +
+              u.counts.purchase +
+              u.counts.search
+            : 0,
+          purchases: u.purchases,
+          spend: u.spend,
+          recent: u.recent.map((r) => ({ type: r.type, at: r.occurredAt?.getTime() ?? 0 })),
+        }));
         return { users, asOf: res.asOf?.getTime() ?? 0 };
       },
       listUsers: (pageSize, pageToken) => features.listUsers({ tenant, pageSize, pageToken }),
@@ -45,8 +68,17 @@ export async function startChurn(base: ServiceBase, config: ChurnConfig): Promis
     },
     {
       alert: async (a) => {
-        const payload = churnV1.Alert.encode({ ...a, tenant, band: BANDS[a.band], topFactors: a.factors, scoredAt: new Date(a.scoredAt) }).finish();
-        await bus.publisher.publish(Subjects.churnAlert, payload, { msgId: `${tenant}:${a.userId}:${a.scoredAt}`, headers: { [Headers.contentType]: ContentTypes.protobuf } });
+        const payload = churnV1.Alert.encode({
+          ...a,
+          tenant,
+          band: BANDS[a.band],
+          topFactors: a.factors,
+          scoredAt: new Date(a.scoredAt),
+        }).finish();
+        await bus.publisher.publish(Subjects.churnAlert, payload, {
+          msgId: `${tenant}:${a.userId}:${a.scoredAt}`,
+          headers: { [Headers.contentType]: ContentTypes.protobuf },
+        });
         alertsTotal.inc();
         logger.info('churn alert', { user_id: a.userId, risk: a.risk });
       },
@@ -77,7 +109,10 @@ export async function startChurn(base: ServiceBase, config: ChurnConfig): Promis
         const out = await session.run({ features: { type: 'float32', data: x, dims: [rows.length, F] } });
         const risk = out['risk']?.data as Float32Array;
         const contributions = out['contributions']?.data as Float32Array;
-        return rows.map((_, i) => ({ risk: risk[i] as number, contributions: contributions.slice(i * F, (i + 1) * F) }));
+        return rows.map((_, i) => ({
+          risk: risk[i] as number,
+          contributions: contributions.slice(i * F, (i + 1) * F),
+        }));
       },
     };
     const old = release;
@@ -89,7 +124,8 @@ export async function startChurn(base: ServiceBase, config: ChurnConfig): Promis
     await rescore('new model');
   };
   const watcher = registry.watch((meta) => {
-    if (meta.tenant === tenant && meta.name === 'churn') void activate().catch((err: unknown) => logger.error('churn model load failed', { err }));
+    if (meta.tenant === tenant && meta.name === 'churn')
+      void activate().catch((err: unknown) => logger.error('churn model load failed', { err }));
   });
   lifecycle.onShutdown('model watcher', () => watcher.unsubscribe());
   await activate().catch((err: unknown) => logger.error('churn model load failed', { err }));
@@ -106,7 +142,14 @@ export async function startChurn(base: ServiceBase, config: ChurnConfig): Promis
     logger,
     registry: base.registry,
     handleBatch: async (msgs) => {
-      const ids = [...new Set(msgs.map((m) => featureV1.UserFeaturesUpdated.decode(m.data)).filter((u) => (u.tenant || 'default') === tenant).map((u) => u.userId))];
+      const ids = [
+        ...new Set(
+          msgs
+            .map((m) => featureV1.UserFeaturesUpdated.decode(m.data))
+            .filter((u) => (u.tenant || 'default') === tenant)
+            .map((u) => u.userId),
+        ),
+      ];
       try {
         await service.scoreUsers(ids);
       } catch (err) {
@@ -117,8 +160,15 @@ export async function startChurn(base: ServiceBase, config: ChurnConfig): Promis
     },
   });
   lifecycle.onShutdown('consumer', () => consumer.stop());
-  const timer = setInterval(() => void rescore('periodic').catch((err: unknown) => logger.warn('periodic rescoring failed', { err })), config.rescoreIntervalMs);
+  const timer = setInterval(
+    () => void rescore('periodic').catch((err: unknown) => logger.warn('periodic rescoring failed', { err })),
+    config.rescoreIntervalMs,
+  );
   lifecycle.onShutdown('rescoring', () => clearInterval(timer));
   base.setStatus(() => ({ service: base.name, model: service.modelVersion ?? null, threshold: config.threshold }));
-  return { grpc, details: { model: service.modelVersion ?? null }, notReady: service.modelVersion ? [] : [serviceName] };
+  return {
+    grpc,
+    details: { model: service.modelVersion ?? null },
+    notReady: service.modelVersion ? [] : [serviceName],
+  };
 }

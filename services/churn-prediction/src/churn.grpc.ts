@@ -22,7 +22,10 @@ export function toProto(r: ScoreRecord & { known?: boolean }): churnV1.ChurnScor
   };
 }
 
-export function churnGrpcService(service: ChurnService, instr: GrpcInstrumentation): { definition: Definition; implementation: grpc.UntypedServiceImplementation } {
+export function churnGrpcService(
+  service: ChurnService,
+  instr: GrpcInstrumentation,
+): { definition: Definition; implementation: grpc.UntypedServiceImplementation } {
   const handlers: UnaryHandlers<Definition> = {
     predict: async (req) => {
       try {
@@ -37,5 +40,8 @@ export function churnGrpcService(service: ChurnService, instr: GrpcInstrumentati
       return { scores: r.scores.map(toProto), nextPageToken: r.nextPageToken };
     },
   };
-  return { definition: churnV1.ChurnServiceService, implementation: bindUnaryService(churnV1.ChurnServiceService, handlers, instr) };
+  return {
+    definition: churnV1.ChurnServiceService,
+    implementation: bindUnaryService(churnV1.ChurnServiceService, handlers, instr),
+  };
 }

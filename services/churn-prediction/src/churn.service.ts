@@ -45,7 +45,16 @@ export interface ScoreRepository {
 }
 
 export interface AlertSink {
-  alert(a: { alertId: string; userId: string; risk: number; threshold: number; band: ScoreRecord['band']; factors: ScoreRecord['factors']; modelVersion: string; scoredAt: number }): Promise<void>;
+  alert(a: {
+    alertId: string;
+    userId: string;
+    risk: number;
+    threshold: number;
+    band: ScoreRecord['band'];
+    factors: ScoreRecord['factors'];
+    modelVersion: string;
+    scoredAt: number;
+  }): Promise<void>;
 }
 
 export interface ChurnOptions {
@@ -76,7 +85,9 @@ export function summaryOf(u: UserActivity): ActivitySummary {
 
 /** Readable factors: log features are reported in their natural unit (log_recency_days -> recency_days). */
 function readable(feature: string, value: number): { feature: string; value: number } {
-  return feature.startsWith('log_') ? { feature: feature.slice(4), value: Math.round(Math.expm1(value) * 100) / 100 } : { feature, value: Math.round(value * 1000) / 1000 };
+  return feature.startsWith('log_')
+    ? { feature: feature.slice(4), value: Math.round(Math.expm1(value) * 100) / 100 }
+    : { feature, value: Math.round(value * 1000) / 1000 };
 }
 
 export function bandOf(risk: number, threshold: number): ScoreRecord['band'] {
@@ -118,7 +129,10 @@ export class ChurnService {
     for (const [k, u] of known.entries()) {
       const p = preds[k] as { risk: number; contributions: Float32Array };
       const row = churnFeatures(summaryOf(u), cutoff);
-      const factors = CHURN_FEATURES.map((f, j) => ({ ...readable(f, row[j] as number), contribution: p.contributions[j] as number }))
+      const factors = CHURN_FEATURES.map((f, j) => ({
+        ...readable(f, row[j] as number),
+        contribution: p.contributions[j] as number,
+      }))
         .sort((a, b) => b.contribution - a.contribution)
         .slice(0, 3);
       const prev = previous.get(u.userId);
@@ -127,9 +141,26 @@ export class ChurnService {
       if (above && !alerted) {
         alerted = true;
         alerts++;
-        await this.alerts.alert({ alertId: randomUUID(), userId: u.userId, risk: p.risk, threshold: this.opts.threshold, band: 'high', factors, modelVersion: model.version, scoredAt: cutoff });
+        await this.alerts.alert({
+          alertId: randomUUID(),
+          userId: u.userId,
+          risk: p.risk,
+          threshold: this.opts.threshold,
+          band: 'high',
+          factors,
+          modelVersion: model.version,
+          scoredAt: cutoff,
+        });
       } else if (p.risk < this.opts.threshold - this.opts.hysteresis) alerted = false;
-      records.push({ userId: u.userId, risk: p.risk, band: bandOf(p.risk, this.opts.threshold), factors, scoredAt: cutoff, modelVersion: model.version, alerted });
+      records.push({
+        userId: u.userId,
+        risk: p.risk,
+        band: bandOf(p.risk, this.opts.threshold),
+        factors,
+        scoredAt: cutoff,
+        modelVersion: model.version,
+        alerted,
+      });
     }
     await this.scores.upsertMany(records);
     return { scored: records.length, alerts };
@@ -150,11 +181,26 @@ export class ChurnService {
     }
     return userIds.map((id) => {
       const r = stored.get(id);
-      return r ? { ...r, known: true } : { userId: id, known: false, risk: 0, band: 'low', factors: [], scoredAt: 0, modelVersion: this.model?.version ?? '', alerted: false };
+      return r
+        ? { ...r, known: true }
+        : {
+            userId: id,
+            known: false,
+            risk: 0,
+            band: 'low',
+            factors: [],
+            scoredAt: 0,
+            modelVersion: this.model?.version ?? '',
+            alerted: false,
+          };
     });
   }
 
-  async listAtRisk(minRiskIn: number, pageSizeIn: number, pageToken: string): Promise<{ scores: ScoreRecord[]; nextPageToken: string }> {
+  async listAtRisk(
+    minRiskIn: number,
+    pageSizeIn: number,
+    pageToken: string,
+  ): Promise<{ scores: ScoreRecord[]; nextPageToken: string }> {
     if (minRiskIn < 0 || minRiskIn > 1) throw new InvalidArgumentError('min_risk', 'must be between 0 and 1');
     if (pageSizeIn < 0 || pageSizeIn > 1000) throw new InvalidArgumentError('page_size', 'must be between 1 and 1000');
     const minRisk = minRiskIn || this.opts.threshold;
@@ -171,7 +217,10 @@ export class ChurnService {
     const rows = await this.scores.listAtRisk(minRisk, pageSize + 1, after);
     const page = rows.slice(0, pageSize);
     const last = page[page.length - 1];
-    const nextPageToken = rows.length > pageSize && last ? Buffer.from(JSON.stringify({ risk: last.risk, userId: last.userId })).toString('base64url') : '';
+    const nextPageToken =
+      rows.length > pageSize && last
+        ? Buffer.from(JSON.stringify({ risk: last.risk, userId: last.userId })).toString('base64url')
+        : '';
     return { scores: page, nextPageToken };
   }
 

@@ -3,11 +3,32 @@ import { commonConfig, env, readConfig, type ConfigOf, type Env } from '@aisle/r
 export const configSpec = {
   ...commonConfig,
   tenant: env.string('AISLE_CHURN_TENANT', { default: 'default', description: 'tenant scored' }),
-  featureAddr: env.string('AISLE_FEATURE_ADDR', { default: '127.0.0.1:50052', description: 'feature service gRPC address' }),
-  threshold: env.number('AISLE_CHURN_THRESHOLD', { default: 0.7, min: 0, max: 1, description: 'risk at which a user is at risk (band high) and an alert fires' }),
-  hysteresis: env.number('AISLE_CHURN_HYSTERESIS', { default: 0.1, min: 0, max: 1, description: 'risk must fall this far below the threshold before another alert can fire' }),
-  rescoreIntervalMs: env.duration('AISLE_CHURN_RESCORE_INTERVAL', { default: 300_000, description: 'how often every scored user is rescored (risk grows with silence, which sends no events)' }),
-  batchSize: env.int('AISLE_CHURN_BATCH_SIZE', { default: 200, min: 1, max: 1000, description: 'users scored per feature call' }),
+  featureAddr: env.string('AISLE_FEATURE_ADDR', {
+    default: '127.0.0.1:50052',
+    description: 'feature service gRPC address',
+  }),
+  threshold: env.number('AISLE_CHURN_THRESHOLD', {
+    default: 0.7,
+    min: 0,
+    max: 1,
+    description: 'risk at which a user is at risk (band high) and an alert fires',
+  }),
+  hysteresis: env.number('AISLE_CHURN_HYSTERESIS', {
+    default: 0.1,
+    min: 0,
+    max: 1,
+    description: 'risk must fall this far below the threshold before another alert can fire',
+  }),
+  rescoreIntervalMs: env.duration('AISLE_CHURN_RESCORE_INTERVAL', {
+    default: 300_000,
+    description: 'how often every scored user is rescored (risk grows with silence, which sends no events)',
+  }),
+  batchSize: env.int('AISLE_CHURN_BATCH_SIZE', {
+    default: 200,
+    min: 1,
+    max: 1000,
+    description: 'users scored per feature call',
+  }),
 };
 
 export type ChurnConfig = ConfigOf<typeof configSpec>;

@@ -1,5 +1,14 @@
 import { Streams } from '@aisle/contracts';
-import { connectBus, followCatalog, Gauge, ModelRegistry, serveGrpc, type ModelName, type ServiceBase, type StartedService } from '@aisle/runtime';
+import {
+  connectBus,
+  followCatalog,
+  Gauge,
+  ModelRegistry,
+  serveGrpc,
+  type ModelName,
+  type ServiceBase,
+  type StartedService,
+} from '@aisle/runtime';
 import { openStore } from '@aisle/store';
 import type { EmbeddingConfig } from './config';
 import { embeddingGrpcService } from './embedding.grpc';
@@ -25,7 +34,12 @@ export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig)
     log: (msg, fields) => logger.info(msg, fields),
   });
   lifecycle.onShutdown('models', () => service.close());
-  const providerGauge = new Gauge({ name: 'aisle_embedding_execution_provider', help: 'Active execution provider per model (1 = active)', labelNames: ['model', 'provider', 'version'], registers: [base.registry] });
+  const providerGauge = new Gauge({
+    name: 'aisle_embedding_execution_provider',
+    help: 'Active execution provider per model (1 = active)',
+    labelNames: ['model', 'provider', 'version'],
+    registers: [base.registry],
+  });
   base.setStatus(() => ({ service: base.name, requestedProviders: config.providers, ...service.status() }));
 
   const startAt = new Date(Date.now() - 60_000);
@@ -36,13 +50,16 @@ export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig)
     if (!artifact) return;
     await service.activate(artifact);
     providerGauge.reset();
-    for (const m of service.models()) providerGauge.set({ model: m.model, provider: m.provider, version: m.version }, 1);
+    for (const m of service.models())
+      providerGauge.set({ model: m.model, provider: m.provider, version: m.version }, 1);
     if (service.ready) grpc.setServiceServing(serviceName, true);
   };
   // New versions while running; the pointers when starting.
   const watcher = registry.watch((meta) => {
     if (meta.tenant !== config.tenant || (meta.name !== 'sasrec' && meta.name !== 'text_encoder')) return;
-    void activate(meta.name).catch((err: unknown) => logger.error('model load failed; keeping the active version', { model: meta.name, version: meta.version, err }));
+    void activate(meta.name).catch((err: unknown) =>
+      logger.error('model load failed; keeping the active version', { model: meta.name, version: meta.version, err }),
+    );
   });
   lifecycle.onShutdown('model watcher', () => watcher.unsubscribe());
   for (const name of ['sasrec', 'text_encoder'] as const) {
@@ -57,5 +74,9 @@ export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig)
     ackWaitMs: config.ackWaitMs,
     onItems: (items) => service.indexItems(items.map((i) => ({ itemId: i.itemId, text: itemText(i) }))),
   });
-  return { grpc, details: { providers: config.providers, models: service.models() }, notReady: service.ready ? [] : [serviceName] };
+  return {
+    grpc,
+    details: { providers: config.providers, models: service.models() },
+    notReady: service.ready ? [] : [serviceName],
+  };
 }

@@ -6,7 +6,10 @@ type Definition = typeof embeddingV1.EmbeddingServiceService;
 
 const vectors = (vs: Float32Array[]) => vs.map((v) => ({ values: Array.from(v) }));
 
-export function embeddingGrpcService(service: EmbeddingService, instr: GrpcInstrumentation): { definition: Definition; implementation: grpc.UntypedServiceImplementation } {
+export function embeddingGrpcService(
+  service: EmbeddingService,
+  instr: GrpcInstrumentation,
+): { definition: Definition; implementation: grpc.UntypedServiceImplementation } {
   const handlers: UnaryHandlers<Definition> = {
     encodeSequences: async (req) => {
       const r = await service.encodeSequences(req.sequences.map((s) => s.itemIds));
@@ -22,12 +25,16 @@ export function embeddingGrpcService(service: EmbeddingService, instr: GrpcInstr
       if (req.sequence) r = await service.retrieveForSequence(req.sequence.itemIds, req.k, req.excludeItemIds);
       else if (req.text !== undefined) r = await service.retrieveForText(req.text, req.k, req.excludeItemIds);
       else if (req.vector) {
-        if (req.index === embeddingV1.RetrievalIndex.RETRIEVAL_INDEX_UNSPECIFIED) throw new InvalidArgumentError('index', 'required with a vector query (SEQUENCE or TEXT)');
+        if (req.index === embeddingV1.RetrievalIndex.RETRIEVAL_INDEX_UNSPECIFIED)
+          throw new InvalidArgumentError('index', 'required with a vector query (SEQUENCE or TEXT)');
         const index = req.index === embeddingV1.RetrievalIndex.RETRIEVAL_INDEX_TEXT ? 'text_encoder' : 'sasrec';
         r = await service.retrieveForVector(Float32Array.from(req.vector.values), req.k, req.excludeItemIds, index);
       } else throw new InvalidArgumentError('query', 'one of sequence, text or vector is required');
       return { items: r.neighbors, modelVersion: r.version };
     },
   };
-  return { definition: embeddingV1.EmbeddingServiceService, implementation: bindUnaryService(embeddingV1.EmbeddingServiceService, handlers, instr) };
+  return {
+    definition: embeddingV1.EmbeddingServiceService,
+    implementation: bindUnaryService(embeddingV1.EmbeddingServiceService, handlers, instr),
+  };
 }

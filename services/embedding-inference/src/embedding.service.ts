@@ -72,7 +72,10 @@ export class EmbeddingService {
     if (name !== 'sasrec' && name !== 'text_encoder') return;
     const previous = this.loading.get(name) ?? Promise.resolve();
     const next = previous.then(() => this.swap(name, artifact));
-    this.loading.set(name, next.catch(() => undefined));
+    this.loading.set(
+      name,
+      next.catch(() => undefined),
+    );
     return next;
   }
 
@@ -81,7 +84,8 @@ export class EmbeddingService {
     const opts = { providers: this.deps.providers, threads: this.deps.threads, batch: this.deps.batch };
     const started = performance.now();
     let fresh: ServingModel;
-    if (name === 'sasrec') fresh = await SequenceModel.load(artifact.meta.version, artifact.onnx, artifact.sidecar, opts);
+    if (name === 'sasrec')
+      fresh = await SequenceModel.load(artifact.meta.version, artifact.onnx, artifact.sidecar, opts);
     else {
       const t = await TextModel.load(artifact.meta.version, artifact.onnx, artifact.sidecar, opts);
       const items: CatalogText[] = [];
@@ -92,8 +96,20 @@ export class EmbeddingService {
     const old = name === 'sasrec' ? this.sequence : this.text;
     if (name === 'sasrec') this.sequence = fresh as SequenceModel;
     else this.text = fresh as TextModel;
-    this.deps.log('model active', { model: name, version: fresh.version, provider: fresh.provider, fallback_reason: fresh.fallbackReason, load_ms: Math.round(performance.now() - started), replaced: old?.version });
-    if (fresh.fallbackReason) this.deps.log('execution provider fallback', { model: name, provider: fresh.provider, reason: fresh.fallbackReason });
+    this.deps.log('model active', {
+      model: name,
+      version: fresh.version,
+      provider: fresh.provider,
+      fallback_reason: fresh.fallbackReason,
+      load_ms: Math.round(performance.now() - started),
+      replaced: old?.version,
+    });
+    if (fresh.fallbackReason)
+      this.deps.log('execution provider fallback', {
+        model: name,
+        provider: fresh.provider,
+        reason: fresh.fallbackReason,
+      });
     await old?.release();
   }
 
@@ -121,11 +137,16 @@ export class EmbeddingService {
     }
   }
 
-  async encodeSequences(sequences: ReadonlyArray<readonly string[]>): Promise<{ vectors: Float32Array[]; version: string }> {
+  async encodeSequences(
+    sequences: ReadonlyArray<readonly string[]>,
+  ): Promise<{ vectors: Float32Array[]; version: string }> {
     if (sequences.length === 0) throw new InvalidArgumentError('sequences', 'at least one sequence required');
-    if (sequences.length > MAX_BATCH_INPUTS) throw new InvalidArgumentError('sequences', `more than ${MAX_BATCH_INPUTS}`);
+    if (sequences.length > MAX_BATCH_INPUTS)
+      throw new InvalidArgumentError('sequences', `more than ${MAX_BATCH_INPUTS}`);
     const m = this.requireSequence();
-    const results = await this.guard(Promise.all(sequences.map((s) => m.batcher.submit({ ids: this.indices(m, s), exclude: [], k: 1 }))));
+    const results = await this.guard(
+      Promise.all(sequences.map((s) => m.batcher.submit({ ids: this.indices(m, s), exclude: [], k: 1 }))),
+    );
     return { vectors: results.map((r) => r.embedding), version: m.version };
   }
 
@@ -136,7 +157,10 @@ export class EmbeddingService {
       if (t.length > 2000) throw new InvalidArgumentError(`texts[${i}]`, 'longer than 2000 characters');
     });
     const m = this.requireText();
-    return { vectors: await this.guard(Promise.all(texts.map((text) => m.batcher.submit({ text, tower })))), version: m.version };
+    return {
+      vectors: await this.guard(Promise.all(texts.map((text) => m.batcher.submit({ text, tower })))),
+      version: m.version,
+    };
   }
 
   private indices(m: SequenceModel, ids: readonly string[]): number[] {
@@ -149,15 +173,26 @@ export class EmbeddingService {
   }
 
   /** Next items for a sequence: top-k inside the ONNX graph (on the execution provider), exclusions applied there. */
-  async retrieveForSequence(items: readonly string[], kIn: number, exclude: readonly string[]): Promise<{ neighbors: Neighbor[]; version: string }> {
+  async retrieveForSequence(
+    items: readonly string[],
+    kIn: number,
+    exclude: readonly string[],
+  ): Promise<{ neighbors: Neighbor[]; version: string }> {
     const k = this.checkK(kIn);
     if (items.length === 0) throw new InvalidArgumentError('sequence.item_ids', 'at least one item required');
     const m = this.requireSequence();
     const r = await this.guard(m.batcher.submit({ ids: this.indices(m, items), exclude: this.indices(m, exclude), k }));
-    return { neighbors: r.items.map((i, j) => ({ itemId: m.itemIds[i] as string, score: r.scores[j] as number })), version: m.version };
+    return {
+      neighbors: r.items.map((i, j) => ({ itemId: m.itemIds[i] as string, score: r.scores[j] as number })),
+      version: m.version,
+    };
   }
 
-  async retrieveForText(text: string, kIn: number, exclude: readonly string[]): Promise<{ neighbors: Neighbor[]; version: string }> {
+  async retrieveForText(
+    text: string,
+    kIn: number,
+    exclude: readonly string[],
+  ): Promise<{ neighbors: Neighbor[]; version: string }> {
     const k = this.checkK(kIn);
     if (!text.trim()) throw new InvalidArgumentError('text', 'must not be empty');
     const m = this.requireText();
@@ -165,15 +200,33 @@ export class EmbeddingService {
     return { neighbors: m.nearest(q, k, new Set(exclude)), version: m.version };
   }
 
-  async retrieveForVector(vector: Float32Array, kIn: number, exclude: readonly string[], index: ServedModel): Promise<{ neighbors: Neighbor[]; version: string }> {
+  async retrieveForVector(
+    vector: Float32Array,
+    kIn: number,
+    exclude: readonly string[],
+    index: ServedModel,
+  ): Promise<{ neighbors: Neighbor[]; version: string }> {
     const k = this.checkK(kIn);
     if (index === 'sasrec') {
       const m = this.requireSequence();
-      if (vector.length !== m.dim) throw new InvalidArgumentError('vector.values', `must have ${m.dim} values for the sequence index, got ${vector.length}`);
-      return { neighbors: m.nearest(vector, k, new Set(this.indices(m, exclude))).map((r) => ({ itemId: m.itemIds[r.index] as string, score: r.score })), version: m.version };
+      if (vector.length !== m.dim)
+        throw new InvalidArgumentError(
+          'vector.values',
+          `must have ${m.dim} values for the sequence index, got ${vector.length}`,
+        );
+      return {
+        neighbors: m
+          .nearest(vector, k, new Set(this.indices(m, exclude)))
+          .map((r) => ({ itemId: m.itemIds[r.index] as string, score: r.score })),
+        version: m.version,
+      };
     }
     const m = this.requireText();
-    if (vector.length !== m.dim) throw new InvalidArgumentError('vector.values', `must have ${m.dim} values for the text index, got ${vector.length}`);
+    if (vector.length !== m.dim)
+      throw new InvalidArgumentError(
+        'vector.values',
+        `must have ${m.dim} values for the text index, got ${vector.length}`,
+      );
     return { neighbors: m.nearest(vector, k, new Set(exclude)), version: m.version };
   }
 

@@ -56,14 +56,22 @@ export class SequenceModel implements ServingModel {
     return this.session.fallbackReason;
   }
 
-  static async load(version: string, onnx: Uint8Array, sidecar: Record<string, unknown>, opts: { providers: Provider[]; threads: number; batch: BatcherOptions }): Promise<SequenceModel> {
+  static async load(
+    version: string,
+    onnx: Uint8Array,
+    sidecar: Record<string, unknown>,
+    opts: { providers: Provider[]; threads: number; batch: BatcherOptions },
+  ): Promise<SequenceModel> {
     const itemIds = sidecar['itemIds'];
     if (!Array.isArray(itemIds)) throw new Error('sasrec sidecar has no itemIds');
     const emb = readInitializer(onnx, /^item_emb_\d+$/);
     if (!emb) throw new Error('sasrec graph has no item_emb initializer');
     const session = await createSession(onnx, { providers: opts.providers, intraOpThreads: opts.threads });
     const holder: { model?: SequenceModel } = {};
-    const batcher = new DynamicBatcher<SequenceQuery, SequenceResult>((qs) => runSequences(session, holder.model as SequenceModel, qs), opts.batch);
+    const batcher = new DynamicBatcher<SequenceQuery, SequenceResult>(
+      (qs) => runSequences(session, holder.model as SequenceModel, qs),
+      opts.batch,
+    );
     const model = new SequenceModel(version, session, itemIds as string[], emb.data, batcher, sidecar);
     holder.model = model;
     // Warm-up: the first run allocates and optimizes; no request should pay for it.
@@ -84,8 +92,20 @@ export class SequenceModel implements ServingModel {
 
 async function runSequences(session: OrtSession, model: SequenceModel, qs: SequenceQuery[]): Promise<SequenceResult[]> {
   const k = Math.min(model.itemIds.length - 1, Math.max(1, ...qs.map((q) => q.k)));
-  const out = await session.run(sasrecFeeds(qs.map((q) => q.ids), qs.map((q) => q.exclude), k, model.maxLen));
-  return sasrecResults(out, qs.length, model.dim, qs.map((q) => q.k));
+  const out = await session.run(
+    sasrecFeeds(
+      qs.map((q) => q.ids),
+      qs.map((q) => q.exclude),
+      k,
+      model.maxLen,
+    ),
+  );
+  return sasrecResults(
+    out,
+    qs.length,
+    model.dim,
+    qs.map((q) => q.k),
+  );
 }
 
 export type TextTower = 'query' | 'item';
@@ -110,14 +130,24 @@ export class TextModel implements ServingModel {
     return this.session.fallbackReason;
   }
 
-  static async load(version: string, onnx: Uint8Array, sidecar: Record<string, unknown>, opts: { providers: Provider[]; threads: number; batch: BatcherOptions }): Promise<TextModel> {
+  static async load(
+    version: string,
+    onnx: Uint8Array,
+    sidecar: Record<string, unknown>,
+    opts: { providers: Provider[]; threads: number; batch: BatcherOptions },
+  ): Promise<TextModel> {
     const hasher = sidecar['hasher'] as { buckets: number; maxIds: number } | undefined;
     if (!hasher) throw new Error('text encoder sidecar has no hasher settings');
     const dim = Number(sidecar['dim']);
     const session = await createSession(onnx, { providers: opts.providers, intraOpThreads: opts.threads });
     const batcher = new DynamicBatcher<{ text: string; tower: TextTower }, Float32Array>(async (qs) => {
-      const { ids, width } = hashBatch(qs.map((q) => q.text), hasher);
-      const out = await session.run({ token_ids: { type: 'int64', data: BigInt64Array.from(ids, (v) => BigInt(v)), dims: [qs.length, width] } });
+      const { ids, width } = hashBatch(
+        qs.map((q) => q.text),
+        hasher,
+      );
+      const out = await session.run({
+        token_ids: { type: 'int64', data: BigInt64Array.from(ids, (v) => BigInt(v)), dims: [qs.length, width] },
+      });
       const query = out['query_embedding']?.data as Float32Array;
       const item = out['item_embedding']?.data as Float32Array;
       return qs.map((q, b) => (q.tower === 'query' ? query : item).slice(b * dim, (b + 1) * dim));
@@ -155,10 +185,15 @@ export class TextModel implements ServingModel {
   }
 
   nearest(vector: Float32Array, k: number, excludeIds: ReadonlySet<string>): Array<{ itemId: string; score: number }> {
-    const exclude = new Set([...excludeIds].flatMap((id) => {
-      const p = this.indexPos.get(id);
-      return p === undefined ? [] : [p];
+    const exclude = new Set(
+      [...excludeIds].flatMap((id) => {
+        const p = this.indexPos.get(id);
+        return p === undefined ? [] : [p];
+      }),
+    );
+    return topKInnerProduct(this.matrix, this.dim, vector, k, exclude).map((r) => ({
+      itemId: this.indexIds[r.index] as string,
+      score: r.score,
     }));
-    return topKInnerProduct(this.matrix, this.dim, vector, k, exclude).map((r) => ({ itemId: this.indexIds[r.index] as string, score: r.score }));
   }
 }

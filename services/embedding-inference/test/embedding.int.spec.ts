@@ -2,9 +2,25 @@
 import { embeddingV1, Streams } from '@aisle/contracts';
 import { generateShop } from '@aisle/datagen';
 import { exportSasrec, exportTextEncoder, fromEvents, initBackend, Sasrec, TextEncoder2T } from '@aisle/ml';
-import { AsyncJetStreamPublisher, createGrpcClient, ensureStreams, grpc, isGrpcError, jetStreamOf, ModelRegistry } from '@aisle/runtime';
+import {
+  AsyncJetStreamPublisher,
+  createGrpcClient,
+  ensureStreams,
+  grpc,
+  isGrpcError,
+  jetStreamOf,
+  ModelRegistry,
+} from '@aisle/runtime';
 import { openStore } from '@aisle/store';
-import { eventually, healthCheck, startNatsServer, startServiceProcess, tempSqliteUrl, type NatsServerHandle, type ServiceProcess } from '@aisle/testkit';
+import {
+  eventually,
+  healthCheck,
+  startNatsServer,
+  startServiceProcess,
+  tempSqliteUrl,
+  type NatsServerHandle,
+  type ServiceProcess,
+} from '@aisle/testkit';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
 jest.setTimeout(120_000);
@@ -20,13 +36,39 @@ let service: ServiceProcess;
 let client: ReturnType<typeof createGrpcClient<typeof embeddingV1.EmbeddingServiceService>>;
 
 async function publishModels(version: string, seed: number): Promise<void> {
-  const sasrec = new Sasrec(sequences.itemIds.length - 1, { dim: 16, layers: 1, heads: 1, ffn: 16, maxLen: 20, epochs: 1, seed });
+  const sasrec = new Sasrec(sequences.itemIds.length - 1, {
+    dim: 16,
+    layers: 1,
+    heads: 1,
+    ffn: 16,
+    maxLen: 20,
+    epochs: 1,
+    seed,
+  });
   await sasrec.fit(sequences);
-  await registry.publish(publisher, { tenant: 'default', name: 'sasrec', version, onnx: exportSasrec(sasrec), sidecar: { itemIds: sequences.itemIds, maxLen: 20, dim: 16 }, meta: {} });
+  await registry.publish(publisher, {
+    tenant: 'default',
+    name: 'sasrec',
+    version,
+    onnx: exportSasrec(sasrec),
+    sidecar: { itemIds: sequences.itemIds, maxLen: 20, dim: 16 },
+    meta: {},
+  });
   sasrec.dispose();
   const text = new TextEncoder2T({ dim: 16, epochs: 1, seed, hasher: { buckets: 4096, maxIds: 48 } });
-  await text.fit(shop.items.map((i) => [i.title.split(' ').slice(-2).join(' '), `${i.title}. ${i.category}. ${i.brand}.`] as [string, string]));
-  await registry.publish(publisher, { tenant: 'default', name: 'text_encoder', version, onnx: exportTextEncoder(text), sidecar: { hasher: text.cfg.hasher, dim: 16 }, meta: {} });
+  await text.fit(
+    shop.items.map(
+      (i) => [i.title.split(' ').slice(-2).join(' '), `${i.title}. ${i.category}. ${i.brand}.`] as [string, string],
+    ),
+  );
+  await registry.publish(publisher, {
+    tenant: 'default',
+    name: 'text_encoder',
+    version,
+    onnx: exportTextEncoder(text),
+    sidecar: { hasher: text.cfg.hasher, dim: 16 },
+    meta: {},
+  });
   text.dispose();
 }
 
@@ -42,7 +84,11 @@ beforeAll(async () => {
   await ensureStreams(jsm, [Streams.MODELS]);
   registry = await ModelRegistry.open(nc);
   publisher = new AsyncJetStreamPublisher(nc);
-  service = await startServiceProcess('embedding-inference', { AISLE_NATS_URL: nats.url, AISLE_STORE_URL: storeFile.url, AISLE_ORT_PROVIDERS: 'cuda,cpu' });
+  service = await startServiceProcess('embedding-inference', {
+    AISLE_NATS_URL: nats.url,
+    AISLE_STORE_URL: storeFile.url,
+    AISLE_ORT_PROVIDERS: 'cuda,cpu',
+  });
   client = createGrpcClient(embeddingV1.EmbeddingServiceService, `127.0.0.1:${service.grpcPort}`, { deadlineMs: 5000 });
 });
 
@@ -64,16 +110,28 @@ test('NOT_SERVING and FAILED_PRECONDITION until a model is published, then hot-l
   const address = `127.0.0.1:${service.grpcPort}`;
   expect(await healthCheck(address)).toBe('SERVING');
   expect(await healthCheck(address, 'aisle.embedding.v1.EmbeddingService')).toBe('NOT_SERVING');
-  expect(await codeOf(client.retrieve({ tenant: '', sequence: { itemIds: ['i001'] }, k: 5, excludeItemIds: [], index: 0 }))).toEqual(['FAILED_PRECONDITION', 'no sequence model (sasrec) is active yet: run the trainer']);
+  expect(
+    await codeOf(client.retrieve({ tenant: '', sequence: { itemIds: ['i001'] }, k: 5, excludeItemIds: [], index: 0 })),
+  ).toEqual(['FAILED_PRECONDITION', 'no sequence model (sasrec) is active yet: run the trainer']);
 
   await publishModels('v1', 1);
-  await eventually(async () => (await healthCheck(address, 'aisle.embedding.v1.EmbeddingService')) === 'SERVING', { what: 'models loaded' });
+  await eventually(async () => (await healthCheck(address, 'aisle.embedding.v1.EmbeddingService')) === 'SERVING', {
+    what: 'models loaded',
+  });
   type Status = { models: Array<{ model: string; provider: string; fallbackReason: string }>; textIndexSize: number };
-  const status = await eventually(async () => {
-    const s = (await (await fetch(`http://127.0.0.1:${service.metricsPort}/status`)).json()) as Status;
-    return s.models.length === 2 && s.textIndexSize > 0 ? s : undefined;
-  }, { what: 'both models in /status' });
-  expect(status.models.map((m) => [m.model, m.provider])).toEqual(expect.arrayContaining([['sasrec', 'cpu'], ['text_encoder', 'cpu']]));
+  const status = await eventually(
+    async () => {
+      const s = (await (await fetch(`http://127.0.0.1:${service.metricsPort}/status`)).json()) as Status;
+      return s.models.length === 2 && s.textIndexSize > 0 ? s : undefined;
+    },
+    { what: 'both models in /status' },
+  );
+  expect(status.models.map((m) => [m.model, m.provider])).toEqual(
+    expect.arrayContaining([
+      ['sasrec', 'cpu'],
+      ['text_encoder', 'cpu'],
+    ]),
+  );
   expect(status.models[0]?.fallbackReason).toMatch(/^cuda: /);
   expect(status.textIndexSize).toBe(shop.items.length);
   expect(service.logs.some((l) => l['msg'] === 'execution provider fallback')).toBe(true);
@@ -83,25 +141,61 @@ test('NOT_SERVING and FAILED_PRECONDITION until a model is published, then hot-l
 
 test('encode and retrieve, with exclusions and field-level errors', async () => {
   const history = Array.from(sequences.sequences[0]!.subarray(0, 5), (i) => sequences.itemIds[i]!);
-  const enc = await client.encodeSequences({ tenant: '', sequences: [{ itemIds: history }, { itemIds: ['unknown-item'] }] });
+  const enc = await client.encodeSequences({
+    tenant: '',
+    sequences: [{ itemIds: history }, { itemIds: ['unknown-item'] }],
+  });
   expect(enc.embeddings.map((e) => e.values.length)).toEqual([16, 16]);
   expect(enc.modelVersion).toBe('v1');
-  const r = await client.retrieve({ tenant: '', sequence: { itemIds: history }, k: 10, excludeItemIds: history, index: 0 });
+  const r = await client.retrieve({
+    tenant: '',
+    sequence: { itemIds: history },
+    k: 10,
+    excludeItemIds: history,
+    index: 0,
+  });
   expect(r.items).toHaveLength(10);
   expect(r.items.some((n) => history.includes(n.itemId))).toBe(false);
   expect([...r.items.map((n) => n.score)]).toEqual([...r.items.map((n) => n.score)].sort((a, b) => b - a));
   const t = await client.retrieve({ tenant: '', text: shop.items[3]!.title, k: 5, excludeItemIds: [], index: 0 });
   expect(t.items).toHaveLength(5);
-  const texts = await client.encodeTexts({ tenant: '', texts: ['candle', 'wok'], tower: embeddingV1.TextTower.TEXT_TOWER_QUERY });
-  const v = await client.retrieve({ tenant: '', vector: { values: texts.embeddings[0]!.values }, k: 3, excludeItemIds: [], index: embeddingV1.RetrievalIndex.RETRIEVAL_INDEX_TEXT });
+  const texts = await client.encodeTexts({
+    tenant: '',
+    texts: ['candle', 'wok'],
+    tower: embeddingV1.TextTower.TEXT_TOWER_QUERY,
+  });
+  const v = await client.retrieve({
+    tenant: '',
+    vector: { values: texts.embeddings[0]!.values },
+    k: 3,
+    excludeItemIds: [],
+    index: embeddingV1.RetrievalIndex.RETRIEVAL_INDEX_TEXT,
+  });
   expect(v.items).toHaveLength(3);
-  expect(await codeOf(client.retrieve({ tenant: '', k: 3, excludeItemIds: [], index: 0 }))).toEqual(['INVALID_ARGUMENT', 'query: one of sequence, text or vector is required']);
-  expect(await codeOf(client.retrieve({ tenant: '', sequence: { itemIds: history }, k: 5000, excludeItemIds: [], index: 0 }))).toEqual(['INVALID_ARGUMENT', 'k: must be between 1 and 1000']);
-  expect(await codeOf(client.retrieve({ tenant: '', vector: { values: [1, 2] }, k: 3, excludeItemIds: [], index: embeddingV1.RetrievalIndex.RETRIEVAL_INDEX_SEQUENCE }))).toEqual([
+  expect(await codeOf(client.retrieve({ tenant: '', k: 3, excludeItemIds: [], index: 0 }))).toEqual([
     'INVALID_ARGUMENT',
-    'vector.values: must have 16 values for the sequence index, got 2',
+    'query: one of sequence, text or vector is required',
   ]);
-  expect(await codeOf(client.encodeTexts({ tenant: '', texts: [], tower: 0 }))).toEqual(['INVALID_ARGUMENT', 'texts: at least one text required']);
+  expect(
+    await codeOf(
+      client.retrieve({ tenant: '', sequence: { itemIds: history }, k: 5000, excludeItemIds: [], index: 0 }),
+    ),
+  ).toEqual(['INVALID_ARGUMENT', 'k: must be between 1 and 1000']);
+  expect(
+    await codeOf(
+      client.retrieve({
+        tenant: '',
+        vector: { values: [1, 2] },
+        k: 3,
+        excludeItemIds: [],
+        index: embeddingV1.RetrievalIndex.RETRIEVAL_INDEX_SEQUENCE,
+      }),
+    ),
+  ).toEqual(['INVALID_ARGUMENT', 'vector.values: must have 16 values for the sequence index, got 2']);
+  expect(await codeOf(client.encodeTexts({ tenant: '', texts: [], tower: 0 }))).toEqual([
+    'INVALID_ARGUMENT',
+    'texts: at least one text required',
+  ]);
 });
 
 test('a new version swaps in under load without a single failed request', async () => {
@@ -113,7 +207,13 @@ test('a new version swaps in under load without a single failed request', async 
   const load = Array.from({ length: 4 }, async () => {
     while (!stop) {
       try {
-        const r = await client.retrieve({ tenant: '', sequence: { itemIds: history }, k: 5, excludeItemIds: [], index: 0 });
+        const r = await client.retrieve({
+          tenant: '',
+          sequence: { itemIds: history },
+          k: 5,
+          excludeItemIds: [],
+          index: 0,
+        });
         versions.add(r.modelVersion);
         ok++;
       } catch (err) {

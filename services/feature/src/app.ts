@@ -13,7 +13,16 @@ export async function startFeature(base: ServiceBase, config: FeatureConfig): Pr
   base.lifecycle.onShutdown('store', () => store.close());
   const bus = await connectBus(base, config, [Streams.EVENTS, Streams.DLQ, Streams.FEATURES]);
   const service = new FeatureService(featureRepository(store), catalogReader(store));
-  const consumer = await startFeatureConsumer({ ...base, service, js: bus.js, jsm: bus.jsm, publisher: bus.publisher, batchSize: config.batchSize, maxInFlight: config.maxInFlight, ackWaitMs: config.ackWaitMs });
+  const consumer = await startFeatureConsumer({
+    ...base,
+    service,
+    js: bus.js,
+    jsm: bus.jsm,
+    publisher: bus.publisher,
+    batchSize: config.batchSize,
+    maxInFlight: config.maxInFlight,
+    ackWaitMs: config.ackWaitMs,
+  });
   base.lifecycle.onShutdown('consumer', () => consumer.stop());
   const grpc = await serveGrpc(base, config, [featureGrpcService(service, base)]);
   return { grpc, details: { store: store.kind } };

@@ -2,8 +2,17 @@ import { commonConfig, env, readConfig, type ConfigOf, type Env } from '@aisle/r
 
 export const configSpec = {
   ...commonConfig,
-  batchSize: env.int('AISLE_FEATURE_BATCH_SIZE', { default: 500, min: 1, max: 10_000, description: 'most events applied in one transaction' }),
-  maxInFlight: env.int('AISLE_FEATURE_MAX_IN_FLIGHT', { default: 4000, min: 1, description: 'most unacknowledged events' }),
+  batchSize: env.int('AISLE_FEATURE_BATCH_SIZE', {
+    default: 500,
+    min: 1,
+    max: 10_000,
+    description: 'most events applied in one transaction',
+  }),
+  maxInFlight: env.int('AISLE_FEATURE_MAX_IN_FLIGHT', {
+    default: 4000,
+    min: 1,
+    description: 'most unacknowledged events',
+  }),
 };
 
 export type FeatureConfig = ConfigOf<typeof configSpec>;

@@ -6,10 +6,17 @@ type Definition = typeof featureV1.FeatureServiceService;
 
 const date = (ms: number | undefined): Date | undefined => (ms === undefined ? undefined : new Date(ms));
 
-export function featureGrpcService(service: FeatureService, instr: GrpcInstrumentation): { definition: Definition; implementation: grpc.UntypedServiceImplementation } {
+export function featureGrpcService(
+  service: FeatureService,
+  instr: GrpcInstrumentation,
+): { definition: Definition; implementation: grpc.UntypedServiceImplementation } {
   const handlers: UnaryHandlers<Definition> = {
     getUserFeatures: async (req) => {
-      const { users: views, asOf } = await service.getUserFeatures(req.tenant || DEFAULT_TENANT, req.userIds, req.recentLimit);
+      const { users: views, asOf } = await service.getUserFeatures(
+        req.tenant || DEFAULT_TENANT,
+        req.userIds,
+        req.recentLimit,
+      );
       return {
         asOf: new Date(asOf),
         users: views.map((v) => ({
@@ -38,7 +45,11 @@ export function featureGrpcService(service: FeatureService, instr: GrpcInstrumen
       };
     },
     getItemFeatures: async (req) => {
-      const { items: views, asOf } = await service.getItemFeatures(req.tenant || DEFAULT_TENANT, req.itemIds, req.coVisitLimit);
+      const { items: views, asOf } = await service.getItemFeatures(
+        req.tenant || DEFAULT_TENANT,
+        req.itemIds,
+        req.coVisitLimit,
+      );
       return { items: views.map((v) => ({ ...v, lastEventAt: date(v.lastEventAt) })), asOf: new Date(asOf) };
     },
     listUsers: async (req) => service.listUsers(req.tenant || DEFAULT_TENANT, req.pageSize, req.pageToken),
@@ -47,5 +58,8 @@ export function featureGrpcService(service: FeatureService, instr: GrpcInstrumen
       return { items, asOf: new Date(asOf) };
     },
   };
-  return { definition: featureV1.FeatureServiceService, implementation: bindUnaryService(featureV1.FeatureServiceService, handlers, instr) };
+  return {
+    definition: featureV1.FeatureServiceService,
+    implementation: bindUnaryService(featureV1.FeatureServiceService, handlers, instr),
+  };
 }

@@ -59,7 +59,12 @@ interface Deps {
 export async function startFeatureConsumer(deps: Deps): Promise<ConsumerLoop> {
   const applied =
     (deps.registry.getSingleMetric('aisle_feature_events_total') as Counter<'result'> | undefined) ??
-    new Counter({ name: 'aisle_feature_events_total', help: 'Events by result (applied, duplicate, invalid)', labelNames: ['result'], registers: [deps.registry] });
+    new Counter({
+      name: 'aisle_feature_events_total',
+      help: 'Events by result (applied, duplicate, invalid)',
+      labelNames: ['result'],
+      registers: [deps.registry],
+    });
 
   const handleBatch = async (msgs: readonly JsMsg[]): Promise<Outcome[]> => {
     const outcomes: Outcome[] = msgs.map(() => ACK);
@@ -80,7 +85,11 @@ export async function startFeatureConsumer(deps: Deps): Promise<ConsumerLoop> {
         dead.push(
           deps.publisher.publish(Subjects.dlq('events'), m.data, {
             msgId: `${Streams.EVENTS.name}:${m.seq}`,
-            headers: { [Headers.rejectReason]: 'payload: not a valid normalized event', [Headers.originalSubject]: m.subject, [Headers.rejectedBy]: 'feature' },
+            headers: {
+              [Headers.rejectReason]: 'payload: not a valid normalized event',
+              [Headers.originalSubject]: m.subject,
+              [Headers.rejectedBy]: 'feature',
+            },
             noTrace: true,
           }),
         );
@@ -90,7 +99,11 @@ export async function startFeatureConsumer(deps: Deps): Promise<ConsumerLoop> {
       if (hasTraceContext(m.headers)) {
         const { span, context } = startChildSpan(deps.tracer, 'feature update', extractTraceContext(m.headers), {
           kind: SpanKind.CONSUMER,
-          attributes: { 'messaging.system': 'nats', 'messaging.destination.name': m.subject, 'aisle.event_type': e.type },
+          attributes: {
+            'messaging.system': 'nats',
+            'messaging.destination.name': m.subject,
+            'aisle.event_type': e.type,
+          },
         });
         spans.push(span);
         traceOfUser.set(`${e.tenant}\u001f${e.userId}`, context);
@@ -98,12 +111,18 @@ export async function startFeatureConsumer(deps: Deps): Promise<ConsumerLoop> {
     });
     try {
       await Promise.all(dead);
-      const result = events.length > 0 ? await deps.service.applyBatch(events) : { applied: 0, duplicates: 0, changedUsers: [] };
+      const result =
+        events.length > 0 ? await deps.service.applyBatch(events) : { applied: 0, duplicates: 0, changedUsers: [] };
       applied.inc({ result: 'applied' }, result.applied);
       applied.inc({ result: 'duplicate' }, result.duplicates);
       await Promise.all(
         result.changedUsers.map((c) => {
-          const payload = featureV1.UserFeaturesUpdated.encode({ tenant: c.tenant, userId: c.userId, eventTime: new Date(c.eventTime), eventType: c.eventType }).finish();
+          const payload = featureV1.UserFeaturesUpdated.encode({
+            tenant: c.tenant,
+            userId: c.userId,
+            eventTime: new Date(c.eventTime),
+            eventType: c.eventType,
+          }).finish();
           const traceContext = traceOfUser.get(`${c.tenant}\u001f${c.userId}`);
           return deps.publisher.publish(Subjects.userFeaturesUpdated, payload, {
             msgId: `${c.tenant}:${c.userId}:${c.eventTime}`,

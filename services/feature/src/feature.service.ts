@@ -120,25 +120,35 @@ export class FeatureService {
       const items: PopularItem[] = [];
       for await (const { id, doc } of this.repo.scanItems(tenant)) {
         const v = itemView(id, doc, asOf, 0);
-        if (v.popularity7d > 0) items.push({ itemId: id, popularity7d: v.popularity7d, category: categories.get(id) ?? '' });
+        if (v.popularity7d > 0)
+          items.push({ itemId: id, popularity7d: v.popularity7d, category: categories.get(id) ?? '' });
       }
       items.sort((a, b) => b.popularity7d - a.popularity7d || (a.itemId < b.itemId ? -1 : 1));
       cached = { at: this.opts.clock(), asOf, items };
       this.popularCache.set(tenant, cached);
     }
     const prefix = category.trim();
-    const matching = prefix ? cached.items.filter((i) => i.category === prefix || i.category.startsWith(`${prefix} > `)) : cached.items;
+    const matching = prefix
+      ? cached.items.filter((i) => i.category === prefix || i.category.startsWith(`${prefix} > `))
+      : cached.items;
     return { items: matching.slice(0, n), asOf: cached.asOf };
   }
 
   /** A page of user ids in id order; the token is the last id of the previous page. */
-  async listUsers(tenant: string, pageSize: number, pageToken: string): Promise<{ userIds: string[]; nextPageToken: string }> {
+  async listUsers(
+    tenant: string,
+    pageSize: number,
+    pageToken: string,
+  ): Promise<{ userIds: string[]; nextPageToken: string }> {
     if (pageSize < 0 || pageSize > 5000) throw new InvalidArgumentError('page_size', 'must be between 1 and 5000');
     const size = pageSize || 1000;
     const after = pageToken ? Buffer.from(pageToken, 'base64url').toString('utf8') : '';
     const ids = await this.repo.listUserIds(tenant, after, size + 1);
     const page = ids.slice(0, size);
-    return { userIds: page, nextPageToken: ids.length > size ? Buffer.from(page[page.length - 1] as string).toString('base64url') : '' };
+    return {
+      userIds: page,
+      nextPageToken: ids.length > size ? Buffer.from(page[page.length - 1] as string).toString('base64url') : '',
+    };
   }
 
   /**
@@ -149,7 +159,10 @@ export class FeatureService {
     const byTenant = groupByTenant(events);
     const catalogs = new Map<string, Map<string, CatalogEntry>>();
     for (const [tenant, list] of byTenant) {
-      catalogs.set(tenant, await this.catalog.getMany(tenant, [...new Set(list.filter((e) => e.itemId).map((e) => e.itemId))]));
+      catalogs.set(
+        tenant,
+        await this.catalog.getMany(tenant, [...new Set(list.filter((e) => e.itemId).map((e) => e.itemId))]),
+      );
     }
     return this.repo.transact(async (tx) => {
       const result: ApplyResult = { applied: 0, duplicates: 0, changedUsers: [] };
@@ -186,13 +199,18 @@ export class FeatureService {
           await tx.putItems(tenant, changedItems);
           await tx.putMeta(tenant, meta);
         }
-        for (const [userId, e] of latest) result.changedUsers.push({ tenant, userId, eventTime: e.occurredAt, eventType: e.type });
+        for (const [userId, e] of latest)
+          result.changedUsers.push({ tenant, userId, eventTime: e.occurredAt, eventType: e.type });
       }
       return result;
     });
   }
 
-  async getUserFeatures(tenant: string, userIds: readonly string[], recentLimit: number): Promise<{ users: UserFeaturesView[]; asOf: number }> {
+  async getUserFeatures(
+    tenant: string,
+    userIds: readonly string[],
+    recentLimit: number,
+  ): Promise<{ users: UserFeaturesView[]; asOf: number }> {
     checkIds('user_ids', userIds);
     if (recentLimit < 0) throw new InvalidArgumentError('recent_limit', 'must be >= 0');
     const [states, meta] = await Promise.all([this.repo.getUsers(tenant, userIds), this.repo.getMeta(tenant)]);
@@ -200,10 +218,19 @@ export class FeatureService {
     return { users: userIds.map((id) => userView(id, states.get(id), asOf, recentLimit)), asOf };
   }
 
-  async getItemFeatures(tenant: string, itemIds: readonly string[], coVisitLimit: number): Promise<{ items: ItemFeatures[]; asOf: number }> {
+  async getItemFeatures(
+    tenant: string,
+    itemIds: readonly string[],
+    coVisitLimit: number,
+  ): Promise<{ items: ItemFeatures[]; asOf: number }> {
     checkIds('item_ids', itemIds);
-    if (coVisitLimit < 0 || coVisitLimit > 100) throw new InvalidArgumentError('co_visit_limit', 'must be between 0 and 100');
-    const [states, meta, catalog] = await Promise.all([this.repo.getItems(tenant, itemIds, coVisitLimit > 0), this.repo.getMeta(tenant), this.catalog.getMany(tenant, itemIds)]);
+    if (coVisitLimit < 0 || coVisitLimit > 100)
+      throw new InvalidArgumentError('co_visit_limit', 'must be between 0 and 100');
+    const [states, meta, catalog] = await Promise.all([
+      this.repo.getItems(tenant, itemIds, coVisitLimit > 0),
+      this.repo.getMeta(tenant),
+      this.catalog.getMany(tenant, itemIds),
+    ]);
     const asOf = meta?.watermark ?? 0;
     const items = itemIds.map((id) => {
       const view = itemView(id, states.get(id), asOf, coVisitLimit);

@@ -17,12 +17,18 @@ async function readItems(
   ids: readonly string[],
   withCoVisits: boolean,
 ): Promise<Map<string, ItemState>> {
-  const [items, covis] = await Promise.all([getMany<ItemState>('item_features', tenant, ids), withCoVisits ? getMany<CoVisits>('item_covisits', tenant, ids) : Promise.resolve(new Map<string, CoVisits>())]);
+  const [items, covis] = await Promise.all([
+    getMany<ItemState>('item_features', tenant, ids),
+    withCoVisits ? getMany<CoVisits>('item_covisits', tenant, ids) : Promise.resolve(new Map<string, CoVisits>()),
+  ]);
   for (const [id, s] of items) s.coVisits = covis.get(id) ?? {};
   return items;
 }
 
-function splitItems(items: ReadonlyMap<string, ItemState>): { slim: Map<string, ItemState>; covis: Map<string, CoVisits> } {
+function splitItems(items: ReadonlyMap<string, ItemState>): {
+  slim: Map<string, ItemState>;
+  covis: Map<string, CoVisits>;
+} {
   const slim = new Map<string, ItemState>();
   const covis = new Map<string, CoVisits>();
   for (const [id, s] of items) {
@@ -66,7 +72,10 @@ export function catalogReader(store: Store): CatalogReader {
     getMany: async (tenant, ids) => {
       const items = await store.items.getMany(tenant, ids);
       return new Map(
-        [...items].map(([id, i]) => [id, { category: i.category, price: i.price, title: i.title, brand: i.brand, inStock: i.inStock }]),
+        [...items].map(([id, i]) => [
+          id,
+          { category: i.category, price: i.price, title: i.title, brand: i.brand, inStock: i.inStock },
+        ]),
       );
     },
     scan: (tenant) => store.items.scan(tenant),

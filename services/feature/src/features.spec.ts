@@ -4,13 +4,24 @@ import { applyEvent, categoryLevels, itemView, newUser, userView, type FeatureEv
 const T0 = Date.UTC(2026, 10, 1);
 let n = 0;
 const ev = (over: Partial<FeatureEvent>): FeatureEvent => ({
-  tenant: 't', eventId: `e${n++}`, type: 'view', userId: 'u', sessionId: 's1', itemId: 'a', query: '', quantity: 0, price: 0, occurredAt: T0, ...over,
+  tenant: 't',
+  eventId: `e${n++}`,
+  type: 'view',
+  userId: 'u',
+  sessionId: 's1',
+  itemId: 'a',
+  query: '',
+  quantity: 0,
+  price: 0,
+  occurredAt: T0,
+  ...over,
 });
 
 describe('decayed sums', () => {
   test('are independent of arrival order', () => {
     const times = [T0, T0 + 3 * DAY_MS, T0 + DAY_MS, T0 + 10 * DAY_MS, T0 + 2 * DAY_MS];
-    const fold = (ts: number[]) => ts.reduce<ReturnType<typeof addDecayed> | undefined>((d, t) => addDecayed(d, t, 1, 7 * DAY_MS), undefined);
+    const fold = (ts: number[]) =>
+      ts.reduce<ReturnType<typeof addDecayed> | undefined>((d, t) => addDecayed(d, t, 1, 7 * DAY_MS), undefined);
     const a = fold(times);
     const b = fold([...times].reverse());
     const now = T0 + 20 * DAY_MS;
@@ -37,7 +48,12 @@ describe('applyEvent', () => {
     const user = newUser('u', T0);
     const items = new Map<string, ItemState>();
     applyEvent(ev({ type: 'view', itemId: 'a' }), user, items, catalog);
-    applyEvent(ev({ type: 'purchase', itemId: 'b', quantity: 2, price: 25, sessionId: 's2', occurredAt: T0 + 1000 }), user, items, catalog);
+    applyEvent(
+      ev({ type: 'purchase', itemId: 'b', quantity: 2, price: 25, sessionId: 's2', occurredAt: T0 + 1000 }),
+      user,
+      items,
+      catalog,
+    );
     applyEvent(ev({ type: 'search', itemId: '', query: 'candle', occurredAt: T0 + 2000 }), user, items, catalog);
     const v = userView('u', user, T0 + 2000, 0);
     expect(v.counts).toMatchObject({ view: 1, purchase: 1, search: 1 });
@@ -74,7 +90,8 @@ describe('applyEvent', () => {
   test('recent interactions keep the last 200 in event-time order', () => {
     const user = newUser('u', T0);
     const items = new Map<string, ItemState>();
-    for (let i = 0; i < 250; i++) applyEvent(ev({ itemId: `i${i}`, type: 'click', occurredAt: T0 + (250 - i) * 1000 }), user, items, catalog);
+    for (let i = 0; i < 250; i++)
+      applyEvent(ev({ itemId: `i${i}`, type: 'click', occurredAt: T0 + (250 - i) * 1000 }), user, items, catalog);
     expect(user.recent).toHaveLength(200);
     expect(user.recent[0]?.[0]).toBe('i199');
     expect(user.recent[199]?.[0]).toBe('i0');

@@ -35,7 +35,10 @@ export const FEATURE_RULES = {
   affinityTauMs: tauForHalfLife(14 * DAY_MS),
   popularityTauMs: { d1: DAY_MS, d7: 7 * DAY_MS, d30: 30 * DAY_MS },
   /** Category affinity weight per event type. */
-  affinityWeight: { view: 1, click: 1, add_to_cart: 3, remove_from_cart: 0, purchase: 5, search: 0 } satisfies Record<EventType, number>,
+  affinityWeight: { view: 1, click: 1, add_to_cart: 3, remove_from_cart: 0, purchase: 5, search: 0 } satisfies Record<
+    EventType,
+    number
+  >,
   /** Event types that count as co-visits (clicks usually precede a view of the same item). */
   coVisitTypes: ['view', 'add_to_cart', 'purchase'] as readonly EventType[],
   ctrPrior: { hits: 1, trials: 20 },
@@ -87,7 +90,14 @@ export interface TenantMeta {
   watermark: number;
 }
 
-const emptyCounts = (): Record<EventType, number> => ({ view: 0, click: 0, add_to_cart: 0, remove_from_cart: 0, purchase: 0, search: 0 });
+const emptyCounts = (): Record<EventType, number> => ({
+  view: 0,
+  click: 0,
+  add_to_cart: 0,
+  remove_from_cart: 0,
+  purchase: 0,
+  search: 0,
+});
 
 export function newUser(userId: string, at: number): UserState {
   return {
@@ -109,7 +119,17 @@ export function newUser(userId: string, at: number): UserState {
 }
 
 export function newItem(itemId: string, at: number): ItemState {
-  return { itemId, pop: {}, views: 0, clicks: 0, carts: 0, purchases: 0, firstEventAt: at, lastEventAt: at, coVisits: {} };
+  return {
+    itemId,
+    pop: {},
+    views: 0,
+    clicks: 0,
+    carts: 0,
+    purchases: 0,
+    firstEventAt: at,
+    lastEventAt: at,
+    coVisits: {},
+  };
 }
 
 /** Orders by time, then event id, so that equal timestamps sort the same way on every replay. */
@@ -140,7 +160,12 @@ export function itemsTouched(e: FeatureEvent, user: UserState | undefined): stri
   const out = [e.itemId];
   if (user && FEATURE_RULES.coVisitTypes.includes(e.type)) {
     for (const [itemId, type, at] of user.recent) {
-      if (itemId !== e.itemId && FEATURE_RULES.coVisitTypes.includes(type) && Math.abs(at - e.occurredAt) <= FEATURE_RULES.coVisitWindowMs) out.push(itemId);
+      if (
+        itemId !== e.itemId &&
+        FEATURE_RULES.coVisitTypes.includes(type) &&
+        Math.abs(at - e.occurredAt) <= FEATURE_RULES.coVisitWindowMs
+      )
+        out.push(itemId);
     }
   }
   return out;
@@ -168,7 +193,8 @@ export function applyEvent(
   if (e.type === 'search') {
     user.queries.push([e.query, at]);
     user.queries.sort((a, b) => a[1] - b[1]);
-    if (user.queries.length > FEATURE_RULES.recentQueries) user.queries.splice(0, user.queries.length - FEATURE_RULES.recentQueries);
+    if (user.queries.length > FEATURE_RULES.recentQueries)
+      user.queries.splice(0, user.queries.length - FEATURE_RULES.recentQueries);
     return;
   }
   if (!e.itemId) return;
@@ -189,7 +215,11 @@ export function applyEvent(
     if (names.length > FEATURE_RULES.categoriesKept) {
       const ref = Math.max(...names.map((n) => user.affinity[n]?.t ?? 0));
       names
-        .sort((a, b) => decayedAt(user.affinity[a], ref, FEATURE_RULES.affinityTauMs) - decayedAt(user.affinity[b], ref, FEATURE_RULES.affinityTauMs) || (a < b ? -1 : 1))
+        .sort(
+          (a, b) =>
+            decayedAt(user.affinity[a], ref, FEATURE_RULES.affinityTauMs) -
+              decayedAt(user.affinity[b], ref, FEATURE_RULES.affinityTauMs) || (a < b ? -1 : 1),
+        )
         .slice(0, names.length - FEATURE_RULES.categoriesKept)
         .forEach((n) => delete user.affinity[n]);
     }
@@ -215,7 +245,11 @@ export function applyEvent(
   else if (e.type === 'purchase') item.purchases += 1;
   if (e.type !== 'remove_from_cart') {
     const tau = FEATURE_RULES.popularityTauMs;
-    item.pop = { d1: addDecayed(item.pop.d1, at, 1, tau.d1), d7: addDecayed(item.pop.d7, at, 1, tau.d7), d30: addDecayed(item.pop.d30, at, 1, tau.d30) };
+    item.pop = {
+      d1: addDecayed(item.pop.d1, at, 1, tau.d1),
+      d7: addDecayed(item.pop.d7, at, 1, tau.d7),
+      d30: addDecayed(item.pop.d30, at, 1, tau.d30),
+    };
   }
 
   // Co-visits: each pair of this user's events on two items within the window counts once, when the
@@ -233,7 +267,8 @@ export function applyEvent(
 
   user.recent.push([e.itemId, e.type, at, e.eventId]);
   user.recent.sort(compareRecent);
-  if (user.recent.length > FEATURE_RULES.recentLimit) user.recent.splice(0, user.recent.length - FEATURE_RULES.recentLimit);
+  if (user.recent.length > FEATURE_RULES.recentLimit)
+    user.recent.splice(0, user.recent.length - FEATURE_RULES.recentLimit);
 }
 
 // ---- read models ----
@@ -271,11 +306,28 @@ export interface ItemFeaturesView {
   lastEventAt: number | undefined;
 }
 
-export function userView(userId: string, s: UserState | undefined, watermark: number, recentLimit: number): UserFeaturesView {
+export function userView(
+  userId: string,
+  s: UserState | undefined,
+  watermark: number,
+  recentLimit: number,
+): UserFeaturesView {
   if (!s) {
     return {
-      userId, known: false, recent: [], counts: emptyCounts(), firstSeenAt: undefined, lastSeenAt: undefined, sessions: 0, purchases: 0,
-      unitsPurchased: 0, spend: 0, lastPurchaseAt: undefined, categoryAffinity: [], priceBand: undefined, recentQueries: [],
+      userId,
+      known: false,
+      recent: [],
+      counts: emptyCounts(),
+      firstSeenAt: undefined,
+      lastSeenAt: undefined,
+      sessions: 0,
+      purchases: 0,
+      unitsPurchased: 0,
+      spend: 0,
+      lastPurchaseAt: undefined,
+      categoryAffinity: [],
+      priceBand: undefined,
+      recentQueries: [],
     };
   }
   const limit = recentLimit > 0 ? Math.min(recentLimit, FEATURE_RULES.recentLimit) : FEATURE_RULES.recentLimit;
@@ -296,12 +348,19 @@ export function userView(userId: string, s: UserState | undefined, watermark: nu
     categoryAffinity: Object.entries(s.affinity)
       .map(([category, d]) => ({ category, score: decayedAt(d, watermark, FEATURE_RULES.affinityTauMs) }))
       .sort((a, b) => b.score - a.score || (a.category < b.category ? -1 : 1)),
-    priceBand: p ? { count: p.n, min: p.min, max: p.max, mean, stddev: Math.sqrt(Math.max(0, p.sumSq / p.n - mean * mean)) } : undefined,
+    priceBand: p
+      ? { count: p.n, min: p.min, max: p.max, mean, stddev: Math.sqrt(Math.max(0, p.sumSq / p.n - mean * mean)) }
+      : undefined,
     recentQueries: s.queries.map(([q]) => q),
   };
 }
 
-export function itemView(itemId: string, s: ItemState | undefined, watermark: number, coVisitLimit: number): ItemFeaturesView {
+export function itemView(
+  itemId: string,
+  s: ItemState | undefined,
+  watermark: number,
+  coVisitLimit: number,
+): ItemFeaturesView {
   const tau = FEATURE_RULES.popularityTauMs;
   const views = s?.views ?? 0;
   const { ctrPrior, conversionPrior } = FEATURE_RULES;

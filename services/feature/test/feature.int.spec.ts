@@ -1,7 +1,16 @@
 /** The feature process's gRPC contract: request-order answers, unknown markers, field-level errors. */
 import { clickstreamV1, ContentTypes, featureV1, Headers, Streams, Subjects } from '@aisle/contracts';
 import { createGrpcClient, grpc, isGrpcError } from '@aisle/runtime';
-import { eventually, healthCheck, listServicesByReflection, startNatsServer, startServiceProcess, tempSqliteUrl, type NatsServerHandle, type ServiceProcess } from '@aisle/testkit';
+import {
+  eventually,
+  healthCheck,
+  listServicesByReflection,
+  startNatsServer,
+  startServiceProcess,
+  tempSqliteUrl,
+  type NatsServerHandle,
+  type ServiceProcess,
+} from '@aisle/testkit';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 
@@ -33,9 +42,19 @@ test('answers in request order with unknown markers, and tells changed users on 
   const js = jetstream(nc);
   const h = headers();
   h.set(Headers.contentType, ContentTypes.protobuf);
-  const e = clickstreamV1.Event.fromPartial({ eventId: 'x1', tenant: 'shop', type: 'view', userId: 'u7', itemId: 'i3', occurredAt: new Date(Date.UTC(2026, 10, 1)) });
+  const e = clickstreamV1.Event.fromPartial({
+    eventId: 'x1',
+    tenant: 'shop',
+    type: 'view',
+    userId: 'u7',
+    itemId: 'i3',
+    occurredAt: new Date(Date.UTC(2026, 10, 1)),
+  });
   await js.publish(Subjects.events('view'), clickstreamV1.Event.encode(e).finish(), { headers: h, msgID: 'shop:x1' });
-  await eventually(async () => (await client.getUserFeatures({ tenant: 'shop', userIds: ['u7'], recentLimit: 0 })).users[0]?.known, { what: 'feature applied' });
+  await eventually(
+    async () => (await client.getUserFeatures({ tenant: 'shop', userIds: ['u7'], recentLimit: 0 })).users[0]?.known,
+    { what: 'feature applied' },
+  );
   const { users } = await client.getUserFeatures({ tenant: 'shop', userIds: ['nobody', 'u7'], recentLimit: 1 });
   expect(users.map((u) => [u.userId, u.known])).toEqual([
     ['nobody', false],
@@ -47,25 +66,39 @@ test('answers in request order with unknown markers, and tells changed users on 
     ['zz', false, 0, false],
   ]);
   // Another tenant sees nothing of it.
-  expect((await client.getUserFeatures({ tenant: 'other', userIds: ['u7'], recentLimit: 0 })).users[0]?.known).toBe(false);
+  expect((await client.getUserFeatures({ tenant: 'other', userIds: ['u7'], recentLimit: 0 })).users[0]?.known).toBe(
+    false,
+  );
   const jsm = await jetstreamManager(nc);
   const updated = await jsm.streams.getMessage(Streams.FEATURES.name, { last_by_subj: Subjects.userFeaturesUpdated });
-  expect(featureV1.UserFeaturesUpdated.decode(updated!.data)).toMatchObject({ tenant: 'shop', userId: 'u7', eventType: 'view' });
+  expect(featureV1.UserFeaturesUpdated.decode(updated!.data)).toMatchObject({
+    tenant: 'shop',
+    userId: 'u7',
+    eventType: 'view',
+  });
 });
 
 test.each([
   ['user_ids: at least one id required', { tenant: '', userIds: [], recentLimit: 0 }],
   ['user_ids[1]: must not be empty', { tenant: '', userIds: ['a', ''], recentLimit: 0 }],
   ['recent_limit: must be >= 0', { tenant: '', userIds: ['a'], recentLimit: -1 }],
-  ['user_ids: more than 1000 ids', { tenant: '', userIds: Array.from({ length: 1001 }, (_, i) => `u${i}`), recentLimit: 0 }],
+  [
+    'user_ids: more than 1000 ids',
+    { tenant: '', userIds: Array.from({ length: 1001 }, (_, i) => `u${i}`), recentLimit: 0 },
+  ],
 ])('GetUserFeatures -> INVALID_ARGUMENT "%s"', async (details, req) => {
   const err: unknown = await client.getUserFeatures(req).catch((x: unknown) => x);
   expect(isGrpcError(err) && [err.code, err.details]).toEqual([grpc.status.INVALID_ARGUMENT, details]);
 });
 
 test('GetItemFeatures rejects a bad co_visit_limit', async () => {
-  const err: unknown = await client.getItemFeatures({ tenant: '', itemIds: ['a'], coVisitLimit: 500 }).catch((x: unknown) => x);
-  expect(isGrpcError(err) && [err.code, err.details]).toEqual([grpc.status.INVALID_ARGUMENT, 'co_visit_limit: must be between 0 and 100']);
+  const err: unknown = await client
+    .getItemFeatures({ tenant: '', itemIds: ['a'], coVisitLimit: 500 })
+    .catch((x: unknown) => x);
+  expect(isGrpcError(err) && [err.code, err.details]).toEqual([
+    grpc.status.INVALID_ARGUMENT,
+    'co_visit_limit: must be between 0 and 100',
+  ]);
 });
 
 test('health and reflection', async () => {

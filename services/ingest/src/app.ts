@@ -11,11 +11,25 @@ export async function startIngest(base: ServiceBase, config: IngestConfig): Prom
   const store = await openStore(config.storeUrl);
   base.lifecycle.onShutdown('store', () => store.close());
   const bus = await connectBus(base, config, [Streams.CLICKSTREAM, Streams.CATALOG, Streams.EVENTS, Streams.DLQ]);
-  const service = new IngestService({ insertEvents: (e) => store.events.insertMany(e), upsertItems: (i) => store.items.upsertMany(i) }, protoDecoder);
-  const consumers = await startIngestConsumers({ ...base, service, js: bus.js, jsm: bus.jsm, publisher: bus.publisher, batchSize: config.batchSize, maxInFlight: config.maxInFlight, ackWaitMs: config.ackWaitMs });
+  const service = new IngestService(
+    { insertEvents: (e) => store.events.insertMany(e), upsertItems: (i) => store.items.upsertMany(i) },
+    protoDecoder,
+  );
+  const consumers = await startIngestConsumers({
+    ...base,
+    service,
+    js: bus.js,
+    jsm: bus.jsm,
+    publisher: bus.publisher,
+    batchSize: config.batchSize,
+    maxInFlight: config.maxInFlight,
+    ackWaitMs: config.ackWaitMs,
+  });
   base.lifecycle.onShutdown('consumers', async () => {
     await Promise.all(consumers.map((c) => c.stop()));
   });
-  const grpc = await serveGrpc(base, config, [ingestGrpcService(service, bus.publisher, base, { maxEvents: config.trackMaxEvents })]);
+  const grpc = await serveGrpc(base, config, [
+    ingestGrpcService(service, bus.publisher, base, { maxEvents: config.trackMaxEvents }),
+  ]);
   return { grpc, details: { store: store.kind } };
 }

@@ -2,9 +2,22 @@ import { commonConfig, env, readConfig, type ConfigOf, type Env } from '@aisle/r
 
 export const configSpec = {
   ...commonConfig,
-  batchSize: env.int('AISLE_INGEST_BATCH_SIZE', { default: 500, min: 1, max: 10_000, description: 'most messages validated and stored in one transaction' }),
-  maxInFlight: env.int('AISLE_INGEST_MAX_IN_FLIGHT', { default: 4000, min: 1, description: 'most unacknowledged messages per consumer' }),
-  trackMaxEvents: env.int('AISLE_INGEST_TRACK_MAX_EVENTS', { default: 1000, min: 1, description: 'most events in one gRPC Track call' }),
+  batchSize: env.int('AISLE_INGEST_BATCH_SIZE', {
+    default: 500,
+    min: 1,
+    max: 10_000,
+    description: 'most messages validated and stored in one transaction',
+  }),
+  maxInFlight: env.int('AISLE_INGEST_MAX_IN_FLIGHT', {
+    default: 4000,
+    min: 1,
+    description: 'most unacknowledged messages per consumer',
+  }),
+  trackMaxEvents: env.int('AISLE_INGEST_TRACK_MAX_EVENTS', {
+    default: 1000,
+    min: 1,
+    description: 'most events in one gRPC Track call',
+  }),
 };
 
 export type IngestConfig = ConfigOf<typeof configSpec>;

@@ -1,5 +1,19 @@
-import { catalogV1, clickstreamV1, ContentTypes, Headers, ingestV1, InvalidArgumentError, Subjects, UnavailableError } from '@aisle/contracts';
-import { bindUnaryService, type AsyncJetStreamPublisher, type GrpcInstrumentation, type UnaryHandlers } from '@aisle/runtime';
+import {
+  catalogV1,
+  clickstreamV1,
+  ContentTypes,
+  Headers,
+  ingestV1,
+  InvalidArgumentError,
+  Subjects,
+  UnavailableError,
+} from '@aisle/contracts';
+import {
+  bindUnaryService,
+  type AsyncJetStreamPublisher,
+  type GrpcInstrumentation,
+  type UnaryHandlers,
+} from '@aisle/runtime';
 import type { grpc } from '@aisle/runtime';
 import { eventToProto, itemToProto } from './ingest.nats';
 import type { IngestService } from './ingest.service';
@@ -35,7 +49,8 @@ export function ingestGrpcService(
   };
   const handlers: UnaryHandlers<Definition> = {
     track: async (req) => {
-      if (req.events.length > limits.maxEvents) throw new InvalidArgumentError('events', `more than ${limits.maxEvents} in one call`);
+      if (req.events.length > limits.maxEvents)
+        throw new InvalidArgumentError('events', `more than ${limits.maxEvents} in one call`);
       const results = service.validateEventMessages(req.events as unknown as ProtoFields[]);
       const publishes: Array<Promise<unknown>> = [];
       for (const r of results) {
@@ -52,7 +67,8 @@ export function ingestGrpcService(
       return { accepted: publishes.length, rejected: rejections(results, (i) => req.events[i]?.eventId ?? '') };
     },
     upsertItems: async (req) => {
-      if (req.items.length > limits.maxEvents) throw new InvalidArgumentError('items', `more than ${limits.maxEvents} in one call`);
+      if (req.items.length > limits.maxEvents)
+        throw new InvalidArgumentError('items', `more than ${limits.maxEvents} in one call`);
       const results = service.validateItemMessages(req.items as unknown as ProtoFields[]);
       const publishes: Array<Promise<unknown>> = [];
       for (const r of results) {
@@ -68,5 +84,8 @@ export function ingestGrpcService(
       return { accepted: publishes.length, rejected: rejections(results, (i) => req.items[i]?.itemId ?? '') };
     },
   };
-  return { definition: ingestV1.IngestServiceService, implementation: bindUnaryService(ingestV1.IngestServiceService, handlers, instr) };
+  return {
+    definition: ingestV1.IngestServiceService,
+    implementation: bindUnaryService(ingestV1.IngestServiceService, handlers, instr),
+  };
 }

@@ -28,7 +28,11 @@ export const protoDecoder: ProtoDecoder = {
 };
 
 export function eventToProto(e: NormalizedEvent): clickstreamV1.Event {
-  return clickstreamV1.Event.fromPartial({ ...e, occurredAt: new Date(e.occurredAt), ingestedAt: new Date(e.ingestedAt) });
+  return clickstreamV1.Event.fromPartial({
+    ...e,
+    occurredAt: new Date(e.occurredAt),
+    ingestedAt: new Date(e.ingestedAt),
+  });
 }
 
 export function itemToProto(i: NormalizedItem): catalogV1.Item {
@@ -45,7 +49,8 @@ interface Deps {
 
 function counters(registry: Registry) {
   const get = (name: string, help: string) =>
-    (registry.getSingleMetric(name) as Counter<'source'> | undefined) ?? new Counter({ name, help, labelNames: ['source'], registers: [registry] });
+    (registry.getSingleMetric(name) as Counter<'source'> | undefined) ??
+    new Counter({ name, help, labelNames: ['source'], registers: [registry] });
   return {
     accepted: get('aisle_ingest_accepted_total', 'Valid input messages'),
     rejected: get('aisle_ingest_rejected_total', 'Input sent to the dead-letter stream'),
@@ -74,7 +79,11 @@ function pipeline<T extends NormalizedEvent | NormalizedItem>(
 ): (msgs: readonly JsMsg[]) => Promise<Outcome[]> {
   const metrics = counters(deps.registry);
   return async (msgs) => {
-    const inputs: RawInput[] = msgs.map((m) => ({ data: m.data, contentType: header(m.headers, Headers.contentType), subjectType: subjectType(m) }));
+    const inputs: RawInput[] = msgs.map((m) => ({
+      data: m.data,
+      contentType: header(m.headers, Headers.contentType),
+      subjectType: subjectType(m),
+    }));
     const results = validate(inputs);
     const { stored } = await store(results);
     const publishes: Array<Promise<PubAck>> = [];
@@ -90,7 +99,11 @@ function pipeline<T extends NormalizedEvent | NormalizedItem>(
             kind: SpanKind.CONSUMER,
             attributes: { 'messaging.system': 'nats', 'messaging.destination.name': m.subject },
           });
-          publishes.push(deps.publisher.publish(out.subject, out.data, { msgId: out.msgId, headers, traceContext: context }).finally(() => span.end()));
+          publishes.push(
+            deps.publisher
+              .publish(out.subject, out.data, { msgId: out.msgId, headers, traceContext: context })
+              .finally(() => span.end()),
+          );
         } else {
           publishes.push(deps.publisher.publish(out.subject, out.data, { msgId: out.msgId, headers, noTrace: true }));
         }
@@ -105,7 +118,9 @@ function pipeline<T extends NormalizedEvent | NormalizedItem>(
         const ct = header(m.headers, Headers.contentType);
         if (ct) headers[Headers.contentType] = ct;
         // Keyed on the original stream sequence: a redelivered bad message is dead-lettered once.
-        publishes.push(deps.publisher.publish(Subjects.dlq(source), m.data, { msgId: `${stream}:${m.seq}`, headers, noTrace: true }));
+        publishes.push(
+          deps.publisher.publish(Subjects.dlq(source), m.data, { msgId: `${stream}:${m.seq}`, headers, noTrace: true }),
+        );
       }
     });
     await Promise.all(publishes);
@@ -117,7 +132,13 @@ function pipeline<T extends NormalizedEvent | NormalizedItem>(
 }
 
 export async function startIngestConsumers(
-  deps: Deps & { js: JetStreamClient; jsm: JetStreamManager; batchSize: number; maxInFlight: number; ackWaitMs: number },
+  deps: Deps & {
+    js: JetStreamClient;
+    jsm: JetStreamManager;
+    batchSize: number;
+    maxInFlight: number;
+    ackWaitMs: number;
+  },
 ): Promise<ConsumerLoop[]> {
   const { service } = deps;
   const clickstream = pipeline<NormalizedEvent>(
@@ -126,7 +147,12 @@ export async function startIngestConsumers(
     Streams.CLICKSTREAM.name,
     (inputs) => service.validateEvents(inputs),
     (results) => service.storeEvents(results),
-    (e) => ({ subject: Subjects.events(e.type), data: clickstreamV1.Event.encode(eventToProto(e)).finish(), msgId: `${e.tenant}:${e.eventId}`, tenant: e.tenant }),
+    (e) => ({
+      subject: Subjects.events(e.type),
+      data: clickstreamV1.Event.encode(eventToProto(e)).finish(),
+      msgId: `${e.tenant}:${e.eventId}`,
+      tenant: e.tenant,
+    }),
     (m) => subjectSuffix(m.subject, 'aisle.clickstream.v1'),
   );
   const catalog = pipeline<NormalizedItem>(
@@ -145,9 +171,30 @@ export async function startIngestConsumers(
   );
   // Two batches at once: one validates and stores while the other waits for JetStream acks. Republish
   // order across batches does not matter downstream (features are order-independent).
-  const common = { js: deps.js, jsm: deps.jsm, concurrency: 2, batchSize: deps.batchSize, maxInFlight: deps.maxInFlight, ackWaitMs: deps.ackWaitMs, logger: deps.logger, registry: deps.registry };
+  const common = {
+    js: deps.js,
+    jsm: deps.jsm,
+    concurrency: 2,
+    batchSize: deps.batchSize,
+    maxInFlight: deps.maxInFlight,
+    ackWaitMs: deps.ackWaitMs,
+    logger: deps.logger,
+    registry: deps.registry,
+  };
   return Promise.all([
-    startConsumerLoop({ ...common, stream: Streams.CLICKSTREAM.name, durable: 'ingest-clickstream', filterSubject: Subjects.clickstreamAll, handleBatch: clickstream }),
-    startConsumerLoop({ ...common, stream: Streams.CATALOG.name, durable: 'ingest-catalog', filterSubject: Subjects.catalogUpsert, handleBatch: catalog }),
+    startConsumerLoop({
+      ...common,
+      stream: Streams.CLICKSTREAM.name,
+      durable: 'ingest-clickstream',
+      filterSubject: Subjects.clickstreamAll,
+      handleBatch: clickstream,
+    }),
+    startConsumerLoop({
+      ...common,
+      stream: Streams.CATALOG.name,
+      durable: 'ingest-catalog',
+      filterSubject: Subjects.catalogUpsert,
+      handleBatch: catalog,
+    }),
   ]);
 }

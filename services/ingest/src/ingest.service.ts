@@ -1,5 +1,12 @@
 import type { NormalizedEvent, NormalizedItem, PayloadFormat, ProtoFields, Validated } from './validation';
-import { formatOf, rejectionOf, validateEventJson, validateEventProto, validateItemJson, validateItemProto } from './validation';
+import {
+  formatOf,
+  rejectionOf,
+  validateEventJson,
+  validateEventProto,
+  validateItemJson,
+  validateItemProto,
+} from './validation';
 
 /** Where validated input is stored; idempotent by (tenant, id). */
 export interface IngestRepository {
@@ -37,9 +44,19 @@ export class IngestService {
     private readonly clock: () => number = Date.now,
   ) {}
 
-  private decode<T>(input: RawInput, json: (d: Uint8Array, now: number) => Validated<T>, proto: (m: ProtoFields, now: number) => Validated<T>, decodeProto: (d: Uint8Array) => ProtoFields, now: number): Validated<T> {
+  private decode<T>(
+    input: RawInput,
+    json: (d: Uint8Array, now: number) => Validated<T>,
+    proto: (m: ProtoFields, now: number) => Validated<T>,
+    decodeProto: (d: Uint8Array) => ProtoFields,
+    now: number,
+  ): Validated<T> {
     const format: PayloadFormat | { unsupported: string } = formatOf(input.contentType);
-    if (typeof format === 'object') return rejectionOf('Content-Type', `unsupported '${format.unsupported}' (use application/json or application/x-protobuf)`);
+    if (typeof format === 'object')
+      return rejectionOf(
+        'Content-Type',
+        `unsupported '${format.unsupported}' (use application/json or application/x-protobuf)`,
+      );
     if (format === 'json') return json(input.data, now);
     let message: ProtoFields;
     try {
@@ -71,7 +88,9 @@ export class IngestService {
 
   validateItems(inputs: readonly RawInput[]): Array<Validated<NormalizedItem>> {
     const now = this.clock();
-    return inputs.map((i) => this.decode(i, validateItemJson, validateItemProto, (d) => this.decoder.decodeItem(d), now));
+    return inputs.map((i) =>
+      this.decode(i, validateItemJson, validateItemProto, (d) => this.decoder.decodeItem(d), now),
+    );
   }
 
   validateItemMessages(messages: readonly ProtoFields[]): Array<Validated<NormalizedItem>> {
@@ -88,7 +107,8 @@ export class IngestService {
     let rejected = 0;
     for (const r of results) {
       if (!r.ok) rejected++;
-      else if (!unique.has(`${r.value.tenant}\u001f${r.value.eventId}`)) unique.set(`${r.value.tenant}\u001f${r.value.eventId}`, r.value);
+      else if (!unique.has(`${r.value.tenant}\u001f${r.value.eventId}`))
+        unique.set(`${r.value.tenant}\u001f${r.value.eventId}`, r.value);
     }
     const { inserted } = unique.size > 0 ? await this.repo.insertEvents([...unique.values()]) : { inserted: 0 };
     return { accepted: results.length - rejected, rejected, stored: inserted };

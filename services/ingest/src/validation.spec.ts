@@ -2,7 +2,14 @@ import { validateEventJson, validateEventProto, validateItemJson, normalizeCateg
 
 const now = Date.UTC(2026, 10, 27, 12);
 const enc = (o: unknown) => new TextEncoder().encode(typeof o === 'string' ? o : JSON.stringify(o));
-const base = { event_id: 'e1', type: 'view', user_id: 'u1', item_id: 'i9', session_id: 's1', occurred_at: '2026-11-27T10:00:00Z' };
+const base = {
+  event_id: 'e1',
+  type: 'view',
+  user_id: 'u1',
+  item_id: 'i9',
+  session_id: 's1',
+  occurred_at: '2026-11-27T10:00:00Z',
+};
 
 describe('clickstream JSON', () => {
   test('accepts the documented example and normalizes it', () => {
@@ -10,15 +17,44 @@ describe('clickstream JSON', () => {
     expect(r).toEqual({
       ok: true,
       value: {
-        tenant: 'default', eventId: 'e1', type: 'view', userId: 'u1', sessionId: 's1', itemId: 'i9', query: '', quantity: 0, price: 0,
-        currency: '', occurredAt: Date.UTC(2026, 10, 27, 10), ingestedAt: now, requestId: '', position: 0, context: {},
+        tenant: 'default',
+        eventId: 'e1',
+        type: 'view',
+        userId: 'u1',
+        sessionId: 's1',
+        itemId: 'i9',
+        query: '',
+        quantity: 0,
+        price: 0,
+        currency: '',
+        occurredAt: Date.UTC(2026, 10, 27, 10),
+        ingestedAt: now,
+        requestId: '',
+        position: 0,
+        context: {},
       },
     });
   });
 
   test('accepts camelCase JSON names, numeric strings and takes the type from the subject', () => {
-    const r = validateEventJson(enc({ eventId: 'e2', userId: 'u1', itemId: 'i1', occurredAt: '2026-11-27T10:00:00.123+01:00', quantity: '3', price: '9.99' }), now, 'add_to_cart');
-    expect(r.ok && r.value).toMatchObject({ type: 'add_to_cart', quantity: 3, price: 9.99, occurredAt: Date.UTC(2026, 10, 27, 9, 0, 0, 123) });
+    const r = validateEventJson(
+      enc({
+        eventId: 'e2',
+        userId: 'u1',
+        itemId: 'i1',
+        occurredAt: '2026-11-27T10:00:00.123+01:00',
+        quantity: '3',
+        price: '9.99',
+      }),
+      now,
+      'add_to_cart',
+    );
+    expect(r.ok && r.value).toMatchObject({
+      type: 'add_to_cart',
+      quantity: 3,
+      price: 9.99,
+      occurredAt: Date.UTC(2026, 10, 27, 9, 0, 0, 123),
+    });
   });
 
   test('cart and purchase quantities default to 1', () => {
@@ -43,7 +79,10 @@ describe('clickstream JSON', () => {
     [{ ...base, quantity: 1.5 }, 'quantity: must be an integer'],
     [{ ...base, currency: 'euro' }, 'currency: must be an ISO 4217 code like EUR'],
     [{ ...base, context: { a: 1 } }, 'context.a: must be a string'],
-    [{ ...base, context: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, 'v'])) }, 'context: more than 32 entries'],
+    [
+      { ...base, context: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, 'v'])) },
+      'context: more than 32 entries',
+    ],
     [{ ...base, userId: 'u1' }, 'user_id: given twice (snake_case and camelCase)'],
     [{ ...base, type: 'search', item_id: undefined }, 'query: required for search'],
   ])('rejects %j with "%s"', (payload, reason) => {
@@ -52,21 +91,50 @@ describe('clickstream JSON', () => {
   });
 
   test('rejects oversize payloads before parsing', () => {
-    expect(validateEventJson(new Uint8Array(70_000), now)).toEqual({ ok: false, reason: 'payload: larger than 65536 bytes' });
+    expect(validateEventJson(new Uint8Array(70_000), now)).toEqual({
+      ok: false,
+      reason: 'payload: larger than 65536 bytes',
+    });
   });
 
   test('search queries are whitespace-normalized', () => {
-    const r = validateEventJson(enc({ ...base, type: 'search', item_id: undefined, query: '  Red\t  Shoes ' }), now, 'search');
+    const r = validateEventJson(
+      enc({ ...base, type: 'search', item_id: undefined, query: '  Red\t  Shoes ' }),
+      now,
+      'search',
+    );
     expect(r.ok && r.value.query).toBe('Red Shoes');
   });
 });
 
 describe('clickstream protobuf', () => {
   test('proto3 defaults count as absent, NaN is rejected', () => {
-    const msg = { eventId: 'e1', tenant: '', type: 'view', userId: 'u1', sessionId: '', itemId: 'i1', query: '', quantity: 0, price: 0, currency: '', occurredAt: new Date(Date.UTC(2026, 10, 27)), requestId: '', position: 0, context: {}, ingestedAt: undefined };
+    const msg = {
+      eventId: 'e1',
+      tenant: '',
+      type: 'view',
+      userId: 'u1',
+      sessionId: '',
+      itemId: 'i1',
+      query: '',
+      quantity: 0,
+      price: 0,
+      currency: '',
+      occurredAt: new Date(Date.UTC(2026, 10, 27)),
+      requestId: '',
+      position: 0,
+      context: {},
+      ingestedAt: undefined,
+    };
     expect(validateEventProto(msg, now).ok).toBe(true);
-    expect(validateEventProto({ ...msg, price: Number.NaN }, now)).toEqual({ ok: false, reason: 'price: must be a finite number' });
-    expect(validateEventProto({ ...msg, occurredAt: undefined }, now)).toEqual({ ok: false, reason: 'occurred_at: required' });
+    expect(validateEventProto({ ...msg, price: Number.NaN }, now)).toEqual({
+      ok: false,
+      reason: 'price: must be a finite number',
+    });
+    expect(validateEventProto({ ...msg, occurredAt: undefined }, now)).toEqual({
+      ok: false,
+      reason: 'occurred_at: required',
+    });
     // A purchase price cannot be told from 0 in binary proto3, so it is not required there.
     expect(validateEventProto({ ...msg, type: 'purchase' }, now).ok).toBe(true);
   });
@@ -74,8 +142,16 @@ describe('clickstream protobuf', () => {
 
 describe('catalog items', () => {
   test('normalizes categories and defaults in_stock to true', () => {
-    const r = validateItemJson(enc({ item_id: 'i1', title: ' Soap ', category: 'Beauty>  Bath &  Body >', price: 3 }), now);
-    expect(r.ok && r.value).toMatchObject({ title: 'Soap', category: 'Beauty > Bath & Body', inStock: true, updatedAt: now });
+    const r = validateItemJson(
+      enc({ item_id: 'i1', title: ' Soap ', category: 'Beauty>  Bath &  Body >', price: 3 }),
+      now,
+    );
+    expect(r.ok && r.value).toMatchObject({
+      title: 'Soap',
+      category: 'Beauty > Bath & Body',
+      inStock: true,
+      updatedAt: now,
+    });
   });
   test.each([
     [{ title: 'x' }, 'item_id: required'],

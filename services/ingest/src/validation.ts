@@ -73,16 +73,42 @@ function aliases(names: readonly string[]): Map<string, string> {
   const m = new Map<string, string>();
   for (const n of names) {
     m.set(n, n);
-    m.set(n.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()), n);
+    m.set(
+      n.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()),
+      n,
+    );
   }
   return m;
 }
 
 const EVENT_FIELDS = aliases([
-  'event_id', 'tenant', 'type', 'user_id', 'session_id', 'item_id', 'query', 'quantity', 'price', 'currency',
-  'occurred_at', 'request_id', 'position', 'context',
+  'event_id',
+  'tenant',
+  'type',
+  'user_id',
+  'session_id',
+  'item_id',
+  'query',
+  'quantity',
+  'price',
+  'currency',
+  'occurred_at',
+  'request_id',
+  'position',
+  'context',
 ]);
-const ITEM_FIELDS = aliases(['item_id', 'tenant', 'title', 'description', 'category', 'brand', 'price', 'in_stock', 'attributes', 'updated_at']);
+const ITEM_FIELDS = aliases([
+  'item_id',
+  'tenant',
+  'title',
+  'description',
+  'category',
+  'brand',
+  'price',
+  'in_stock',
+  'attributes',
+  'updated_at',
+]);
 
 type Fields = Map<string, unknown>;
 
@@ -94,7 +120,8 @@ function jsonFields(data: Uint8Array, known: Map<string, string>): Fields {
   } catch (err) {
     return reject('payload', `invalid JSON (${err instanceof Error ? err.message : String(err)})`);
   }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return reject('payload', 'must be a JSON object');
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+    return reject('payload', 'must be a JSON object');
   const out: Fields = new Map();
   for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
     const canonical = known.get(k);
@@ -110,7 +137,11 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
 // eslint-disable-next-line no-control-regex
 const CONTROL_ALL = /[\u0000-\u001f\u007f]/g;
 
-function str(f: Fields, name: string, opts: { required?: boolean; max: number; pattern?: RegExp; patternRule?: string; allowControl?: boolean }): string {
+function str(
+  f: Fields,
+  name: string,
+  opts: { required?: boolean; max: number; pattern?: RegExp; patternRule?: string; allowControl?: boolean },
+): string {
   const v = f.get(name);
   if (v === undefined || v === '') {
     if (opts.required) return reject(name, 'required');
@@ -119,7 +150,8 @@ function str(f: Fields, name: string, opts: { required?: boolean; max: number; p
   if (typeof v !== 'string') return reject(name, 'must be a string');
   if (v.length > opts.max) return reject(name, `longer than ${opts.max} characters`);
   if (!opts.allowControl && CONTROL.test(v)) return reject(name, 'contains control characters');
-  if (opts.pattern && !opts.pattern.test(v)) return reject(name, opts.patternRule ?? `must match ${String(opts.pattern)}`);
+  if (opts.pattern && !opts.pattern.test(v))
+    return reject(name, opts.patternRule ?? `must match ${String(opts.pattern)}`);
   return v;
 }
 
@@ -142,7 +174,14 @@ const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\
 
 /** Date.parse rolls 2026-02-30 over to March; real producers' bugs should not be silently "fixed". */
 function calendarValid(v: string): boolean {
-  const [y, mo, d, h, mi, se] = [v.slice(0, 4), v.slice(5, 7), v.slice(8, 10), v.slice(11, 13), v.slice(14, 16), v.slice(17, 19)].map(Number) as [number, number, number, number, number, number];
+  const [y, mo, d, h, mi, se] = [
+    v.slice(0, 4),
+    v.slice(5, 7),
+    v.slice(8, 10),
+    v.slice(11, 13),
+    v.slice(14, 16),
+    v.slice(17, 19),
+  ].map(Number) as [number, number, number, number, number, number];
   const daysInMonth = new Date(Date.UTC(y, mo, 0)).getUTCDate();
   return mo >= 1 && mo <= 12 && d >= 1 && d <= daysInMonth && h <= 23 && mi <= 59 && se <= 60;
 }
@@ -171,9 +210,11 @@ function stringMap(f: Fields, name: string, maxEntries: number): Record<string, 
   if (entries.length > maxEntries) return reject(name, `more than ${maxEntries} entries`);
   const out: Record<string, string> = {};
   for (const [k, val] of entries) {
-    if (k.length === 0 || k.length > LIMITS.contextKey) return reject(`${name}.${k.slice(0, 64)}`, `key must be 1-${LIMITS.contextKey} characters`);
+    if (k.length === 0 || k.length > LIMITS.contextKey)
+      return reject(`${name}.${k.slice(0, 64)}`, `key must be 1-${LIMITS.contextKey} characters`);
     if (typeof val !== 'string') return reject(`${name}.${k}`, 'must be a string');
-    if (val.length > LIMITS.contextValue) return reject(`${name}.${k}`, `longer than ${LIMITS.contextValue} characters`);
+    if (val.length > LIMITS.contextValue)
+      return reject(`${name}.${k}`, `longer than ${LIMITS.contextValue} characters`);
     out[k] = val;
   }
   return out;
@@ -195,16 +236,23 @@ export function normalizeCategory(c: string): string {
     .join(' > ');
 }
 
-function checkEvent(f: Fields, ctx: { now: number; subjectType: string | undefined; priceGiven: boolean }): NormalizedEvent {
+function checkEvent(
+  f: Fields,
+  ctx: { now: number; subjectType: string | undefined; priceGiven: boolean },
+): NormalizedEvent {
   const eventId = str(f, 'event_id', { required: true, max: LIMITS.id });
-  const tenant = str(f, 'tenant', { max: LIMITS.tenant, pattern: TENANT, patternRule: 'must be letters, digits, _ . -' }) || DEFAULT_TENANT;
+  const tenant =
+    str(f, 'tenant', { max: LIMITS.tenant, pattern: TENANT, patternRule: 'must be letters, digits, _ . -' }) ||
+    DEFAULT_TENANT;
   let type = str(f, 'type', { max: 32 });
   if (!type) {
     if (!ctx.subjectType) return reject('type', 'required');
     type = ctx.subjectType;
   }
-  if (!isEventType(type)) return reject('type', `unknown event type '${type.slice(0, 32)}' (expected one of ${EVENT_TYPES.join(', ')})`);
-  if (ctx.subjectType !== undefined && ctx.subjectType !== type) return reject('type', `'${type}' does not match the subject's type '${ctx.subjectType.slice(0, 32)}'`);
+  if (!isEventType(type))
+    return reject('type', `unknown event type '${type.slice(0, 32)}' (expected one of ${EVENT_TYPES.join(', ')})`);
+  if (ctx.subjectType !== undefined && ctx.subjectType !== type)
+    return reject('type', `'${type}' does not match the subject's type '${ctx.subjectType.slice(0, 32)}'`);
   const userId = str(f, 'user_id', { required: true, max: LIMITS.id });
   const sessionId = str(f, 'session_id', { max: LIMITS.id });
   const itemId = str(f, 'item_id', { required: type !== 'search', max: LIMITS.id });
@@ -241,7 +289,9 @@ function checkEvent(f: Fields, ctx: { now: number; subjectType: string | undefin
 
 function checkItem(f: Fields, now: number): NormalizedItem {
   const itemId = str(f, 'item_id', { required: true, max: LIMITS.id });
-  const tenant = str(f, 'tenant', { max: LIMITS.tenant, pattern: TENANT, patternRule: 'must be letters, digits, _ . -' }) || DEFAULT_TENANT;
+  const tenant =
+    str(f, 'tenant', { max: LIMITS.tenant, pattern: TENANT, patternRule: 'must be letters, digits, _ . -' }) ||
+    DEFAULT_TENANT;
   const title = str(f, 'title', { required: true, max: LIMITS.title }).trim();
   if (!title) return reject('title', 'required');
   const description = str(f, 'description', { max: LIMITS.description, allowControl: true });
@@ -252,7 +302,19 @@ function checkItem(f: Fields, now: number): NormalizedItem {
   if (inStockRaw !== undefined && typeof inStockRaw !== 'boolean') return reject('in_stock', 'must be true or false');
   const attributes = stringMap(f, 'attributes', 64);
   const updatedAt = time(f, 'updated_at', now, false) ?? now;
-  return { tenant, itemId, title, description, category, brand, price, inStock: inStockRaw ?? true, attributes, updatedAt, ingestedAt: now };
+  return {
+    tenant,
+    itemId,
+    title,
+    description,
+    category,
+    brand,
+    price,
+    inStock: inStockRaw ?? true,
+    attributes,
+    updatedAt,
+    ingestedAt: now,
+  };
 }
 
 function attempt<T>(fn: () => T): Validated<T> {
@@ -270,7 +332,8 @@ export type PayloadFormat = 'json' | 'protobuf';
 export function formatOf(contentType: string | undefined): PayloadFormat | { unsupported: string } {
   if (!contentType) return 'json';
   const ct = contentType.split(';')[0]?.trim().toLowerCase() ?? '';
-  if (ct === 'application/x-protobuf' || ct === 'application/protobuf' || ct === 'application/vnd.google.protobuf') return 'protobuf';
+  if (ct === 'application/x-protobuf' || ct === 'application/protobuf' || ct === 'application/vnd.google.protobuf')
+    return 'protobuf';
   if (ct === 'application/json' || ct === 'text/json' || ct === '') return 'json';
   return { unsupported: contentType.slice(0, 64) };
 }
@@ -301,7 +364,11 @@ export function validateEventJson(data: Uint8Array, now: number, subjectType?: s
  * Validates a decoded protobuf event. Binary proto3 cannot tell an absent price from 0, so a purchase's
  * price is not required there.
  */
-export function validateEventProto(message: ProtoFields, now: number, subjectType?: string): Validated<NormalizedEvent> {
+export function validateEventProto(
+  message: ProtoFields,
+  now: number,
+  subjectType?: string,
+): Validated<NormalizedEvent> {
   return attempt(() => checkEvent(protoToFields(message, EVENT_FIELDS), { now, subjectType, priceGiven: true }));
 }
 

@@ -2,7 +2,16 @@
 import { ingestV1 } from '@aisle/contracts';
 import { createGrpcClient, grpc, isGrpcError } from '@aisle/runtime';
 import { openStore } from '@aisle/store';
-import { eventually, healthCheck, listServicesByReflection, startNatsServer, startServiceProcess, tempSqliteUrl, type NatsServerHandle, type ServiceProcess } from '@aisle/testkit';
+import {
+  eventually,
+  healthCheck,
+  listServicesByReflection,
+  startNatsServer,
+  startServiceProcess,
+  tempSqliteUrl,
+  type NatsServerHandle,
+  type ServiceProcess,
+} from '@aisle/testkit';
 
 jest.setTimeout(60_000);
 
@@ -30,11 +39,91 @@ const at = new Date(Date.UTC(2026, 10, 27, 10));
 test('Track stores valid events and answers per-event rejections with field-level reasons', async () => {
   const res = await client.track({
     events: [
-      { eventId: 'g1', tenant: '', type: 'view', userId: 'u1', sessionId: 's', itemId: 'i1', query: '', quantity: 0, price: 0, currency: '', occurredAt: at, requestId: '', position: 0, context: {}, ingestedAt: undefined },
-      { eventId: 'g2', tenant: '', type: 'view', userId: '', sessionId: '', itemId: 'i1', query: '', quantity: 0, price: 0, currency: '', occurredAt: at, requestId: '', position: 0, context: {}, ingestedAt: undefined },
-      { eventId: 'g3', tenant: '', type: 'search', userId: 'u1', sessionId: '', itemId: '', query: '  red   shoes ', quantity: 0, price: 0, currency: '', occurredAt: at, requestId: '', position: 0, context: {}, ingestedAt: undefined },
-      { eventId: 'g4', tenant: '', type: 'purchase', userId: 'u1', sessionId: '', itemId: 'i1', query: '', quantity: 2, price: Number.POSITIVE_INFINITY, currency: '', occurredAt: at, requestId: '', position: 0, context: {}, ingestedAt: undefined },
-      { eventId: 'g5', tenant: '', type: 'view', userId: 'u1', sessionId: '', itemId: 'i1', query: '', quantity: 0, price: 0, currency: '', occurredAt: new Date(Date.now() + 2 * 86_400_000), requestId: '', position: 0, context: {}, ingestedAt: undefined },
+      {
+        eventId: 'g1',
+        tenant: '',
+        type: 'view',
+        userId: 'u1',
+        sessionId: 's',
+        itemId: 'i1',
+        query: '',
+        quantity: 0,
+        price: 0,
+        currency: '',
+        occurredAt: at,
+        requestId: '',
+        position: 0,
+        context: {},
+        ingestedAt: undefined,
+      },
+      {
+        eventId: 'g2',
+        tenant: '',
+        type: 'view',
+        userId: '',
+        sessionId: '',
+        itemId: 'i1',
+        query: '',
+        quantity: 0,
+        price: 0,
+        currency: '',
+        occurredAt: at,
+        requestId: '',
+        position: 0,
+        context: {},
+        ingestedAt: undefined,
+      },
+      {
+        eventId: 'g3',
+        tenant: '',
+        type: 'search',
+        userId: 'u1',
+        sessionId: '',
+        itemId: '',
+        query: '  red   shoes ',
+        quantity: 0,
+        price: 0,
+        currency: '',
+        occurredAt: at,
+        requestId: '',
+        position: 0,
+        context: {},
+        ingestedAt: undefined,
+      },
+      {
+        eventId: 'g4',
+        tenant: '',
+        type: 'purchase',
+        userId: 'u1',
+        sessionId: '',
+        itemId: 'i1',
+        query: '',
+        quantity: 2,
+        price: Number.POSITIVE_INFINITY,
+        currency: '',
+        occurredAt: at,
+        requestId: '',
+        position: 0,
+        context: {},
+        ingestedAt: undefined,
+      },
+      {
+        eventId: 'g5',
+        tenant: '',
+        type: 'view',
+        userId: 'u1',
+        sessionId: '',
+        itemId: 'i1',
+        query: '',
+        quantity: 0,
+        price: 0,
+        currency: '',
+        occurredAt: new Date(Date.now() + 2 * 86_400_000),
+        requestId: '',
+        position: 0,
+        context: {},
+        ingestedAt: undefined,
+      },
     ],
   });
   expect(res.accepted).toBe(2);
@@ -48,24 +137,54 @@ test('Track stores valid events and answers per-event rejections with field-leve
     await eventually(async () => (await store.events.count()) === 2, { what: 'events stored' });
     const stored = [];
     for await (const e of store.events.scan()) stored.push(e);
-    expect(stored.find((e) => e.eventId === 'g3')).toMatchObject({ tenant: 'default', type: 'search', query: 'red shoes', occurredAt: at.getTime() });
+    expect(stored.find((e) => e.eventId === 'g3')).toMatchObject({
+      tenant: 'default',
+      type: 'search',
+      query: 'red shoes',
+      occurredAt: at.getTime(),
+    });
   } finally {
     await store.close();
   }
 });
 
 test('UpsertItems validates items; an older version never replaces a newer one', async () => {
-  const item = (title: string, updatedAt: Date) => ({ itemId: 'sku-1', tenant: 'shop2', title, description: '', category: ' Home >Candles ', brand: 'b', price: 12, inStock: false, attributes: {}, updatedAt, ingestedAt: undefined });
-  expect(await client.upsertItems({ items: [item('New', new Date(Date.UTC(2026, 10, 2)))] })).toEqual({ accepted: 1, rejected: [] });
-  expect(await client.upsertItems({ items: [item('Old', new Date(Date.UTC(2026, 10, 1))), { ...item('', at), itemId: 'sku-2' }] })).toEqual({
+  const item = (title: string, updatedAt: Date) => ({
+    itemId: 'sku-1',
+    tenant: 'shop2',
+    title,
+    description: '',
+    category: ' Home >Candles ',
+    brand: 'b',
+    price: 12,
+    inStock: false,
+    attributes: {},
+    updatedAt,
+    ingestedAt: undefined,
+  });
+  expect(await client.upsertItems({ items: [item('New', new Date(Date.UTC(2026, 10, 2)))] })).toEqual({
+    accepted: 1,
+    rejected: [],
+  });
+  expect(
+    await client.upsertItems({
+      items: [item('Old', new Date(Date.UTC(2026, 10, 1))), { ...item('', at), itemId: 'sku-2' }],
+    }),
+  ).toEqual({
     accepted: 1,
     rejected: [{ index: 1, eventId: 'sku-2', reason: 'title: required' }],
   });
   const store = await openStore(storeFile.url);
   try {
-    const got = await eventually(async () => (await store.items.getMany('shop2', ['sku-1'])).get('sku-1'), { what: 'item stored' });
+    const got = await eventually(async () => (await store.items.getMany('shop2', ['sku-1'])).get('sku-1'), {
+      what: 'item stored',
+    });
     await new Promise((r) => setTimeout(r, 300));
-    expect((await store.items.getMany('shop2', ['sku-1'])).get('sku-1')).toMatchObject({ title: 'New', category: 'Home > Candles', inStock: false });
+    expect((await store.items.getMany('shop2', ['sku-1'])).get('sku-1')).toMatchObject({
+      title: 'New',
+      category: 'Home > Candles',
+      inStock: false,
+    });
     expect(got.title).toBe('New');
   } finally {
     await store.close();
@@ -73,7 +192,23 @@ test('UpsertItems validates items; an older version never replaces a newer one',
 });
 
 test('oversize batches get INVALID_ARGUMENT naming the field', async () => {
-  const events = Array.from({ length: 1001 }, (_, i) => ({ eventId: `x${i}`, tenant: '', type: 'view', userId: 'u', sessionId: '', itemId: 'i', query: '', quantity: 0, price: 0, currency: '', occurredAt: at, requestId: '', position: 0, context: {}, ingestedAt: undefined }));
+  const events = Array.from({ length: 1001 }, (_, i) => ({
+    eventId: `x${i}`,
+    tenant: '',
+    type: 'view',
+    userId: 'u',
+    sessionId: '',
+    itemId: 'i',
+    query: '',
+    quantity: 0,
+    price: 0,
+    currency: '',
+    occurredAt: at,
+    requestId: '',
+    position: 0,
+    context: {},
+    ingestedAt: undefined,
+  }));
   const err: unknown = await client.track({ events }).catch((e: unknown) => e);
   expect(isGrpcError(err) && err.code).toBe(grpc.status.INVALID_ARGUMENT);
   expect((err as Error).message).toContain('events: more than 1000 in one call');
@@ -90,7 +225,12 @@ test('health is SERVING once ready, reflection lists the API, metrics are expose
 });
 
 test('invalid configuration fails fast, naming every bad variable', async () => {
-  const err: unknown = await startServiceProcess('ingest', { AISLE_NATS_URL: nats.url, AISLE_GRPC_PORT: 'abc', AISLE_LOG_LEVEL: 'loud', AISLE_INGEST_BATCH_SIZE: '0' }).catch((e: unknown) => e);
+  const err: unknown = await startServiceProcess('ingest', {
+    AISLE_NATS_URL: nats.url,
+    AISLE_GRPC_PORT: 'abc',
+    AISLE_LOG_LEVEL: 'loud',
+    AISLE_INGEST_BATCH_SIZE: '0',
+  }).catch((e: unknown) => e);
   const message = (err as Error).message;
   expect(message).toContain('exited with 2');
   expect(message).toContain("AISLE_GRPC_PORT must be an integer, got 'abc'");

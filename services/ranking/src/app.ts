@@ -1,5 +1,13 @@
 import { ContentTypes, Headers, rankingV1, Streams, Subjects } from '@aisle/contracts';
-import { connectBus, followCatalog, ModelRegistry, outgoingCredentials, serveGrpc, type ServiceBase, type StartedService } from '@aisle/runtime';
+import {
+  connectBus,
+  followCatalog,
+  ModelRegistry,
+  outgoingCredentials,
+  serveGrpc,
+  type ServiceBase,
+  type StartedService,
+} from '@aisle/runtime';
 import { openStore } from '@aisle/store';
 import { Catalog } from './catalog';
 import { embeddingClient, featureClient } from './clients.grpc';
@@ -37,10 +45,32 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
     embedding.close();
   });
   const served = (e: ServedEvent) => {
-    const payload = rankingV1.Served.encode({ ...e, surface: SURFACES[e.surface], servedAt: new Date(e.servedAt) }).finish();
-    bus.publisher.publish(Subjects.rankingServed, payload, { msgId: e.requestId, headers: { [Headers.contentType]: ContentTypes.protobuf } }).catch((err: unknown) => logger.warn('served event not published', { err }));
+    const payload = rankingV1.Served.encode({
+      ...e,
+      surface: SURFACES[e.surface],
+      servedAt: new Date(e.servedAt),
+    }).finish();
+    bus.publisher
+      .publish(Subjects.rankingServed, payload, {
+        msgId: e.requestId,
+        headers: { [Headers.contentType]: ContentTypes.protobuf },
+      })
+      .catch((err: unknown) => logger.warn('served event not published', { err }));
   };
-  const service = new RankingService(catalog, features, embedding, { served }, { tenant: config.tenant, deadlineMs: config.deadlineMs, dependencyTimeoutMs: config.dependencyTimeoutMs, itemCacheMs: config.itemCacheMs, popularCacheMs: config.popularCacheMs, maxPerCategory: config.maxPerCategory });
+  const service = new RankingService(
+    catalog,
+    features,
+    embedding,
+    { served },
+    {
+      tenant: config.tenant,
+      deadlineMs: config.deadlineMs,
+      dependencyTimeoutMs: config.dependencyTimeoutMs,
+      itemCacheMs: config.itemCacheMs,
+      popularCacheMs: config.popularCacheMs,
+      maxPerCategory: config.maxPerCategory,
+    },
+  );
 
   // The learned ranker: hot-swapped on publication; the heuristic serves until one exists.
   const registry = await ModelRegistry.open(bus.nc, { replicas: config.natsStreamReplicas });
@@ -57,7 +87,8 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
     if (old) setTimeout(() => void old.release(), 5_000).unref();
   };
   const watcher = registry.watch((meta) => {
-    if (meta.tenant === config.tenant && meta.name === 'ranker') void activate().catch((err: unknown) => logger.error('ranker load failed; keeping the active one', { err }));
+    if (meta.tenant === config.tenant && meta.name === 'ranker')
+      void activate().catch((err: unknown) => logger.error('ranker load failed; keeping the active one', { err }));
   });
   lifecycle.onShutdown('model watcher', () => watcher.unsubscribe());
   await activate().catch((err: unknown) => logger.error('ranker load failed; using the heuristic', { err }));
@@ -67,7 +98,18 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
     tenant: config.tenant,
     startAt,
     ackWaitMs: config.ackWaitMs,
-    onItems: (items) => catalog.upsert(items.map((i) => ({ itemId: i.itemId, title: i.title, description: i.description, category: i.category, brand: i.brand, price: i.price, inStock: i.inStock ?? true }))),
+    onItems: (items) =>
+      catalog.upsert(
+        items.map((i) => ({
+          itemId: i.itemId,
+          title: i.title,
+          description: i.description,
+          category: i.category,
+          brand: i.brand,
+          price: i.price,
+          inStock: i.inStock ?? true,
+        })),
+      ),
   });
   base.setStatus(() => ({ service: base.name, catalogItems: catalog.size, ranker: current?.version ?? 'heuristic' }));
   const grpc = await serveGrpc(base, config, [rankingGrpcService(service, base)]);

@@ -47,7 +47,11 @@ export class Catalog {
       .filter((i) => (scores[i] as number) > 0)
       .sort((a, b) => (scores[b] as number) - (scores[a] as number))
       .slice(0, limit);
-    return order.map((i) => ({ itemId: ids[i] as string, score: (scores[i] as number) / max, terms: bm25.matchedTerms(query, i) }));
+    return order.map((i) => ({
+      itemId: ids[i] as string,
+      score: (scores[i] as number) / max,
+      terms: bm25.matchedTerms(query, i),
+    }));
   }
 }
 

@@ -2,14 +2,39 @@ import { commonConfig, env, readConfig, type ConfigOf, type Env } from '@aisle/r
 
 export const configSpec = {
   ...commonConfig,
-  tenant: env.string('AISLE_RANKING_TENANT', { default: 'default', description: 'tenant served (catalog, models, features)' }),
-  featureAddr: env.string('AISLE_FEATURE_ADDR', { default: '127.0.0.1:50052', description: 'feature service gRPC address' }),
-  embeddingAddr: env.string('AISLE_EMBEDDING_ADDR', { default: '127.0.0.1:50053', description: 'embedding-inference gRPC address' }),
-  deadlineMs: env.duration('AISLE_RANKING_DEADLINE', { default: 300, description: 'answer within this long (or the caller deadline, if sooner), degrading if dependencies are late' }),
-  dependencyTimeoutMs: env.duration('AISLE_RANKING_DEPENDENCY_TIMEOUT', { default: 150, description: 'longest wait for one dependency call' }),
-  itemCacheMs: env.duration('AISLE_RANKING_ITEM_CACHE', { default: 2000, description: 'how long item features are reused' }),
-  popularCacheMs: env.duration('AISLE_RANKING_POPULAR_CACHE', { default: 10_000, description: 'how long popular lists are reused (kept longer if the feature service is down)' }),
-  maxPerCategory: env.int('AISLE_RANKING_MAX_PER_CATEGORY', { default: 3, min: 1, description: 'diversity rule: most items of one category among the first ten' }),
+  tenant: env.string('AISLE_RANKING_TENANT', {
+    default: 'default',
+    description: 'tenant served (catalog, models, features)',
+  }),
+  featureAddr: env.string('AISLE_FEATURE_ADDR', {
+    default: '127.0.0.1:50052',
+    description: 'feature service gRPC address',
+  }),
+  embeddingAddr: env.string('AISLE_EMBEDDING_ADDR', {
+    default: '127.0.0.1:50053',
+    description: 'embedding-inference gRPC address',
+  }),
+  deadlineMs: env.duration('AISLE_RANKING_DEADLINE', {
+    default: 300,
+    description: 'answer within this long (or the caller deadline, if sooner), degrading if dependencies are late',
+  }),
+  dependencyTimeoutMs: env.duration('AISLE_RANKING_DEPENDENCY_TIMEOUT', {
+    default: 150,
+    description: 'longest wait for one dependency call',
+  }),
+  itemCacheMs: env.duration('AISLE_RANKING_ITEM_CACHE', {
+    default: 2000,
+    description: 'how long item features are reused',
+  }),
+  popularCacheMs: env.duration('AISLE_RANKING_POPULAR_CACHE', {
+    default: 10_000,
+    description: 'how long popular lists are reused (kept longer if the feature service is down)',
+  }),
+  maxPerCategory: env.int('AISLE_RANKING_MAX_PER_CATEGORY', {
+    default: 3,
+    min: 1,
+    description: 'diversity rule: most items of one category among the first ten',
+  }),
 };
 
 export type RankingConfig = ConfigOf<typeof configSpec>;

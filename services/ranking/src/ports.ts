@@ -27,13 +27,30 @@ export interface Neighbor {
 
 export interface FeaturesPort {
   users(tenant: string, userIds: readonly string[], timeoutMs: number): Promise<UserView[]>;
-  items(tenant: string, itemIds: readonly string[], coVisitLimit: number, timeoutMs: number): Promise<Map<string, ItemView>>;
+  items(
+    tenant: string,
+    itemIds: readonly string[],
+    coVisitLimit: number,
+    timeoutMs: number,
+  ): Promise<Map<string, ItemView>>;
   popular(tenant: string, category: string, limit: number, timeoutMs: number): Promise<Neighbor[]>;
 }
 
 export interface EmbeddingPort {
-  bySequence(tenant: string, items: readonly string[], k: number, exclude: readonly string[], timeoutMs: number): Promise<{ items: Neighbor[]; version: string }>;
-  byText(tenant: string, text: string, k: number, exclude: readonly string[], timeoutMs: number): Promise<{ items: Neighbor[]; version: string }>;
+  bySequence(
+    tenant: string,
+    items: readonly string[],
+    k: number,
+    exclude: readonly string[],
+    timeoutMs: number,
+  ): Promise<{ items: Neighbor[]; version: string }>;
+  byText(
+    tenant: string,
+    text: string,
+    k: number,
+    exclude: readonly string[],
+    timeoutMs: number,
+  ): Promise<{ items: Neighbor[]; version: string }>;
 }
 
 /** The learned ranker (in-process ONNX), when one is published. */

@@ -17,7 +17,13 @@ function filtersOf(f: rankingV1.Filters | undefined): Filters {
 
 function response(r: RankingResult) {
   return {
-    items: r.items.map((i) => ({ itemId: i.itemId, score: i.score, reasons: i.reasons, sources: i.sources, features: i.features })),
+    items: r.items.map((i) => ({
+      itemId: i.itemId,
+      score: i.score,
+      reasons: i.reasons,
+      sources: i.sources,
+      features: i.features,
+    })),
     modelVersion: r.modelVersion,
     degraded: r.degraded,
     requestId: r.requestId,
@@ -25,13 +31,56 @@ function response(r: RankingResult) {
   };
 }
 
-export function rankingGrpcService(service: RankingService, instr: GrpcInstrumentation): { definition: Definition; implementation: grpc.UntypedServiceImplementation } {
+export function rankingGrpcService(
+  service: RankingService,
+  instr: GrpcInstrumentation,
+): { definition: Definition; implementation: grpc.UntypedServiceImplementation } {
   const handlers: UnaryHandlers<Definition> = {
     recommend: async (req, ctx) =>
-      response(await service.recommend({ userId: req.userId, limit: req.limit, filters: filtersOf(req.filters), context: req.context, explain: req.explain, sessionItemIds: req.sessionItemIds, callerDeadline: ctx.deadline })),
-    search: async (req, ctx) => response(await service.search({ query: req.query, userId: req.userId, limit: req.limit, filters: filtersOf(req.filters), explain: req.explain, callerDeadline: ctx.deadline })),
-    rank: async (req, ctx) => response(await service.rank({ userId: req.userId, itemIds: req.itemIds, explain: req.explain, callerDeadline: ctx.deadline })),
-    similarItems: async (req, ctx) => response(await service.similarItems({ itemId: req.itemId, limit: req.limit, filters: filtersOf(req.filters), explain: req.explain, callerDeadline: ctx.deadline })),
+      response(
+        await service.recommend({
+          userId: req.userId,
+          limit: req.limit,
+          filters: filtersOf(req.filters),
+          context: req.context,
+          explain: req.explain,
+          sessionItemIds: req.sessionItemIds,
+          callerDeadline: ctx.deadline,
+        }),
+      ),
+    search: async (req, ctx) =>
+      response(
+        await service.search({
+          query: req.query,
+          userId: req.userId,
+          limit: req.limit,
+          filters: filtersOf(req.filters),
+          explain: req.explain,
+          callerDeadline: ctx.deadline,
+        }),
+      ),
+    rank: async (req, ctx) =>
+      response(
+        await service.rank({
+          userId: req.userId,
+          itemIds: req.itemIds,
+          explain: req.explain,
+          callerDeadline: ctx.deadline,
+        }),
+      ),
+    similarItems: async (req, ctx) =>
+      response(
+        await service.similarItems({
+          itemId: req.itemId,
+          limit: req.limit,
+          filters: filtersOf(req.filters),
+          explain: req.explain,
+          callerDeadline: ctx.deadline,
+        }),
+      ),
   };
-  return { definition: rankingV1.RankingServiceService, implementation: bindUnaryService(rankingV1.RankingServiceService, handlers, instr) };
+  return {
+    definition: rankingV1.RankingServiceService,
+    implementation: bindUnaryService(rankingV1.RankingServiceService, handlers, instr),
+  };
 }

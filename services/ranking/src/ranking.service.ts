@@ -2,7 +2,16 @@ import { InvalidArgumentError } from '@aisle/contracts';
 import { heuristicScore, RANKER_FEATURES, rankerFeatures, type RankerInputs } from '@aisle/ml';
 import { randomUUID } from 'node:crypto';
 import type { Catalog, CatalogEntry } from './catalog';
-import type { EmbeddingPort, FeaturesPort, ItemView, Neighbor, RankerModel, ServedSink, Surface, UserView } from './ports';
+import type {
+  EmbeddingPort,
+  FeaturesPort,
+  ItemView,
+  Neighbor,
+  RankerModel,
+  ServedSink,
+  Surface,
+  UserView,
+} from './ports';
 
 export interface Filters {
   categories: string[];
@@ -74,7 +83,10 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([
     p,
     new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new DependencyTimeoutError(`no answer within ${Math.round(ms)} ms (${what})`)), Math.max(1, ms));
+      timer = setTimeout(
+        () => reject(new DependencyTimeoutError(`no answer within ${Math.round(ms)} ms (${what})`)),
+        Math.max(1, ms),
+      );
     }),
   ]).finally(() => clearTimeout(timer));
 }
@@ -82,15 +94,19 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 const MAX_LIMIT = 200;
 
 export function validateFilters(f: Filters): void {
-  if (f.minPrice !== undefined && (!Number.isFinite(f.minPrice) || f.minPrice < 0)) throw new InvalidArgumentError('filters.min_price', 'must be a finite number >= 0');
-  if (f.maxPrice !== undefined && (!Number.isFinite(f.maxPrice) || f.maxPrice < 0)) throw new InvalidArgumentError('filters.max_price', 'must be a finite number >= 0');
-  if (f.minPrice !== undefined && f.maxPrice !== undefined && f.maxPrice < f.minPrice) throw new InvalidArgumentError('filters.max_price', 'must be >= filters.min_price');
+  if (f.minPrice !== undefined && (!Number.isFinite(f.minPrice) || f.minPrice < 0))
+    throw new InvalidArgumentError('filters.min_price', 'must be a finite number >= 0');
+  if (f.maxPrice !== undefined && (!Number.isFinite(f.maxPrice) || f.maxPrice < 0))
+    throw new InvalidArgumentError('filters.max_price', 'must be a finite number >= 0');
+  if (f.minPrice !== undefined && f.maxPrice !== undefined && f.maxPrice < f.minPrice)
+    throw new InvalidArgumentError('filters.max_price', 'must be >= filters.min_price');
   if (f.categories.length > 50) throw new InvalidArgumentError('filters.categories', 'more than 50');
   if (f.excludeItemIds.length > 1000) throw new InvalidArgumentError('filters.exclude_item_ids', 'more than 1000');
 }
 
 function checkLimit(limit: number): number {
-  if (!Number.isInteger(limit) || limit < 0 || limit > MAX_LIMIT) throw new InvalidArgumentError('limit', `must be between 1 and ${MAX_LIMIT}`);
+  if (!Number.isInteger(limit) || limit < 0 || limit > MAX_LIMIT)
+    throw new InvalidArgumentError('limit', `must be between 1 and ${MAX_LIMIT}`);
   return limit || 10;
 }
 
@@ -137,7 +153,11 @@ export class RankingService {
   private async user(userId: string, deadline: number, deg: Degradation): Promise<UserView | undefined> {
     if (!userId) return undefined;
     try {
-      const [u] = await withTimeout(this.features.users(this.opts.tenant, [userId], this.budget(deadline)), this.budget(deadline), 'feature user');
+      const [u] = await withTimeout(
+        this.features.users(this.opts.tenant, [userId], this.budget(deadline)),
+        this.budget(deadline),
+        'feature user',
+      );
       return u?.known ? u : undefined;
     } catch (err) {
       deg.note('feature', err);
@@ -146,7 +166,12 @@ export class RankingService {
   }
 
   /** Item features with a short cache: they move slowly and every request needs many. */
-  private async items(ids: readonly string[], coVisitLimit: number, deadline: number, deg: Degradation): Promise<Map<string, ItemView>> {
+  private async items(
+    ids: readonly string[],
+    coVisitLimit: number,
+    deadline: number,
+    deg: Degradation,
+  ): Promise<Map<string, ItemView>> {
     const now = this.clock();
     const out = new Map<string, ItemView>();
     const missing: string[] = [];
@@ -157,7 +182,11 @@ export class RankingService {
     }
     if (missing.length === 0) return out;
     try {
-      const got = await withTimeout(this.features.items(this.opts.tenant, missing, coVisitLimit, this.budget(deadline)), this.budget(deadline), 'feature items');
+      const got = await withTimeout(
+        this.features.items(this.opts.tenant, missing, coVisitLimit, this.budget(deadline)),
+        this.budget(deadline),
+        'feature items',
+      );
       for (const [id, v] of got) {
         out.set(id, v);
         this.itemCache.set(`${coVisitLimit}:${id}`, { at: now, view: v });
@@ -178,7 +207,11 @@ export class RankingService {
     const c = this.popularCache.get(category);
     if (c && this.clock() - c.at < this.opts.popularCacheMs) return c.items.slice(0, limit);
     try {
-      const items = await withTimeout(this.features.popular(this.opts.tenant, category, 100, this.budget(deadline)), this.budget(deadline), 'popular items');
+      const items = await withTimeout(
+        this.features.popular(this.opts.tenant, category, 100, this.budget(deadline)),
+        this.budget(deadline),
+        'popular items',
+      );
       this.popularCache.set(category, { at: this.clock(), items });
       return items.slice(0, limit);
     } catch (err) {
@@ -187,17 +220,31 @@ export class RankingService {
     }
   }
 
-  private async sequenceCandidates(history: readonly string[], exclude: readonly string[], k: number, deadline: number, deg: Degradation): Promise<{ items: Neighbor[]; version: string } | undefined> {
+  private async sequenceCandidates(
+    history: readonly string[],
+    exclude: readonly string[],
+    k: number,
+    deadline: number,
+    deg: Degradation,
+  ): Promise<{ items: Neighbor[]; version: string } | undefined> {
     if (history.length === 0) return undefined;
     try {
-      return await withTimeout(this.embedding.bySequence(this.opts.tenant, history.slice(-50), k, exclude, this.budget(deadline)), this.budget(deadline), 'embedding retrieve');
+      return await withTimeout(
+        this.embedding.bySequence(this.opts.tenant, history.slice(-50), k, exclude, this.budget(deadline)),
+        this.budget(deadline),
+        'embedding retrieve',
+      );
     } catch (err) {
       deg.note('embedding', err);
       return undefined;
     }
   }
 
-  private addCoVisits(cands: Map<string, Candidate>, sources: readonly string[], itemViews: ReadonlyMap<string, ItemView>): void {
+  private addCoVisits(
+    cands: Map<string, Candidate>,
+    sources: readonly string[],
+    itemViews: ReadonlyMap<string, ItemView>,
+  ): void {
     // More recent source items weigh more; each candidate remembers its strongest source for the reason.
     const best = new Map<string, number>();
     sources.forEach((src, r) => {
@@ -223,13 +270,20 @@ export class RankingService {
     if (f.inStockOnly && !e.inStock) return false;
     if (f.minPrice !== undefined && e.price < f.minPrice) return false;
     if (f.maxPrice !== undefined && e.price > f.maxPrice) return false;
-    if (f.categories.length > 0 && !f.categories.some((c) => e.category === c || e.category.startsWith(`${c} > `))) return false;
+    if (f.categories.length > 0 && !f.categories.some((c) => e.category === c || e.category.startsWith(`${c} > `)))
+      return false;
     if (f.excludeItemIds.includes(e.itemId)) return false;
     if (f.excludePurchased && user?.purchased.has(e.itemId)) return false;
     return true;
   }
 
-  private inputs(c: Candidate, e: CatalogEntry | undefined, item: ItemView | undefined, user: UserView | undefined, lastCategory: string | undefined): RankerInputs {
+  private inputs(
+    c: Candidate,
+    e: CatalogEntry | undefined,
+    item: ItemView | undefined,
+    user: UserView | undefined,
+    lastCategory: string | undefined,
+  ): RankerInputs {
     const top = user?.affinity.find((a) => a.category.includes(' > '))?.score ?? user?.affinity[0]?.score ?? 0;
     const aff = e && user ? (user.affinity.find((a) => a.category === e.category)?.score ?? 0) : 0;
     return {
@@ -257,13 +311,22 @@ export class RankingService {
     else if (c.textScore !== undefined && c.lexical === undefined) out.push('similar in meaning to your search');
     if (c.covisVia) out.push(`often viewed with "${this.catalog.get(c.covisVia)?.title ?? c.covisVia}"`);
     if (c.seqRank !== undefined && c.seqRank < 20) out.push('picked for you from your recent activity');
-    if (e && user?.affinity[0] && (user.affinity.find((a) => a.category === e.category)?.score ?? 0) > 0 && out.length < 2) out.push(`you often browse ${leaf(e.category)}`);
+    if (
+      e &&
+      user?.affinity[0] &&
+      (user.affinity.find((a) => a.category === e.category)?.score ?? 0) > 0 &&
+      out.length < 2
+    )
+      out.push(`you often browse ${leaf(e.category)}`);
     if (c.popularIn !== undefined) out.push(c.popularIn ? `popular in ${leaf(c.popularIn)}` : 'popular right now');
     return out.length > 0 ? out : ['matches your request'];
   }
 
   /** Scores rows with the learned ranker, or the heuristic when none is published (or it fails). */
-  private async score(rows: readonly Float32Array[], deg: Degradation): Promise<{ scores: Float32Array; version: string }> {
+  private async score(
+    rows: readonly Float32Array[],
+    deg: Degradation,
+  ): Promise<{ scores: Float32Array; version: string }> {
     const model = this.ranker;
     if (model && rows.length > 0) {
       try {
@@ -276,7 +339,10 @@ export class RankingService {
   }
 
   /** Rules: in-stock first, context boosts, then at most `maxPerCategory` items of one category in the top ten. */
-  private applyRules(items: Array<RankedItem & { entry: CatalogEntry | undefined }>, context: Record<string, string>): Array<RankedItem & { entry: CatalogEntry | undefined }> {
+  private applyRules(
+    items: Array<RankedItem & { entry: CatalogEntry | undefined }>,
+    context: Record<string, string>,
+  ): Array<RankedItem & { entry: CatalogEntry | undefined }> {
     const boostCategory = context['boost_category'];
     const boostBrand = context['boost_brand'];
     for (const it of items) {
@@ -306,25 +372,44 @@ export class RankingService {
     user: UserView | undefined,
     filters: Filters,
     limit: number,
-    opts: { explain: boolean; context: Record<string, string>; deadline: number; deg: Degradation; versions: string[]; keepUnknown?: boolean; relevanceWeight?: number },
+    opts: {
+      explain: boolean;
+      context: Record<string, string>;
+      deadline: number;
+      deg: Degradation;
+      versions: string[];
+      keepUnknown?: boolean;
+      relevanceWeight?: number;
+    },
   ): Promise<RankingResult> {
-    const ids = [...cands.keys()].filter((id) => (opts.keepUnknown ? true : this.passes(this.catalog.get(id), filters, user)));
+    const ids = [...cands.keys()].filter((id) =>
+      opts.keepUnknown ? true : this.passes(this.catalog.get(id), filters, user),
+    );
     const itemViews = await this.items(ids, 0, opts.deadline, opts.deg);
     const lastCategory = this.catalog.get(user?.recent[user.recent.length - 1]?.itemId ?? '')?.category;
-    const rows = ids.map((id) => rankerFeatures(this.inputs(cands.get(id) as Candidate, this.catalog.get(id), itemViews.get(id), user, lastCategory)));
+    const rows = ids.map((id) =>
+      rankerFeatures(
+        this.inputs(cands.get(id) as Candidate, this.catalog.get(id), itemViews.get(id), user, lastCategory),
+      ),
+    );
     const { scores, version } = await this.score(rows, opts.deg);
     const ranked = ids.map((id, i) => {
       const c = cands.get(id) as Candidate;
       const entry = this.catalog.get(id);
       let score = scores[i] as number;
       // Search: relevance leads, personalization orders within it.
-      if (opts.relevanceWeight !== undefined) score = opts.relevanceWeight * Math.max(c.lexical ?? 0, c.textScore ?? 0) + (1 - opts.relevanceWeight) * (1 / (1 + Math.exp(-score)));
+      if (opts.relevanceWeight !== undefined)
+        score =
+          opts.relevanceWeight * Math.max(c.lexical ?? 0, c.textScore ?? 0) +
+          (1 - opts.relevanceWeight) * (1 / (1 + Math.exp(-score)));
       return {
         itemId: id,
         score,
         reasons: entry ? this.reasons(c, entry, user) : ['not in the catalog'],
         sources: [...c.sources],
-        features: opts.explain ? Object.fromEntries(RANKER_FEATURES.map((f, j) => [f, (rows[i] as Float32Array)[j] as number])) : {},
+        features: opts.explain
+          ? Object.fromEntries(RANKER_FEATURES.map((f, j) => [f, (rows[i] as Float32Array)[j] as number]))
+          : {},
         entry,
       };
     });
@@ -356,9 +441,18 @@ export class RankingService {
     return callerDeadline !== undefined ? Math.min(own, callerDeadline) : own;
   }
 
-  async recommend(req: { userId: string; limit: number; filters: Filters; context: Record<string, string>; explain: boolean; sessionItemIds: string[]; callerDeadline?: number | undefined }): Promise<RankingResult> {
+  async recommend(req: {
+    userId: string;
+    limit: number;
+    filters: Filters;
+    context: Record<string, string>;
+    explain: boolean;
+    sessionItemIds: string[];
+    callerDeadline?: number | undefined;
+  }): Promise<RankingResult> {
     checkId('user_id', req.userId, false);
-    if (!req.userId && req.sessionItemIds.length === 0) throw new InvalidArgumentError('user_id', 'required (or session_item_ids for anonymous visitors)');
+    if (!req.userId && req.sessionItemIds.length === 0)
+      throw new InvalidArgumentError('user_id', 'required (or session_item_ids for anonymous visitors)');
     if (req.sessionItemIds.length > 200) throw new InvalidArgumentError('session_item_ids', 'more than 200');
     const limit = checkLimit(req.limit);
     validateFilters(req.filters);
@@ -384,10 +478,23 @@ export class RankingService {
     this.addCoVisits(cands, recentDistinct, recentViews);
     for (const p of popularCat) candidate(cands, p.itemId, 'category_popularity').popularIn ??= topCategory;
     for (const p of popularAll) candidate(cands, p.itemId, 'popularity').popularIn ??= '';
-    return this.finish('recommend', req.userId, '', cands, user, req.filters, limit, { explain: req.explain, context: req.context, deadline, deg, versions: seq ? [`sasrec:${seq.version}`] : [] });
+    return this.finish('recommend', req.userId, '', cands, user, req.filters, limit, {
+      explain: req.explain,
+      context: req.context,
+      deadline,
+      deg,
+      versions: seq ? [`sasrec:${seq.version}`] : [],
+    });
   }
 
-  async search(req: { query: string; userId: string; limit: number; filters: Filters; explain: boolean; callerDeadline?: number | undefined }): Promise<RankingResult> {
+  async search(req: {
+    query: string;
+    userId: string;
+    limit: number;
+    filters: Filters;
+    explain: boolean;
+    callerDeadline?: number | undefined;
+  }): Promise<RankingResult> {
     const query = req.query.trim();
     if (!query) throw new InvalidArgumentError('query', 'required');
     if (query.length > 512) throw new InvalidArgumentError('query', 'longer than 512 characters');
@@ -398,7 +505,11 @@ export class RankingService {
     const deg = new Degradation();
     const [user, semantic] = await Promise.all([
       this.user(req.userId, deadline, deg),
-      withTimeout(this.embedding.byText(this.opts.tenant, query, 100, [], this.budget(deadline)), this.budget(deadline), 'embedding text').catch((err: unknown) => {
+      withTimeout(
+        this.embedding.byText(this.opts.tenant, query, 100, [], this.budget(deadline)),
+        this.budget(deadline),
+        'embedding text',
+      ).catch((err: unknown) => {
         deg.note('embedding', err);
         return undefined;
       }),
@@ -423,7 +534,12 @@ export class RankingService {
     });
   }
 
-  async rank(req: { userId: string; itemIds: string[]; explain: boolean; callerDeadline?: number | undefined }): Promise<RankingResult> {
+  async rank(req: {
+    userId: string;
+    itemIds: string[];
+    explain: boolean;
+    callerDeadline?: number | undefined;
+  }): Promise<RankingResult> {
     checkId('user_id', req.userId, false);
     if (req.itemIds.length === 0) throw new InvalidArgumentError('item_ids', 'at least one item required');
     if (req.itemIds.length > 1000) throw new InvalidArgumentError('item_ids', 'more than 1000');
@@ -433,7 +549,10 @@ export class RankingService {
     const user = await this.user(req.userId, deadline, deg);
     const history = user?.recent.map((r) => r.itemId) ?? [];
     const recentDistinct = [...new Set([...history].reverse())].slice(0, 5);
-    const [seq, recentViews] = await Promise.all([this.sequenceCandidates(history, [], 300, deadline, deg), this.items(recentDistinct, 30, deadline, deg)]);
+    const [seq, recentViews] = await Promise.all([
+      this.sequenceCandidates(history, [], 300, deadline, deg),
+      this.items(recentDistinct, 30, deadline, deg),
+    ]);
     const wanted = new Set(req.itemIds);
     const cands = new Map<string, Candidate>();
     for (const id of req.itemIds) candidate(cands, id, 'request');
@@ -454,11 +573,31 @@ export class RankingService {
       target.covisVia = c.covisVia;
       target.sources.add('co_visit');
     }
-    const none: Filters = { categories: [], minPrice: undefined, maxPrice: undefined, inStockOnly: false, excludePurchased: false, excludeItemIds: [] };
-    return this.finish('rank', req.userId, '', cands, user, none, req.itemIds.length, { explain: req.explain, context: {}, deadline, deg, versions: seq ? [`sasrec:${seq.version}`] : [], keepUnknown: true });
+    const none: Filters = {
+      categories: [],
+      minPrice: undefined,
+      maxPrice: undefined,
+      inStockOnly: false,
+      excludePurchased: false,
+      excludeItemIds: [],
+    };
+    return this.finish('rank', req.userId, '', cands, user, none, req.itemIds.length, {
+      explain: req.explain,
+      context: {},
+      deadline,
+      deg,
+      versions: seq ? [`sasrec:${seq.version}`] : [],
+      keepUnknown: true,
+    });
   }
 
-  async similarItems(req: { itemId: string; limit: number; filters: Filters; explain: boolean; callerDeadline?: number | undefined }): Promise<RankingResult> {
+  async similarItems(req: {
+    itemId: string;
+    limit: number;
+    filters: Filters;
+    explain: boolean;
+    callerDeadline?: number | undefined;
+  }): Promise<RankingResult> {
     checkId('item_id', req.itemId, true);
     const limit = checkLimit(req.limit);
     validateFilters(req.filters);
@@ -469,7 +608,11 @@ export class RankingService {
     const [views, semantic, popularCat] = await Promise.all([
       this.items([req.itemId], 50, deadline, deg),
       entry
-        ? withTimeout(this.embedding.byText(this.opts.tenant, entry.title, 50, [req.itemId], this.budget(deadline)), this.budget(deadline), 'embedding text').catch((err: unknown) => {
+        ? withTimeout(
+            this.embedding.byText(this.opts.tenant, entry.title, 50, [req.itemId], this.budget(deadline)),
+            this.budget(deadline),
+            'embedding text',
+          ).catch((err: unknown) => {
             deg.note('embedding', err);
             return undefined;
           })
@@ -483,7 +626,13 @@ export class RankingService {
       c.textScore = n.score;
     }
     for (const p of popularCat) candidate(cands, p.itemId, 'category_popularity').popularIn ??= entry?.category ?? '';
-    return this.finish('similar_items', '', '', cands, undefined, filters, limit, { explain: req.explain, context: {}, deadline, deg, versions: semantic ? [`text_encoder:${semantic.version}`] : [] });
+    return this.finish('similar_items', '', '', cands, undefined, filters, limit, {
+      explain: req.explain,
+      context: {},
+      deadline,
+      deg,
+      versions: semantic ? [`text_encoder:${semantic.version}`] : [],
+    });
   }
 }
 

@@ -15,7 +15,8 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     }
     const eq = a.indexOf('=');
     if (eq > 0) options.set(a.slice(2, eq), a.slice(eq + 1));
-    else if (i + 1 < argv.length && !(argv[i + 1] as string).startsWith('--')) options.set(a.slice(2), argv[++i] as string);
+    else if (i + 1 < argv.length && !(argv[i + 1] as string).startsWith('--'))
+      options.set(a.slice(2), argv[++i] as string);
     else options.set(a.slice(2), 'true');
   }
   return { positional, options };

@@ -76,7 +76,10 @@ async function evalCommand(args: ParsedArgs): Promise<void> {
         curve,
         predictionsOut: args.options.get('predictions-out'),
         // Measured (docs/ml.md): two epochs at 5e-4 lift Beauty's test NDCG@10 from 0.0495 to 0.0538.
-        fineTune: { epochs: numberOption(args, 'finetune-epochs', 2), learningRate: numberOption(args, 'finetune-lr', 5e-4) },
+        fineTune: {
+          epochs: numberOption(args, 'finetune-epochs', 2),
+          learningRate: numberOption(args, 'finetune-lr', 5e-4),
+        },
       });
       process.stdout.write(formatSequenceResult(r) + `\n\nwrote ${out}\nwrote ${curve}\n`);
       if (args.options.get('predictions-out')) process.stdout.write(`wrote ${args.options.get('predictions-out')}\n`);
@@ -97,12 +100,22 @@ wrote ${out}
       return;
     }
     case 'ranker': {
-      const r = await evaluateRanker({ dataset, seed: numberOption(args, 'seed', 1), out, candidates: numberOption(args, 'candidates', 50) });
+      const r = await evaluateRanker({
+        dataset,
+        seed: numberOption(args, 'seed', 1),
+        out,
+        candidates: numberOption(args, 'candidates', 50),
+      });
       process.stdout.write(`${r.summary}\n\nwrote ${out}\n`);
       return;
     }
     case 'churn': {
-      const r = await evaluateChurn({ dataset, seed: numberOption(args, 'seed', 1), out, testShare: numberOption(args, 'test-share', 0.3) });
+      const r = await evaluateChurn({
+        dataset,
+        seed: numberOption(args, 'seed', 1),
+        out,
+        testShare: numberOption(args, 'test-share', 0.3),
+      });
       process.stdout.write(`${r.summary}\n\nwrote ${out}\n`);
       return;
     }

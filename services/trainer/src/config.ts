@@ -2,13 +2,42 @@ import { commonConfig, env, readConfig, type ConfigOf, type Env } from '@aisle/r
 
 export const configSpec = {
   ...commonConfig,
-  metricsPort: env.int('AISLE_METRICS_PORT', { default: -1, min: -1, max: 65535, description: 'Prometheus /metrics port (-1 = off; the trainer is a job)' }),
-  tenant: env.string('AISLE_TRAINER_TENANT', { default: 'default', description: 'tenant whose events and catalog are trained on' }),
-  models: env.list('AISLE_TRAINER_MODELS', { default: ['sasrec', 'text_encoder', 'ranker', 'churn'], allowed: ['sasrec', 'text_encoder', 'ranker', 'churn'], description: 'models to train and publish' }),
-  heldOutShare: env.number('AISLE_TRAINER_HELD_OUT_SHARE', { default: 0.1, min: 0.01, max: 0.5, description: 'share of the time range held out to compare the candidate with the active model' }),
-  churnHorizonDays: env.int('AISLE_TRAINER_CHURN_HORIZON_DAYS', { default: 7, min: 1, description: 'churn label: no activity within this many days' }),
-  minEvents: env.int('AISLE_TRAINER_MIN_EVENTS', { default: 500, min: 1, description: 'fewer events than this: nothing is trained' }),
-  tolerance: env.number('AISLE_TRAINER_TOLERANCE', { default: 0.005, min: 0, description: 'a candidate is published unless its held-out metric is more than this below the active one' }),
+  metricsPort: env.int('AISLE_METRICS_PORT', {
+    default: -1,
+    min: -1,
+    max: 65535,
+    description: 'Prometheus /metrics port (-1 = off; the trainer is a job)',
+  }),
+  tenant: env.string('AISLE_TRAINER_TENANT', {
+    default: 'default',
+    description: 'tenant whose events and catalog are trained on',
+  }),
+  models: env.list('AISLE_TRAINER_MODELS', {
+    default: ['sasrec', 'text_encoder', 'ranker', 'churn'],
+    allowed: ['sasrec', 'text_encoder', 'ranker', 'churn'],
+    description: 'models to train and publish',
+  }),
+  heldOutShare: env.number('AISLE_TRAINER_HELD_OUT_SHARE', {
+    default: 0.1,
+    min: 0.01,
+    max: 0.5,
+    description: 'share of the time range held out to compare the candidate with the active model',
+  }),
+  churnHorizonDays: env.int('AISLE_TRAINER_CHURN_HORIZON_DAYS', {
+    default: 7,
+    min: 1,
+    description: 'churn label: no activity within this many days',
+  }),
+  minEvents: env.int('AISLE_TRAINER_MIN_EVENTS', {
+    default: 500,
+    min: 1,
+    description: 'fewer events than this: nothing is trained',
+  }),
+  tolerance: env.number('AISLE_TRAINER_TOLERANCE', {
+    default: 0.005,
+    min: 0,
+    description: 'a candidate is published unless its held-out metric is more than this below the active one',
+  }),
   sasrecEpochs: env.int('AISLE_TRAINER_SASREC_EPOCHS', { default: 12, min: 1, description: 'most SASRec epochs' }),
   seed: env.int('AISLE_TRAINER_SEED', { default: 1, description: 'training seed' }),
 };

@@ -22,7 +22,12 @@ import { Progress, table } from './progress';
  * popular items) with the learned ranker, trained on the validation targets (history = training part)
  * and measured on the test targets. Reports the lift over the retrieval order.
  */
-export async function evaluateRanker(opts: { dataset: string; seed: number; out: string; candidates: number }): Promise<{ summary: string }> {
+export async function evaluateRanker(opts: {
+  dataset: string;
+  seed: number;
+  out: string;
+  candidates: number;
+}): Promise<{ summary: string }> {
   const started = performance.now();
   const progress = new Progress();
   const { backend } = await initBackend({ log: (m) => progress.log(m) });
@@ -47,7 +52,9 @@ export async function evaluateRanker(opts: { dataset: string; seed: number; out:
       for (const h of history) for (const a of attrs.get(h) ?? []) histAttrs.set(a, (histAttrs.get(a) ?? 0) + 1);
       const rows = cands.map((c, rank) => {
         const ca = attrs.get(c) ?? [];
-        const overlap = ca.length ? ca.reduce((s, a) => s + (histAttrs.get(a) ?? 0), 0) / (ca.length * history.length) : 0;
+        const overlap = ca.length
+          ? ca.reduce((s, a) => s + (histAttrs.get(a) ?? 0), 0) / (ca.length * history.length)
+          : 0;
         return rankerRow({
           covis_score_log: Math.log1p(Math.max(0, (scores[c] as number) * 10)),
           covis_rank_log: Math.log1p(rank),
@@ -68,7 +75,9 @@ export async function evaluateRanker(opts: { dataset: string; seed: number; out:
 
   const trainSet = build('valid');
   const testSet = build('test');
-  progress.log(`${trainSet.lists.length} users; target among candidates: ${pct(trainSet.lists)} (validation), ${pct(testSet.lists)} (test)`);
+  progress.log(
+    `${trainSet.lists.length} users; target among candidates: ${pct(trainSet.lists)} (validation), ${pct(testSet.lists)} (test)`,
+  );
   const ranker = new Ranker({ seed: opts.seed });
   await ranker.fit(trainSet.lists, (e, loss) => progress.log(`ranker epoch ${e}: listwise loss ${loss.toFixed(4)}`));
 
@@ -76,7 +85,8 @@ export async function evaluateRanker(opts: { dataset: string; seed: number; out:
     if (l.positive < 0) return Number.POSITIVE_INFINITY;
     const t = scores[l.positive] as number;
     let r = 0;
-    for (let i = 0; i < l.rows.length; i++) if (i !== l.positive && ((scores[i] as number) > t || ((scores[i] as number) === t && i < l.positive))) r++;
+    for (let i = 0; i < l.rows.length; i++)
+      if (i !== l.positive && ((scores[i] as number) > t || ((scores[i] as number) === t && i < l.positive))) r++;
     return r;
   };
   const metrics = (ranks: number[]) => ({
@@ -96,7 +106,14 @@ export async function evaluateRanker(opts: { dataset: string; seed: number; out:
   const lift = learned.ndcg10 / retrieval.ndcg10 - 1;
   const wallSeconds = (performance.now() - started) / 1000;
   mkdirSync(dirname(opts.out), { recursive: true });
-  writeFileSync(opts.out, JSON.stringify({ dataset: opts.dataset, backend, candidates: opts.candidates, rows, liftNdcg10: lift, wallSeconds }, null, 2));
+  writeFileSync(
+    opts.out,
+    JSON.stringify(
+      { dataset: opts.dataset, backend, candidates: opts.candidates, rows, liftNdcg10: lift, wallSeconds },
+      null,
+      2,
+    ),
+  );
   return {
     summary: [
       `${opts.dataset}: re-ranking ${opts.candidates} co-visitation candidates + 20 popular items per user (test split, full ranking within the list; misses count as 0)`,

@@ -47,7 +47,9 @@ export async function evaluateSequenceModel(opts: SequenceEvalOptions): Promise<
   const { backend } = await initBackend({ log: (m) => progress.log(m) });
   const d: SequenceDataset = readDatasetDir(opts.dataset);
   const interactions = d.sequences.reduce((a, s) => a + s.length, 0);
-  progress.log(`data set ${opts.dataset}: ${d.users.length} users, ${d.itemIds.length - 1} items, ${interactions} interactions; protocol ${describe(opts.protocol)}`);
+  progress.log(
+    `data set ${opts.dataset}: ${d.users.length} users, ${d.itemIds.length - 1} items, ${interactions} interactions; protocol ${describe(opts.protocol)}`,
+  );
 
   const rows: SequenceEvalResult['rows'] = [];
   for (const scorer of [mostPop(d, 'all'), mostPop(d, 'train'), coVisitation(d)]) {
@@ -65,14 +67,18 @@ export async function evaluateSequenceModel(opts: SequenceEvalOptions): Promise<
     onStep: (r) => progress.step(r),
     onEpoch: (r) => {
       epochMs = r.seconds * 1000;
-      progress.log(`epoch ${r.epoch}: loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(0)} s, validation NDCG@10 ${r.validation.ndcg10.toFixed(4)} HR@10 ${r.validation.hr10.toFixed(4)}${r.best ? ' (best)' : ''}`);
+      progress.log(
+        `epoch ${r.epoch}: loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(0)} s, validation NDCG@10 ${r.validation.ndcg10.toFixed(4)} HR@10 ${r.validation.hr10.toFixed(4)}${r.best ? ' (best)' : ''}`,
+      );
     },
     validate: (m) => evaluate(m, d, { split: 'valid', protocol: opts.protocol, users: validationUsers(d, opts) }),
     // Leave time for the fine-tuning epochs (each about as long as a training epoch).
     shouldStop: () => performance.now() + reserve() > deadline,
   });
   if (opts.fineTune && opts.fineTune.epochs > 0) {
-    progress.log(`fine-tuning ${opts.fineTune.epochs} epoch(s) on training + validation items at lr ${opts.fineTune.learningRate}`);
+    progress.log(
+      `fine-tuning ${opts.fineTune.epochs} epoch(s) on training + validation items at lr ${opts.fineTune.learningRate}`,
+    );
     const losses = await model.fineTuneWithValidation(d, { ...opts.fineTune, onStep: (r) => progress.step(r) });
     progress.log(`fine-tuned: loss ${losses.map((l) => l.toFixed(4)).join(', ')}`);
   }
@@ -89,7 +95,8 @@ export async function evaluateSequenceModel(opts: SequenceEvalOptions): Promise<
     ...(predictions
       ? {
           topN: 50,
-          onTop: (u: number, items: number[]) => predictions?.write(JSON.stringify({ user: d.users[u], items: items.map((i) => d.itemIds[i]) }) + '\n'),
+          onTop: (u: number, items: number[]) =>
+            predictions?.write(JSON.stringify({ user: d.users[u], items: items.map((i) => d.itemIds[i]) }) + '\n'),
         }
       : {}),
   });
@@ -102,7 +109,9 @@ export async function evaluateSequenceModel(opts: SequenceEvalOptions): Promise<
     protocol: opts.protocol,
     backend,
     rows,
-    published: publishedFor(opts.dataset).filter((p) => p.protocol === (opts.protocol.kind === 'full' ? 'full' : 'sampled100')),
+    published: publishedFor(opts.dataset).filter(
+      (p) => p.protocol === (opts.protocol.kind === 'full' ? 'full' : 'sampled100'),
+    ),
     training: { epochs: history, bestEpoch: best?.epoch, seconds: trainSeconds, config: model.cfg },
     wallSeconds: (performance.now() - started) / 1000,
   };
@@ -130,13 +139,31 @@ function validationUsers(d: SequenceDataset, opts: SequenceEvalOptions): number[
 }
 
 export function describe(p: Protocol): string {
-  return p.kind === 'full' ? 'full ranking, earlier items excluded' : `${p.negatives} sampled negatives, seed ${p.seed}, at most ${p.maxUsers} users`;
+  return p.kind === 'full'
+    ? 'full ranking, earlier items excluded'
+    : `${p.negatives} sampled negatives, seed ${p.seed}, at most ${p.maxUsers} users`;
 }
 
 export function formatSequenceResult(r: SequenceEvalResult): string {
   const fmt = (x: number | undefined) => (x === undefined ? '-' : x);
-  const ours = r.rows.map((row) => ({ model: row.model, 'HR@10': row.hr10, 'NDCG@10': row.ndcg10, 'HR@20': row.hr20, 'NDCG@20': row.ndcg20, MRR: row.mrr, source: 'this run' }));
-  const published = r.published.map((p) => ({ model: p.model, 'HR@10': fmt(p.hr10), 'NDCG@10': fmt(p.ndcg10), 'HR@20': fmt(p.hr20), 'NDCG@20': fmt(p.ndcg20), MRR: '-', source: `published: ${p.source}` }));
+  const ours = r.rows.map((row) => ({
+    model: row.model,
+    'HR@10': row.hr10,
+    'NDCG@10': row.ndcg10,
+    'HR@20': row.hr20,
+    'NDCG@20': row.ndcg20,
+    MRR: row.mrr,
+    source: 'this run',
+  }));
+  const published = r.published.map((p) => ({
+    model: p.model,
+    'HR@10': fmt(p.hr10),
+    'NDCG@10': fmt(p.ndcg10),
+    'HR@20': fmt(p.hr20),
+    'NDCG@20': fmt(p.ndcg20),
+    MRR: '-',
+    source: `published: ${p.source}`,
+  }));
   return [
     `${r.dataset} (${describe(r.protocol)}), backend ${r.backend}`,
     table([...ours, ...published]),

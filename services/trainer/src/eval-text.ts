@@ -1,4 +1,13 @@
-import { Bm25Index, cosineScores, initBackend, mulberry32, readRecbole, TextEncoder2T, words, type TextEncoderConfig } from '@aisle/ml';
+import {
+  Bm25Index,
+  cosineScores,
+  initBackend,
+  mulberry32,
+  readRecbole,
+  TextEncoder2T,
+  words,
+  type TextEncoderConfig,
+} from '@aisle/ml';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Progress, table } from './progress';
@@ -57,7 +66,8 @@ export function typo(q: string, rand: () => number): string {
 function rankOf(scores: Float32Array, target: number): number {
   const t = scores[target] as number;
   let r = 0;
-  for (let i = 0; i < scores.length; i++) if (i !== target && ((scores[i] as number) > t || ((scores[i] as number) === t && i < target))) r++;
+  for (let i = 0; i < scores.length; i++)
+    if (i !== target && ((scores[i] as number) > t || ((scores[i] as number) === t && i < target))) r++;
   return r;
 }
 
@@ -75,11 +85,14 @@ export function fuse(lexical: Float32Array, semantic: Float32Array, semanticWeig
   let lmax = 0;
   for (const s of lexical) lmax = Math.max(lmax, s);
   const out = new Float32Array(lexical.length);
-  for (let i = 0; i < out.length; i++) out[i] = (1 - semanticWeight) * ((lexical[i] as number) / (lmax || 1)) + semanticWeight * (semantic[i] as number);
+  for (let i = 0; i < out.length; i++)
+    out[i] = (1 - semanticWeight) * ((lexical[i] as number) / (lmax || 1)) + semanticWeight * (semantic[i] as number);
   return out;
 }
 
-export async function evaluateTextEncoder(opts: TextEvalOptions): Promise<{ rows: Row[]; summary: string; wallSeconds: number }> {
+export async function evaluateTextEncoder(
+  opts: TextEvalOptions,
+): Promise<{ rows: Row[]; summary: string; wallSeconds: number }> {
   const started = performance.now();
   const progress = new Progress();
   const { backend } = await initBackend({ log: (m) => progress.log(m) });
@@ -115,7 +128,9 @@ export async function evaluateTextEncoder(opts: TextEvalOptions): Promise<{ rows
   progress.log(`${pairs.length} training pairs (title fragment -> item); ${queries.length} held-out queries`);
 
   const model = new TextEncoder2T({ ...opts.model, seed: opts.seed });
-  const losses = await model.fit(pairs, { onEpoch: (e, loss, s) => progress.log(`epoch ${e}: in-batch softmax loss ${loss.toFixed(4)} (${s.toFixed(0)} s)`) });
+  const losses = await model.fit(pairs, {
+    onEpoch: (e, loss, s) => progress.log(`epoch ${e}: in-batch softmax loss ${loss.toFixed(4)} (${s.toFixed(0)} s)`),
+  });
   const dim = model.cfg.dim;
   const itemEmb = new Float32Array(itemIds.length * dim);
   for (let s = 0; s < texts.length; s += 512) itemEmb.set(model.encode(texts.slice(s, s + 512), 'item'), s * dim);
@@ -137,15 +152,35 @@ export async function evaluateTextEncoder(opts: TextEvalOptions): Promise<{ rows
       ranks['text encoder (ours)']?.push(rankOf(sem, q.item));
       ranks['hybrid BM25 + encoder (ours)']?.push(rankOf(fuse(lex, sem, 0.5), q.item));
     });
-    for (const [method, r] of Object.entries(ranks)) rows.push({ method, queries: kind === 'clean' ? 'held-out title fragments' : 'same, with typos', ...metrics(r) });
+    for (const [method, r] of Object.entries(ranks))
+      rows.push({ method, queries: kind === 'clean' ? 'held-out title fragments' : 'same, with typos', ...metrics(r) });
   }
   model.dispose();
   const wallSeconds = (performance.now() - started) / 1000;
   mkdirSync(dirname(opts.out), { recursive: true });
-  writeFileSync(opts.out, JSON.stringify({ dataset: opts.dataset, task: 'held-out title fragment -> item, full ranking over all items', queries: queries.length, items: itemIds.length, backend, losses, rows, config: model.cfg, wallSeconds }, null, 2));
+  writeFileSync(
+    opts.out,
+    JSON.stringify(
+      {
+        dataset: opts.dataset,
+        task: 'held-out title fragment -> item, full ranking over all items',
+        queries: queries.length,
+        items: itemIds.length,
+        backend,
+        losses,
+        rows,
+        config: model.cfg,
+        wallSeconds,
+      },
+      null,
+      2,
+    ),
+  );
   const summary = [
     `${opts.dataset}: ${queries.length} held-out queries over ${itemIds.length} items (full ranking)`,
-    table(rows.map((r) => ({ method: r.method, queries: r.queries, 'HR@10': r.hr10, 'NDCG@10': r.ndcg10, MRR: r.mrr }))),
+    table(
+      rows.map((r) => ({ method: r.method, queries: r.queries, 'HR@10': r.hr10, 'NDCG@10': r.ndcg10, MRR: r.mrr })),
+    ),
     `whole command ${wallSeconds.toFixed(0)} s`,
   ].join('\n');
   return { rows, summary, wallSeconds };

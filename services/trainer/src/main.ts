@@ -17,7 +17,10 @@ async function main(): Promise<number> {
     const store = await openStore(config.storeUrl);
     base.lifecycle.onShutdown('store', () => store.close());
     const report = await runTrainingJob(base, config, store);
-    base.logger.info('training job done', { trained: report.trained, published: report.decisions.filter((d) => d.published).map((d) => d.model) });
+    base.logger.info('training job done', {
+      trained: report.trained,
+      published: report.decisions.filter((d) => d.published).map((d) => d.model),
+    });
     await base.lifecycle.shutdown('done');
     return 0;
   } catch (err) {

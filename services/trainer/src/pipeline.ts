@@ -60,7 +60,10 @@ export interface Candidate {
   name: ModelName;
   onnx: Uint8Array;
   sidecar: Record<string, unknown>;
-  signature: { inputs: Array<{ name: string; dtype: string; shape: number[] }>; outputs: Array<{ name: string; dtype: string; shape: number[] }> };
+  signature: {
+    inputs: Array<{ name: string; dtype: string; shape: number[] }>;
+    outputs: Array<{ name: string; dtype: string; shape: number[] }>;
+  };
 }
 
 export interface TrainingOptions {
@@ -129,7 +132,11 @@ export function activitySummary(events: readonly ShopEvent[]): ActivitySummary |
 }
 
 /** Churn rows: features from events before `cutoff`, label = no event in [cutoff, cutoff + horizon). */
-export function churnRows(byUser: ReadonlyMap<string, ShopEvent[]>, cutoff: number, horizonMs: number): { users: string[]; X: Float32Array[]; y: number[] } {
+export function churnRows(
+  byUser: ReadonlyMap<string, ShopEvent[]>,
+  cutoff: number,
+  horizonMs: number,
+): { users: string[]; X: Float32Array[]; y: number[] } {
   const users: string[] = [];
   const X: Float32Array[] = [];
   const y: number[] = [];
@@ -143,7 +150,11 @@ export function churnRows(byUser: ReadonlyMap<string, ShopEvent[]>, cutoff: numb
   return { users, X, y };
 }
 
-export function heldOutSlice(eventsIn: readonly ShopEvent[], items: readonly ShopItem[], opts: Pick<TrainingOptions, 'heldOutShare' | 'churnHorizonDays'>): HeldOut {
+export function heldOutSlice(
+  eventsIn: readonly ShopEvent[],
+  items: readonly ShopItem[],
+  opts: Pick<TrainingOptions, 'heldOutShare' | 'churnHorizonDays'>,
+): HeldOut {
   const events = sortByTime(eventsIn);
   const start = (events[0] as ShopEvent).occurredAt;
   const end = (events[events.length - 1] as ShopEvent).occurredAt + 1;
@@ -152,13 +163,22 @@ export function heldOutSlice(eventsIn: readonly ShopEvent[], items: readonly Sho
   for (const e of events) byUser.set(e.userId, [...(byUser.get(e.userId) ?? []), e]);
   const nextItem: HeldOut['nextItem'] = [];
   for (const [userId, evs] of byUser) {
-    const before = evs.filter((e) => e.occurredAt < sliceStart && ITEM_TYPES.has(e.type) && e.itemId).map((e) => e.itemId);
+    const before = evs
+      .filter((e) => e.occurredAt < sliceStart && ITEM_TYPES.has(e.type) && e.itemId)
+      .map((e) => e.itemId);
     const first = evs.find((e) => e.occurredAt >= sliceStart && ITEM_TYPES.has(e.type) && e.itemId);
     if (before.length >= 2 && first) nextItem.push({ userId, history: before, target: first.itemId });
   }
   const horizon = opts.churnHorizonDays * DAY;
   const cutoff = end - horizon;
-  return { sliceStart, end, nextItem, queries: searchPairs(events.filter((e) => e.occurredAt >= sliceStart)), churn: { cutoff, ...churnRows(byUser, cutoff, horizon) }, items: [...items] };
+  return {
+    sliceStart,
+    end,
+    nextItem,
+    queries: searchPairs(events.filter((e) => e.occurredAt >= sliceStart)),
+    churn: { cutoff, ...churnRows(byUser, cutoff, horizon) },
+    items: [...items],
+  };
 }
 
 function io(name: string, dtype: string, shape: number[]) {
@@ -166,22 +186,54 @@ function io(name: string, dtype: string, shape: number[]) {
 }
 
 /** Trains every model on events before the held-out slice. */
-export async function trainCandidates(eventsIn: readonly ShopEvent[], items: readonly ShopItem[], heldOut: HeldOut, opts: TrainingOptions): Promise<Candidate[]> {
+export async function trainCandidates(
+  eventsIn: readonly ShopEvent[],
+  items: readonly ShopItem[],
+  heldOut: HeldOut,
+  opts: TrainingOptions,
+): Promise<Candidate[]> {
   const events = sortByTime(eventsIn).filter((e) => e.occurredAt < heldOut.sliceStart);
   const candidates: Candidate[] = [];
   const itemById = new Map(items.map((i) => [i.itemId, i]));
 
   // Sequence model.
   const sequences = fromEvents('shop', events);
-  const sasrec = new Sasrec(sequences.itemIds.length - 1, { dim: 32, layers: 2, heads: 2, ffn: 32, maxLen: 50, epochs: 12, dropout: 0.2, learningRate: 5e-3, patience: 3, validationUsers: 1000, seed: opts.seed, ...opts.sasrec });
-  const fit = await sasrec.fit(sequences, { onEpoch: (r) => opts.log(`sasrec epoch ${r.epoch}: loss ${r.loss.toFixed(3)}, validation NDCG@10 ${r.validation.ndcg10.toFixed(4)}`) });
+  const sasrec = new Sasrec(sequences.itemIds.length - 1, {
+    dim: 32,
+    layers: 2,
+    heads: 2,
+    ffn: 32,
+    maxLen: 50,
+    epochs: 12,
+    dropout: 0.2,
+    learningRate: 5e-3,
+    patience: 3,
+    validationUsers: 1000,
+    seed: opts.seed,
+    ...opts.sasrec,
+  });
+  const fit = await sasrec.fit(sequences, {
+    onEpoch: (r) =>
+      opts.log(
+        `sasrec epoch ${r.epoch}: loss ${r.loss.toFixed(3)}, validation NDCG@10 ${r.validation.ndcg10.toFixed(4)}`,
+      ),
+  });
   candidates.push({
     name: 'sasrec',
     onnx: exportSasrec(sasrec),
-    sidecar: { itemIds: sequences.itemIds, maxLen: sasrec.cfg.maxLen, dim: sasrec.cfg.dim, bestEpoch: fit.best?.epoch ?? 0 },
+    sidecar: {
+      itemIds: sequences.itemIds,
+      maxLen: sasrec.cfg.maxLen,
+      dim: sasrec.cfg.dim,
+      bestEpoch: fit.best?.epoch ?? 0,
+    },
     signature: {
       inputs: [io('item_ids', 'int64', [-1, -1]), io('exclude_ids', 'int64', [-1, -1]), io('k', 'int64', [1])],
-      outputs: [io('user_embedding', 'float32', [-1, sasrec.cfg.dim]), io('scores', 'float32', [-1, -1]), io('items', 'int64', [-1, -1])],
+      outputs: [
+        io('user_embedding', 'float32', [-1, sasrec.cfg.dim]),
+        io('scores', 'float32', [-1, -1]),
+        io('items', 'int64', [-1, -1]),
+      ],
     },
   });
 
@@ -205,7 +257,13 @@ export async function trainCandidates(eventsIn: readonly ShopEvent[], items: rea
     name: 'text_encoder',
     onnx: exportTextEncoder(text),
     sidecar: { hasher: text.cfg.hasher, dim: text.cfg.dim },
-    signature: { inputs: [io('token_ids', 'int64', [-1, -1])], outputs: [io('query_embedding', 'float32', [-1, text.cfg.dim]), io('item_embedding', 'float32', [-1, text.cfg.dim])] },
+    signature: {
+      inputs: [io('token_ids', 'int64', [-1, -1])],
+      outputs: [
+        io('query_embedding', 'float32', [-1, text.cfg.dim]),
+        io('item_embedding', 'float32', [-1, text.cfg.dim]),
+      ],
+    },
   });
   text.dispose();
 
@@ -234,7 +292,10 @@ export async function trainCandidates(eventsIn: readonly ShopEvent[], items: rea
     name: 'ranker',
     onnx: exportRanker(ranker),
     sidecar: { features: RANKER_FEATURES },
-    signature: { inputs: [io('features', 'float32', [-1, RANKER_FEATURES.length])], outputs: [io('score', 'float32', [-1, 1])] },
+    signature: {
+      inputs: [io('features', 'float32', [-1, RANKER_FEATURES.length])],
+      outputs: [io('score', 'float32', [-1, 1])],
+    },
   });
   ranker.dispose();
   sasrec.dispose();
@@ -259,7 +320,10 @@ export async function trainCandidates(eventsIn: readonly ShopEvent[], items: rea
     name: 'churn',
     onnx: exportChurn(churn),
     sidecar: { features: CHURN_FEATURES, threshold: churn.threshold, horizonDays: opts.churnHorizonDays },
-    signature: { inputs: [io('features', 'float32', [-1, CHURN_FEATURES.length])], outputs: [io('risk', 'float32', [-1, 1]), io('contributions', 'float32', [-1, CHURN_FEATURES.length])] },
+    signature: {
+      inputs: [io('features', 'float32', [-1, CHURN_FEATURES.length])],
+      outputs: [io('risk', 'float32', [-1, 1]), io('contributions', 'float32', [-1, CHURN_FEATURES.length])],
+    },
   });
   return candidates;
 }
@@ -357,14 +421,29 @@ export async function scoreOnHeldOut(
     switch (name) {
       case 'sasrec': {
         const cases = heldOut.nextItem;
-        const ranks = await sasrecTopK(session, artifact.sidecar, cases.map((c) => c.history), 10);
-        const value = cases.reduce((a, c, k) => a + ndcgOf((ranks[k] as string[]).indexOf(c.target)), 0) / Math.max(1, cases.length);
+        const ranks = await sasrecTopK(
+          session,
+          artifact.sidecar,
+          cases.map((c) => c.history),
+          10,
+        );
+        const value =
+          cases.reduce((a, c, k) => a + ndcgOf((ranks[k] as string[]).indexOf(c.target)), 0) /
+          Math.max(1, cases.length);
         return { metric: 'ndcg@10', value, cases: cases.length };
       }
       case 'text_encoder': {
-        const pairs = heldOut.queries.length >= 20 ? heldOut.queries : heldOut.items.map((i) => ({ query: words(i.title).slice(-2).join(' '), itemId: i.itemId }));
+        const pairs =
+          heldOut.queries.length >= 20
+            ? heldOut.queries
+            : heldOut.items.map((i) => ({ query: words(i.title).slice(-2).join(' '), itemId: i.itemId }));
         const itemsEmb = await encodeTexts(session, artifact.sidecar, heldOut.items.map(itemText), 'item_embedding');
-        const queriesEmb = await encodeTexts(session, artifact.sidecar, pairs.map((p) => p.query), 'query_embedding');
+        const queriesEmb = await encodeTexts(
+          session,
+          artifact.sidecar,
+          pairs.map((p) => p.query),
+          'query_embedding',
+        );
         const dim = itemsEmb.length / heldOut.items.length;
         let mrr = 0;
         pairs.forEach((p, k) => {
@@ -389,25 +468,45 @@ export async function scoreOnHeldOut(
         const index = new Map(itemIds.map((id, i) => [id, i]));
         const stats = itemStats(context.trainEvents);
         const sequences = fromEvents('train', context.trainEvents);
-        const covis = coVisitation({ ...sequences, itemIds, sequences: sequences.sequences.map((s) => Int32Array.from(s, (i) => index.get(sequences.itemIds[i] as string) ?? 0)) });
+        const covis = coVisitation({
+          ...sequences,
+          itemIds,
+          sequences: sequences.sequences.map((s) =>
+            Int32Array.from(s, (i) => index.get(sequences.itemIds[i] as string) ?? 0),
+          ),
+        });
         const catalog = new Map(heldOut.items.map((i) => [i.itemId, i]));
         let total = 0;
         for (const c of heldOut.nextItem) {
           const hist = Int32Array.from(c.history.map((h) => index.get(h) ?? 0).filter((i) => i > 0));
           const seqScores = await fullScores(seq, context.sasrec.sidecar, hist);
-          const built = candidateRows(c.history, seqScores, covis.scoreBatch([hist])[0] as Float32Array, itemIds, catalog, stats);
+          const built = candidateRows(
+            c.history,
+            seqScores,
+            covis.scoreBatch([hist])[0] as Float32Array,
+            itemIds,
+            catalog,
+            stats,
+          );
           const x = new Float32Array(built.rows.length * RANKER_FEATURES.length);
           built.rows.forEach((r, i) => x.set(r, i * RANKER_FEATURES.length));
-          const out = await session.run({ features: { type: 'float32', data: x, dims: [built.rows.length, RANKER_FEATURES.length] } });
+          const out = await session.run({
+            features: { type: 'float32', data: x, dims: [built.rows.length, RANKER_FEATURES.length] },
+          });
           const scores = out['score']?.data as Float32Array;
           const pos = built.items.indexOf(c.target);
           if (pos < 0) continue;
           let rank = 0;
-          for (let i = 0; i < scores.length; i++) if (i !== pos && (scores[i] as number) > (scores[pos] as number)) rank++;
+          for (let i = 0; i < scores.length; i++)
+            if (i !== pos && (scores[i] as number) > (scores[pos] as number)) rank++;
           total += ndcgOf(rank);
         }
         await seq.release();
-        return { metric: 'ndcg@10', value: total / Math.max(1, heldOut.nextItem.length), cases: heldOut.nextItem.length };
+        return {
+          metric: 'ndcg@10',
+          value: total / Math.max(1, heldOut.nextItem.length),
+          cases: heldOut.nextItem.length,
+        };
       }
       case 'churn': {
         const { X, y } = heldOut.churn;
@@ -439,20 +538,42 @@ function vocabulary(sidecar: Record<string, unknown>): Map<string, number> {
   return v;
 }
 
-async function sasrecTopK(session: OrtSession, sidecar: Record<string, unknown>, histories: ReadonlyArray<readonly string[]>, k: number): Promise<string[][]> {
+async function sasrecTopK(
+  session: OrtSession,
+  sidecar: Record<string, unknown>,
+  histories: ReadonlyArray<readonly string[]>,
+  k: number,
+): Promise<string[][]> {
   const itemIds = sidecar['itemIds'] as string[];
   const out: string[][] = [];
   for (let s = 0; s < histories.length; s += 256) {
     const batch = histories.slice(s, s + 256);
     const kk = Math.min(k, itemIds.length - 1);
-    const res = await session.run(sasrecFeeds(batch.map((h) => toIndices(sidecar, h)), batch.map(() => []), kk, Number(sidecar['maxLen'] ?? 50)));
-    for (const row of sasrecResults(res, batch.length, Number(sidecar['dim']), batch.map(() => kk))) out.push(row.items.map((i) => itemIds[i] as string));
+    const res = await session.run(
+      sasrecFeeds(
+        batch.map((h) => toIndices(sidecar, h)),
+        batch.map(() => []),
+        kk,
+        Number(sidecar['maxLen'] ?? 50),
+      ),
+    );
+    for (const row of sasrecResults(
+      res,
+      batch.length,
+      Number(sidecar['dim']),
+      batch.map(() => kk),
+    ))
+      out.push(row.items.map((i) => itemIds[i] as string));
   }
   return out;
 }
 
 /** Inner-product scores of every item for one history, from the model's user embedding. */
-async function fullScores(session: OrtSession, sidecar: Record<string, unknown>, hist: Int32Array): Promise<Float32Array> {
+async function fullScores(
+  session: OrtSession,
+  sidecar: Record<string, unknown>,
+  hist: Int32Array,
+): Promise<Float32Array> {
   const itemIds = sidecar['itemIds'] as string[];
   const k = itemIds.length - 1;
   const res = await session.run(sasrecFeeds([Array.from(hist)], [[]], k, Number(sidecar['maxLen'] ?? 50)));
@@ -462,12 +583,23 @@ async function fullScores(session: OrtSession, sidecar: Record<string, unknown>,
   return scores;
 }
 
-async function encodeTexts(session: OrtSession, sidecar: Record<string, unknown>, texts: readonly string[], output: string): Promise<Float32Array> {
+async function encodeTexts(
+  session: OrtSession,
+  sidecar: Record<string, unknown>,
+  texts: readonly string[],
+  output: string,
+): Promise<Float32Array> {
   const hasher = sidecar['hasher'] as { buckets: number; maxIds: number };
   const parts: Float32Array[] = [];
   for (let s = 0; s < texts.length; s += 256) {
     const { ids, width } = hashBatch(texts.slice(s, s + 256), hasher);
-    const res = await session.run({ token_ids: { type: 'int64', data: BigInt64Array.from(ids, (v) => BigInt(v)), dims: [Math.min(256, texts.length - s), width] } });
+    const res = await session.run({
+      token_ids: {
+        type: 'int64',
+        data: BigInt64Array.from(ids, (v) => BigInt(v)),
+        dims: [Math.min(256, texts.length - s), width],
+      },
+    });
     parts.push(res[output]?.data as Float32Array);
   }
   const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));

@@ -3,7 +3,14 @@ export class Progress {
   private last = 0;
   private readonly tty = Boolean(process.stderr.isTTY);
 
-  step(r: { epoch: number; step: number; steps: number; loss: number; stepsPerSecond: number; etaSeconds: number }): void {
+  step(r: {
+    epoch: number;
+    step: number;
+    steps: number;
+    loss: number;
+    stepsPerSecond: number;
+    etaSeconds: number;
+  }): void {
     const now = Date.now();
     const done = r.step === r.steps;
     if (!done && now - this.last < (this.tty ? 250 : 10_000)) return;
@@ -23,5 +30,9 @@ export function table(rows: Array<Record<string, string | number>>): string {
   const fmt = (v: string | number | undefined) => (typeof v === 'number' ? v.toFixed(4) : (v ?? ''));
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => fmt(r[c]).length)));
   const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i] ?? 0)).join('  ');
-  return [line(cols), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(cols.map((c) => fmt(r[c]))))].join('\n');
+  return [
+    line(cols),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.map((r) => line(cols.map((c) => fmt(r[c])))),
+  ].join('\n');
 }

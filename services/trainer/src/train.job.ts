@@ -3,11 +3,26 @@ import { initBackend } from '@aisle/ml';
 import { connectBus, ModelRegistry, type ServiceBase } from '@aisle/runtime';
 import type { Store } from '@aisle/store';
 import type { TrainerConfig } from './config';
-import { heldOutSlice, scoreOnHeldOut, trainCandidates, type Candidate, type ModelName, type ShopEvent, type ShopItem } from './pipeline';
+import {
+  heldOutSlice,
+  scoreOnHeldOut,
+  trainCandidates,
+  type Candidate,
+  type ModelName,
+  type ShopEvent,
+  type ShopItem,
+} from './pipeline';
 
 export interface JobReport {
   trained: boolean;
-  decisions: Array<{ model: ModelName; metric: string; candidate: number; active: number | undefined; published: boolean; version: string | undefined }>;
+  decisions: Array<{
+    model: ModelName;
+    metric: string;
+    candidate: number;
+    active: number | undefined;
+    published: boolean;
+    version: string | undefined;
+  }>;
 }
 
 /**
@@ -30,7 +45,12 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
     return { trained: false, decisions: [] };
   }
   const heldOut = heldOutSlice(events, items, config);
-  log.info('held-out slice', { from: new Date(heldOut.sliceStart).toISOString(), next_item_cases: heldOut.nextItem.length, query_cases: heldOut.queries.length, churn_users: heldOut.churn.users.length });
+  log.info('held-out slice', {
+    from: new Date(heldOut.sliceStart).toISOString(),
+    next_item_cases: heldOut.nextItem.length,
+    query_cases: heldOut.queries.length,
+    churn_users: heldOut.churn.users.length,
+  });
   const candidates = await trainCandidates(events, items, heldOut, {
     heldOutShare: config.heldOutShare,
     churnHorizonDays: config.churnHorizonDays,
@@ -46,7 +66,10 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
   const trainEvents = events.filter((e) => e.occurredAt < heldOut.sliceStart);
   const sasrec = candidates.find((c) => c.name === 'sasrec') as Candidate;
   const context = { sasrec, trainEvents };
-  const version = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const version = new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   // A loop, not Math.min(...times): spreading 100k+ arguments overflows the stack.
   const firstEventAt = events.reduce((m, e) => Math.min(m, e.occurredAt), Number.POSITIVE_INFINITY);
   const report: JobReport = { trained: true, decisions: [] };
@@ -69,8 +92,17 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
         onnx: c.onnx,
         sidecar: c.sidecar,
         meta: {
-          metrics: { [`heldout_${score.metric}`]: score.value, heldout_cases: score.cases, ...(activeValue !== undefined ? { [`previous_${score.metric}`]: activeValue } : {}) },
-          dataRange: { from: new Date(firstEventAt), to: new Date(heldOut.sliceStart), events: trainEvents.length, source: `store:${tenant}` },
+          metrics: {
+            [`heldout_${score.metric}`]: score.value,
+            heldout_cases: score.cases,
+            ...(activeValue !== undefined ? { [`previous_${score.metric}`]: activeValue } : {}),
+          },
+          dataRange: {
+            from: new Date(firstEventAt),
+            to: new Date(heldOut.sliceStart),
+            events: trainEvents.length,
+            source: `store:${tenant}`,
+          },
           signature: c.signature,
         },
       });
@@ -83,7 +115,14 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
       active: activeValue,
       version: published,
     });
-    report.decisions.push({ model: c.name, metric: score.metric, candidate: score.value, active: activeValue, published: publish, version: published });
+    report.decisions.push({
+      model: c.name,
+      metric: score.metric,
+      candidate: score.value,
+      active: activeValue,
+      published: publish,
+      version: published,
+    });
   }
   return report;
 }

@@ -17,9 +17,19 @@ beforeAll(async () => {
   storeFile = tempSqliteUrl();
   const shop = generateShop({ seed: 5, users: 250, items: 160, days: 45 });
   const store = await openStore(storeFile.url);
-  await store.items.upsertMany(shop.items.map((i) => ({ ...i, tenant: 'default', attributes: {}, ingestedAt: i.updatedAt })));
+  await store.items.upsertMany(
+    shop.items.map((i) => ({ ...i, tenant: 'default', attributes: {}, ingestedAt: i.updatedAt })),
+  );
   await store.events.insertMany(
-    shop.events.map((e) => ({ ...e, tenant: 'default', currency: '', ingestedAt: e.occurredAt, requestId: '', position: 0, context: {} })),
+    shop.events.map((e) => ({
+      ...e,
+      tenant: 'default',
+      currency: '',
+      ingestedAt: e.occurredAt,
+      requestId: '',
+      position: 0,
+      context: {},
+    })),
   );
   await store.close();
 });
@@ -42,15 +52,27 @@ test('trains all four models, publishes them, and compares the next run with the
   try {
     const jsm = await jetstreamManager(nc);
     expect((await jsm.streams.info(Streams.MODELS.name)).state.messages).toBe(4);
-    const announced = modelsV1.ModelPublished.decode((await jsm.streams.getMessage(Streams.MODELS.name, { last_by_subj: Subjects.modelsPublished }))!.data);
+    const announced = modelsV1.ModelPublished.decode(
+      (await jsm.streams.getMessage(Streams.MODELS.name, { last_by_subj: Subjects.modelsPublished }))!.data,
+    );
     expect(announced.bucket).toBe(MODELS_BUCKET);
     expect(announced.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(announced.signature?.inputs.length).toBeGreaterThan(0);
     expect(Object.keys(announced.metrics).some((k) => k.startsWith('heldout_'))).toBe(true);
     const os = await new Objm(nc).open(MODELS_BUCKET);
     const names = (await os.list()).map((o) => o.name).sort();
-    expect(names).toEqual(expect.arrayContaining(['active/default/churn.json', 'active/default/ranker.json', 'active/default/sasrec.json', 'active/default/text_encoder.json']));
-    const sasrecPointer = JSON.parse(new TextDecoder().decode((await os.getBlob('active/default/sasrec.json')))) as { objectName: string; metrics: Record<string, number> };
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'active/default/churn.json',
+        'active/default/ranker.json',
+        'active/default/sasrec.json',
+        'active/default/text_encoder.json',
+      ]),
+    );
+    const sasrecPointer = JSON.parse(new TextDecoder().decode(await os.getBlob('active/default/sasrec.json'))) as {
+      objectName: string;
+      metrics: Record<string, number>;
+    };
     expect(sasrecPointer.metrics['heldout_ndcg@10']).toBeGreaterThan(0.05);
   } finally {
     await nc.close();
@@ -59,7 +81,9 @@ test('trains all four models, publishes them, and compares the next run with the
   // Second run: every candidate is now scored against an active version.
   const second = await runJobProcess('trainer', env);
   expect(second.code).toBe(0);
-  const decisions = second.logs.filter((l) => l['msg'] === 'model published' || l['msg'] === 'candidate worse than the active model; kept the active one');
+  const decisions = second.logs.filter(
+    (l) => l['msg'] === 'model published' || l['msg'] === 'candidate worse than the active model; kept the active one',
+  );
   expect(decisions).toHaveLength(4);
   for (const d of decisions) expect(typeof d['active']).toBe('number');
 });

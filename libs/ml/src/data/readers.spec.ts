@@ -1,7 +1,17 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fromEvents, readCdnow, readRecbole, readSasrecPairs, readUserPerLine, writeCdnow, writeRecboleTest, writeSasrecPairs, writeUserPerLine } from './readers';
+import {
+  fromEvents,
+  readCdnow,
+  readRecbole,
+  readSasrecPairs,
+  readUserPerLine,
+  writeCdnow,
+  writeRecboleTest,
+  writeSasrecPairs,
+  writeUserPerLine,
+} from './readers';
 import { buildNumericDataset, historyAndTarget, trainPart } from './sequences';
 
 let dir: string;
@@ -23,14 +33,22 @@ test('SASRec pairs round-trip', () => {
 
 test('user-per-line round-trip', () => {
   writeUserPerLine(join(dir, 'u.txt'), d);
-  expect(readUserPerLine(join(dir, 'u.txt')).sequences.map((s) => Array.from(s))).toEqual([[1, 2, 3, 4], [5, 3, 2], [6]]);
+  expect(readUserPerLine(join(dir, 'u.txt')).sequences.map((s) => Array.from(s))).toEqual([
+    [1, 2, 3, 4],
+    [5, 3, 2],
+    [6],
+  ]);
 });
 
 test('RecBole test file round-trip keeps external ids and order', () => {
   writeRecboleTest(join(dir, 'X.test.inter'), d);
   const back = readRecbole(dir, 'X');
   expect(back.users).toEqual(['1', '2', '3']);
-  expect(back.sequences.map((s) => Array.from(s, (i) => back.itemIds[i]))).toEqual([['1', '2', '3', '4'], ['5', '3', '2'], ['6']]);
+  expect(back.sequences.map((s) => Array.from(s, (i) => back.itemIds[i]))).toEqual([
+    ['1', '2', '3', '4'],
+    ['5', '3', '2'],
+    ['6'],
+  ]);
 });
 
 test('CDNOW round-trip', () => {

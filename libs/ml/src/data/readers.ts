@@ -36,7 +36,10 @@ export function readUserPerLine(path: string, name = path): SequenceDataset {
 }
 
 export function writeUserPerLine(path: string, d: SequenceDataset): void {
-  writeFileSync(path, d.sequences.map((s, u) => [d.users[u], ...Array.from(s, (i) => d.itemIds[i])].join(' ')).join('\n') + '\n');
+  writeFileSync(
+    path,
+    d.sequences.map((s, u) => [d.users[u], ...Array.from(s, (i) => d.itemIds[i])].join(' ')).join('\n') + '\n',
+  );
 }
 
 export interface RecboleDataset extends SequenceDataset {
@@ -47,7 +50,9 @@ export interface RecboleDataset extends SequenceDataset {
 function recboleRows(path: string): Array<Record<string, string>> {
   const [header, ...lines] = readFileSync(path, 'utf8').split('\n');
   const cols = (header ?? '').split('\t').map((c) => c.split(':')[0] ?? c);
-  return lines.filter((l) => l.trim()).map((l) => Object.fromEntries(l.split('\t').map((v, k) => [cols[k] ?? String(k), v])));
+  return lines
+    .filter((l) => l.trim())
+    .map((l) => Object.fromEntries(l.split('\t').map((v, k) => [cols[k] ?? String(k), v])));
 }
 
 /**
@@ -86,7 +91,10 @@ export function readRecbole(dir: string, base: string): RecboleDataset {
 }
 
 export function writeRecboleTest(path: string, d: SequenceDataset): void {
-  const rows = d.sequences.map((s, u) => `${d.users[u]}\t${Array.from(s.subarray(0, s.length - 1), (i) => d.itemIds[i]).join(' ')}\t${d.itemIds[s[s.length - 1] as number]}`);
+  const rows = d.sequences.map(
+    (s, u) =>
+      `${d.users[u]}\t${Array.from(s.subarray(0, s.length - 1), (i) => d.itemIds[i]).join(' ')}\t${d.itemIds[s[s.length - 1] as number]}`,
+  );
   writeFileSync(path, ['user_id:token\titem_id_list:token_seq\titem_id:token', ...rows].join('\n') + '\n');
 }
 
@@ -105,14 +113,25 @@ export function readCdnow(path: string): Transaction[] {
     const parts = line.trim().split(/\s+/);
     if (parts.length < 4 || !/^\d{8}$/.test(parts[1] ?? '')) continue;
     const [c, d, q, a] = parts as [string, string, string, string];
-    out.push({ customer: c, at: Date.UTC(Number(d.slice(0, 4)), Number(d.slice(4, 6)) - 1, Number(d.slice(6, 8))), quantity: Number(q), amount: Number(a) });
+    out.push({
+      customer: c,
+      at: Date.UTC(Number(d.slice(0, 4)), Number(d.slice(4, 6)) - 1, Number(d.slice(6, 8))),
+      quantity: Number(q),
+      amount: Number(a),
+    });
   }
   return out;
 }
 
 export function writeCdnow(path: string, txs: readonly Transaction[]): void {
   const day = (ms: number) => new Date(ms).toISOString().slice(0, 10).replace(/-/g, '');
-  writeFileSync(path, ['customer_id date number_of_cds dollar_value', ...txs.map((t) => `${t.customer} ${day(t.at)} ${t.quantity} ${t.amount}`)].join('\n') + '\n');
+  writeFileSync(
+    path,
+    [
+      'customer_id date number_of_cds dollar_value',
+      ...txs.map((t) => `${t.customer} ${day(t.at)} ${t.quantity} ${t.amount}`),
+    ].join('\n') + '\n',
+  );
 }
 
 /** Aisle's own events (as the store returns them), to sequences of item interactions per user. */
@@ -133,7 +152,8 @@ export function fromEvents(
   for (const [u, list] of [...byUser].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
     list.sort((a, b) => a.at - b.at);
     const items: string[] = [];
-    for (const x of list) if (!(opts.collapseRepeats ?? true) || items[items.length - 1] !== x.itemId) items.push(x.itemId);
+    for (const x of list)
+      if (!(opts.collapseRepeats ?? true) || items[items.length - 1] !== x.itemId) items.push(x.itemId);
     rows.push([u, items]);
   }
   return buildDataset(name, rows);

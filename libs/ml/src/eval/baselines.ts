@@ -7,7 +7,8 @@ import type { SyncSequenceScorer } from './evaluate';
  */
 export function mostPop(d: SequenceDataset, countOver: 'all' | 'train' = 'all'): SyncSequenceScorer {
   const counts = new Float32Array(numItems(d) + 1);
-  for (const s of d.sequences) for (const i of countOver === 'all' ? s : trainPart(s)) counts[i] = (counts[i] as number) + 1;
+  for (const s of d.sequences)
+    for (const i of countOver === 'all' ? s : trainPart(s)) counts[i] = (counts[i] as number) + 1;
   return { name: `MostPop(${countOver})`, scoreBatch: (histories) => histories.map(() => counts) };
 }
 
@@ -16,7 +17,10 @@ export function mostPop(d: SequenceDataset, countOver: 'all' | 'train' = 'all'):
  * (weighted 1/gap), summed over the user's last `lookback` items (weighted 1/recency), with popularity
  * as a tie-breaker.
  */
-export function coVisitation(d: SequenceDataset, opts: { window?: number; lookback?: number } = {}): SyncSequenceScorer {
+export function coVisitation(
+  d: SequenceDataset,
+  opts: { window?: number; lookback?: number } = {},
+): SyncSequenceScorer {
   const window = opts.window ?? 3;
   const lookback = opts.lookback ?? 3;
   const n = numItems(d);

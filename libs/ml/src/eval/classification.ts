@@ -2,9 +2,11 @@
 
 /** ROC AUC by ranks (Mann-Whitney U), ties averaged. */
 export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<number>): number {
-  const idx = Array.from({ length: scores.length }, (_, i) => i).sort((a, b) => (scores[a] as number) - (scores[b] as number));
+  const idx = Array.from({ length: scores.length }, (_, i) => i).sort(
+    (a, b) => (scores[a] as number) - (scores[b] as number),
+  );
   const ranks = new Float64Array(scores.length);
-  for (let i = 0; i < idx.length; ) {
+  for (let i = 0; i < idx.length;) {
     let j = i;
     while (j + 1 < idx.length && scores[idx[j + 1] as number] === scores[idx[i] as number]) j++;
     const r = (i + j) / 2 + 1;
@@ -26,7 +28,9 @@ export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<number>): nu
 
 /** Average precision (area under the precision-recall curve, step-wise). */
 export function prAuc(scores: ArrayLike<number>, labels: ArrayLike<number>): number {
-  const idx = Array.from({ length: scores.length }, (_, i) => i).sort((a, b) => (scores[b] as number) - (scores[a] as number));
+  const idx = Array.from({ length: scores.length }, (_, i) => i).sort(
+    (a, b) => (scores[b] as number) - (scores[a] as number),
+  );
   const pos = Array.from(labels).filter(Boolean).length;
   if (pos === 0) return Number.NaN;
   let tp = 0;
@@ -40,7 +44,11 @@ export function prAuc(scores: ArrayLike<number>, labels: ArrayLike<number>): num
   return ap / pos;
 }
 
-export function f1At(scores: ArrayLike<number>, labels: ArrayLike<number>, threshold: number): { f1: number; precision: number; recall: number } {
+export function f1At(
+  scores: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  threshold: number,
+): { f1: number; precision: number; recall: number } {
   let tp = 0;
   let fp = 0;
   let fn = 0;

@@ -50,7 +50,14 @@ class Accumulator {
 
   result(): Metrics {
     const n = Math.max(1, this.n);
-    return { hr10: this.hr10 / n, ndcg10: this.ndcg10 / n, hr20: this.hr20 / n, ndcg20: this.ndcg20 / n, mrr: this.mrr / n, users: this.n };
+    return {
+      hr10: this.hr10 / n,
+      ndcg10: this.ndcg10 / n,
+      hr20: this.hr20 / n,
+      ndcg20: this.ndcg20 / n,
+      mrr: this.mrr / n,
+      users: this.n,
+    };
   }
 }
 
@@ -88,7 +95,12 @@ export function rankSampled(scores: Float32Array, target: number, negatives: Int
  * user's training items; the model reads training items plus the validation item; at most `maxUsers`
  * random users.
  */
-export function sampleNegatives(d: SequenceDataset, users: readonly number[], negatives: number, seed: number): Map<number, Int32Array> {
+export function sampleNegatives(
+  d: SequenceDataset,
+  users: readonly number[],
+  negatives: number,
+  seed: number,
+): Map<number, Int32Array> {
   const rand = mulberry32(seed);
   const n = numItems(d);
   const out = new Map<number, Int32Array>();
@@ -127,7 +139,8 @@ export async function evaluate(scorer: SequenceScorer, d: SequenceDataset, opts:
   let users = opts.users ? [...opts.users] : evaluableUsers(d);
   let negatives: Map<number, Int32Array> | undefined;
   if (opts.protocol.kind === 'sampled') {
-    if (!opts.users && users.length > opts.protocol.maxUsers) users = shuffleInPlace(users, mulberry32(opts.protocol.seed)).slice(0, opts.protocol.maxUsers);
+    if (!opts.users && users.length > opts.protocol.maxUsers)
+      users = shuffleInPlace(users, mulberry32(opts.protocol.seed)).slice(0, opts.protocol.maxUsers);
     negatives = sampleNegatives(d, users, opts.protocol.negatives, opts.protocol.seed + 1);
   }
   // Sorting by history length keeps batches uniform (much faster for padded models).

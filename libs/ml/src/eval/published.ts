@@ -11,12 +11,51 @@ export interface PublishedResult {
 
 export const PUBLISHED: Record<string, PublishedResult[]> = {
   'amazon-beauty': [
-    { model: 'PopRec', protocol: 'full', hr10: 0.0152, ndcg10: 0.0068, hr20: 0.0217, source: 'S3-Rec repo (CIKM 2020)' },
-    { model: 'SASRec (1 negative, BCE)', protocol: 'full', hr10: 0.0605, ndcg10: 0.0318, hr20: 0.0902, ndcg20: 0.0394, source: 'S3-Rec repo, all_rank table' },
-    { model: 'S3-Rec', protocol: 'full', hr10: 0.0647, ndcg10: 0.0327, hr20: 0.0994, ndcg20: 0.0414, source: 'S3-Rec repo' },
-    { model: 'ICLRec', protocol: 'full', hr10: 0.0744, ndcg10: 0.0403, hr20: 0.1058, ndcg20: 0.0483, source: 'ICLRec README' },
+    {
+      model: 'PopRec',
+      protocol: 'full',
+      hr10: 0.0152,
+      ndcg10: 0.0068,
+      hr20: 0.0217,
+      source: 'S3-Rec repo (CIKM 2020)',
+    },
+    {
+      model: 'SASRec (1 negative, BCE)',
+      protocol: 'full',
+      hr10: 0.0605,
+      ndcg10: 0.0318,
+      hr20: 0.0902,
+      ndcg20: 0.0394,
+      source: 'S3-Rec repo, all_rank table',
+    },
+    {
+      model: 'S3-Rec',
+      protocol: 'full',
+      hr10: 0.0647,
+      ndcg10: 0.0327,
+      hr20: 0.0994,
+      ndcg20: 0.0414,
+      source: 'S3-Rec repo',
+    },
+    {
+      model: 'ICLRec',
+      protocol: 'full',
+      hr10: 0.0744,
+      ndcg10: 0.0403,
+      hr20: 0.1058,
+      ndcg20: 0.0483,
+      source: 'ICLRec README',
+    },
   ],
-  'amazon-games': [{ model: 'SASRec', protocol: 'sampled100', hr10: 0.741, ndcg10: 0.536, source: 'SASRec paper (ICDM 2018), Table III' }],
+  'amazon-games': [
+    {
+      model: 'SASRec',
+      protocol: 'sampled100',
+      hr10: 0.741,
+      ndcg10: 0.536,
+      source: 'SASRec paper (ICDM 2018), Table III',
+    },
+  ],
 };
 
 export function publishedFor(datasetDir: string): PublishedResult[] {

@@ -2,7 +2,14 @@
  * Top-k rows of a row-major matrix [n, dim] by inner product with `query`, skipping `exclude`.
  * Used for vector queries and the text index (the sequence index runs inside its ONNX graph).
  */
-export function topKInnerProduct(matrix: Float32Array, dim: number, query: Float32Array, k: number, exclude: ReadonlySet<number> = new Set(), skipFirst = false): Array<{ index: number; score: number }> {
+export function topKInnerProduct(
+  matrix: Float32Array,
+  dim: number,
+  query: Float32Array,
+  k: number,
+  exclude: ReadonlySet<number> = new Set(),
+  skipFirst = false,
+): Array<{ index: number; score: number }> {
   const n = matrix.length / dim;
   const best: Array<{ index: number; score: number }> = [];
   for (let i = skipFirst ? 1 : 0; i < n; i++) {

@@ -11,7 +11,7 @@ test('lnGamma and 2F1 match known values', () => {
 test('BG/NBD recovers the parameters of data simulated from it', () => {
   // Simulate 4,000 customers over 39 weeks from known parameters.
   let seed = 7;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
   const gamma = (k: number, theta: number): number => {
     // Marsaglia-Tsang for k >= 1; boost for k < 1.
     if (k < 1) return gamma(k + 1, theta) * rand() ** (1 / k);

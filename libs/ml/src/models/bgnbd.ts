@@ -19,7 +19,10 @@ export interface RfmSummary {
 
 /** ln Gamma via Lanczos (g = 7, n = 9). */
 export function lnGamma(z: number): number {
-  const c = [0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7];
+  const c = [
+    0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
+    12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
+  ];
   if (z < 0.5) return Math.log(Math.PI / Math.abs(Math.sin(Math.PI * z))) - lnGamma(1 - z);
   z -= 1;
   let x = c[0] as number;
@@ -51,7 +54,11 @@ export function bgnbdLogLikelihood(p: BgNbdParams, data: readonly RfmSummary[]):
 }
 
 /** Nelder-Mead minimization. */
-export function nelderMead(f: (x: number[]) => number, start: number[], opts: { iterations?: number; tolerance?: number; step?: number } = {}): number[] {
+export function nelderMead(
+  f: (x: number[]) => number,
+  start: number[],
+  opts: { iterations?: number; tolerance?: number; step?: number } = {},
+): number[] {
   const n = start.length;
   let simplex = [start, ...start.map((_, i) => start.map((v, j) => (i === j ? v + (opts.step ?? 0.5) : v)))];
   let values = simplex.map(f);
@@ -61,8 +68,15 @@ export function nelderMead(f: (x: number[]) => number, start: number[], opts: { 
     values = order.map((i) => values[i] as number);
     // Relative tolerance: log-likelihoods of whole data sets are large, and absolute differences below
     // their float resolution never shrink.
-    if (Math.abs((values[n] as number) - (values[0] as number)) <= (opts.tolerance ?? 1e-10) * (Math.abs(values[0] as number) + 1e-12)) break;
-    const centroid = Array.from({ length: n }, (_, j) => simplex.slice(0, n).reduce((s, p) => s + (p[j] as number), 0) / n);
+    if (
+      Math.abs((values[n] as number) - (values[0] as number)) <=
+      (opts.tolerance ?? 1e-10) * (Math.abs(values[0] as number) + 1e-12)
+    )
+      break;
+    const centroid = Array.from(
+      { length: n },
+      (_, j) => simplex.slice(0, n).reduce((s, p) => s + (p[j] as number), 0) / n,
+    );
     const worst = simplex[n] as number[];
     const at = (t: number) => centroid.map((c, j) => c + t * (c - (worst[j] as number)));
     const reflected = at(1);
@@ -79,7 +93,9 @@ export function nelderMead(f: (x: number[]) => number, start: number[], opts: { 
       if (fc < Math.min(fr, values[n] as number)) [simplex[n], values[n]] = [contracted, fc];
       else {
         const best = simplex[0] as number[];
-        simplex = simplex.map((p, i) => (i === 0 ? p : p.map((v, j) => (best[j] as number) + 0.5 * (v - (best[j] as number)))));
+        simplex = simplex.map((p, i) =>
+          i === 0 ? p : p.map((v, j) => (best[j] as number) + 0.5 * (v - (best[j] as number))),
+        );
         values = simplex.map(f);
       }
     }
@@ -99,13 +115,23 @@ export function fitBgNbd(data: readonly RfmSummary[]): BgNbdParams {
   }
   const list = [...groups.values()];
   const negLl = (logp: number[]) => {
-    const p = { r: Math.exp(logp[0] as number), alpha: Math.exp(logp[1] as number), a: Math.exp(logp[2] as number), b: Math.exp(logp[3] as number) };
+    const p = {
+      r: Math.exp(logp[0] as number),
+      alpha: Math.exp(logp[1] as number),
+      a: Math.exp(logp[2] as number),
+      b: Math.exp(logp[3] as number),
+    };
     let ll = 0;
     for (const g of list) ll += g.n * bgnbdLogLikelihood(p, [g.s]);
     return Number.isFinite(ll) ? -ll : 1e300;
   };
   const best = nelderMead(negLl, [0, Math.log(5), 0, 0], { iterations: 3000, tolerance: 1e-12 });
-  return { r: Math.exp(best[0] as number), alpha: Math.exp(best[1] as number), a: Math.exp(best[2] as number), b: Math.exp(best[3] as number) };
+  return {
+    r: Math.exp(best[0] as number),
+    alpha: Math.exp(best[1] as number),
+    a: Math.exp(best[2] as number),
+    b: Math.exp(best[3] as number),
+  };
 }
 
 /** Gauss hypergeometric 2F1(a, b; c; z) by its series, |z| < 1. */
@@ -113,7 +139,7 @@ export function hyp2f1(a: number, b: number, c: number, z: number): number {
   let term = 1;
   let sum = 1;
   for (let k = 0; k < 10_000; k++) {
-    term *= ((a + k) * (b + k)) / ((c + k) * (k + 1)) * z;
+    term *= (((a + k) * (b + k)) / ((c + k) * (k + 1))) * z;
     sum += term;
     if (Math.abs(term) < 1e-14 * Math.abs(sum)) break;
   }
@@ -129,7 +155,9 @@ export function probabilityAlive(p: BgNbdParams, s: RfmSummary): number {
 export function expectedPurchases(p: BgNbdParams, s: RfmSummary, t: number): number {
   const { r, alpha, a, b } = p;
   const { x, tx, T } = s;
-  const num = ((a + b + x - 1) / (a - 1)) * (1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + T + t)));
+  const num =
+    ((a + b + x - 1) / (a - 1)) *
+    (1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + T + t)));
   const den = 1 + (x > 0 ? (a / (b + x - 1)) * ((alpha + T) / (alpha + tx)) ** (r + x) : 0);
   return num / den;
 }

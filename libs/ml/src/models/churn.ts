@@ -53,7 +53,9 @@ export function churnFeatures(s: ActivitySummary, cutoff: number): Float32Array 
   const within = (d: number) => s.recentEvents.filter((t) => t <= cutoff && t > cutoff - d * DAY).length;
   const last30 = within(30);
   const prev30 = s.recentEvents.filter((t) => t <= cutoff - 30 * DAY && t > cutoff - 60 * DAY).length;
-  const spend90 = s.recentPurchases.filter((p) => p.at <= cutoff && p.at > cutoff - 90 * DAY).reduce((a, p) => a + p.amount, 0);
+  const spend90 = s.recentPurchases
+    .filter((p) => p.at <= cutoff && p.at > cutoff - 90 * DAY)
+    .reduce((a, p) => a + p.amount, 0);
   return Float32Array.from([
     Math.log1p(recency),
     Math.log1p(tenure),
@@ -134,7 +136,8 @@ export class ChurnClassifier {
     const F = CHURN_FEATURES.length;
     const out = new Float32Array(X.length * F);
     X.forEach((x, i) => {
-      for (let j = 0; j < F; j++) out[i * F + j] = ((x[j] as number) - (this.mean[j] as number)) / (this.std[j] as number);
+      for (let j = 0; j < F; j++)
+        out[i * F + j] = ((x[j] as number) - (this.mean[j] as number)) / (this.std[j] as number);
     });
     return out;
   }
@@ -157,11 +160,15 @@ export class ChurnClassifier {
     const opt = tf.train.adam(this.cfg.learningRate);
     let last = 0;
     for (let it = 0; it < this.cfg.iterations; it++) {
-      const cost = opt.minimize(() => {
-        const logits = tf.add(tf.matMul(xs, w), b);
-        const loss = tf.losses.sigmoidCrossEntropy(ys, logits);
-        return tf.add(loss, tf.mul(this.cfg.l2, tf.sum(tf.square(w)))) as tf.Scalar;
-      }, true, [w, b]);
+      const cost = opt.minimize(
+        () => {
+          const logits = tf.add(tf.matMul(xs, w), b);
+          const loss = tf.losses.sigmoidCrossEntropy(ys, logits);
+          return tf.add(loss, tf.mul(this.cfg.l2, tf.sum(tf.square(w)))) as tf.Scalar;
+        },
+        true,
+        [w, b],
+      );
       if (it === this.cfg.iterations - 1) last = (await cost?.data())?.[0] ?? 0;
       cost?.dispose();
     }
@@ -174,7 +181,8 @@ export class ChurnClassifier {
 
   logit(x: Float32Array): number {
     let s = this.bias;
-    for (let j = 0; j < CHURN_FEATURES.length; j++) s += (this.w[j] as number) * (((x[j] as number) - (this.mean[j] as number)) / (this.std[j] as number));
+    for (let j = 0; j < CHURN_FEATURES.length; j++)
+      s += (this.w[j] as number) * (((x[j] as number) - (this.mean[j] as number)) / (this.std[j] as number));
     return s;
   }
 

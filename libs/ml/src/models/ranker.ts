@@ -66,7 +66,9 @@ const NOT_RETRIEVED_RANK = 100;
 /** The one feature builder, shared by trainer and ranking service so that both compute the same values. */
 export function rankerFeatures(x: RankerInputs): Float32Array {
   const priceZ =
-    x.price !== undefined && x.userPriceMean !== undefined && x.price > 0 ? Math.max(-5, Math.min(5, (x.price - x.userPriceMean) / ((x.userPriceStd ?? 0) + 0.25 * x.userPriceMean + 1e-6))) : 0;
+    x.price !== undefined && x.userPriceMean !== undefined && x.price > 0
+      ? Math.max(-5, Math.min(5, (x.price - x.userPriceMean) / ((x.userPriceStd ?? 0) + 0.25 * x.userPriceMean + 1e-6)))
+      : 0;
   return rankerRow({
     seq_score: x.seqScore ?? 0,
     seq_rank_log: Math.log1p(x.seqRank ?? NOT_RETRIEVED_RANK),
@@ -122,7 +124,13 @@ export interface RankerConfig {
   seed: number;
 }
 
-export const DEFAULT_RANKER: RankerConfig = { hidden: [32, 16], learningRate: 3e-3, epochs: 10, batchLists: 256, seed: 1 };
+export const DEFAULT_RANKER: RankerConfig = {
+  hidden: [32, 16],
+  learningRate: 3e-3,
+  epochs: 10,
+  batchLists: 256,
+  seed: 1,
+};
 
 export class Ranker {
   readonly cfg: RankerConfig;
@@ -173,7 +181,10 @@ export class Ranker {
     const rand = mulberry32(this.cfg.seed);
     const opt = tf.train.adam(this.cfg.learningRate);
     for (let epoch = 1; epoch <= this.cfg.epochs; epoch++) {
-      const order = shuffleInPlace(usable.map((_, i) => i), rand);
+      const order = shuffleInPlace(
+        usable.map((_, i) => i),
+        rand,
+      );
       let sum = 0;
       let steps = 0;
       for (let s = 0; s < order.length; s += this.cfg.batchLists) {
@@ -191,7 +202,10 @@ export class Ranker {
         });
         const cost = opt.minimize(
           () => {
-            const scores = tf.add(this.forward(tf.tensor2d(x, [batch.length * K, RANKER_DIM])).reshape([batch.length, K]), tf.tensor2d(mask, [batch.length, K]));
+            const scores = tf.add(
+              this.forward(tf.tensor2d(x, [batch.length * K, RANKER_DIM])).reshape([batch.length, K]),
+              tf.tensor2d(mask, [batch.length, K]),
+            );
             const onehot = tf.cast(tf.oneHot(tf.tensor1d(target, 'int32'), K), 'float32');
             return tf.neg(tf.mean(tf.sum(tf.mul(tf.logSoftmax(scores), onehot), 1))) as tf.Scalar;
           },

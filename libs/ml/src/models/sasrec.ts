@@ -105,14 +105,17 @@ export class Sasrec implements SequenceScorer {
 
   constructor(numItemsCount: number, cfg: Partial<SasrecConfig> = {}) {
     this.cfg = { ...DEFAULT_SASREC, ...cfg };
-    if (this.cfg.dim % this.cfg.heads !== 0) throw new Error(`dim ${this.cfg.dim} is not divisible by heads ${this.cfg.heads}`);
+    if (this.cfg.dim % this.cfg.heads !== 0)
+      throw new Error(`dim ${this.cfg.dim} is not divisible by heads ${this.cfg.heads}`);
     this.numItems = numItemsCount;
     const { dim, ffn } = this.cfg;
     let seed = this.cfg.seed * 1000;
-    const normal = (shape: number[], std: number, name: string) => tf.variable(tf.randomNormal(shape, 0, std, 'float32', seed++), true, name);
+    const normal = (shape: number[], std: number, name: string) =>
+      tf.variable(tf.randomNormal(shape, 0, std, 'float32', seed++), true, name);
     const zeros = (shape: number[], name: string) => tf.variable(tf.zeros(shape), true, name);
     const ones = (shape: number[], name: string) => tf.variable(tf.ones(shape), true, name);
-    const glorot = (fanIn: number, fanOut: number, name: string) => normal([fanIn, fanOut], Math.sqrt(2 / (fanIn + fanOut)), name);
+    const glorot = (fanIn: number, fanOut: number, name: string) =>
+      normal([fanIn, fanOut], Math.sqrt(2 / (fanIn + fanOut)), name);
     this.itemEmb = normal([numItemsCount + 1, dim], 1 / Math.sqrt(dim), 'item_emb');
     this.posEmb = normal([this.cfg.maxLen, dim], 1 / Math.sqrt(dim), 'pos_emb');
     this.blocks = Array.from({ length: this.cfg.layers }, (_, l) => ({
@@ -138,7 +141,13 @@ export class Sasrec implements SequenceScorer {
   }
 
   variables(): tf.Variable[] {
-    return [this.itemEmb, this.posEmb, ...this.blocks.flatMap((b) => Object.values(b) as tf.Variable[]), this.lnfG, this.lnfB];
+    return [
+      this.itemEmb,
+      this.posEmb,
+      ...this.blocks.flatMap((b) => Object.values(b) as tf.Variable[]),
+      this.lnfG,
+      this.lnfB,
+    ];
   }
 
   /** Right-aligned id matrix [B, L] of the last `maxLen` items of each sequence (0 = padding). */
@@ -160,7 +169,10 @@ export class Sasrec implements SequenceScorer {
     const idT = tf.tensor2d(ids, [batch, L], 'int32');
     const keep = tf.cast(tf.greater(idT, 0), 'float32').reshape([batch, L, 1]);
     const positions = tf.range(maxLen - L, maxLen, 1, 'int32');
-    let x = tf.add(tf.mul(gatherRows(this.itemEmb as tf.Tensor2D, idT), Math.sqrt(dim)), gatherRows(this.posEmb as tf.Tensor2D, positions));
+    let x = tf.add(
+      tf.mul(gatherRows(this.itemEmb as tf.Tensor2D, idT), Math.sqrt(dim)),
+      gatherRows(this.posEmb as tf.Tensor2D, positions),
+    );
     x = tf.mul(drop(x), keep);
     // Causal mask plus key padding, additive.
     const causal = tf.linalg.bandPart(tf.ones([L, L]), -1, 0);
@@ -168,7 +180,8 @@ export class Sasrec implements SequenceScorer {
     const mask = tf.mul(tf.sub(1, tf.mul(causal.reshape([1, 1, L, L]), keyKeep)), -1e9);
     for (const blk of this.blocks) {
       const h = layerNorm(x, blk.ln1g as tf.Tensor1D, blk.ln1b as tf.Tensor1D).reshape([batch * L, dim]) as tf.Tensor2D;
-      const proj = (w: tf.Variable, b: tf.Variable) => tf.add(matMul(h, w as tf.Tensor2D), b).reshape([batch, L, heads, dk]);
+      const proj = (w: tf.Variable, b: tf.Variable) =>
+        tf.add(matMul(h, w as tf.Tensor2D), b).reshape([batch, L, heads, dk]);
       const q = tf.transpose(proj(blk.wq, blk.bq), [0, 2, 1, 3]);
       const kT = tf.transpose(proj(blk.wk, blk.bk), [0, 2, 3, 1]);
       const v = tf.transpose(proj(blk.wv, blk.bv), [0, 2, 1, 3]);
@@ -177,7 +190,10 @@ export class Sasrec implements SequenceScorer {
       const ctx = tf.transpose(batchMatMul(att, v), [0, 2, 1, 3]).reshape([batch * L, dim]) as tf.Tensor2D;
       const attOut = tf.add(matMul(ctx, blk.wo as tf.Tensor2D), blk.bo).reshape([batch, L, dim]);
       x = tf.add(x, drop(attOut));
-      const h2 = layerNorm(x, blk.ln2g as tf.Tensor1D, blk.ln2b as tf.Tensor1D).reshape([batch * L, dim]) as tf.Tensor2D;
+      const h2 = layerNorm(x, blk.ln2g as tf.Tensor1D, blk.ln2b as tf.Tensor1D).reshape([
+        batch * L,
+        dim,
+      ]) as tf.Tensor2D;
       const f1 = tf.relu(tf.add(matMul(h2, blk.w1 as tf.Tensor2D), blk.b1)) as tf.Tensor2D;
       const f2 = tf.add(matMul(f1, blk.w2 as tf.Tensor2D), blk.b2).reshape([batch, L, dim]);
       x = tf.mul(tf.add(x, drop(f2)), keep);
@@ -190,7 +206,9 @@ export class Sasrec implements SequenceScorer {
     return tf.tidy(() => {
       const { ids, length } = this.padBatch(histories);
       const h = this.forward(ids, histories.length, length, false);
-      return h.slice([0, length - 1, 0], [histories.length, 1, this.cfg.dim]).reshape([histories.length, this.cfg.dim]) as tf.Tensor2D;
+      return h
+        .slice([0, length - 1, 0], [histories.length, 1, this.cfg.dim])
+        .reshape([histories.length, this.cfg.dim]) as tf.Tensor2D;
     });
   }
 
@@ -229,7 +247,11 @@ export class Sasrec implements SequenceScorer {
       if (!cand.has(j)) cand.set(j, cand.size);
     }
     const W = gatherRows(this.itemEmb as tf.Tensor2D, tf.tensor1d([...cand.keys()], 'int32')) as tf.Tensor2D;
-    return softmaxCrossEntropy(H, W, Int32Array.from(targets, (t) => cand.get(t) as number));
+    return softmaxCrossEntropy(
+      H,
+      W,
+      Int32Array.from(targets, (t) => cand.get(t) as number),
+    );
   }
 
   /** Length-bucketed batches bounded by sequences and target positions; order shuffled per epoch. */
@@ -268,7 +290,8 @@ export class Sasrec implements SequenceScorer {
     const onStep = opts.onStep;
     for (let step = 0; step < batches.length; step++) {
       // AdamOptimizer reads its public learningRate on every step.
-      if (opts.rateAt) (optimizer as unknown as { learningRate: number }).learningRate = opts.rateAt(step, batches.length);
+      if (opts.rateAt)
+        (optimizer as unknown as { learningRate: number }).learningRate = opts.rateAt(step, batches.length);
       const cost = optimizer.minimize(() => this.batchLoss(batches[step] as Int32Array[], rand), true, vars);
       const loss = (await cost?.data())?.[0] ?? Number.NaN;
       cost?.dispose();
@@ -276,7 +299,14 @@ export class Sasrec implements SequenceScorer {
       lossSum += loss;
       const elapsed = (performance.now() - t0) / 1000;
       const rate = (step + 1) / elapsed;
-      onStep?.({ epoch, step: step + 1, steps: batches.length, loss, stepsPerSecond: rate, etaSeconds: (batches.length - step - 1) / rate });
+      onStep?.({
+        epoch,
+        step: step + 1,
+        steps: batches.length,
+        loss,
+        stepsPerSecond: rate,
+        etaSeconds: (batches.length - step - 1) / rate,
+      });
     }
     return lossSum / Math.max(1, batches.length);
   }
@@ -287,13 +317,17 @@ export class Sasrec implements SequenceScorer {
    * is no longer possible afterwards; use it only to report test results, with the epochs chosen by
    * `fit`. Returns the mean loss per epoch.
    */
-  async fineTuneWithValidation(d: SequenceDataset, opts: { epochs: number; learningRate: number; onStep?: (r: StepReport) => void }): Promise<number[]> {
+  async fineTuneWithValidation(
+    d: SequenceDataset,
+    opts: { epochs: number; learningRate: number; onStep?: (r: StepReport) => void },
+  ): Promise<number[]> {
     const rand = mulberry32(this.cfg.seed + 101);
     const optimizer = tf.train.adam(opts.learningRate);
     const seqs = d.sequences.map((s) => (s.length >= 3 ? s.subarray(0, s.length - 1) : s));
     const losses: number[] = [];
     try {
-      for (let e = 1; e <= opts.epochs; e++) losses.push(await this.trainEpoch(optimizer, seqs, rand, e, { onStep: opts.onStep }));
+      for (let e = 1; e <= opts.epochs; e++)
+        losses.push(await this.trainEpoch(optimizer, seqs, rand, e, { onStep: opts.onStep }));
     } finally {
       optimizer.dispose();
     }
@@ -306,7 +340,12 @@ export class Sasrec implements SequenceScorer {
    */
   async fit(
     d: SequenceDataset,
-    opts: { onStep?: (r: StepReport) => void; onEpoch?: (r: EpochReport) => void; validate?: (m: Sasrec) => Promise<Metrics>; shouldStop?: () => boolean } = {},
+    opts: {
+      onStep?: (r: StepReport) => void;
+      onEpoch?: (r: EpochReport) => void;
+      validate?: (m: Sasrec) => Promise<Metrics>;
+      shouldStop?: () => boolean;
+    } = {},
   ): Promise<{ best: EpochReport | undefined; history: EpochReport[] }> {
     const rand = mulberry32(this.cfg.seed);
     const optimizer = tf.train.adam(this.cfg.learningRate);
@@ -320,14 +359,21 @@ export class Sasrec implements SequenceScorer {
       opts.validate ??
       ((m: Sasrec) => {
         const users = d.sequences.map((_, u) => u).filter((u) => (d.sequences[u]?.length ?? 0) >= 3);
-        const subset = this.cfg.validationUsers > 0 && users.length > this.cfg.validationUsers ? shuffleInPlace([...users], mulberry32(this.cfg.seed + 7)).slice(0, this.cfg.validationUsers) : users;
+        const subset =
+          this.cfg.validationUsers > 0 && users.length > this.cfg.validationUsers
+            ? shuffleInPlace([...users], mulberry32(this.cfg.seed + 7)).slice(0, this.cfg.validationUsers)
+            : users;
         return evaluate(m, d, { split: 'valid', protocol: { kind: 'full' }, users: subset });
       });
     for (let epoch = 1; epoch <= this.cfg.epochs; epoch++) {
       const t0 = performance.now();
       const linear = this.cfg.schedule === 'linear';
-      const rateAt = (step: number, steps: number) => this.cfg.learningRate * Math.max(0.05, 1 - ((epoch - 1) * steps + step) / (this.cfg.epochs * steps));
-      const loss = await this.trainEpoch(optimizer, train, rand, epoch, { onStep: opts.onStep, ...(linear ? { rateAt } : {}) });
+      const rateAt = (step: number, steps: number) =>
+        this.cfg.learningRate * Math.max(0.05, 1 - ((epoch - 1) * steps + step) / (this.cfg.epochs * steps));
+      const loss = await this.trainEpoch(optimizer, train, rand, epoch, {
+        onStep: opts.onStep,
+        ...(linear ? { rateAt } : {}),
+      });
       const seconds = (performance.now() - t0) / 1000;
       const validation = await validate(this);
       const isBest = !best || validation.ndcg10 > best.validation.ndcg10;

@@ -40,9 +40,17 @@ export class TextEncoder2T {
     this.cfg = { ...DEFAULT_TEXT_ENCODER, ...cfg, hasher: { ...DEFAULT_TEXT_ENCODER.hasher, ...cfg.hasher } };
     const { dim } = this.cfg;
     let seed = this.cfg.seed * 1000;
-    this.emb = tf.variable(tf.randomNormal([this.cfg.hasher.buckets + 1, dim], 0, 0.1, 'float32', seed++), true, 'text.emb');
+    this.emb = tf.variable(
+      tf.randomNormal([this.cfg.hasher.buckets + 1, dim], 0, 0.1, 'float32', seed++),
+      true,
+      'text.emb',
+    );
     const tower = (name: Tower) => ({
-      w: tf.variable(tf.add(tf.eye(dim), tf.randomNormal([dim, dim], 0, 0.05, 'float32', seed++)), true, `text.${name}.w`),
+      w: tf.variable(
+        tf.add(tf.eye(dim), tf.randomNormal([dim, dim], 0, 0.05, 'float32', seed++)),
+        true,
+        `text.${name}.w`,
+      ),
       b: tf.variable(tf.zeros([dim]), true, `text.${name}.b`),
     });
     this.towers = { query: tower('query'), item: tower('item') };
@@ -72,14 +80,20 @@ export class TextEncoder2T {
   }
 
   /** In-batch softmax: each query against every item text of the batch. Pairs must not repeat items within a batch. */
-  async fit(pairs: ReadonlyArray<[string, string]>, opts: { onEpoch?: (epoch: number, loss: number, seconds: number) => void } = {}): Promise<number[]> {
+  async fit(
+    pairs: ReadonlyArray<[string, string]>,
+    opts: { onEpoch?: (epoch: number, loss: number, seconds: number) => void } = {},
+  ): Promise<number[]> {
     const rand = mulberry32(this.cfg.seed);
     const optimizer = tf.train.adam(this.cfg.learningRate);
     const vars = this.variables();
     const losses: number[] = [];
     for (let epoch = 1; epoch <= this.cfg.epochs; epoch++) {
       const t0 = performance.now();
-      const order = shuffleInPlace(pairs.map((_, i) => i), rand);
+      const order = shuffleInPlace(
+        pairs.map((_, i) => i),
+        rand,
+      );
       let sum = 0;
       let steps = 0;
       for (let start = 0; start + 8 <= order.length; start += this.cfg.batchSize) {
@@ -91,9 +105,19 @@ export class TextEncoder2T {
           .filter(([, item]) => (seen.has(item) ? false : (seen.add(item), true)));
         const cost = optimizer.minimize(
           () => {
-            const q = this.encodeTensor(batch.map((p) => p[0]), 'query');
-            const it = this.encodeTensor(batch.map((p) => p[1]), 'item');
-            return softmaxCrossEntropy(tf.div(q, this.cfg.temperature) as tf.Tensor2D, it, Int32Array.from(batch, (_, k) => k));
+            const q = this.encodeTensor(
+              batch.map((p) => p[0]),
+              'query',
+            );
+            const it = this.encodeTensor(
+              batch.map((p) => p[1]),
+              'item',
+            );
+            return softmaxCrossEntropy(
+              tf.div(q, this.cfg.temperature) as tf.Tensor2D,
+              it,
+              Int32Array.from(batch, (_, k) => k),
+            );
           },
           true,
           vars,

@@ -24,7 +24,9 @@ let chosen: { backend: BackendName; detail: string } | undefined;
  * binding file is missing and requiring them would throw (with a flood of warnings), so check first.
  * `AISLE_TF_BACKEND` (read by callers) can force one.
  */
-export async function initBackend(opts: { prefer?: BackendName | 'auto'; log?: (msg: string) => void } = {}): Promise<{ backend: BackendName; detail: string }> {
+export async function initBackend(
+  opts: { prefer?: BackendName | 'auto'; log?: (msg: string) => void } = {},
+): Promise<{ backend: BackendName; detail: string }> {
   if (chosen) return chosen;
   const log = opts.log ?? (() => undefined);
   const prefer = opts.prefer ?? 'auto';
@@ -43,7 +45,10 @@ export async function initBackend(opts: { prefer?: BackendName | 'auto'; log?: (
     }
     return false;
   };
-  if ((prefer === 'auto' || prefer === 'tensorflow') && ((await tryNative('@tensorflow/tfjs-node-gpu')) || (await tryNative('@tensorflow/tfjs-node')))) {
+  if (
+    (prefer === 'auto' || prefer === 'tensorflow') &&
+    ((await tryNative('@tensorflow/tfjs-node-gpu')) || (await tryNative('@tensorflow/tfjs-node')))
+  ) {
     chosen = { backend: 'tensorflow', detail: 'native TensorFlow (tfjs-node)' };
   } else if (prefer !== 'cpu') {
     try {

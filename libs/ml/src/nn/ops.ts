@@ -8,10 +8,15 @@ import { tf } from './backend';
  *   the flags: dense layers here transpose explicitly.
  */
 
-type GradResult = { value: tf.Tensor; gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] };
+type GradResult = {
+  value: tf.Tensor;
+  gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
+};
 
 // tf.customGrad's typing mixes inputs and the save function in one rest parameter.
-function customGrad<A extends tf.Tensor[]>(fn: (...args: [...A, tf.GradSaveFunc]) => GradResult): (...inputs: A) => tf.Tensor {
+function customGrad<A extends tf.Tensor[]>(
+  fn: (...args: [...A, tf.GradSaveFunc]) => GradResult,
+): (...inputs: A) => tf.Tensor {
   return tf.customGrad(fn as unknown as Parameters<typeof tf.customGrad>[0]);
 }
 
@@ -114,9 +119,13 @@ export function softmaxCrossEntropy(h: tf.Tensor2D, w: tf.Tensor2D, targets: Int
         const scatter = new Float32Array(c * dim);
         for (let k = 0; k < n; k++) {
           const dst = (targetRows[k] as number) * dim;
-          for (let j = 0; j < dim; j++) scatter[dst + j] = (scatter[dst + j] as number) + (hData[k * dim + j] as number);
+          for (let j = 0; j < dim; j++)
+            scatter[dst + j] = (scatter[dst + j] as number) + (hData[k * dim + j] as number);
         }
-        let dw = tf.mul(tf.sub(tf.transpose(tf.matMul(tf.transpose(sh), sp)), tf.tensor2d(scatter, [c, dim])), scale) as tf.Tensor2D;
+        let dw = tf.mul(
+          tf.sub(tf.transpose(tf.matMul(tf.transpose(sh), sp)), tf.tensor2d(scatter, [c, dim])),
+          scale,
+        ) as tf.Tensor2D;
         if (skipFirst) dw = tf.concat([tf.zeros([1, dim]), dw], 0);
         sp.dispose();
         return [dh, dw];

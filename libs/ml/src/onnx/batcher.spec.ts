@@ -2,11 +2,14 @@ import { BatchShedError, DynamicBatcher } from './batcher';
 
 test('collects concurrent requests into batches of at most maxBatch, in order', async () => {
   const sizes: number[] = [];
-  const b = new DynamicBatcher<number, number>(async (xs) => {
-    sizes.push(xs.length);
-    await new Promise((r) => setTimeout(r, 5));
-    return xs.map((x) => x * 2);
-  }, { maxBatch: 4, maxDelayMs: 20, budgetMs: 1000 });
+  const b = new DynamicBatcher<number, number>(
+    async (xs) => {
+      sizes.push(xs.length);
+      await new Promise((r) => setTimeout(r, 5));
+      return xs.map((x) => x * 2);
+    },
+    { maxBatch: 4, maxDelayMs: 20, budgetMs: 1000 },
+  );
   const out = await Promise.all(Array.from({ length: 10 }, (_, i) => b.submit(i)));
   expect(out).toEqual(Array.from({ length: 10 }, (_, i) => i * 2));
   expect(Math.max(...sizes)).toBeLessThanOrEqual(4);
@@ -31,12 +34,15 @@ test('requests older than the budget are shed; errors reach every request of the
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
   let calls = 0;
-  const b = new DynamicBatcher<number, number>(async (xs) => {
-    calls++;
-    if (calls === 1) await gate;
-    if (xs.includes(99)) throw new Error('model failed');
-    return xs;
-  }, { maxBatch: 1, maxDelayMs: 0, budgetMs: 30 });
+  const b = new DynamicBatcher<number, number>(
+    async (xs) => {
+      calls++;
+      if (calls === 1) await gate;
+      if (xs.includes(99)) throw new Error('model failed');
+      return xs;
+    },
+    { maxBatch: 1, maxDelayMs: 0, budgetMs: 30 },
+  );
   const first = b.submit(1);
   const late = b.submit(2);
   await new Promise((r) => setTimeout(r, 60));

@@ -89,13 +89,16 @@ export class DynamicBatcher<I, O> {
     this.stats.batches++;
     this.stats.items += batch.length;
     this.lastBatchSize = batch.length;
-    this.running = this.run(batch.map((b) => b.item)).then(
-      (outs) => {
-        if (outs.length !== batch.length) throw new Error(`batch returned ${outs.length} results for ${batch.length} items`);
-        batch.forEach((b, i) => b.resolve(outs[i] as O));
-      },
-      (err: unknown) => batch.forEach((b) => b.reject(err instanceof Error ? err : new Error(String(err)))),
-    ).catch((err: unknown) => batch.forEach((b) => b.reject(err instanceof Error ? err : new Error(String(err)))))
+    this.running = this.run(batch.map((b) => b.item))
+      .then(
+        (outs) => {
+          if (outs.length !== batch.length)
+            throw new Error(`batch returned ${outs.length} results for ${batch.length} items`);
+          batch.forEach((b, i) => b.resolve(outs[i] as O));
+        },
+        (err: unknown) => batch.forEach((b) => b.reject(err instanceof Error ? err : new Error(String(err)))),
+      )
+      .catch((err: unknown) => batch.forEach((b) => b.reject(err instanceof Error ? err : new Error(String(err)))))
       .finally(() => {
         this.running = undefined;
         this.schedule();

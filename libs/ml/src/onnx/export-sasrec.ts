@@ -39,7 +39,9 @@ export function exportSasrec(model: Sasrec, meta: Record<string, string> = {}): 
   x = g.mul(x, keep);
 
   // Additive mask [B, 1, L, L]: causal and key padding.
-  const LL = g.op('Concat', [g.op('Unsqueeze', [L, g.int64s([0])]), g.op('Unsqueeze', [L, g.int64s([0])])], { axis: 0 });
+  const LL = g.op('Concat', [g.op('Unsqueeze', [L, g.int64s([0])]), g.op('Unsqueeze', [L, g.int64s([0])])], {
+    axis: 0,
+  });
   const ones = g.op('ConstantOfShape', [LL], { value: { tensor: { dataType: 1, dims: [1], floatData: [1] } } });
   const causal = g.op('Trilu', [ones], { upper: 0 });
   const keyKeep = g.op('Unsqueeze', [keepF, g.int64s([1, 2])]);
@@ -69,15 +71,29 @@ export function exportSasrec(model: Sasrec, meta: Record<string, string> = {}): 
   // Retrieval: inner product with every item, exclusions, top-k.
   const [rows] = itemEmb.shape as [number, number];
   const transposed = new Float32Array(itemEmb.data.length);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < dim; j++) transposed[j * rows + i] = itemEmb.data[i * dim + j] as number;
+  for (let i = 0; i < rows; i++)
+    for (let j = 0; j < dim; j++) transposed[j * rows + i] = itemEmb.data[i * dim + j] as number;
   let all = g.matmul(user, g.floats(transposed, [dim, rows], 'item_emb_t'));
   const pad = new Float32Array(rows);
   pad[0] = -1e9;
   all = g.add(all, g.floats(pad, [1, rows], 'padding_mask'));
   const updates = g.add(g.mul(g.op('Cast', [exclude], { to: 1 }), g.scalar(0)), g.scalar(-1e9));
   const excluded = g.op('ScatterElements', [g.mul(all, g.scalar(0)), exclude, updates], { axis: 1 });
-  const [topScores, topItems] = g.opMulti('TopK', [g.add(all, excluded), k], 2, { axis: -1, largest: 1, sorted: 1 }) as [string, string];
+  const [topScores, topItems] = g.opMulti('TopK', [g.add(all, excluded), k], 2, {
+    axis: -1,
+    largest: 1,
+    sorted: 1,
+  }) as [string, string];
   g.output(topScores, 'scores', 'float32', ['batch', 'k']);
   g.output(topItems, 'items', 'int64', ['batch', 'k']);
-  return g.build({ doc: 'SASRec sequence encoder with top-k retrieval', metadata: { model: 'sasrec', dim: String(dim), max_len: String(maxLen), num_items: String(model.numItems), ...meta } });
+  return g.build({
+    doc: 'SASRec sequence encoder with top-k retrieval',
+    metadata: {
+      model: 'sasrec',
+      dim: String(dim),
+      max_len: String(maxLen),
+      num_items: String(model.numItems),
+      ...meta,
+    },
+  });
 }

@@ -37,7 +37,12 @@ function attribute(name: string, v: Attr): onnx.IAttributeProto {
 }
 
 export function floatTensor(name: string, data: Float32Array, dims: readonly number[]): onnx.ITensorProto {
-  return { name, dataType: TYPE.float32, dims: [...dims], rawData: new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)) };
+  return {
+    name,
+    dataType: TYPE.float32,
+    dims: [...dims],
+    rawData: new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)),
+  };
 }
 
 export function int64Tensor(name: string, data: readonly number[], dims: readonly number[]): onnx.ITensorProto {
@@ -87,7 +92,13 @@ export class GraphBuilder {
   /** Adds a node; returns its output name (or names, with `outputs`). */
   op(type: string, inputs: readonly string[], attrs: Record<string, Attr> = {}, outputs?: readonly string[]): string {
     const outs = outputs ?? [this.fresh(type.toLowerCase())];
-    this.nodes.push({ opType: type, input: [...inputs], output: [...outs], name: this.fresh(`n_${type}`), attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)) });
+    this.nodes.push({
+      opType: type,
+      input: [...inputs],
+      output: [...outs],
+      name: this.fresh(`n_${type}`),
+      attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
+    });
     return outs[0] as string;
   }
 
@@ -111,8 +122,16 @@ export class GraphBuilder {
     const y = this.matmul(x, this.floats(w.data, w.shape));
     return b ? this.add(y, this.floats(b.data, b.shape)) : y;
   }
-  layerNorm(x: string, g: { shape: number[]; data: Float32Array }, b: { shape: number[]; data: Float32Array }, eps: number): string {
-    return this.op('LayerNormalization', [x, this.floats(g.data, g.shape), this.floats(b.data, b.shape)], { axis: -1, epsilon: eps });
+  layerNorm(
+    x: string,
+    g: { shape: number[]; data: Float32Array },
+    b: { shape: number[]; data: Float32Array },
+    eps: number,
+  ): string {
+    return this.op('LayerNormalization', [x, this.floats(g.data, g.shape), this.floats(b.data, b.shape)], {
+      axis: -1,
+      epsilon: eps,
+    });
   }
 
   build(opts: { opset?: number; producer?: string; doc?: string; metadata?: Record<string, string> } = {}): Uint8Array {
@@ -121,7 +140,13 @@ export class GraphBuilder {
       opsetImport: [{ domain: '', version: opts.opset ?? 17 }],
       producerName: opts.producer ?? 'aisle',
       docString: opts.doc ?? '',
-      graph: { name: this.name, node: this.nodes, initializer: this.initializers, input: this.inputs, output: this.outputs },
+      graph: {
+        name: this.name,
+        node: this.nodes,
+        initializer: this.initializers,
+        input: this.inputs,
+        output: this.outputs,
+      },
       metadataProps: Object.entries(opts.metadata ?? {}).map(([key, value]) => ({ key, value })),
     };
     return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();

@@ -33,7 +33,10 @@ export function availableProviders(): string[] {
   return ort.listSupportedBackends().map((b) => b.name);
 }
 
-export async function createSession(model: Uint8Array, opts: { providers?: readonly Provider[]; intraOpThreads?: number } = {}): Promise<OrtSession> {
+export async function createSession(
+  model: Uint8Array,
+  opts: { providers?: readonly Provider[]; intraOpThreads?: number } = {},
+): Promise<OrtSession> {
   const wanted = opts.providers && opts.providers.length > 0 ? opts.providers : (['cpu'] as const);
   const reasons: string[] = [];
   for (const provider of wanted) {
@@ -50,7 +53,11 @@ export async function createSession(model: Uint8Array, opts: { providers?: reado
     }
   }
   if (!wanted.includes('cpu')) {
-    const session = await ort.InferenceSession.create(model, { executionProviders: ['cpu'], graphOptimizationLevel: 'all', intraOpNumThreads: opts.intraOpThreads ?? 1 });
+    const session = await ort.InferenceSession.create(model, {
+      executionProviders: ['cpu'],
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: opts.intraOpThreads ?? 1,
+    });
     return wrap(session, 'cpu', reasons.join('; '));
   }
   throw new Error(`no execution provider could load the model: ${reasons.join('; ')}`);

@@ -5,7 +5,12 @@ import type { OrtTensorInput, OrtTensorOutput } from './ort';
  * padding and alignment are done one way: histories right-aligned (last `maxLen` items), exclusions
  * zero-padded, one `k` per batch (the largest asked for).
  */
-export function sasrecFeeds(histories: ReadonlyArray<readonly number[]>, excludes: ReadonlyArray<readonly number[]>, k: number, maxLen: number): Record<string, OrtTensorInput> {
+export function sasrecFeeds(
+  histories: ReadonlyArray<readonly number[]>,
+  excludes: ReadonlyArray<readonly number[]>,
+  k: number,
+  maxLen: number,
+): Record<string, OrtTensorInput> {
   const rows = histories.map((h) => h.slice(-maxLen));
   const L = Math.max(1, ...rows.map((r) => r.length));
   const X = Math.max(1, ...excludes.map((e) => e.length));
@@ -26,7 +31,12 @@ export interface SasrecRow {
   scores: number[];
 }
 
-export function sasrecResults(out: Record<string, OrtTensorOutput>, batch: number, dim: number, ks: readonly number[]): SasrecRow[] {
+export function sasrecResults(
+  out: Record<string, OrtTensorOutput>,
+  batch: number,
+  dim: number,
+  ks: readonly number[],
+): SasrecRow[] {
   const emb = out['user_embedding']?.data as Float32Array;
   const items = out['items']?.data as BigInt64Array;
   const scores = out['scores']?.data as Float32Array;

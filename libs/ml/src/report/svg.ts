@@ -23,14 +23,22 @@ function panel(title: string, series: Series[], x0: number, y0: number, w: numbe
     `<text x="${x0 + w / 2}" y="${y0 + 18}" text-anchor="middle" font-size="14" font-weight="bold">${title}</text>`,
     `<line x1="${px(xmin)}" y1="${py(ymin)}" x2="${px(xmax)}" y2="${py(ymin)}" stroke="#444"/>`,
     `<line x1="${px(xmin)}" y1="${py(ymin)}" x2="${px(xmin)}" y2="${py(ymax)}" stroke="#444"/>`,
-    ...ticks.map((t) => `<text x="${px(xmin) - 6}" y="${py(t) + 4}" text-anchor="end" font-size="10">${t.toPrecision(3)}</text>`),
-    ...[...new Set(xs)].map((x) => `<text x="${px(x)}" y="${py(ymin) + 14}" text-anchor="middle" font-size="10">${x}</text>`),
+    ...ticks.map(
+      (t) => `<text x="${px(xmin) - 6}" y="${py(t) + 4}" text-anchor="end" font-size="10">${t.toPrecision(3)}</text>`,
+    ),
+    ...[...new Set(xs)].map(
+      (x) => `<text x="${px(x)}" y="${py(ymin) + 14}" text-anchor="middle" font-size="10">${x}</text>`,
+    ),
     `<text x="${x0 + w / 2}" y="${y0 + h - 2}" text-anchor="middle" font-size="11">epoch</text>`,
   ];
   series.forEach((s, k) => {
     const d = s.points.map((p, i) => `${i === 0 ? 'M' : 'L'}${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`).join(' ');
     out.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"/>`);
-    out.push(...s.points.map((p) => `<circle cx="${px(p[0]).toFixed(1)}" cy="${py(p[1]).toFixed(1)}" r="3" fill="${s.color}"/>`));
+    out.push(
+      ...s.points.map(
+        (p) => `<circle cx="${px(p[0]).toFixed(1)}" cy="${py(p[1]).toFixed(1)}" r="3" fill="${s.color}"/>`,
+      ),
+    );
     out.push(`<text x="${x0 + 60}" y="${y0 + 36 + 14 * k}" font-size="11" fill="${s.color}">${s.name}</text>`);
   });
   return out.join('\n');

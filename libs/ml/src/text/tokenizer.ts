@@ -51,7 +51,10 @@ export function hashText(text: string, cfg: HasherConfig = DEFAULT_HASHER): Int3
 }
 
 /** Right-padded [texts, width] id matrix for a batch. */
-export function hashBatch(texts: readonly string[], cfg: HasherConfig = DEFAULT_HASHER): { ids: Int32Array; width: number } {
+export function hashBatch(
+  texts: readonly string[],
+  cfg: HasherConfig = DEFAULT_HASHER,
+): { ids: Int32Array; width: number } {
   const rows = texts.map((t) => hashText(t, cfg));
   const width = Math.max(1, ...rows.map((r) => r.length));
   const ids = new Int32Array(texts.length * width);
