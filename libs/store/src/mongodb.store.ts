@@ -1,12 +1,30 @@
 import {
   MongoBulkWriteError,
   MongoClient,
+  MongoClientClosedError,
+  MongoError,
+  MongoErrorLabel,
+  MongoNetworkError,
+  MongoNotConnectedError,
+  MongoOperationTimeoutError,
   MongoServerError,
+  MongoServerSelectionError,
+  MongoTopologyClosedError,
+  WriteConcern,
+  type AnyBulkWriteOperation,
   type ClientSession,
   type Collection,
-  type Db,
+  type Document,
+  type Filter,
+  type IndexDescription,
+  type MongoClientOptions,
+  type TransactionOptions,
+  type WriteConcernError,
+  type WriteError,
 } from 'mongodb';
+import { Mutex } from './mutex';
 import {
+  StoreError,
   StoreUnavailableError,
   type CatalogItem,
   type ChurnScoreRecord,
@@ -15,10 +33,12 @@ import {
   type DocumentRepository,
   type DocumentTx,
   type EventRepository,
+  type EventScanOptions,
   type ItemRepository,
   type Store,
   type StoredEvent,
 } from './ports';
+import { checkChurnScores, checkEvents, checkItems, chunks } from './validation';
 
 interface EventDoc {
   _id: string;
@@ -63,10 +83,19 @@ interface JsonDoc {
 
 interface AppliedDoc {
   _id: string;
+  consumer: string;
+  tenant: string;
+  event_id: string;
   applied_at: Date;
 }
 
-const key = (tenant: string, id: string): string => `${tenant}\u001f${id}`;
+type ChurnDoc = Omit<ChurnScoreRecord, 'scoredAt'> & { _id: string; scoredAt: Date };
+
+/**
+ * The `_id` of a record keyed by several strings. JSON keeps the parts apart whatever they contain (a
+ * separator character could appear inside a tenant or id and make two keys collide).
+ */
+const key = (...parts: string[]): string => JSON.stringify(parts);
 
 function toEventDoc(e: StoredEvent): EventDoc {
   return {
@@ -109,6 +138,23 @@ function fromEventDoc(d: EventDoc): StoredEvent {
   };
 }
 
+function toItemDoc(i: CatalogItem): ItemDoc {
+  return {
+    _id: key(i.tenant, i.itemId),
+    tenant: i.tenant,
+    item_id: i.itemId,
+    title: i.title,
+    description: i.description,
+    category: i.category,
+    brand: i.brand,
+    price: i.price,
+    in_stock: i.inStock,
+    attributes: i.attributes,
+    updated_at: new Date(i.updatedAt),
+    ingested_at: new Date(i.ingestedAt),
+  };
+}
+
 function fromItemDoc(d: ItemDoc): CatalogItem {
   return {
     tenant: d.tenant,
@@ -126,26 +172,76 @@ function fromItemDoc(d: ItemDoc): CatalogItem {
 }
 
 const DUPLICATE_KEY = 11000;
+const NAMESPACE_EXISTS = 48;
 
-/** A bulk write whose only failures are duplicate keys: the idempotent outcome we asked for. */
-function onlyDuplicateKeys(err: unknown): err is MongoBulkWriteError & { writeErrors: Array<{ code: number }> } {
-  if (!(err instanceof MongoBulkWriteError)) return false;
+/**
+ * Codes after which the same request may succeed later: the driver's retryable codes (HostUnreachable,
+ * HostNotFound, NetworkTimeout, ShutdownInProgress, ReadConcernMajorityNotAvailableYet, PrimarySteppedDown,
+ * ExceededTimeLimit, SocketException, NotWritablePrimary, InterruptedAtShutdown,
+ * InterruptedDueToReplStateChange, NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary) and WriteConcernTimeout
+ * (the write happened on the primary but may not survive a failover).
+ */
+const TRANSIENT_CODES = new Set([6, 7, 89, 91, 134, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 64]);
+
+const TRANSIENT_LABELS = [
+  MongoErrorLabel.RetryableWriteError,
+  MongoErrorLabel.TransientTransactionError,
+  MongoErrorLabel.UnknownTransactionCommitResult,
+  MongoErrorLabel.ResetPool,
+  MongoErrorLabel.PoolRequestedRetry,
+  MongoErrorLabel.RetryableError,
+  MongoErrorLabel.SystemOverloadedError,
+];
+
+/** `writeErrors` is typed one-or-many by the driver; always a list here. */
+function writeErrorsOf(err: MongoBulkWriteError): WriteError[] {
   const errors: unknown = err.writeErrors;
-  const list = Array.isArray(errors) ? (errors as Array<{ code: number }>) : [errors as { code: number }];
-  return list.every((w) => w.code === DUPLICATE_KEY);
+  if (Array.isArray(errors)) return errors as WriteError[];
+  return errors ? [errors as WriteError] : [];
 }
 
-/** Network, selection and "not primary" failures are transient. */
+/**
+ * The driver reports a write concern failure of a bulk write in two shapes: as `err` (after a reply with
+ * `writeConcernError`) or only inside `result` (when write errors were reported first).
+ */
+function writeConcernErrorOf(err: MongoBulkWriteError): WriteConcernError | undefined {
+  return err.err ?? err.result?.getWriteConcernError();
+}
+
+const transientCode = (code: unknown): boolean => typeof code === 'number' && TRANSIENT_CODES.has(code);
+
+function isTransient(err: MongoError): boolean {
+  if (
+    err instanceof MongoNetworkError ||
+    err instanceof MongoServerSelectionError ||
+    err instanceof MongoNotConnectedError ||
+    err instanceof MongoTopologyClosedError ||
+    err instanceof MongoClientClosedError ||
+    err instanceof MongoOperationTimeoutError
+  ) {
+    return true;
+  }
+  if (TRANSIENT_LABELS.some((label) => err.hasErrorLabel(label))) return true;
+  if (err instanceof MongoBulkWriteError) {
+    const failed = writeErrorsOf(err).filter((w) => w.code !== DUPLICATE_KEY);
+    if (failed.length > 0) return failed.every((w) => transientCode(w.code));
+    const concern = writeConcernErrorOf(err);
+    if (concern) return transientCode(concern.code);
+    // The command failed as a whole and the driver wrapped the failure, keeping its code and labels but
+    // not its class: without a server code it was the network, server selection or a closed client.
+    return err.code === undefined || transientCode(err.code);
+  }
+  return transientCode(err.code) || (err instanceof MongoServerError && transientCode(err.writeConcernError?.code));
+}
+
+/** Driver errors become StoreUnavailableError (retry later) or StoreError; anything else passes through. */
 function translate(err: unknown): unknown {
-  if (err instanceof StoreUnavailableError) return err;
-  const name = (err as { name?: unknown }).name;
-  if (typeof name === 'string' && /Mongo(Network|ServerSelection|NotConnected|Topology|PoolCleared)/.test(name)) {
-    return new StoreUnavailableError(`mongodb: ${(err as Error).message}`, { cause: err });
-  }
-  if (err instanceof MongoServerError && err.hasErrorLabel('TransientTransactionError')) {
-    return new StoreUnavailableError(`mongodb: ${err.message}`, { cause: err });
-  }
-  return err;
+  if (!(err instanceof MongoError)) return err;
+  const detail = err instanceof MongoServerError && err.codeName ? ` (${err.codeName})` : '';
+  const message = `mongodb: ${err.message}${detail}`;
+  return isTransient(err)
+    ? new StoreUnavailableError(message, { cause: err })
+    : new StoreError(message, { cause: err });
 }
 
 async function guard<T>(fn: () => Promise<T>): Promise<T> {
@@ -157,8 +253,123 @@ async function guard<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Production store on MongoDB. Indexes are declared here and created at open. Document transactions
- * need a replica set (the k8s manifests deploy one).
+ * The bulk write error when its only failures are duplicate keys (the idempotent outcome asked for) and
+ * every write it did was acknowledged as asked; undefined for any other failure, which must never be
+ * reported as success.
+ */
+function duplicatesOnly(err: unknown): MongoBulkWriteError | undefined {
+  if (!(err instanceof MongoBulkWriteError)) return undefined;
+  const errors = writeErrorsOf(err);
+  if (errors.length === 0 || errors.some((w) => w.code !== DUPLICATE_KEY)) return undefined;
+  return writeConcernErrorOf(err) ? undefined : err;
+}
+
+/** Ids per query: keeps each `$in` list far below the 16 MiB command limit. */
+const IN_CHUNK = 1000;
+/** Rows per round trip of the item and document scans. */
+const SCAN_PAGE = 1000;
+
+const DOCUMENT_COLLECTIONS: readonly DocumentCollection[] = [
+  'user_features',
+  'item_features',
+  'item_covisits',
+  'feature_meta',
+];
+
+/** Created at open: a collection first created inside a transaction fails on older and sharded servers. */
+const COLLECTIONS = ['events', 'items', 'churn_scores', 'applied', ...DOCUMENT_COLLECTIONS];
+
+const INDEXES: Record<string, IndexDescription[]> = {
+  // _id is the (tenant, event id) / (tenant, item id) key: uniqueness comes with it.
+  events: [
+    // One tenant's scan and stats: equality on tenant, then event-time order.
+    { key: { tenant: 1, occurred_at: 1, event_id: 1 }, name: 'events_by_time' },
+    // Scan and stats across tenants: the same order with tenant last.
+    { key: { occurred_at: 1, event_id: 1, tenant: 1 }, name: 'events_by_time_all_tenants' },
+  ],
+  items: [{ key: { tenant: 1, item_id: 1 }, name: 'items_by_tenant' }],
+  churn_scores: [{ key: { tenant: 1, risk: -1, userId: 1 }, name: 'churn_by_risk' }],
+  ...Object.fromEntries(DOCUMENT_COLLECTIONS.map((c) => [c, [{ key: { tenant: 1, id: 1 }, name: `${c}_by_tenant` }]])),
+};
+
+/** One tenant's event order (tenant is fixed by the filter, so the index on tenant first serves it). */
+const eventOrder = (dir: 1 | -1) => ({ occurred_at: dir, event_id: dir }) as const;
+const eventOrderAllTenants = (dir: 1 | -1) => ({ occurred_at: dir, event_id: dir, tenant: dir }) as const;
+
+/**
+ * Snapshot reads and majority commits: nothing a transaction read (an applied marker, a counter) can be
+ * rolled back by a failover after the transaction committed on it.
+ */
+const TRANSACTION: TransactionOptions = {
+  readConcern: { level: 'snapshot' },
+  writeConcern: new WriteConcern('majority'),
+  readPreference: 'primary',
+};
+
+/** The driver's default database is `test`; ours is this one when the URL names none. */
+export const DEFAULT_DATABASE = 'aisle';
+
+/** The database the URL's path names, or `aisle`. Works for seed lists and `mongodb+srv://`. */
+export function databaseName(url: string): string {
+  // The host list cannot contain '/' or '?' (credentials and socket paths have them percent-encoded).
+  const path = /^mongodb(?:\+srv)?:\/\/[^/?]*\/([^?]*)/.exec(url)?.[1] ?? '';
+  return path === '' ? DEFAULT_DATABASE : decodeURIComponent(path);
+}
+
+/**
+ * Client options for what the URL leaves unsaid. The driver lets code options override URL options, so a
+ * default is only given where the URL has none of its keys: an operator's URL always wins.
+ */
+export function clientOptions(url: string): MongoClientOptions {
+  const query = url.includes('?') ? url.slice(url.indexOf('?') + 1) : '';
+  const given = new Set([...new URLSearchParams(query).keys()].map((k) => k.toLowerCase()));
+  const unsaid = (...keys: string[]): boolean => keys.every((k) => !given.has(k.toLowerCase()));
+  return {
+    ...(unsaid('serverSelectionTimeoutMS') && { serverSelectionTimeoutMS: 5000 }),
+    // An event acknowledged to its producer must survive a failover: only a majority-written one does.
+    ...(unsaid('w', 'journal', 'wtimeoutMS') && { writeConcern: { w: 'majority' } }),
+    // Reads outside transactions never see a write that a failover can still roll back.
+    ...(unsaid('readConcernLevel') && { readConcernLevel: 'majority' }),
+  };
+}
+
+/**
+ * What the adapter uses of the driver: `MongoStore.open` builds it from a MongoClient and its Db. It is the
+ * seam for tests, which hand in collections and sessions that fail the way the driver fails.
+ */
+export interface MongoDriver {
+  command(cmd: Document): Promise<Document>;
+  collection<T extends Document>(name: string): Collection<T>;
+  createCollection(name: string): Promise<unknown>;
+  startSession(): ClientSession;
+  close(): Promise<void>;
+}
+
+/** Refuses a standalone server: document transactions need a replica set (or a sharded cluster). */
+async function requireReplicaSet(driver: MongoDriver): Promise<void> {
+  const hello = await driver.command({ hello: 1 });
+  if (typeof hello['setName'] === 'string' || hello['msg'] === 'isdbgrid') return;
+  throw new StoreError(
+    'mongodb: the server is a standalone mongod, not a replica set member; the store needs a replica set for ' +
+      'its transactions (start mongod with --replSet rs0 and run rs.initiate() once; see README "Storage")',
+  );
+}
+
+async function createSchema(driver: MongoDriver): Promise<void> {
+  for (const name of COLLECTIONS) {
+    try {
+      await driver.createCollection(name);
+    } catch (err) {
+      if (!(err instanceof MongoServerError && err.code === NAMESPACE_EXISTS)) throw err;
+    }
+  }
+  for (const [name, indexes] of Object.entries(INDEXES)) await driver.collection(name).createIndexes(indexes);
+}
+
+/**
+ * Production store on MongoDB (a replica set: the k8s manifests and compose file deploy one). Collections
+ * and indexes are declared here and created at open. No cursor is held across a `yield`: scans read pages
+ * by key, so a slow consumer never meets a cursor the server timed out.
  */
 export class MongoStore implements Store {
   readonly kind = 'mongodb' as const;
@@ -166,26 +377,65 @@ export class MongoStore implements Store {
   readonly items: ItemRepository;
   readonly documents: DocumentRepository;
   readonly churnScores: ChurnScoreRepository;
+  /** The port promises serialized transactions; it also keeps this process's batches from conflicting. */
+  private readonly transactions = new Mutex();
 
-  private constructor(
-    private readonly client: MongoClient,
-    private readonly db: Db,
-  ) {
+  private constructor(private readonly driver: MongoDriver) {
     this.events = this.makeEvents();
     this.items = this.makeItems();
     this.documents = this.makeDocuments();
     this.churnScores = this.makeChurnScores();
   }
 
+  static async open(url: string, opts: { dbName?: string } = {}): Promise<MongoStore> {
+    // Nothing is connected yet: a URL the driver cannot parse or a bad database name is a StoreError here.
+    const { client, db } = await guard(async () => {
+      const c = new MongoClient(url, clientOptions(url));
+      return { client: c, db: c.db(opts.dbName ?? databaseName(url)) };
+    });
+    return MongoStore.start({
+      command: (cmd) => db.command(cmd),
+      collection: (name) => db.collection(name),
+      createCollection: (name) => db.createCollection(name),
+      startSession: () => client.startSession(),
+      close: () => client.close(),
+    });
+  }
+
+  /** Checks the deployment and creates collections and indexes; closes the driver if any of it fails. */
+  static async start(driver: MongoDriver): Promise<MongoStore> {
+    try {
+      await requireReplicaSet(driver);
+      await createSchema(driver);
+    } catch (err) {
+      // The failure to report is the one above; a failing close must not replace it.
+      await driver.close().catch(() => undefined);
+      throw translate(err);
+    }
+    return new MongoStore(driver);
+  }
+
+  private get eventsColl(): Collection<EventDoc> {
+    return this.driver.collection<EventDoc>('events');
+  }
+
+  private get itemsColl(): Collection<ItemDoc> {
+    return this.driver.collection<ItemDoc>('items');
+  }
+
+  private docs(c: DocumentCollection): Collection<JsonDoc> {
+    return this.driver.collection<JsonDoc>(c);
+  }
+
   private makeChurnScores(): ChurnScoreRepository {
-    type Doc = Omit<ChurnScoreRecord, 'scoredAt'> & { _id: string; scoredAt: Date };
-    const coll = this.db.collection<Doc>('churn_scores');
-    const toRecord = ({ _id, scoredAt, ...r }: Doc): ChurnScoreRecord => ({ ...r, scoredAt: scoredAt.getTime() });
+    const coll = (): Collection<ChurnDoc> => this.driver.collection<ChurnDoc>('churn_scores');
+    const toRecord = ({ _id, scoredAt, ...r }: ChurnDoc): ChurnScoreRecord => ({ ...r, scoredAt: scoredAt.getTime() });
     return {
       upsertMany: (rs) =>
         guard(async () => {
+          checkChurnScores(rs);
           if (rs.length === 0) return;
-          await coll.bulkWrite(
+          await coll().bulkWrite(
             rs.map((r) => ({
               replaceOne: {
                 filter: { _id: key(r.tenant, r.userId) },
@@ -198,11 +448,19 @@ export class MongoStore implements Store {
         }),
       getMany: (tenant, ids) =>
         guard(async () => {
-          const docs = await coll.find({ _id: { $in: [...new Set(ids)].map((id) => key(tenant, id)) } }).toArray();
-          return new Map(docs.map((d) => [d.userId, toRecord(d)]));
+          const out = new Map<string, ChurnScoreRecord>();
+          for (const part of chunks([...new Set(ids)], IN_CHUNK)) {
+            const docs = await coll()
+              .find({ _id: { $in: part.map((id) => key(tenant, id)) } })
+              .toArray();
+            for (const d of docs) out.set(d.userId, toRecord(d));
+          }
+          return out;
         }),
       listAtRisk: (tenant, minRisk, limit, after) =>
         guard(async () => {
+          // The driver reads limit 0 as "no limit" and a negative one as "one batch of that many".
+          if (limit <= 0) return [];
           const filter = after
             ? {
                 tenant,
@@ -210,64 +468,26 @@ export class MongoStore implements Store {
                 $or: [{ risk: { $lt: after.risk } }, { risk: after.risk, userId: { $gt: after.userId } }],
               }
             : { tenant, risk: { $gte: minRisk } };
-          const docs = await coll.find(filter, { sort: { risk: -1, userId: 1 }, limit }).toArray();
+          const docs = await coll()
+            .find(filter, { sort: { risk: -1, userId: 1 }, limit })
+            .toArray();
           return docs.map(toRecord);
         }),
     };
-  }
-
-  static async open(url: string, opts: { dbName?: string } = {}): Promise<MongoStore> {
-    const client = new MongoClient(url, { serverSelectionTimeoutMS: 5000, retryWrites: true });
-    await guard(() => client.connect());
-    const db = client.db(opts.dbName);
-    const store = new MongoStore(client, db);
-    await guard(() => store.createIndexes());
-    return store;
-  }
-
-  private get eventsColl(): Collection<EventDoc> {
-    return this.db.collection<EventDoc>('events');
-  }
-
-  private get itemsColl(): Collection<ItemDoc> {
-    return this.db.collection<ItemDoc>('items');
-  }
-
-  private docs(c: DocumentCollection): Collection<JsonDoc> {
-    return this.db.collection<JsonDoc>(c);
-  }
-
-  private get applied(): Collection<AppliedDoc> {
-    return this.db.collection<AppliedDoc>('applied');
-  }
-
-  private async createIndexes(): Promise<void> {
-    // _id is (tenant, event_id) / (tenant, item_id): uniqueness comes with it.
-    await this.eventsColl.createIndexes([
-      { key: { tenant: 1, occurred_at: 1, event_id: 1 }, name: 'events_by_time' },
-      { key: { tenant: 1, user_id: 1, occurred_at: 1 }, name: 'events_by_user' },
-    ]);
-    await this.itemsColl.createIndexes([{ key: { tenant: 1, item_id: 1 }, name: 'items_by_tenant' }]);
-    await this.db
-      .collection('churn_scores')
-      .createIndexes([{ key: { tenant: 1, risk: -1, userId: 1 }, name: 'churn_by_risk' }]);
-    for (const c of ['user_features', 'item_features', 'item_covisits', 'feature_meta'] as const) {
-      await this.docs(c).createIndexes([{ key: { tenant: 1, id: 1 }, name: `${c}_by_tenant` }]);
-    }
   }
 
   private makeEvents(): EventRepository {
     return {
       insertMany: (events) =>
         guard(async () => {
+          checkEvents(events);
           if (events.length === 0) return { inserted: 0 };
           try {
             const r = await this.eventsColl.insertMany(events.map(toEventDoc), { ordered: false });
             return { inserted: r.insertedCount };
           } catch (err) {
-            if (onlyDuplicateKeys(err)) {
-              return { inserted: err.insertedCount };
-            }
+            const duplicates = duplicatesOnly(err);
+            if (duplicates) return { inserted: duplicates.insertedCount };
             throw err;
           }
         }),
@@ -275,170 +495,213 @@ export class MongoStore implements Store {
         guard(() => this.eventsColl.countDocuments(filter?.tenant === undefined ? {} : { tenant: filter.tenant })),
       stats: (tenant) =>
         guard(async () => {
-          const match = tenant === undefined ? {} : { tenant };
-          const [row] = await this.eventsColl
-            .aggregate<{ n: number; lo: Date; hi: Date }>([
-              { $match: match },
-              { $group: { _id: null, n: { $sum: 1 }, lo: { $min: '$occurred_at' }, hi: { $max: '$occurred_at' } } },
-            ])
-            .toArray();
-          return { count: row?.n ?? 0, minOccurredAt: row?.lo.getTime(), maxOccurredAt: row?.hi.getTime() };
+          // Two index lookups for the ends instead of a $group over every event.
+          const filter: Filter<EventDoc> = tenant === undefined ? {} : { tenant };
+          const end = async (dir: 1 | -1): Promise<number | undefined> => {
+            const sort = tenant === undefined ? eventOrderAllTenants(dir) : eventOrder(dir);
+            const d = await this.eventsColl.findOne(filter, { sort, projection: { occurred_at: 1 } });
+            return d?.occurred_at.getTime();
+          };
+          const [count, minOccurredAt, maxOccurredAt] = await Promise.all([
+            this.eventsColl.countDocuments(filter),
+            end(1),
+            end(-1),
+          ]);
+          return { count, minOccurredAt, maxOccurredAt };
         }),
-      scan: (opts = {}) => {
-        const coll = this.eventsColl;
-        return (async function* () {
-          const filter: Record<string, unknown> = {};
-          if (opts.tenant !== undefined) filter['tenant'] = opts.tenant;
-          const range: Record<string, Date> = {};
-          if (opts.fromMs !== undefined) range['$gte'] = new Date(opts.fromMs);
-          if (opts.toMs !== undefined) range['$lt'] = new Date(opts.toMs);
-          if (Object.keys(range).length) filter['occurred_at'] = range;
-          const cursor = coll.find(filter, {
-            sort: { occurred_at: 1, event_id: 1, tenant: 1 },
-            batchSize: opts.pageSize ?? 5000,
-          });
-          try {
-            for await (const d of cursor) yield fromEventDoc(d);
-          } catch (err) {
-            throw translate(err);
-          }
-        })();
-      },
+      scan: (opts = {}) => this.scanEvents(opts),
     };
+  }
+
+  /** Keyset pages in (occurred_at, event_id, tenant) order, each read whole before it is yielded. */
+  private async *scanEvents(opts: EventScanOptions): AsyncIterable<StoredEvent> {
+    const pageSize = Math.max(1, opts.pageSize ?? 5000);
+    const tenant = opts.tenant;
+    const sort = tenant === undefined ? eventOrderAllTenants(1) : eventOrder(1);
+    const sameTenant: Filter<EventDoc> = tenant === undefined ? {} : { tenant };
+    const before: Record<string, Date> = opts.toMs === undefined ? {} : { $lt: new Date(opts.toMs) };
+    const range: Record<string, Date> = { ...before };
+    if (opts.fromMs !== undefined) range['$gte'] = new Date(opts.fromMs);
+    let filter: Filter<EventDoc> = Object.keys(range).length ? { ...sameTenant, occurred_at: range } : sameTenant;
+    for (;;) {
+      const page = await guard(() => this.eventsColl.find(filter, { sort, limit: pageSize }).toArray());
+      for (const d of page) yield fromEventDoc(d);
+      const last = page[page.length - 1];
+      if (last === undefined || page.length < pageSize) return;
+      // Each branch is an index range of its own, so the server merges them in order without a sort.
+      const after: Filter<EventDoc>[] = [
+        { ...sameTenant, occurred_at: { ...before, $gt: last.occurred_at } },
+        { ...sameTenant, occurred_at: last.occurred_at, event_id: { $gt: last.event_id } },
+      ];
+      if (tenant === undefined) {
+        after.push({ occurred_at: last.occurred_at, event_id: last.event_id, tenant: { $gt: last.tenant } });
+      }
+      filter = { $or: after };
+    }
   }
 
   private makeItems(): ItemRepository {
     return {
       upsertMany: (items) =>
         guard(async () => {
+          checkItems(items);
           if (items.length === 0) return { written: 0 };
-          const ops = items.map((i) => {
-            const doc: ItemDoc = {
-              _id: key(i.tenant, i.itemId),
-              tenant: i.tenant,
-              item_id: i.itemId,
-              title: i.title,
-              description: i.description,
-              category: i.category,
-              brand: i.brand,
-              price: i.price,
-              in_stock: i.inStock,
-              attributes: i.attributes,
-              updated_at: new Date(i.updatedAt),
-              ingested_at: new Date(i.ingestedAt),
-            };
-            // Matches only when the stored version is not newer; otherwise the upsert collides on
-            // _id and is dropped (duplicate key), which is exactly "keep the newer one".
-            return {
-              replaceOne: {
-                filter: { _id: doc._id, updated_at: { $lte: doc.updated_at } },
-                replacement: doc,
-                upsert: true,
-              },
-            };
-          });
-          try {
-            const r = await this.itemsColl.bulkWrite(ops, { ordered: false });
-            return { written: r.upsertedCount + r.matchedCount };
-          } catch (err) {
-            if (onlyDuplicateKeys(err)) {
-              return { written: items.length - err.writeErrors.length };
-            }
-            throw err;
-          }
+          return { written: await this.upsertItems(items.map(toItemDoc)) };
         }),
       getMany: (tenant, ids) =>
         guard(async () => {
-          const docs = await this.itemsColl
-            .find({ _id: { $in: [...new Set(ids)].map((id) => key(tenant, id)) } })
-            .toArray();
-          return new Map(docs.map((d) => [d.item_id, fromItemDoc(d)]));
+          const out = new Map<string, CatalogItem>();
+          for (const part of chunks([...new Set(ids)], IN_CHUNK)) {
+            const docs = await this.itemsColl.find({ _id: { $in: part.map((id) => key(tenant, id)) } }).toArray();
+            for (const d of docs) out.set(d.item_id, fromItemDoc(d));
+          }
+          return out;
         }),
       count: (filter) =>
         guard(() => this.itemsColl.countDocuments(filter?.tenant === undefined ? {} : { tenant: filter.tenant })),
-      scan: (tenant) => {
-        const coll = this.itemsColl;
-        return (async function* () {
-          for await (const d of coll.find({ tenant }, { sort: { item_id: 1 } })) yield fromItemDoc(d);
-        })();
+      scan: (tenant) =>
+        this.pages(
+          (after) =>
+            this.itemsColl.find({ tenant, item_id: { $gt: after } }, { sort: { item_id: 1 }, limit: SCAN_PAGE }),
+          (d) => d.item_id,
+          fromItemDoc,
+        ),
+    };
+  }
+
+  /**
+   * Replaces each stored item that is not newer. The filter matches only such a version, so an upsert that
+   * does not match collides on _id: the stored version is newer (keep it), or the item did not exist when
+   * the filter ran and a concurrent writer created it first. The server does not retry that collision for a
+   * range filter, so the colliding writes are tried once more: the item exists by then (items are never
+   * deleted), and a second collision can only mean a newer stored version.
+   */
+  private async upsertItems(docs: readonly ItemDoc[]): Promise<number> {
+    let pending = docs;
+    let written = 0;
+    for (let attempt = 1; ; attempt++) {
+      const ops: AnyBulkWriteOperation<ItemDoc>[] = pending.map((doc) => ({
+        replaceOne: { filter: { _id: doc._id, updated_at: { $lte: doc.updated_at } }, replacement: doc, upsert: true },
+      }));
+      try {
+        const r = await this.itemsColl.bulkWrite(ops, { ordered: false });
+        return written + r.upsertedCount + r.matchedCount;
+      } catch (err) {
+        const duplicates = duplicatesOnly(err);
+        if (!duplicates) throw err;
+        written += duplicates.upsertedCount + duplicates.matchedCount;
+        if (attempt === 2) return written;
+        pending = writeErrorsOf(duplicates).map((w) => pending[w.index] as ItemDoc);
+      }
+    }
+  }
+
+  /** Keyset pages by a string key, each read whole before it is yielded (no cursor held across yields). */
+  private async *pages<D extends Document, R>(
+    find: (after: string) => { toArray(): Promise<D[]> },
+    keyOf: (d: D) => string,
+    map: (d: D) => R,
+  ): AsyncIterable<R> {
+    let after = '';
+    for (;;) {
+      const page = await guard(() => find(after).toArray());
+      for (const d of page) yield map(d);
+      const last = page[page.length - 1];
+      if (last === undefined || page.length < SCAN_PAGE) return;
+      after = keyOf(last);
+    }
+  }
+
+  private async getDocs<T>(
+    c: DocumentCollection,
+    tenant: string,
+    ids: readonly string[],
+    session?: ClientSession,
+  ): Promise<Map<string, T>> {
+    const out = new Map<string, T>();
+    for (const part of chunks([...new Set(ids)], IN_CHUNK)) {
+      const docs = await this.docs(c)
+        .find({ _id: { $in: part.map((id) => key(tenant, id)) } }, session ? { session } : {})
+        .toArray();
+      for (const d of docs) out.set(d.id, d.doc as T);
+    }
+    return out;
+  }
+
+  /** Operations inside a transaction leave driver errors untranslated: withTransaction retries on their labels. */
+  private transaction(session: ClientSession): DocumentTx {
+    return {
+      getMany: (c, t, ids) => this.getDocs(c, t, ids, session),
+      putMany: async (c, t, docs) => {
+        if (docs.size === 0) return;
+        await this.docs(c).bulkWrite(
+          [...docs].map(([id, doc]) => ({
+            replaceOne: {
+              filter: { _id: key(t, id) },
+              replacement: { _id: key(t, id), tenant: t, id, doc },
+              upsert: true,
+            },
+          })),
+          { session, ordered: false },
+        );
+      },
+      markApplied: async (consumer, tenant, eventIds) => {
+        const ids = [...new Set(eventIds)];
+        if (ids.length === 0) return new Set<string>();
+        const r = await this.driver.collection<AppliedDoc>('applied').bulkWrite(
+          ids.map((eventId) => ({
+            updateOne: {
+              filter: { _id: key(consumer, tenant, eventId) },
+              update: { $setOnInsert: { consumer, tenant, event_id: eventId, applied_at: new Date() } },
+              upsert: true,
+            },
+          })),
+          { session, ordered: false },
+        );
+        // upsertedIds is keyed by operation index: the markers this call created.
+        return new Set(Object.keys(r.upsertedIds).map((i) => ids[Number(i)] as string));
       },
     };
   }
 
   private makeDocuments(): DocumentRepository {
-    const getMany = async <T>(
-      c: DocumentCollection,
-      tenant: string,
-      ids: readonly string[],
-      session?: ClientSession,
-    ): Promise<Map<string, T>> => {
-      const docs = await this.docs(c)
-        .find({ _id: { $in: [...new Set(ids)].map((id) => key(tenant, id)) } }, session ? { session } : {})
-        .toArray();
-      return new Map(docs.map((d) => [d.id, d.doc as T]));
-    };
     return {
-      transact: <R>(fn: (tx: DocumentTx) => Promise<R>) =>
-        guard(async () => {
-          const session = this.client.startSession();
-          try {
-            let result!: R;
-            await session.withTransaction(async () => {
-              const tx: DocumentTx = {
-                getMany: (c, t, ids) => getMany(c, t, ids, session),
-                putMany: async (c, t, docs) => {
-                  if (docs.size === 0) return;
-                  await this.docs(c).bulkWrite(
-                    [...docs].map(([id, doc]) => ({
-                      replaceOne: {
-                        filter: { _id: key(t, id) },
-                        replacement: { _id: key(t, id), tenant: t, id, doc },
-                        upsert: true,
-                      },
-                    })),
-                    { session, ordered: false },
-                  );
-                },
-                markApplied: async (consumer, tenant, eventId) => {
-                  const r = await this.applied.updateOne(
-                    { _id: `${consumer}\u001f${key(tenant, eventId)}` },
-                    { $setOnInsert: { applied_at: new Date() } },
-                    { upsert: true, session },
-                  );
-                  return r.upsertedCount === 1;
-                },
-              };
-              result = await fn(tx);
-            });
-            return result;
-          } finally {
-            await session.endSession();
-          }
-        }),
-      getMany: (c, t, ids) => guard(() => getMany(c, t, ids)),
-      scan: <T>(c: DocumentCollection, tenant: string) => {
-        const coll = this.docs(c);
-        return (async function* () {
-          for await (const d of coll.find({ tenant }, { sort: { id: 1 } })) yield { id: d.id, doc: d.doc as T };
-        })();
-      },
+      transact: (fn) =>
+        this.transactions.run(() =>
+          guard(async () => {
+            const session = this.driver.startSession();
+            try {
+              return await session.withTransaction(() => fn(this.transaction(session)), TRANSACTION);
+            } finally {
+              // Only returns the session to the pool; the outcome above is what the caller must see.
+              await session.endSession().catch(() => undefined);
+            }
+          }),
+        ),
+      getMany: (c, t, ids) => guard(() => this.getDocs(c, t, ids)),
+      scan: <T>(c: DocumentCollection, tenant: string) =>
+        this.pages(
+          (after) => this.docs(c).find({ tenant, id: { $gt: after } }, { sort: { id: 1 }, limit: SCAN_PAGE }),
+          (d) => d.id,
+          (d) => ({ id: d.id, doc: d.doc as T }),
+        ),
       count: (c, tenant) => guard(() => this.docs(c).countDocuments(tenant === undefined ? {} : { tenant })),
       listIds: (c, tenant, after, limit) =>
-        guard(async () =>
-          (
-            await this.docs(c)
-              .find({ tenant, id: { $gt: after } }, { sort: { id: 1 }, limit, projection: { id: 1 } })
-              .toArray()
-          ).map((d) => d.id),
-        ),
+        guard(async () => {
+          if (limit <= 0) return [];
+          const docs = await this.docs(c)
+            .find({ tenant, id: { $gt: after } }, { sort: { id: 1 }, limit, projection: { id: 1 } })
+            .toArray();
+          return docs.map((d) => d.id);
+        }),
     };
   }
 
   async ping(): Promise<void> {
-    await guard(() => this.db.command({ ping: 1 }));
+    await guard(() => this.driver.command({ ping: 1 }));
   }
 
   async close(): Promise<void> {
-    await this.client.close();
+    await this.transactions.run(() => this.driver.close());
   }
 }

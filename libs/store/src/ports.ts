@@ -1,6 +1,8 @@
 /**
  * Storage ports. Services depend on these interfaces only; `openStore(url)` picks the adapter.
- * Timestamps are epoch milliseconds.
+ * Timestamps are epoch milliseconds. A write whose records carry a number that is not finite (or a
+ * timestamp outside the range of a date) is refused whole with a StoreError naming the record and field;
+ * nothing of it is written. A `limit` of zero or less returns nothing.
  */
 
 export interface StoredEvent {
@@ -74,10 +76,11 @@ export interface DocumentTx {
   getMany<T>(collection: DocumentCollection, tenant: string, ids: readonly string[]): Promise<Map<string, T>>;
   putMany<T>(collection: DocumentCollection, tenant: string, docs: ReadonlyMap<string, T>): Promise<void>;
   /**
-   * Records that `consumer` applied `eventId`; false if it already had (then the caller must not
-   * apply it again). Makes redelivery and replay idempotent.
+   * Records that `consumer` applied each of `eventIds` (one round trip for the batch) and returns the ids
+   * that were not recorded before: apply those, each once, and skip the rest. Makes redelivery and replay
+   * idempotent.
    */
-  markApplied(consumer: string, tenant: string, eventId: string): Promise<boolean>;
+  markApplied(consumer: string, tenant: string, eventIds: readonly string[]): Promise<Set<string>>;
 }
 
 export interface DocumentRepository {

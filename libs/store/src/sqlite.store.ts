@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Mutex } from './mutex';
+import { checkChurnScores, checkEvents, checkItems, chunks } from './validation';
 import {
   StoreError,
   StoreUnavailableError,
@@ -181,13 +182,6 @@ async function* pages<R>(fetch: (after: string) => R[], keyOf: (row: R) => strin
   }
 }
 
-const CHUNK = 500;
-function chunks<T>(xs: readonly T[], n = CHUNK): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
-  return out;
-}
-
 /** The embedded store: one better-sqlite3 connection in WAL mode; writes are serialized by a mutex. */
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
@@ -258,7 +252,10 @@ export class SqliteStore implements Store {
     });
     const lock = this.writeLock;
     return {
-      upsertMany: (rs) => lock.run(async () => guard(() => upsertAll(rs))),
+      upsertMany: async (rs) => {
+        checkChurnScores(rs);
+        await lock.run(async () => guard(() => upsertAll(rs)));
+      },
       getMany: async (tenant, ids) => {
         const out = new Map<string, ChurnScoreRecord>();
         for (const part of chunks([...new Set(ids)])) {
@@ -273,6 +270,8 @@ export class SqliteStore implements Store {
         return out;
       },
       listAtRisk: async (tenant, minRisk, limit, after) => {
+        // SQLite reads a negative LIMIT as "no limit"; the port says a limit below one returns nothing.
+        if (limit <= 0) return [];
         const rows = guard(() =>
           after
             ? (this.stmt(
@@ -301,7 +300,10 @@ export class SqliteStore implements Store {
     });
     const lock = this.writeLock;
     return {
-      insertMany: (events) => lock.run(async () => ({ inserted: guard(() => insertAll(events)) })),
+      insertMany: async (events) => {
+        checkEvents(events);
+        return lock.run(async () => ({ inserted: guard(() => insertAll(events)) }));
+      },
       count: async (filter) =>
         guard(() =>
           filter?.tenant === undefined
@@ -378,7 +380,10 @@ export class SqliteStore implements Store {
     });
     const lock = this.writeLock;
     return {
-      upsertMany: (items) => lock.run(async () => ({ written: guard(() => upsertAll(items)) })),
+      upsertMany: async (items) => {
+        checkItems(items);
+        return lock.run(async () => ({ written: guard(() => upsertAll(items)) }));
+      },
       getMany: async (tenant, ids) => {
         const out = new Map<string, CatalogItem>();
         for (const part of chunks([...new Set(ids)])) {
@@ -433,7 +438,8 @@ export class SqliteStore implements Store {
       putMany: async (c, t, docs) => {
         for (const [id, doc] of docs) put.run(c, t, id, JSON.stringify(doc));
       },
-      markApplied: async (consumer, tenant, eventId) => mark.run(consumer, tenant, eventId).changes === 1,
+      markApplied: async (consumer, tenant, eventIds) =>
+        new Set(eventIds.filter((id) => mark.run(consumer, tenant, id).changes === 1)),
     };
     const lock = this.writeLock;
     return {
@@ -463,13 +469,15 @@ export class SqliteStore implements Store {
         })();
       },
       listIds: async (collection, tenant, after, limit) =>
-        guard(() =>
-          (
-            this.stmt(
-              'SELECT id FROM documents WHERE collection = ? AND tenant = ? AND id > ? ORDER BY id LIMIT ?',
-            ).all(collection, tenant, after, limit) as Array<{ id: string }>
-          ).map((r) => r.id),
-        ),
+        limit <= 0
+          ? []
+          : guard(() =>
+              (
+                this.stmt(
+                  'SELECT id FROM documents WHERE collection = ? AND tenant = ? AND id > ? ORDER BY id LIMIT ?',
+                ).all(collection, tenant, after, limit) as Array<{ id: string }>
+              ).map((r) => r.id),
+            ),
       count: async (collection, tenant) =>
         guard(() =>
           tenant === undefined

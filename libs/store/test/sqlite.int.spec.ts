@@ -2,7 +2,8 @@ import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openStore, StoreUnavailableError, type StoredEvent } from '../src';
+import { openStore, StoreUnavailableError } from '../src';
+import { storedEvent } from './fixtures';
 import { describeStoreContract } from './store.contract';
 
 const dirs: string[] = [];
@@ -22,25 +23,9 @@ describe('sqlite specifics', () => {
     const store = await openStore(url);
     const locker = new Database(path);
     locker.exec('BEGIN EXCLUSIVE');
-    const e: StoredEvent = {
-      tenant: 't',
-      eventId: 'e',
-      type: 'view',
-      userId: 'u',
-      sessionId: '',
-      itemId: 'i',
-      query: '',
-      quantity: 0,
-      price: 0,
-      currency: '',
-      occurredAt: 1,
-      ingestedAt: 1,
-      requestId: '',
-      position: 0,
-      context: {},
-    };
+    const e = storedEvent('e', { tenant: 't', userId: 'u', itemId: 'i' });
     await expect(store.events.insertMany([e])).rejects.toBeInstanceOf(StoreUnavailableError);
-    await expect(store.documents.transact(async (tx) => tx.markApplied('c', 't', 'e'))).rejects.toBeInstanceOf(
+    await expect(store.documents.transact(async (tx) => tx.markApplied('c', 't', ['e']))).rejects.toBeInstanceOf(
       StoreUnavailableError,
     );
     locker.exec('ROLLBACK');

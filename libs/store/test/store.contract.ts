@@ -1,4 +1,5 @@
-import type { CatalogItem, ChurnScoreRecord, Store, StoredEvent } from '../src';
+import { StoreError, type ChurnScoreRecord, type Store, type StoredEvent } from '../src';
+import { catalogItem, storedEvent } from './fixtures';
 
 /** One behavioural suite every adapter must pass. */
 export function describeStoreContract(name: string, open: () => Promise<Store>): void {
@@ -11,39 +12,9 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
       await store.close();
     });
 
-    const ev = (id: string, at: number, over: Partial<StoredEvent> = {}): StoredEvent => ({
-      tenant: 't1',
-      eventId: id,
-      type: 'view',
-      userId: 'u1',
-      sessionId: 's1',
-      itemId: 'i1',
-      query: '',
-      quantity: 0,
-      price: 0,
-      currency: '',
-      occurredAt: at,
-      ingestedAt: at + 5,
-      requestId: '',
-      position: 0,
-      context: { surface: 'home' },
-      ...over,
-    });
-
-    const item = (id: string, updatedAt: number, over: Partial<CatalogItem> = {}): CatalogItem => ({
-      tenant: 't1',
-      itemId: id,
-      title: `Item ${id}`,
-      description: '',
-      category: 'A > B',
-      brand: 'acme',
-      price: 9.5,
-      inStock: true,
-      attributes: {},
-      updatedAt,
-      ingestedAt: updatedAt,
-      ...over,
-    });
+    const ev = (id: string, at: number, over: Partial<StoredEvent> = {}): StoredEvent =>
+      storedEvent(id, { sessionId: 's1', occurredAt: at, ingestedAt: at + 5, context: { surface: 'home' }, ...over });
+    const item = catalogItem;
 
     test('events are stored once per (tenant, event id), whatever the batch', async () => {
       expect(await store.events.insertMany([ev('a', 3), ev('b', 1), ev('a', 3)])).toEqual({ inserted: 2 });
@@ -86,23 +57,24 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
 
     test('document transactions are atomic and applied markers are idempotent', async () => {
       const applied = await store.documents.transact(async (tx) => {
-        const first = await tx.markApplied('c1', 't1', 'e1');
-        const again = await tx.markApplied('c1', 't1', 'e1');
+        const first = await tx.markApplied('c1', 't1', ['e1', 'e3', 'e1']);
+        const again = await tx.markApplied('c1', 't1', ['e1', 'e4']);
         await tx.putMany('user_features', 't1', new Map([['u1', { n: 1 }]]));
         return [first, again];
       });
-      expect(applied).toEqual([true, false]);
+      expect(applied).toEqual([new Set(['e1', 'e3']), new Set(['e4'])]);
       await expect(
         store.documents.transact(async (tx) => {
-          await tx.markApplied('c1', 't1', 'e2');
+          await tx.markApplied('c1', 't1', ['e2']);
           await tx.putMany('user_features', 't1', new Map([['u1', { n: 2 }]]));
           throw new Error('boom');
         }),
       ).rejects.toThrow('boom');
       expect((await store.documents.getMany('user_features', 't1', ['u1'])).get('u1')).toEqual({ n: 1 });
       // The rolled-back marker must not have stuck.
-      expect(await store.documents.transact((tx) => tx.markApplied('c1', 't1', 'e2'))).toBe(true);
-      expect(await store.documents.transact((tx) => tx.markApplied('c2', 't1', 'e1'))).toBe(true);
+      expect(await store.documents.transact((tx) => tx.markApplied('c1', 't1', ['e2', 'e3']))).toEqual(new Set(['e2']));
+      expect(await store.documents.transact((tx) => tx.markApplied('c2', 't1', ['e1']))).toEqual(new Set(['e1']));
+      expect(await store.documents.transact((tx) => tx.markApplied('c2', 't1', []))).toEqual(new Set());
     });
 
     test('documents scan and count per collection and tenant', async () => {
@@ -173,6 +145,124 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
       const page2 = await store.churnScores.listAtRisk('t1', 0.6, 2, { risk: last.risk, userId: last.userId });
       expect(page2.map((r) => r.userId)).toEqual(['c', 'e']);
       expect(await store.churnScores.listAtRisk('t1', 0.6, 2, { risk: 0.7, userId: 'e' })).toEqual([]);
+    });
+
+    test('concurrent batches with the same events store each event once and count it once', async () => {
+      // Six batches of 20 over 40 ids, overlapping each other and repeating ids within a batch.
+      const batches = Array.from({ length: 6 }, (_, b) =>
+        Array.from({ length: 20 }, (_, i) => ev(`e${(b * 7 + i * 3) % 40}`, 100 + ((b * 7 + i * 3) % 40))),
+      );
+      const unique = new Set(batches.flat().map((e) => e.eventId)).size;
+      const results = await Promise.all(batches.map((b) => store.events.insertMany(b)));
+      expect(results.reduce((n, r) => n + r.inserted, 0)).toBe(unique);
+      expect(await store.events.count({ tenant: 't1' })).toBe(unique);
+      // A redelivery of all of them later inserts nothing.
+      expect((await Promise.all(batches.map((b) => store.events.insertMany(b)))).every((r) => r.inserted === 0)).toBe(
+        true,
+      );
+    });
+
+    test('concurrent writers of a new item keep its newest version', async () => {
+      // Versions arrive out of order and at once, for items that do not exist yet: the oldest may win the
+      // race to create an item, and a newer version must still replace it.
+      const order = [5, 11, 0, 7, 3, 9, 1, 10, 4, 8, 2, 6];
+      const ids = ['n1', 'n2', 'n3', 'n4'];
+      const writes = ids.flatMap((id) => order.map((v) => item(id, 100 + v, { price: v })));
+      const results = await Promise.all(writes.map((w) => store.items.upsertMany([w])));
+      expect(results.every((r) => r.written === 0 || r.written === 1)).toBe(true);
+      const got = await store.items.getMany('t1', ids);
+      for (const id of ids) expect(got.get(id)).toEqual(item(id, 111, { price: 11 }));
+      // Within one batch too, whatever the order.
+      expect(await store.items.upsertMany([item('n5', 3), item('n5', 9, { price: 2 }), item('n5', 5)])).toEqual({
+        written: 2,
+      });
+      expect((await store.items.getMany('t1', ['n5'])).get('n5')?.updatedAt).toBe(9);
+    });
+
+    test('a limit of zero or less returns nothing', async () => {
+      await store.documents.transact((tx) =>
+        tx.putMany(
+          'user_features',
+          't1',
+          new Map([
+            ['a', {}],
+            ['b', {}],
+          ]),
+        ),
+      );
+      await store.churnScores.upsertMany([
+        {
+          tenant: 't1',
+          userId: 'u',
+          risk: 0.9,
+          band: 'high',
+          factors: [],
+          scoredAt: 1,
+          modelVersion: 'v',
+          alerted: false,
+        },
+      ]);
+      for (const limit of [0, -1, -5]) {
+        expect(await store.documents.listIds('user_features', 't1', '', limit)).toEqual([]);
+        expect(await store.churnScores.listAtRisk('t1', 0, limit)).toEqual([]);
+      }
+      expect(await store.documents.listIds('user_features', 't1', '', 1)).toEqual(['a']);
+    });
+
+    test('a record with a time or number that is not finite is refused whole, naming it', async () => {
+      for (const bad of [NaN, Infinity, -Infinity, 9e15]) {
+        const events = [ev('ok', 1), ev('bad', bad)];
+        await expect(store.events.insertMany(events)).rejects.toThrow(StoreError);
+        await expect(store.events.insertMany(events)).rejects.toThrow(/event 'bad' of tenant 't1': occurredAt/);
+        await expect(store.items.upsertMany([item('ok', 1), item('bad', bad)])).rejects.toThrow(
+          /item 'bad' of tenant 't1': updatedAt/,
+        );
+        await expect(
+          store.churnScores.upsertMany([
+            {
+              tenant: 't1',
+              userId: 'bad',
+              risk: 0.5,
+              band: 'medium',
+              factors: [],
+              scoredAt: bad,
+              modelVersion: 'v',
+              alerted: false,
+            },
+          ]),
+        ).rejects.toThrow(/user 'bad' of tenant 't1': scoredAt/);
+      }
+      await expect(store.events.insertMany([ev('nan-price', 1, { price: NaN })])).rejects.toThrow(/price/);
+      await expect(store.items.upsertMany([item('inf-price', 1, { price: Infinity })])).rejects.toThrow(/price/);
+      // Nothing of a refused batch was written.
+      expect(await store.events.count()).toBe(0);
+      expect(await store.items.count()).toBe(0);
+      expect(await store.churnScores.getMany('t1', ['bad'])).toEqual(new Map());
+    });
+
+    test('keys made of several strings never collide, whatever characters they hold', async () => {
+      const sep = '\u001f';
+      expect(
+        await store.events.insertMany([ev('c', 1, { tenant: `a${sep}b` }), ev(`b${sep}c`, 1, { tenant: 'a' })]),
+      ).toEqual({ inserted: 2 });
+      expect(
+        await store.items.upsertMany([item('c', 1, { tenant: `a${sep}b` }), item(`b${sep}c`, 1, { tenant: 'a' })]),
+      ).toEqual({ written: 2 });
+      expect((await store.items.getMany('a', [`b${sep}c`])).get(`b${sep}c`)?.tenant).toBe('a');
+      await store.documents.transact(async (tx) => {
+        await tx.putMany('user_features', `a${sep}b`, new Map([['c', { v: 1 }]]));
+        await tx.putMany('user_features', 'a', new Map([[`b${sep}c`, { v: 2 }]]));
+      });
+      expect(await store.documents.getMany('user_features', 'a', [`b${sep}c`])).toEqual(
+        new Map([[`b${sep}c`, { v: 2 }]]),
+      );
+      expect(await store.documents.count('user_features')).toBe(2);
+      const marked = await store.documents.transact(async (tx) => [
+        await tx.markApplied(`c${sep}t`, 'x', ['e']),
+        await tx.markApplied('c', `t${sep}x`, ['e']),
+        await tx.markApplied('c', 't', [`x${sep}e`]),
+      ]);
+      expect(marked).toEqual([new Set(['e']), new Set(['e']), new Set([`x${sep}e`])]);
     });
 
     test('ping answers while open', async () => {

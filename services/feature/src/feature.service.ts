@@ -21,8 +21,8 @@ export interface FeatureUnitOfWork {
   putUsers(tenant: string, users: ReadonlyMap<string, UserState>): Promise<void>;
   putItems(tenant: string, items: ReadonlyMap<string, ItemState>): Promise<void>;
   putMeta(tenant: string, meta: TenantMeta): Promise<void>;
-  /** False when the event was applied before. */
-  markApplied(tenant: string, eventId: string): Promise<boolean>;
+  /** Marks the events applied in one round trip; returns the ids not applied before. */
+  markApplied(tenant: string, eventIds: readonly string[]): Promise<Set<string>>;
 }
 
 export interface FeatureRepository {
@@ -175,8 +175,13 @@ export class FeatureService {
         const changedUsers = new Map<string, UserState>();
         const changedItems = new Map<string, ItemState>();
         const latest = new Map<string, FeatureEvent>();
+        const fresh = await tx.markApplied(
+          tenant,
+          list.map((e) => e.eventId),
+        );
         for (const e of list) {
-          if (!(await tx.markApplied(tenant, e.eventId))) {
+          // Deleting on first use makes a second copy of an event within the batch a duplicate too.
+          if (!fresh.delete(e.eventId)) {
             result.duplicates += 1;
             continue;
           }

@@ -55,7 +55,7 @@ export function featureRepository(store: Store): FeatureRepository {
             await tx.putMany('item_covisits', t, covis);
           },
           putMeta: (t, meta) => tx.putMany('feature_meta', t, new Map([[META_ID, meta]])),
-          markApplied: (t, id) => tx.markApplied(CONSUMER, t, id),
+          markApplied: (t, ids) => tx.markApplied(CONSUMER, t, ids),
         };
         return fn(uow);
       }),
