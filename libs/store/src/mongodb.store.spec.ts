@@ -431,6 +431,16 @@ describe('mongodb adapter startup', () => {
     expect(driver.closed).toBe(1);
   });
 
+  test('refuses a member whose replica set was never initiated, saying to run rs.initiate()', async () => {
+    const driver = fakeDriver({
+      hello: async () => ({ isreplicaset: true, info: 'Does not have a valid replica set config', ok: 1 }),
+    });
+    await expect(MongoStore.start(driver)).rejects.toThrow(
+      /--replSet but its replica set is not initiated.*rs\.initiate\(\)/,
+    );
+    expect(driver.closed).toBe(1);
+  });
+
   test('accepts a replica set member and a mongos', async () => {
     await expect(MongoStore.start(fakeDriver())).resolves.toBeInstanceOf(MongoStore);
     const mongos = fakeDriver({ hello: async () => ({ isWritablePrimary: true, msg: 'isdbgrid', ok: 1 }) });

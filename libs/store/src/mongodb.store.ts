@@ -349,6 +349,13 @@ export interface MongoDriver {
 async function requireReplicaSet(driver: MongoDriver): Promise<void> {
   const hello = await driver.command({ hello: 1 });
   if (typeof hello['setName'] === 'string' || hello['msg'] === 'isdbgrid') return;
+  // A member started with --replSet whose set was never initiated (the SDAM spec's "RSGhost").
+  if (hello['isreplicaset'] === true) {
+    throw new StoreError(
+      'mongodb: the server was started with --replSet but its replica set is not initiated; run rs.initiate() ' +
+        'once (see README "Storage")',
+    );
+  }
   throw new StoreError(
     'mongodb: the server is a standalone mongod, not a replica set member; the store needs a replica set for ' +
       'its transactions (start mongod with --replSet rs0 and run rs.initiate() once; see README "Storage")',
