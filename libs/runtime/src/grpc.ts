@@ -193,7 +193,19 @@ export interface GrpcServerOptions {
   maxReceiveMessageBytes?: number;
   /** Also serve grpc.health.v1 alone, in plaintext, on this port (kubelet probes cannot do TLS). */
   healthPort?: number | undefined;
+  /**
+   * Each connection is told to go away (GOAWAY) after about this long (grpc-js adds jitter), so that
+   * clients balancing over headless DNS reconnect, re-resolve and reach pods the autoscaler added since;
+   * without it a long-lived channel keeps its first pods for ever. Default 60 s.
+   */
+  maxConnectionAgeMs?: number;
+  /** Time calls in flight get to finish on a connection past its age before it is closed. Default 30 s. */
+  maxConnectionAgeGraceMs?: number;
 }
+
+/** Connection age defaults: well below an HPA scale-up's minutes, well above any call's deadline. */
+const GRPC_MAX_CONNECTION_AGE_MS = 60_000;
+const GRPC_MAX_CONNECTION_AGE_GRACE_MS = 30_000;
 
 export interface RunningGrpcServer {
   readonly port: number;
@@ -224,6 +236,8 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
   const server = new grpc.Server({
     'grpc.max_receive_message_length': opts.maxReceiveMessageBytes ?? 4 * 1024 * 1024,
     'grpc.keepalive_permit_without_calls': 1,
+    'grpc.max_connection_age_ms': opts.maxConnectionAgeMs ?? GRPC_MAX_CONNECTION_AGE_MS,
+    'grpc.max_connection_age_grace_ms': opts.maxConnectionAgeGraceMs ?? GRPC_MAX_CONNECTION_AGE_GRACE_MS,
   });
   const names = opts.services.map((s) => serviceNameOf(s.definition));
   const notServing: Record<string, ServingStatus> = { '': 'NOT_SERVING' };
