@@ -76,7 +76,7 @@ export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig)
   });
   return {
     grpc,
-    details: { providers: config.providers, models: service.models() },
+    details: { providers: config.providers, models: service.models(), degraded: service.degradedReason() },
     notReady: service.ready ? [] : [serviceName],
   };
 }

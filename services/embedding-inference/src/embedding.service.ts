@@ -52,7 +52,20 @@ export class EmbeddingService {
   }
 
   status(): Record<string, unknown> {
-    return { models: this.models(), textIndexSize: this.text?.indexSize ?? 0 };
+    const degraded = this.degradedReason();
+    return { models: this.models(), textIndexSize: this.text?.indexSize ?? 0, ...(degraded ? { degraded } : {}) };
+  }
+
+  /**
+   * Why the service serves less than it should, while a model is missing (a fresh install before the
+   * trainer's first run): it is up and answers, with FAILED_PRECONDITION where a model is needed.
+   */
+  degradedReason(): string | undefined {
+    if (!this.sequence && !this.text)
+      return 'no model published yet (run the trainer): retrieval answers FAILED_PRECONDITION, ranking serves popularity';
+    if (!this.sequence) return 'no sequence model (sasrec) yet: sequence retrieval answers FAILED_PRECONDITION';
+    if (!this.text) return 'no text encoder yet: text retrieval answers FAILED_PRECONDITION';
+    return undefined;
   }
 
   get ready(): boolean {

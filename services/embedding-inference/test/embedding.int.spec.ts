@@ -113,16 +113,26 @@ test('NOT_SERVING and FAILED_PRECONDITION until a model is published, then hot-l
   expect(
     await codeOf(client.retrieve({ tenant: '', sequence: { itemIds: ['i001'] }, k: 5, excludeItemIds: [], index: 0 })),
   ).toEqual(['FAILED_PRECONDITION', 'no sequence model (sasrec) is active yet: run the trainer']);
+  // Serving degraded, and saying so (the pod is Ready: its readiness probe asks for "").
+  const before = (await (await fetch(`http://127.0.0.1:${service.metricsPort}/status`)).json()) as {
+    degraded?: string;
+  };
+  expect(before.degraded).toMatch(/^no model published yet/);
+  expect(service.logs.find((l) => l['msg'] === 'ready')?.['degraded']).toMatch(/^no model published yet/);
 
   await publishModels('v1', 1);
   await eventually(async () => (await healthCheck(address, 'aisle.embedding.v1.EmbeddingService')) === 'SERVING', {
     what: 'models loaded',
   });
-  type Status = { models: Array<{ model: string; provider: string; fallbackReason: string }>; textIndexSize: number };
+  type Status = {
+    models: Array<{ model: string; provider: string; fallbackReason: string }>;
+    textIndexSize: number;
+    degraded?: string;
+  };
   const status = await eventually(
     async () => {
       const s = (await (await fetch(`http://127.0.0.1:${service.metricsPort}/status`)).json()) as Status;
-      return s.models.length === 2 && s.textIndexSize > 0 ? s : undefined;
+      return s.models.length === 2 && s.textIndexSize > 0 && s.degraded === undefined ? s : undefined;
     },
     { what: 'both models in /status' },
   );
