@@ -3,6 +3,7 @@ import {
   startNatsServer,
   startServiceProcess,
   type NatsServerHandle,
+  type NatsServerOptions,
   type ServiceProcess,
 } from '@aisle/testkit';
 
@@ -27,17 +28,21 @@ export interface LocalStackOptions {
   ranking?: Record<string, string>;
   /** Extra node arguments per service (e.g. --cpu-prof for one of them). */
   nodeArgs?: Partial<Record<string, string[]>>;
+  /** How nats-server starts (a configuration file with users, say). */
+  nats?: Omit<NatsServerOptions, 'detached'>;
+  /** Extra environment per service (its NATS user, say), by service name. */
+  serviceEnv?: (name: string) => Record<string, string>;
 }
 
 export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
   const detached = opts.detached ?? false;
-  const nats = await startNatsServer({ detached });
+  const nats = await startNatsServer({ ...opts.nats, detached });
   const base = { AISLE_NATS_URL: nats.url, AISLE_STORE_URL: opts.storeUrl };
   const embeddingPort = await freePort();
   const start = (name: string, env: Record<string, string> = {}) =>
     startServiceProcess(
       name,
-      { ...base, ...env },
+      { ...base, ...opts.serviceEnv?.(name), ...env },
       { detached, ...(opts.nodeArgs?.[name] ? { nodeArgs: opts.nodeArgs[name] } : {}) },
     );
   const [ingest, feature] = await Promise.all([start('ingest'), start('feature')]);

@@ -43,6 +43,11 @@ export interface NatsConnectOptions {
   connectTimeoutMs?: number;
 }
 
+/** The reply-subject prefix of a NATS user's connections. */
+export function inboxPrefixFor(user: string): string {
+  return `_INBOX_${user}`;
+}
+
 /** Connects with unlimited reconnects and logs connection status changes (never credentials). */
 export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnection> {
   const tls =
@@ -62,7 +67,10 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
     // error: a third of ingest's CPU time in profiles.
     noAsyncTraces: true,
     ...(opts.connectTimeoutMs !== undefined ? { timeout: opts.connectTimeoutMs } : {}),
-    ...(opts.user ? { user: opts.user, pass: opts.password ?? '' } : {}),
+    // Replies come back on `_INBOX_<user>.*`, so that the server can let each user subscribe to its own
+    // replies only (k8s/overlays/prod/authorization.conf): with the shared `_INBOX.>`, any client could
+    // read the messages JetStream delivers to every other one.
+    ...(opts.user ? { user: opts.user, pass: opts.password ?? '', inboxPrefix: inboxPrefixFor(opts.user) } : {}),
     ...(opts.token ? { token: opts.token } : {}),
     ...(opts.credsFile ? { authenticator: credsAuthenticator(readFileSync(opts.credsFile)) } : {}),
     ...(tls ? { tls } : {}),

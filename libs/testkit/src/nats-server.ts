@@ -29,15 +29,25 @@ export function natsServerBinary(): string {
   throw new Error('nats-server not found: run `npm test` (it installs it) or set AISLE_NATS_SERVER_BIN');
 }
 
+interface LaunchOptions {
+  extraArgs: readonly string[];
+  detached: boolean;
+  env: Readonly<Record<string, string>> | undefined;
+  onLog: ((text: string) => void) | undefined;
+}
+
 function launch(
   bin: string,
   port: number,
   storeDir: string,
-  extraArgs: readonly string[],
-  detached: boolean,
+  o: LaunchOptions,
 ): Promise<{ child: ChildProcess; port: number }> {
-  const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, ...extraArgs];
-  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], detached });
+  const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, ...o.extraArgs];
+  const child = spawn(bin, args, {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    detached: o.detached,
+    ...(o.env ? { env: { ...process.env, ...o.env } } : {}),
+  });
   return new Promise((resolve, reject) => {
     let log = '';
     const timer = setTimeout(() => {
@@ -51,7 +61,9 @@ function launch(
       if (m && /Server is ready/.test(log)) {
         clearTimeout(timer);
         child.stderr?.removeAllListeners('data');
-        child.stderr?.resume();
+        const onLog = o.onLog;
+        if (onLog) child.stderr?.on('data', (text: string) => onLog(text));
+        else child.stderr?.resume();
         resolve({ child, port: Number(m[1]) });
       }
     });
@@ -71,15 +83,26 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
+export interface NatsServerOptions {
+  args?: readonly string[];
+  detached?: boolean;
+  /** Added to the server's environment (a config file may read variables from it). */
+  env?: Readonly<Record<string, string>>;
+  /** Receives the server's log after start-up (errors such as permission violations). */
+  onLog?: (text: string) => void;
+}
+
 /** A real nats-server with JetStream on a random loopback port and a temporary store directory. */
-export async function startNatsServer(
-  opts: { args?: readonly string[]; detached?: boolean } = {},
-): Promise<NatsServerHandle> {
+export async function startNatsServer(opts: NatsServerOptions = {}): Promise<NatsServerHandle> {
   const bin = natsServerBinary();
   const storeDir = mkdtempSync(join(tmpdir(), 'aisle-nats-'));
-  const extra = opts.args ?? [];
-  const detached = opts.detached ?? false;
-  let { child, port } = await launch(bin, -1, storeDir, extra, detached);
+  const o: LaunchOptions = {
+    extraArgs: opts.args ?? [],
+    detached: opts.detached ?? false,
+    env: opts.env,
+    onLog: opts.onLog,
+  };
+  let { child, port } = await launch(bin, -1, storeDir, o);
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
@@ -87,7 +110,7 @@ export async function startNatsServer(
     stop: () => stopChild(child),
     async restart() {
       await stopChild(child);
-      ({ child, port } = await launch(bin, port, storeDir, extra, detached));
+      ({ child, port } = await launch(bin, port, storeDir, o));
     },
     async dispose() {
       await stopChild(child);
