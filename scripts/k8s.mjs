@@ -1,7 +1,11 @@
-// `pnpm k8s`: writes k8s/base/<service>/ (Deployment or CronJob, Services, ServiceAccount, HPA, PDB,
-// ConfigMap) from the table below, so that probes, security context and rollout settings are decided
-// once for every service. The output is committed; test/k8s checks that it is up to date and that every
-// overlay renders, validates against the Kubernetes schemas and passes the policy checks.
+// `pnpm k8s`: writes, from the tables below, what is the same for every Aisle workload and so is decided
+// once: k8s/base/<service>/ (Deployment or CronJob, Services, ServiceAccount, HPA, PDB, a hash-named
+// ConfigMap), k8s/components/identities (a certificate and a NATS user per workload),
+// k8s/components/network-policies (default deny, then each flow of the architecture) and
+// k8s/overlays/prod/authorization.conf (what each NATS user may publish and subscribe). The output is
+// committed; test/k8s checks that it is up to date, that every overlay renders, validates against the
+// Kubernetes schemas and passes the policy checks, that the policies allow exactly the flows the
+// rendered configuration dials, and that nats-server enforces authorization.conf on the real services.
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +19,10 @@ export const VERSION = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8
 const GRPC = 50051;
 const HEALTH = 50050;
 const METRICS = 9464;
+const NATS = 4222;
+const OTLP_HTTP = 4318;
+/** The namespace of the prod overlay, which the certificates' DNS names carry. */
+const PROD_NAMESPACE = 'aisle';
 
 /** Per service: what differs. Everything else is the same for all. */
 const services = [
@@ -25,6 +33,8 @@ const services = [
     resources: { requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } },
     replicas: { min: 2, max: 10 },
     config: { AISLE_INGEST_BATCH_SIZE: '500' },
+    // Who may open a gRPC connection: namespaces labelled aisle.dev/client=true (backends, producers).
+    callers: ['clients'],
   },
   {
     name: 'feature',
@@ -33,6 +43,7 @@ const services = [
     resources: { requests: { cpu: '250m', memory: '384Mi' }, limits: { cpu: '1', memory: '768Mi' } },
     replicas: { min: 2, max: 10 },
     config: { AISLE_FEATURE_BATCH_SIZE: '500' },
+    callers: ['ranking', 'churn-prediction'],
   },
   {
     name: 'embedding-inference',
@@ -40,11 +51,14 @@ const services = [
     summary: 'ONNX models behind dynamic batchers; nearest-item retrieval',
     resources: { requests: { cpu: '500m', memory: '1Gi' }, limits: { cpu: '2', memory: '2Gi' } },
     replicas: { min: 2, max: 8 },
-    // Not ready until a model is loaded: readiness asks for the embedding service by name.
-    readinessService: 'aisle.embedding.v1.EmbeddingService',
+    // Ready without a model: until the trainer publishes one it answers FAILED_PRECONDITION (ranking then
+    // serves popularity) and says so in its health details; the named health service
+    // aisle.embedding.v1.EmbeddingService stays NOT_SERVING until then. A readiness probe on that name
+    // would keep a fresh install from ever becoming Ready.
     // Loading and warming models can take minutes on a cold node.
     startupSeconds: 300,
     config: { AISLE_ORT_PROVIDERS: 'cpu', AISLE_EMBEDDING_MAX_BATCH: '16', AISLE_EMBEDDING_MAX_DELAY: '2ms' },
+    callers: ['ranking'],
   },
   {
     name: 'ranking',
@@ -58,6 +72,7 @@ const services = [
       AISLE_EMBEDDING_ADDR: `dns:///embedding-inference-headless:${GRPC}`,
       AISLE_RANKING_DEADLINE: '300ms',
     },
+    callers: ['clients'],
   },
   {
     name: 'churn-prediction',
@@ -67,8 +82,21 @@ const services = [
     replicas: { min: 2, max: 4 },
     startupSeconds: 120,
     config: { AISLE_FEATURE_ADDR: `dns:///feature-headless:${GRPC}`, AISLE_CHURN_THRESHOLD: '0.7' },
+    callers: ['clients'],
   },
 ];
+const trainerSpec = {
+  name: 'trainer',
+  component: 'training',
+  resources: { requests: { cpu: '2', memory: '4Gi' }, limits: { cpu: '4', memory: '8Gi' } },
+  config: {
+    AISLE_TRAINER_MODELS: 'sasrec,text_encoder,ranker,churn',
+    AISLE_TRAINER_HELD_OUT_SHARE: '0.1',
+    AISLE_METRICS_PORT: '-1',
+  },
+};
+/** Every workload that runs Aisle code. */
+const workloads = [...services.map((s) => ({ ...s, kind: 'Deployment' })), { ...trainerSpec, kind: 'CronJob' }];
 
 const labels = (name, component) => ({
   'app.kubernetes.io/name': name,
@@ -161,12 +189,7 @@ function deployment(s) {
                 periodSeconds: 5,
                 failureThreshold: Math.ceil(startupSeconds / 5),
               },
-              readinessProbe: {
-                grpc: { port: HEALTH, ...(s.readinessService ? { service: s.readinessService } : {}) },
-                periodSeconds: 5,
-                timeoutSeconds: 2,
-                failureThreshold: 2,
-              },
+              readinessProbe: { grpc: { port: HEALTH }, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 2 },
               livenessProbe: { grpc: { port: HEALTH }, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
             }),
           ],
@@ -233,26 +256,24 @@ const serviceAccount = (name, component) => ({
   automountServiceAccountToken: false,
 });
 
-const configMap = (name, component, data) => ({
-  apiVersion: 'v1',
-  kind: 'ConfigMap',
-  metadata: { name: `${name}-config`, labels: labels(name, component) },
-  data,
+/** Kustomization of one workload: its ConfigMap generated with a content hash, so edits roll the pods. */
+const workloadKustomization = (s, resources) => ({
+  apiVersion: 'kustomize.config.k8s.io/v1beta1',
+  kind: 'Kustomization',
+  resources,
+  configMapGenerator: [
+    {
+      name: `${s.name}-config`,
+      literals: Object.entries(s.config).map(([k, v]) => `${k}=${v}`),
+      options: { labels: labels(s.name, s.component) },
+    },
+  ],
 });
 
 function trainer() {
-  const s = {
-    name: 'trainer',
-    component: 'training',
-    resources: { requests: { cpu: '2', memory: '4Gi' }, limits: { cpu: '4', memory: '8Gi' } },
-  };
+  const s = trainerSpec;
   return [
     serviceAccount(s.name, s.component),
-    configMap(s.name, s.component, {
-      AISLE_TRAINER_MODELS: 'sasrec,text_encoder,ranker,churn',
-      AISLE_TRAINER_HELD_OUT_SHARE: '0.1',
-      AISLE_METRICS_PORT: '-1',
-    }),
     {
       apiVersion: 'batch/v1',
       kind: 'CronJob',
@@ -287,6 +308,360 @@ function trainer() {
   ];
 }
 
+// ---- identities: one certificate and one NATS user per workload ----
+
+/** NATS password variable of a user: in the Secret aisle-nats-users and in the NATS server's environment. */
+export const natsPasswordVariable = (user) => `${user.toUpperCase().replace(/-/g, '_')}_PASSWORD`;
+const TLS_DIR = '/etc/aisle/tls';
+
+function certificate(w) {
+  const dnsNames =
+    w.kind === 'Deployment'
+      ? [w.name, `${w.name}-headless`].flatMap((n) => [
+          n,
+          `${n}.${PROD_NAMESPACE}.svc`,
+          `${n}.${PROD_NAMESPACE}.svc.cluster.local`,
+        ])
+      : undefined;
+  return {
+    apiVersion: 'cert-manager.io/v1',
+    kind: 'Certificate',
+    metadata: { name: `${w.name}-tls`, labels: labels(w.name, w.component) },
+    spec: {
+      secretName: `${w.name}-tls`,
+      // The identity a server sees when this workload calls it (mTLS): the subject's common name.
+      commonName: w.name,
+      ...(dnsNames ? { dnsNames } : {}),
+      duration: '2160h',
+      renewBefore: '360h',
+      privateKey: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' },
+      usages: w.kind === 'Deployment' ? ['server auth', 'client auth'] : ['client auth'],
+      issuerRef: { kind: 'ClusterIssuer', name: 'aisle-ca' },
+    },
+  };
+}
+
+/** JSON patch giving one workload its certificate and its NATS user. */
+function identityPatch(w) {
+  const pod = w.kind === 'CronJob' ? '/spec/jobTemplate/spec/template/spec' : '/spec/template/spec';
+  return [
+    {
+      op: 'add',
+      path: `${pod}/volumes/-`,
+      value: { name: 'tls', secret: { secretName: `${w.name}-tls` } },
+    },
+    {
+      op: 'add',
+      path: `${pod}/containers/0/volumeMounts/-`,
+      value: { name: 'tls', mountPath: TLS_DIR, readOnly: true },
+    },
+    { op: 'add', path: `${pod}/containers/0/env/-`, value: { name: 'AISLE_NATS_USER', value: w.name } },
+    {
+      op: 'add',
+      path: `${pod}/containers/0/env/-`,
+      value: {
+        name: 'AISLE_NATS_PASSWORD',
+        valueFrom: { secretKeyRef: { name: 'aisle-nats-users', key: natsPasswordVariable(w.name) } },
+      },
+    },
+  ];
+}
+
+function identitiesKustomization() {
+  return {
+    apiVersion: 'kustomize.config.k8s.io/v1alpha1',
+    kind: 'Component',
+    resources: ['certificates.yaml'],
+    configMapGenerator: [
+      {
+        name: 'aisle-common',
+        behavior: 'merge',
+        literals: [
+          // NATS over TLS, verified against the CA that issued every certificate here.
+          `AISLE_NATS_TLS_CA=${TLS_DIR}/ca.crt`,
+          // gRPC served with TLS; callers must present a certificate from the same CA (mTLS).
+          `AISLE_GRPC_TLS_CERT=${TLS_DIR}/tls.crt`,
+          `AISLE_GRPC_TLS_KEY=${TLS_DIR}/tls.key`,
+          `AISLE_GRPC_TLS_CLIENT_CA=${TLS_DIR}/ca.crt`,
+          // Calls between services present the caller's own certificate.
+          `AISLE_GRPC_CLIENT_TLS_CA=${TLS_DIR}/ca.crt`,
+          `AISLE_GRPC_CLIENT_TLS_CERT=${TLS_DIR}/tls.crt`,
+          `AISLE_GRPC_CLIENT_TLS_KEY=${TLS_DIR}/tls.key`,
+        ],
+      },
+    ],
+    patches: workloads.map((w) => ({
+      target: { kind: w.kind, name: w.name },
+      patch: JSON.stringify(identityPatch(w)),
+    })),
+  };
+}
+
+// ---- network policies: deny everything, then allow each flow ----
+
+const pods = (...names) => names.map((n) => ({ podSelector: { matchLabels: selector(n) } }));
+const namespaceLabelled = (key, value) => ({ namespaceSelector: { matchLabels: { [key]: value } } });
+const tcp = (port) => ({ protocol: 'TCP', port });
+const policy = (name, spec) => ({
+  apiVersion: 'networking.k8s.io/v1',
+  kind: 'NetworkPolicy',
+  metadata: { name, labels: { 'app.kubernetes.io/part-of': 'aisle' } },
+  spec,
+});
+const monitoring = (port) => ({
+  from: [namespaceLabelled('kubernetes.io/metadata.name', 'monitoring')],
+  ports: [tcp(port)],
+});
+const aisleWorkloads = workloads.map((w) => w.name);
+
+function networkPolicies() {
+  const out = [
+    policy('default-deny', { podSelector: {}, policyTypes: ['Ingress', 'Egress'], ingress: [], egress: [] }),
+    // Name resolution for every pod (CoreDNS / kube-dns in kube-system).
+    policy('allow-dns', {
+      podSelector: {},
+      policyTypes: ['Egress'],
+      egress: [
+        {
+          to: [
+            {
+              namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } },
+              podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } },
+            },
+          ],
+          ports: [
+            { protocol: 'UDP', port: 53 },
+            { protocol: 'TCP', port: 53 },
+          ],
+        },
+      ],
+    }),
+  ];
+  for (const w of workloads) {
+    const s = services.find((x) => x.name === w.name);
+    // Outgoing: NATS, the collector, and the gRPC services this one calls. The store is the overlay's
+    // (in-cluster or external), and so is its egress rule.
+    const dials = services.filter((d) => d.callers.includes(w.name)).map((d) => d.name);
+    const egress = [
+      { to: pods('nats'), ports: [tcp(NATS)] },
+      { to: pods('otel-collector'), ports: [tcp(OTLP_HTTP)] },
+      ...dials.map((d) => ({ to: pods(d), ports: [tcp(GRPC)] })),
+    ];
+    const ingress = s
+      ? [
+          {
+            from: s.callers.map((c) => (c === 'clients' ? namespaceLabelled('aisle.dev/client', 'true') : pods(c)[0])),
+            ports: [tcp('grpc')],
+          },
+          monitoring('metrics'),
+        ]
+      : [];
+    out.push(
+      policy(w.name, {
+        podSelector: { matchLabels: selector(w.name) },
+        policyTypes: s ? ['Ingress', 'Egress'] : ['Egress'],
+        ...(s ? { ingress } : {}),
+        egress,
+      }),
+    );
+  }
+  out.push(
+    policy('nats', {
+      podSelector: { matchLabels: selector('nats') },
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [
+        // Producers live in namespaces labelled aisle.dev/producer=true.
+        { from: [...pods(...aisleWorkloads), namespaceLabelled('aisle.dev/producer', 'true')], ports: [tcp('client')] },
+        { from: pods('nats'), ports: [tcp('cluster')] },
+        monitoring('monitor'),
+      ],
+      // Cluster routes to the other NATS servers.
+      egress: [{ to: pods('nats'), ports: [tcp(6222)] }],
+    }),
+    policy('otel-collector', {
+      podSelector: { matchLabels: selector('otel-collector') },
+      // Its way out to the tracing backend is the overlay's (egress to where that backend is).
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [{ from: pods(...aisleWorkloads), ports: [tcp('otlp-http'), tcp('otlp-grpc')] }],
+      egress: [],
+    }),
+  );
+  return out;
+}
+
+// ---- NATS authorization: per user, the subjects its code publishes and subscribes ----
+
+/** Provisioning a stream (connectBus -> ensureStreams): info, create when missing, update. Never delete or purge. */
+const provision = (...streams) =>
+  streams.flatMap((n) => ['INFO', 'CREATE', 'UPDATE'].map((op) => `$JS.API.STREAM.${op}.${n}`));
+/** A durable pull consumer (startConsumerLoop): its info, create/update with its filter, pulls and acks. */
+const durable = (stream, name, filter) => [
+  `$JS.API.CONSUMER.INFO.${stream}.${name}`,
+  `$JS.API.CONSUMER.CREATE.${stream}.${name}.${filter}`,
+  `$JS.API.CONSUMER.MSG.NEXT.${stream}.${name}`,
+  `$JS.ACK.${stream}.${name}.>`,
+];
+/**
+ * Per-replica consumers (followCatalog, the churn consumer named after its tenant) whose names are not
+ * known in advance: any name, but the filter is pinned.
+ */
+const anyNamed = (stream, filter) => durable(stream, '*', filter);
+/** Reading the model bucket (ModelRegistry.open, active, load) and the MODELS stream it announces on. */
+const MODEL_BUCKET_READ = [
+  // Opening the bucket creates it when the trainer has not yet; same configuration, never an update.
+  '$JS.API.STREAM.INFO.OBJ_aisle-models',
+  '$JS.API.STREAM.CREATE.OBJ_aisle-models',
+  '$JS.API.DIRECT.GET.OBJ_aisle-models.>',
+  '$JS.API.STREAM.MSG.GET.OBJ_aisle-models',
+  // Objects are read through short-lived ordered push consumers, which answer flow control.
+  '$JS.API.CONSUMER.CREATE.OBJ_aisle-models.>',
+  '$JS.FC.OBJ_aisle-models.>',
+  '$JS.API.CONSUMER.INFO.OBJ_aisle-models.*',
+  '$JS.API.CONSUMER.MSG.NEXT.OBJ_aisle-models.*',
+  '$JS.API.CONSUMER.DELETE.OBJ_aisle-models.*',
+  ...provision('MODELS'),
+];
+/** feature's durable on EVENTS: per-replica followers on the same stream may never touch it. */
+const FEATURE_CONSUMER = [
+  '$JS.API.CONSUMER.CREATE.EVENTS.feature.>',
+  '$JS.API.CONSUMER.MSG.NEXT.EVENTS.feature',
+  '$JS.ACK.EVENTS.feature.>',
+];
+const inbox = (user) => `_INBOX_${user}.>`;
+
+/** One entry per NATS user. Services: the JetStream account info every client asks for first. */
+const busUsers = [
+  {
+    user: 'producer',
+    about: [
+      'Producers: raw clickstream and catalog input and forget requests, nothing else (not the normalized',
+      'events, not the model bucket, no JetStream API: publishing with acknowledgements needs none). Give',
+      'each producer system its own user with these permissions. Replies arrive on the default _INBOX.>,',
+      'where only producers receive anything (every Aisle user has its own prefix).',
+    ],
+    publish: ['aisle.clickstream.v1.>', 'aisle.catalog.v1.>', 'aisle.privacy.v1.forget'],
+    subscribe: ['_INBOX.>'],
+  },
+  {
+    user: 'ingest',
+    about: ['Raw input in, normalized events and dead letters out; Track and UpsertItems publish raw input.'],
+    publish: [
+      '$JS.API.INFO',
+      ...provision('CLICKSTREAM', 'CATALOG', 'EVENTS', 'DLQ'),
+      ...durable('CLICKSTREAM', 'ingest-clickstream', 'aisle.clickstream.v1.>'),
+      ...durable('CATALOG', 'ingest-catalog', 'aisle.catalog.v1.upsert'),
+      'aisle.events.v1.>',
+      'aisle.dlq.v1.clickstream',
+      'aisle.dlq.v1.catalog',
+      'aisle.clickstream.v1.>',
+      'aisle.catalog.v1.upsert',
+    ],
+    subscribe: [inbox('ingest')],
+  },
+  {
+    user: 'feature',
+    about: ['Normalized events in; feature notifications and dead letters out.'],
+    publish: [
+      '$JS.API.INFO',
+      ...provision('EVENTS', 'DLQ', 'FEATURES'),
+      ...durable('EVENTS', 'feature', 'aisle.events.v1.>'),
+      'aisle.features.v1.user_updated',
+      'aisle.dlq.v1.events',
+    ],
+    subscribe: [inbox('feature')],
+  },
+  {
+    user: 'embedding-inference',
+    about: ['Catalog changes (one consumer per replica) and the model bucket, read only.'],
+    publish: [
+      '$JS.API.INFO',
+      ...provision('EVENTS'),
+      ...anyNamed('EVENTS', 'aisle.events.v1.item'),
+      ...MODEL_BUCKET_READ,
+    ],
+    deny: FEATURE_CONSUMER,
+    subscribe: [inbox('embedding-inference'), 'aisle.models.v1.published'],
+  },
+  {
+    user: 'ranking',
+    about: ['Catalog changes (one consumer per replica), the model bucket read only, impressions out.'],
+    publish: [
+      '$JS.API.INFO',
+      ...provision('EVENTS', 'RANKING'),
+      ...anyNamed('EVENTS', 'aisle.events.v1.item'),
+      ...MODEL_BUCKET_READ,
+      'aisle.ranking.v1.served',
+    ],
+    deny: FEATURE_CONSUMER,
+    subscribe: [inbox('ranking'), 'aisle.models.v1.published'],
+  },
+  {
+    user: 'churn-prediction',
+    about: [
+      'Feature notifications in (its consumer is named after its tenant), the model bucket read only, alerts out.',
+    ],
+    publish: [
+      '$JS.API.INFO',
+      ...provision('FEATURES', 'CHURN'),
+      ...anyNamed('FEATURES', 'aisle.features.v1.user_updated'),
+      ...MODEL_BUCKET_READ,
+      'aisle.churn.v1.alert',
+    ],
+    subscribe: [inbox('churn-prediction'), 'aisle.models.v1.published'],
+  },
+  {
+    user: 'trainer',
+    about: ['The only writer of the model bucket and the only one to announce models.'],
+    publish: [
+      '$JS.API.INFO',
+      ...MODEL_BUCKET_READ,
+      '$JS.API.STREAM.UPDATE.OBJ_aisle-models',
+      '$JS.API.STREAM.PURGE.OBJ_aisle-models',
+      '$O.aisle-models.>',
+      'aisle.models.v1.published',
+    ],
+    subscribe: [inbox('trainer')],
+  },
+];
+
+function authorizationConf() {
+  const list = (xs, indent) => xs.map((x) => `${indent}"${x}"`).join('\n');
+  const lines = [
+    '# Generated by `pnpm k8s` from scripts/k8s.mjs: edit the script, not this file.',
+    '#',
+    '# Who may do what on the bus: one NATS user per Aisle workload and one per producer, each allowed only',
+    '# the subjects and JetStream API calls its code uses. Included by nats.conf; passwords come from the',
+    '# Secret aisle-nats-users (secrets/nats-users.env). test/k8s/nats-authorization.spec.ts starts',
+    '# nats-server with this very file and runs the services against it. Reading the JetStream grants:',
+    '#   $JS.API.STREAM.{INFO,CREATE,UPDATE}.<stream>     provision a stream it declares (never DELETE, PURGE)',
+    '#   $JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>  create or update a consumer, filter pinned',
+    '#   $JS.API.CONSUMER.MSG.NEXT.<stream>.<name>          pull; $JS.ACK.<stream>.<name>.> acknowledge',
+    '#   $O.aisle-models.>, OBJ_aisle-models                the model bucket (an object store over a stream)',
+    '# Aisle users get replies on _INBOX_<user>.> only (the runtime sets that prefix), so none can read what',
+    '# JetStream delivers to another.',
+    '',
+    'authorization {',
+    '  users: [',
+  ];
+  for (const u of busUsers) {
+    lines.push(...u.about.map((a) => `    # ${a}`));
+    lines.push(
+      `    {`,
+      `      user: ${u.user}`,
+      `      password: $${natsPasswordVariable(u.user)}`,
+      `      permissions: {`,
+    );
+    lines.push(`        publish: {`, `          allow: [`, list(u.publish, '            '), `          ]`);
+    if (u.deny) lines.push(`          deny: [`, list(u.deny, '            '), `          ]`);
+    lines.push(`        }`, `        subscribe: { allow: [${u.subscribe.map((x) => `"${x}"`).join(', ')}] }`);
+    lines.push(`      }`, `    }`);
+  }
+  lines.push('  ]', '}', '');
+  return lines.join('\n');
+}
+
+// ---- files ----
+
 const HEADER = '# Generated by `pnpm k8s` from scripts/k8s.mjs: edit the script, not this file.\n';
 const docs = (objects) => HEADER + objects.map((o) => stringify(o, { lineWidth: 0 })).join('---\n');
 
@@ -296,26 +671,21 @@ for (const s of services) {
   files.set(join(dir, 'deployment.yaml'), docs([deployment(s)]));
   files.set(join(dir, 'service.yaml'), docs(services_(s)));
   files.set(join(dir, 'autoscaling.yaml'), docs(autoscaling(s)));
-  files.set(
-    join(dir, 'config.yaml'),
-    docs([serviceAccount(s.name, s.component), configMap(s.name, s.component, s.config)]),
-  );
+  files.set(join(dir, 'serviceaccount.yaml'), docs([serviceAccount(s.name, s.component)]));
   files.set(
     join(dir, 'kustomization.yaml'),
-    HEADER +
-      stringify({
-        apiVersion: 'kustomize.config.k8s.io/v1beta1',
-        kind: 'Kustomization',
-        resources: ['config.yaml', 'deployment.yaml', 'service.yaml', 'autoscaling.yaml'],
-      }),
+    docs([workloadKustomization(s, ['serviceaccount.yaml', 'deployment.yaml', 'service.yaml', 'autoscaling.yaml'])]),
   );
 }
 files.set(join('k8s', 'base', 'trainer', 'cronjob.yaml'), docs(trainer()));
 files.set(
   join('k8s', 'base', 'trainer', 'kustomization.yaml'),
-  HEADER +
-    stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: ['cronjob.yaml'] }),
+  docs([workloadKustomization(trainerSpec, ['cronjob.yaml'])]),
 );
+files.set(join('k8s', 'components', 'identities', 'certificates.yaml'), docs(workloads.map(certificate)));
+files.set(join('k8s', 'components', 'identities', 'kustomization.yaml'), docs([identitiesKustomization()]));
+files.set(join('k8s', 'components', 'network-policies', 'policies.yaml'), docs(networkPolicies()));
+files.set(join('k8s', 'overlays', 'prod', 'authorization.conf'), authorizationConf());
 
 let stale = 0;
 for (const [rel, text] of files) {
@@ -332,7 +702,7 @@ for (const [rel, text] of files) {
   }
 }
 if (check && stale > 0) {
-  process.stdout.write('k8s/base is out of date: run `pnpm k8s`\n');
+  process.stdout.write('k8s is out of date: run `pnpm k8s`\n');
   process.exit(1);
 }
 process.stdout.write(`${files.size} files, ${stale} ${check ? 'stale' : 'written'}\n`);

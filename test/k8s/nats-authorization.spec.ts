@@ -1,0 +1,243 @@
+/**
+ * Issues #17 and #18: least privilege on the bus. nats-server runs with the prod overlay's own
+ * authorization.conf (only the passwords are test values); every service runs as its own NATS user, a
+ * producer publishes a shop, the trainer job trains and publishes models. Everything flows (features,
+ * hot-loaded models, a Recommend answer from the learned ranker) without a single permission violation in
+ * the server's log, and what each user must not do is refused.
+ */
+import { rankingV1, Streams } from '@aisle/contracts';
+import { generateShop } from '@aisle/datagen';
+import { startLocalStack, type LocalStack } from '@aisle/local-stack';
+import { connectNats, createGrpcClient, memoryLogger, type NatsConnection } from '@aisle/runtime';
+import { eventually, healthCheck, publishShop, runJobProcess, tempSqliteUrl } from '@aisle/testkit';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+
+jest.setTimeout(300_000);
+
+const root = join(__dirname, '..', '..');
+const AUTHORIZATION = join(root, 'k8s', 'overlays', 'prod', 'authorization.conf');
+const SERVICES = ['ingest', 'feature', 'embedding-inference', 'ranking', 'churn-prediction'];
+const USERS = [...SERVICES, 'trainer', 'producer'];
+/** As scripts/k8s.mjs names them: the keys of the Secret aisle-nats-users. */
+const passwordVariable = (user: string) => `${user.toUpperCase().replace(/-/g, '_')}_PASSWORD`;
+const password = (user: string) => `test-password-of-${user}`;
+
+const shop = generateShop({ seed: 17, users: 60, items: 50, days: 30 });
+
+let dir: string;
+let serverLog = '';
+let storeFile: ReturnType<typeof tempSqliteUrl>;
+let stack: LocalStack;
+const connections: NatsConnection[] = [];
+
+/**
+ * Connects as a user and records the errors the server reports on the connection: Aisle users the way
+ * the services do, the producer the way the README's producer example does (a plain nats.js client).
+ */
+async function connectAs(user: string): Promise<{ nc: NatsConnection; errors: string[] }> {
+  const nc =
+    user === 'producer'
+      ? await connect({ servers: stack.nats.url, user, pass: password(user) })
+      : await connectNats({
+          servers: stack.nats.url,
+          name: `probe-${user}`,
+          user,
+          password: password(user),
+          logger: memoryLogger(),
+        });
+  connections.push(nc);
+  const errors: string[] = [];
+  void (async () => {
+    for await (const s of nc.status()) if (s.type === 'error') errors.push(String(s.error?.message));
+  })();
+  return { nc, errors };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'aisle-nats-auth-'));
+  // nats-server resolves `include` relative to the including file.
+  const conf = join(dir, 'nats.conf');
+  writeFileSync(conf, `include '${relative(dir, AUTHORIZATION)}'\n`);
+  storeFile = tempSqliteUrl();
+  stack = await startLocalStack({
+    storeUrl: storeFile.url,
+    nats: {
+      args: ['-c', conf],
+      env: Object.fromEntries(USERS.map((u) => [passwordVariable(u), password(u)])),
+      onLog: (text) => (serverLog += text),
+    },
+    serviceEnv: (name) => ({ AISLE_NATS_USER: name, AISLE_NATS_PASSWORD: password(name) }),
+  });
+});
+
+afterAll(async () => {
+  await Promise.all(connections.map((nc) => nc.close()));
+  await stack?.stop();
+  storeFile?.dispose();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const violations = () => serverLog.split('\n').filter((l) => /Violation/.test(l));
+
+test('every service, the trainer and a producer do their work with exactly the grants they have', async () => {
+  const { nc: producer } = await connectAs('producer');
+  const cut = shop.end - 2 * 86_400_000;
+  const events = shop.events.filter((e) => e.occurredAt < cut);
+  const js = jetstream(producer);
+  await publishShop(js, shop.items, events);
+  // One producer bug, so that ingest's dead-letter path runs under its grants too.
+  await js.publish('aisle.clickstream.v1.view', new TextEncoder().encode('{"event_id":"no-user","type":"view"}'));
+
+  // Observed with the grants of the stream's writers: ingest for EVENTS, ranking for RANKING.
+  const jsm = await jetstreamManager((await connectAs('ingest')).nc);
+  await eventually(
+    async () => {
+      const c = await jsm.streams.info(Streams.EVENTS.name);
+      return c.state.messages >= events.length + shop.items.length;
+    },
+    { what: 'events normalized', timeoutMs: 120_000 },
+  );
+  await eventually(async () => (await jsm.streams.info(Streams.DLQ.name)).state.messages === 1, {
+    what: 'the bad event dead-lettered',
+  });
+
+  const trainer = await runJobProcess('trainer', {
+    ...stack.env(),
+    AISLE_NATS_USER: 'trainer',
+    AISLE_NATS_PASSWORD: password('trainer'),
+    AISLE_TRAINER_SASREC_EPOCHS: '1',
+    AISLE_TRAINER_MIN_EVENTS: '100',
+    AISLE_METRICS_PORT: '-1',
+  });
+  expect(trainer.stderr).toBe('');
+  expect(trainer.code).toBe(0);
+  expect(trainer.logs.filter((l) => l['msg'] === 'model published').map((l) => l['model'])).toHaveLength(4);
+
+  const s = stack.services;
+  await eventually(
+    async () =>
+      (await healthCheck(`127.0.0.1:${stack.embeddingPort}`, 'aisle.embedding.v1.EmbeddingService')) === 'SERVING' &&
+      (await healthCheck(`127.0.0.1:${s.churn.grpcPort}`, 'aisle.churn.v1.ChurnService')) === 'SERVING' &&
+      s.ranking.logs.some((l) => l['msg'] === 'model active'),
+    { what: 'models hot-loaded by every reader', timeoutMs: 120_000 },
+  );
+  const ranking = createGrpcClient(rankingV1.RankingServiceService, `127.0.0.1:${s.ranking.grpcPort}`, {
+    deadlineMs: 5000,
+  });
+  try {
+    const user = events[events.length - 1]!.userId;
+    // Recommendations from the hot-loaded models (a loaded machine may first answer degraded).
+    const res = await eventually(
+      async () => {
+        const r = await ranking.recommend({
+          tenant: '',
+          userId: user,
+          limit: 5,
+          filters: undefined,
+          context: {},
+          explain: false,
+          sessionItemIds: [],
+        });
+        return r.items.length > 0 && !r.degraded ? r : undefined;
+      },
+      { what: 'a Recommend answer', timeoutMs: 30_000 },
+    );
+    expect(res.modelVersion).toMatch(/sasrec:.*ranker:/);
+  } finally {
+    ranking.close();
+  }
+  // Impressions went out too.
+  const rankingJsm = await jetstreamManager((await connectAs('ranking')).nc);
+  await eventually(async () => (await rankingJsm.streams.info(Streams.RANKING.name)).state.messages > 0, {
+    what: 'served impressions',
+  });
+  expect(violations()).toEqual([]);
+});
+
+/** What each user must not do: publishes (including JetStream API calls) and subscriptions. */
+const FORBIDDEN: Record<string, { publish: string[]; subscribe: string[] }> = {
+  producer: {
+    publish: [
+      'aisle.events.v1.view',
+      'aisle.dlq.v1.clickstream',
+      'aisle.models.v1.published',
+      '$O.aisle-models.C.forged',
+      '$O.aisle-models.M.forged',
+      '$JS.API.STREAM.DELETE.EVENTS',
+      '$JS.API.STREAM.PURGE.CLICKSTREAM',
+      '$JS.API.STREAM.UPDATE.CLICKSTREAM',
+      '$JS.API.STREAM.DELETE.OBJ_aisle-models',
+      '$JS.API.CONSUMER.CREATE.EVENTS.spy.aisle.events.v1.>',
+      '$JS.API.CONSUMER.MSG.NEXT.EVENTS.feature',
+    ],
+    subscribe: ['aisle.events.v1.>', '_INBOX_feature.>', 'aisle.models.v1.published'],
+  },
+  ingest: {
+    publish: ['$O.aisle-models.C.forged', 'aisle.models.v1.published', '$JS.API.STREAM.DELETE.EVENTS'],
+    subscribe: ['_INBOX.>', '_INBOX_feature.>'],
+  },
+  feature: {
+    publish: [
+      'aisle.events.v1.view',
+      '$JS.API.CONSUMER.MSG.NEXT.CLICKSTREAM.ingest-clickstream',
+      '$JS.API.STREAM.PURGE.EVENTS',
+      '$O.aisle-models.C.forged',
+    ],
+    subscribe: ['_INBOX.>'],
+  },
+  'embedding-inference': {
+    publish: [
+      '$O.aisle-models.C.forged',
+      'aisle.models.v1.published',
+      '$JS.API.STREAM.PURGE.OBJ_aisle-models',
+      '$JS.API.STREAM.UPDATE.OBJ_aisle-models',
+      '$JS.API.CONSUMER.MSG.NEXT.EVENTS.feature',
+      '$JS.ACK.EVENTS.feature.1.1.1.1.0',
+      '$JS.API.CONSUMER.CREATE.EVENTS.spy.aisle.events.v1.>',
+      'aisle.events.v1.view',
+    ],
+    subscribe: ['_INBOX_ranking.>'],
+  },
+  ranking: {
+    publish: [
+      '$O.aisle-models.M.forged',
+      'aisle.models.v1.published',
+      '$JS.API.CONSUMER.CREATE.EVENTS.feature.aisle.events.v1.item',
+    ],
+    subscribe: ['_INBOX.>'],
+  },
+  'churn-prediction': {
+    publish: ['$O.aisle-models.C.forged', '$JS.API.STREAM.DELETE.FEATURES', 'aisle.features.v1.user_updated'],
+    subscribe: ['_INBOX_trainer.>'],
+  },
+  trainer: {
+    publish: ['aisle.events.v1.view', 'aisle.clickstream.v1.view', '$JS.API.STREAM.DELETE.OBJ_aisle-models'],
+    subscribe: ['aisle.events.v1.>'],
+  },
+};
+
+test.each(Object.keys(FORBIDDEN))('what %s must not do is refused by the server', async (user) => {
+  const { publish, subscribe } = FORBIDDEN[user]!;
+  const { nc, errors } = await connectAs(user);
+  for (const subject of publish) {
+    const err: unknown = await nc.request(subject, new Uint8Array(0), { timeout: 3000 }).catch((e: unknown) => e);
+    expect([subject, err instanceof Error ? err.message : 'answered']).toEqual([
+      subject,
+      `Permissions Violation for Publish to "${subject}"`,
+    ]);
+  }
+  for (const subject of subscribe) {
+    nc.subscribe(subject);
+    await nc.flush();
+    await eventually(() => errors.some((e) => e.includes(`Subscription to "${subject}"`)), {
+      what: `${user} refused ${subject}`,
+      timeoutMs: 5000,
+    });
+  }
+  for (const subject of [...publish, ...subscribe])
+    expect(violations().some((l) => l.includes(`User "${user}"`) && l.includes(`"${subject}"`))).toBe(true);
+});
