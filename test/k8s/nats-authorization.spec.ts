@@ -1,17 +1,17 @@
 /**
  * Issues #17 and #18: least privilege on the bus. nats-server runs with the prod overlay's own
- * authorization.conf (only the passwords are test values); every service runs as its own NATS user, a
- * producer publishes a shop, the trainer job trains and publishes models. Everything flows (features,
+ * authorization.conf (only the passwords are test values); every service runs as its own NATS user, the
+ * demo producer (`pnpm seed`) publishes a shop as the producer user, the trainer job trains and publishes. Everything flows (features,
  * hot-loaded models, a Recommend answer from the learned ranker) without a single permission violation in
  * the server's log, and what each user must not do is refused.
  */
 import { rankingV1, Streams } from '@aisle/contracts';
-import { generateShop } from '@aisle/datagen';
 import { startLocalStack, type LocalStack } from '@aisle/local-stack';
 import { connectNats, createGrpcClient, memoryLogger, type NatsConnection } from '@aisle/runtime';
-import { eventually, healthCheck, publishShop, runJobProcess, tempSqliteUrl } from '@aisle/testkit';
+import { eventually, healthCheck, runJobProcess, tempSqliteUrl } from '@aisle/testkit';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -25,8 +25,6 @@ const USERS = [...SERVICES, 'trainer', 'producer'];
 /** As scripts/k8s.mjs names them: the keys of the Secret aisle-nats-users. */
 const passwordVariable = (user: string) => `${user.toUpperCase().replace(/-/g, '_')}_PASSWORD`;
 const password = (user: string) => `test-password-of-${user}`;
-
-const shop = generateShop({ seed: 17, users: 60, items: 50, days: 30 });
 
 let dir: string;
 let serverLog = '';
@@ -84,21 +82,31 @@ afterAll(async () => {
 const violations = () => serverLog.split('\n').filter((l) => /Violation/.test(l));
 
 test('every service, the trainer and a producer do their work with exactly the grants they have', async () => {
-  const { nc: producer } = await connectAs('producer');
-  const cut = shop.end - 2 * 86_400_000;
-  const events = shop.events.filter((e) => e.occurredAt < cut);
-  const js = jetstream(producer);
-  await publishShop(js, shop.items, events);
+  // The demo producer (`pnpm seed`), with the producer's grants only.
+  const seed = spawnSync(
+    process.execPath,
+    [
+      join(root, 'deploy', 'local', 'dist', 'seed.js'),
+      ...['--nats', stack.nats.url, '--user', 'producer', '--password', password('producer')],
+      ...['--users', '60', '--items', '50'],
+    ],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
+  expect(seed.stderr).toBe('');
+  const [, items = '0', events = '0'] = /published (\d+) catalog items and (\d+) events/.exec(seed.stdout) ?? [];
+  const user = /ask Recommend for user (\S+),/.exec(seed.stdout)?.[1] ?? '';
+  expect(Number(events)).toBeGreaterThan(500);
   // One producer bug, so that ingest's dead-letter path runs under its grants too.
-  await js.publish('aisle.clickstream.v1.view', new TextEncoder().encode('{"event_id":"no-user","type":"view"}'));
+  const { nc: producer } = await connectAs('producer');
+  await jetstream(producer).publish(
+    'aisle.clickstream.v1.view',
+    new TextEncoder().encode('{"event_id":"no-user","type":"view"}'),
+  );
 
   // Observed with the grants of the stream's writers: ingest for EVENTS, ranking for RANKING.
   const jsm = await jetstreamManager((await connectAs('ingest')).nc);
   await eventually(
-    async () => {
-      const c = await jsm.streams.info(Streams.EVENTS.name);
-      return c.state.messages >= events.length + shop.items.length;
-    },
+    async () => (await jsm.streams.info(Streams.EVENTS.name)).state.messages >= Number(events) + Number(items),
     { what: 'events normalized', timeoutMs: 120_000 },
   );
   await eventually(async () => (await jsm.streams.info(Streams.DLQ.name)).state.messages === 1, {
@@ -129,7 +137,6 @@ test('every service, the trainer and a producer do their work with exactly the g
     deadlineMs: 5000,
   });
   try {
-    const user = events[events.length - 1]!.userId;
     // Recommendations from the hot-loaded models (a loaded machine may first answer degraded).
     const res = await eventually(
       async () => {
