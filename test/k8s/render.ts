@@ -1,10 +1,10 @@
 /**
  * Rendering the kustomize overlays and reading the result, for the manifest and network-policy tests.
  * No cluster needed: `kubectl kustomize` (or a standalone kustomize) on a copy of k8s/ in which the prod
- * secrets are made from their committed .example templates.
+ * secrets are made from their committed .example templates, as an operator would make them.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConfigSpec, Env } from '@aisle/runtime';
@@ -50,15 +50,20 @@ if (!renderer)
   );
 export const describeIfRenderer = renderer ? describe : describe.skip;
 
-/** Renders k8s/<dir> from a copy of k8s/ in which each secrets/*.env comes from its .env.example. */
+/** Renders k8s/<dir> from a copy of k8s/ in which each secrets/*.env is made from its .env.example. */
 export function render(dir: string): K8s[] {
   const [bin, ...args] = renderer!;
   const copy = mkdtempSync(join(tmpdir(), 'aisle-k8s-'));
   try {
     cpSync(join(root, 'k8s'), join(copy, 'k8s'), { recursive: true });
     const secrets = join(copy, 'k8s', 'overlays', 'prod', 'secrets');
+    // As an operator would: copied, with every CHANGE_ME replaced (the services refuse placeholders).
     for (const f of existsSync(secrets) ? readdirSync(secrets) : [])
-      if (f.endsWith('.env.example')) copyFileSync(join(secrets, f), join(secrets, f.replace(/\.example$/, '')));
+      if (f.endsWith('.env.example'))
+        writeFileSync(
+          join(secrets, f.replace(/\.example$/, '')),
+          readFileSync(join(secrets, f), 'utf8').replace(/CHANGE_ME/g, 'set-by-the-operator'),
+        );
     const r = spawnSync(bin!, [...args, join(copy, dir)], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
     if (r.status !== 0) throw new Error(`${bin} ${args.join(' ')} ${dir} failed:\n${r.stderr}`);
     return parseAllDocuments(r.stdout)
