@@ -528,6 +528,14 @@ const FEATURE_CONSUMER = [
   '$JS.ACK.EVENTS.feature.>',
 ];
 const inbox = (user) => `_INBOX_${user}.>`;
+/** A service that loads models: the bucket read only, announcements by core subscription, its own inbox. */
+const modelReader = (user, about, grants) => ({
+  user,
+  about,
+  publish: ['$JS.API.INFO', ...grants.publish, ...MODEL_BUCKET_READ],
+  ...(grants.deny ? { deny: grants.deny } : {}),
+  subscribe: [inbox(user), 'aisle.models.v1.published'],
+});
 
 /** One entry per NATS user. Services: the JetStream account info every client asks for first. */
 const busUsers = [
@@ -570,45 +578,29 @@ const busUsers = [
     ],
     subscribe: [inbox('feature')],
   },
-  {
-    user: 'embedding-inference',
-    about: ['Catalog changes (one consumer per replica) and the model bucket, read only.'],
-    publish: [
-      '$JS.API.INFO',
-      ...provision('EVENTS'),
-      ...anyNamed('EVENTS', 'aisle.events.v1.item'),
-      ...MODEL_BUCKET_READ,
-    ],
+  modelReader('embedding-inference', ['Catalog changes (one consumer per replica) and the model bucket, read only.'], {
+    publish: [...provision('EVENTS'), ...anyNamed('EVENTS', 'aisle.events.v1.item')],
     deny: FEATURE_CONSUMER,
-    subscribe: [inbox('embedding-inference'), 'aisle.models.v1.published'],
-  },
-  {
-    user: 'ranking',
-    about: ['Catalog changes (one consumer per replica), the model bucket read only, impressions out.'],
+  }),
+  modelReader('ranking', ['Catalog changes (one consumer per replica), the model bucket read only, impressions out.'], {
     publish: [
-      '$JS.API.INFO',
       ...provision('EVENTS', 'RANKING'),
       ...anyNamed('EVENTS', 'aisle.events.v1.item'),
-      ...MODEL_BUCKET_READ,
       'aisle.ranking.v1.served',
     ],
     deny: FEATURE_CONSUMER,
-    subscribe: [inbox('ranking'), 'aisle.models.v1.published'],
-  },
-  {
-    user: 'churn-prediction',
-    about: [
-      'Feature notifications in (its consumer is named after its tenant), the model bucket read only, alerts out.',
-    ],
-    publish: [
-      '$JS.API.INFO',
-      ...provision('FEATURES', 'CHURN'),
-      ...anyNamed('FEATURES', 'aisle.features.v1.user_updated'),
-      ...MODEL_BUCKET_READ,
-      'aisle.churn.v1.alert',
-    ],
-    subscribe: [inbox('churn-prediction'), 'aisle.models.v1.published'],
-  },
+  }),
+  modelReader(
+    'churn-prediction',
+    ['Feature notifications in (its consumer is named after its tenant), the model bucket read only, alerts out.'],
+    {
+      publish: [
+        ...provision('FEATURES', 'CHURN'),
+        ...anyNamed('FEATURES', 'aisle.features.v1.user_updated'),
+        'aisle.churn.v1.alert',
+      ],
+    },
+  ),
   {
     user: 'trainer',
     about: ['The only writer of the model bucket and the only one to announce models.'],

@@ -132,28 +132,28 @@ class PolicyWalker {
       );
     });
   }
+  /**
+   * Whether the policies selecting `self` in one direction admit the connection: none selecting it admits
+   * everything; otherwise some rule must match the other end (`to` or `from` peers) and the port.
+   */
+  private admits(self: Endpoint, type: 'Egress' | 'Ingress', other: Endpoint, f: Flow): boolean {
+    const [rules, peers] = type === 'Egress' ? (['egress', 'to'] as const) : (['ingress', 'from'] as const);
+    const selecting = this.selecting(self, type);
+    return (
+      selecting.length === 0 ||
+      selecting.some((p) =>
+        (p.spec[rules] ?? []).some(
+          (rule: K8s) =>
+            (!rule[peers] ||
+              rule[peers].length === 0 ||
+              rule[peers].some((peer: K8s) => this.peerMatches(peer, other))) &&
+            this.portMatches(rule.ports, f.to, f.port, f.protocol),
+        ),
+      )
+    );
+  }
   allowed(f: Flow): boolean {
-    const out = this.selecting(f.from, 'Egress');
-    const egressOk =
-      out.length === 0 ||
-      out.some((p) =>
-        (p.spec.egress ?? []).some(
-          (rule: K8s) =>
-            (!rule.to || rule.to.length === 0 || rule.to.some((peer: K8s) => this.peerMatches(peer, f.to))) &&
-            this.portMatches(rule.ports, f.to, f.port, f.protocol),
-        ),
-      );
-    const into = this.selecting(f.to, 'Ingress');
-    const ingressOk =
-      into.length === 0 ||
-      into.some((p) =>
-        (p.spec.ingress ?? []).some(
-          (rule: K8s) =>
-            (!rule.from || rule.from.length === 0 || rule.from.some((peer: K8s) => this.peerMatches(peer, f.from))) &&
-            this.portMatches(rule.ports, f.to, f.port, f.protocol),
-        ),
-      );
-    return egressOk && ingressOk;
+    return this.admits(f.from, 'Egress', f.to, f) && this.admits(f.to, 'Ingress', f.from, f);
   }
 }
 
