@@ -51,10 +51,8 @@ test('the NATS healthcheck passes against a running server and fails without one
     spawnSync(
       args[0]!,
       args.slice(1).map((a) => a.replace('127.0.0.1:8222', `127.0.0.1:${monitor}`)),
-      {
-        encoding: 'utf8',
-        timeout: 10_000,
-      },
+      // No proxy settings: the check talks to the server itself.
+      { encoding: 'utf8', timeout: 10_000, env: { PATH: process.env['PATH'] } },
     ).status;
   try {
     expect(run()).toBe(0);
