@@ -537,7 +537,11 @@ const modelReader = (user, about, grants) => ({
   subscribe: [inbox(user), 'aisle.models.v1.published'],
 });
 
-/** One entry per NATS user. Services: the JetStream account info every client asks for first. */
+/**
+ * One entry per NATS user. Every Aisle user: the JetStream account info every client asks for first, and
+ * the DLQ stream, which every service provisions because each of its consumers dead-letters what it
+ * gives up on (issue #18).
+ */
 const busUsers = [
   {
     user: 'producer',
@@ -578,26 +582,38 @@ const busUsers = [
     ],
     subscribe: [inbox('feature')],
   },
-  modelReader('embedding-inference', ['Catalog changes (one consumer per replica) and the model bucket, read only.'], {
-    publish: [...provision('EVENTS'), ...anyNamed('EVENTS', 'aisle.events.v1.item')],
-    deny: FEATURE_CONSUMER,
-  }),
-  modelReader('ranking', ['Catalog changes (one consumer per replica), the model bucket read only, impressions out.'], {
-    publish: [
-      ...provision('EVENTS', 'RANKING'),
-      ...anyNamed('EVENTS', 'aisle.events.v1.item'),
-      'aisle.ranking.v1.served',
-    ],
-    deny: FEATURE_CONSUMER,
-  }),
   modelReader(
-    'churn-prediction',
-    ['Feature notifications in (its consumer is named after its tenant), the model bucket read only, alerts out.'],
+    'embedding-inference',
+    ['Catalog changes (one consumer per replica; undecodable ones dead-lettered) and the model bucket, read only.'],
+    {
+      publish: [...provision('EVENTS', 'DLQ'), ...anyNamed('EVENTS', 'aisle.events.v1.item'), 'aisle.dlq.v1.events'],
+      deny: FEATURE_CONSUMER,
+    },
+  ),
+  modelReader(
+    'ranking',
+    ['Catalog changes (one consumer per replica), the model bucket read only, impressions and dead letters out.'],
     {
       publish: [
-        ...provision('FEATURES', 'CHURN'),
+        ...provision('EVENTS', 'RANKING', 'DLQ'),
+        ...anyNamed('EVENTS', 'aisle.events.v1.item'),
+        'aisle.ranking.v1.served',
+        'aisle.dlq.v1.events',
+      ],
+      deny: FEATURE_CONSUMER,
+    },
+  ),
+  modelReader(
+    'churn-prediction',
+    [
+      'Feature notifications in (its consumer is named after its tenant), the model bucket read only, alerts and dead letters out.',
+    ],
+    {
+      publish: [
+        ...provision('FEATURES', 'CHURN', 'DLQ'),
         ...anyNamed('FEATURES', 'aisle.features.v1.user_updated'),
         'aisle.churn.v1.alert',
+        'aisle.dlq.v1.features',
       ],
     },
   ),
@@ -606,6 +622,7 @@ const busUsers = [
     about: ['The only writer of the model bucket and the only one to announce models.'],
     publish: [
       '$JS.API.INFO',
+      ...provision('DLQ'),
       ...MODEL_BUCKET_READ,
       '$JS.API.STREAM.UPDATE.OBJ_aisle-models',
       '$JS.API.STREAM.PURGE.OBJ_aisle-models',
