@@ -13,6 +13,7 @@ export * from './report/svg';
 export * from './eval/published';
 export * from './text/tokenizer';
 export * from './text/bm25';
+export * from './text/item-text';
 export * from './models/text-encoder';
 export * from './eval/classification';
 export * from './models/bgnbd';

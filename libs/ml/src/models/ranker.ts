@@ -63,28 +63,38 @@ export interface RankerInputs {
 
 const NOT_RETRIEVED_RANK = 100;
 
-/** The one feature builder, shared by trainer and ranking service so that both compute the same values. */
-export function rankerFeatures(x: RankerInputs): Float32Array {
+const finite = (v: number): number => (Number.isFinite(v) ? v : 0);
+
+/**
+ * Writes the features of one candidate into `out` at `offset` (RANKER_DIM values, in RANKER_FEATURES
+ * order) without allocating: the ranking service fills one preallocated matrix per request.
+ */
+export function writeRankerFeatures(x: RankerInputs, out: Float32Array, offset: number): void {
   const priceZ =
     x.price !== undefined && x.userPriceMean !== undefined && x.price > 0
       ? Math.max(-5, Math.min(5, (x.price - x.userPriceMean) / ((x.userPriceStd ?? 0) + 0.25 * x.userPriceMean + 1e-6)))
       : 0;
-  return rankerRow({
-    seq_score: x.seqScore ?? 0,
-    seq_rank_log: Math.log1p(x.seqRank ?? NOT_RETRIEVED_RANK),
-    covis_score_log: Math.log1p(Math.max(0, x.covisScore ?? 0)),
-    covis_rank_log: Math.log1p(x.covisRank ?? NOT_RETRIEVED_RANK),
-    popularity_log: Math.log1p(Math.max(0, x.popularity ?? 0)),
-    ctr: x.ctr ?? 0.05,
-    conversion_rate: x.conversionRate ?? 0.01,
-    category_affinity: x.categoryAffinity ?? 0,
-    price_z: priceZ,
-    text_score: x.textScore ?? 0,
-    lexical_score: x.lexicalScore ?? 0,
-    user_history_log: Math.log1p(x.historyLength),
-    same_category_as_last: x.sameCategoryAsLast ? 1 : 0,
-    attribute_overlap: x.attributeOverlap ?? 0,
-  });
+  out[offset] = finite(x.seqScore ?? 0);
+  out[offset + 1] = finite(Math.log1p(x.seqRank ?? NOT_RETRIEVED_RANK));
+  out[offset + 2] = finite(Math.log1p(Math.max(0, x.covisScore ?? 0)));
+  out[offset + 3] = finite(Math.log1p(x.covisRank ?? NOT_RETRIEVED_RANK));
+  out[offset + 4] = finite(Math.log1p(Math.max(0, x.popularity ?? 0)));
+  out[offset + 5] = finite(x.ctr ?? 0.05);
+  out[offset + 6] = finite(x.conversionRate ?? 0.01);
+  out[offset + 7] = finite(x.categoryAffinity ?? 0);
+  out[offset + 8] = finite(priceZ);
+  out[offset + 9] = finite(x.textScore ?? 0);
+  out[offset + 10] = finite(x.lexicalScore ?? 0);
+  out[offset + 11] = finite(Math.log1p(x.historyLength));
+  out[offset + 12] = x.sameCategoryAsLast ? 1 : 0;
+  out[offset + 13] = finite(x.attributeOverlap ?? 0);
+}
+
+/** The one feature builder, shared by trainer and ranking service so that both compute the same values. */
+export function rankerFeatures(x: RankerInputs): Float32Array {
+  const row = new Float32Array(RANKER_DIM);
+  writeRankerFeatures(x, row, 0);
+  return row;
 }
 
 /** The fallback when no ranker is published: a fixed weighting of the same features. */
@@ -104,10 +114,17 @@ export const HEURISTIC_WEIGHTS: Partial<Record<RankerFeatureName, number>> = {
   attribute_overlap: 0.5,
 };
 
-export function heuristicScore(row: Float32Array): number {
+const HEURISTIC_VECTOR = Float64Array.from(RANKER_FEATURES, (f) => HEURISTIC_WEIGHTS[f] ?? 0);
+
+/** The heuristic score of the row that starts at `offset` of a row-major feature matrix. */
+export function heuristicScoreAt(matrix: Float32Array, offset: number): number {
   let s = 0;
-  RANKER_FEATURES.forEach((f, j) => (s += (HEURISTIC_WEIGHTS[f] ?? 0) * (row[j] as number)));
+  for (let j = 0; j < RANKER_DIM; j++) s += (HEURISTIC_VECTOR[j] as number) * (matrix[offset + j] as number);
   return s;
+}
+
+export function heuristicScore(row: Float32Array): number {
+  return heuristicScoreAt(row, 0);
 }
 
 /** One user's candidates (rows of RANKER_FEATURES) and which of them was interacted with next. */
