@@ -25,6 +25,8 @@ beforeAll(async () => {
       getItemFeatures: async () => ({ items: [], asOf: undefined }),
       listPopularItems: async () => ({ items: [], asOf: undefined }),
       listUsers: async () => ({ userIds: [], nextPageToken: '' }),
+      getUserContext: async () => ({ user: undefined, coVisits: [], asOf: undefined }),
+      listItemStats: async () => ({ items: [], nextPageToken: '', asOf: undefined }),
     },
     {
       logger: memoryLogger(),

@@ -47,6 +47,8 @@ beforeAll(async () => {
       getItemFeatures: async () => ({ items: [], asOf: undefined }),
       listPopularItems: async () => ({ items: [], asOf: undefined }),
       listUsers: async () => ({ userIds: [], nextPageToken: '' }),
+      getUserContext: async () => ({ user: undefined, coVisits: [], asOf: undefined }),
+      listItemStats: async () => ({ items: [], nextPageToken: '', asOf: undefined }),
     },
     { logger, tracer: telemetry.tracer, registry: createMetricsRegistry('test', { defaultMetrics: false }) },
   );

@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from '@aisle/contracts';
 import {
   applyEvent,
+  FEATURE_RULES,
   itemsTouched,
   itemView,
   newUser,
@@ -95,15 +96,54 @@ function groupByTenant(events: readonly FeatureEvent[]): Map<string, FeatureEven
   return out;
 }
 
+export interface ItemStatsEntry {
+  itemId: string;
+  popularity7d: number;
+  ctr: number;
+  conversionRate: number;
+}
+
+/** Every item's statistics at one watermark: by popularity (with categories) and by id (for paging). */
+interface ItemSnapshot {
+  at: number;
+  asOf: number;
+  popular: PopularItem[];
+  byId: ItemStatsEntry[];
+}
+
+export const MAX_CO_VISIT_ITEMS = 20;
+
 /** Keeps user and item features up to date from normalized events, exactly once per event id. */
 export class FeatureService {
-  private readonly popularCache = new Map<string, { at: number; asOf: number; items: PopularItem[] }>();
+  private readonly snapshots = new Map<string, ItemSnapshot>();
 
   constructor(
     private readonly repo: FeatureRepository,
     private readonly catalog: CatalogReader,
     private readonly opts: { popularCacheMs: number; clock: () => number } = { popularCacheMs: 5000, clock: Date.now },
   ) {}
+
+  /** The tenant's item statistics, recomputed at most every `popularCacheMs` (a scan of its item features). */
+  private async snapshot(tenant: string): Promise<ItemSnapshot> {
+    const cached = this.snapshots.get(tenant);
+    if (cached && this.opts.clock() - cached.at <= this.opts.popularCacheMs) return cached;
+    const asOf = (await this.repo.getMeta(tenant))?.watermark ?? 0;
+    const categories = new Map<string, string>();
+    for await (const c of this.catalog.scan(tenant)) categories.set(c.itemId, c.category);
+    const popular: PopularItem[] = [];
+    const byId: ItemStatsEntry[] = [];
+    for await (const { id, doc } of this.repo.scanItems(tenant)) {
+      const v = itemView(id, doc, asOf, 0);
+      byId.push({ itemId: id, popularity7d: v.popularity7d, ctr: v.ctr, conversionRate: v.conversionRate });
+      if (v.popularity7d > 0)
+        popular.push({ itemId: id, popularity7d: v.popularity7d, category: categories.get(id) ?? '' });
+    }
+    popular.sort((a, b) => b.popularity7d - a.popularity7d || (a.itemId < b.itemId ? -1 : 1));
+    byId.sort((a, b) => (a.itemId < b.itemId ? -1 : a.itemId > b.itemId ? 1 : 0));
+    const next = { at: this.opts.clock(), asOf, popular, byId };
+    this.snapshots.set(tenant, next);
+    return next;
+  }
 
   /**
    * Items by 7-day decayed popularity at the watermark, optionally under a category prefix. The full
@@ -112,26 +152,75 @@ export class FeatureService {
   async listPopular(tenant: string, category: string, limit: number): Promise<{ items: PopularItem[]; asOf: number }> {
     if (limit < 0 || limit > 500) throw new InvalidArgumentError('limit', 'must be between 0 and 500');
     const n = limit || 50;
-    let cached = this.popularCache.get(tenant);
-    if (!cached || this.opts.clock() - cached.at > this.opts.popularCacheMs) {
-      const asOf = (await this.repo.getMeta(tenant))?.watermark ?? 0;
-      const categories = new Map<string, string>();
-      for await (const c of this.catalog.scan(tenant)) categories.set(c.itemId, c.category);
-      const items: PopularItem[] = [];
-      for await (const { id, doc } of this.repo.scanItems(tenant)) {
-        const v = itemView(id, doc, asOf, 0);
-        if (v.popularity7d > 0)
-          items.push({ itemId: id, popularity7d: v.popularity7d, category: categories.get(id) ?? '' });
-      }
-      items.sort((a, b) => b.popularity7d - a.popularity7d || (a.itemId < b.itemId ? -1 : 1));
-      cached = { at: this.opts.clock(), asOf, items };
-      this.popularCache.set(tenant, cached);
-    }
+    const snap = await this.snapshot(tenant);
     const prefix = category.trim();
     const matching = prefix
-      ? cached.items.filter((i) => i.category === prefix || i.category.startsWith(`${prefix} > `))
-      : cached.items;
-    return { items: matching.slice(0, n), asOf: cached.asOf };
+      ? snap.popular.filter((i) => i.category === prefix || i.category.startsWith(`${prefix} > `))
+      : snap.popular;
+    return { items: matching.slice(0, n), asOf: snap.asOf };
+  }
+
+  /** Every item's statistics in id order, a page at a time; the token is the last id of the previous page. */
+  async listItemStats(
+    tenant: string,
+    pageSize: number,
+    pageToken: string,
+  ): Promise<{ items: ItemStatsEntry[]; nextPageToken: string; asOf: number }> {
+    if (pageSize < 0 || pageSize > 10_000) throw new InvalidArgumentError('page_size', 'must be between 1 and 10000');
+    const size = pageSize || 5000;
+    const after = pageToken ? Buffer.from(pageToken, 'base64url').toString('utf8') : '';
+    const snap = await this.snapshot(tenant);
+    // First index with an id after the token (ids are sorted).
+    let lo = 0;
+    let hi = snap.byId.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((snap.byId[mid] as ItemStatsEntry).itemId <= after) lo = mid + 1;
+      else hi = mid;
+    }
+    const items = snap.byId.slice(lo, lo + size);
+    const more = lo + size < snap.byId.length;
+    return {
+      items,
+      nextPageToken: more ? Buffer.from((items[items.length - 1] as ItemStatsEntry).itemId).toString('base64url') : '',
+      asOf: snap.asOf,
+    };
+  }
+
+  /** One user's features with the co-visits of their most recent distinct items (one round trip for ranking). */
+  async getUserContext(
+    tenant: string,
+    userId: string,
+    opts: { recentLimit: number; coVisitItems: number; coVisitLimit: number },
+  ): Promise<{
+    user: UserFeaturesView;
+    coVisits: Array<{ itemId: string; coVisited: ItemFeaturesView['coVisited'] }>;
+    asOf: number;
+  }> {
+    if (!userId) throw new InvalidArgumentError('user_id', 'required');
+    if (userId.length > 128) throw new InvalidArgumentError('user_id', 'longer than 128 characters');
+    if (opts.recentLimit < 0 || opts.recentLimit > FEATURE_RULES.recentLimit)
+      throw new InvalidArgumentError('recent_limit', `must be between 0 and ${FEATURE_RULES.recentLimit}`);
+    if (opts.coVisitItems < 0 || opts.coVisitItems > MAX_CO_VISIT_ITEMS)
+      throw new InvalidArgumentError('co_visit_items', `must be between 0 and ${MAX_CO_VISIT_ITEMS}`);
+    if (opts.coVisitLimit < 0 || opts.coVisitLimit > 100)
+      throw new InvalidArgumentError('co_visit_limit', 'must be between 0 and 100');
+    const [states, meta] = await Promise.all([this.repo.getUsers(tenant, [userId]), this.repo.getMeta(tenant)]);
+    const asOf = meta?.watermark ?? 0;
+    const state = states.get(userId);
+    const user = userView(userId, state, asOf, opts.recentLimit);
+    const seeds: string[] = [];
+    if (state && opts.coVisitItems > 0 && opts.coVisitLimit > 0)
+      for (let i = state.recent.length - 1; i >= 0 && seeds.length < opts.coVisitItems; i--) {
+        const id = (state.recent[i] as UserState['recent'][number])[0];
+        if (!seeds.includes(id)) seeds.push(id);
+      }
+    const items = seeds.length > 0 ? await this.repo.getItems(tenant, seeds, true) : new Map<string, ItemState>();
+    const coVisits = seeds.flatMap((id) => {
+      const coVisited = itemView(id, items.get(id), asOf, opts.coVisitLimit).coVisited;
+      return coVisited.length > 0 ? [{ itemId: id, coVisited }] : [];
+    });
+    return { user, coVisits, asOf };
   }
 
   /** A page of user ids in id order; the token is the last id of the previous page. */

@@ -101,6 +101,69 @@ test('GetItemFeatures rejects a bad co_visit_limit', async () => {
   ]);
 });
 
+test('GetUserContext: the user and the co-visits of their recent items in one call; ListItemStats pages', async () => {
+  const js = jetstream(nc);
+  const h = headers();
+  h.set(Headers.contentType, ContentTypes.protobuf);
+  const t0 = Date.UTC(2026, 10, 2);
+  for (const [k, itemId] of ['a', 'b', 'c', 'b'].entries()) {
+    const e = clickstreamV1.Event.fromPartial({
+      eventId: `ctx${k}`,
+      tenant: 'ctx',
+      type: 'view',
+      userId: 'u8',
+      itemId,
+      occurredAt: new Date(t0 + k * 60_000),
+    });
+    await js.publish(Subjects.events('view'), clickstreamV1.Event.encode(e).finish(), {
+      headers: h,
+      msgID: `ctx:ctx${k}`,
+    });
+  }
+  await eventually(
+    async () =>
+      (await client.getUserContext({ tenant: 'ctx', userId: 'u8', recentLimit: 0, coVisitItems: 0, coVisitLimit: 0 }))
+        .user?.recent.length === 4,
+    { what: 'events applied' },
+  );
+  const ctx = await client.getUserContext({
+    tenant: 'ctx',
+    userId: 'u8',
+    recentLimit: 0,
+    coVisitItems: 2,
+    coVisitLimit: 5,
+  });
+  expect(ctx.user?.known).toBe(true);
+  // The two most recent distinct items (b, then c), each with its co-visited items.
+  expect(ctx.coVisits.map((c) => c.itemId)).toEqual(['b', 'c']);
+  expect(ctx.coVisits[0]?.coVisited.map((n) => n.itemId).sort()).toEqual(['a', 'c']);
+  const unknown = await client.getUserContext({
+    tenant: 'ctx',
+    userId: 'nobody',
+    recentLimit: 0,
+    coVisitItems: 5,
+    coVisitLimit: 5,
+  });
+  expect([unknown.user?.known, unknown.coVisits]).toEqual([false, []]);
+  const err: unknown = await client
+    .getUserContext({ tenant: 'ctx', userId: 'u8', recentLimit: 0, coVisitItems: 50, coVisitLimit: 5 })
+    .catch((x: unknown) => x);
+  expect(isGrpcError(err) && err.details).toBe('co_visit_items: must be between 0 and 20');
+
+  const first = await client.listItemStats({ tenant: 'ctx', pageSize: 2, pageToken: '' });
+  const second = await client.listItemStats({ tenant: 'ctx', pageSize: 2, pageToken: first.nextPageToken });
+  expect([...first.items, ...second.items].map((i) => i.itemId)).toEqual(['a', 'b', 'c']);
+  expect(second.nextPageToken).toBe('');
+  const b = first.items[1];
+  const [bFeatures] = (await client.getItemFeatures({ tenant: 'ctx', itemIds: ['b'], coVisitLimit: 0 })).items;
+  expect(b).toEqual({
+    itemId: 'b',
+    popularity7d: bFeatures?.popularity7d,
+    ctr: bFeatures?.ctr,
+    conversionRate: bFeatures?.conversionRate,
+  });
+});
+
 test('health and reflection', async () => {
   const address = `127.0.0.1:${feature.grpcPort}`;
   expect(await healthCheck(address, 'aisle.feature.v1.FeatureService')).toBe('SERVING');
