@@ -16,6 +16,16 @@ const noServices = {
   ],
   message: 'libraries never import services, and services never import each other',
 };
+// What domain code (a service's domain files, the ranking core) never imports.
+const transportStorageRuntime = [
+  '@aisle/runtime',
+  '@aisle/store',
+  '@grpc/*',
+  '@nats-io/*',
+  'mongodb',
+  'better-sqlite3',
+  'onnxruntime-node',
+];
 // Composition roots and adapters may touch transport, storage and runtime; domain files may not.
 const adapterFiles = [
   'services/*/src/main.ts',
@@ -90,6 +100,20 @@ export default tseslint.config(
       ]),
     },
   },
+  // The ranking core is domain code shared by the ranking service and the trainer's evaluator: it meets
+  // the world only through its ports.
+  {
+    files: ['libs/ranking-core/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': boundaries([
+        noServices,
+        {
+          group: [...transportStorageRuntime, '@aisle/testkit'],
+          message: 'the ranking core imports no transport, storage or runtime: implement a port in an adapter',
+        },
+      ]),
+    },
+  },
   {
     files: ['services/*/src/**/*.ts'],
     rules: { 'no-restricted-imports': boundaries([noServices]) },
@@ -101,15 +125,7 @@ export default tseslint.config(
       'no-restricted-imports': boundaries([
         noServices,
         {
-          group: [
-            '@aisle/runtime',
-            '@aisle/store',
-            '@grpc/*',
-            '@nats-io/*',
-            'mongodb',
-            'better-sqlite3',
-            'onnxruntime-node',
-          ],
+          group: transportStorageRuntime,
           message:
             'domain code imports no transport, storage or runtime packages; wire them in main.ts or an adapter file',
         },

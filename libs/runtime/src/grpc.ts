@@ -298,7 +298,10 @@ export interface GrpcClientOptions {
 }
 
 export interface CallOptions {
+  /** Relative deadline in milliseconds from now. */
   deadlineMs?: number;
+  /** Absolute deadline (epoch milliseconds); wins over `deadlineMs`. */
+  deadline?: number;
   metadata?: grpc.Metadata;
   signal?: AbortSignal;
 }
@@ -334,13 +337,14 @@ export function createGrpcClient<D extends ServiceDefinition>(
         const metadata = callOpts.metadata?.clone() ?? new grpc.Metadata();
         propagation.inject(context.active(), metadata, { set: (md, k, v) => md.set(k, v) });
         const deadlineMs = callOpts.deadlineMs ?? opts.deadlineMs;
+        const deadline = callOpts.deadline ?? (deadlineMs !== undefined ? Date.now() + deadlineMs : undefined);
         const call = client.makeUnaryRequest(
           m.path,
           m.requestSerialize,
           m.responseDeserialize,
           request,
           metadata,
-          deadlineMs !== undefined ? { deadline: Date.now() + deadlineMs } : {},
+          deadline !== undefined ? { deadline } : {},
           (err, res) => (err ? reject(err) : resolve(res)),
         );
         callOpts.signal?.addEventListener('abort', () => call.cancel(), { once: true });

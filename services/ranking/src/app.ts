@@ -1,4 +1,5 @@
-import { ContentTypes, Headers, rankingV1, Streams, Subjects } from '@aisle/contracts';
+import { Streams } from '@aisle/contracts';
+import { CachedCoVisitation, Catalog, ItemStatsTable, RankingPipeline, type CatalogUpsert } from '@aisle/ranking-core';
 import {
   connectBus,
   followCatalog,
@@ -9,66 +10,70 @@ import {
   type StartedService,
 } from '@aisle/runtime';
 import { openStore } from '@aisle/store';
-import { Catalog } from './catalog';
-import { embeddingClient, featureClient } from './clients.grpc';
 import type { RankingConfig } from './config';
-import type { ServedEvent, Surface } from './ports';
+import { embeddingClient } from './embedding-client.grpc';
+import { featureClient, refreshItemStats } from './feature-client.grpc';
+import { impressionPublisher } from './impressions.nats';
 import { loadRanker } from './ranker-model';
 import { rankingGrpcService } from './ranking.grpc';
-import { RankingService } from './ranking.service';
 
-const SURFACES: Record<Surface, rankingV1.Surface> = {
-  recommend: rankingV1.Surface.SURFACE_RECOMMEND,
-  search: rankingV1.Surface.SURFACE_SEARCH,
-  rank: rankingV1.Surface.SURFACE_RANK,
-  similar_items: rankingV1.Surface.SURFACE_SIMILAR_ITEMS,
-};
+const catalogUpsert = (i: CatalogUpsert): CatalogUpsert => ({
+  itemId: i.itemId,
+  title: i.title,
+  category: i.category,
+  brand: i.brand,
+  price: i.price,
+  inStock: i.inStock,
+});
 
-/** The ranking service's composition root (`main.ts` runs it as a process). */
+/** The ranking service's composition root (`main.ts` runs it as a process): adapters around the ranking core. */
 export async function startRanking(base: ServiceBase, config: RankingConfig): Promise<StartedService> {
   const { logger, lifecycle } = base;
   const store = await openStore(config.storeUrl);
   lifecycle.onShutdown('store', () => store.close());
   const startAt = new Date(Date.now() - 60_000);
-  const catalog = new Catalog();
-  const entries = [];
-  for await (const i of store.items.scan(config.tenant)) entries.push(i);
-  catalog.upsert(entries);
-  logger.info('catalog loaded', { items: catalog.size });
+  const catalog = new Catalog({ maxItems: config.maxCatalogItems });
+  const batch: CatalogUpsert[] = [];
+  let refused = 0;
+  for await (const i of store.items.scan(config.tenant)) {
+    batch.push(catalogUpsert(i));
+    if (batch.length >= 1000) refused += catalog.upsert(batch.splice(0)).refused;
+  }
+  refused += catalog.upsert(batch).refused;
+  logger.info('catalog loaded', { items: catalog.size, refused });
 
   const bus = await connectBus(base, config, [Streams.EVENTS, Streams.RANKING, Streams.MODELS]);
   const credentials = outgoingCredentials(config);
-  const features = featureClient(config.featureAddr, credentials);
-  const embedding = embeddingClient(config.embeddingAddr, credentials);
+  const features = featureClient(config.tenant, config.featureAddr, credentials);
+  const embedding = embeddingClient(config.tenant, config.embeddingAddr, credentials);
   lifecycle.onShutdown('clients', () => {
     features.close();
     embedding.close();
   });
-  const served = (e: ServedEvent) => {
-    const payload = rankingV1.Served.encode({
-      ...e,
-      surface: SURFACES[e.surface],
-      servedAt: new Date(e.servedAt),
-    }).finish();
-    bus.publisher
-      .publish(Subjects.rankingServed, payload, {
-        msgId: e.requestId,
-        headers: { [Headers.contentType]: ContentTypes.protobuf },
-      })
-      .catch((err: unknown) => logger.warn('served event not published', { err }));
-  };
-  const service = new RankingService(
-    catalog,
-    features,
-    embedding,
-    { served },
+  const itemStats = new ItemStatsTable(catalog);
+  const statsRefresh = await refreshItemStats(features, itemStats, {
+    intervalMs: config.itemStatsRefreshMs,
+    staleAfterMs: 3 * config.itemStatsRefreshMs + 10_000,
+    maxItems: config.maxCatalogItems,
+    logger,
+  });
+  lifecycle.onShutdown('item statistics refresh', () => statsRefresh.stop());
+  const pipeline = new RankingPipeline(
+    {
+      catalog,
+      lexical: catalog,
+      userContext: features,
+      coVisitation: new CachedCoVisitation(features, { maxEntries: 50_000, ttlMs: config.itemCacheMs }),
+      itemStats,
+      popularity: itemStats,
+      sequenceRetrieval: embedding,
+      textRetrieval: embedding,
+      impressions: impressionPublisher(bus.publisher, logger),
+    },
     {
       tenant: config.tenant,
-      deadlineMs: config.deadlineMs,
-      dependencyTimeoutMs: config.dependencyTimeoutMs,
-      itemCacheMs: config.itemCacheMs,
-      popularCacheMs: config.popularCacheMs,
       maxPerCategory: config.maxPerCategory,
+      deadlines: { deadlineMs: config.deadlineMs, dependencyTimeoutMs: config.dependencyTimeoutMs },
     },
   );
 
@@ -81,7 +86,7 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
     const next = await loadRanker(artifact.meta.version, artifact.onnx);
     const old = current;
     current = next;
-    service.setRanker(next);
+    pipeline.setRanker(next);
     logger.info('model active', { model: 'ranker', version: next.version, replaced: old?.version });
     // In-flight calls hold their own reference; give them a moment before freeing the session.
     if (old) setTimeout(() => void old.release(), 5_000).unref();
@@ -98,20 +103,13 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
     tenant: config.tenant,
     startAt,
     ackWaitMs: config.ackWaitMs,
-    onItems: (items) =>
-      catalog.upsert(
-        items.map((i) => ({
-          itemId: i.itemId,
-          title: i.title,
-          description: i.description,
-          category: i.category,
-          brand: i.brand,
-          price: i.price,
-          inStock: i.inStock ?? true,
-        })),
-      ),
+    onItems: (items) => {
+      const r = catalog.upsert(items.map((i) => catalogUpsert({ ...i, inStock: i.inStock ?? true })));
+      if (r.refused > 0)
+        logger.warn('catalog full: new items refused', { refused: r.refused, max: config.maxCatalogItems });
+    },
   });
   base.setStatus(() => ({ service: base.name, catalogItems: catalog.size, ranker: current?.version ?? 'heuristic' }));
-  const grpc = await serveGrpc(base, config, [rankingGrpcService(service, base)]);
+  const grpc = await serveGrpc(base, config, [rankingGrpcService(pipeline, base)]);
   return { grpc, details: { catalog_items: catalog.size, ranker: current?.version ?? 'heuristic' } };
 }

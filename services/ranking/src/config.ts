@@ -24,11 +24,17 @@ export const configSpec = {
   }),
   itemCacheMs: env.duration('AISLE_RANKING_ITEM_CACHE', {
     default: 2000,
-    description: 'how long item features are reused',
+    description: 'how long co-visit lists of items outside the user context (session items, SimilarItems) are reused',
   }),
-  popularCacheMs: env.duration('AISLE_RANKING_POPULAR_CACHE', {
-    default: 10_000,
-    description: 'how long popular lists are reused (kept longer if the feature service is down)',
+  itemStatsRefreshMs: env.duration('AISLE_RANKING_ITEM_STATS_REFRESH', {
+    default: 5000,
+    description: 'how often item statistics and popular lists (kept in memory) are refreshed from the feature service',
+  }),
+  maxCatalogItems: env.int('AISLE_RANKING_MAX_ITEMS', {
+    default: 200_000,
+    min: 1,
+    description:
+      'most catalog items kept in memory (titles, categories, prices; no descriptions); new items beyond are refused and logged',
   }),
   maxPerCategory: env.int('AISLE_RANKING_MAX_PER_CATEGORY', {
     default: 3,

@@ -1,6 +1,6 @@
 import { rankingV1 } from '@aisle/contracts';
+import type { Filters, RankingPipeline, RankingResult } from '@aisle/ranking-core';
 import { bindUnaryService, type grpc, type GrpcInstrumentation, type UnaryHandlers } from '@aisle/runtime';
-import type { Filters, RankingResult, RankingService } from './ranking.service';
 
 type Definition = typeof rankingV1.RankingServiceService;
 
@@ -17,13 +17,7 @@ function filtersOf(f: rankingV1.Filters | undefined): Filters {
 
 function response(r: RankingResult) {
   return {
-    items: r.items.map((i) => ({
-      itemId: i.itemId,
-      score: i.score,
-      reasons: i.reasons,
-      sources: i.sources,
-      features: i.features,
-    })),
+    items: r.items,
     modelVersion: r.modelVersion,
     degraded: r.degraded,
     requestId: r.requestId,
@@ -31,14 +25,15 @@ function response(r: RankingResult) {
   };
 }
 
+/** RankingService over gRPC: maps requests to the pipeline with the caller's deadline and cancellation. */
 export function rankingGrpcService(
-  service: RankingService,
+  pipeline: RankingPipeline,
   instr: GrpcInstrumentation,
 ): { definition: Definition; implementation: grpc.UntypedServiceImplementation } {
   const handlers: UnaryHandlers<Definition> = {
     recommend: async (req, ctx) =>
       response(
-        await service.recommend({
+        await pipeline.recommend({
           userId: req.userId,
           limit: req.limit,
           filters: filtersOf(req.filters),
@@ -46,36 +41,40 @@ export function rankingGrpcService(
           explain: req.explain,
           sessionItemIds: req.sessionItemIds,
           callerDeadline: ctx.deadline,
+          signal: ctx.signal,
         }),
       ),
     search: async (req, ctx) =>
       response(
-        await service.search({
+        await pipeline.search({
           query: req.query,
           userId: req.userId,
           limit: req.limit,
           filters: filtersOf(req.filters),
           explain: req.explain,
           callerDeadline: ctx.deadline,
+          signal: ctx.signal,
         }),
       ),
     rank: async (req, ctx) =>
       response(
-        await service.rank({
+        await pipeline.rank({
           userId: req.userId,
           itemIds: req.itemIds,
           explain: req.explain,
           callerDeadline: ctx.deadline,
+          signal: ctx.signal,
         }),
       ),
     similarItems: async (req, ctx) =>
       response(
-        await service.similarItems({
+        await pipeline.similarItems({
           itemId: req.itemId,
           limit: req.limit,
           filters: filtersOf(req.filters),
           explain: req.explain,
           callerDeadline: ctx.deadline,
+          signal: ctx.signal,
         }),
       ),
   };

@@ -1,0 +1,146 @@
+import { CachedCoVisitation, CachedSequenceRetrieval, CachedUserContext, TtlCache } from './cache';
+import { StaleFallback } from './context';
+import type { CallBudget, CoVisitationPort, UserContext, UserContextPort } from './ports';
+import { profile } from './testing.fixture';
+
+const budget: CallBudget = { deadline: Date.now() + 1000, signal: new AbortController().signal };
+
+function deferred<T>() {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+describe('TtlCache', () => {
+  test('serves values for their TTL, keeps them as stale fallbacks, and holds at most maxEntries', () => {
+    let now = 0;
+    const c = new TtlCache<number>({ maxEntries: 2, ttlMs: 100, clock: () => now });
+    c.put('a', 1, c.generation());
+    c.put('b', 2, c.generation());
+    expect(c.fresh('a')).toBe(1); // a is now the most recently used
+    c.put('c', 3, c.generation());
+    expect([c.fresh('a'), c.fresh('b'), c.fresh('c')]).toEqual([1, undefined, 3]);
+    expect(c.size).toBe(2);
+    now = 150;
+    expect(c.fresh('a')).toBeUndefined();
+    expect(c.stale('a')).toBe(1);
+  });
+
+  test('an answer to a call that started before an invalidation (or a clear) is not stored', () => {
+    const c = new TtlCache<string>({ maxEntries: 10, ttlMs: 1000 });
+    const before = c.generation();
+    c.invalidate('u1');
+    c.put('u1', 'old', before);
+    expect(c.fresh('u1')).toBeUndefined();
+    c.put('u1', 'new', c.generation());
+    expect(c.fresh('u1')).toBe('new');
+    const beforeClear = c.generation();
+    c.clear();
+    c.put('u2', 'old', beforeClear);
+    expect(c.stale('u2')).toBeUndefined();
+  });
+
+  test('maxEntries 0 turns the cache off', () => {
+    const c = new TtlCache<number>({ maxEntries: 0, ttlMs: 1000 });
+    c.put('a', 1, c.generation());
+    c.invalidate('a');
+    expect(c.size).toBe(0);
+  });
+});
+
+describe('caching ports', () => {
+  test('user contexts are reused until invalidated; a user updated mid-call is fetched again', async () => {
+    const calls: Array<ReturnType<typeof deferred<UserContext>>> = [];
+    const port: UserContextPort = {
+      dependency: 'feature',
+      userContext: () => {
+        const d = deferred<UserContext>();
+        calls.push(d);
+        return d.promise;
+      },
+    };
+    const cached = new CachedUserContext(port, { maxEntries: 10, ttlMs: 60_000 });
+    expect(cached.dependency).toBe('feature');
+    const opts = { coVisitItems: 5, coVisitLimit: 30 };
+    const first = cached.userContext('u1', opts, budget);
+    calls[0]?.resolve({ user: profile('u1', ['a']), coVisits: new Map() });
+    await first;
+    expect((await cached.userContext('u1', opts, budget)).user?.recent).toHaveLength(1);
+    expect(calls).toHaveLength(1);
+    // An event arrives while a fetch is in flight: that answer may predate it, so it is not kept.
+    cached.invalidate('u1');
+    const second = cached.userContext('u1', opts, budget);
+    cached.invalidate('u1');
+    calls[1]?.resolve({ user: profile('u1', ['a']), coVisits: new Map() });
+    await second;
+    const third = cached.userContext('u1', opts, budget);
+    expect(calls).toHaveLength(3);
+    calls[2]?.resolve({ user: profile('u1', ['a', 'b']), coVisits: new Map() });
+    expect((await third).user?.recent).toHaveLength(2);
+  });
+
+  test('when the dependency fails, an expired value comes back as a stale fallback', async () => {
+    let now = 0;
+    let fail = false;
+    const port: UserContextPort = {
+      userContext: async (id) => {
+        if (fail) throw new Error('14 UNAVAILABLE');
+        return { user: profile(id, ['a']), coVisits: new Map() };
+      },
+    };
+    const cached = new CachedUserContext(port, { maxEntries: 10, ttlMs: 100, clock: () => now });
+    const opts = { coVisitItems: 5, coVisitLimit: 30 };
+    await cached.userContext('u1', opts, budget);
+    now = 500;
+    fail = true;
+    const err = await cached.userContext('u1', opts, budget).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StaleFallback);
+    expect((err as StaleFallback<UserContext>).value.user?.userId).toBe('u1');
+    await expect(cached.userContext('u2', opts, budget)).rejects.toThrow('14 UNAVAILABLE');
+  });
+
+  test('co-visits are fetched only for the items the cache lacks; empty lists are remembered', async () => {
+    const asked: string[][] = [];
+    const port: CoVisitationPort = {
+      coVisited: async (ids, limit) => {
+        asked.push([...ids]);
+        return new Map(ids.filter((id) => id !== 'none').map((id) => [id, [{ itemId: `${id}-n`, score: limit }]]));
+      },
+    };
+    const cached = new CachedCoVisitation(port, { maxEntries: 100, ttlMs: 60_000 });
+    const a = await cached.coVisited(['a', 'none'], 30, budget);
+    expect([...a.keys()]).toEqual(['a']);
+    const b = await cached.coVisited(['a', 'b', 'none'], 30, budget);
+    expect([...b.keys()]).toEqual(['a', 'b']);
+    expect(asked).toEqual([['a', 'none'], ['b']]);
+    // A different limit is a different list.
+    await cached.coVisited(['a'], 50, budget);
+    expect(asked).toHaveLength(3);
+  });
+
+  test('sequence retrievals are keyed by history, k and exclusions, and dropped when the model changes', async () => {
+    let version = 'v1';
+    let calls = 0;
+    const cached = new CachedSequenceRetrieval(
+      {
+        bySequence: async () => {
+          calls++;
+          return { items: [{ itemId: 'x', score: 1 }], version };
+        },
+      },
+      { maxEntries: 10, ttlMs: 60_000 },
+    );
+    await cached.bySequence(['a', 'b'], 100, [], budget);
+    await cached.bySequence(['a', 'b'], 100, [], budget);
+    await cached.bySequence(['a', 'b'], 100, ['x'], budget);
+    await cached.bySequence(['a', 'b', 'c'], 100, [], budget);
+    expect(calls).toBe(3);
+    version = 'v2';
+    cached.clear();
+    expect((await cached.bySequence(['a', 'b'], 100, [], budget)).version).toBe('v2');
+  });
+});

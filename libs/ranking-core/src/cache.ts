@@ -1,0 +1,239 @@
+import { StaleFallback } from './context';
+import type {
+  CallBudget,
+  CoVisitationPort,
+  Neighbor,
+  Retrieved,
+  SequenceRetrievalPort,
+  UserContext,
+  UserContextPort,
+} from './ports';
+
+interface Entry<V> {
+  value: V | undefined;
+  at: number;
+  /** Generation of the last invalidation of this key (a tombstone when `value` is undefined). */
+  invalidated: number;
+}
+
+export interface CacheOptions {
+  /** Most keys kept (least recently used go first). */
+  maxEntries: number;
+  /** How long a value is served without asking the dependency again. */
+  ttlMs: number;
+  clock?: () => number;
+}
+
+/**
+ * A bounded LRU of a dependency's answers with a time to live. Values past their TTL stay as stale
+ * fallbacks for when the dependency fails. `invalidate` drops a key at once; an answer to a call that
+ * started before the invalidation is not stored (it may predate the change).
+ */
+export class TtlCache<V> {
+  private readonly map = new Map<string, Entry<V>>();
+  private gen = 0;
+  private cleared = 0;
+  private readonly clock: () => number;
+
+  constructor(private readonly opts: CacheOptions) {
+    this.clock = opts.clock ?? Date.now;
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  /** A value younger than the TTL, refreshed as most recently used. */
+  fresh(key: string): V | undefined {
+    const e = this.map.get(key);
+    if (!e || e.value === undefined || this.clock() - e.at >= this.opts.ttlMs) return undefined;
+    this.map.delete(key);
+    this.map.set(key, e);
+    return e.value;
+  }
+
+  /** Any value still held, however old (a fallback while the dependency is away). */
+  stale(key: string): V | undefined {
+    return this.map.get(key)?.value;
+  }
+
+  /** The generation to pass to `put` for a call starting now. */
+  generation(): number {
+    return this.gen;
+  }
+
+  put(key: string, value: V, startedAt: number): void {
+    if (this.opts.maxEntries <= 0 || startedAt < this.cleared) return;
+    const e = this.map.get(key);
+    if (e && e.invalidated > startedAt) return;
+    this.map.delete(key);
+    this.map.set(key, { value, at: this.clock(), invalidated: e?.invalidated ?? 0 });
+    this.trim();
+  }
+
+  invalidate(key: string): void {
+    this.gen++;
+    this.map.delete(key);
+    if (this.opts.maxEntries > 0) {
+      this.map.set(key, { value: undefined, at: 0, invalidated: this.gen });
+      this.trim();
+    }
+  }
+
+  clear(): void {
+    this.cleared = ++this.gen;
+    this.map.clear();
+  }
+
+  private trim(): void {
+    while (this.map.size > this.opts.maxEntries) {
+      const oldest = this.map.keys().next();
+      if (oldest.done) break;
+      this.map.delete(oldest.value);
+    }
+  }
+}
+
+/** Runs `fetch` through a cache of one value per key, falling back to a stale value on failure. */
+async function cachedCall<V>(cache: TtlCache<V>, key: string, fetch: () => Promise<V>): Promise<V> {
+  const hit = cache.fresh(key);
+  if (hit !== undefined) return hit;
+  const gen = cache.generation();
+  try {
+    const v = await fetch();
+    cache.put(key, v, gen);
+    return v;
+  } catch (err) {
+    const stale = cache.stale(key);
+    if (stale !== undefined) throw new StaleFallback(stale, err);
+    throw err;
+  }
+}
+
+/** Runs a batch `fetch` for the keys the cache lacks; on failure, the stale values it holds (if any). */
+async function cachedBatch<V>(
+  cache: TtlCache<V>,
+  ids: readonly string[],
+  keyOf: (id: string) => string,
+  fetch: (missing: string[]) => Promise<ReadonlyMap<string, V>>,
+  absent: V | undefined,
+): Promise<ReadonlyMap<string, V>> {
+  const out = new Map<string, V>();
+  const missing: string[] = [];
+  for (const id of ids) {
+    const v = cache.fresh(keyOf(id));
+    if (v !== undefined) {
+      if (v !== absent) out.set(id, v);
+    } else missing.push(id);
+  }
+  if (missing.length === 0) return out;
+  const gen = cache.generation();
+  try {
+    const got = await fetch(missing);
+    for (const id of missing) {
+      const v = got.get(id);
+      if (v !== undefined) out.set(id, v);
+      // Remember "nothing known" too, so unknown ids do not go to the dependency on every request.
+      const stored = v ?? absent;
+      if (stored !== undefined) cache.put(keyOf(id), stored, gen);
+    }
+    return out;
+  } catch (err) {
+    let any = false;
+    for (const id of missing) {
+      const v = cache.stale(keyOf(id));
+      if (v === undefined) continue;
+      any = true;
+      if (v !== absent) out.set(id, v);
+    }
+    if (any || out.size > 0) throw new StaleFallback<ReadonlyMap<string, V>>(out, err);
+    throw err;
+  }
+}
+
+/** A port answering from a cache of its dependency's answers, under the dependency's name. */
+abstract class CachingPort<V> {
+  readonly cache: TtlCache<V>;
+  readonly dependency: string | undefined;
+
+  constructor(port: { readonly dependency?: string }, opts: CacheOptions) {
+    this.cache = new TtlCache(opts);
+    this.dependency = port.dependency;
+  }
+}
+
+/** User contexts cached until the user changes (`invalidate`, on feature's `user_updated`) or the TTL passes. */
+export class CachedUserContext extends CachingPort<UserContext> implements UserContextPort {
+  constructor(
+    private readonly port: UserContextPort,
+    opts: CacheOptions,
+  ) {
+    super(port, opts);
+  }
+
+  userContext(
+    userId: string,
+    opts: { coVisitItems: number; coVisitLimit: number },
+    budget: CallBudget,
+  ): Promise<UserContext> {
+    return cachedCall(this.cache, userId, () => this.port.userContext(userId, opts, budget));
+  }
+
+  invalidate(userId: string): void {
+    this.cache.invalidate(userId);
+  }
+
+  clear(): void {
+    this.cache.clear();
+  }
+}
+
+const NO_NEIGHBORS: readonly Neighbor[] = Object.freeze([]);
+
+/** Co-visit lists per item and limit, for a TTL (they move slowly). */
+export class CachedCoVisitation extends CachingPort<readonly Neighbor[]> implements CoVisitationPort {
+  constructor(
+    private readonly port: CoVisitationPort,
+    opts: CacheOptions,
+  ) {
+    super(port, opts);
+  }
+
+  coVisited(
+    itemIds: readonly string[],
+    limit: number,
+    budget: CallBudget,
+  ): Promise<ReadonlyMap<string, readonly Neighbor[]>> {
+    return cachedBatch(
+      this.cache,
+      itemIds,
+      (id) => `${limit}\u001f${id}`,
+      (missing) => this.port.coVisited(missing, limit, budget),
+      NO_NEIGHBORS,
+    );
+  }
+}
+
+/** Sequence retrievals per (history, k, exclusions), until the model changes (`clear`) or the TTL passes. */
+export class CachedSequenceRetrieval extends CachingPort<Retrieved> implements SequenceRetrievalPort {
+  constructor(
+    private readonly port: SequenceRetrievalPort,
+    opts: CacheOptions,
+  ) {
+    super(port, opts);
+  }
+
+  bySequence(
+    history: readonly string[],
+    k: number,
+    exclude: readonly string[],
+    budget: CallBudget,
+  ): Promise<Retrieved> {
+    const key = `${k}\u001e${exclude.join('\u001f')}\u001e${history.join('\u001f')}`;
+    return cachedCall(this.cache, key, () => this.port.bySequence(history, k, exclude, budget));
+  }
+
+  clear(): void {
+    this.cache.clear();
+  }
+}

@@ -1,0 +1,198 @@
+import type { CallBudget, Surface, UserProfile, Neighbor } from './ports';
+import type { Filters } from './requests';
+
+/** Thrown by a caching port when its dependency failed but an older value can serve: used, and flagged. */
+export class StaleFallback<T> extends Error {
+  override readonly name = 'StaleFallback';
+  constructor(
+    readonly value: T,
+    cause: unknown,
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+  }
+}
+
+/** The request stopped waiting for a dependency: its dependency deadline passed or the caller left. */
+export class DependencyDeadlineError extends Error {
+  override readonly name = 'DependencyDeadlineError';
+}
+
+/** Collects why an answer is degraded; each dependency is named once. */
+export class Degradation {
+  readonly reasons: string[] = [];
+
+  note(dependency: string, err: unknown): void {
+    const msg = err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err);
+    const prefix = `${dependency}:`;
+    if (!this.reasons.some((r) => r.startsWith(prefix))) this.reasons.push(`${prefix} ${msg}`);
+  }
+
+  get degraded(): boolean {
+    return this.reasons.length > 0;
+  }
+}
+
+export interface DeadlinePolicy {
+  /** The longest a request may take when the caller sets no (or a later) deadline. */
+  deadlineMs: number;
+  /** The longest one dependency call may take (always inside the request's dependency deadline). */
+  dependencyTimeoutMs: number;
+  /**
+   * Kept free at the end of the request for what follows the dependencies (features, ranker, rules,
+   * the response): a share of the whole budget, within [minReserveMs, maxReserveMs].
+   */
+  reserveShare: number;
+  minReserveMs: number;
+  maxReserveMs: number;
+  /** Answer this much before the caller's deadline, so the response is on the wire in time. */
+  marginMs: number;
+}
+
+export const DEFAULT_DEADLINE_POLICY: DeadlinePolicy = {
+  deadlineMs: 300,
+  dependencyTimeoutMs: 150,
+  reserveShare: 0.2,
+  minReserveMs: 4,
+  maxReserveMs: 25,
+  marginMs: 3,
+};
+
+export interface RequestInit {
+  tenant: string;
+  surface: Surface;
+  requestId: string;
+  userId: string;
+  query: string;
+  limit: number;
+  filters: Filters;
+  context: Record<string, string>;
+  explain: boolean;
+  callerDeadline?: number | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Everything one request carries through the stages: what was asked, its one deadline, what was learned
+ * about the user, which model versions answered and why the answer is degraded. Dependency calls go
+ * through `call`, which gives each the time left and turns failure or lateness into a degradation.
+ */
+export class RequestContext {
+  readonly tenant: string;
+  readonly surface: Surface;
+  readonly requestId: string;
+  readonly userId: string;
+  readonly query: string;
+  readonly limit: number;
+  readonly filters: Filters;
+  readonly context: Record<string, string>;
+  readonly explain: boolean;
+  readonly startedAt: number;
+  /** When the answer must be out. */
+  readonly deadline: number;
+  /** When the request stops waiting for dependencies. */
+  readonly dependencyDeadline: number;
+  readonly degradation = new Degradation();
+  /** Model versions that contributed, in order (`sasrec:v3`, ...). */
+  readonly versions: string[] = [];
+  user: UserProfile | undefined;
+  /** Co-visits of recent items, from the user context. */
+  coVisits: ReadonlyMap<string, readonly Neighbor[]> = new Map();
+  /** The items the user interacted with, oldest first (history plus session items). */
+  history: string[] = [];
+
+  private controller: AbortController | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private expired: Promise<never> | undefined;
+
+  constructor(
+    init: RequestInit,
+    private readonly policy: DeadlinePolicy,
+    private readonly clock: () => number,
+  ) {
+    this.tenant = init.tenant;
+    this.surface = init.surface;
+    this.requestId = init.requestId;
+    this.userId = init.userId;
+    this.query = init.query;
+    this.limit = init.limit;
+    this.filters = init.filters;
+    this.context = init.context;
+    this.explain = init.explain;
+    this.startedAt = clock();
+    const own = this.startedAt + policy.deadlineMs;
+    this.deadline = init.callerDeadline !== undefined ? Math.min(own, init.callerDeadline - policy.marginMs) : own;
+    const budget = Math.max(0, this.deadline - this.startedAt);
+    const reserve = Math.min(policy.maxReserveMs, Math.max(policy.minReserveMs, budget * policy.reserveShare));
+    this.dependencyDeadline = this.deadline - reserve;
+    if (init.signal) {
+      if (init.signal.aborted) this.abortController().abort();
+      else init.signal.addEventListener('abort', () => this.abortController().abort(), { once: true });
+    }
+  }
+
+  now(): number {
+    return this.clock();
+  }
+
+  /** Milliseconds left for dependencies. */
+  dependencyTimeLeft(): number {
+    return this.dependencyDeadline - this.clock();
+  }
+
+  private abortController(): AbortController {
+    if (!this.controller) {
+      const c = new AbortController();
+      this.controller = c;
+      this.expired = new Promise<never>((_, reject) =>
+        c.signal.addEventListener(
+          'abort',
+          () => reject(new DependencyDeadlineError(`no answer by the request's dependency deadline`)),
+          { once: true },
+        ),
+      );
+      this.expired.catch(() => undefined);
+      // One timer per request, created only when a dependency is actually called.
+      const left = this.dependencyTimeLeft();
+      if (left <= 0) c.abort();
+      else this.timer = setTimeout(() => c.abort(), left);
+    }
+    return this.controller;
+  }
+
+  /**
+   * Calls a dependency with the time left (at most `dependencyTimeoutMs`). Failure, lateness or no time
+   * left make the answer degraded (naming `dependency`) and return undefined; a cache's stale value is
+   * returned, still flagged.
+   */
+  async call<T>(dependency: string, fn: (budget: CallBudget) => Promise<T>): Promise<T | undefined> {
+    const now = this.clock();
+    const deadline = Math.min(this.dependencyDeadline, now + this.policy.dependencyTimeoutMs);
+    if (deadline - now < 1) {
+      this.degradation.note(dependency, new DependencyDeadlineError('no time left for the call'));
+      return undefined;
+    }
+    const controller = this.abortController();
+    if (controller.signal.aborted) {
+      this.degradation.note(dependency, new DependencyDeadlineError('the request stopped waiting'));
+      return undefined;
+    }
+    try {
+      return await Promise.race([fn({ deadline, signal: controller.signal }), this.expired as Promise<never>]);
+    } catch (err) {
+      this.degradation.note(dependency, err);
+      return err instanceof StaleFallback ? (err.value as T) : undefined;
+    }
+  }
+
+  /** Notes a failure of something that is not a dependency call (the ranker, say). */
+  degrade(what: string, err: unknown): void {
+    this.degradation.note(what, err);
+  }
+
+  /** Frees the request's timer and cancels dependency calls still running; called once the answer is built. */
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.controller && !this.controller.signal.aborted) this.controller.abort();
+  }
+}

@@ -1,0 +1,225 @@
+import { InvalidArgumentError } from '@aisle/contracts';
+import { RANKER_DIM } from '@aisle/ml';
+import { CollectedImpressions, rankerFrom, sequenceRetrievalFrom, textRetrievalFrom } from './memory';
+import { RankingPipeline, type PipelinePorts } from './pipeline';
+import type { CallBudget, Retrieved } from './ports';
+import { NO_FILTERS, type RankingResult } from './requests';
+import { hung, world } from './testing.fixture';
+
+function setup(overrides: Partial<PipelinePorts> = {}) {
+  const w = world();
+  const impressions = new CollectedImpressions();
+  const seqCalls: Array<{ history: readonly string[]; k: number; exclude: readonly string[] }> = [];
+  const ports: PipelinePorts = {
+    catalog: w.catalog,
+    lexical: w.catalog,
+    userContext: w.userContext,
+    coVisitation: w.coVisitation,
+    itemStats: w.stats,
+    popularity: w.stats,
+    sequenceRetrieval: sequenceRetrievalFrom(async (history, k, exclude) => {
+      seqCalls.push({ history, k, exclude });
+      return {
+        items: [
+          { itemId: 'candle', score: 3 },
+          { itemId: 'salt', score: 2 },
+          { itemId: 'glue', score: 1 },
+        ],
+        version: 's1',
+      };
+    }, 'embedding'),
+    textRetrieval: textRetrievalFrom(
+      async (text) => ({
+        items: text.includes('Soap') ? [{ itemId: 'bomb', score: 0.8 }] : [{ itemId: 'vase', score: 0.5 }],
+        version: 't1',
+      }),
+      'embedding',
+    ),
+    impressions,
+    ...overrides,
+  };
+  const pipeline = new RankingPipeline(ports, { tenant: 'shop', maxPerCategory: 3 });
+  return { pipeline, impressions, seqCalls, world: w };
+}
+
+const recommend = { userId: 'ann', limit: 10, filters: NO_FILTERS, context: {}, explain: false, sessionItemIds: [] };
+const ids = (r: RankingResult) => r.items.map((i) => i.itemId);
+
+describe('RankingPipeline over in-memory ports', () => {
+  test('Recommend: sequence, co-visits of recent items and popularity, ranked, with reasons and an impression', async () => {
+    const { pipeline, impressions, seqCalls } = setup();
+    const r = await pipeline.recommend({ ...recommend, filters: { ...NO_FILTERS, excludePurchased: true } });
+    expect(r.degraded).toBe(false);
+    expect(r.modelVersion).toBe('sasrec:s1,ranker:heuristic');
+    expect(seqCalls).toEqual([{ history: ['toner', 'soap'], k: 100, exclude: ['soap'] }]);
+    // soap was bought (excluded); serum is out of stock (last); bomb co-visited with both recent items.
+    expect(ids(r)).not.toContain('soap');
+    expect(ids(r)[ids(r).length - 1]).toBe('serum');
+    const bomb = r.items.find((i) => i.itemId === 'bomb');
+    expect(bomb?.sources).toEqual(expect.arrayContaining(['co_visit', 'category_popularity']));
+    expect(bomb?.reasons[0]).toBe('often viewed with "Lavender Soap"');
+    expect(r.items.find((i) => i.itemId === 'candle')?.reasons).toContain('picked for you from your recent activity');
+    expect(impressions.events).toHaveLength(1);
+    expect(impressions.events[0]).toMatchObject({
+      requestId: r.requestId,
+      tenant: 'shop',
+      userId: 'ann',
+      surface: 'recommend',
+    });
+    expect(impressions.events[0]?.items.map((i) => i.itemId)).toEqual(ids(r));
+  });
+
+  test('Recommend for an anonymous visitor: session items seed retrieval and co-visits', async () => {
+    const { pipeline, seqCalls } = setup();
+    const r = await pipeline.recommend({ ...recommend, userId: '', sessionItemIds: ['glue'] });
+    expect(seqCalls[0]?.history).toEqual(['glue']);
+    expect(r.items.find((i) => i.itemId === 'hammer')?.reasons[0]).toBe('often viewed with "Gorilla Glue"');
+  });
+
+  test('Search: lexical matches first, semantic ones too, explained with the ranker features', async () => {
+    const { pipeline } = setup();
+    const r = await pipeline.search({ query: ' bath ', userId: '', limit: 3, filters: NO_FILTERS, explain: true });
+    expect(r.items).toHaveLength(3);
+    expect(r.items[0]?.reasons[0]).toBe("matches 'bath'");
+    expect(r.items[0]?.features['lexical_score']).toBeGreaterThan(0);
+    expect(r.modelVersion).toBe('text_encoder:t1,ranker:heuristic');
+  });
+
+  test('Rank: exactly the given items (unknown ones too), by score, enriched by the sequence model', async () => {
+    const ranker = rankerFrom('r1', async (features, rows) => {
+      expect(features.length).toBe(rows * RANKER_DIM);
+      // Score = seq_score feature: items the sequence model retrieved come first.
+      return Float32Array.from({ length: rows }, (_, i) => features[i * RANKER_DIM] as number);
+    });
+    const { pipeline, seqCalls } = setup({ ranker });
+    const r = await pipeline.rank({ userId: 'ann', itemIds: ['vase', 'nowhere', 'salt', 'candle'], explain: false });
+    expect(ids(r)).toEqual(['candle', 'salt', 'vase', 'nowhere']);
+    expect(seqCalls[0]?.k).toBe(300);
+    expect(r.items.find((i) => i.itemId === 'nowhere')?.reasons).toEqual(['not in the catalog']);
+    expect(r.items.every((i) => i.sources[0] === 'request')).toBe(true);
+    expect(r.modelVersion).toBe('sasrec:s1,ranker:r1');
+  });
+
+  test('SimilarItems: co-visits, text neighbours and the category, never the item itself', async () => {
+    const { pipeline } = setup();
+    const r = await pipeline.similarItems({ itemId: 'soap', limit: 5, filters: NO_FILTERS, explain: false });
+    expect(ids(r)).not.toContain('soap');
+    expect(ids(r)[0]).toBe('bomb');
+    expect(r.items[0]?.sources).toEqual(expect.arrayContaining(['co_visit', 'semantic', 'category_popularity']));
+  });
+
+  test('a hot-swapped ranker serves the next request; a failing one falls back to the heuristic, flagged', async () => {
+    const { pipeline } = setup();
+    pipeline.setRanker(rankerFrom('r2', async () => Promise.reject(new Error('session released'))));
+    expect(pipeline.rankerVersion).toBe('r2');
+    const r = await pipeline.recommend(recommend);
+    expect(r.modelVersion.endsWith('ranker:heuristic')).toBe(true);
+    expect(r.degradedReasons).toEqual(['ranker: session released']);
+  });
+
+  test('invalid requests name the field', async () => {
+    const { pipeline } = setup();
+    const err = (p: Promise<unknown>) =>
+      p.then(
+        () => undefined,
+        (e: unknown) => e as InvalidArgumentError,
+      );
+    expect((await err(pipeline.recommend({ ...recommend, userId: '' })))?.message).toBe(
+      'user_id: required (or session_item_ids for anonymous visitors)',
+    );
+    expect(
+      (await err(pipeline.recommend({ ...recommend, filters: { ...NO_FILTERS, minPrice: 10, maxPrice: 5 } })))?.message,
+    ).toBe('filters.max_price: must be >= filters.min_price');
+    expect(
+      (await err(pipeline.search({ query: '  ', userId: '', limit: 1, filters: NO_FILTERS, explain: false })))?.field,
+    ).toBe('query');
+    expect((await err(pipeline.rank({ userId: 'u', itemIds: [], explain: false })))?.field).toBe('item_ids');
+    expect(
+      (await err(pipeline.similarItems({ itemId: '', limit: 1, filters: NO_FILTERS, explain: false })))?.field,
+    ).toBe('item_id');
+    expect(await err(pipeline.recommend({ ...recommend, limit: 500 }))).toBeInstanceOf(InvalidArgumentError);
+  });
+});
+
+describe('degradation: every dependency hangs (a stopped process)', () => {
+  const budgets: CallBudget[] = [];
+  const hungPorts = (): Partial<PipelinePorts> => ({
+    userContext: { dependency: 'feature', userContext: hung(budgets) },
+    coVisitation: { dependency: 'feature', coVisited: hung(budgets) },
+    sequenceRetrieval: { dependency: 'embedding', bySequence: hung<Retrieved>(budgets) },
+    textRetrieval: { dependency: 'embedding', byText: hung<Retrieved>(budgets) },
+  });
+
+  test.each([100, 300])(
+    'every surface answers within a %i ms deadline, degraded, from what is in memory',
+    async (ms) => {
+      const { pipeline, impressions } = setup(hungPorts());
+      const calls: Array<[string, () => Promise<RankingResult>]> = [
+        ['recommend', () => pipeline.recommend({ ...recommend, callerDeadline: Date.now() + ms })],
+        [
+          'search',
+          () =>
+            pipeline.search({
+              query: 'bath',
+              userId: 'ann',
+              limit: 5,
+              filters: NO_FILTERS,
+              explain: false,
+              callerDeadline: Date.now() + ms,
+            }),
+        ],
+        [
+          'rank',
+          () =>
+            pipeline.rank({
+              userId: 'ann',
+              itemIds: ['glue', 'vase'],
+              explain: false,
+              callerDeadline: Date.now() + ms,
+            }),
+        ],
+        [
+          'similar',
+          () =>
+            pipeline.similarItems({
+              itemId: 'soap',
+              limit: 5,
+              filters: NO_FILTERS,
+              explain: false,
+              callerDeadline: Date.now() + ms,
+            }),
+        ],
+      ];
+      for (const [surface, call] of calls) {
+        const started = Date.now();
+        const r = await call();
+        expect([surface, Date.now() - started <= ms]).toEqual([surface, true]);
+        expect(r.degraded).toBe(true);
+        expect(r.items.length).toBeGreaterThan(0);
+      }
+      const recommendResult = impressions.events[0];
+      expect(recommendResult?.degraded).toBe(true);
+      // Popularity (in memory) still fills Recommend.
+      expect(recommendResult?.items.length).toBe(10);
+      expect(budgets.length).toBeGreaterThan(0);
+      expect(budgets.every((b) => b.signal.aborted)).toBe(true);
+    },
+  );
+
+  test('stale in-memory statistics still serve, and say so', async () => {
+    const w = world();
+    w.stats.markStale('feature: item statistics not refreshed for 45 s');
+    const { pipeline } = setup({ itemStats: w.stats, popularity: w.stats });
+    const r = await pipeline.recommend(recommend);
+    expect(r.items).toHaveLength(10);
+    expect(r.degradedReasons).toEqual(['item_stats: feature: item statistics not refreshed for 45 s']);
+  });
+
+  test('one slow dependency among fast ones degrades only its part', async () => {
+    const { pipeline } = setup({ sequenceRetrieval: { dependency: 'embedding', bySequence: hung<Retrieved>() } });
+    const r = await pipeline.recommend({ ...recommend, callerDeadline: Date.now() + 100 });
+    expect(r.degradedReasons).toHaveLength(1);
+    expect(r.degradedReasons[0]).toMatch(/^embedding:/);
+    expect(r.items.find((i) => i.itemId === 'bomb')?.reasons[0]).toBe('often viewed with "Lavender Soap"');
+  });
+});

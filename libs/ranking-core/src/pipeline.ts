@@ -1,0 +1,276 @@
+import { randomUUID } from 'node:crypto';
+import { CandidateSet, type Candidate } from './candidates';
+import { DEFAULT_DEADLINE_POLICY, RequestContext, type DeadlinePolicy, type RequestInit } from './context';
+import { FeatureMatrixPool, featurize, namedFeatures, userSignals } from './featurize';
+import { passesFilters } from './filters';
+import type {
+  CatalogPort,
+  CoVisitationPort,
+  ImpressionSink,
+  ItemStatsPort,
+  LexicalSearchPort,
+  PopularityPort,
+  RankerPort,
+  SequenceRetrievalPort,
+  Surface,
+  TextRetrievalPort,
+  UserContextPort,
+} from './ports';
+import { reasonsFor } from './reasons';
+import {
+  NO_FILTERS,
+  validateRank,
+  validateRecommend,
+  validateSearch,
+  validateSimilarItems,
+  type RankingResult,
+  type RankRequest,
+  type RecommendRequest,
+  type SearchRequest,
+  type SimilarItemsRequest,
+} from './requests';
+import { applyRules, type Scored } from './rules';
+import { blendRelevance, scoreRows } from './score';
+import { servedEvent } from './served';
+import {
+  addCoVisitCandidates,
+  COVISIT_PER_SEED,
+  COVISIT_SEEDS,
+  coVisitsOf,
+  recentDistinct,
+} from './sources/co-visitation';
+import { addPopularCandidates, popularIn } from './sources/popularity';
+import { addSemanticCandidates, defaultSearchStage, retrieveByText, type SearchStage } from './sources/search';
+import { addSequenceCandidates, retrieveBySequence } from './sources/sequence';
+
+/** The ports a pipeline runs over (see ports.ts); the optional ones degrade gracefully when absent. */
+export interface PipelinePorts {
+  catalog: CatalogPort;
+  userContext: UserContextPort;
+  coVisitation: CoVisitationPort;
+  itemStats: ItemStatsPort;
+  popularity: PopularityPort;
+  sequenceRetrieval?: SequenceRetrievalPort | undefined;
+  textRetrieval?: TextRetrievalPort | undefined;
+  /** Lexical search for the default search stage (usually the `Catalog`). */
+  lexical?: LexicalSearchPort | undefined;
+  /** The learned ranker; the heuristic serves without one. Also settable later with `setRanker`. */
+  ranker?: RankerPort | undefined;
+  impressions?: ImpressionSink | undefined;
+}
+
+export interface PipelineOptions {
+  tenant: string;
+  /** Diversity: most items of one category among the first ten. */
+  maxPerCategory?: number;
+  deadlines?: Partial<DeadlinePolicy>;
+  /** Replaces the default search candidate stage (BM25 over `lexical` + the text encoder). */
+  searchStage?: SearchStage;
+  clock?: () => number;
+  newRequestId?: () => string;
+}
+
+/** Candidates sequence retrieval proposes per surface. */
+export const SEQUENCE_CANDIDATES = { recommend: 100, rank: 300 } as const;
+export const SIMILAR_COVISITS = 50;
+export const SIMILAR_SEMANTIC = 50;
+/** Most purchased items excluded from retrieval with `exclude_purchased`. */
+const MAX_RETRIEVAL_EXCLUDES = 500;
+
+interface FinishOptions {
+  /** Rank: keep every candidate (unknown items too), no filters or rules, order by score. */
+  keepAll?: boolean;
+  /** Search: blend relevance with the ranker score. */
+  relevanceWeight?: number;
+  excluded?: ReadonlySet<string>;
+}
+
+/**
+ * The ranking pipeline behind Recommend, Search, Rank and SimilarItems: one request context ->
+ * user context -> candidate sources of the surface -> filters -> features -> ranker ->
+ * rules -> reasons -> impression. Dependencies that fail or are late are skipped and named in
+ * `degradedReasons`; the answer always comes by the request's deadline.
+ */
+export class RankingPipeline {
+  private ranker: RankerPort | undefined;
+  private readonly policy: DeadlinePolicy;
+  private readonly clock: () => number;
+  private readonly newRequestId: () => string;
+  private readonly searchStage: SearchStage;
+  private readonly matrices = new FeatureMatrixPool();
+  private readonly maxPerCategory: number;
+
+  constructor(
+    private readonly ports: PipelinePorts,
+    private readonly opts: PipelineOptions,
+  ) {
+    this.ranker = ports.ranker;
+    this.policy = { ...DEFAULT_DEADLINE_POLICY, ...opts.deadlines };
+    this.clock = opts.clock ?? Date.now;
+    this.newRequestId = opts.newRequestId ?? randomUUID;
+    this.searchStage = opts.searchStage ?? defaultSearchStage(ports.lexical, ports.textRetrieval);
+    this.maxPerCategory = opts.maxPerCategory ?? 3;
+  }
+
+  setRanker(model: RankerPort | undefined): void {
+    this.ranker = model;
+  }
+
+  get rankerVersion(): string | undefined {
+    return this.ranker?.version;
+  }
+
+  private context(surface: Surface, init: Omit<RequestInit, 'tenant' | 'surface' | 'requestId'>): RequestContext {
+    return new RequestContext(
+      { ...init, tenant: this.opts.tenant, surface, requestId: this.newRequestId() },
+      this.policy,
+      this.clock,
+    );
+  }
+
+  /** Loads the user and the co-visits of their recent items (one call); unknown users stay undefined. */
+  private async loadUser(ctx: RequestContext): Promise<void> {
+    if (!ctx.userId) return;
+    const port = this.ports.userContext;
+    const got = await ctx.call(port.dependency ?? 'user_context', (b) =>
+      port.userContext(ctx.userId, { coVisitItems: COVISIT_SEEDS, coVisitLimit: COVISIT_PER_SEED }, b),
+    );
+    ctx.user = got?.user;
+    ctx.coVisits = got?.coVisits ?? new Map();
+    ctx.history = ctx.user ? ctx.user.recent.map((r) => r.itemId) : [];
+  }
+
+  private async run(ctx: RequestContext, body: () => Promise<RankingResult>): Promise<RankingResult> {
+    try {
+      return await body();
+    } finally {
+      ctx.close();
+    }
+  }
+
+  async recommend(req: RecommendRequest): Promise<RankingResult> {
+    const limit = validateRecommend(req);
+    const ctx = this.context('recommend', { ...req, query: '', limit });
+    return this.run(ctx, async () => {
+      const { popularity } = this.ports;
+      await this.loadUser(ctx);
+      const user = ctx.user;
+      ctx.history = ctx.history.concat(req.sessionItemIds);
+      const seeds = recentDistinct(ctx.history);
+      const exclude = req.filters.excludePurchased && user ? [...user.purchased].slice(0, MAX_RETRIEVAL_EXCLUDES) : [];
+      const topCategory = user?.affinity.find((a) => a.category.includes(' > '))?.category ?? '';
+      const [seq, coVisits] = await Promise.all([
+        retrieveBySequence(ctx, this.ports.sequenceRetrieval, ctx.history, SEQUENCE_CANDIDATES.recommend, exclude),
+        coVisitsOf(ctx, this.ports.coVisitation, seeds, ctx.coVisits, COVISIT_PER_SEED),
+      ]);
+      const cands = new CandidateSet();
+      addSequenceCandidates(ctx, cands, seq);
+      addCoVisitCandidates(cands, seeds, coVisits);
+      if (topCategory) addPopularCandidates(cands, popularIn(ctx, popularity, topCategory), topCategory);
+      addPopularCandidates(cands, popularIn(ctx, popularity, ''), '');
+      return this.finish(ctx, cands, {});
+    });
+  }
+
+  async search(req: SearchRequest): Promise<RankingResult> {
+    const { query, limit } = validateSearch(req);
+    const ctx = this.context('search', { ...req, query, limit, context: {} });
+    return this.run(ctx, async () => {
+      const cands = new CandidateSet();
+      await Promise.all([this.loadUser(ctx), this.searchStage.candidates(ctx, query, cands)]);
+      return this.finish(ctx, cands, { relevanceWeight: ctx.user ? 0.8 : 0.95 });
+    });
+  }
+
+  async rank(req: RankRequest): Promise<RankingResult> {
+    validateRank(req);
+    const ctx = this.context('rank', {
+      ...req,
+      query: '',
+      limit: req.itemIds.length,
+      filters: NO_FILTERS,
+      context: {},
+    });
+    return this.run(ctx, async () => {
+      await this.loadUser(ctx);
+      const seeds = recentDistinct(ctx.history);
+      const [seq, coVisits] = await Promise.all([
+        retrieveBySequence(ctx, this.ports.sequenceRetrieval, ctx.history, SEQUENCE_CANDIDATES.rank, []),
+        coVisitsOf(ctx, this.ports.coVisitation, seeds, ctx.coVisits, COVISIT_PER_SEED),
+      ]);
+      const cands = new CandidateSet(new Set(req.itemIds));
+      for (const id of req.itemIds) cands.add(id, 'request');
+      addSequenceCandidates(ctx, cands, seq);
+      addCoVisitCandidates(cands, seeds, coVisits);
+      return this.finish(ctx, cands, { keepAll: true });
+    });
+  }
+
+  async similarItems(req: SimilarItemsRequest): Promise<RankingResult> {
+    const limit = validateSimilarItems(req);
+    const ctx = this.context('similar_items', { ...req, userId: '', query: '', limit, context: {} });
+    return this.run(ctx, async () => {
+      const item = this.ports.catalog.get(req.itemId);
+      const [coVisits, semantic] = await Promise.all([
+        coVisitsOf(ctx, this.ports.coVisitation, [req.itemId], new Map(), SIMILAR_COVISITS),
+        item
+          ? retrieveByText(ctx, this.ports.textRetrieval, item.title, SIMILAR_SEMANTIC, [req.itemId])
+          : Promise.resolve(undefined),
+      ]);
+      const cands = new CandidateSet();
+      addCoVisitCandidates(cands, [req.itemId], coVisits);
+      addSemanticCandidates(ctx, cands, semantic);
+      if (item) addPopularCandidates(cands, popularIn(ctx, this.ports.popularity, item.category), item.category);
+      return this.finish(ctx, cands, { excluded: new Set([...req.filters.excludeItemIds, req.itemId]) });
+    });
+  }
+
+  /** Filters -> features (with in-memory item stats) -> ranker -> rules -> reasons -> impression. */
+  private async finish(ctx: RequestContext, cands: CandidateSet, opts: FinishOptions): Promise<RankingResult> {
+    const { catalog, itemStats } = this.ports;
+    const excluded = opts.excluded ?? new Set(ctx.filters.excludeItemIds);
+    const ids = opts.keepAll
+      ? cands.ids()
+      : cands.ids().filter((id) => passesFilters(catalog.get(id), ctx.filters, ctx.user, excluded));
+    const stale = itemStats.staleReason?.();
+    if (stale && ids.length > 0) ctx.degrade(itemStats.dependency ?? 'item_stats', stale);
+    const candidate = (id: string) => cands.get(id) as Candidate;
+    const matrix = this.matrices.acquire(ids.length);
+    try {
+      featurize(ids, candidate, catalog, itemStats, userSignals(ctx.user, catalog), matrix);
+      const { scores, version } = await scoreRows(ctx, this.ranker, matrix, ids.length);
+      const scored: Scored[] = ids.map((itemId, row) => {
+        let score = scores[row] as number;
+        if (opts.relevanceWeight !== undefined) {
+          const c = candidate(itemId);
+          score = blendRelevance(score, c.lexical ?? 0, c.textScore ?? 0, opts.relevanceWeight);
+        }
+        return { itemId, score, item: catalog.get(itemId), row };
+      });
+      const ordered = opts.keepAll
+        ? scored.sort((a, b) => b.score - a.score)
+        : applyRules(scored, ctx.context, this.maxPerCategory);
+      const top = ordered.length > ctx.limit ? ordered.slice(0, ctx.limit) : ordered;
+      const result: RankingResult = {
+        items: top.map((s) => {
+          const c = candidate(s.itemId);
+          return {
+            itemId: s.itemId,
+            score: s.score,
+            reasons: reasonsFor(c, s.item, ctx.user, catalog),
+            sources: c.sources,
+            features: ctx.explain ? namedFeatures(matrix, s.row) : {},
+          };
+        }),
+        modelVersion: [...ctx.versions, version].join(','),
+        degraded: ctx.degradation.degraded,
+        degradedReasons: ctx.degradation.reasons,
+        requestId: ctx.requestId,
+      };
+      this.ports.impressions?.served(servedEvent(ctx, result, this.clock()));
+      return result;
+    } finally {
+      this.matrices.release(matrix);
+    }
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * What the ranking pipeline needs from the world. The ranking service implements these over gRPC and
+ * NATS (with caches); the trainer's evaluator implements them in memory (see `memory.ts`), so that both
+ * run exactly the same pipeline.
+ */
+
+export interface Neighbor {
+  itemId: string;
+  score: number;
+}
+
+export interface Interaction {
+  itemId: string;
+  type: string;
+  /** Epoch milliseconds. */
+  at: number;
+}
+
+/** What ranking knows about a user at request time. */
+export interface UserProfile {
+  userId: string;
+  /** Item interactions, oldest first. */
+  recent: readonly Interaction[];
+  purchased: ReadonlySet<string>;
+  /** Highest first. */
+  affinity: ReadonlyArray<{ category: string; score: number }>;
+  price: { mean: number; std: number } | undefined;
+  /** Recent search queries, most recent last. */
+  queries: readonly string[];
+}
+
+/** A user with the co-visits of their most recent distinct items: what one round trip brings. */
+export interface UserContext {
+  /** Undefined for a user never seen. */
+  user: UserProfile | undefined;
+  /** Co-visited items per recent item id (the most recent `coVisitItems` distinct items at most). */
+  coVisits: ReadonlyMap<string, readonly Neighbor[]>;
+}
+
+/** Per-item interaction statistics. */
+export interface ItemStats {
+  popularity7d: number;
+  ctr: number;
+  conversionRate: number;
+}
+
+/**
+ * The time a dependency call may take: an absolute deadline (epoch ms) to hand to the transport, and a
+ * signal aborted when the request stops waiting (its dependency deadline passed, or the caller left).
+ */
+export interface CallBudget {
+  readonly deadline: number;
+  readonly signal: AbortSignal;
+}
+
+/** Each port may name the dependency behind it, for `degraded_reasons` ("feature: ..."). */
+export interface Named {
+  readonly dependency?: string;
+}
+
+export interface UserContextPort extends Named {
+  userContext(
+    userId: string,
+    opts: { coVisitItems: number; coVisitLimit: number },
+    budget: CallBudget,
+  ): Promise<UserContext>;
+}
+
+export interface CoVisitationPort extends Named {
+  /** Co-visited items of each given item (missing ids: no entry), most first, at most `limit` each. */
+  coVisited(
+    itemIds: readonly string[],
+    limit: number,
+    budget: CallBudget,
+  ): Promise<ReadonlyMap<string, readonly Neighbor[]>>;
+}
+
+/**
+ * In-memory item statistics (no request waits on them): the service refreshes them from the feature
+ * service in the background. `staleReason` says why they may be out of date (the refresh keeps
+ * failing); answers that used them are then flagged degraded.
+ */
+export interface ItemStatsPort extends Named {
+  /** Statistics of one item; undefined for items without any (the features' priors apply). */
+  stats(itemId: string): ItemStats | undefined;
+  staleReason?(): string | undefined;
+}
+
+export interface PopularityPort extends Named {
+  /** Most popular items, within a category path prefix ('' = all), most first. In memory. */
+  popular(category: string, limit: number): readonly Neighbor[];
+  staleReason?(): string | undefined;
+}
+
+export interface Retrieved {
+  items: readonly Neighbor[];
+  /** The model version that answered (reported in `model_version`). */
+  version: string;
+}
+
+/** Next-item retrieval from a user's sequence (SASRec item embeddings). */
+export interface SequenceRetrievalPort extends Named {
+  bySequence(history: readonly string[], k: number, exclude: readonly string[], budget: CallBudget): Promise<Retrieved>;
+}
+
+/** Semantic retrieval from a text (the text encoder). */
+export interface TextRetrievalPort extends Named {
+  byText(text: string, k: number, exclude: readonly string[], budget: CallBudget): Promise<Retrieved>;
+}
+
+/** The learned ranker: scores `rows` rows of a row-major [rows, RANKER_DIM] matrix of RANKER_FEATURES. */
+export interface RankerPort {
+  readonly version: string;
+  score(features: Float32Array, rows: number): Promise<Float32Array>;
+}
+
+/** What ranking keeps of a catalog item: what filters, rules, features and reasons read. */
+export interface RankingItem {
+  readonly itemId: string;
+  readonly title: string;
+  readonly category: string;
+  readonly brand: string;
+  readonly price: number;
+  readonly inStock: boolean;
+}
+
+export interface CatalogPort {
+  get(itemId: string): RankingItem | undefined;
+}
+
+export interface LexicalMatch {
+  itemId: string;
+  /** Normalized to 0..1 within the query (the best match is 1). */
+  score: number;
+  /** Query terms found in the item (for reasons such as "matches 'glue'"). */
+  terms: string[];
+}
+
+/** Lexical search over the catalog (BM25 by default; see `Catalog`). */
+export interface LexicalSearchPort {
+  search(query: string, limit: number): LexicalMatch[];
+}
+
+export type Surface = 'recommend' | 'search' | 'rank' | 'similar_items';
+
+/** One served response: the impression published on `aisle.ranking.v1.served`. */
+export interface ServedEvent {
+  requestId: string;
+  tenant: string;
+  userId: string;
+  surface: Surface;
+  query: string;
+  items: Array<{ itemId: string; position: number; score: number }>;
+  modelVersion: string;
+  degraded: boolean;
+  servedAt: number;
+}
+
+export interface ImpressionSink {
+  served(e: ServedEvent): void;
+}

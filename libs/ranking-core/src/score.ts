@@ -1,0 +1,31 @@
+import { heuristicScoreAt, RANKER_DIM } from '@aisle/ml';
+import type { RequestContext } from './context';
+import type { RankerPort } from './ports';
+
+export const HEURISTIC_VERSION = 'ranker:heuristic';
+
+/** Scores feature rows with the learned ranker, or the heuristic when none is set (or it fails). */
+export async function scoreRows(
+  ctx: RequestContext,
+  ranker: RankerPort | undefined,
+  matrix: Float32Array,
+  rows: number,
+): Promise<{ scores: Float32Array; version: string }> {
+  if (ranker && rows > 0) {
+    try {
+      const scores = await ranker.score(matrix, rows);
+      if (scores.length !== rows) throw new Error(`ranker returned ${scores.length} scores for ${rows} rows`);
+      return { scores, version: `ranker:${ranker.version}` };
+    } catch (err) {
+      ctx.degrade('ranker', err);
+    }
+  }
+  const scores = new Float32Array(rows);
+  for (let i = 0; i < rows; i++) scores[i] = heuristicScoreAt(matrix, i * RANKER_DIM);
+  return { scores, version: HEURISTIC_VERSION };
+}
+
+/** Search: relevance leads, personalization (the ranker's score, squashed) orders within it. */
+export function blendRelevance(score: number, lexical: number, semantic: number, relevanceWeight: number): number {
+  return relevanceWeight * Math.max(lexical, semantic) + (1 - relevanceWeight) * (1 / (1 + Math.exp(-score)));
+}

@@ -1,0 +1,155 @@
+import { CandidateSet } from '../candidates';
+import type { CoVisitationPort, Neighbor, Retrieved } from '../ports';
+import { context, hung, world } from '../testing.fixture';
+import { addCoVisitCandidates, coVisitsOf, recentDistinct } from './co-visitation';
+import { addPopularCandidates, popularIn } from './popularity';
+import { addLexicalCandidates, addSemanticCandidates, defaultSearchStage, retrieveByText } from './search';
+import { addSequenceCandidates, retrieveBySequence, SEQUENCE_HISTORY } from './sequence';
+
+describe('candidate sources', () => {
+  test('sequence: the last 50 items go to the model; scores and ranks land on the candidates', async () => {
+    const ctx = context();
+    const history = Array.from({ length: 80 }, (_, i) => `h${i}`);
+    let sent: readonly string[] = [];
+    const got = await retrieveBySequence(
+      ctx,
+      {
+        dependency: 'embedding',
+        bySequence: async (h, k, exclude) => {
+          sent = h;
+          expect([k, exclude]).toEqual([100, ['x']]);
+          return {
+            items: [
+              { itemId: 'a', score: 3 },
+              { itemId: 'b', score: 2 },
+            ],
+            version: 'v7',
+          };
+        },
+      },
+      history,
+      100,
+      ['x'],
+    );
+    expect(sent).toEqual(history.slice(-SEQUENCE_HISTORY));
+    const out = new CandidateSet(new Set(['b']));
+    addSequenceCandidates(ctx, out, got);
+    expect(out.get('a')).toBeUndefined();
+    expect(out.get('b')).toMatchObject({ seqScore: 2, seqRank: 1, sources: ['sequence'] });
+    expect(ctx.versions).toEqual(['sasrec:v7']);
+    ctx.close();
+  });
+
+  test('sequence: nothing is asked without history or without a model port', async () => {
+    const ctx = context();
+    const port = { bySequence: jest.fn<Promise<Retrieved>, []>() };
+    expect(await retrieveBySequence(ctx, port, [], 10, [])).toBeUndefined();
+    expect(await retrieveBySequence(ctx, undefined, ['a'], 10, [])).toBeUndefined();
+    expect(port.bySequence).not.toHaveBeenCalled();
+    expect(ctx.degradation.degraded).toBe(false);
+  });
+
+  test('co-visitation: recent distinct seeds weigh more; each candidate keeps its strongest seed', () => {
+    expect(recentDistinct(['a', 'b', 'a', 'c', 'c'], 5)).toEqual(['c', 'a', 'b']);
+    const lists = new Map<string, Neighbor[]>([
+      [
+        'c',
+        [
+          { itemId: 'x', score: 2 },
+          { itemId: 'c', score: 9 },
+        ],
+      ],
+      [
+        'a',
+        [
+          { itemId: 'x', score: 6 },
+          { itemId: 'y', score: 1 },
+        ],
+      ],
+    ]);
+    const out = new CandidateSet();
+    addCoVisitCandidates(out, ['c', 'a'], lists);
+    // x: 2/1 + 6/2 = 5, strongest via a (3 > 2); y: 1/2; the seed itself is never proposed.
+    expect(out.get('x')).toMatchObject({ covisScore: 5, covisVia: 'a', covisRank: 0, sources: ['co_visit'] });
+    expect(out.get('y')).toMatchObject({ covisScore: 0.5, covisVia: 'a', covisRank: 1 });
+    expect(out.get('c')).toBeUndefined();
+  });
+
+  test('co-visitation: only seeds missing from the user context are fetched; a failure keeps what is known', async () => {
+    const asked: string[][] = [];
+    const port: CoVisitationPort = {
+      dependency: 'feature',
+      coVisited: async (ids) => {
+        asked.push([...ids]);
+        return new Map(ids.map((id) => [id, [{ itemId: `${id}-n`, score: 1 }]]));
+      },
+    };
+    const ctx = context();
+    const known = new Map([['a', [{ itemId: 'z', score: 1 }]]]);
+    const merged = await coVisitsOf(ctx, port, ['a', 's1'], known, 30);
+    expect(asked).toEqual([['s1']]);
+    expect([...merged.keys()]).toEqual(['a', 's1']);
+    const failing: CoVisitationPort = { dependency: 'feature', coVisited: hung() };
+    const short = context({ callerDeadline: Date.now() + 30 });
+    expect(await coVisitsOf(short, failing, ['a', 's1'], known, 30)).toBe(known);
+    expect(short.degradation.reasons[0]).toMatch(/^feature:/);
+    short.close();
+  });
+
+  test('popularity: category lists mark the category, the overall list marks none; first source wins', () => {
+    const w = world();
+    const ctx = context();
+    const bath = popularIn(ctx, w.stats, 'Beauty > Bath', 2);
+    expect(bath.map((n) => n.itemId)).toEqual(['soap', 'bomb']);
+    const out = new CandidateSet();
+    addPopularCandidates(out, bath, 'Beauty > Bath');
+    addPopularCandidates(out, popularIn(ctx, w.stats, '', 3), '');
+    expect(out.get('soap')).toMatchObject({
+      popularIn: 'Beauty > Bath',
+      sources: ['category_popularity', 'popularity'],
+    });
+    expect(out.get('salt')).toMatchObject({ popularIn: '', sources: ['popularity'] });
+  });
+
+  test('search: lexical and semantic matches merge on one candidate; the text model version is reported', async () => {
+    const w = world();
+    const ctx = context({ surface: 'search', query: 'bath soap' });
+    const out = new CandidateSet();
+    addLexicalCandidates(out, w.catalog.search('bath soap', 10));
+    const semantic = await retrieveByText(
+      ctx,
+      {
+        byText: async () => ({
+          items: [
+            { itemId: 'soap', score: 0.9 },
+            { itemId: 'candle', score: 0.4 },
+          ],
+          version: 't1',
+        }),
+      },
+      'bath soap',
+      100,
+      [],
+    );
+    addSemanticCandidates(ctx, out, semantic);
+    expect(out.get('soap')).toMatchObject({
+      lexical: 1,
+      terms: ['bath', 'soap'],
+      textScore: 0.9,
+      sources: ['bm25', 'semantic'],
+    });
+    expect(out.get('candle')).toMatchObject({ textScore: 0.4, sources: ['semantic'] });
+    expect(ctx.versions).toEqual(['text_encoder:t1']);
+  });
+
+  test('the default search stage still answers lexically when the text model hangs', async () => {
+    const w = world();
+    const ctx = context({ surface: 'search', callerDeadline: Date.now() + 40 });
+    const stage = defaultSearchStage(w.catalog, { dependency: 'embedding', byText: hung() });
+    const out = new CandidateSet();
+    await stage.candidates(ctx, 'glue', out);
+    expect(out.ids()).toEqual(['glue']);
+    expect(ctx.degradation.reasons[0]).toMatch(/^embedding:/);
+    ctx.close();
+  });
+});
