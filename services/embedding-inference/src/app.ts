@@ -1,4 +1,5 @@
 import { Streams } from '@aisle/contracts';
+import { itemText } from '@aisle/ml';
 import {
   connectBus,
   followCatalog,
@@ -13,8 +14,6 @@ import { openStore } from '@aisle/store';
 import type { EmbeddingConfig } from './config';
 import { embeddingGrpcService } from './embedding.grpc';
 import { EmbeddingService, type CatalogText } from './embedding.service';
-
-const itemText = (i: { title: string; category: string; brand: string }) => `${i.title}. ${i.category}. ${i.brand}.`;
 
 /** The embedding-inference service's composition root (`main.ts` runs it as a process). */
 export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig): Promise<StartedService> {

@@ -1,7 +1,7 @@
 /** embedding-inference as a process: model hot-loading, RPC contract, swaps without failed requests, provider fallback. */
 import { embeddingV1, Streams } from '@aisle/contracts';
 import { generateShop } from '@aisle/datagen';
-import { exportSasrec, exportTextEncoder, fromEvents, initBackend, Sasrec, TextEncoder2T } from '@aisle/ml';
+import { exportSasrec, exportTextEncoder, fromEvents, initBackend, itemText, Sasrec, TextEncoder2T } from '@aisle/ml';
 import {
   AsyncJetStreamPublisher,
   createGrpcClient,
@@ -56,11 +56,7 @@ async function publishModels(version: string, seed: number): Promise<void> {
   });
   sasrec.dispose();
   const text = new TextEncoder2T({ dim: 16, epochs: 1, seed, hasher: { buckets: 4096, maxIds: 48 } });
-  await text.fit(
-    shop.items.map(
-      (i) => [i.title.split(' ').slice(-2).join(' '), `${i.title}. ${i.category}. ${i.brand}.`] as [string, string],
-    ),
-  );
+  await text.fit(shop.items.map((i) => [i.title.split(' ').slice(-2).join(' '), itemText(i)] as [string, string]));
   await registry.publish(publisher, {
     tenant: 'default',
     name: 'text_encoder',

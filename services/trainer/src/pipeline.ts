@@ -10,6 +10,7 @@ import {
   exportTextEncoder,
   fromEvents,
   hashBatch,
+  itemText,
   mulberry32,
   RANKER_FEATURES,
   Ranker,
@@ -78,10 +79,6 @@ export interface TrainingOptions {
 
 const DAY = 86_400_000;
 const ITEM_TYPES = new Set(['view', 'add_to_cart', 'purchase']);
-
-export function itemText(i: ShopItem): string {
-  return `${i.title}. ${i.category}. ${i.brand}.`;
-}
 
 /** Everything the held-out evaluation needs, fixed before any model is trained. */
 export interface HeldOut {
