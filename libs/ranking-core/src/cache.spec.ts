@@ -1,4 +1,4 @@
-import { CachedCoVisitation, CachedSequenceRetrieval, CachedUserContext, TtlCache } from './cache';
+import { CachedCoVisitation, CachedSequenceRetrieval, CachedUserContext, TtlCache, userContextWeight } from './cache';
 import { StaleFallback } from './context';
 import type { CallBudget, CoVisitationPort, UserContext, UserContextPort } from './ports';
 import { profile } from './testing.fixture';
@@ -42,6 +42,45 @@ describe('TtlCache', () => {
     c.clear();
     c.put('u2', 'old', beforeClear);
     expect(c.stale('u2')).toBeUndefined();
+  });
+
+  test('with a weight bound, the least recently used go until the total fits; an oversized value is not kept', () => {
+    const c = new TtlCache<number[]>({
+      maxEntries: 100,
+      ttlMs: 1000,
+      maxWeight: 10,
+      weigh: (v) => (v as number[]).length,
+    });
+    c.put('a', [1, 2, 3, 4], c.generation());
+    c.put('b', [1, 2, 3, 4], c.generation());
+    expect(c.totalWeight).toBe(8);
+    c.put('c', [1, 2, 3], c.generation());
+    expect([c.stale('a'), c.totalWeight]).toEqual([undefined, 7]);
+    c.put(
+      'd',
+      Array.from({ length: 11 }, (_, i) => i),
+      c.generation(),
+    );
+    expect(c.stale('d')).toBeUndefined();
+    c.invalidate('b');
+    expect(c.totalWeight).toBe(3);
+  });
+
+  test('a cached user weighs what it holds (interactions, affinities, queries, co-visits)', () => {
+    const ctx = {
+      user: profile('u', ['a', 'b', 'c'], { affinity: [{ category: 'x', score: 1 }], queries: ['q'] }),
+      coVisits: new Map([
+        [
+          'c',
+          [
+            { itemId: 'd', score: 1 },
+            { itemId: 'e', score: 1 },
+          ],
+        ],
+      ]),
+    };
+    expect(userContextWeight(ctx)).toBe(1 + 3 + 1 + 1 + 2);
+    expect(userContextWeight({ user: undefined, coVisits: new Map() })).toBe(1);
   });
 
   test('maxEntries 0 turns the cache off', () => {

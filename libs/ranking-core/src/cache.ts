@@ -12,13 +12,17 @@ import type {
 interface Entry<V> {
   value: V | undefined;
   at: number;
+  weight: number;
   /** Generation of the last invalidation of this key (a tombstone when `value` is undefined). */
   invalidated: number;
 }
 
 export interface CacheOptions {
-  /** Most keys kept (least recently used go first). */
+  /** Most keys kept (least recently used go first); 0 turns the cache off. */
   maxEntries: number;
+  /** With `weigh`: the most total weight kept (e.g. interactions held), least recently used going first. */
+  maxWeight?: number;
+  weigh?: (value: unknown) => number;
   /** How long a value is served without asking the dependency again. */
   ttlMs: number;
   clock?: () => number;
@@ -33,14 +37,20 @@ export class TtlCache<V> {
   private readonly map = new Map<string, Entry<V>>();
   private gen = 0;
   private cleared = 0;
+  private weight = 0;
   private readonly clock: () => number;
 
   constructor(private readonly opts: CacheOptions) {
-    this.clock = opts.clock ?? Date.now;
+    this.clock = opts.clock ?? (() => Date.now());
   }
 
   get size(): number {
     return this.map.size;
+  }
+
+  /** Total weight held (0 without `weigh`). */
+  get totalWeight(): number {
+    return this.weight;
   }
 
   /** A value younger than the TTL, refreshed as most recently used. */
@@ -66,16 +76,19 @@ export class TtlCache<V> {
     if (this.opts.maxEntries <= 0 || startedAt < this.cleared) return;
     const e = this.map.get(key);
     if (e && e.invalidated > startedAt) return;
-    this.map.delete(key);
-    this.map.set(key, { value, at: this.clock(), invalidated: e?.invalidated ?? 0 });
+    const weight = this.opts.weigh ? this.opts.weigh(value) : 0;
+    if (this.opts.maxWeight !== undefined && weight > this.opts.maxWeight) return;
+    this.remove(key);
+    this.map.set(key, { value, at: this.clock(), invalidated: e?.invalidated ?? 0, weight });
+    this.weight += weight;
     this.trim();
   }
 
   invalidate(key: string): void {
     this.gen++;
-    this.map.delete(key);
+    this.remove(key);
     if (this.opts.maxEntries > 0) {
-      this.map.set(key, { value: undefined, at: 0, invalidated: this.gen });
+      this.map.set(key, { value: undefined, at: 0, invalidated: this.gen, weight: 0 });
       this.trim();
     }
   }
@@ -83,13 +96,22 @@ export class TtlCache<V> {
   clear(): void {
     this.cleared = ++this.gen;
     this.map.clear();
+    this.weight = 0;
+  }
+
+  private remove(key: string): void {
+    const e = this.map.get(key);
+    if (!e) return;
+    this.weight -= e.weight;
+    this.map.delete(key);
   }
 
   private trim(): void {
-    while (this.map.size > this.opts.maxEntries) {
+    const maxWeight = this.opts.maxWeight ?? Number.POSITIVE_INFINITY;
+    while (this.map.size > this.opts.maxEntries || this.weight > maxWeight) {
       const oldest = this.map.keys().next();
       if (oldest.done) break;
-      this.map.delete(oldest.value);
+      this.remove(oldest.value);
     }
   }
 }
@@ -162,13 +184,21 @@ abstract class CachingPort<V> {
   }
 }
 
+/** What a cached user context holds, in interactions, affinities and co-visits (for `maxWeight`). */
+export function userContextWeight(value: unknown): number {
+  const c = value as UserContext;
+  let n = 1 + (c.user ? c.user.recent.length + c.user.affinity.length + c.user.queries.length : 0);
+  for (const list of c.coVisits.values()) n += list.length;
+  return n;
+}
+
 /** User contexts cached until the user changes (`invalidate`, on feature's `user_updated`) or the TTL passes. */
 export class CachedUserContext extends CachingPort<UserContext> implements UserContextPort {
   constructor(
     private readonly port: UserContextPort,
     opts: CacheOptions,
   ) {
-    super(port, opts);
+    super(port, { weigh: userContextWeight, ...opts });
   }
 
   userContext(

@@ -106,7 +106,7 @@ export class RankingPipeline {
   ) {
     this.ranker = ports.ranker;
     this.policy = { ...DEFAULT_DEADLINE_POLICY, ...opts.deadlines };
-    this.clock = opts.clock ?? Date.now;
+    this.clock = opts.clock ?? (() => Date.now());
     this.newRequestId = opts.newRequestId ?? randomUUID;
     this.searchStage = opts.searchStage ?? defaultSearchStage(ports.lexical, ports.textRetrieval);
     this.maxPerCategory = opts.maxPerCategory ?? 3;

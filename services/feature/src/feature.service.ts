@@ -141,7 +141,8 @@ export class FeatureService {
     popular.sort((a, b) => b.popularity7d - a.popularity7d || (a.itemId < b.itemId ? -1 : 1));
     byId.sort((a, b) => (a.itemId < b.itemId ? -1 : a.itemId > b.itemId ? 1 : 0));
     const next = { at: this.opts.clock(), asOf, popular, byId };
-    this.snapshots.set(tenant, next);
+    // An empty snapshot costs nothing to recompute, and caching it would hide a tenant's first events.
+    if (byId.length > 0) this.snapshots.set(tenant, next);
     return next;
   }
 

@@ -84,15 +84,19 @@ export function featureClient(tenant: string, address: string, credentials?: grp
 /**
  * Keeps `table` filled with every item's statistics from the feature service, refreshed every
  * `intervalMs` in the background. While refreshes fail the table keeps serving its last values; past
- * `staleAfterMs` it says so (answers are then flagged degraded).
+ * `staleAfterMs` it says so (answers are then flagged degraded). `poke()` (on a feature change) refreshes
+ * at once while the table is still empty, so a new tenant's first events are not hidden for an interval.
  */
 export async function refreshItemStats(
   features: FeatureClient,
   table: ItemStatsTable,
   opts: { intervalMs: number; staleAfterMs: number; maxItems: number; logger: Logger },
-): Promise<{ stop(): void }> {
+): Promise<{ poke(): void; stop(): void }> {
   let lastSuccess = Date.now();
   let failing = false;
+  let running: Promise<void> | undefined;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
   const refresh = async (): Promise<void> => {
     try {
       table.replace(await features.itemStats(opts.maxItems, Math.max(1000, opts.intervalMs)));
@@ -110,19 +114,27 @@ export async function refreshItemStats(
       }
     }
   };
-  await refresh();
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  const loop = (): void => {
-    timer = setTimeout(() => {
-      void refresh().finally(() => {
-        if (!stopped) loop();
-      });
-    }, opts.intervalMs);
+  const schedule = (): void => {
+    if (stopped) return;
+    // Until the first statistics arrive (a new tenant, a feature service still starting), ask often.
+    const delay = table.size === 0 ? Math.min(500, opts.intervalMs) : opts.intervalMs;
+    timer = setTimeout(run, delay);
     timer.unref();
   };
-  loop();
+  const run = (): void => {
+    if (running || stopped) return;
+    if (timer) clearTimeout(timer);
+    running = refresh().finally(() => {
+      running = undefined;
+      schedule();
+    });
+  };
+  await refresh();
+  schedule();
   return {
+    poke() {
+      if (table.size === 0) run();
+    },
     stop() {
       stopped = true;
       if (timer) clearTimeout(timer);
