@@ -52,6 +52,11 @@ async function main(): Promise<void> {
 }
 
 void main().catch((err: unknown) => {
-  process.stderr.write(`seed failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  const message = err instanceof Error ? err.message : String(err);
+  // nats.js reports a publish nobody answers (no stream on the subject) as JetStream not enabled.
+  const hint = /not enabled|no responders/i.test(message)
+    ? ': no stream takes aisle.clickstream.v1.* yet; ingest creates the streams when it starts'
+    : '';
+  process.stderr.write(`seed failed: ${message}${hint}\n`);
   process.exit(1);
 });
