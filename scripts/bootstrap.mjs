@@ -58,21 +58,43 @@ export function findNatsServer() {
   return output('sh', ['-c', 'command -v nats-server']) || null;
 }
 
-function ensureNatsServer() {
-  if (findNatsServer()) return;
-  log('nats-server not found; installing the Debian package');
+/** Installs Debian packages with apt-get (as root, or with password-less sudo); false if that failed. */
+function aptInstall(packages) {
   const isRoot = process.getuid?.() === 0;
   const sudo = isRoot ? [] : ['sudo', '-n'];
   const apt = (...a) => (sudo.length ? run(sudo[0], [...sudo.slice(1), 'apt-get', ...a]) : run('apt-get', a));
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  process.env.DEBIAN_FRONTEND = env.DEBIAN_FRONTEND;
-  if (!apt('install', '-y', 'nats-server')) {
-    apt('update');
-    if (!apt('install', '-y', 'nats-server')) {
-      throw new Error(
-        'could not install nats-server: install it yourself (apt-get install nats-server) or set AISLE_NATS_SERVER_BIN',
-      );
-    }
+  process.env.DEBIAN_FRONTEND = 'noninteractive';
+  if (apt('install', '-y', ...packages)) return true;
+  apt('update');
+  return apt('install', '-y', ...packages);
+}
+
+function ensureNatsServer() {
+  if (findNatsServer()) return;
+  log('nats-server not found; installing the Debian package');
+  if (!aptInstall(['nats-server'])) {
+    throw new Error(
+      'could not install nats-server: install it yourself (apt-get install nats-server) or set AISLE_NATS_SERVER_BIN',
+    );
+  }
+}
+
+/** The Python the strict reflection test runs: Debian's, whose grpcio and protobuf come from apt. */
+export const STRICT_CLIENT_PYTHON = '/usr/bin/python3';
+
+function hasStrictClient() {
+  return output(STRICT_CLIENT_PYTHON, ['-c', 'import grpc, google.protobuf']) !== null;
+}
+
+/**
+ * The reflection test's strict client (a descriptor pool built only from what a server reflects, as
+ * grpcurl does) needs Debian's python3-grpcio and python3-protobuf.
+ */
+function ensureStrictReflectionClient() {
+  if (hasStrictClient()) return;
+  log('python3-grpcio / python3-protobuf not found; installing the Debian packages');
+  if (!aptInstall(['python3-grpcio', 'python3-protobuf']) || !hasStrictClient()) {
+    throw new Error('could not install the strict reflection client: apt-get install python3-grpcio python3-protobuf');
   }
 }
 
@@ -95,10 +117,11 @@ function build() {
   if (!run('pnpm', ['run', '--silent', 'build'])) throw new Error('build failed');
 }
 
-export function bootstrap({ withBuild = true } = {}) {
+export function bootstrap({ withBuild = true, forTests = false } = {}) {
   ensureNode();
   ensurePnpm();
   ensureNatsServer();
+  if (forTests) ensureStrictReflectionClient();
   ensureDependencies();
   if (withBuild) build();
   process.env.AISLE_NATS_SERVER_BIN ??= findNatsServer() ?? '';

@@ -12,7 +12,7 @@ if (!what || !steps[what]) {
   process.exit(2);
 }
 try {
-  bootstrap();
+  bootstrap({ forTests: what === 'test' });
 } catch (err) {
   process.stderr.write(`[bootstrap] ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);

@@ -3,19 +3,19 @@ import {
   DeadlineExceededError,
   descriptorSetBase64,
   FailedPreconditionError,
+  healthDescriptorSetBase64,
   InvalidArgumentError,
   NotFoundError,
   ResourceExhaustedError,
   UnavailableError,
 } from '@aisle/contracts';
 import * as grpc from '@grpc/grpc-js';
-import { loadFileDescriptorSetFromBuffer, loadSync } from '@grpc/proto-loader';
-import { ReflectionService } from '@grpc/reflection';
 import { SpanKind, SpanStatusCode, context, propagation, trace, type Tracer } from '@opentelemetry/api';
-import { HealthImplementation, protoPath as healthProtoPath, type ServingStatus } from 'grpc-health-check';
+import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import { readFileSync } from 'node:fs';
 import { Histogram, type Registry } from 'prom-client';
 import type { Logger } from './logger';
+import { DescriptorReflection } from './reflection';
 
 /** The shape of one unary method in a ts-proto (`outputServices=grpc-js`) service definition. */
 export interface UnaryMethodDefinition<Req, Res> {
@@ -220,16 +220,11 @@ export interface RunningGrpcServer {
   shutdown(deadlineMs: number): Promise<void>;
 }
 
-let reflectionPackage: ReturnType<typeof loadFileDescriptorSetFromBuffer> | undefined;
-
 /** Aisle's descriptor set plus grpc.health.v1, so that reflection describes every hosted service. */
-function reflectionDescriptors(): ReturnType<typeof loadFileDescriptorSetFromBuffer> {
-  reflectionPackage ??= {
-    ...loadSync(healthProtoPath),
-    ...loadFileDescriptorSetFromBuffer(Buffer.from(descriptorSetBase64, 'base64')),
-  };
-  return reflectionPackage;
-}
+const reflectionDescriptors = [
+  Buffer.from(descriptorSetBase64, 'base64'),
+  Buffer.from(healthDescriptorSetBase64, 'base64'),
+];
 
 /** Starts a gRPC server with grpc.health.v1 (NOT_SERVING until `setServing(true)`) and reflection. */
 export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningGrpcServer> {
@@ -244,7 +239,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
   for (const n of names) notServing[n] = 'NOT_SERVING';
   const health = new HealthImplementation(notServing);
   health.addToServer(server);
-  new ReflectionService(reflectionDescriptors(), { services: [...names, 'grpc.health.v1.Health'] }).addToServer(server);
+  new DescriptorReflection(reflectionDescriptors, [...names, 'grpc.health.v1.Health']).addToServer(server);
   for (const s of opts.services) server.addService(s.definition, s.implementation);
 
   const bind = (s: grpc.Server, port: number, creds: grpc.ServerCredentials) =>
