@@ -54,3 +54,25 @@ test('describeConfig renders a markdown table', () => {
     '| variable | default | meaning |\n|---|---|---|\n| `P` | `1` | port |',
   );
 });
+
+test('AISLE_STORE_URL is checked when the configuration is read', () => {
+  const read = (url: string) => readConfig({ storeUrl: commonConfig.storeUrl }, { AISLE_STORE_URL: url }).storeUrl;
+  expect(read('sqlite:./.aisle/aisle.db?busy_timeout=100')).toBe('sqlite:./.aisle/aisle.db?busy_timeout=100');
+  expect(read('mongodb://a:27017,b:27017/aisle?replicaSet=rs0')).toBe('mongodb://a:27017,b:27017/aisle?replicaSet=rs0');
+  expect(read('mongodb+srv://user:pw@cluster.example.net/aisle')).toContain('cluster.example.net');
+  const problem = (url: string) => {
+    try {
+      read(url);
+    } catch (err) {
+      return (err as ConfigError).problems[0];
+    }
+    return undefined;
+  };
+  expect(problem('postgres://u:pw@db/aisle')).toBe(
+    "AISLE_STORE_URL must be sqlite:<path> or mongodb://<host>/<db>, got 'postgres://u:***@db/aisle'",
+  );
+  expect(problem('sqlite:')).toMatch(/^AISLE_STORE_URL needs a file path/);
+  expect(problem('sqlite:x.db?busy_timeout=soon')).toMatch(/busy_timeout must be a number/);
+  expect(problem('sqlite:x.db?timeout=5')).toMatch(/unknown sqlite option 'timeout'/);
+  expect(problem('mongodb://')).toMatch(/^AISLE_STORE_URL (names no MongoDB host|is not a valid MongoDB URL)/);
+});

@@ -130,6 +130,41 @@ export const env = {
   },
 };
 
+/** Hides the password of `scheme://user:password@host` URLs in messages. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+}
+
+/**
+ * The grammar of AISLE_STORE_URL, checked when the configuration is read (so that a typo stops the
+ * start with the variable named, before anything connects): `sqlite:<path>[?busy_timeout=<ms>]` or a
+ * `mongodb://` / `mongodb+srv://` URL with a host. The store adapters parse the rest when they open.
+ */
+export function checkStoreUrl(raw: string): string {
+  const shown = redactUrl(raw);
+  if (raw.startsWith('sqlite:')) {
+    const [path = '', query = ''] = raw.slice('sqlite:'.length).split('?');
+    if (!path) throw new Error(`needs a file path after 'sqlite:', got '${shown}'`);
+    for (const [key, value] of new URLSearchParams(query)) {
+      if (key !== 'busy_timeout') throw new Error(`unknown sqlite option '${key}' in '${shown}' (known: busy_timeout)`);
+      if (!/^\d+$/.test(value)) throw new Error(`busy_timeout must be a number of milliseconds, got '${value}'`);
+    }
+    return raw;
+  }
+  if (/^mongodb(\+srv)?:\/\//.test(raw)) {
+    let host = '';
+    try {
+      // The driver accepts comma-separated hosts, which URL does not: check the first.
+      host = new URL(raw.replace(/^(mongodb(\+srv)?:\/\/[^/,?]*),[^/?]*/, '$1')).hostname;
+    } catch {
+      throw new Error(`is not a valid MongoDB URL: '${shown}'`);
+    }
+    if (!host) throw new Error(`names no MongoDB host: '${shown}'`);
+    return raw;
+  }
+  throw new Error(`must be sqlite:<path> or mongodb://<host>/<db>, got '${shown}'`);
+}
+
 export function parseDuration(raw: string): number | undefined {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(raw);
   if (!m) return undefined;
@@ -165,6 +200,40 @@ export function describeConfig(spec: ConfigSpec): string {
   return ['| variable | default | meaning |', '|---|---|---|', ...rows].join('\n');
 }
 
+/**
+ * Each service's own default ports, so that the services run side by side on one machine with no
+ * settings at all, and the default addresses their clients dial (AISLE_FEATURE_ADDR,
+ * AISLE_EMBEDDING_ADDR) find them.
+ */
+export const DEFAULT_PORTS = {
+  ranking: { grpc: 50051, metrics: 9464 },
+  feature: { grpc: 50052, metrics: 9465 },
+  'embedding-inference': { grpc: 50053, metrics: 9466 },
+  ingest: { grpc: 50054, metrics: 9467 },
+  'churn-prediction': { grpc: 50055, metrics: 9468 },
+} as const;
+
+/** The gRPC and metrics port settings of one service, with its own defaults. */
+export function servicePorts(service: keyof typeof DEFAULT_PORTS) {
+  return {
+    grpcPort: env.port('AISLE_GRPC_PORT', {
+      default: DEFAULT_PORTS[service].grpc,
+      description: 'gRPC port (0 = any free port)',
+    }),
+    metricsPort: env.int('AISLE_METRICS_PORT', {
+      default: DEFAULT_PORTS[service].metrics,
+      min: -1,
+      max: 65535,
+      description: 'Prometheus /metrics port (0 = any free port, -1 = off)',
+    }),
+  };
+}
+
+/** A client's default address of another service: loopback, at that service's default port. */
+export function defaultAddress(service: keyof typeof DEFAULT_PORTS): string {
+  return `127.0.0.1:${DEFAULT_PORTS[service].grpc}`;
+}
+
 /** Variables every service reads. */
 export const commonConfig = {
   serviceName: env.string('AISLE_SERVICE_NAME', {
@@ -192,10 +261,11 @@ export const commonConfig = {
     default: 30_000,
     description: 'redelivery timeout for messages a crashed consumer never acknowledged',
   }),
-  storeUrl: env.string('AISLE_STORE_URL', {
-    default: 'sqlite:./.aisle/aisle.db',
-    description: '`sqlite:<path>` (embedded) or `mongodb://...`',
-  }),
+  storeUrl: setting(
+    'AISLE_STORE_URL',
+    { default: 'sqlite:./.aisle/aisle.db', description: '`sqlite:<path>` (embedded) or `mongodb://...`' },
+    checkStoreUrl,
+  ),
   grpcHost: env.string('AISLE_GRPC_HOST', { default: '0.0.0.0', description: 'gRPC bind address' }),
   grpcPort: env.port('AISLE_GRPC_PORT', { default: 50051, description: 'gRPC port (0 = any free port)' }),
   grpcTlsCert: env.optionalString('AISLE_GRPC_TLS_CERT', { description: 'server certificate; enables TLS' }),

@@ -25,6 +25,7 @@ import {
 } from '@nats-io/transport-node';
 import { readFileSync } from 'node:fs';
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { redactUrl } from './config';
 import type { Logger } from './logger';
 
 export type { JetStreamClient, JetStreamManager, JsMsg, MsgHdrs, NatsConnection };
@@ -48,6 +49,11 @@ export function inboxPrefixFor(user: string): string {
   return `_INBOX_${user}`;
 }
 
+/** The first connection to NATS failed; the message names the server(s) tried (without credentials). */
+export class NatsConnectError extends Error {
+  override readonly name = 'NatsConnectError';
+}
+
 /** Connects with unlimited reconnects and logs connection status changes (never credentials). */
 export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnection> {
   const tls =
@@ -58,8 +64,9 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
           ...(opts.tls.keyFile ? { keyFile: opts.tls.keyFile } : {}),
         }
       : undefined;
+  const servers = opts.servers.split(',').map((s) => s.trim());
   const nc = await connect({
-    servers: opts.servers.split(',').map((s) => s.trim()),
+    servers,
     name: opts.name,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 1000,
@@ -74,6 +81,11 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
     ...(opts.token ? { token: opts.token } : {}),
     ...(opts.credsFile ? { authenticator: credsAuthenticator(readFileSync(opts.credsFile)) } : {}),
     ...(tls ? { tls } : {}),
+  }).catch((err: unknown) => {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new NatsConnectError(`cannot connect to NATS at ${servers.map(redactUrl).join(', ')}: ${why}`, {
+      cause: err,
+    });
   });
   void (async () => {
     for await (const s of nc.status()) {

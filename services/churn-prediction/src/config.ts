@@ -1,10 +1,11 @@
-import { commonConfig, env, readConfig, type ConfigOf, type Env } from '@aisle/runtime';
+import { commonConfig, defaultAddress, env, readConfig, servicePorts, type ConfigOf, type Env } from '@aisle/runtime';
 
 export const configSpec = {
   ...commonConfig,
+  ...servicePorts('churn-prediction'),
   tenant: env.string('AISLE_CHURN_TENANT', { default: 'default', description: 'tenant scored' }),
   featureAddr: env.string('AISLE_FEATURE_ADDR', {
-    default: '127.0.0.1:50052',
+    default: defaultAddress('feature'),
     description: 'feature service gRPC address',
   }),
   threshold: env.number('AISLE_CHURN_THRESHOLD', {

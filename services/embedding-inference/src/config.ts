@@ -1,7 +1,8 @@
-import { commonConfig, env, readConfig, type ConfigOf, type Env } from '@aisle/runtime';
+import { commonConfig, env, readConfig, servicePorts, type ConfigOf, type Env } from '@aisle/runtime';
 
 export const configSpec = {
   ...commonConfig,
+  ...servicePorts('embedding-inference'),
   tenant: env.string('AISLE_EMBEDDING_TENANT', {
     default: 'default',
     description: 'tenant whose models and catalog are served',

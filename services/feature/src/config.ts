@@ -1,7 +1,8 @@
-import { commonConfig, env, readConfig, type ConfigOf, type Env } from '@aisle/runtime';
+import { commonConfig, env, readConfig, servicePorts, type ConfigOf, type Env } from '@aisle/runtime';
 
 export const configSpec = {
   ...commonConfig,
+  ...servicePorts('feature'),
   batchSize: env.int('AISLE_FEATURE_BATCH_SIZE', {
     default: 500,
     min: 1,

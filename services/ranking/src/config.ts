@@ -1,17 +1,18 @@
-import { commonConfig, env, readConfig, type ConfigOf, type Env } from '@aisle/runtime';
+import { commonConfig, defaultAddress, env, readConfig, servicePorts, type ConfigOf, type Env } from '@aisle/runtime';
 
 export const configSpec = {
   ...commonConfig,
+  ...servicePorts('ranking'),
   tenant: env.string('AISLE_RANKING_TENANT', {
     default: 'default',
     description: 'tenant served (catalog, models, features)',
   }),
   featureAddr: env.string('AISLE_FEATURE_ADDR', {
-    default: '127.0.0.1:50052',
+    default: defaultAddress('feature'),
     description: 'feature service gRPC address',
   }),
   embeddingAddr: env.string('AISLE_EMBEDDING_ADDR', {
-    default: '127.0.0.1:50053',
+    default: defaultAddress('embedding-inference'),
     description: 'embedding-inference gRPC address',
   }),
   deadlineMs: env.duration('AISLE_RANKING_DEADLINE', {
