@@ -24,6 +24,7 @@ import {
 } from 'mongodb';
 import { Mutex } from './mutex';
 import {
+  sameEventContent,
   StoreError,
   StoreUnavailableError,
   type CatalogItem,
@@ -488,14 +489,24 @@ export class MongoStore implements Store {
       insertMany: (events) =>
         guard(async () => {
           checkEvents(events);
-          if (events.length === 0) return { inserted: 0 };
+          if (events.length === 0) return { inserted: 0, conflicting: [] };
           try {
             const r = await this.eventsColl.insertMany(events.map(toEventDoc), { ordered: false });
-            return { inserted: r.insertedCount };
+            return { inserted: r.insertedCount, conflicting: [] };
           } catch (err) {
             const duplicates = duplicatesOnly(err);
-            if (duplicates) return { inserted: duplicates.insertedCount };
-            throw err;
+            if (!duplicates) throw err;
+            // Re-sends are fine; a stored event with other content under the same key is a conflict.
+            const failed = writeErrorsOf(duplicates).map((w) => w.index);
+            const keys = failed.map((i) => toEventDoc(events[i] as StoredEvent)._id);
+            const stored = new Map<string, StoredEvent>();
+            for (const d of await this.eventsColl.find({ _id: { $in: keys } }).toArray())
+              stored.set(d._id, fromEventDoc(d));
+            const conflicting = failed.filter((i, k) => {
+              const existing = stored.get(keys[k] as string);
+              return existing !== undefined && !sameEventContent(existing, events[i] as StoredEvent);
+            });
+            return { inserted: duplicates.insertedCount, conflicting };
           }
         }),
       count: (filter) =>

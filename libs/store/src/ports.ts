@@ -33,9 +33,37 @@ export interface EventScanOptions {
   pageSize?: number;
 }
 
+/**
+ * Whether two events with one (tenant, eventId) say the same thing: every field but `ingestedAt` (a
+ * re-send is ingested again later). Different content under one id is a producer bug, not a re-send.
+ */
+export function sameEventContent(a: StoredEvent, b: StoredEvent): boolean {
+  const context = (c: Record<string, string>) => JSON.stringify(Object.entries(c).sort(([x], [y]) => (x < y ? -1 : 1)));
+  return (
+    a.tenant === b.tenant &&
+    a.eventId === b.eventId &&
+    a.type === b.type &&
+    a.userId === b.userId &&
+    a.sessionId === b.sessionId &&
+    a.itemId === b.itemId &&
+    a.query === b.query &&
+    a.quantity === b.quantity &&
+    a.price === b.price &&
+    a.currency === b.currency &&
+    a.occurredAt === b.occurredAt &&
+    a.requestId === b.requestId &&
+    a.position === b.position &&
+    context(a.context) === context(b.context)
+  );
+}
+
 export interface EventRepository {
-  /** Inserts events not stored yet; (tenant, eventId) is the idempotency key. */
-  insertMany(events: readonly StoredEvent[]): Promise<{ inserted: number }>;
+  /**
+   * Inserts events not stored yet; (tenant, eventId) is the idempotency key. A key stored (or earlier
+   * in `events`) with the same content is a re-send and is skipped; with different content it is a
+   * conflict: nothing is written for it and its index in `events` is listed in `conflicting`.
+   */
+  insertMany(events: readonly StoredEvent[]): Promise<{ inserted: number; conflicting: number[] }>;
   count(filter?: { tenant?: string }): Promise<number>;
   /** Every event in (occurredAt, eventId) order. */
   scan(opts?: EventScanOptions): AsyncIterable<StoredEvent>;

@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import { Mutex } from './mutex';
 import { checkChurnScores, checkEvents, checkItems, chunks } from './validation';
 import {
+  sameEventContent,
   StoreError,
   StoreUnavailableError,
   type CatalogItem,
@@ -293,16 +294,24 @@ export class SqliteStore implements Store {
       `INSERT OR IGNORE INTO events VALUES (@tenant, @eventId, @type, @userId, @sessionId, @itemId, @query,
        @quantity, @price, @currency, @occurredAt, @ingestedAt, @requestId, @position, @context)`,
     );
+    const stored = db.prepare('SELECT * FROM events WHERE tenant = ? AND event_id = ?');
     const insertAll = db.transaction((events: readonly StoredEvent[]) => {
       let inserted = 0;
-      for (const e of events) inserted += insert.run({ ...e, context: JSON.stringify(e.context) }).changes;
-      return inserted;
+      const conflicting: number[] = [];
+      events.forEach((e, i) => {
+        if (insert.run({ ...e, context: JSON.stringify(e.context) }).changes === 1) inserted++;
+        else {
+          const row = stored.get(e.tenant, e.eventId) as EventRow | undefined;
+          if (row && !sameEventContent(rowToEvent(row), e)) conflicting.push(i);
+        }
+      });
+      return { inserted, conflicting };
     });
     const lock = this.writeLock;
     return {
       insertMany: async (events) => {
         checkEvents(events);
-        return lock.run(async () => ({ inserted: guard(() => insertAll(events)) }));
+        return lock.run(async () => guard(() => insertAll(events)));
       },
       count: async (filter) =>
         guard(() =>

@@ -30,7 +30,7 @@ describe('sqlite specifics', () => {
     );
     locker.exec('ROLLBACK');
     locker.close();
-    await expect(store.events.insertMany([e])).resolves.toEqual({ inserted: 1 });
+    await expect(store.events.insertMany([e])).resolves.toEqual({ inserted: 1, conflicting: [] });
     await store.close();
   });
 

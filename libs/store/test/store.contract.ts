@@ -17,11 +17,36 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
     const item = catalogItem;
 
     test('events are stored once per (tenant, event id), whatever the batch', async () => {
-      expect(await store.events.insertMany([ev('a', 3), ev('b', 1), ev('a', 3)])).toEqual({ inserted: 2 });
-      expect(await store.events.insertMany([ev('b', 1), ev('c', 2)])).toEqual({ inserted: 1 });
-      expect(await store.events.insertMany([ev('a', 3, { tenant: 't2' })])).toEqual({ inserted: 1 });
+      expect(await store.events.insertMany([ev('a', 3), ev('b', 1), ev('a', 3)])).toEqual({
+        inserted: 2,
+        conflicting: [],
+      });
+      // A re-send is ingested again later: ingestedAt alone does not make it different.
+      expect(await store.events.insertMany([ev('b', 1, { ingestedAt: 99 }), ev('c', 2)])).toEqual({
+        inserted: 1,
+        conflicting: [],
+      });
+      expect(await store.events.insertMany([ev('a', 3, { tenant: 't2' })])).toEqual({ inserted: 1, conflicting: [] });
       expect(await store.events.count()).toBe(4);
       expect(await store.events.count({ tenant: 't1' })).toBe(3);
+    });
+
+    test('an event id already stored (or earlier in the batch) with other content is a conflict, not written', async () => {
+      await store.events.insertMany([ev('a', 3)]);
+      const r = await store.events.insertMany([
+        ev('a', 4), // other time than stored
+        ev('n', 1),
+        ev('n', 1, { userId: 'someone else' }), // other content than earlier in this batch
+        ev('a', 3, { ingestedAt: 7 }), // a re-send
+        ev('a', 3, { context: { k: 'v' } }),
+      ]);
+      expect(r).toEqual({ inserted: 1, conflicting: [0, 2, 4] });
+      const stored: StoredEvent[] = [];
+      for await (const e of store.events.scan({ tenant: 't1' })) stored.push(e);
+      expect(stored.map((e) => [e.eventId, e.occurredAt, e.userId])).toEqual([
+        ['n', 1, ev('n', 1).userId],
+        ['a', 3, ev('a', 3).userId],
+      ]);
     });
 
     test('scan returns events in event-time order, filtered by tenant and range, across pages', async () => {

@@ -201,15 +201,17 @@ export class ChurnService {
     pageSizeIn: number,
     pageToken: string,
   ): Promise<{ scores: ScoreRecord[]; nextPageToken: string }> {
-    if (minRiskIn < 0 || minRiskIn > 1) throw new InvalidArgumentError('min_risk', 'must be between 0 and 1');
-    if (pageSizeIn < 0 || pageSizeIn > 1000) throw new InvalidArgumentError('page_size', 'must be between 1 and 1000');
+    // Written so that NaN fails too.
+    if (!(minRiskIn >= 0 && minRiskIn <= 1)) throw new InvalidArgumentError('min_risk', 'must be between 0 and 1');
+    if (!(pageSizeIn >= 0 && pageSizeIn <= 1000))
+      throw new InvalidArgumentError('page_size', 'must be between 1 and 1000');
     const minRisk = minRiskIn || this.opts.threshold;
     const pageSize = pageSizeIn || 100;
     let after: { risk: number; userId: string } | undefined;
     if (pageToken) {
       try {
         after = JSON.parse(Buffer.from(pageToken, 'base64url').toString('utf8')) as { risk: number; userId: string };
-        if (typeof after.risk !== 'number' || typeof after.userId !== 'string') throw new Error('shape');
+        if (!Number.isFinite(after.risk) || typeof after.userId !== 'string') throw new Error('shape');
       } catch {
         throw new InvalidArgumentError('page_token', 'not a token returned by ListAtRisk');
       }

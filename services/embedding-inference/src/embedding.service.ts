@@ -181,8 +181,8 @@ export class EmbeddingService {
   }
 
   private checkK(k: number): number {
-    if (k < 0 || k > MAX_K) throw new InvalidArgumentError('k', `must be between 1 and ${MAX_K}`);
-    return k || 10;
+    if (!(k >= 1 && k <= MAX_K)) throw new InvalidArgumentError('k', `must be between 1 and ${MAX_K}`);
+    return k;
   }
 
   /** Next items for a sequence: top-k inside the ONNX graph (on the execution provider), exclusions applied there. */

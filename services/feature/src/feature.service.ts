@@ -5,6 +5,7 @@ import {
   itemsTouched,
   itemView,
   newUser,
+  FEATURE_RULES,
   userView,
   type CatalogInfo,
   type FeatureEvent,
@@ -114,6 +115,22 @@ interface ItemSnapshot {
 export const MAX_CO_VISIT_ITEMS = 20;
 
 /** Keeps user and item features up to date from normalized events, exactly once per event id. */
+/** ListUsers page tokens: the last id of the page, in a shape that garbage does not pass for. */
+function tokenAfter(userId: string): string {
+  return Buffer.from(JSON.stringify({ after: userId })).toString('base64url');
+}
+
+function afterOfToken(token: string): string {
+  try {
+    const parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { after?: unknown };
+    if (typeof parsed.after === 'string' && parsed.after !== '' && tokenAfter(parsed.after) === token)
+      return parsed.after;
+  } catch {
+    // falls through to the error below
+  }
+  throw new InvalidArgumentError('page_token', 'not a token returned by ListUsers');
+}
+
 export class FeatureService {
   private readonly snapshots = new Map<string, ItemSnapshot>();
 
@@ -224,7 +241,7 @@ export class FeatureService {
     return { user, coVisits, asOf };
   }
 
-  /** A page of user ids in id order; the token is the last id of the previous page. */
+  /** A page of user ids in id order; the token names the last id of the previous page. */
   async listUsers(
     tenant: string,
     pageSize: number,
@@ -232,13 +249,10 @@ export class FeatureService {
   ): Promise<{ userIds: string[]; nextPageToken: string }> {
     if (pageSize < 0 || pageSize > 5000) throw new InvalidArgumentError('page_size', 'must be between 1 and 5000');
     const size = pageSize || 1000;
-    const after = pageToken ? Buffer.from(pageToken, 'base64url').toString('utf8') : '';
+    const after = pageToken ? afterOfToken(pageToken) : '';
     const ids = await this.repo.listUserIds(tenant, after, size + 1);
     const page = ids.slice(0, size);
-    return {
-      userIds: page,
-      nextPageToken: ids.length > size ? Buffer.from(page[page.length - 1] as string).toString('base64url') : '',
-    };
+    return { userIds: page, nextPageToken: ids.length > size ? tokenAfter(page[page.length - 1] as string) : '' };
   }
 
   /**
@@ -307,7 +321,8 @@ export class FeatureService {
     recentLimit: number,
   ): Promise<{ users: UserFeaturesView[]; asOf: number }> {
     checkIds('user_ids', userIds);
-    if (recentLimit < 0) throw new InvalidArgumentError('recent_limit', 'must be >= 0');
+    if (!(recentLimit >= 0 && recentLimit <= FEATURE_RULES.recentLimit))
+      throw new InvalidArgumentError('recent_limit', `must be between 0 and ${FEATURE_RULES.recentLimit}`);
     const [states, meta] = await Promise.all([this.repo.getUsers(tenant, userIds), this.repo.getMeta(tenant)]);
     const asOf = meta?.watermark ?? 0;
     return { users: userIds.map((id) => userView(id, states.get(id), asOf, recentLimit)), asOf };

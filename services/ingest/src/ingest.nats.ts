@@ -73,7 +73,7 @@ function pipeline<T extends NormalizedEvent | NormalizedItem>(
   source: DlqSource,
   stream: string,
   validate: (inputs: RawInput[]) => Array<Validated<T>>,
-  store: (results: Array<Validated<T>>) => Promise<{ stored: number }>,
+  store: (results: Array<Validated<T>>) => Promise<{ stored: number; results: ReadonlyArray<Validated<T>> }>,
   republish: (value: T) => { subject: string; data: Uint8Array; msgId: string; tenant: string },
   subjectType: (m: JsMsg) => string | undefined,
 ): (msgs: readonly JsMsg[]) => Promise<Outcome[]> {
@@ -84,8 +84,7 @@ function pipeline<T extends NormalizedEvent | NormalizedItem>(
       contentType: header(m.headers, Headers.contentType),
       subjectType: subjectType(m),
     }));
-    const results = validate(inputs);
-    const { stored } = await store(results);
+    const { stored, results } = await store(validate(inputs));
     const publishes: Array<Promise<PubAck>> = [];
     let rejected = 0;
     results.forEach((r, i) => {

@@ -10,7 +10,8 @@ import {
 
 /** Where validated input is stored; idempotent by (tenant, id). */
 export interface IngestRepository {
-  insertEvents(events: readonly NormalizedEvent[]): Promise<{ inserted: number }>;
+  /** `conflicting`: indices of events whose id is already stored (or earlier in `events`) with other content. */
+  insertEvents(events: readonly NormalizedEvent[]): Promise<{ inserted: number; conflicting: number[] }>;
   upsertItems(items: readonly NormalizedItem[]): Promise<{ written: number }>;
 }
 
@@ -37,6 +38,8 @@ export interface IngestStats {
  * Validates, normalizes and stores producer input. Transport-free: adapters feed it raw payloads (NATS)
  * or decoded messages (gRPC) and publish what it accepts.
  */
+const CONFLICT = rejectionOf('event_id', 'already stored with different content');
+
 export class IngestService {
   constructor(
     private readonly repo: IngestRepository,
@@ -100,23 +103,33 @@ export class IngestService {
 
   /**
    * Stores the valid events of a batch (each (tenant, event id) once, even when repeated in the batch
-   * or already stored). Throws when the store fails: nothing of the batch may then be acknowledged.
+   * or already stored) and returns the results with conflicts turned into rejections: an event id
+   * already stored with other content is a producer bug that must reach the dead-letter stream, not a
+   * re-send to drop silently. Throws when the store fails: nothing of the batch may then be acknowledged.
    */
-  async storeEvents(results: ReadonlyArray<Validated<NormalizedEvent>>): Promise<IngestStats> {
-    const unique = new Map<string, NormalizedEvent>();
-    let rejected = 0;
-    for (const r of results) {
-      if (!r.ok) rejected++;
-      else if (!unique.has(`${r.value.tenant}\u001f${r.value.eventId}`))
-        unique.set(`${r.value.tenant}\u001f${r.value.eventId}`, r.value);
-    }
-    const { inserted } = unique.size > 0 ? await this.repo.insertEvents([...unique.values()]) : { inserted: 0 };
-    return { accepted: results.length - rejected, rejected, stored: inserted };
+  async storeEvents(
+    validated: ReadonlyArray<Validated<NormalizedEvent>>,
+  ): Promise<IngestStats & { results: Array<Validated<NormalizedEvent>> }> {
+    const valid: NormalizedEvent[] = [];
+    const positions: number[] = [];
+    validated.forEach((r, i) => {
+      if (!r.ok) return;
+      valid.push(r.value);
+      positions.push(i);
+    });
+    const { inserted, conflicting } =
+      valid.length > 0 ? await this.repo.insertEvents(valid) : { inserted: 0, conflicting: [] };
+    const results = [...validated];
+    for (const k of conflicting) results[positions[k] as number] = CONFLICT;
+    const rejected = results.filter((r) => !r.ok).length;
+    return { accepted: results.length - rejected, rejected, stored: inserted, results };
   }
 
-  async storeItems(results: ReadonlyArray<Validated<NormalizedItem>>): Promise<IngestStats> {
+  async storeItems(
+    results: ReadonlyArray<Validated<NormalizedItem>>,
+  ): Promise<IngestStats & { results: ReadonlyArray<Validated<NormalizedItem>> }> {
     const valid = results.flatMap((r) => (r.ok ? [r.value] : []));
     const { written } = valid.length > 0 ? await this.repo.upsertItems(valid) : { written: 0 };
-    return { accepted: valid.length, rejected: results.length - valid.length, stored: written };
+    return { accepted: valid.length, rejected: results.length - valid.length, stored: written, results };
   }
 }

@@ -66,8 +66,32 @@ describe('clickstream JSON', () => {
     [{ ...base, event_id: '' }, 'event_id: required'],
     [{ ...base, user_id: 42 }, 'user_id: must be a string'],
     [{ ...base, item_id: undefined }, 'item_id: required'],
-    [{ ...base, session_id: 'x'.repeat(129) }, 'session_id: longer than 128 characters'],
-    [{ ...base, user_id: 'a\u0000b' }, 'user_id: contains control characters'],
+    [{ ...base, session_id: 'x'.repeat(129) }, 'session_id: longer than 128 bytes'],
+    [{ ...base, session_id: 'é'.repeat(65) }, 'session_id: longer than 128 bytes'],
+    [
+      { ...base, user_id: 'a\u0000b' },
+      'user_id: contains an unprintable character U+0000 (control, zero-width or bidi)',
+    ],
+    [{ ...base, user_id: '   ' }, 'user_id: blank'],
+    [{ ...base, user_id: '\u3000\u00a0' }, 'user_id: blank'],
+    [{ ...base, user_id: '\u200b' }, 'user_id: contains an unprintable character U+200B (control, zero-width or bidi)'],
+    [
+      { ...base, item_id: 'i\u200d9' },
+      'item_id: contains an unprintable character U+200D (control, zero-width or bidi)',
+    ],
+    [
+      { ...base, user_id: 'u\u202e1' },
+      'user_id: contains an unprintable character U+202E (control, zero-width or bidi)',
+    ],
+    [
+      { ...base, event_id: '\ufeffe1' },
+      'event_id: contains an unprintable character U+FEFF (control, zero-width or bidi)',
+    ],
+    [
+      { ...base, request_id: 'r\u2028' },
+      'request_id: contains an unprintable character U+2028 (control, zero-width or bidi)',
+    ],
+    [{ ...base, user_id: 'u\ufffd' }, 'user_id: not valid UTF-8 (or contains U+FFFD)'],
     [{ ...base, tenant: 'bad tenant!' }, 'tenant: must be letters, digits, _ . -'],
     [{ ...base, occurred_at: undefined }, 'occurred_at: required'],
     [{ ...base, occurred_at: 1764237600000 }, 'occurred_at: must be an RFC 3339 timestamp string'],
@@ -88,6 +112,27 @@ describe('clickstream JSON', () => {
   ])('rejects %j with "%s"', (payload, reason) => {
     const subjectType = (payload as { type: string }).type;
     expect(validateEventJson(enc(payload), now, subjectType)).toEqual({ ok: false, reason });
+  });
+
+  test('ids of invalid UTF-8 are rejected, not rewritten (distinct byte ids would merge into one)', () => {
+    const json = (userIdBytes: number[]) =>
+      Uint8Array.from([
+        ...enc('{"event_id":"e1","type":"view","item_id":"i9","occurred_at":"2026-11-27T10:00:00Z","user_id":"'),
+        ...userIdBytes,
+        ...enc('"}'),
+      ]);
+    for (const bytes of [
+      [0x75, 0xff],
+      [0x75, 0xfe],
+      [0xc3, 0x28],
+    ])
+      expect(validateEventJson(json(bytes), now)).toEqual({
+        ok: false,
+        reason: 'user_id: not valid UTF-8 (or contains U+FFFD)',
+      });
+    // Printable non-ASCII ids are fine, up to 128 bytes.
+    expect(validateEventJson(enc({ ...base, user_id: 'Zoë 用户 😀' }), now).ok).toBe(true);
+    expect(validateEventJson(enc({ ...base, user_id: 'é'.repeat(64) }), now).ok).toBe(true);
   });
 
   test('rejects oversize payloads before parsing', () => {

@@ -155,6 +155,31 @@ function str(
   return v;
 }
 
+// Ids are compared byte for byte everywhere downstream, so they must arrive as sent and look like what
+// they are: no U+FFFD (what a decoder makes of invalid UTF-8, which would merge distinct byte ids), no
+// controls, format characters (zero-width spaces and joiners, bidi overrides), private-use or
+// unpaired surrogate code points, line/paragraph separators; not only whitespace; at most 128 bytes.
+const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Co}\p{Cs}\p{Zl}\p{Zp}]/u;
+const BLANK = /^\s+$/u;
+
+function id(f: Fields, name: string, opts: { required?: boolean } = {}): string {
+  const v = f.get(name);
+  if (v === undefined || v === '') {
+    if (opts.required) return reject(name, 'required');
+    return '';
+  }
+  if (typeof v !== 'string') return reject(name, 'must be a string');
+  if (v.includes('\uFFFD')) return reject(name, 'not valid UTF-8 (or contains U+FFFD)');
+  if (Buffer.byteLength(v, 'utf8') > LIMITS.id) return reject(name, `longer than ${LIMITS.id} bytes`);
+  const bad = UNPRINTABLE.exec(v)?.[0];
+  if (bad !== undefined) {
+    const code = (bad.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0');
+    return reject(name, `contains an unprintable character U+${code} (control, zero-width or bidi)`);
+  }
+  if (BLANK.test(v)) return reject(name, 'blank');
+  return v;
+}
+
 /** Numbers may come as JSON numbers or, per proto3 JSON, as strings; "NaN" and "Infinity" are rejected. */
 function num(f: Fields, name: string, opts: { integer?: boolean; min: number; max: number }): number | undefined {
   const v = f.get(name);
@@ -240,7 +265,7 @@ function checkEvent(
   f: Fields,
   ctx: { now: number; subjectType: string | undefined; priceGiven: boolean },
 ): NormalizedEvent {
-  const eventId = str(f, 'event_id', { required: true, max: LIMITS.id });
+  const eventId = id(f, 'event_id', { required: true });
   const tenant =
     str(f, 'tenant', { max: LIMITS.tenant, pattern: TENANT, patternRule: 'must be letters, digits, _ . -' }) ||
     DEFAULT_TENANT;
@@ -253,9 +278,9 @@ function checkEvent(
     return reject('type', `unknown event type '${type.slice(0, 32)}' (expected one of ${EVENT_TYPES.join(', ')})`);
   if (ctx.subjectType !== undefined && ctx.subjectType !== type)
     return reject('type', `'${type}' does not match the subject's type '${ctx.subjectType.slice(0, 32)}'`);
-  const userId = str(f, 'user_id', { required: true, max: LIMITS.id });
-  const sessionId = str(f, 'session_id', { max: LIMITS.id });
-  const itemId = str(f, 'item_id', { required: type !== 'search', max: LIMITS.id });
+  const userId = id(f, 'user_id', { required: true });
+  const sessionId = id(f, 'session_id');
+  const itemId = id(f, 'item_id', { required: type !== 'search' });
   const rawQuery = str(f, 'query', { max: LIMITS.query, allowControl: true });
   const query = normalizeQuery(rawQuery);
   if (type === 'search' && !query) return reject('query', 'required for search');
@@ -264,7 +289,7 @@ function checkEvent(
   if (type === 'purchase' && price === undefined && !ctx.priceGiven) return reject('price', 'required for purchase');
   const currency = str(f, 'currency', { max: 8, pattern: CURRENCY, patternRule: 'must be an ISO 4217 code like EUR' });
   const occurredAt = time(f, 'occurred_at', ctx.now, true) as number;
-  const requestId = str(f, 'request_id', { max: LIMITS.id });
+  const requestId = id(f, 'request_id');
   const position = num(f, 'position', { integer: true, min: 0, max: LIMITS.position }) ?? 0;
   const context = stringMap(f, 'context', LIMITS.contextEntries);
   const hasQuantity = type === 'add_to_cart' || type === 'remove_from_cart' || type === 'purchase';
@@ -288,7 +313,7 @@ function checkEvent(
 }
 
 function checkItem(f: Fields, now: number): NormalizedItem {
-  const itemId = str(f, 'item_id', { required: true, max: LIMITS.id });
+  const itemId = id(f, 'item_id', { required: true });
   const tenant =
     str(f, 'tenant', { max: LIMITS.tenant, pattern: TENANT, patternRule: 'must be letters, digits, _ . -' }) ||
     DEFAULT_TENANT;
