@@ -26,20 +26,6 @@ export interface SqliteOptions {
   busyTimeoutMs: number;
 }
 
-function retryWhileBusy(timeoutMs: number, fn: () => void): void {
-  const until = Date.now() + timeoutMs;
-  const pause = new Int32Array(new SharedArrayBuffer(4));
-  for (;;) {
-    try {
-      fn();
-      return;
-    } catch (err) {
-      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= until) throw err;
-      Atomics.wait(pause, 0, 0, 10 + Math.random() * 20);
-    }
-  }
-}
-
 /** `sqlite:<path>[?busy_timeout=ms]`; `sqlite::memory:` for an in-memory database. */
 export function parseSqliteUrl(url: string): SqliteOptions {
   const rest = url.slice('sqlite:'.length);
@@ -160,22 +146,44 @@ function translate(err: unknown): unknown {
   return err;
 }
 
-function guard<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    throw translate(err);
-  }
+const isBusy = (err: unknown): boolean => {
+  const code = (err as { code?: unknown }).code;
+  return (
+    code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || (typeof code === 'string' && code.startsWith('SQLITE_BUSY_'))
+  );
+};
+
+/** Runs one synchronous SQLite step, retrying while another connection holds the lock. */
+type Guard = <T>(fn: () => T) => Promise<T>;
+
+/**
+ * better-sqlite3 is synchronous, and SQLite's own busy handler sleeps in the calling thread: a lock
+ * held by another process for seconds would freeze the event loop (health checks, gRPC, NATS all
+ * time out). So the connection never waits (`timeout: 0`), and a busy step is retried after an async
+ * pause, doubling from 1 ms to 50 ms, until `busyTimeoutMs`; then StoreUnavailableError (retry later).
+ */
+function busyRetry(busyTimeoutMs: number): Guard {
+  return async <T>(fn: () => T): Promise<T> => {
+    const until = Date.now() + busyTimeoutMs;
+    for (let pause = 1; ; pause = Math.min(50, pause * 2)) {
+      try {
+        return fn();
+      } catch (err) {
+        if (!isBusy(err) || Date.now() >= until) throw translate(err);
+        await new Promise((r) => setTimeout(r, pause * (0.5 + Math.random())));
+      }
+    }
+  };
 }
 
 /**
  * Keyset pagination: never holds a statement open across a yield, because better-sqlite3 refuses
  * writes on a connection while one of its statements is iterating.
  */
-async function* pages<R>(fetch: (after: string) => R[], keyOf: (row: R) => string): AsyncIterable<R> {
+async function* pages<R>(guard: Guard, fetch: (after: string) => R[], keyOf: (row: R) => string): AsyncIterable<R> {
   let after = '';
   for (;;) {
-    const rows = guard(() => fetch(after));
+    const rows = await guard(() => fetch(after));
     for (const r of rows) yield r;
     const last = rows[rows.length - 1];
     if (last === undefined) return;
@@ -193,6 +201,7 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly writeLock = new Mutex();
   private readonly statements = new Map<string, Database.Statement>();
+  private readonly guard: Guard;
 
   /** Prepared statements are compiled once: IN-lists vary by length, so the SQL text is the key. */
   private stmt(sql: string): Database.Statement {
@@ -205,16 +214,28 @@ export class SqliteStore implements Store {
     return st;
   }
 
-  constructor(opts: SqliteOptions) {
+  /** Opens (creating the file and schema if needed) without blocking the event loop on another's lock. */
+  static async open(opts: SqliteOptions): Promise<SqliteStore> {
     if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
-    this.db = new Database(opts.path, { timeout: opts.busyTimeoutMs });
-    // Two processes opening a new file at once: switching to WAL and creating the schema need the
-    // lock the other holds, and SQLite skips the busy handler there, so retry until the timeout.
-    retryWhileBusy(opts.busyTimeoutMs, () => {
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = NORMAL');
-      this.db.exec(SCHEMA);
-    });
+    const db = new Database(opts.path, { timeout: 0 });
+    try {
+      // Two processes opening a new file at once: switching to WAL and creating the schema need the
+      // lock the other holds.
+      await busyRetry(opts.busyTimeoutMs)(() => {
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = NORMAL');
+        db.exec(SCHEMA);
+      });
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    return new SqliteStore(db, opts);
+  }
+
+  private constructor(db: Database.Database, opts: SqliteOptions) {
+    this.db = db;
+    this.guard = busyRetry(opts.busyTimeoutMs);
     this.events = this.makeEvents();
     this.items = this.makeItems();
     this.documents = this.makeDocuments();
@@ -222,6 +243,7 @@ export class SqliteStore implements Store {
   }
 
   private makeChurnScores(): ChurnScoreRepository {
+    const guard = this.guard;
     const db = this.db;
     interface Row {
       tenant: string;
@@ -255,12 +277,12 @@ export class SqliteStore implements Store {
     return {
       upsertMany: async (rs) => {
         checkChurnScores(rs);
-        await lock.run(async () => guard(() => upsertAll(rs)));
+        await lock.run(() => guard(() => upsertAll.immediate(rs)));
       },
       getMany: async (tenant, ids) => {
         const out = new Map<string, ChurnScoreRecord>();
         for (const part of chunks([...new Set(ids)])) {
-          const rows = guard(
+          const rows = await guard(
             () =>
               this.stmt(
                 `SELECT * FROM churn_scores WHERE tenant = ? AND user_id IN (${part.map(() => '?').join(',')})`,
@@ -273,7 +295,7 @@ export class SqliteStore implements Store {
       listAtRisk: async (tenant, minRisk, limit, after) => {
         // SQLite reads a negative LIMIT as "no limit"; the port says a limit below one returns nothing.
         if (limit <= 0) return [];
-        const rows = guard(() =>
+        const rows = await guard(() =>
           after
             ? (this.stmt(
                 `SELECT * FROM churn_scores WHERE tenant = ? AND risk >= ? AND (risk < ? OR (risk = ? AND user_id > ?))
@@ -289,6 +311,7 @@ export class SqliteStore implements Store {
   }
 
   private makeEvents(): EventRepository {
+    const guard = this.guard;
     const db = this.db;
     const insert = db.prepare(
       `INSERT OR IGNORE INTO events VALUES (@tenant, @eventId, @type, @userId, @sessionId, @itemId, @query,
@@ -311,7 +334,7 @@ export class SqliteStore implements Store {
     return {
       insertMany: async (events) => {
         checkEvents(events);
-        return lock.run(async () => guard(() => insertAll(events)));
+        return lock.run(() => guard(() => insertAll.immediate(events)));
       },
       count: async (filter) =>
         guard(() =>
@@ -320,7 +343,7 @@ export class SqliteStore implements Store {
             : (this.stmt('SELECT COUNT(*) AS n FROM events WHERE tenant = ?').get(filter.tenant) as { n: number }).n,
         ),
       stats: async (tenant) => {
-        const row = guard(
+        const row = await guard(
           () =>
             (tenant === undefined
               ? this.stmt('SELECT COUNT(*) AS n, MIN(occurred_at) AS lo, MAX(occurred_at) AS hi FROM events').get()
@@ -360,18 +383,19 @@ export class SqliteStore implements Store {
       `SELECT * FROM events ${base ? base + ' AND' : 'WHERE'} (occurred_at, event_id, tenant) > (@at, @id, @t)
        ORDER BY occurred_at, event_id, tenant LIMIT @limit`,
     );
-    let rows = guard(() => first.all(params) as EventRow[]);
+    let rows = await this.guard(() => first.all(params) as EventRow[]);
     while (rows.length > 0) {
       for (const r of rows) yield rowToEvent(r);
       const last = rows[rows.length - 1] as EventRow;
       if (rows.length < page) break;
-      rows = guard(
+      rows = await this.guard(
         () => next.all({ ...params, at: last.occurred_at, id: last.event_id, t: last.tenant }) as EventRow[],
       );
     }
   }
 
   private makeItems(): ItemRepository {
+    const guard = this.guard;
     const db = this.db;
     const upsert = db.prepare(
       `INSERT INTO items VALUES (@tenant, @itemId, @title, @description, @category, @brand, @price, @inStock,
@@ -391,12 +415,12 @@ export class SqliteStore implements Store {
     return {
       upsertMany: async (items) => {
         checkItems(items);
-        return lock.run(async () => ({ written: guard(() => upsertAll(items)) }));
+        return lock.run(async () => ({ written: await guard(() => upsertAll.immediate(items)) }));
       },
       getMany: async (tenant, ids) => {
         const out = new Map<string, CatalogItem>();
         for (const part of chunks([...new Set(ids)])) {
-          const rows = guard(
+          const rows = await guard(
             () =>
               this.stmt(`SELECT * FROM items WHERE tenant = ? AND item_id IN (${part.map(() => '?').join(',')})`).all(
                 tenant,
@@ -417,6 +441,7 @@ export class SqliteStore implements Store {
         const stmt = db.prepare('SELECT * FROM items WHERE tenant = ? AND item_id > ? ORDER BY item_id LIMIT 1000');
         return (async function* () {
           for await (const r of pages(
+            guard,
             (after) => stmt.all(tenant, after) as ItemRow[],
             (r) => r.item_id,
           ))
@@ -427,6 +452,7 @@ export class SqliteStore implements Store {
   }
 
   private makeDocuments(): DocumentRepository {
+    const guard = this.guard;
     const db = this.db;
     const getMany = <T>(collection: DocumentCollection, tenant: string, ids: readonly string[]): Map<string, T> => {
       const out = new Map<string, T>();
@@ -454,10 +480,10 @@ export class SqliteStore implements Store {
     return {
       transact: (fn) =>
         lock.run(async () => {
-          guard(() => db.exec('BEGIN IMMEDIATE'));
+          await guard(() => db.exec('BEGIN IMMEDIATE'));
           try {
             const result = await fn(tx);
-            guard(() => db.exec('COMMIT'));
+            await guard(() => db.exec('COMMIT'));
             return result;
           } catch (err) {
             if (db.inTransaction) db.exec('ROLLBACK');
@@ -471,6 +497,7 @@ export class SqliteStore implements Store {
         );
         return (async function* () {
           const rows = pages(
+            guard,
             (after) => stmt.all(collection, tenant, after) as Array<{ id: string; doc: string }>,
             (r) => r.id,
           );
@@ -502,7 +529,7 @@ export class SqliteStore implements Store {
   }
 
   async ping(): Promise<void> {
-    guard(() => this.db.prepare('SELECT 1').get());
+    await this.guard(() => this.db.prepare('SELECT 1').get());
   }
 
   async close(): Promise<void> {

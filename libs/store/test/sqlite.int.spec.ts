@@ -17,6 +17,8 @@ const tempUrl = (query = ''): { url: string; path: string } => {
 
 describeStoreContract('sqlite', () => openStore(tempUrl().url));
 
+const event = (eventId: string) => storedEvent(eventId, { tenant: 't', userId: 'u', itemId: 'i' });
+
 describe('sqlite specifics', () => {
   test('a locked database surfaces as StoreUnavailableError and works again once released', async () => {
     const { url, path } = tempUrl('?busy_timeout=50');
@@ -32,6 +34,55 @@ describe('sqlite specifics', () => {
     locker.close();
     await expect(store.events.insertMany([e])).resolves.toEqual({ inserted: 1, conflicting: [] });
     await store.close();
+  });
+
+  test('while another process holds the lock, store calls wait without blocking the event loop', async () => {
+    const { url, path } = tempUrl('?busy_timeout=1000');
+    const store = await openStore(url);
+    await store.events.insertMany([event('before')]);
+    const locker = new Database(path);
+    locker.exec('BEGIN EXCLUSIVE');
+    let lastTick = Date.now();
+    let longestGap = 0;
+    const ticker = setInterval(() => {
+      longestGap = Math.max(longestGap, Date.now() - lastTick);
+      lastTick = Date.now();
+    }, 5);
+    try {
+      const started = Date.now();
+      const writes = [
+        store.events.insertMany([event('during')]),
+        store.documents.transact(async (tx) => tx.markApplied('c', 't', ['e'])),
+        store.churnScores.upsertMany([]),
+        store.items.upsertMany([]),
+      ];
+      // Readers are not blocked in WAL mode.
+      expect(await store.events.count()).toBe(1);
+      const outcomes = await Promise.allSettled(writes);
+      // Each write gave up after busy_timeout with a retryable error, and the loop kept ticking meanwhile:
+      // pauses are at most 50 ms (the bound asserted here leaves room for a busy machine).
+      expect(outcomes.map((o) => o.status === 'rejected' && o.reason instanceof StoreUnavailableError)).toEqual([
+        true,
+        true,
+        true,
+        true,
+      ]);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+      expect(longestGap).toBeLessThan(250);
+      // Released in the middle of a wait: the waiting call succeeds.
+      const waiting = store.events.insertMany([event('after')]);
+      setTimeout(() => {
+        locker.exec('COMMIT');
+        locker.close();
+      }, 300);
+      await expect(waiting).resolves.toEqual({ inserted: 1, conflicting: [] });
+      expect(longestGap).toBeLessThan(250);
+      expect(await store.events.count()).toBe(2);
+    } finally {
+      clearInterval(ticker);
+      if (locker.open) locker.close();
+      await store.close();
+    }
   });
 
   test('rejects unknown URL schemes with a clear message', async () => {

@@ -81,7 +81,7 @@ test('answers in request order with unknown markers, and tells changed users on 
 test.each([
   ['user_ids: at least one id required', { tenant: '', userIds: [], recentLimit: 0 }],
   ['user_ids[1]: must not be empty', { tenant: '', userIds: ['a', ''], recentLimit: 0 }],
-  ['recent_limit: must be >= 0', { tenant: '', userIds: ['a'], recentLimit: -1 }],
+  ['recent_limit: must be between 0 and 200', { tenant: '', userIds: ['a'], recentLimit: -1 }],
   [
     'user_ids: more than 1000 ids',
     { tenant: '', userIds: Array.from({ length: 1001 }, (_, i) => `u${i}`), recentLimit: 0 },
