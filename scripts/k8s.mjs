@@ -190,7 +190,14 @@ function deployment(s) {
                 failureThreshold: Math.ceil(startupSeconds / 5),
               },
               readinessProbe: { grpc: { port: HEALTH }, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 2 },
-              livenessProbe: { grpc: { port: HEALTH }, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
+              // "liveness" stays SERVING while the process runs; "" turns NOT_SERVING when a dependency is
+              // lost, which should take the pod out of rotation, not restart it.
+              livenessProbe: {
+                grpc: { port: HEALTH, service: 'liveness' },
+                periodSeconds: 10,
+                timeoutSeconds: 3,
+                failureThreshold: 3,
+              },
             }),
           ],
           volumes: [{ name: 'tmp', emptyDir: { sizeLimit: '64Mi' } }],

@@ -4,7 +4,7 @@
  */
 import { featureV1, ingestV1, Streams } from '@aisle/contracts';
 import { generateShop } from '@aisle/datagen';
-import { createGrpcClient } from '@aisle/runtime';
+import { createGrpcClient, grpc, isGrpcError } from '@aisle/runtime';
 import { openStore } from '@aisle/store';
 import {
   eventually,
@@ -229,6 +229,44 @@ test('a 20 s SQLite write lock: health, Track and reflection keep answering, the
     client.close();
     await store.close();
     await bus.nc.close();
+    await ingest.stop();
+    storeFile.dispose();
+  }
+});
+
+test('NATS lost: health says NOT_SERVING (liveness stays SERVING), Track answers UNAVAILABLE at once; both recover', async () => {
+  const storeFile = tempSqliteUrl();
+  const ingest = await startServiceProcess('ingest', { AISLE_NATS_URL: nats.url, AISLE_STORE_URL: storeFile.url });
+  const address = `127.0.0.1:${ingest.grpcPort}`;
+  const client = createGrpcClient(ingestV1.IngestServiceService, address, { deadlineMs: 3000 });
+  const track = (eventId: string) =>
+    client.track(
+      ingestV1.TrackRequest.fromPartial({
+        events: [{ eventId, type: 'view', userId: 'u', itemId: 'i', occurredAt: new Date() }],
+      }),
+    );
+  try {
+    expect((await track('before')).accepted).toBe(1);
+    expect(await healthCheck(address)).toBe('SERVING');
+    await nats.stop();
+    await eventually(async () => (await healthCheck(address)) === 'NOT_SERVING', {
+      what: 'health to notice',
+      timeoutMs: 5000,
+    });
+    expect(await healthCheck(address, 'aisle.ingest.v1.IngestService')).toBe('NOT_SERVING');
+    expect(await healthCheck(address, 'liveness')).toBe('SERVING');
+    const t0 = Date.now();
+    const err: unknown = await track('during').catch((e: unknown) => e);
+    expect(isGrpcError(err) && err.code).toBe(grpc.status.UNAVAILABLE);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    await nats.restart();
+    await eventually(async () => (await healthCheck(address)) === 'SERVING', {
+      what: 'health to recover',
+      timeoutMs: 20_000,
+    });
+    expect((await track('after')).accepted).toBe(1);
+  } finally {
+    client.close();
     await ingest.stop();
     storeFile.dispose();
   }

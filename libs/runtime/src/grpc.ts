@@ -220,6 +220,9 @@ export interface RunningGrpcServer {
   shutdown(deadlineMs: number): Promise<void>;
 }
 
+/** The health service name that reports only that the process is alive (not whether it is ready). */
+export const LIVENESS = 'liveness';
+
 /** Aisle's descriptor set plus grpc.health.v1, so that reflection describes every hosted service. */
 const reflectionDescriptors = [
   Buffer.from(descriptorSetBase64, 'base64'),
@@ -235,7 +238,9 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
     'grpc.max_connection_age_grace_ms': opts.maxConnectionAgeGraceMs ?? GRPC_MAX_CONNECTION_AGE_GRACE_MS,
   });
   const names = opts.services.map((s) => serviceNameOf(s.definition));
-  const notServing: Record<string, ServingStatus> = { '': 'NOT_SERVING' };
+  // `liveness` answers SERVING while the process runs (for liveness probes: a pod that cannot reach a
+  // dependency is not ready, but restarting it would not help).
+  const notServing: Record<string, ServingStatus> = { '': 'NOT_SERVING', [LIVENESS]: 'SERVING' };
   for (const n of names) notServing[n] = 'NOT_SERVING';
   const health = new HealthImplementation(notServing);
   health.addToServer(server);

@@ -8,3 +8,4 @@ export * from './lifecycle';
 export * from './service';
 export * from './js-publisher';
 export * from './model-registry';
+export * from './readiness';

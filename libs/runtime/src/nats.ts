@@ -42,6 +42,8 @@ export interface NatsConnectOptions {
   logger: Logger;
   /** How long the first connection may take (default 20 s). */
   connectTimeoutMs?: number;
+  /** Told when the connection is lost (false) and when it is back (true). */
+  onConnectionChange?: (connected: boolean) => void;
 }
 
 /** The reply-subject prefix of a NATS user's connections. */
@@ -70,6 +72,10 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
     name: opts.name,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 1000,
+    // A server that hangs (rather than closes the socket) is noticed after two missed pings, not the
+    // client's default of several minutes.
+    pingInterval: 10_000,
+    maxPingOut: 2,
     // Otherwise every request (each JetStream publish) captures a stack trace for a possible timeout
     // error: a third of ingest's CPU time in profiles.
     noAsyncTraces: true,
@@ -91,7 +97,10 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
     for await (const s of nc.status()) {
       if (s.type === 'disconnect' || s.type === 'error') opts.logger.warn('nats connection', { status: s.type });
       else if (s.type === 'reconnect') opts.logger.info('nats connection', { status: s.type });
+      if (s.type === 'disconnect' || s.type === 'close') opts.onConnectionChange?.(false);
+      else if (s.type === 'reconnect') opts.onConnectionChange?.(true);
     }
+    opts.onConnectionChange?.(false);
   })();
   return nc;
 }

@@ -5,7 +5,14 @@ import type { Tracer } from '@opentelemetry/api';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Registry } from 'prom-client';
 import { checkCommonConfig, type commonConfig, type ConfigOf } from './config';
-import { clientCredentials, startGrpcServer, type grpc, type GrpcServerOptions, type RunningGrpcServer } from './grpc';
+import {
+  clientCredentials,
+  serviceNameOf,
+  startGrpcServer,
+  type grpc,
+  type GrpcServerOptions,
+  type RunningGrpcServer,
+} from './grpc';
 import { Lifecycle } from './lifecycle';
 import { createLogger, type Logger, type LogSink } from './logger';
 import { createMetricsRegistry, startMetricsServer } from './metrics';
@@ -20,6 +27,7 @@ import {
   type NatsConnection,
 } from './nats';
 import { AsyncJetStreamPublisher } from './js-publisher';
+import { Readiness } from './readiness';
 import { initTelemetry, type Telemetry } from './telemetry';
 
 export type CommonConfig = ConfigOf<typeof commonConfig>;
@@ -35,8 +43,10 @@ export interface ServiceBase {
   readonly tracer: Tracer;
   readonly registry: Registry;
   readonly lifecycle: Lifecycle;
+  /** What health reports: every part sets the conditions it knows about. */
+  readonly readiness: Readiness;
   readonly metricsPort: number | undefined;
-  /** Sets what `/status` on the metrics port reports. */
+  /** Sets what `/status` on the metrics port reports (plus the readiness problems, if any). */
   setStatus(provider: () => unknown): void;
 }
 
@@ -71,10 +81,16 @@ export async function createServiceBase(
   });
   lifecycle.onShutdown('telemetry', () => telemetry.shutdown());
   const registry = createMetricsRegistry(name);
+  const readiness = new Readiness();
   let metricsPort: number | undefined;
   let statusProvider: () => unknown = () => ({ service: name });
+  const status = () => {
+    const problems = readiness.list();
+    const s = statusProvider();
+    return problems.length > 0 && typeof s === 'object' && s !== null ? { ...s, not_ready: problems } : s;
+  };
   if (config.metricsPort >= 0) {
-    const metrics = await startMetricsServer(registry, config.metricsPort, '0.0.0.0', () => statusProvider());
+    const metrics = await startMetricsServer(registry, config.metricsPort, '0.0.0.0', status);
     metricsPort = metrics.port;
     lifecycle.onShutdown('metrics', () => metrics.close());
   }
@@ -84,6 +100,7 @@ export async function createServiceBase(
     tracer: telemetry.tracer,
     registry,
     lifecycle,
+    readiness,
     metricsPort,
     setStatus: (p) => {
       statusProvider = p;
@@ -97,15 +114,28 @@ export interface Bus {
   readonly jsm: JetStreamManager;
   /** The one way services publish to JetStream. */
   readonly publisher: AsyncJetStreamPublisher;
+  /** False while the connection is lost (the client reconnects by itself). */
+  connected(): boolean;
 }
 
-/** Connects to NATS (drained at shutdown) and provisions the streams this service touches. */
+/**
+ * Connects to NATS (drained at shutdown) and provisions the streams this service touches. With
+ * `healthNeedsNats`, a lost connection turns health NOT_SERVING until it is back (for services that
+ * cannot do their job without it, such as ingest); otherwise it is only logged.
+ */
 export async function connectBus(
   base: ServiceBase,
   config: CommonConfig,
   streams: readonly StreamSpec[],
+  opts: { healthNeedsNats?: boolean } = {},
 ): Promise<Bus> {
+  let connected = true;
   const nc = await connectNats({
+    onConnectionChange: (up) => {
+      connected = up;
+      if (opts.healthNeedsNats)
+        base.readiness.set('nats', up, { reason: `NATS connection lost (${config.natsUrl}); reconnecting` });
+    },
     servers: config.natsUrl,
     name: base.name,
     user: config.natsUser,
@@ -122,19 +152,22 @@ export async function connectBus(
   base.lifecycle.onShutdown('publisher', () => publisher.close());
   const { js, jsm } = await jetStreamOf(nc);
   await ensureStreams(jsm, streams, { replicas: config.natsStreamReplicas });
-  return { nc, js, jsm, publisher };
+  return { nc, js, jsm, publisher, connected: () => connected && !nc.isClosed() };
 }
 
 /**
- * Starts gRPC with health NOT_SERVING; on shutdown flips health to NOT_SERVING, waits the drain delay,
- * then drains calls until the deadline.
+ * Starts gRPC with health NOT_SERVING, then reporting `base.readiness`; on shutdown flips health to
+ * NOT_SERVING, waits the drain delay, then drains calls until the deadline. The returned server's
+ * `setServing`/`setServiceServing` are readiness conditions too.
  */
 export async function serveGrpc(
   base: ServiceBase,
   config: CommonConfig,
   services: GrpcServerOptions['services'],
 ): Promise<RunningGrpcServer> {
-  const server = await startGrpcServer({
+  const { readiness } = base;
+  readiness.set('serving', false, { reason: 'starting' });
+  const raw = await startGrpcServer({
     host: config.grpcHost,
     port: config.grpcPort,
     services,
@@ -145,6 +178,18 @@ export async function serveGrpc(
         ? { certFile: config.grpcTlsCert, keyFile: config.grpcTlsKey, clientCaFile: config.grpcTlsClientCa }
         : undefined,
   });
+  const names = services.map((s) => serviceNameOf(s.definition));
+  const report = (): void => {
+    raw.setServiceServing('', readiness.ready());
+    for (const n of names) raw.setServiceServing(n, readiness.ready(n));
+  };
+  base.lifecycle.onShutdown('readiness', readiness.onChange(report));
+  report();
+  const server: RunningGrpcServer = {
+    ...raw,
+    setServing: (serving) => readiness.set('serving', serving, { reason: 'stopped' }),
+    setServiceServing: (service, serving) => readiness.set('service', serving, { service, reason: 'not ready yet' }),
+  };
   base.lifecycle.onShutdown('grpc', async () => {
     server.setServing(false);
     if (config.drainDelayMs > 0) await new Promise((r) => setTimeout(r, config.drainDelayMs));

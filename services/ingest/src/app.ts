@@ -10,7 +10,10 @@ import { IngestService } from './ingest.service';
 export async function startIngest(base: ServiceBase, config: IngestConfig): Promise<StartedService> {
   const store = await openStore(config.storeUrl);
   base.lifecycle.onShutdown('store', () => store.close());
-  const bus = await connectBus(base, config, [Streams.CLICKSTREAM, Streams.CATALOG, Streams.EVENTS, Streams.DLQ]);
+  // Without NATS ingest can neither accept (Track publishes) nor deliver: health says so.
+  const bus = await connectBus(base, config, [Streams.CLICKSTREAM, Streams.CATALOG, Streams.EVENTS, Streams.DLQ], {
+    healthNeedsNats: true,
+  });
   const service = new IngestService(
     { insertEvents: (e) => store.events.insertMany(e), upsertItems: (i) => store.items.upsertMany(i) },
     protoDecoder,
@@ -29,7 +32,7 @@ export async function startIngest(base: ServiceBase, config: IngestConfig): Prom
     await Promise.all(consumers.map((c) => c.stop()));
   });
   const grpc = await serveGrpc(base, config, [
-    ingestGrpcService(service, bus.publisher, base, { maxEvents: config.trackMaxEvents }),
+    ingestGrpcService(service, bus, base, { maxEvents: config.trackMaxEvents }),
   ]);
   return { grpc, details: { store: store.kind } };
 }

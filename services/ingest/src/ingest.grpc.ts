@@ -10,7 +10,8 @@ import {
 } from '@aisle/contracts';
 import {
   bindUnaryService,
-  type AsyncJetStreamPublisher,
+  type Bus,
+  type CallContext,
   type GrpcInstrumentation,
   type UnaryHandlers,
 } from '@aisle/runtime';
@@ -29,28 +30,50 @@ function rejections<T>(results: ReadonlyArray<Validated<T>>, idOf: (i: number) =
   return out;
 }
 
+/** Time kept back from the caller's deadline to send UNAVAILABLE before the caller gives up. */
+const DEADLINE_MARGIN_MS = 50;
+
 /**
  * gRPC ingestion: validates synchronously (per-element rejections in the answer) and publishes valid
  * input into the same JetStream streams NATS producers use; `accepted` counts JetStream-acknowledged
- * publishes, so an accepted event is durable.
+ * publishes, so an accepted event is durable. With NATS down it answers UNAVAILABLE at once, and it
+ * never waits for acknowledgements past the caller's deadline: retrying is safe (Nats-Msg-Id).
  */
 export function ingestGrpcService(
   service: IngestService,
-  publisher: AsyncJetStreamPublisher,
+  bus: Pick<Bus, 'publisher' | 'connected'>,
   instr: GrpcInstrumentation,
   limits: { maxEvents: number },
 ): { definition: Definition; implementation: grpc.UntypedServiceImplementation } {
-  const publishAll = async (publishes: Array<Promise<unknown>>): Promise<void> => {
+  const { publisher } = bus;
+  const checkConnected = (): void => {
+    if (!bus.connected()) throw new UnavailableError('event stream unavailable (NATS connection lost); retry the call');
+  };
+  const publishAll = async (publishes: Array<Promise<unknown>>, ctx: CallContext): Promise<void> => {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = ctx.deadline;
+    const late =
+      deadline === undefined
+        ? undefined
+        : new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () => reject(new Error('no acknowledgement before the deadline')),
+              Math.max(0, deadline - Date.now() - DEADLINE_MARGIN_MS),
+            );
+          });
     try {
-      await Promise.all(publishes);
+      await (late ? Promise.race([Promise.all(publishes), late]) : Promise.all(publishes));
     } catch (err) {
       throw new UnavailableError('event stream unavailable; retry the call', { cause: err });
+    } finally {
+      clearTimeout(timer);
     }
   };
   const handlers: UnaryHandlers<Definition> = {
-    track: async (req) => {
+    track: async (req, ctx) => {
       if (req.events.length > limits.maxEvents)
         throw new InvalidArgumentError('events', `more than ${limits.maxEvents} in one call`);
+      checkConnected();
       const results = service.validateEventMessages(req.events as unknown as ProtoFields[]);
       const publishes: Array<Promise<unknown>> = [];
       for (const r of results) {
@@ -63,12 +86,13 @@ export function ingestGrpcService(
           }),
         );
       }
-      await publishAll(publishes);
+      await publishAll(publishes, ctx);
       return { accepted: publishes.length, rejected: rejections(results, (i) => req.events[i]?.eventId ?? '') };
     },
-    upsertItems: async (req) => {
+    upsertItems: async (req, ctx) => {
       if (req.items.length > limits.maxEvents)
         throw new InvalidArgumentError('items', `more than ${limits.maxEvents} in one call`);
+      checkConnected();
       const results = service.validateItemMessages(req.items as unknown as ProtoFields[]);
       const publishes: Array<Promise<unknown>> = [];
       for (const r of results) {
@@ -80,7 +104,7 @@ export function ingestGrpcService(
           }),
         );
       }
-      await publishAll(publishes);
+      await publishAll(publishes, ctx);
       return { accepted: publishes.length, rejected: rejections(results, (i) => req.items[i]?.itemId ?? '') };
     },
   };
