@@ -27,9 +27,13 @@ export function churnGrpcService(
   instr: GrpcInstrumentation,
 ): { definition: Definition; implementation: grpc.UntypedServiceImplementation } {
   const handlers: UnaryHandlers<Definition> = {
-    predict: async (req) => {
+    predict: async (req, ctx) => {
       try {
-        return { scores: (await service.predict(req.userIds)).map(toProto) };
+        return {
+          scores: (
+            await service.predict(req.userIds, ctx.deadline !== undefined ? { deadline: ctx.deadline } : {})
+          ).map(toProto),
+        };
       } catch (err) {
         if (err instanceof NoModelError) throw new FailedPreconditionError(err.message);
         throw err;

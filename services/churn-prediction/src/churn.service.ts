@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '@aisle/contracts';
+import { InvalidArgumentError, UnavailableError } from '@aisle/contracts';
 import { CHURN_FEATURES, churnFeatures, type ActivitySummary } from '@aisle/ml';
 import { randomUUID } from 'node:crypto';
 
@@ -32,10 +32,18 @@ export interface ChurnModel {
 }
 
 export interface ActivitySource {
-  /** Users' activity and the tenant's watermark ("now" in event time). */
-  users(userIds: readonly string[]): Promise<{ users: UserActivity[]; asOf: number }>;
+  /**
+   * Users' activity and the tenant's watermark ("now" in event time); answers by `deadline` (epoch ms)
+   * when one is given. Throws ActivityUnavailableError when the source cannot answer.
+   */
+  users(userIds: readonly string[], opts?: { deadline?: number }): Promise<{ users: UserActivity[]; asOf: number }>;
   /** Every user with features, a page at a time. */
   listUsers(pageSize: number, pageToken: string): Promise<{ userIds: string[]; nextPageToken: string }>;
+}
+
+/** The activity source (the feature service) cannot answer now; retrying later may succeed. */
+export class ActivityUnavailableError extends Error {
+  override readonly name = 'ActivityUnavailableError';
 }
 
 export interface ScoreRepository {
@@ -60,6 +68,17 @@ export interface AlertSink {
 export interface ChurnOptions {
   threshold: number;
   hysteresis: number;
+  /**
+   * Told when the active model turns out unusable (`problem`: why) and when a new model replaces it
+   * (`undefined`): a service whose model produces garbage cannot do its job.
+   */
+  onModelProblem?: (problem: string | undefined) => void;
+}
+
+/** A model output that can be stored and shown: a probability and finite contributions. */
+type Prediction = { risk: number; contributions: Float32Array };
+function usable(p: Prediction | undefined): p is Prediction {
+  return p !== undefined && p.risk >= 0 && p.risk <= 1 && p.contributions.every(Number.isFinite);
 }
 
 export class NoModelError extends Error {
@@ -96,6 +115,7 @@ export function bandOf(risk: number, threshold: number): ScoreRecord['band'] {
 
 export class ChurnService {
   private model: ChurnModel | undefined;
+  private modelProblem: string | undefined;
 
   constructor(
     private readonly activity: ActivitySource,
@@ -106,6 +126,15 @@ export class ChurnService {
 
   setModel(m: ChurnModel): void {
     this.model = m;
+    if (this.modelProblem !== undefined) {
+      this.modelProblem = undefined;
+      this.opts.onModelProblem?.(undefined);
+    }
+  }
+
+  /** Why the active model cannot be used, if it cannot. */
+  get problem(): string | undefined {
+    return this.modelProblem;
   }
 
   get modelVersion(): string | undefined {
@@ -114,21 +143,35 @@ export class ChurnService {
 
   /**
    * Scores users from their current features, stores the scores, and alerts once per upward crossing of
-   * the threshold (re-armed only after falling below threshold - hysteresis).
+   * the threshold (re-armed only after falling below threshold - hysteresis). A prediction that is not
+   * a probability (NaN from a broken model) is never stored: it is counted in `invalid`, and the model
+   * is reported unusable until another one replaces it.
    */
-  async scoreUsers(userIds: readonly string[]): Promise<{ scored: number; alerts: number }> {
+  async scoreUsers(
+    userIds: readonly string[],
+    opts: { deadline?: number } = {},
+  ): Promise<{ scored: number; alerts: number; invalid: number }> {
     const model = this.model;
     if (!model) throw new NoModelError('no churn model is active yet');
-    if (userIds.length === 0) return { scored: 0, alerts: 0 };
-    const [{ users, asOf }, previous] = await Promise.all([this.activity.users(userIds), this.scores.getMany(userIds)]);
+    if (userIds.length === 0) return { scored: 0, alerts: 0, invalid: 0 };
+    const [{ users, asOf }, previous] = await Promise.all([
+      this.activity.users(userIds, opts),
+      this.scores.getMany(userIds),
+    ]);
     const known = users.filter((u) => u.known && u.lastSeen > 0);
     const cutoff = Math.max(asOf, ...known.map((u) => u.lastSeen));
-    const preds = await model.predict(known.map((u) => churnFeatures(summaryOf(u), cutoff)));
+    const rows = known.map((u) => churnFeatures(summaryOf(u), cutoff));
+    const preds = await model.predict(rows);
     const records: ScoreRecord[] = [];
     let alerts = 0;
+    let invalid = 0;
     for (const [k, u] of known.entries()) {
-      const p = preds[k] as { risk: number; contributions: Float32Array };
-      const row = churnFeatures(summaryOf(u), cutoff);
+      const p = preds[k];
+      if (!usable(p)) {
+        invalid++;
+        continue;
+      }
+      const row = rows[k] as Float32Array;
       const factors = CHURN_FEATURES.map((f, j) => ({
         ...readable(f, row[j] as number),
         contribution: p.contributions[j] as number,
@@ -163,11 +206,22 @@ export class ChurnService {
       });
     }
     await this.scores.upsertMany(records);
-    return { scored: records.length, alerts };
+    if (invalid > 0 && this.model === model && this.modelProblem === undefined) {
+      this.modelProblem = `churn model ${model.version} produced ${invalid} risk(s) that are not probabilities (NaN or out of [0, 1])`;
+      this.opts.onModelProblem?.(this.modelProblem);
+    }
+    return { scored: records.length, alerts, invalid };
   }
 
-  /** Stored scores; users known to the feature service but never scored are scored now. */
-  async predict(userIds: readonly string[]): Promise<Array<ScoreRecord & { known: boolean }>> {
+  /**
+   * Stored scores; users known to the feature service but never scored are scored now. Stored scores
+   * need nothing but the store; when a user without one cannot be scored (the feature service is
+   * down, the model is unusable) the answer is UnavailableError, never a made-up score.
+   */
+  async predict(
+    userIds: readonly string[],
+    opts: { deadline?: number } = {},
+  ): Promise<Array<ScoreRecord & { known: boolean }>> {
     if (userIds.length === 0) throw new InvalidArgumentError('user_ids', 'at least one id required');
     if (userIds.length > 1000) throw new InvalidArgumentError('user_ids', 'more than 1000 ids');
     userIds.forEach((id, i) => {
@@ -176,7 +230,18 @@ export class ChurnService {
     let stored = await this.scores.getMany(userIds);
     const missing = userIds.filter((id) => !stored.has(id));
     if (missing.length > 0 && this.model) {
-      await this.scoreUsers(missing);
+      let invalid = 0;
+      try {
+        ({ invalid } = await this.scoreUsers(missing, opts));
+      } catch (err) {
+        if (err instanceof ActivityUnavailableError)
+          throw new UnavailableError(
+            `${missing.length} of the users have no stored score and the feature service is unavailable to score them now; retry`,
+            { cause: err },
+          );
+        throw err;
+      }
+      if (invalid > 0) throw new UnavailableError(`${this.modelProblem ?? 'the churn model is unusable'}; retry later`);
       stored = await this.scores.getMany(userIds);
     }
     return userIds.map((id) => {
@@ -227,14 +292,15 @@ export class ChurnService {
   }
 
   /** Rescores every user the feature service knows, a page at a time (silence raises risk without any event). */
-  async rescoreAll(pageSize: number): Promise<{ scored: number; alerts: number }> {
-    const total = { scored: 0, alerts: 0 };
+  async rescoreAll(pageSize: number): Promise<{ scored: number; alerts: number; invalid: number }> {
+    const total = { scored: 0, alerts: 0, invalid: 0 };
     let token = '';
     do {
       const page = await this.activity.listUsers(pageSize, token);
       const r = await this.scoreUsers(page.userIds);
       total.scored += r.scored;
       total.alerts += r.alerts;
+      total.invalid += r.invalid;
       token = page.nextPageToken;
     } while (token);
     return total;
