@@ -59,7 +59,13 @@ function invalidVariant(e: GeneratedEvent, k: number, now: number): Omit<Produce
       subject,
       data: enc({ ...base, event_id: id, user_id: 'u'.repeat(200) }),
       contentType: json,
-      expectedReason: 'user_id: longer than 128 characters',
+      expectedReason: 'user_id: longer than 128 bytes',
+    }),
+    () => ({
+      subject,
+      data: enc({ ...base, event_id: id, user_id: 'u\u202e1' }),
+      contentType: json,
+      expectedReason: 'user_id: contains an unprintable character U+202E (control, zero-width or bidi)',
     }),
     () => ({
       subject,
