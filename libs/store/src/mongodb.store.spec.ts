@@ -17,7 +17,7 @@ import {
   type WriteConcernErrorData,
   type WriteError,
 } from 'mongodb';
-import { clientOptions, databaseName, MongoStore, type MongoDriver } from './mongodb.store';
+import { clientOptions, databaseName, MongoStore, toEventDoc, type MongoDriver } from './mongodb.store';
 import { catalogItem, storedEvent } from '../test/fixtures';
 import { StoreError, StoreUnavailableError } from './ports';
 
@@ -259,7 +259,9 @@ describe('mongodb adapter failure paths (driver errors behind the MongoDriver se
     await expect(outcome).rejects.not.toBeInstanceOf(StoreUnavailableError);
   });
 
-  test('insertMany: duplicate keys alone are the idempotent outcome, counted as not inserted', async () => {
+  test('insertMany: duplicate keys alone are the idempotent outcome, counted as not inserted; other content is a conflict', async () => {
+    // Stored: a as sent (a re-send), c with another item (a conflict).
+    const stored = [toEventDoc(ev('a')), toEventDoc({ ...ev('c'), itemId: 'elsewhere' })];
     const store = await storeWith({
       events: {
         insertMany: failing(
@@ -271,9 +273,13 @@ describe('mongodb adapter failure paths (driver errors behind the MongoDriver se
             { nInserted: 1 },
           ),
         ),
+        find: () => ({ toArray: async () => stored }),
       },
     });
-    await expect(store.events.insertMany([ev('a'), ev('b'), ev('c')])).resolves.toEqual({ inserted: 1 });
+    await expect(store.events.insertMany([ev('a'), ev('b'), ev('c')])).resolves.toEqual({
+      inserted: 1,
+      conflicting: [2],
+    });
   });
 
   test('items.upsertMany: a collision with a concurrent creator is retried and the newer version written', async () => {

@@ -41,7 +41,7 @@ import {
 } from './ports';
 import { checkChurnScores, checkEvents, checkItems, chunks } from './validation';
 
-interface EventDoc {
+export interface EventDoc {
   _id: string;
   tenant: string;
   event_id: string;
@@ -98,7 +98,8 @@ type ChurnDoc = Omit<ChurnScoreRecord, 'scoredAt'> & { _id: string; scoredAt: Da
  */
 const key = (...parts: string[]): string => JSON.stringify(parts);
 
-function toEventDoc(e: StoredEvent): EventDoc {
+/** The stored document of an event (exported for the adapter's own tests). */
+export function toEventDoc(e: StoredEvent): EventDoc {
   return {
     _id: key(e.tenant, e.eventId),
     tenant: e.tenant,

@@ -269,7 +269,7 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
       const sep = '\u001f';
       expect(
         await store.events.insertMany([ev('c', 1, { tenant: `a${sep}b` }), ev(`b${sep}c`, 1, { tenant: 'a' })]),
-      ).toEqual({ inserted: 2 });
+      ).toEqual({ inserted: 2, conflicting: [] });
       expect(
         await store.items.upsertMany([item('c', 1, { tenant: `a${sep}b` }), item(`b${sep}c`, 1, { tenant: 'a' })]),
       ).toEqual({ written: 2 });
