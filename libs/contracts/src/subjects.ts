@@ -30,6 +30,8 @@ export const Subjects = {
   rankingServed: 'aisle.ranking.v1.served',
   churnAlert: 'aisle.churn.v1.alert',
   modelsPublished: 'aisle.models.v1.published',
+  /** The trainer refused a candidate (ModelRejected, with the reason). */
+  modelsRejected: 'aisle.models.v1.rejected',
 } as const;
 
 export type DlqSource = 'clickstream' | 'catalog' | 'events';

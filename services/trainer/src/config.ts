@@ -33,6 +33,11 @@ export const configSpec = {
     min: 1,
     description: 'fewer events than this: nothing is trained',
   }),
+  minHeldOutCases: env.int('AISLE_TRAINER_MIN_HELD_OUT_CASES', {
+    default: 30,
+    min: 1,
+    description: 'a candidate measured on fewer held-out cases than this is not published',
+  }),
   tolerance: env.number('AISLE_TRAINER_TOLERANCE', {
     default: 0.005,
     min: 0,

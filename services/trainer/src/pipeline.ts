@@ -68,6 +68,8 @@ export interface Candidate {
 }
 
 export interface TrainingOptions {
+  /** The models wanted (default: all); the sequence model is trained for the ranker too. */
+  models?: readonly ModelName[];
   heldOutShare: number;
   churnHorizonDays: number;
   sasrec: Partial<SasrecConfig>;
@@ -95,6 +97,18 @@ export interface HeldOut {
 function sortByTime(events: readonly ShopEvent[]): ShopEvent[] {
   return [...events].sort((a, b) => a.occurredAt - b.occurredAt);
 }
+
+/**
+ * Where the data really starts: the event time below which only the earliest 1% of events lie (of
+ * time-sorted events). One accepted event with a wrong clock (2000-01-01, say) would otherwise stretch
+ * the time range, and with it the held-out window and the churn cut-offs, by decades.
+ */
+export function robustStart(sorted: readonly ShopEvent[]): number {
+  return (sorted[Math.floor(sorted.length * 0.01)] as ShopEvent).occurredAt;
+}
+
+/** Fewer (user, cut-off) rows than this, or one label only: the churn classifier is not trained. */
+export const MIN_CHURN_TRAINING_ROWS = 20;
 
 function searchPairs(events: readonly ShopEvent[]): Array<{ query: string; itemId: string }> {
   const out: Array<{ query: string; itemId: string }> = [];
@@ -153,7 +167,7 @@ export function heldOutSlice(
   opts: Pick<TrainingOptions, 'heldOutShare' | 'churnHorizonDays'>,
 ): HeldOut {
   const events = sortByTime(eventsIn);
-  const start = (events[0] as ShopEvent).occurredAt;
+  const start = robustStart(events);
   const end = (events[events.length - 1] as ShopEvent).occurredAt + 1;
   const sliceStart = end - (end - start) * opts.heldOutShare;
   const byUser = new Map<string, ShopEvent[]>();
@@ -182,12 +196,41 @@ function io(name: string, dtype: string, shape: number[]) {
   return { name, dtype, shape };
 }
 
-/** Trains every model on events before the held-out slice. */
+/** A model that could not be trained at all, and why. */
+export interface Untrained {
+  name: ModelName;
+  reason: string;
+}
+
+/**
+ * Trains the wanted models on events before the held-out slice (and the sequence model when the ranker
+ * is wanted); says why when one cannot be trained.
+ */
 export async function trainCandidates(
   eventsIn: readonly ShopEvent[],
   items: readonly ShopItem[],
   heldOut: HeldOut,
   opts: TrainingOptions,
+): Promise<{ candidates: Candidate[]; untrained: Untrained[] }> {
+  const wanted = new Set(opts.models ?? MODEL_NAMES);
+  const candidates: Candidate[] = [];
+  const untrained: Untrained[] = [];
+  if (wanted.has('sasrec') || wanted.has('text_encoder') || wanted.has('ranker'))
+    candidates.push(...(await trainRecommenders(eventsIn, items, heldOut, opts, wanted)));
+  if (wanted.has('churn')) {
+    const churn = await trainChurn(eventsIn, heldOut, opts);
+    if ('reason' in churn) untrained.push(churn);
+    else candidates.push(churn);
+  }
+  return { candidates, untrained };
+}
+
+async function trainRecommenders(
+  eventsIn: readonly ShopEvent[],
+  items: readonly ShopItem[],
+  heldOut: HeldOut,
+  opts: TrainingOptions,
+  wanted: ReadonlySet<ModelName>,
 ): Promise<Candidate[]> {
   const events = sortByTime(eventsIn).filter((e) => e.occurredAt < heldOut.sliceStart);
   const candidates: Candidate[] = [];
@@ -235,6 +278,21 @@ export async function trainCandidates(
   });
 
   // Text encoder: observed (query, viewed item) pairs plus title fragments of the catalog.
+  if (wanted.has('text_encoder')) candidates.push(await trainTextEncoder(events, items, itemById, opts));
+
+  // Ranker: lists from each user's last pre-slice interaction, candidates from the sequence model and co-visitation.
+  if (wanted.has('ranker')) candidates.push(await trainRanker(events, sequences, sasrec, itemById, opts));
+  sasrec.dispose();
+  // The sequence model comes back even when only the ranker is wanted: the ranker is scored on its lists.
+  return candidates;
+}
+
+async function trainTextEncoder(
+  events: readonly ShopEvent[],
+  items: readonly ShopItem[],
+  itemById: ReadonlyMap<string, ShopItem>,
+  opts: TrainingOptions,
+): Promise<Candidate> {
   const rand = mulberry32(opts.seed);
   const pairs: Array<[string, string]> = searchPairs(events).flatMap((p) => {
     const it = itemById.get(p.itemId);
@@ -250,7 +308,7 @@ export async function trainCandidates(
   }
   const text = new TextEncoder2T({ dim: 32, epochs: 6, seed: opts.seed, ...opts.text });
   await text.fit(pairs, { onEpoch: (e, loss) => opts.log(`text encoder epoch ${e}: loss ${loss.toFixed(3)}`) });
-  candidates.push({
+  const candidate: Candidate = {
     name: 'text_encoder',
     onnx: exportTextEncoder(text),
     sidecar: { hasher: text.cfg.hasher, dim: text.cfg.dim },
@@ -261,10 +319,18 @@ export async function trainCandidates(
         io('item_embedding', 'float32', [-1, text.cfg.dim]),
       ],
     },
-  });
+  };
   text.dispose();
+  return candidate;
+}
 
-  // Ranker: lists from each user's last pre-slice interaction, candidates from the sequence model and co-visitation.
+async function trainRanker(
+  events: readonly ShopEvent[],
+  sequences: ReturnType<typeof fromEvents>,
+  sasrec: Sasrec,
+  itemById: ReadonlyMap<string, ShopItem>,
+  opts: TrainingOptions,
+): Promise<Candidate> {
   const stats = itemStats(events);
   const covis = coVisitation(sequences);
   const lists: CandidateList[] = [];
@@ -285,7 +351,7 @@ export async function trainCandidates(
   });
   const ranker = new Ranker({ seed: opts.seed, epochs: opts.rankerEpochs });
   await ranker.fit(lists, (e, loss) => opts.log(`ranker epoch ${e}: listwise loss ${loss.toFixed(4)}`));
-  candidates.push({
+  const candidate: Candidate = {
     name: 'ranker',
     onnx: exportRanker(ranker),
     sidecar: { features: RANKER_FEATURES },
@@ -293,27 +359,48 @@ export async function trainCandidates(
       inputs: [io('features', 'float32', [-1, RANKER_FEATURES.length])],
       outputs: [io('score', 'float32', [-1, 1])],
     },
-  });
+  };
   ranker.dispose();
-  sasrec.dispose();
+  return candidate;
+}
 
-  // Churn: rolling cut-offs, weekly, from one horizon before the evaluation cut-off back to two weeks
-  // after the first event, so that the model sees users at every stage (new, active, fading, gone).
+/**
+ * Churn: rolling cut-offs, weekly, from one horizon before the evaluation cut-off back to two weeks
+ * after the data starts, so that the model sees users at every stage (new, active, fading, gone).
+ * With less history than that there are no labelled rows: nothing is trained (a fit on zero rows
+ * gives NaN weights), and the reason says how much history there is.
+ */
+async function trainChurn(
+  eventsIn: readonly ShopEvent[],
+  heldOut: HeldOut,
+  opts: TrainingOptions,
+): Promise<Candidate | Untrained> {
   const horizon = opts.churnHorizonDays * DAY;
   const sorted = sortByTime(eventsIn);
   const byUser = new Map<string, ShopEvent[]>();
   for (const e of sorted) byUser.set(e.userId, [...(byUser.get(e.userId) ?? []), e]);
-  const firstAt = (sorted[0] as ShopEvent).occurredAt;
+  const firstAt = robustStart(sorted);
   const trainRows = { X: [] as Float32Array[], y: [] as number[] };
   for (let cutoff = heldOut.churn.cutoff - horizon; cutoff >= firstAt + 14 * DAY; cutoff -= 7 * DAY) {
     const rows = churnRows(byUser, cutoff, horizon);
     trainRows.X.push(...rows.X);
     trainRows.y.push(...rows.y);
   }
+  const churned = trainRows.y.filter(Boolean).length;
+  opts.log(`churn: ${trainRows.X.length} (user, cut-off) rows, ${churned} churned`);
+  if (trainRows.X.length < MIN_CHURN_TRAINING_ROWS || churned === 0 || churned === trainRows.X.length) {
+    const days = ((heldOut.end - firstAt) / DAY).toFixed(1);
+    return {
+      name: 'churn',
+      reason:
+        `not trained: ${trainRows.X.length} labelled (user, cut-off) rows, ${churned} churned (needs at least ` +
+        `${MIN_CHURN_TRAINING_ROWS} and both labels); ${days} days of history, and labels need the ` +
+        `${opts.churnHorizonDays}-day horizon twice plus 14 days`,
+    };
+  }
   const churn = new ChurnClassifier();
   await churn.fit(trainRows.X, trainRows.y);
-  opts.log(`churn: ${trainRows.X.length} (user, cut-off) rows, ${trainRows.y.filter(Boolean).length} churned`);
-  candidates.push({
+  return {
     name: 'churn',
     onnx: exportChurn(churn),
     sidecar: { features: CHURN_FEATURES, threshold: churn.threshold, horizonDays: opts.churnHorizonDays },
@@ -321,8 +408,7 @@ export async function trainCandidates(
       inputs: [io('features', 'float32', [-1, CHURN_FEATURES.length])],
       outputs: [io('risk', 'float32', [-1, 1]), io('contributions', 'float32', [-1, CHURN_FEATURES.length])],
     },
-  });
-  return candidates;
+  };
 }
 
 export interface ItemStats {
@@ -411,7 +497,10 @@ export async function scoreOnHeldOut(
   name: ModelName,
   artifact: { onnx: Uint8Array; sidecar: Record<string, unknown> },
   heldOut: HeldOut,
-  context: { sasrec: { onnx: Uint8Array; sidecar: Record<string, unknown> }; trainEvents: readonly ShopEvent[] },
+  context: {
+    sasrec: { onnx: Uint8Array; sidecar: Record<string, unknown> } | undefined;
+    trainEvents: readonly ShopEvent[];
+  },
 ): Promise<{ metric: string; value: number; cases: number }> {
   const session = await createSession(artifact.onnx);
   try {
@@ -460,6 +549,7 @@ export async function scoreOnHeldOut(
       }
       case 'ranker': {
         // Same lists for every ranker version: candidates of the given sequence model.
+        if (!context.sasrec) throw new Error('scoring a ranker needs the candidate sequence model');
         const seq = await createSession(context.sasrec.onnx);
         const itemIds = context.sasrec.sidecar['itemIds'] as string[];
         const index = new Map(itemIds.map((id, i) => [id, i]));

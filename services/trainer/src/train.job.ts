@@ -1,4 +1,4 @@
-import { DEFAULT_TENANT, Streams } from '@aisle/contracts';
+import { ContentTypes, DEFAULT_TENANT, Headers, modelsV1, Streams, Subjects } from '@aisle/contracts';
 import { initBackend } from '@aisle/ml';
 import { connectBus, ModelRegistry, type ServiceBase } from '@aisle/runtime';
 import type { Store } from '@aisle/store';
@@ -7,28 +7,31 @@ import {
   heldOutSlice,
   scoreOnHeldOut,
   trainCandidates,
-  type Candidate,
   type ModelName,
   type ShopEvent,
   type ShopItem,
 } from './pipeline';
+import { qualityGate } from './quality-gate';
 
 export interface JobReport {
   trained: boolean;
   decisions: Array<{
     model: ModelName;
-    metric: string;
-    candidate: number;
+    metric: string | undefined;
+    candidate: number | undefined;
+    cases: number | undefined;
     active: number | undefined;
     published: boolean;
     version: string | undefined;
+    reason: string;
   }>;
 }
 
 /**
  * One trainer run: read the tenant's events and catalog from the store, train every model on all but
  * the latest time slice, score candidate and active versions on that slice, and publish each candidate
- * that is not worse than the active version.
+ * that passes the quality gate. A refused candidate (or a model that could not be trained) is logged
+ * with the reason and announced on `aisle.models.v1.rejected`; the active version stays.
  */
 export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, store: Store): Promise<JobReport> {
   const log = base.logger;
@@ -51,7 +54,8 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
     query_cases: heldOut.queries.length,
     churn_users: heldOut.churn.users.length,
   });
-  const candidates = await trainCandidates(events, items, heldOut, {
+  const { candidates, untrained } = await trainCandidates(events, items, heldOut, {
+    models: config.models as ModelName[],
     heldOutShare: config.heldOutShare,
     churnHorizonDays: config.churnHorizonDays,
     sasrec: { epochs: config.sasrecEpochs },
@@ -64,7 +68,7 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
   const bus = await connectBus(base, config, [Streams.MODELS]);
   const registry = await ModelRegistry.open(bus.nc, { replicas: config.natsStreamReplicas });
   const trainEvents = events.filter((e) => e.occurredAt < heldOut.sliceStart);
-  const sasrec = candidates.find((c) => c.name === 'sasrec') as Candidate;
+  const sasrec = candidates.find((c) => c.name === 'sasrec');
   const context = { sasrec, trainEvents };
   const version = new Date()
     .toISOString()
@@ -72,7 +76,42 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
     .replace(/\.\d+Z$/, 'Z');
   // A loop, not Math.min(...times): spreading 100k+ arguments overflows the stack.
   const firstEventAt = events.reduce((m, e) => Math.min(m, e.occurredAt), Number.POSITIVE_INFINITY);
+  const dataRange = {
+    from: new Date(firstEventAt),
+    to: new Date(heldOut.sliceStart),
+    events: trainEvents.length,
+    source: `store:${tenant}`,
+  };
   const report: JobReport = { trained: true, decisions: [] };
+  const reject = async (model: ModelName, reason: string, metrics: Record<string, number>) => {
+    log.warn('candidate rejected; the active version stays', { model, reason, ...metrics });
+    await bus.publisher.publish(
+      Subjects.modelsRejected,
+      modelsV1.ModelRejected.encode({
+        name: model,
+        version,
+        tenant,
+        reason,
+        metrics,
+        dataRange,
+        rejectedAt: new Date(),
+      }).finish(),
+      { msgId: `${tenant}:${model}:${version}:rejected`, headers: { [Headers.contentType]: ContentTypes.protobuf } },
+    );
+  };
+  for (const u of untrained.filter((x) => config.models.includes(x.name))) {
+    await reject(u.name, u.reason, {});
+    report.decisions.push({
+      model: u.name,
+      metric: undefined,
+      candidate: undefined,
+      cases: undefined,
+      active: undefined,
+      published: false,
+      version: undefined,
+      reason: u.reason,
+    });
+  }
   for (const c of candidates.filter((x) => config.models.includes(x.name))) {
     const score = await scoreOnHeldOut(c.name, c, heldOut, context);
     let activeValue: number | undefined;
@@ -82,46 +121,47 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
     } catch (err) {
       log.warn('active model could not be scored; treating it as absent', { model: c.name, err });
     }
-    const publish = activeValue === undefined || score.value >= activeValue - config.tolerance;
+    const decision = qualityGate(
+      { metric: score.metric, candidate: score.value, cases: score.cases, active: activeValue },
+      { minHeldOutCases: config.minHeldOutCases, tolerance: config.tolerance },
+    );
+    const metrics: Record<string, number> = {
+      [`heldout_${score.metric}`]: score.value,
+      heldout_cases: score.cases,
+      ...(activeValue !== undefined ? { [`previous_${score.metric}`]: activeValue } : {}),
+    };
     let published: string | undefined;
-    if (publish) {
+    if (decision.publish) {
       const meta = await registry.publish(bus.publisher, {
         tenant,
         name: c.name,
         version,
         onnx: c.onnx,
         sidecar: c.sidecar,
-        meta: {
-          metrics: {
-            [`heldout_${score.metric}`]: score.value,
-            heldout_cases: score.cases,
-            ...(activeValue !== undefined ? { [`previous_${score.metric}`]: activeValue } : {}),
-          },
-          dataRange: {
-            from: new Date(firstEventAt),
-            to: new Date(heldOut.sliceStart),
-            events: trainEvents.length,
-            source: `store:${tenant}`,
-          },
-          signature: c.signature,
-        },
+        meta: { metrics, dataRange, signature: c.signature },
       });
       published = meta.version;
+      log.info('model published', {
+        model: c.name,
+        metric: score.metric,
+        candidate: score.value,
+        cases: score.cases,
+        active: activeValue,
+        version: published,
+        reason: decision.reason,
+      });
+    } else {
+      await reject(c.name, decision.reason, metrics);
     }
-    log.info(publish ? 'model published' : 'candidate worse than the active model; kept the active one', {
-      model: c.name,
-      metric: score.metric,
-      candidate: score.value,
-      active: activeValue,
-      version: published,
-    });
     report.decisions.push({
       model: c.name,
       metric: score.metric,
       candidate: score.value,
+      cases: score.cases,
       active: activeValue,
-      published: publish,
+      published: decision.publish,
       version: published,
+      reason: decision.reason,
     });
   }
   return report;

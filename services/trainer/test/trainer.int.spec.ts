@@ -82,7 +82,7 @@ test('trains all four models, publishes them, and compares the next run with the
   const second = await runJobProcess('trainer', env);
   expect(second.code).toBe(0);
   const decisions = second.logs.filter(
-    (l) => l['msg'] === 'model published' || l['msg'] === 'candidate worse than the active model; kept the active one',
+    (l) => l['msg'] === 'model published' || l['msg'] === 'candidate rejected; the active version stays',
   );
   expect(decisions).toHaveLength(4);
   for (const d of decisions) expect(typeof d['active']).toBe('number');
@@ -97,4 +97,93 @@ test('too few events: nothing is trained, exit 0', async () => {
   } finally {
     empty.dispose();
   }
+});
+
+/** A shop with `days` of history (plus one event with a wrong clock), in a fresh store. */
+async function shopStore(days: number): Promise<ReturnType<typeof tempSqliteUrl> & { end: number }> {
+  const file = tempSqliteUrl();
+  const shop = generateShop({ seed: 7, users: 200, items: 80, days });
+  const store = await openStore(file.url);
+  try {
+    const events = shop.events.map((e) => ({
+      ...e,
+      tenant: 'default',
+      currency: '',
+      ingestedAt: e.occurredAt,
+      requestId: '',
+      position: 0,
+      context: {},
+    }));
+    const first = events[0]!;
+    await store.events.insertMany([
+      ...events,
+      { ...first, eventId: 'wrong-clock', occurredAt: Date.UTC(2000, 0, 1), ingestedAt: Date.UTC(2000, 0, 1) },
+    ]);
+  } finally {
+    await store.close();
+  }
+  return { ...file, end: shop.end };
+}
+
+async function rejections(): Promise<modelsV1.ModelRejected[]> {
+  const nc = await connect({ servers: nats.url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const out: modelsV1.ModelRejected[] = [];
+    const info = await jsm.streams.info(Streams.MODELS.name).catch(() => undefined);
+    if (!info) return []; // nothing announced yet
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+      const m = await jsm.streams.getMessage(Streams.MODELS.name, { seq }).catch(() => null);
+      if (m?.subject === Subjects.modelsRejected) out.push(modelsV1.ModelRejected.decode(m.data));
+    }
+    return out;
+  } finally {
+    await nc.close();
+  }
+}
+
+test('churn with less history than its horizon needs: not trained on 0 rows, refused with the reason', async () => {
+  const short = await shopStore(12);
+  try {
+    const before = (await rejections()).length;
+    const r = await runJobProcess('trainer', {
+      AISLE_NATS_URL: nats.url,
+      AISLE_STORE_URL: short.url,
+      AISLE_TRAINER_TENANT: 'default',
+      AISLE_TRAINER_MODELS: 'churn',
+    });
+    expect(r.code).toBe(0);
+    const refused = r.logs.find((l) => l['msg'] === 'candidate rejected; the active version stays');
+    expect(refused).toMatchObject({
+      model: 'churn',
+      reason: expect.stringMatching(/^not trained: 0 labelled/) as unknown,
+    });
+    expect(r.logs.some((l) => l['msg'] === 'model published')).toBe(false);
+    const announced = (await rejections()).slice(before);
+    expect(announced.map((a) => [a.name, a.tenant])).toEqual([['churn', 'default']]);
+    expect(announced[0]?.reason).toBe(refused?.['reason']);
+    // The wrong clock did not stretch the window: 10% of 12 days, not of 26 years.
+    const slice = r.logs.find((l) => l['msg'] === 'held-out slice');
+    expect(Date.parse(String(slice?.['from']))).toBeGreaterThan(short.end - 2 * 86_400_000);
+  } finally {
+    short.dispose();
+  }
+});
+
+test('a held-out slice below the minimum size: the candidate is refused, the active version stays', async () => {
+  const r = await runJobProcess('trainer', {
+    AISLE_NATS_URL: nats.url,
+    AISLE_STORE_URL: storeFile.url,
+    AISLE_TRAINER_MODELS: 'churn',
+    AISLE_TRAINER_MIN_HELD_OUT_CASES: '100000',
+  });
+  expect(r.code).toBe(0);
+  expect(r.logs.find((l) => l['msg'] === 'candidate rejected; the active version stays')).toMatchObject({
+    model: 'churn',
+    reason: expect.stringMatching(/^held-out slice has \d+ case\(s\), fewer than the 100000 needed/) as unknown,
+    heldout_cases: expect.any(Number) as unknown,
+  });
+  const last = (await rejections()).pop();
+  expect(last?.name).toBe('churn');
+  expect(last?.metrics['heldout_cases']).toBeGreaterThan(0);
 });
