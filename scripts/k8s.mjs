@@ -626,7 +626,7 @@ const busUsers = [
   ),
   {
     user: 'trainer',
-    about: ['The only writer of the model bucket and the only one to announce models.'],
+    about: ['The only writer of the model bucket and the only one to announce models (and refused candidates).'],
     publish: [
       '$JS.API.INFO',
       ...provision('DLQ'),
@@ -635,6 +635,7 @@ const busUsers = [
       '$JS.API.STREAM.PURGE.OBJ_aisle-models',
       '$O.aisle-models.>',
       'aisle.models.v1.published',
+      'aisle.models.v1.rejected',
     ],
     subscribe: [inbox('trainer')],
   },

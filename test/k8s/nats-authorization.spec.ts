@@ -119,6 +119,8 @@ test('every service, the trainer and a producer do their work with exactly the g
     AISLE_NATS_PASSWORD: password('trainer'),
     AISLE_TRAINER_SASREC_EPOCHS: '1',
     AISLE_TRAINER_MIN_EVENTS: '100',
+    // About grants, not model quality: a small shop's held-out slice must not keep a model back.
+    AISLE_TRAINER_MIN_HELD_OUT_CASES: '1',
     AISLE_METRICS_PORT: '-1',
   });
   expect(trainer.stderr).toBe('');

@@ -9,8 +9,10 @@ export interface NatsServerHandle {
   readonly storeDir: string;
   /** Stops the server (keeps its JetStream data for restart()). */
   stop(): Promise<void>;
-  /** Starts it again on the same port with the same data. */
+  /** Starts it again on the same port with the same data (also after a kill). */
   restart(): Promise<void>;
+  /** Sends a signal to the server process (SIGSTOP and SIGCONT to freeze it, SIGKILL to crash it). */
+  signal(signal: NodeJS.Signals): void;
   /** Stops it and removes its data. */
   dispose(): Promise<void>;
 }
@@ -108,6 +110,9 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     port,
     storeDir,
     stop: () => stopChild(child),
+    signal: (sig) => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+    },
     async restart() {
       await stopChild(child);
       ({ child, port } = await launch(bin, port, storeDir, o));
