@@ -1,7 +1,7 @@
 /** The trainer job end to end: store -> train -> compare with the active version -> object store + announcement. */
 import { MODELS_BUCKET, modelsV1, Streams, Subjects } from '@aisle/contracts';
-import { generateShop } from '@aisle/datagen';
-import { openStore } from '@aisle/store';
+import { generateShop, type GeneratedEvent } from '@aisle/datagen';
+import { openStore, type StoredEvent } from '@aisle/store';
 import { runJobProcess, startNatsServer, tempSqliteUrl, type NatsServerHandle } from '@aisle/testkit';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
@@ -20,19 +20,14 @@ beforeAll(async () => {
   await store.items.upsertMany(
     shop.items.map((i) => ({ ...i, tenant: 'default', attributes: {}, ingestedAt: i.updatedAt })),
   );
-  await store.events.insertMany(
-    shop.events.map((e) => ({
-      ...e,
-      tenant: 'default',
-      currency: '',
-      ingestedAt: e.occurredAt,
-      requestId: '',
-      position: 0,
-      context: {},
-    })),
-  );
+  await store.events.insertMany(shop.events.map(asStored));
   await store.close();
 });
+
+/** A generated event as ingest would have stored it. */
+function asStored(e: GeneratedEvent): StoredEvent {
+  return { ...e, tenant: 'default', currency: '', ingestedAt: e.occurredAt, requestId: '', position: 0, context: {} };
+}
 
 afterAll(async () => {
   await nats?.dispose();
@@ -105,15 +100,7 @@ async function shopStore(days: number): Promise<ReturnType<typeof tempSqliteUrl>
   const shop = generateShop({ seed: 7, users: 200, items: 80, days });
   const store = await openStore(file.url);
   try {
-    const events = shop.events.map((e) => ({
-      ...e,
-      tenant: 'default',
-      currency: '',
-      ingestedAt: e.occurredAt,
-      requestId: '',
-      position: 0,
-      context: {},
-    }));
+    const events = shop.events.map(asStored);
     const first = events[0]!;
     await store.events.insertMany([
       ...events,
