@@ -125,26 +125,34 @@ afterAll(async () => {
 
 test('a model that outputs NaN: nothing stored, the consumer keeps up, health NOT_SERVING; a good model heals it', async () => {
   expect(await healthCheck(address, SERVICE)).toBe('NOT_SERVING'); // no model yet
+  const status = async () =>
+    (await (await fetch(`http://127.0.0.1:${churnProcess.metricsPort}/status`)).json()) as {
+      model: string | null;
+      model_problem: string | null;
+    };
   await publishModel('bad', churnModel({ nan: true }));
+  // Loaded, or refused at load (a model that fails its check on a probe input is never activated).
+  await eventually(
+    async () =>
+      (await status()).model === 'bad' ||
+      churnProcess.logs.some((l) => l['level'] !== 'info' && JSON.stringify(l).includes('bad')),
+    { what: 'the bad model to be loaded or refused' },
+  );
   await publishEvents('a');
   await eventually(
     async () => (await jsm.streams.info(Streams.FEATURES.name)).state.messages >= users.length && (await caughtUp()),
     { what: 'churn consumer to handle every update' },
   );
-  // Whether the bad model was loaded (and found to output NaN) or refused at load, the service says it
-  // cannot score, and nothing is stored.
+  // Either way the service says it cannot score, and nothing is stored.
+  if ((await status()).model === 'bad')
+    expect((await status()).model_problem).toMatch(
+      /^churn model bad produced \d+ risk\(s\) that are not probabilities/,
+    );
   expect(await healthCheck(address, SERVICE)).toBe('NOT_SERVING');
   expect(await store.churnScores.getMany('default', users)).toEqual(new Map());
   const predict = await codeOf(churn.predict({ tenant: '', userIds: ['u1'] }));
   expect(predict).not.toMatch(/^13 /); // never INTERNAL
-  const status = (await (await fetch(`http://127.0.0.1:${churnProcess.metricsPort}/status`)).json()) as {
-    model: string | null;
-    model_problem: string | null;
-  };
-  if (status.model === 'bad') {
-    expect(status.model_problem).toMatch(/not probabilities/);
-    expect(predict).toMatch(/^14 /); // UNAVAILABLE
-  }
+  if ((await status()).model === 'bad') expect(predict).toMatch(/^14 /); // UNAVAILABLE
 
   await publishModel('good', churnModel({}));
   await eventually(async () => (await healthCheck(address, SERVICE)) === 'SERVING', { what: 'the good model' });
