@@ -5,7 +5,6 @@ import {
   itemsTouched,
   itemView,
   newUser,
-  FEATURE_RULES,
   userView,
   type CatalogInfo,
   type FeatureEvent,
