@@ -175,11 +175,11 @@ test('feature hung or down: stored scores are served, users without one get UNAV
 
   feature.kill('SIGSTOP');
   try {
-    const t0 = Date.now();
+    // UNAVAILABLE (not DEADLINE_EXCEEDED, which the client reports when its deadline passes first): the
+    // answer came within the caller's 600 ms although feature never answers.
     expect(await codeOf(churn.predict({ tenant: '', userIds: ['u1', 'nobody'] }, { deadlineMs: 600 }))).toMatch(
       /^14 .*feature service is unavailable/,
     );
-    expect(Date.now() - t0).toBeLessThan(600);
     expect((await churn.predict({ tenant: '', userIds: ['u1'] }, { deadlineMs: 600 })).scores[0]?.risk).toBe(
       stored[0]?.risk,
     );
