@@ -178,6 +178,11 @@ export class SteadyProducer {
   }
 }
 
+export interface Stall {
+  from: number;
+  to: number;
+}
+
 export interface Outcome {
   service: ServiceName;
   at: number;
@@ -188,10 +193,16 @@ export interface Outcome {
 const codeName = (err: unknown): string =>
   isGrpcError(err) ? (grpc.status[err.code] ?? String(err.code)) : `not gRPC: ${String(err)}`;
 
-/** Calls one RPC of every service every `everyMs`, each with `deadlineMs`, and records the outcomes. */
+/**
+ * Calls one RPC of every service every `everyMs`, each with `deadlineMs`, and records the outcomes.
+ * Also records when its own process stalled (a timer more than 250 ms late): a call that spans such a
+ * stall says nothing about the service, whose answer may have waited in this process.
+ */
 export class RpcProber {
   readonly outcomes: Outcome[] = [];
+  readonly stalls: Stall[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly calls: Record<ServiceName, () => Promise<unknown>>;
   private readonly closers: Array<() => void> = [];
@@ -225,6 +236,12 @@ export class RpcProber {
   }
 
   start(): void {
+    let last = Date.now();
+    this.watchdog = setInterval(() => {
+      const now = Date.now();
+      if (now - last > 250) this.stalls.push({ from: last, to: now });
+      last = now;
+    }, 50);
     this.timer = setInterval(() => {
       for (const service of SERVICES) {
         const at = Date.now();
@@ -245,6 +262,7 @@ export class RpcProber {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     await Promise.all(this.inFlight);
+    clearInterval(this.watchdog);
     for (const close of this.closers) close();
   }
 }
@@ -288,20 +306,33 @@ const ALLOWED: Record<ServiceName, readonly string[]> = {
   'churn-prediction': ['OK', 'UNAVAILABLE'],
 };
 
+export interface Judging {
+  deadlineMs: number;
+  /** Lateness tolerated on top of the deadline (the client measures it, on a busy machine). */
+  marginMs: number;
+  /** After a fault, how long clients may take to reconnect to the restarted process. */
+  graceMs: number;
+  /** When the calling process itself stalled. */
+  stalls: readonly Stall[];
+}
+
 /**
- * Outcomes that break "every RPC is answered within its deadline, or with UNAVAILABLE": calls to a
- * service while that very process was down or frozen (plus `graceMs` for clients to reconnect) are
- * excused: nothing can answer for a stopped process.
+ * A call that cannot be judged: to a service while that very process was down or frozen (plus the
+ * grace for clients to reconnect), since nothing can answer for a stopped process; or one that spanned
+ * a stall of the calling process.
  */
-export function violations(
-  outcomes: readonly Outcome[],
-  faults: readonly Fault[],
-  opts: { deadlineMs: number; marginMs: number; graceMs: number },
-): Outcome[] {
-  const excused = (o: Outcome) =>
-    faults.some((f) => f.target === o.service && o.at <= f.to + opts.graceMs && o.at + o.ms >= f.from - opts.graceMs);
+export function excused(o: Outcome, faults: readonly Fault[], j: Judging): boolean {
+  const during = (from: number, to: number) => o.at <= to && o.at + o.ms >= from;
+  return (
+    faults.some((f) => f.target === o.service && during(f.from - j.graceMs, f.to + j.graceMs)) ||
+    j.stalls.some((s) => during(s.from, s.to))
+  );
+}
+
+/** Outcomes that break "every RPC is answered within its deadline, or with UNAVAILABLE". */
+export function violations(outcomes: readonly Outcome[], faults: readonly Fault[], j: Judging): Outcome[] {
   return outcomes.filter(
-    (o) => !excused(o) && (!ALLOWED[o.service].includes(o.code) || o.ms > opts.deadlineMs + opts.marginMs),
+    (o) => !excused(o, faults, j) && (!ALLOWED[o.service].includes(o.code) || o.ms > j.deadlineMs + j.marginMs),
   );
 }
 
