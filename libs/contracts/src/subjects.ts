@@ -34,7 +34,8 @@ export const Subjects = {
   modelsRejected: 'aisle.models.v1.rejected',
 } as const;
 
-export type DlqSource = 'clickstream' | 'catalog' | 'events';
+/** Which stream a dead letter came from: raw producer input, normalized events, feature notifications. */
+export type DlqSource = 'clickstream' | 'catalog' | 'events' | 'features';
 
 export interface StreamSpec {
   readonly name: string;

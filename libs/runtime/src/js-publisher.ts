@@ -33,6 +33,27 @@ export interface AsyncPublishOptions {
   noTrace?: boolean;
 }
 
+/** Longest header value sent; reasons quoting producer input are cut here. */
+export const MAX_HEADER_VALUE = 1024;
+
+// eslint-disable-next-line no-control-regex
+const HEADER_UNSAFE = /[\u0000-\u001f\u007f]/g;
+
+/**
+ * A string safe as a NATS header value: control characters (CR and LF would end the header, and
+ * nats.js refuses them) are written as `\n`, `\r`, `\t` or `\u00XX`, and the result is cut to
+ * `max` characters. Rejection reasons quote producer input, so every header value goes through here.
+ */
+export function headerValue(value: string, max = MAX_HEADER_VALUE): string {
+  const escaped = value.replace(HEADER_UNSAFE, (c) => {
+    if (c === '\n') return '\\n';
+    if (c === '\r') return '\\r';
+    if (c === '\t') return '\\t';
+    return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+  });
+  return escaped.length > max ? `${escaped.slice(0, max - 1)}\u2026` : escaped;
+}
+
 interface Pending {
   resolve: (ack: PubAck) => void;
   reject: (err: Error) => void;
@@ -61,15 +82,19 @@ export class AsyncJetStreamPublisher {
     this.sweeper = setInterval(() => this.sweep(), Math.min(1000, timeoutMs)).unref();
   }
 
+  /**
+   * Publishes and resolves with the JetStream ack. Never throws synchronously: a header that cannot be
+   * built or a payload the client refuses rejects this one publish only, not the caller's batch.
+   */
   publish(subject: string, data: Uint8Array, opts: AsyncPublishOptions = {}): Promise<PubAck> {
-    const h: MsgHdrs = natsHeaders();
-    if (opts.headers) for (const [k, v] of Object.entries(opts.headers)) h.set(k, v);
-    if (opts.msgId) h.set('Nats-Msg-Id', opts.msgId);
-    if (!opts.noTrace) injectTraceContext(h, opts.traceContext);
-    const token = (this.next++).toString(36);
     return new Promise<PubAck>((resolve, reject) => {
-      this.pending.set(token, { resolve, reject, at: Date.now() });
+      const token = (this.next++).toString(36);
       try {
+        const h: MsgHdrs = natsHeaders();
+        if (opts.headers) for (const [k, v] of Object.entries(opts.headers)) h.set(k, headerValue(v));
+        if (opts.msgId) h.set('Nats-Msg-Id', headerValue(opts.msgId));
+        if (!opts.noTrace) injectTraceContext(h, opts.traceContext);
+        this.pending.set(token, { resolve, reject, at: Date.now() });
         this.nc.publish(subject, data, { reply: `${this.prefix}.${token}`, headers: h });
       } catch (err) {
         this.pending.delete(token);

@@ -1,4 +1,4 @@
-import type { StreamSpec } from '@aisle/contracts';
+import { Headers, type StreamSpec } from '@aisle/contracts';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -26,6 +26,7 @@ import {
 import { readFileSync } from 'node:fs';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { redactUrl } from './config';
+import { headerValue, type AsyncJetStreamPublisher } from './js-publisher';
 import type { Logger } from './logger';
 
 export type { JetStreamClient, JetStreamManager, JsMsg, MsgHdrs, NatsConnection };
@@ -164,13 +165,83 @@ export async function ensureStreams(
 export type Outcome =
   | { readonly kind: 'ack' }
   | { readonly kind: 'nak'; readonly delayMs?: number }
+  /** Never retry: the loop publishes it to the dead-letter subject with `reason`, then terminates it. */
   | { readonly kind: 'term'; readonly reason: string };
 
 export const ACK: Outcome = { kind: 'ack' };
 
-/** Exponential redelivery delay: 250 ms doubling up to 30 s. */
+/** Exponential redelivery delay: 250 ms doubling up to `maxMs` (30 s). */
 export function redeliveryDelay(deliveryCount: number, baseMs = 250, maxMs = 30_000): number {
   return Math.min(maxMs, baseMs * 2 ** Math.max(0, Math.min(20, deliveryCount - 1)));
+}
+
+/** Longest a message waits between deliveries while a dependency is down. */
+const TRANSIENT_MAX_DELAY_MS = 60_000;
+
+const TRANSIENT_NAMES = new Set([
+  'StoreUnavailableError',
+  'UnavailableError',
+  'DeadlineExceededError',
+  'ResourceExhaustedError',
+  // nats.js
+  'TimeoutError',
+  'ConnectionError',
+  'ClosedConnectionError',
+  'DrainingConnectionError',
+  'NoRespondersError',
+  'RequestError',
+]);
+/** gRPC UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED. */
+const TRANSIENT_GRPC_CODES = new Set([14, 4, 8]);
+
+/**
+ * True for failures of a dependency (store, bus, another service) rather than of the message: retrying
+ * the same message later may succeed. Our publisher's 408 (no ack), 499 (closed) and 503 (no stream)
+ * count too. Everything else is taken to be the message's fault.
+ */
+export function isTransientError(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (TRANSIENT_NAMES.has(e.name)) return true;
+    const code = (e as { code?: unknown }).code;
+    if (e.name === 'JetStreamPublishError' && (code === 408 || code === 499 || code === 503)) return true;
+    if (typeof code === 'number' && 'metadata' in e && TRANSIENT_GRPC_CODES.has(code)) return true;
+  }
+  return false;
+}
+
+/** A short description of a handler failure, for the dead-letter reason. */
+function failureReason(err: unknown): string {
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}
+
+/** Where a consumer sends what it gives up on: the DLQ stream with the reason in a header. */
+export interface DeadLetterTarget {
+  publisher: AsyncJetStreamPublisher;
+  /** A subject of the DLQ stream, e.g. `Subjects.dlq('events')`. */
+  subject: string;
+  /** Who gave up (`Aisle-Rejected-By`). */
+  by: string;
+}
+
+/**
+ * Publishes a consumed message's original bytes to the dead-letter subject with its reason (made safe
+ * for a header), original subject, content type and who rejected it. Keyed on the original stream
+ * sequence, so a message dead-lettered twice (redelivery, several replicas) is stored once.
+ */
+export async function deadLetter(target: DeadLetterTarget, m: JsMsg, reason: string): Promise<void> {
+  const headers: Record<string, string> = {
+    [Headers.rejectReason]: reason,
+    [Headers.originalSubject]: m.subject,
+    [Headers.rejectedBy]: target.by,
+  };
+  const ct = header(m.headers, Headers.contentType);
+  if (ct) headers[Headers.contentType] = ct;
+  await target.publisher.publish(target.subject, m.data, {
+    msgId: `${m.info.stream}:${m.seq}`,
+    headers,
+    noTrace: true,
+  });
 }
 
 export interface ConsumerLoopOptions {
@@ -196,10 +267,24 @@ export interface ConsumerLoopOptions {
    */
   startAt?: Date;
   /**
-   * Handles a batch in stream order and returns one outcome per message. Throwing naks the whole
-   * batch with backoff: use it for transient failures (store down).
+   * Handles a batch in stream order and returns one outcome per message. Throwing retries the batch:
+   * a transient error (`isTransientError`: store or bus down) naks it with backoff; any other error
+   * is tried again one message at a time, to find the message at fault.
    */
   handleBatch: (msgs: readonly JsMsg[]) => Promise<Outcome[]>;
+  /** Where `term` outcomes and messages the loop gives up on go. */
+  deadLetter: DeadLetterTarget;
+  /**
+   * Deliveries of a message that fails on its own (not because a dependency is down) before it is
+   * dead-lettered (default 5).
+   */
+  maxDeliveries?: number;
+  /**
+   * Server-side `max_deliver` (default 200): the bound for transient failures too. With the backoff
+   * capped at 60 s, 200 deliveries last about 3 hours of a dependency outage; the last one, if it
+   * fails, is dead-lettered with its reason, never dropped silently.
+   */
+  maxDeliver?: number;
   logger: Logger;
   registry?: Registry;
 }
@@ -245,7 +330,6 @@ export async function ensureConsumer(
     durable_name: durable,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
-    max_deliver: -1,
     ...cfg,
   };
   try {
@@ -264,8 +348,11 @@ export async function ensureConsumer(
  * `maxInFlight` messages are unacknowledged. Nothing is acked before its handler succeeded.
  */
 export async function startConsumerLoop(opts: ConsumerLoopOptions): Promise<ConsumerLoop> {
+  const maxDeliver = Math.max(1, opts.maxDeliver ?? 200);
+  const maxDeliveries = Math.min(maxDeliver, Math.max(1, opts.maxDeliveries ?? 5));
   await ensureConsumer(opts.jsm, opts.stream, opts.durable, {
     filter_subject: opts.filterSubject,
+    max_deliver: maxDeliver,
     max_ack_pending: opts.maxInFlight,
     ack_wait: nanos(opts.ackWaitMs ?? 30_000),
     ...(opts.startAt
@@ -287,7 +374,75 @@ export async function startConsumerLoop(opts: ConsumerLoopOptions): Promise<Cons
   const running = new Set<Promise<void>>();
   let inFlight = 0;
 
-  const settle = (m: JsMsg, o: Outcome): void => {
+  /** What to do with a message whose handling threw `err`. */
+  const failed = (m: JsMsg, err: unknown): Outcome => {
+    const n = m.info.deliveryCount;
+    const transient = isTransientError(err);
+    if (n < (transient ? maxDeliver : maxDeliveries))
+      return { kind: 'nak', delayMs: redeliveryDelay(n, 250, transient ? TRANSIENT_MAX_DELAY_MS : 30_000) };
+    return { kind: 'term', reason: `${opts.durable}: ${failureReason(err)} (gave up after ${n} deliveries)` };
+  };
+
+  /** Handles a batch; a non-transient failure is retried message by message so that only the culprit fails. */
+  const outcomesOf = async (batch: JsMsg[]): Promise<Outcome[]> => {
+    const run = async (msgs: JsMsg[]): Promise<Outcome[]> => {
+      const outcomes = await opts.handleBatch(msgs);
+      if (outcomes.length !== msgs.length)
+        throw new Error(`handler returned ${outcomes.length} outcomes for ${msgs.length} messages`);
+      return outcomes;
+    };
+    try {
+      return await run(batch);
+    } catch (err) {
+      if (isTransientError(err) || batch.length === 1) {
+        log.warn('batch failed; redelivering with backoff', { size: batch.length, err });
+        return batch.map((m) => failed(m, err));
+      }
+      log.warn('batch failed; retrying its messages one at a time', { size: batch.length, err });
+      const out: Outcome[] = [];
+      for (const m of batch) {
+        try {
+          out.push(...(await run([m])));
+        } catch (e) {
+          log.warn('message failed', { subject: m.subject, seq: m.seq, deliveries: m.info.deliveryCount, err: e });
+          out.push(failed(m, e));
+        }
+      }
+      return out;
+    }
+  };
+
+  const settle = async (batch: JsMsg[], outcomes: Outcome[]): Promise<Outcome[]> => {
+    // Dead letters first: a message is terminated only once its copy is in the DLQ stream.
+    const settled = await Promise.all(
+      batch.map(async (m, i): Promise<Outcome> => {
+        let o: Outcome = outcomes[i] ?? { kind: 'nak' };
+        // The server delivers no more after its last try: dead-letter rather than drop it silently.
+        if (o.kind === 'nak' && m.info.deliveryCount >= maxDeliver)
+          o = { kind: 'term', reason: `${opts.durable}: not processed after ${maxDeliver} deliveries` };
+        if (o.kind !== 'term') return o;
+        try {
+          await deadLetter(opts.deadLetter, m, o.reason);
+          return o;
+        } catch (err) {
+          log.error('dead-lettering failed; redelivering', { subject: m.subject, seq: m.seq, err });
+          return { kind: 'nak', delayMs: redeliveryDelay(m.info.deliveryCount, 250, TRANSIENT_MAX_DELAY_MS) };
+        }
+      }),
+    );
+    batch.forEach((m, i) => {
+      const o = settled[i] as Outcome;
+      try {
+        settleOne(m, o);
+      } catch (err) {
+        // The connection closed under us: the server redelivers after ack_wait.
+        log.warn('could not settle a message', { subject: m.subject, seq: m.seq, err });
+      }
+    });
+    return settled;
+  };
+
+  const settleOne = (m: JsMsg, o: Outcome): void => {
     switch (o.kind) {
       case 'ack':
         m.ack();
@@ -296,8 +451,8 @@ export async function startConsumerLoop(opts: ConsumerLoopOptions): Promise<Cons
         m.nak(o.delayMs ?? redeliveryDelay(m.info.deliveryCount));
         break;
       case 'term':
-        // nats-server 2.9 ignores "+TERM <reason>" (the reason needs 2.10.4), so log it here instead.
-        log.warn('terminating message', { subject: m.subject, seq: m.seq, reason: o.reason });
+        // nats-server 2.9 ignores "+TERM <reason>" (the reason needs 2.10.4): it is in the DLQ header.
+        log.warn('dead-lettered message', { subject: m.subject, seq: m.seq, reason: headerValue(o.reason, 256) });
         m.term();
         break;
     }
@@ -305,16 +460,7 @@ export async function startConsumerLoop(opts: ConsumerLoopOptions): Promise<Cons
 
   const handle = async (batch: JsMsg[]): Promise<void> => {
     const end = metrics?.time();
-    let outcomes: Outcome[];
-    try {
-      outcomes = await opts.handleBatch(batch);
-      if (outcomes.length !== batch.length)
-        throw new Error(`handler returned ${outcomes.length} outcomes for ${batch.length} messages`);
-    } catch (err) {
-      log.warn('batch failed; redelivering with backoff', { size: batch.length, err });
-      outcomes = batch.map((m) => ({ kind: 'nak', delayMs: redeliveryDelay(m.info.deliveryCount) }));
-    }
-    batch.forEach((m, i) => settle(m, outcomes[i] ?? { kind: 'nak' }));
+    const outcomes = await settle(batch, await outcomesOf(batch));
     if (metrics) {
       const counts = new Map<string, number>();
       for (const o of outcomes) counts.set(o.kind, (counts.get(o.kind) ?? 0) + 1);

@@ -1,4 +1,4 @@
-import { catalogV1, Streams, Subjects, type StreamSpec } from '@aisle/contracts';
+import { catalogV1, DEFAULT_TENANT, Streams, Subjects, type StreamSpec } from '@aisle/contracts';
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Tracer } from '@opentelemetry/api';
@@ -25,6 +25,7 @@ import {
   type JetStreamClient,
   type JetStreamManager,
   type NatsConnection,
+  type Outcome,
 } from './nats';
 import { AsyncJetStreamPublisher } from './js-publisher';
 import { Readiness } from './readiness';
@@ -119,9 +120,10 @@ export interface Bus {
 }
 
 /**
- * Connects to NATS (drained at shutdown) and provisions the streams this service touches. With
- * `healthNeedsNats`, a lost connection turns health NOT_SERVING until it is back (for services that
- * cannot do their job without it, such as ingest); otherwise it is only logged.
+ * Connects to NATS (drained at shutdown) and provisions the streams this service touches, plus the
+ * DLQ stream that every consumer sends what it gives up on to. With `healthNeedsNats`, a lost
+ * connection turns health NOT_SERVING until it is back (for services that cannot do their job without
+ * it, such as ingest); otherwise it is only logged.
  */
 export async function connectBus(
   base: ServiceBase,
@@ -151,7 +153,8 @@ export async function connectBus(
   const publisher = new AsyncJetStreamPublisher(nc);
   base.lifecycle.onShutdown('publisher', () => publisher.close());
   const { js, jsm } = await jetStreamOf(nc);
-  await ensureStreams(jsm, streams, { replicas: config.natsStreamReplicas });
+  const all = streams.some((s) => s.name === Streams.DLQ.name) ? streams : [...streams, Streams.DLQ];
+  await ensureStreams(jsm, all, { replicas: config.natsStreamReplicas });
   return { nc, js, jsm, publisher, connected: () => connected && !nc.isClosed() };
 }
 
@@ -226,15 +229,35 @@ export async function followCatalog(
     ackWaitMs: opts.ackWaitMs,
     logger: base.logger,
     registry: base.registry,
+    deadLetter: { publisher: bus.publisher, subject: Subjects.dlq('events'), by: base.name },
     handleBatch: async (msgs) => {
-      const items = msgs
-        .map((m) => catalogV1.Item.decode(m.data))
-        .filter((i) => (i.tenant || 'default') === opts.tenant);
+      const outcomes: Outcome[] = [];
+      const items: catalogV1.Item[] = [];
+      for (const m of msgs) {
+        const item = decodeOrReason(() => catalogV1.Item.decode(m.data), 'catalog item');
+        if (typeof item === 'string') outcomes.push({ kind: 'term', reason: item });
+        else {
+          outcomes.push(ACK);
+          if ((item.tenant || DEFAULT_TENANT) === opts.tenant) items.push(item);
+        }
+      }
       if (items.length > 0) await opts.onItems(items);
-      return msgs.map(() => ACK);
+      return outcomes;
     },
   });
   base.lifecycle.onShutdown('catalog consumer', () => loop.stop());
+}
+
+/**
+ * Decodes one consumed payload; a payload that does not decode is the message's fault, so the reason
+ * comes back as a string for a `term` outcome instead of an exception that would fail the whole batch.
+ */
+export function decodeOrReason<T>(decode: () => T, what: string): T | string {
+  try {
+    return decode();
+  } catch (err) {
+    return `payload: not a valid ${what} (${err instanceof Error ? err.message : String(err)})`;
+  }
 }
 
 /** Credentials for this service's outgoing gRPC calls (AISLE_GRPC_CLIENT_TLS_*). */

@@ -2,10 +2,12 @@ import { churnV1, ContentTypes, featureV1, Headers, Streams, Subjects } from '@a
 import {
   ACK,
   Counter,
+  decodeOrReason,
   startConsumerLoop,
   type Bus,
   type ConsumerLoop,
   type Logger,
+  type Outcome,
   type Registry,
 } from '@aisle/runtime';
 import { BANDS } from './churn.grpc';
@@ -67,23 +69,26 @@ export function startScoringConsumer(opts: {
     ackWaitMs: opts.ackWaitMs,
     logger: opts.logger,
     registry: opts.registry,
+    deadLetter: { publisher: opts.bus.publisher, subject: Subjects.dlq('features'), by: 'churn-prediction' },
     handleBatch: async (msgs) => {
-      const ids = [
-        ...new Set(
-          msgs
-            .map((m) => featureV1.UserFeaturesUpdated.decode(m.data))
-            .filter((u) => (u.tenant || 'default') === opts.tenant)
-            .map((u) => u.userId),
-        ),
-      ];
+      const outcomes: Outcome[] = [];
+      const ids = new Set<string>();
+      for (const m of msgs) {
+        const u = decodeOrReason(() => featureV1.UserFeaturesUpdated.decode(m.data), 'UserFeaturesUpdated');
+        if (typeof u === 'string') outcomes.push({ kind: 'term', reason: u });
+        else {
+          outcomes.push(ACK);
+          if ((u.tenant || 'default') === opts.tenant && u.userId) ids.add(u.userId);
+        }
+      }
       try {
-        const { invalid } = await opts.service.scoreUsers(ids);
+        const { invalid } = await opts.service.scoreUsers([...ids]);
         invalidTotal.inc(invalid);
       } catch (err) {
         // Without a model there is nothing to score: the first model's rescoring covers these users.
         if (!(err instanceof NoModelError)) throw err;
       }
-      return msgs.map(() => ACK);
+      return outcomes;
     },
   });
 }

@@ -2,6 +2,7 @@ import { clickstreamV1, ContentTypes, featureV1, Headers, isEventType, Streams, 
 import {
   ACK,
   Counter,
+  decodeOrReason,
   extractTraceContext,
   hasTraceContext,
   SpanKind,
@@ -71,28 +72,16 @@ export async function startFeatureConsumer(deps: Deps): Promise<ConsumerLoop> {
     const events: FeatureEvent[] = [];
     const spans: Span[] = [];
     const traceOfUser = new Map<string, Context>();
-    const dead: Array<Promise<unknown>> = [];
-    msgs.forEach((m) => {
+    msgs.forEach((m, i) => {
       if (m.subject === Subjects.eventsItem) return;
-      let e: FeatureEvent | undefined;
-      try {
-        e = eventFromProto(clickstreamV1.Event.decode(m.data));
-      } catch {
-        e = undefined;
-      }
+      const decoded = decodeOrReason(() => clickstreamV1.Event.decode(m.data), 'normalized event');
+      const e = typeof decoded === 'string' ? undefined : eventFromProto(decoded);
       if (!e) {
         applied.inc({ result: 'invalid' });
-        dead.push(
-          deps.publisher.publish(Subjects.dlq('events'), m.data, {
-            msgId: `${Streams.EVENTS.name}:${m.seq}`,
-            headers: {
-              [Headers.rejectReason]: 'payload: not a valid normalized event',
-              [Headers.originalSubject]: m.subject,
-              [Headers.rejectedBy]: 'feature',
-            },
-            noTrace: true,
-          }),
-        );
+        outcomes[i] = {
+          kind: 'term',
+          reason: typeof decoded === 'string' ? decoded : 'payload: not a valid normalized event',
+        };
         return;
       }
       events.push(e);
@@ -110,7 +99,6 @@ export async function startFeatureConsumer(deps: Deps): Promise<ConsumerLoop> {
       }
     });
     try {
-      await Promise.all(dead);
       const result =
         events.length > 0 ? await deps.service.applyBatch(events) : { applied: 0, duplicates: 0, changedUsers: [] };
       applied.inc({ result: 'applied' }, result.applied);
@@ -147,6 +135,7 @@ export async function startFeatureConsumer(deps: Deps): Promise<ConsumerLoop> {
     maxInFlight: deps.maxInFlight,
     ackWaitMs: deps.ackWaitMs,
     handleBatch,
+    deadLetter: { publisher: deps.publisher, subject: Subjects.dlq('events'), by: 'feature' },
     logger: deps.logger,
     registry: deps.registry,
   });

@@ -64,14 +64,14 @@ function subjectSuffix(subject: string, prefix: string): string | undefined {
 }
 
 /**
- * The per-batch pipeline for one raw stream: validate -> store (throws = nak all) -> republish valid
- * input and dead-letter invalid input -> ack. Publishes carry de-duplication ids, so a redelivered
- * batch produces no duplicates downstream.
+ * The per-batch pipeline for one raw stream: validate -> store (throws = retry) -> republish valid
+ * input -> ack; invalid input comes back as `term` with its reason, which the consumer loop
+ * dead-letters. Publishes carry de-duplication ids, so a redelivered batch produces no duplicates
+ * downstream.
  */
 function pipeline<T extends NormalizedEvent | NormalizedItem>(
   deps: Deps,
   source: DlqSource,
-  stream: string,
   validate: (inputs: RawInput[]) => Array<Validated<T>>,
   store: (results: Array<Validated<T>>) => Promise<{ stored: number; results: ReadonlyArray<Validated<T>> }>,
   republish: (value: T) => { subject: string; data: Uint8Array; msgId: string; tenant: string },
@@ -86,6 +86,7 @@ function pipeline<T extends NormalizedEvent | NormalizedItem>(
     }));
     const { stored, results } = await store(validate(inputs));
     const publishes: Array<Promise<PubAck>> = [];
+    const outcomes: Outcome[] = msgs.map(() => ACK);
     let rejected = 0;
     results.forEach((r, i) => {
       const m = msgs[i] as JsMsg;
@@ -109,24 +110,15 @@ function pipeline<T extends NormalizedEvent | NormalizedItem>(
       } else {
         rejected++;
         deps.logger.debug('rejected input', { subject: m.subject, reason: r.reason, seq: m.seq });
-        const headers: Record<string, string> = {
-          [Headers.rejectReason]: r.reason,
-          [Headers.originalSubject]: m.subject,
-          [Headers.rejectedBy]: 'ingest',
-        };
-        const ct = header(m.headers, Headers.contentType);
-        if (ct) headers[Headers.contentType] = ct;
-        // Keyed on the original stream sequence: a redelivered bad message is dead-lettered once.
-        publishes.push(
-          deps.publisher.publish(Subjects.dlq(source), m.data, { msgId: `${stream}:${m.seq}`, headers, noTrace: true }),
-        );
+        // The loop dead-letters it, with the reason made safe for a header.
+        outcomes[i] = { kind: 'term', reason: r.reason };
       }
     });
     await Promise.all(publishes);
     metrics.accepted.inc({ source }, results.length - rejected);
     metrics.rejected.inc({ source }, rejected);
     metrics.stored.inc({ source }, stored);
-    return msgs.map(() => ACK);
+    return outcomes;
   };
 }
 
@@ -143,7 +135,6 @@ export async function startIngestConsumers(
   const clickstream = pipeline<NormalizedEvent>(
     deps,
     'clickstream',
-    Streams.CLICKSTREAM.name,
     (inputs) => service.validateEvents(inputs),
     (results) => service.storeEvents(results),
     (e) => ({
@@ -157,7 +148,6 @@ export async function startIngestConsumers(
   const catalog = pipeline<NormalizedItem>(
     deps,
     'catalog',
-    Streams.CATALOG.name,
     (inputs) => service.validateItems(inputs),
     (results) => service.storeItems(results),
     (i) => ({
@@ -187,6 +177,7 @@ export async function startIngestConsumers(
       durable: 'ingest-clickstream',
       filterSubject: Subjects.clickstreamAll,
       handleBatch: clickstream,
+      deadLetter: { publisher: deps.publisher, subject: Subjects.dlq('clickstream'), by: 'ingest' },
     }),
     startConsumerLoop({
       ...common,
@@ -194,6 +185,7 @@ export async function startIngestConsumers(
       durable: 'ingest-catalog',
       filterSubject: Subjects.catalogUpsert,
       handleBatch: catalog,
+      deadLetter: { publisher: deps.publisher, subject: Subjects.dlq('catalog'), by: 'ingest' },
     }),
   ]);
 }
