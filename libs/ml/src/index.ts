@@ -23,3 +23,4 @@ export * from './onnx/export-models';
 export * from './onnx/batcher';
 export * from './eval/topk';
 export * from './onnx/sasrec-io';
+export * from './onnx/probe';

@@ -1,4 +1,14 @@
-import { commonConfig, ConfigError, env, parseDuration, readConfig, describeConfig } from './config';
+import {
+  checkCommonConfig,
+  commonConfig,
+  ConfigError,
+  env,
+  modelConfig,
+  parseDuration,
+  readConfig,
+  describeConfig,
+} from './config';
+import { generateModelKeys } from './model-signing';
 
 test('reads defaults and parses every kind', () => {
   const spec = {
@@ -75,4 +85,38 @@ test('AISLE_STORE_URL is checked when the configuration is read', () => {
   expect(problem('sqlite:x.db?busy_timeout=soon')).toMatch(/busy_timeout must be a number/);
   expect(problem('sqlite:x.db?timeout=5')).toMatch(/unknown sqlite option 'timeout'/);
   expect(problem('mongodb://')).toMatch(/^AISLE_STORE_URL (names no MongoDB host|is not a valid MongoDB URL)/);
+});
+
+test('placeholder secrets and unsigned models in production stop the start, each variable named', () => {
+  const keys = generateModelKeys();
+  const spec = { ...commonConfig, ...modelConfig };
+  const problems = (source: Record<string, string>, extra: Record<string, unknown> = {}) => {
+    try {
+      checkCommonConfig({ ...readConfig(spec, source), ...extra }, () => true);
+      return [];
+    } catch (err) {
+      return (err as ConfigError).problems;
+    }
+  };
+  expect(
+    problems({
+      AISLE_NATS_USER: 'ingest',
+      AISLE_NATS_PASSWORD: 'CHANGE_ME',
+      AISLE_STORE_URL: 'mongodb+srv://aisle:change-me@db.example/aisle',
+    }),
+  ).toEqual([
+    'AISLE_NATS_PASSWORD holds a placeholder (CHANGE_ME): set the real secret',
+    'AISLE_STORE_URL holds a placeholder (change-me): set the real secret',
+  ]);
+  expect(problems({ AISLE_ENV: 'production' })).toEqual([
+    'AISLE_MODEL_PUBLIC_KEY is required when AISLE_ENV=production (unsigned models are refused there)',
+  ]);
+  expect(problems({ AISLE_ENV: 'production', AISLE_MODEL_PUBLIC_KEY: keys.publicKey })).toEqual([]);
+  expect(problems({ AISLE_ENV: 'development' })).toEqual([]);
+  expect(problems({ AISLE_ENV: 'production' }, { modelSigningKeyFile: undefined })).toEqual([
+    'AISLE_MODEL_SIGNING_KEY_FILE is required when AISLE_ENV=production (models are published signed)',
+  ]);
+  expect(() => readConfig(spec, { AISLE_MODEL_PUBLIC_KEY: 'bm90IGEga2V5' })).toThrow(
+    'AISLE_MODEL_PUBLIC_KEY must be base64 of a 32-byte Ed25519 public key, or a PEM public key',
+  );
 });

@@ -1,4 +1,6 @@
 import { AisleError } from '@aisle/contracts';
+import type { KeyObject } from 'node:crypto';
+import { parseModelPublicKey } from './model-signing';
 
 /**
  * Typed environment configuration, read and validated once at start. Every invalid or missing variable
@@ -236,6 +238,11 @@ export function defaultAddress(service: keyof typeof DEFAULT_PORTS): string {
 
 /** Variables every service reads. */
 export const commonConfig = {
+  deployment: env.oneOf('AISLE_ENV', ['development', 'production'] as const, {
+    default: 'development',
+    description:
+      "`production` refuses unsigned models (AISLE_MODEL_PUBLIC_KEY, and the trainer's AISLE_MODEL_SIGNING_KEY_FILE, are required); `development` loads them with a warning",
+  }),
   serviceName: env.string('AISLE_SERVICE_NAME', {
     default: '',
     description: 'Overrides the service name in logs, metrics and traces',
@@ -316,7 +323,47 @@ export const commonConfig = {
   }),
 } satisfies ConfigSpec;
 
+const MIB = 1024 * 1024;
+
+/** Variables of the services that load models (and of the trainer, which publishes and scores them). */
+export const modelConfig = {
+  modelPublicKey: {
+    variable: 'AISLE_MODEL_PUBLIC_KEY',
+    description:
+      'pinned Ed25519 public key (base64 of the raw key, as `pnpm aisle model-keys` prints, or PEM): only artifacts the trainer signed with its private key load; required when AISLE_ENV=production',
+    defaultText: '(unset)',
+    parse: (raw: string | undefined): KeyObject | undefined =>
+      raw === undefined || raw.trim() === '' ? undefined : parseModelPublicKey(raw),
+  } satisfies Setting<KeyObject | undefined>,
+  modelMaxBytes: env.int('AISLE_MODEL_MAX_BYTES', {
+    default: 256 * MIB,
+    min: 1024,
+    description: 'largest ONNX graph loaded or published; larger ones are refused from their metadata, unread',
+  }),
+  modelSidecarMaxBytes: env.int('AISLE_MODEL_SIDECAR_MAX_BYTES', {
+    default: 64 * MIB,
+    min: 1024,
+    description: 'largest model sidecar (JSON: vocabulary, settings) loaded or published',
+  }),
+  modelBucketMaxBytes: env.int('AISLE_MODEL_BUCKET_MAX_BYTES', {
+    default: 4096 * MIB,
+    min: MIB,
+    description: 'size cap of the whole `aisle-models` bucket (set when the bucket is created)',
+  }),
+} satisfies ConfigSpec;
+
+export type ModelConfig = ConfigOf<typeof modelConfig>;
+
+/** Values that a template or example left for an operator to replace; never a real secret. */
+const PLACEHOLDER = /CHANGE[_-]?ME|REPLACE[_-]?ME|PLACEHOLDER/i;
+
 type CommonSecurity = {
+  readonly deployment?: 'development' | 'production';
+  readonly storeUrl?: string;
+  /** Present (maybe undefined) only in the configuration of services that load models. */
+  readonly modelPublicKey?: KeyObject | undefined;
+  /** Present only in the trainer's configuration. */
+  readonly modelSigningKeyFile?: string | undefined;
   readonly natsUser: string | undefined;
   readonly natsPassword: string | undefined;
   readonly natsToken: string | undefined;
@@ -334,8 +381,9 @@ type CommonSecurity = {
 
 /**
  * Checks that belong to combinations of the common variables (a certificate without its key, two NATS
- * auth methods, files that are not there), so a half-configured security switch stops the start with
- * the variables named, rather than silently running in plaintext.
+ * auth methods, files that are not there, secrets still holding a template's `CHANGE_ME`, no pinned
+ * model key in production), so a half-configured security switch stops the start with the variables
+ * named, rather than silently running in plaintext or loading unsigned models.
  */
 export function checkCommonConfig(c: CommonSecurity, exists: (path: string) => boolean): void {
   const problems: string[] = [];
@@ -372,5 +420,20 @@ export function checkCommonConfig(c: CommonSecurity, exists: (path: string) => b
   ];
   for (const [name, path] of files)
     if (path && !exists(path)) problems.push(`${name} names a file that does not exist: ${path}`);
+  const secrets: Array<[string, string | undefined]> = [
+    ['AISLE_NATS_PASSWORD', c.natsPassword],
+    ['AISLE_NATS_TOKEN', c.natsToken],
+    ['AISLE_STORE_URL', c.storeUrl],
+  ];
+  for (const [name, value] of secrets)
+    if (value && PLACEHOLDER.test(value))
+      problems.push(`${name} holds a placeholder (${PLACEHOLDER.exec(value)?.[0]}): set the real secret`);
+  if (c.deployment === 'production' && 'modelSigningKeyFile' in c) {
+    if (!c.modelSigningKeyFile)
+      problems.push('AISLE_MODEL_SIGNING_KEY_FILE is required when AISLE_ENV=production (models are published signed)');
+  } else if (c.deployment === 'production' && 'modelPublicKey' in c && !c.modelPublicKey)
+    problems.push('AISLE_MODEL_PUBLIC_KEY is required when AISLE_ENV=production (unsigned models are refused there)');
+  if (c.modelSigningKeyFile && !exists(c.modelSigningKeyFile))
+    problems.push(`AISLE_MODEL_SIGNING_KEY_FILE names a file that does not exist: ${c.modelSigningKeyFile}`);
   if (problems.length > 0) throw new ConfigError(problems);
 }

@@ -9,3 +9,5 @@ export * from './service';
 export * from './js-publisher';
 export * from './model-registry';
 export * from './readiness';
+export * from './model-signing';
+export * from './model-slot';

@@ -4,7 +4,8 @@ import { hostname } from 'node:os';
 import type { Tracer } from '@opentelemetry/api';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Registry } from 'prom-client';
-import { checkCommonConfig, type commonConfig, type ConfigOf } from './config';
+import { createPublicKey } from 'node:crypto';
+import { checkCommonConfig, type commonConfig, type ConfigOf, type ModelConfig } from './config';
 import {
   clientCredentials,
   serviceNameOf,
@@ -13,6 +14,8 @@ import {
   type GrpcServerOptions,
   type RunningGrpcServer,
 } from './grpc';
+import { ModelRegistry } from './model-registry';
+import { readModelSigningKey } from './model-signing';
 import { Lifecycle } from './lifecycle';
 import { createLogger, type Logger, type LogSink } from './logger';
 import { createMetricsRegistry, startMetricsServer } from './metrics';
@@ -156,6 +159,32 @@ export async function connectBus(
   const all = streams.some((s) => s.name === Streams.DLQ.name) ? streams : [...streams, Streams.DLQ];
   await ensureStreams(jsm, all, { replicas: config.natsStreamReplicas });
   return { nc, js, jsm, publisher, connected: () => connected && !nc.isClosed() };
+}
+
+/**
+ * The model registry with this service's pinned key and size limits. The trainer also signs with its
+ * private key (AISLE_MODEL_SIGNING_KEY_FILE) and, without a separate public key, verifies the active
+ * versions it scores with the matching public key.
+ */
+export async function openModelRegistry(
+  bus: Bus,
+  config: CommonConfig & ModelConfig & { readonly modelSigningKeyFile?: string | undefined },
+  logger?: Logger,
+): Promise<ModelRegistry> {
+  const signingKey = config.modelSigningKeyFile ? readModelSigningKey(config.modelSigningKeyFile) : undefined;
+  const verifyKey = config.modelPublicKey ?? (signingKey ? createPublicKey(signingKey) : undefined);
+  if (!verifyKey)
+    logger?.warn('no pinned model key (AISLE_MODEL_PUBLIC_KEY): unsigned models are accepted (development only)');
+  return ModelRegistry.open(bus.nc, {
+    replicas: config.natsStreamReplicas,
+    verifyKey,
+    signingKey,
+    limits: {
+      maxModelBytes: config.modelMaxBytes,
+      maxSidecarBytes: config.modelSidecarMaxBytes,
+      bucketMaxBytes: config.modelBucketMaxBytes,
+    },
+  });
 }
 
 /**

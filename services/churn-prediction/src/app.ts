@@ -1,7 +1,8 @@
 import { Streams } from '@aisle/contracts';
 import {
   connectBus,
-  ModelRegistry,
+  ModelSlot,
+  openModelRegistry,
   outgoingCredentials,
   serveGrpc,
   type ServiceBase,
@@ -11,7 +12,7 @@ import { openStore } from '@aisle/store';
 import { featureActivitySource } from './activity.grpc';
 import { churnGrpcService } from './churn.grpc';
 import { alertPublisher, startScoringConsumer } from './churn.nats';
-import { ortChurnModel } from './churn.ort';
+import { ortChurnModel, probeChurnModel, type ServingChurnModel } from './churn.ort';
 import { ChurnService } from './churn.service';
 import type { ChurnConfig } from './config';
 import { scoreRepository } from './scores.store';
@@ -48,31 +49,27 @@ export async function startChurn(base: ServiceBase, config: ChurnConfig): Promis
   );
 
   const grpc = await serveGrpc(base, config, [churnGrpcService(service, base)]);
-  const registry = await ModelRegistry.open(bus.nc, { replicas: config.natsStreamReplicas });
-  let release: (() => Promise<void>) | undefined;
   const rescore = async (why: string) => {
     if (!service.modelVersion) return;
     const r = await service.rescoreAll(config.batchSize);
     logger.info('rescored users', { why, ...r });
   };
-  const activate = async () => {
-    const artifact = await registry.active(tenant, 'churn');
-    if (!artifact || artifact.meta.version === service.modelVersion) return;
-    const model = await ortChurnModel(artifact.meta.version, artifact.onnx);
-    const old = release;
-    service.setModel(model);
-    release = () => model.release();
-    grpc.setServiceServing(SERVICE, true);
-    logger.info('model active', { model: 'churn', version: model.version });
-    if (old) setTimeout(() => void old(), 5_000).unref();
-    await rescore('new model');
-  };
-  const watcher = registry.watch((meta) => {
-    if (meta.tenant === tenant && meta.name === 'churn')
-      void activate().catch((err: unknown) => logger.error('churn model load failed', { err }));
+  const model = new ModelSlot<ServingChurnModel>({
+    registry: await openModelRegistry(bus, config, logger),
+    tenant,
+    name: 'churn',
+    load: ortChurnModel,
+    probe: probeChurnModel,
+    activate: (m) => {
+      service.setModel(m);
+      grpc.setServiceServing(SERVICE, true);
+      void rescore('new model').catch((err: unknown) => logger.warn('rescoring failed', { err }));
+    },
+    logger,
+    metrics: base.registry,
   });
-  lifecycle.onShutdown('model watcher', () => watcher.unsubscribe());
-  await activate().catch((err: unknown) => logger.error('churn model load failed', { err }));
+  lifecycle.onShutdown('churn model', () => model.stop());
+  await model.start();
 
   const consumer = await startScoringConsumer({
     bus,

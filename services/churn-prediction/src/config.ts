@@ -1,7 +1,17 @@
-import { commonConfig, defaultAddress, env, readConfig, servicePorts, type ConfigOf, type Env } from '@aisle/runtime';
+import {
+  commonConfig,
+  modelConfig,
+  defaultAddress,
+  env,
+  readConfig,
+  servicePorts,
+  type ConfigOf,
+  type Env,
+} from '@aisle/runtime';
 
 export const configSpec = {
   ...commonConfig,
+  ...modelConfig,
   ...servicePorts('churn-prediction'),
   tenant: env.string('AISLE_CHURN_TENANT', { default: 'default', description: 'tenant scored' }),
   featureAddr: env.string('AISLE_FEATURE_ADDR', {

@@ -4,9 +4,9 @@ import {
   connectBus,
   followCatalog,
   Gauge,
-  ModelRegistry,
+  ModelSlot,
+  openModelRegistry,
   serveGrpc,
-  type ModelName,
   type ServiceBase,
   type StartedService,
 } from '@aisle/runtime';
@@ -14,6 +14,7 @@ import { openStore } from '@aisle/store';
 import type { EmbeddingConfig } from './config';
 import { embeddingGrpcService } from './embedding.grpc';
 import { EmbeddingService, type CatalogText } from './embedding.service';
+import type { ServingModel } from './models';
 
 /** The embedding-inference service's composition root (`main.ts` runs it as a process). */
 export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig): Promise<StartedService> {
@@ -21,7 +22,6 @@ export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig)
   const store = await openStore(config.storeUrl);
   lifecycle.onShutdown('store', () => store.close());
   const bus = await connectBus(base, config, [Streams.EVENTS, Streams.MODELS]);
-  const registry = await ModelRegistry.open(bus.nc, { replicas: config.natsStreamReplicas });
   const service = new EmbeddingService({
     providers: config.providers as Array<'cuda' | 'webgpu' | 'cpu'>,
     threads: config.ortThreads,
@@ -32,7 +32,6 @@ export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig)
       })(),
     log: (msg, fields) => logger.info(msg, fields),
   });
-  lifecycle.onShutdown('models', () => service.close());
   const providerGauge = new Gauge({
     name: 'aisle_embedding_execution_provider',
     help: 'Active execution provider per model (1 = active)',
@@ -44,25 +43,30 @@ export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig)
   const startAt = new Date(Date.now() - 60_000);
   const grpc = await serveGrpc(base, config, [embeddingGrpcService(service, base)]);
   const serviceName = 'aisle.embedding.v1.EmbeddingService';
-  const activate = async (name: ModelName) => {
-    const artifact = await registry.active(config.tenant, name);
-    if (!artifact) return;
-    await service.activate(artifact);
+  const registry = await openModelRegistry(bus, config, logger);
+  const showProviders = () => {
     providerGauge.reset();
     for (const m of service.models())
       providerGauge.set({ model: m.model, provider: m.provider, version: m.version }, 1);
-    if (service.ready) grpc.setServiceServing(serviceName, true);
   };
-  // New versions while running; the pointers when starting.
-  const watcher = registry.watch((meta) => {
-    if (meta.tenant !== config.tenant || (meta.name !== 'sasrec' && meta.name !== 'text_encoder')) return;
-    void activate(meta.name).catch((err: unknown) =>
-      logger.error('model load failed; keeping the active version', { model: meta.name, version: meta.version, err }),
-    );
-  });
-  lifecycle.onShutdown('model watcher', () => watcher.unsubscribe());
+  // One slot per model kind: new versions while running, the pointers when starting.
   for (const name of ['sasrec', 'text_encoder'] as const) {
-    await activate(name).catch((err: unknown) => logger.error('model load failed', { model: name, err }));
+    const slot = new ModelSlot<ServingModel>({
+      registry,
+      tenant: config.tenant,
+      name,
+      load: (artifact) => service.load(name, artifact),
+      probe: (model) => service.probe(model),
+      activate: (model) => {
+        service.use(model);
+        showProviders();
+        if (service.ready) grpc.setServiceServing(serviceName, true);
+      },
+      logger,
+      metrics: base.registry,
+    });
+    lifecycle.onShutdown(`${name} model`, () => slot.stop());
+    await slot.start();
   }
 
   // Catalog changes: embed new and updated items for semantic search (cold start).

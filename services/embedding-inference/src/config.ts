@@ -1,7 +1,8 @@
-import { commonConfig, env, readConfig, servicePorts, type ConfigOf, type Env } from '@aisle/runtime';
+import { commonConfig, modelConfig, env, readConfig, servicePorts, type ConfigOf, type Env } from '@aisle/runtime';
 
 export const configSpec = {
   ...commonConfig,
+  ...modelConfig,
   ...servicePorts('embedding-inference'),
   tenant: env.string('AISLE_EMBEDDING_TENANT', {
     default: 'default',

@@ -1,5 +1,5 @@
 import { FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError } from '@aisle/contracts';
-import { BatchShedError, type BatcherOptions, type Provider } from '@aisle/ml';
+import { BatchShedError, expectFinite, type BatcherOptions, type Provider } from '@aisle/ml';
 import { SequenceModel, TextModel, type ServingModel, type TextTower } from './models';
 
 export type ServedModel = 'sasrec' | 'text_encoder';
@@ -32,11 +32,14 @@ export interface Neighbor {
 const MAX_K = 1000;
 const MAX_BATCH_INPUTS = 1000;
 
-/** Holds the active model of each kind and swaps in new versions without failing a request. */
+/**
+ * Serves the active model of each kind. Loading, checking and switching versions is the runtime's
+ * ModelSlot (one per kind); this class builds a version (`load`), says whether its answers are sane
+ * (`probe`), and starts using it (`use`), atomically.
+ */
 export class EmbeddingService {
   private sequence: SequenceModel | undefined;
   private text: TextModel | undefined;
-  private readonly loading = new Map<ServedModel, Promise<void>>();
 
   constructor(private readonly deps: EmbeddingDeps) {}
 
@@ -76,24 +79,8 @@ export class EmbeddingService {
     return (name === 'sasrec' ? this.sequence : this.text)?.version;
   }
 
-  /**
-   * Loads a version, warms it up, switches atomically, and only then releases the old one (after the
-   * requests already queued on it are done). Loads of one model kind are serialized.
-   */
-  async activate(artifact: ModelArtifactLike): Promise<void> {
-    const name = artifact.meta.name as ServedModel;
-    if (name !== 'sasrec' && name !== 'text_encoder') return;
-    const previous = this.loading.get(name) ?? Promise.resolve();
-    const next = previous.then(() => this.swap(name, artifact));
-    this.loading.set(
-      name,
-      next.catch(() => undefined),
-    );
-    return next;
-  }
-
-  private async swap(name: ServedModel, artifact: ModelArtifactLike): Promise<void> {
-    if (this.activeVersion(name) === artifact.meta.version) return;
+  /** Builds and warms up a version; a text encoder also embeds the whole catalog before it can serve. */
+  async load(name: ServedModel, artifact: ModelArtifactLike): Promise<ServingModel> {
     const opts = { providers: this.deps.providers, threads: this.deps.threads, batch: this.deps.batch };
     const started = performance.now();
     let fresh: ServingModel;
@@ -101,21 +88,28 @@ export class EmbeddingService {
       fresh = await SequenceModel.load(artifact.meta.version, artifact.onnx, artifact.sidecar, opts);
     else {
       const t = await TextModel.load(artifact.meta.version, artifact.onnx, artifact.sidecar, opts);
-      const items: CatalogText[] = [];
-      for await (const c of this.deps.catalog()) items.push(c);
-      for (let s = 0; s < items.length; s += 256) await t.indexItems(items.slice(s, s + 256));
+      try {
+        let batch: CatalogText[] = [];
+        for await (const c of this.deps.catalog()) {
+          batch.push(c);
+          if (batch.length === 256) {
+            await t.indexItems(batch);
+            batch = [];
+          }
+        }
+        if (batch.length > 0) await t.indexItems(batch);
+      } catch (err) {
+        await t.release();
+        throw err;
+      }
       fresh = t;
     }
-    const old = name === 'sasrec' ? this.sequence : this.text;
-    if (name === 'sasrec') this.sequence = fresh as SequenceModel;
-    else this.text = fresh as TextModel;
-    this.deps.log('model active', {
+    this.deps.log('model loaded', {
       model: name,
       version: fresh.version,
       provider: fresh.provider,
       fallback_reason: fresh.fallbackReason,
       load_ms: Math.round(performance.now() - started),
-      replaced: old?.version,
     });
     if (fresh.fallbackReason)
       this.deps.log('execution provider fallback', {
@@ -123,7 +117,28 @@ export class EmbeddingService {
         provider: fresh.provider,
         reason: fresh.fallbackReason,
       });
-    await old?.release();
+    return fresh;
+  }
+
+  /** Runs a loaded version on probe inputs: its vectors and scores must be finite. */
+  async probe(model: ServingModel): Promise<void> {
+    if (model instanceof SequenceModel) {
+      const k = Math.min(5, model.itemIds.length - 1);
+      const r = await model.batcher.submit({ ids: [1, Math.min(2, model.itemIds.length - 1)], exclude: [], k });
+      expectFinite('sasrec embedding', r.embedding, { length: model.dim });
+      expectFinite('sasrec scores', r.scores);
+    } else if (model instanceof TextModel) {
+      for (const tower of ['query', 'item'] as const)
+        expectFinite(`text ${tower} embedding`, await model.batcher.submit({ text: 'red running shoes', tower }), {
+          length: model.dim,
+        });
+    }
+  }
+
+  /** Starts serving `model` for its kind (the caller releases the previous one). */
+  use(model: ServingModel): void {
+    if (model instanceof SequenceModel) this.sequence = model;
+    else if (model instanceof TextModel) this.text = model;
   }
 
   /** New or changed catalog items: embed them into the text index (cold start). */
@@ -241,10 +256,5 @@ export class EmbeddingService {
         `must have ${m.dim} values for the text index, got ${vector.length}`,
       );
     return { neighbors: m.nearest(vector, k, new Set(exclude)), version: m.version };
-  }
-
-  async close(): Promise<void> {
-    await this.sequence?.release();
-    await this.text?.release();
   }
 }

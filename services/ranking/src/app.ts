@@ -3,7 +3,8 @@ import { CachedCoVisitation, Catalog, ItemStatsTable, RankingPipeline, type Cata
 import {
   connectBus,
   followCatalog,
-  ModelRegistry,
+  ModelSlot,
+  openModelRegistry,
   outgoingCredentials,
   serveGrpc,
   type ServiceBase,
@@ -14,7 +15,7 @@ import type { RankingConfig } from './config';
 import { embeddingClient } from './embedding-client.grpc';
 import { featureClient, refreshItemStats } from './feature-client.grpc';
 import { impressionPublisher } from './impressions.nats';
-import { loadRanker } from './ranker-model';
+import { loadRanker, probeRanker, type ServingRanker } from './ranker.ort';
 import { rankingGrpcService } from './ranking.grpc';
 
 const catalogUpsert = (i: CatalogUpsert): CatalogUpsert => ({
@@ -78,25 +79,18 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
   );
 
   // The learned ranker: hot-swapped on publication; the heuristic serves until one exists.
-  const registry = await ModelRegistry.open(bus.nc, { replicas: config.natsStreamReplicas });
-  let current: Awaited<ReturnType<typeof loadRanker>> | undefined;
-  const activate = async () => {
-    const artifact = await registry.active(config.tenant, 'ranker');
-    if (!artifact || artifact.meta.version === current?.version) return;
-    const next = await loadRanker(artifact.meta.version, artifact.onnx);
-    const old = current;
-    current = next;
-    pipeline.setRanker(next);
-    logger.info('model active', { model: 'ranker', version: next.version, replaced: old?.version });
-    // In-flight calls hold their own reference; give them a moment before freeing the session.
-    if (old) setTimeout(() => void old.release(), 5_000).unref();
-  };
-  const watcher = registry.watch((meta) => {
-    if (meta.tenant === config.tenant && meta.name === 'ranker')
-      void activate().catch((err: unknown) => logger.error('ranker load failed; keeping the active one', { err }));
+  const ranker = new ModelSlot<ServingRanker>({
+    registry: await openModelRegistry(bus, config, logger),
+    tenant: config.tenant,
+    name: 'ranker',
+    load: loadRanker,
+    probe: probeRanker,
+    activate: (model) => pipeline.setRanker(model),
+    logger,
+    metrics: base.registry,
   });
-  lifecycle.onShutdown('model watcher', () => watcher.unsubscribe());
-  await activate().catch((err: unknown) => logger.error('ranker load failed; using the heuristic', { err }));
+  lifecycle.onShutdown('ranker model', () => ranker.stop());
+  await ranker.start();
 
   await followCatalog(base, bus, {
     name: 'ranking',
@@ -109,7 +103,11 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         logger.warn('catalog full: new items refused', { refused: r.refused, max: config.maxCatalogItems });
     },
   });
-  base.setStatus(() => ({ service: base.name, catalogItems: catalog.size, ranker: current?.version ?? 'heuristic' }));
+  base.setStatus(() => ({
+    service: base.name,
+    catalogItems: catalog.size,
+    ranker: ranker.current?.version ?? 'heuristic',
+  }));
   const grpc = await serveGrpc(base, config, [rankingGrpcService(pipeline, base)]);
-  return { grpc, details: { catalog_items: catalog.size, ranker: current?.version ?? 'heuristic' } };
+  return { grpc, details: { catalog_items: catalog.size, ranker: ranker.current?.version ?? 'heuristic' } };
 }

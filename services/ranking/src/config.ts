@@ -1,7 +1,17 @@
-import { commonConfig, defaultAddress, env, readConfig, servicePorts, type ConfigOf, type Env } from '@aisle/runtime';
+import {
+  commonConfig,
+  modelConfig,
+  defaultAddress,
+  env,
+  readConfig,
+  servicePorts,
+  type ConfigOf,
+  type Env,
+} from '@aisle/runtime';
 
 export const configSpec = {
   ...commonConfig,
+  ...modelConfig,
   ...servicePorts('ranking'),
   tenant: env.string('AISLE_RANKING_TENANT', {
     default: 'default',

@@ -2,9 +2,12 @@
 /**
  * `pnpm aisle <command>`:
  *   eval --dataset DIR --model sasrec|text|ranker|churn [--protocol full|sampled100] [--seed N] [...]
+ *   model-keys --out FILE   a model signing key pair (see below)
  *   train (see main.ts for the trainer job)
  */
 import { SASREC_SIZES, type Protocol, type SasrecConfig } from '@aisle/ml';
+import { generateModelKeys } from '@aisle/runtime';
+import { writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { numberOption, option, parseArgs, UsageError, type ParsedArgs } from './args';
 import { evaluateSequenceModel, formatSequenceResult } from './eval-sequence';
@@ -22,7 +25,11 @@ const USAGE = `usage: pnpm aisle eval --dataset <dir> --model sasrec|ranker|text
   --budget SECONDS             stop training after this long, keeping the best epoch (default 780)
   --out FILE                   results JSON (default bench-results/eval-<dataset>-<model>-<protocol>.json)
   --curve FILE                 training curve SVG (default: next to --out)
-  --predictions-out FILE       JSON lines {"user", "items"}: every test user's top 50, earlier items excluded`;
+  --predictions-out FILE       JSON lines {"user", "items"}: every test user's top 50, earlier items excluded
+
+       pnpm aisle model-keys --out FILE
+  writes a new Ed25519 private key (PEM) to FILE for the trainer's AISLE_MODEL_SIGNING_KEY_FILE (keep it in a
+  Secret) and prints the public key for the services' AISLE_MODEL_PUBLIC_KEY`;
 
 function protocolOf(args: ParsedArgs): Protocol {
   const p = option(args, 'protocol', 'full');
@@ -129,7 +136,12 @@ async function main(argv: string[]): Promise<number> {
   const [command] = args.positional;
   try {
     if (command === 'eval') await evalCommand(args);
-    else throw new UsageError(command ? `unknown command '${command}'` : 'no command');
+    else if (command === 'model-keys') {
+      const out = option(args, 'out');
+      const keys = generateModelKeys();
+      writeFileSync(out, keys.privateKeyPem, { mode: 0o600, flag: 'wx' });
+      process.stdout.write(`private key written to ${out}\nAISLE_MODEL_PUBLIC_KEY=${keys.publicKey}\n`);
+    } else throw new UsageError(command ? `unknown command '${command}'` : 'no command');
     return 0;
   } catch (err) {
     if (err instanceof UsageError) {

@@ -1,7 +1,17 @@
-import { commonConfig, env, readConfig, type ConfigOf, type Env } from '@aisle/runtime';
+import { commonConfig, env, modelConfig, readConfig, type ConfigOf, type Env } from '@aisle/runtime';
 
 export const configSpec = {
   ...commonConfig,
+  ...modelConfig,
+  modelSigningKeyFile: env.optionalString('AISLE_MODEL_SIGNING_KEY_FILE', {
+    description:
+      'Ed25519 private key (PEM, from a Secret; `pnpm aisle model-keys` makes a pair) that signs every published model; required when AISLE_ENV=production',
+  }),
+  keepVersions: env.int('AISLE_TRAINER_KEEP_VERSIONS', {
+    default: 3,
+    min: 1,
+    description: 'versions of each model kept in the bucket (older ones are deleted after a publish)',
+  }),
   metricsPort: env.int('AISLE_METRICS_PORT', {
     default: -1,
     min: -1,

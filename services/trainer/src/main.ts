@@ -1,4 +1,5 @@
-import { createServiceBase } from '@aisle/runtime';
+import { checkCommonConfig, createServiceBase } from '@aisle/runtime';
+import { existsSync } from 'node:fs';
 import { openStore } from '@aisle/store';
 import { loadTrainerConfig } from './config';
 import { runTrainingJob } from './train.job';
@@ -8,6 +9,7 @@ async function main(): Promise<number> {
   let config;
   try {
     config = loadTrainerConfig();
+    checkCommonConfig(config, existsSync);
   } catch (err) {
     process.stderr.write(`trainer: ${err instanceof Error ? err.message : String(err)}\n`);
     return 2;

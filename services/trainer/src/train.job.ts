@@ -1,6 +1,6 @@
 import { ContentTypes, DEFAULT_TENANT, Headers, modelsV1, Streams, Subjects } from '@aisle/contracts';
 import { initBackend } from '@aisle/ml';
-import { connectBus, ModelRegistry, type ServiceBase } from '@aisle/runtime';
+import { connectBus, openModelRegistry, type ServiceBase } from '@aisle/runtime';
 import type { Store } from '@aisle/store';
 import type { TrainerConfig } from './config';
 import {
@@ -66,7 +66,7 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
   });
 
   const bus = await connectBus(base, config, [Streams.MODELS]);
-  const registry = await ModelRegistry.open(bus.nc, { replicas: config.natsStreamReplicas });
+  const registry = await openModelRegistry(bus, config, log);
   const trainEvents = events.filter((e) => e.occurredAt < heldOut.sliceStart);
   const sasrec = candidates.find((c) => c.name === 'sasrec');
   const context = { sasrec, trainEvents };
@@ -150,6 +150,8 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
         version: published,
         reason: decision.reason,
       });
+      const pruned = await registry.prune(tenant, c.name, config.keepVersions);
+      if (pruned.length > 0) log.info('old model versions deleted', { model: c.name, objects: pruned.length });
     } else {
       await reject(c.name, decision.reason, metrics);
     }

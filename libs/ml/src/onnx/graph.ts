@@ -163,3 +163,39 @@ export function readInitializer(model: Uint8Array, name: RegExp): { dims: number
   copy.set(raw);
   return { dims: (t.dims ?? []).map(Number), data: new Float32Array(copy.buffer) };
 }
+
+/**
+ * Names of the tensors in a serialized model whose data lives in external files. ONNX Runtime would read
+ * those files by path (relative to the working directory when loading from bytes), so a model that names
+ * any is refused before it reaches a session.
+ */
+export function externalDataTensors(model: Uint8Array): string[] {
+  const out: string[] = [];
+  const tensor = (t: onnx.ITensorProto | null | undefined): void => {
+    if (t && (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL || (t.externalData?.length ?? 0) > 0))
+      out.push(t.name || '(unnamed)');
+  };
+  const sparse = (s: onnx.ISparseTensorProto | null | undefined): void => {
+    tensor(s?.values);
+    tensor(s?.indices);
+  };
+  const node = (n: onnx.INodeProto): void => {
+    for (const a of n.attribute ?? []) {
+      tensor(a.t);
+      sparse(a.sparseTensor);
+      a.tensors?.forEach(tensor);
+      a.sparseTensors?.forEach(sparse);
+      if (a.g) graph(a.g);
+      a.graphs?.forEach(graph);
+    }
+  };
+  const graph = (g: onnx.IGraphProto): void => {
+    g.initializer?.forEach(tensor);
+    g.sparseInitializer?.forEach(sparse);
+    g.node?.forEach(node);
+  };
+  const m = onnx.ModelProto.decode(model);
+  if (m.graph) graph(m.graph);
+  for (const f of m.functions ?? []) f.node?.forEach(node);
+  return out;
+}

@@ -1,4 +1,5 @@
 import * as ort from 'onnxruntime-node';
+import { externalDataTensors } from './graph';
 
 /**
  * The one place that imports onnxruntime-node: session creation with an execution-provider list
@@ -29,6 +30,11 @@ export interface OrtTensorOutput {
   dims: readonly number[];
 }
 
+/** A model that ONNX Runtime must not be given (it names external data files). */
+export class UnsafeModelError extends Error {
+  override readonly name = 'UnsafeModelError';
+}
+
 export function availableProviders(): string[] {
   return ort.listSupportedBackends().map((b) => b.name);
 }
@@ -37,6 +43,11 @@ export async function createSession(
   model: Uint8Array,
   opts: { providers?: readonly Provider[]; intraOpThreads?: number } = {},
 ): Promise<OrtSession> {
+  const external = externalDataTensors(model);
+  if (external.length > 0)
+    throw new UnsafeModelError(
+      `the model keeps tensor data in external files (${external.slice(0, 3).join(', ')}); only self-contained models are loaded`,
+    );
   const wanted = opts.providers && opts.providers.length > 0 ? opts.providers : (['cpu'] as const);
   const reasons: string[] = [];
   for (const provider of wanted) {
