@@ -255,3 +255,39 @@ test('every poison payload is dead-lettered with its reason while valid events k
     await bus.nc.close();
   }
 });
+
+test('an event id crafted like a catalog message id does not suppress the catalog update', async () => {
+  const bus = await connectTestBus(nats.url);
+  const store = await openStore(storeFile.url);
+  try {
+    const updatedAt = new Date(Date.now() - 60_000);
+    // Under tenant `item`, event id `default:sku-2:<ms>` once made the same EVENTS message id as this update.
+    await bus.js.publish(
+      'aisle.clickstream.v1.view',
+      json({
+        tenant: 'item',
+        event_id: `default:sku-2:${updatedAt.getTime()}`,
+        user_id: 'mallory',
+        item_id: 'sku-2',
+        occurred_at: new Date().toISOString(),
+      }),
+    );
+    await eventually(async () => (await store.events.count({ tenant: 'item' })) === 1, {
+      what: 'crafted event stored',
+    });
+    await bus.js.publish(
+      Subjects.catalogUpsert,
+      json({ item_id: 'sku-2', title: 'Second item', updated_at: updatedAt.toISOString() }),
+    );
+    await eventually(
+      async () => {
+        const m = await bus.jsm.streams.getMessage(Streams.EVENTS.name, { last_by_subj: Subjects.eventsItem });
+        return m !== null && catalogV1.Item.decode(m.data).itemId === 'sku-2';
+      },
+      { what: 'the catalog update republished on EVENTS' },
+    );
+  } finally {
+    await store.close();
+    await bus.nc.close();
+  }
+});

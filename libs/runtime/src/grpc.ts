@@ -6,6 +6,7 @@ import {
   healthDescriptorSetBase64,
   InvalidArgumentError,
   NotFoundError,
+  requestTenant,
   ResourceExhaustedError,
   UnavailableError,
 } from '@aisle/contracts';
@@ -92,7 +93,8 @@ function histogramFor(registry: Registry): Histogram<'method' | 'code'> {
 
 /**
  * Adapts promise-returning handlers to grpc-js callbacks, with a server span (continuing the caller's
- * `traceparent`), a latency histogram and error -> status mapping. Each callback is called once.
+ * `traceparent`), a latency histogram and error -> status mapping. Each callback is called once. A
+ * request's `tenant` field, where it has one, must be a valid tenant name (INVALID_ARGUMENT otherwise).
  */
 export function bindUnaryService<D extends ServiceDefinition>(
   definition: D,
@@ -128,7 +130,12 @@ export function bindUnaryService<D extends ServiceDefinition>(
         span.end();
       };
       context
-        .with(trace.setSpan(parent, span), () => handler(call.request, ctx))
+        .with(trace.setSpan(parent, span), async () => {
+          // Every request that names a tenant is checked here, before any handler sizes memory by it.
+          const tenant = (call.request as { tenant?: unknown } | null)?.tenant;
+          if (typeof tenant === 'string') requestTenant(tenant);
+          return handler(call.request, ctx);
+        })
         .then(
           (response) => {
             finish(grpc.status.OK);

@@ -12,6 +12,7 @@ import {
 } from '../src';
 
 let server: RunningGrpcServer;
+const tenantsSeen: string[] = [];
 let client: ReturnType<typeof createGrpcClient<typeof featureV1.FeatureServiceService>>;
 
 beforeAll(async () => {
@@ -23,7 +24,10 @@ beforeAll(async () => {
         asOf: undefined,
       }),
       getItemFeatures: async () => ({ items: [], asOf: undefined }),
-      listPopularItems: async () => ({ items: [], asOf: undefined }),
+      listPopularItems: async (req) => {
+        tenantsSeen.push(req.tenant);
+        return { items: [], asOf: undefined };
+      },
       listUsers: async () => ({ userIds: [], nextPageToken: '' }),
       getUserContext: async () => ({ user: undefined, coVisits: [], asOf: undefined }),
       listItemStats: async () => ({ items: [], nextPageToken: '', asOf: undefined }),
@@ -57,4 +61,19 @@ test('requests above the size limit get RESOURCE_EXHAUSTED; smaller ones are ser
     .getUserFeatures({ tenant: '', userIds: ids(1000), recentLimit: 0 })
     .catch((e: unknown) => e);
   expect(isGrpcError(err) && err.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+});
+
+test('a malformed or oversized tenant is refused before any handler runs', async () => {
+  const codeOf = (tenant: string) =>
+    client.listPopularItems({ tenant, category: '', limit: 1 }).then(
+      () => 'OK',
+      (e: unknown) => (isGrpcError(e) ? `${grpc.status[e.code]}: ${e.details}` : String(e)),
+    );
+  const rule = 'tenant: must be 1-64 letters, digits, _ . - (starting with a letter or digit)';
+  expect(await codeOf('x'.repeat(65))).toBe(`INVALID_ARGUMENT: ${rule}`);
+  expect(await codeOf('shop\nother')).toBe(`INVALID_ARGUMENT: ${rule}`);
+  expect(await codeOf('../default')).toBe(`INVALID_ARGUMENT: ${rule}`);
+  expect(await codeOf('shop-1.eu_west')).toBe('OK');
+  expect(await codeOf('')).toBe('OK');
+  expect(tenantsSeen).toEqual(['shop-1.eu_west', '']);
 });

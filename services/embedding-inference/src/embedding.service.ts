@@ -31,6 +31,18 @@ export interface Neighbor {
 
 const MAX_K = 1000;
 const MAX_BATCH_INPUTS = 1000;
+/** Longest text embedded (a query or an item text); hashing a longer one would block the event loop. */
+export const MAX_TEXT_LENGTH = 2000;
+/** Most item ids in one sequence or exclusion list (the model reads only its last maxLen items anyway). */
+export const MAX_SEQUENCE_ITEMS = 1000;
+
+function checkText(field: string, text: string): void {
+  if (text.length > MAX_TEXT_LENGTH) throw new InvalidArgumentError(field, `longer than ${MAX_TEXT_LENGTH} characters`);
+}
+
+function checkItems(field: string, ids: readonly string[]): void {
+  if (ids.length > MAX_SEQUENCE_ITEMS) throw new InvalidArgumentError(field, `more than ${MAX_SEQUENCE_ITEMS} items`);
+}
 
 /**
  * Serves the active model of each kind. Loading, checking and switching versions is the runtime's
@@ -171,6 +183,7 @@ export class EmbeddingService {
     if (sequences.length === 0) throw new InvalidArgumentError('sequences', 'at least one sequence required');
     if (sequences.length > MAX_BATCH_INPUTS)
       throw new InvalidArgumentError('sequences', `more than ${MAX_BATCH_INPUTS}`);
+    sequences.forEach((s, i) => checkItems(`sequences[${i}].item_ids`, s));
     const m = this.requireSequence();
     const results = await this.guard(
       Promise.all(sequences.map((s) => m.batcher.submit({ ids: this.indices(m, s), exclude: [], k: 1 }))),
@@ -181,9 +194,7 @@ export class EmbeddingService {
   async encodeTexts(texts: readonly string[], tower: TextTower): Promise<{ vectors: Float32Array[]; version: string }> {
     if (texts.length === 0) throw new InvalidArgumentError('texts', 'at least one text required');
     if (texts.length > MAX_BATCH_INPUTS) throw new InvalidArgumentError('texts', `more than ${MAX_BATCH_INPUTS}`);
-    texts.forEach((t, i) => {
-      if (t.length > 2000) throw new InvalidArgumentError(`texts[${i}]`, 'longer than 2000 characters');
-    });
+    texts.forEach((t, i) => checkText(`texts[${i}]`, t));
     const m = this.requireText();
     return {
       vectors: await this.guard(Promise.all(texts.map((text) => m.batcher.submit({ text, tower })))),
@@ -208,6 +219,8 @@ export class EmbeddingService {
   ): Promise<{ neighbors: Neighbor[]; version: string }> {
     const k = this.checkK(kIn);
     if (items.length === 0) throw new InvalidArgumentError('sequence.item_ids', 'at least one item required');
+    checkItems('sequence.item_ids', items);
+    checkItems('exclude_item_ids', exclude);
     const m = this.requireSequence();
     const r = await this.guard(m.batcher.submit({ ids: this.indices(m, items), exclude: this.indices(m, exclude), k }));
     return {
@@ -222,6 +235,8 @@ export class EmbeddingService {
     exclude: readonly string[],
   ): Promise<{ neighbors: Neighbor[]; version: string }> {
     const k = this.checkK(kIn);
+    checkText('text', text);
+    checkItems('exclude_item_ids', exclude);
     if (!text.trim()) throw new InvalidArgumentError('text', 'must not be empty');
     const m = this.requireText();
     const q = await this.guard(m.batcher.submit({ text, tower: 'query' }));
@@ -235,6 +250,7 @@ export class EmbeddingService {
     index: ServedModel,
   ): Promise<{ neighbors: Neighbor[]; version: string }> {
     const k = this.checkK(kIn);
+    checkItems('exclude_item_ids', exclude);
     if (index === 'sasrec') {
       const m = this.requireSequence();
       if (vector.length !== m.dim)

@@ -202,6 +202,24 @@ test('encode and retrieve, with exclusions and field-level errors', async () => 
     'INVALID_ARGUMENT',
     'texts: at least one text required',
   ]);
+  // Issue #18: a 1 MB text once blocked the event loop for a quarter of a second.
+  expect(
+    await codeOf(client.retrieve({ tenant: '', text: 'shoe '.repeat(200_000), k: 3, excludeItemIds: [], index: 0 })),
+  ).toEqual(['INVALID_ARGUMENT', 'text: longer than 2000 characters']);
+  expect(
+    await codeOf(
+      client.retrieve({
+        tenant: '',
+        sequence: { itemIds: Array.from({ length: 1001 }, () => 'i001') },
+        k: 3,
+        excludeItemIds: [],
+        index: 0,
+      }),
+    ),
+  ).toEqual(['INVALID_ARGUMENT', 'sequence.item_ids: more than 1000 items']);
+  expect(
+    await codeOf(client.retrieve({ tenant: 'no/such tenant', text: 'shoe', k: 3, excludeItemIds: [], index: 0 })),
+  ).toEqual(['INVALID_ARGUMENT', 'tenant: must be 1-64 letters, digits, _ . - (starting with a letter or digit)']);
 });
 
 test('a new version swaps in under load without a single failed request', async () => {

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '@aisle/contracts';
+import { InvalidArgumentError, LruCache } from '@aisle/contracts';
 import {
   applyEvent,
   FEATURE_RULES,
@@ -131,15 +131,24 @@ function afterOfToken(token: string): string {
 }
 
 export class FeatureService {
-  private readonly snapshots = new Map<string, ItemSnapshot>();
+  /** Per tenant; bounded, since the tenant comes from the request. */
+  private readonly snapshots: LruCache<string, ItemSnapshot>;
 
   constructor(
     private readonly repo: FeatureRepository,
     private readonly catalog: CatalogReader,
-    private readonly opts: { popularCacheMs: number; clock: () => number } = { popularCacheMs: 5000, clock: Date.now },
-  ) {}
+    private readonly opts: { popularCacheMs: number; clock: () => number; popularCacheTenants?: number } = {
+      popularCacheMs: 5000,
+      clock: Date.now,
+    },
+  ) {
+    this.snapshots = new LruCache(opts.popularCacheTenants ?? 32);
+  }
 
-  /** The tenant's item statistics, recomputed at most every `popularCacheMs` (a scan of its item features). */
+  /**
+   * The tenant's item statistics, recomputed at most every `popularCacheMs` (a scan of its item features)
+   * and kept for the `popularCacheTenants` (32) most recently asked tenants.
+   */
   private async snapshot(tenant: string): Promise<ItemSnapshot> {
     const cached = this.snapshots.get(tenant);
     if (cached && this.opts.clock() - cached.at <= this.opts.popularCacheMs) return cached;
@@ -163,11 +172,12 @@ export class FeatureService {
   }
 
   /**
-   * Items by 7-day decayed popularity at the watermark, optionally under a category prefix. The full
-   * ranking is recomputed at most every `popularCacheMs` (a scan of the tenant's item features).
+   * Items by 7-day decayed popularity at the watermark, optionally under a category prefix, from the
+   * tenant's snapshot.
    */
   async listPopular(tenant: string, category: string, limit: number): Promise<{ items: PopularItem[]; asOf: number }> {
     if (limit < 0 || limit > 500) throw new InvalidArgumentError('limit', 'must be between 0 and 500');
+    if (category.length > 512) throw new InvalidArgumentError('category', 'longer than 512 characters');
     const n = limit || 50;
     const snap = await this.snapshot(tenant);
     const prefix = category.trim();

@@ -79,6 +79,36 @@ describe('applyEvent', () => {
     expect(itemView('c', items.get('c'), T0, 10).coVisited).toEqual([]);
   });
 
+  test('category names and item ids like constructor or __proto__ are ordinary keys, also after a store round trip', () => {
+    const odd = new Map([
+      ['constructor', { category: 'constructor > __proto__', price: 5 }],
+      ['__proto__', { category: 'toString > hasOwnProperty', price: 7 }],
+    ]);
+    const roundTrip = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T;
+    let user = newUser('u', T0);
+    let items = new Map<string, ItemState>();
+    applyEvent(ev({ itemId: 'constructor' }), user, items, odd);
+    // What the store hands back: ordinary objects from JSON.parse.
+    user = roundTrip(user);
+    items = new Map([...items].map(([k, v]) => [k, roundTrip(v)]));
+    applyEvent(ev({ itemId: '__proto__', type: 'purchase', quantity: 1, occurredAt: T0 + 60_000 }), user, items, odd);
+    applyEvent(ev({ itemId: 'constructor', occurredAt: T0 + 120_000 }), user, items, odd);
+    const v = userView('u', roundTrip(user), T0 + 120_000, 0);
+    expect(v.categoryAffinity.map((a) => a.category).sort()).toEqual([
+      'constructor',
+      'constructor > __proto__',
+      'toString',
+      'toString > hasOwnProperty',
+    ]);
+    for (const a of v.categoryAffinity) expect(Number.isFinite(a.score) && a.score > 0).toBe(true);
+    expect(itemView('constructor', roundTrip(items.get('constructor')), T0, 10).coVisited).toEqual([
+      { itemId: '__proto__', score: 2 },
+    ]);
+    expect(itemView('__proto__', roundTrip(items.get('__proto__')), T0, 10).coVisited).toEqual([
+      { itemId: 'constructor', score: 2 },
+    ]);
+  });
+
   test('smoothed CTR and conversion use their priors', () => {
     const v = itemView('x', undefined, T0, 0);
     expect(v.coVisited).toEqual([]);

@@ -112,7 +112,7 @@ export function newUser(userId: string, at: number): UserState {
     units: 0,
     spend: 0,
     lastPurchaseAt: null,
-    affinity: {},
+    affinity: dict(),
     prices: null,
     queries: [],
   };
@@ -128,7 +128,7 @@ export function newItem(itemId: string, at: number): ItemState {
     purchases: 0,
     firstEventAt: at,
     lastEventAt: at,
-    coVisits: {},
+    coVisits: dict(),
   };
 }
 
@@ -143,11 +143,28 @@ export function categoryLevels(path: string): string[] {
   return parts.map((_, i) => parts.slice(0, i + 1).join(' > '));
 }
 
+/**
+ * A dictionary keyed by names producers choose (category paths, item ids): without a prototype, so that
+ * `constructor` or `__proto__` are keys like any other rather than Object.prototype's members. State read
+ * back from the store (JSON.parse: ordinary objects) is converted on first write.
+ */
+function dict<V>(from?: Record<string, V>): Record<string, V> {
+  const d = Object.create(null) as Record<string, V>;
+  if (from) for (const k of Object.keys(from)) d[k] = from[k] as V;
+  return d;
+}
+
+function isDict(o: object): boolean {
+  return Object.getPrototypeOf(o) === null;
+}
+
 function trimToLargest(map: Record<string, number>, keep: number): Record<string, number> {
   const entries = Object.entries(map);
   if (entries.length <= keep) return map;
   entries.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
-  return Object.fromEntries(entries.slice(0, keep));
+  const out = dict<number>();
+  for (const [k, v] of entries.slice(0, keep)) out[k] = v;
+  return out;
 }
 
 export function isItemEvent(e: FeatureEvent): boolean {
@@ -208,6 +225,7 @@ export function applyEvent(
   }
   const weight = FEATURE_RULES.affinityWeight[e.type];
   if (info?.category && weight > 0) {
+    if (!isDict(user.affinity)) user.affinity = dict(user.affinity);
     for (const level of categoryLevels(info.category)) {
       user.affinity[level] = addDecayed(user.affinity[level], at, weight, FEATURE_RULES.affinityTauMs);
     }
@@ -255,9 +273,11 @@ export function applyEvent(
   // Co-visits: each pair of this user's events on two items within the window counts once, when the
   // later-arriving of the two is applied.
   if (FEATURE_RULES.coVisitTypes.includes(e.type)) {
+    if (!isDict(item.coVisits)) item.coVisits = dict(item.coVisits);
     for (const partnerId of itemsTouched(e, user).slice(1)) {
       const partner = items.get(partnerId) ?? newItem(partnerId, at);
       items.set(partnerId, partner);
+      if (!isDict(partner.coVisits)) partner.coVisits = dict(partner.coVisits);
       item.coVisits[partnerId] = (item.coVisits[partnerId] ?? 0) + 1;
       partner.coVisits[e.itemId] = (partner.coVisits[e.itemId] ?? 0) + 1;
       partner.coVisits = trimToLargest(partner.coVisits, FEATURE_RULES.coVisitKept);

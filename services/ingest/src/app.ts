@@ -15,8 +15,17 @@ export async function startIngest(base: ServiceBase, config: IngestConfig): Prom
     healthNeedsNats: true,
   });
   const service = new IngestService(
-    { insertEvents: (e) => store.events.insertMany(e), upsertItems: (i) => store.items.upsertMany(i) },
+    {
+      insertEvents: (e) => store.events.insertMany(e),
+      upsertItems: (i) => store.items.upsertMany(i),
+      catalogState: async (tenant, ids) => ({
+        count: await store.items.count({ tenant }),
+        existing: new Set((await store.items.getMany(tenant, ids)).keys()),
+      }),
+    },
     protoDecoder,
+    Date.now,
+    config.maxItemsPerTenant,
   );
   const consumers = await startIngestConsumers({
     ...base,

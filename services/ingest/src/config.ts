@@ -14,6 +14,12 @@ export const configSpec = {
     min: 1,
     description: 'most unacknowledged messages per consumer',
   }),
+  maxItemsPerTenant: env.int('AISLE_INGEST_MAX_ITEMS_PER_TENANT', {
+    default: 1_000_000,
+    min: 1,
+    description:
+      "most items in one tenant's catalog; new items beyond it are dead-lettered (services keep catalogs in memory)",
+  }),
   trackMaxEvents: env.int('AISLE_INGEST_TRACK_MAX_EVENTS', {
     default: 1000,
     min: 1,

@@ -72,7 +72,7 @@ function subjectSuffix(subject: string, prefix: string): string | undefined {
 function pipeline<T extends NormalizedEvent | NormalizedItem>(
   deps: Deps,
   source: DlqSource,
-  validate: (inputs: RawInput[]) => Array<Validated<T>>,
+  validate: (inputs: RawInput[]) => Array<Validated<T>> | Promise<Array<Validated<T>>>,
   store: (results: Array<Validated<T>>) => Promise<{ stored: number; results: ReadonlyArray<Validated<T>> }>,
   republish: (value: T) => { subject: string; data: Uint8Array; msgId: string; tenant: string },
   subjectType: (m: JsMsg) => string | undefined,
@@ -84,7 +84,7 @@ function pipeline<T extends NormalizedEvent | NormalizedItem>(
       contentType: header(m.headers, Headers.contentType),
       subjectType: subjectType(m),
     }));
-    const { stored, results } = await store(validate(inputs));
+    const { stored, results } = await store(await validate(inputs));
     const publishes: Array<Promise<PubAck>> = [];
     const outcomes: Outcome[] = msgs.map(() => ACK);
     let rejected = 0;
@@ -140,7 +140,9 @@ export async function startIngestConsumers(
     (e) => ({
       subject: Subjects.events(e.type),
       data: clickstreamV1.Event.encode(eventToProto(e)).finish(),
-      msgId: `${e.tenant}:${e.eventId}`,
+      // Events and items share EVENTS' de-duplication window: distinct prefixes keep a crafted event id
+      // (tenant `item`, id `default:sku1:<updatedAt>`) from suppressing a catalog update.
+      msgId: `event:${e.tenant}:${e.eventId}`,
       tenant: e.tenant,
     }),
     (m) => subjectSuffix(m.subject, 'aisle.clickstream.v1'),
@@ -148,7 +150,7 @@ export async function startIngestConsumers(
   const catalog = pipeline<NormalizedItem>(
     deps,
     'catalog',
-    (inputs) => service.validateItems(inputs),
+    (inputs) => service.admitItems(service.validateItems(inputs)),
     (results) => service.storeItems(results),
     (i) => ({
       subject: Subjects.eventsItem,

@@ -13,6 +13,8 @@ export interface IngestRepository {
   /** `conflicting`: indices of events whose id is already stored (or earlier in `events`) with other content. */
   insertEvents(events: readonly NormalizedEvent[]): Promise<{ inserted: number; conflicting: number[] }>;
   upsertItems(items: readonly NormalizedItem[]): Promise<{ written: number }>;
+  /** How many items a tenant's catalog holds, and which of `itemIds` are among them. */
+  catalogState(tenant: string, itemIds: readonly string[]): Promise<{ count: number; existing: ReadonlySet<string> }>;
 }
 
 /** Decodes binary protobuf payloads (the transport adapter provides the generated codec). */
@@ -45,6 +47,8 @@ export class IngestService {
     private readonly repo: IngestRepository,
     private readonly decoder: ProtoDecoder,
     private readonly clock: () => number = Date.now,
+    /** Most items one tenant's catalog may hold: every service that keeps a catalog in memory relies on it. */
+    private readonly maxItemsPerTenant = 1_000_000,
   ) {}
 
   private decode<T>(
@@ -123,6 +127,34 @@ export class IngestService {
     for (const k of conflicting) results[positions[k] as number] = CONFLICT;
     const rejected = results.filter((r) => !r.ok).length;
     return { accepted: results.length - rejected, rejected, stored: inserted, results };
+  }
+
+  /**
+   * Refuses new items of a tenant whose catalog is full (updates of its items still pass), so that no
+   * producer can grow the catalogs that ranking and embedding-inference hold in memory without limit.
+   */
+  async admitItems(results: ReadonlyArray<Validated<NormalizedItem>>): Promise<Array<Validated<NormalizedItem>>> {
+    const byTenant = new Map<string, string[]>();
+    for (const r of results)
+      if (r.ok) byTenant.set(r.value.tenant, [...(byTenant.get(r.value.tenant) ?? []), r.value.itemId]);
+    const room = new Map<string, { left: number; known: Set<string> }>();
+    for (const [tenant, ids] of byTenant) {
+      const { count, existing } = await this.repo.catalogState(tenant, ids);
+      room.set(tenant, { left: this.maxItemsPerTenant - count, known: new Set(existing) });
+    }
+    return results.map((r) => {
+      if (!r.ok) return r;
+      const t = room.get(r.value.tenant) as { left: number; known: Set<string> };
+      if (t.known.has(r.value.itemId)) return r;
+      if (t.left <= 0)
+        return rejectionOf(
+          'item_id',
+          `new item refused: the tenant's catalog holds its maximum of ${this.maxItemsPerTenant} items`,
+        );
+      t.left -= 1;
+      t.known.add(r.value.itemId);
+      return r;
+    });
   }
 
   async storeItems(
