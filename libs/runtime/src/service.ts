@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Tracer } from '@opentelemetry/api';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
-import type { Registry } from 'prom-client';
+import { Counter, type Registry } from 'prom-client';
 import { createPublicKey } from 'node:crypto';
 import { checkCommonConfig, type commonConfig, type ConfigOf, type ModelConfig } from './config';
 import {
@@ -287,6 +287,57 @@ export function decodeOrReason<T>(decode: () => T, what: string): T | string {
   } catch (err) {
     return `payload: not a valid ${what} (${err instanceof Error ? err.message : String(err)})`;
   }
+}
+
+/**
+ * Retention: runs `prune(now - retentionMs)` soon after start and then every `everyMs` (default one
+ * hour), one run at a time, logging what it deleted; `retentionMs` 0 keeps everything. Stopped at shutdown.
+ */
+export function scheduleRetention(
+  base: ServiceBase,
+  opts: {
+    what: string;
+    retentionMs: number;
+    everyMs?: number;
+    prune: (cutoffMs: number) => Promise<{ deleted: number }>;
+  },
+): void {
+  if (opts.retentionMs <= 0) return;
+  const deleted =
+    (base.registry.getSingleMetric('aisle_retention_deleted_total') as Counter<'what'> | undefined) ??
+    new Counter({
+      name: 'aisle_retention_deleted_total',
+      help: 'Records deleted by retention',
+      labelNames: ['what'],
+      registers: [base.registry],
+    });
+  let running: Promise<void> | undefined;
+  const run = (): void => {
+    if (running) return;
+    const cutoff = Date.now() - opts.retentionMs;
+    running = opts
+      .prune(cutoff)
+      .then((r) => {
+        deleted.inc({ what: opts.what }, r.deleted);
+        if (r.deleted > 0)
+          base.logger.info('retention', {
+            what: opts.what,
+            deleted: r.deleted,
+            before: new Date(cutoff).toISOString(),
+          });
+      })
+      .catch((err: unknown) => base.logger.warn('retention failed; trying again later', { what: opts.what, err }))
+      .finally(() => {
+        running = undefined;
+      });
+  };
+  const first = setTimeout(run, 1_000).unref();
+  const timer = setInterval(run, opts.everyMs ?? 3_600_000).unref();
+  base.lifecycle.onShutdown(`${opts.what} retention`, async () => {
+    clearTimeout(first);
+    clearInterval(timer);
+    await running;
+  });
 }
 
 /** Credentials for this service's outgoing gRPC calls (AISLE_GRPC_CLIENT_TLS_*). */

@@ -291,6 +291,8 @@ const INDEXES: Record<string, IndexDescription[]> = {
   ],
   items: [{ key: { tenant: 1, item_id: 1 }, name: 'items_by_tenant' }],
   churn_scores: [{ key: { tenant: 1, risk: -1, userId: 1 }, name: 'churn_by_risk' }],
+  // Retention: one consumer's markers older than a cutoff.
+  applied: [{ key: { consumer: 1, applied_at: 1 }, name: 'applied_by_time' }],
   ...Object.fromEntries(DOCUMENT_COLLECTIONS.map((c) => [c, [{ key: { tenant: 1, id: 1 }, name: `${c}_by_tenant` }]])),
 };
 
@@ -529,6 +531,11 @@ export class MongoStore implements Store {
           return { count, minOccurredAt, maxOccurredAt };
         }),
       scan: (opts = {}) => this.scanEvents(opts),
+      // The server deletes along events_by_time_all_tenants (occurred_at first), yielding as it goes.
+      deleteBefore: (before) =>
+        guard(async () => ({
+          deleted: (await this.eventsColl.deleteMany({ occurred_at: { $lt: new Date(before) } })).deletedCount,
+        })),
     };
   }
 
@@ -705,6 +712,14 @@ export class MongoStore implements Store {
           (d) => ({ id: d.id, doc: d.doc as T }),
         ),
       count: (c, tenant) => guard(() => this.docs(c).countDocuments(tenant === undefined ? {} : { tenant })),
+      pruneApplied: (consumer, before) =>
+        guard(async () => ({
+          deleted: (
+            await this.driver
+              .collection<AppliedDoc>('applied')
+              .deleteMany({ consumer, applied_at: { $lt: new Date(before) } })
+          ).deletedCount,
+        })),
       listIds: (c, tenant, after, limit) =>
         guard(async () => {
           if (limit <= 0) return [];

@@ -71,6 +71,11 @@ export interface EventRepository {
   stats(
     tenant?: string,
   ): Promise<{ count: number; minOccurredAt: number | undefined; maxOccurredAt: number | undefined }>;
+  /**
+   * Retention: deletes every event (of every tenant) that occurred before `occurredBeforeMs`, in chunks
+   * that never hold the store for long. An event re-sent after its deletion is stored again.
+   */
+  deleteBefore(occurredBeforeMs: number): Promise<{ deleted: number }>;
 }
 
 export interface CatalogItem {
@@ -119,6 +124,12 @@ export interface DocumentRepository {
   count(collection: DocumentCollection, tenant?: string): Promise<number>;
   /** Document ids after `after` in id order, at most `limit`. */
   listIds(collection: DocumentCollection, tenant: string, after: string, limit: number): Promise<string[]>;
+  /**
+   * Retention: forgets `consumer`'s applied markers recorded before `appliedBeforeMs` (of every tenant).
+   * A redelivered or replayed event older than that would be applied again, so the retention must exceed
+   * how long the stream keeps events.
+   */
+  pruneApplied(consumer: string, appliedBeforeMs: number): Promise<{ deleted: number }>;
 }
 
 export interface ChurnScoreRecord {

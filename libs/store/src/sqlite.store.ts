@@ -64,10 +64,27 @@ CREATE TABLE IF NOT EXISTS churn_scores (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS churn_by_risk ON churn_scores (tenant, risk DESC, user_id);
 CREATE TABLE IF NOT EXISTS applied (
-  consumer TEXT NOT NULL, tenant TEXT NOT NULL, event_id TEXT NOT NULL,
+  consumer TEXT NOT NULL, tenant TEXT NOT NULL, event_id TEXT NOT NULL, applied_at INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (consumer, tenant, event_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_by_occurrence ON events (occurred_at);
 `;
+
+/**
+ * Databases from before retention have no `applied_at`: the column is added, and existing markers are
+ * dated now (not 0, which the first pruning would take for "long ago" and forget).
+ */
+function migrate(db: Database.Database): void {
+  const columns = db.prepare('PRAGMA table_info(applied)').all() as Array<{ name: string }>;
+  if (!columns.some((c) => c.name === 'applied_at')) {
+    db.exec('ALTER TABLE applied ADD COLUMN applied_at INTEGER NOT NULL DEFAULT 0');
+    db.prepare('UPDATE applied SET applied_at = ?').run(Date.now());
+  }
+  db.exec('CREATE INDEX IF NOT EXISTS applied_by_time ON applied (consumer, applied_at)');
+}
+
+/** Rows deleted per statement by retention: each chunk holds the write lock only briefly. */
+const DELETE_CHUNK = 5000;
 
 interface EventRow {
   tenant: string;
@@ -225,6 +242,7 @@ export class SqliteStore implements Store {
         db.pragma('journal_mode = WAL');
         db.pragma('synchronous = NORMAL');
         db.exec(SCHEMA);
+        migrate(db);
       });
     } catch (err) {
       db.close();
@@ -358,6 +376,14 @@ export class SqliteStore implements Store {
         return { count: row.n, minOccurredAt: row.lo ?? undefined, maxOccurredAt: row.hi ?? undefined };
       },
       scan: (opts: EventScanOptions = {}) => this.scanEvents(opts),
+      deleteBefore: (before) =>
+        this.deleteInChunks(
+          db.prepare(
+            `DELETE FROM events WHERE (tenant, event_id) IN
+               (SELECT tenant, event_id FROM events WHERE occurred_at < ? LIMIT ${DELETE_CHUNK})`,
+          ),
+          [before],
+        ),
     };
   }
 
@@ -467,14 +493,16 @@ export class SqliteStore implements Store {
     const put = db.prepare(
       'INSERT INTO documents VALUES (?, ?, ?, ?) ON CONFLICT (collection, tenant, id) DO UPDATE SET doc = excluded.doc',
     );
-    const mark = db.prepare('INSERT OR IGNORE INTO applied VALUES (?, ?, ?)');
+    const mark = db.prepare('INSERT OR IGNORE INTO applied VALUES (?, ?, ?, ?)');
     const tx: DocumentTx = {
       getMany: async (c, t, ids) => getMany(c, t, ids),
       putMany: async (c, t, docs) => {
         for (const [id, doc] of docs) put.run(c, t, id, JSON.stringify(doc));
       },
-      markApplied: async (consumer, tenant, eventIds) =>
-        new Set(eventIds.filter((id) => mark.run(consumer, tenant, id).changes === 1)),
+      markApplied: async (consumer, tenant, eventIds) => {
+        const now = Date.now();
+        return new Set(eventIds.filter((id) => mark.run(consumer, tenant, id, now).changes === 1));
+      },
     };
     const lock = this.writeLock;
     return {
@@ -504,6 +532,14 @@ export class SqliteStore implements Store {
           for await (const r of rows) yield { id: r.id, doc: JSON.parse(r.doc) as T };
         })();
       },
+      pruneApplied: (consumer, before) =>
+        this.deleteInChunks(
+          db.prepare(
+            `DELETE FROM applied WHERE (consumer, tenant, event_id) IN
+               (SELECT consumer, tenant, event_id FROM applied WHERE consumer = ? AND applied_at < ? LIMIT ${DELETE_CHUNK})`,
+          ),
+          [consumer, before],
+        ),
       listIds: async (collection, tenant, after, limit) =>
         limit <= 0
           ? []
@@ -526,6 +562,17 @@ export class SqliteStore implements Store {
               ).n,
         ),
     };
+  }
+
+  /** Runs a chunked DELETE until it deletes nothing, taking the write lock per chunk and yielding between. */
+  private async deleteInChunks(stmt: Database.Statement, params: unknown[]): Promise<{ deleted: number }> {
+    let deleted = 0;
+    for (;;) {
+      const n = await this.writeLock.run(() => this.guard(() => stmt.run(...params).changes));
+      deleted += n;
+      if (n < DELETE_CHUNK) return { deleted };
+      await new Promise((r) => setImmediate(r));
+    }
   }
 
   async ping(): Promise<void> {

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { openStore, StoreUnavailableError } from '../src';
 import { storedEvent } from './fixtures';
 import { describeStoreContract } from './store.contract';
@@ -83,6 +83,35 @@ describe('sqlite specifics', () => {
       if (locker.open) locker.close();
       await store.close();
     }
+  });
+
+  test('a database from before retention keeps its markers: they are dated at the upgrade, not at 0', async () => {
+    const { url, path } = tempUrl();
+    mkdirSync(dirname(path), { recursive: true });
+    const old = new Database(path);
+    old.exec(`CREATE TABLE applied (consumer TEXT NOT NULL, tenant TEXT NOT NULL, event_id TEXT NOT NULL,
+      PRIMARY KEY (consumer, tenant, event_id)) WITHOUT ROWID;
+      INSERT INTO applied VALUES ('feature', 't', 'e1');`);
+    old.close();
+    const before = Date.now();
+    const store = await openStore(url);
+    expect(await store.documents.pruneApplied('feature', before - 1)).toEqual({ deleted: 0 });
+    expect(await store.documents.transact((tx) => tx.markApplied('feature', 't', ['e1', 'e2']))).toEqual(
+      new Set(['e2']),
+    );
+    expect(await store.documents.pruneApplied('feature', Date.now() + 1)).toEqual({ deleted: 2 });
+    await store.close();
+  });
+
+  test('retention deletes in chunks, more than one chunk in all', async () => {
+    const store = await openStore(tempUrl().url);
+    const events = Array.from({ length: 12_000 }, (_, i) =>
+      storedEvent(`e${i}`, { tenant: 't', userId: 'u', itemId: 'i', occurredAt: i }),
+    );
+    await store.events.insertMany(events);
+    expect(await store.events.deleteBefore(11_000)).toEqual({ deleted: 11_000 });
+    expect(await store.events.count()).toBe(1_000);
+    await store.close();
   });
 
   test('rejects unknown URL schemes with a clear message', async () => {

@@ -102,6 +102,38 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
       expect(await store.documents.transact((tx) => tx.markApplied('c2', 't1', []))).toEqual(new Set());
     });
 
+    test('retention deletes events that occurred before the cutoff, of every tenant, and nothing else', async () => {
+      await store.events.insertMany([
+        ev('old', 100),
+        ev('edge', 200),
+        ev('new', 300),
+        ev('old2', 150, { tenant: 't2' }),
+      ]);
+      expect(await store.events.deleteBefore(200)).toEqual({ deleted: 2 });
+      const left: string[] = [];
+      for await (const e of store.events.scan()) left.push(`${e.tenant}/${e.eventId}`);
+      expect(left).toEqual(['t1/edge', 't1/new']);
+      expect(await store.events.deleteBefore(200)).toEqual({ deleted: 0 });
+      // Deleted means forgotten: the same event id is stored anew.
+      expect(await store.events.insertMany([ev('old', 100)])).toEqual({ inserted: 1 });
+    });
+
+    test("retention forgets one consumer's applied markers recorded before the cutoff", async () => {
+      await store.documents.transact((tx) => tx.markApplied('c1', 't1', ['e1']));
+      await store.documents.transact((tx) => tx.markApplied('c1', 't2', ['e2']));
+      await store.documents.transact((tx) => tx.markApplied('c2', 't1', ['e1']));
+      await new Promise((r) => setTimeout(r, 20));
+      const cutoff = Date.now();
+      await new Promise((r) => setTimeout(r, 20));
+      await store.documents.transact((tx) => tx.markApplied('c1', 't1', ['e3']));
+      expect(await store.documents.pruneApplied('c1', 0)).toEqual({ deleted: 0 });
+      expect(await store.documents.pruneApplied('c1', cutoff)).toEqual({ deleted: 2 });
+      // c1's old markers are gone (e1, e2 count as new again); its recent one and c2's stay.
+      expect(await store.documents.transact((tx) => tx.markApplied('c1', 't1', ['e1', 'e3']))).toEqual(new Set(['e1']));
+      expect(await store.documents.transact((tx) => tx.markApplied('c1', 't2', ['e2']))).toEqual(new Set(['e2']));
+      expect(await store.documents.transact((tx) => tx.markApplied('c2', 't1', ['e1']))).toEqual(new Set());
+    });
+
     test('documents scan and count per collection and tenant', async () => {
       await store.documents.transact(async (tx) => {
         await tx.putMany(

@@ -1,11 +1,11 @@
 import { Streams } from '@aisle/contracts';
-import { connectBus, serveGrpc, type ServiceBase, type StartedService } from '@aisle/runtime';
+import { connectBus, scheduleRetention, serveGrpc, type ServiceBase, type StartedService } from '@aisle/runtime';
 import { openStore } from '@aisle/store';
 import type { FeatureConfig } from './config';
 import { featureGrpcService } from './feature.grpc';
 import { startFeatureConsumer } from './feature.nats';
 import { FeatureService } from './feature.service';
-import { catalogReader, featureRepository } from './feature.store';
+import { APPLIED_MARKER_CONSUMER, catalogReader, featureRepository } from './feature.store';
 
 /** The feature service's composition root (`main.ts` runs it as a process). */
 export async function startFeature(base: ServiceBase, config: FeatureConfig): Promise<StartedService> {
@@ -24,6 +24,11 @@ export async function startFeature(base: ServiceBase, config: FeatureConfig): Pr
     ackWaitMs: config.ackWaitMs,
   });
   base.lifecycle.onShutdown('consumer', () => consumer.stop());
+  scheduleRetention(base, {
+    what: 'applied markers',
+    retentionMs: config.appliedMarkerRetentionMs,
+    prune: (cutoff) => store.documents.pruneApplied(APPLIED_MARKER_CONSUMER, cutoff),
+  });
   const grpc = await serveGrpc(base, config, [featureGrpcService(service, base)]);
   return { grpc, details: { store: store.kind } };
 }

@@ -2,7 +2,8 @@ import type { Store } from '@aisle/store';
 import type { CatalogReader, FeatureRepository, FeatureUnitOfWork } from './feature.service';
 import type { ItemState, TenantMeta, UserState } from './features';
 
-const CONSUMER = 'feature';
+/** Whose applied-markers these are in the store. */
+export const APPLIED_MARKER_CONSUMER = 'feature';
 const META_ID = 'tenant';
 
 type CoVisits = ItemState['coVisits'];
@@ -55,7 +56,7 @@ export function featureRepository(store: Store): FeatureRepository {
             await tx.putMany('item_covisits', t, covis);
           },
           putMeta: (t, meta) => tx.putMany('feature_meta', t, new Map([[META_ID, meta]])),
-          markApplied: (t, ids) => tx.markApplied(CONSUMER, t, ids),
+          markApplied: (t, ids) => tx.markApplied(APPLIED_MARKER_CONSUMER, t, ids),
         };
         return fn(uow);
       }),

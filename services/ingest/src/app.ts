@@ -1,5 +1,5 @@
 import { Streams } from '@aisle/contracts';
-import { connectBus, serveGrpc, type ServiceBase, type StartedService } from '@aisle/runtime';
+import { connectBus, scheduleRetention, serveGrpc, type ServiceBase, type StartedService } from '@aisle/runtime';
 import { openStore } from '@aisle/store';
 import type { IngestConfig } from './config';
 import { ingestGrpcService } from './ingest.grpc';
@@ -36,6 +36,11 @@ export async function startIngest(base: ServiceBase, config: IngestConfig): Prom
     batchSize: config.batchSize,
     maxInFlight: config.maxInFlight,
     ackWaitMs: config.ackWaitMs,
+  });
+  scheduleRetention(base, {
+    what: 'events',
+    retentionMs: config.eventRetentionMs,
+    prune: (cutoff) => store.events.deleteBefore(cutoff),
   });
   base.lifecycle.onShutdown('consumers', async () => {
     await Promise.all(consumers.map((c) => c.stop()));

@@ -20,6 +20,10 @@ export const configSpec = {
     description:
       "most items in one tenant's catalog; new items beyond it are dead-lettered (services keep catalogs in memory)",
   }),
+  eventRetentionMs: env.duration('AISLE_EVENT_RETENTION', {
+    default: 365 * 24 * 3_600_000,
+    description: 'stored events that occurred longer ago than this are deleted, hourly (0 = keep forever)',
+  }),
   trackMaxEvents: env.int('AISLE_INGEST_TRACK_MAX_EVENTS', {
     default: 1000,
     min: 1,

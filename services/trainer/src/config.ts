@@ -38,6 +38,16 @@ export const configSpec = {
     min: 1,
     description: 'churn label: no activity within this many days',
   }),
+  windowDays: env.int('AISLE_TRAINER_WINDOW_DAYS', {
+    default: 180,
+    min: 1,
+    description: 'days of history trained on, counted back from the latest event',
+  }),
+  maxEvents: env.int('AISLE_TRAINER_MAX_EVENTS', {
+    default: 2_000_000,
+    min: 1,
+    description: "most events trained on (the most recent of the window); bounds the job's memory",
+  }),
   minEvents: env.int('AISLE_TRAINER_MIN_EVENTS', {
     default: 500,
     min: 1,

@@ -3,14 +3,8 @@ import { initBackend } from '@aisle/ml';
 import { connectBus, openModelRegistry, type ServiceBase } from '@aisle/runtime';
 import type { Store } from '@aisle/store';
 import type { TrainerConfig } from './config';
-import {
-  heldOutSlice,
-  scoreOnHeldOut,
-  trainCandidates,
-  type ModelName,
-  type ShopEvent,
-  type ShopItem,
-} from './pipeline';
+import { readTrainingEvents } from './events.store';
+import { heldOutSlice, scoreOnHeldOut, trainCandidates, type ModelName, type ShopItem } from './pipeline';
 import { qualityGate } from './quality-gate';
 
 export interface JobReport {
@@ -28,18 +22,22 @@ export interface JobReport {
 }
 
 /**
- * One trainer run: read the tenant's events and catalog from the store, train every model on all but
- * the latest time slice, score candidate and active versions on that slice, and publish each candidate
- * that passes the quality gate. A refused candidate (or a model that could not be trained) is logged
- * with the reason and announced on `aisle.models.v1.rejected`; the active version stays.
+ * One trainer run: read the tenant's recent events (a bounded window: `readTrainingEvents`) and its
+ * catalog from the store, train every model on all but the latest time slice, score candidate and active
+ * versions on that slice, and publish each candidate that passes the quality gate. A refused candidate
+ * (or a model that could not be trained) is logged with the reason and announced on
+ * `aisle.models.v1.rejected`; the active version stays.
  */
 export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, store: Store): Promise<JobReport> {
   const log = base.logger;
   const tenant = config.tenant || DEFAULT_TENANT;
   const { backend, detail } = await initBackend({ log: (m) => log.info(m) });
   log.info('training backend', { backend, detail });
-  const events: ShopEvent[] = [];
-  for await (const e of store.events.scan({ tenant })) events.push(e);
+  const { events, skipped } = await readTrainingEvents(store, tenant, {
+    days: config.windowDays,
+    maxEvents: config.maxEvents,
+  });
+  if (skipped > 0) log.info('older events left out of training', { skipped, max_events: config.maxEvents });
   const items: ShopItem[] = [];
   for await (const i of store.items.scan(tenant)) items.push(i);
   log.info('training data', { tenant, events: events.length, items: items.length });
