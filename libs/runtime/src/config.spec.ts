@@ -116,6 +116,12 @@ test('placeholder secrets and unsigned models in production stop the start, each
   expect(problems({ AISLE_ENV: 'production' }, { modelSigningKeyFile: undefined })).toEqual([
     'AISLE_MODEL_SIGNING_KEY_FILE is required when AISLE_ENV=production (models are published signed)',
   ]);
+  expect(problems({ AISLE_GRPC_ALLOWED_CLIENTS: 'ranking' })).toEqual([
+    'AISLE_GRPC_ALLOWED_CLIENTS needs mTLS (AISLE_GRPC_TLS_CLIENT_CA): without client certificates no caller is known',
+  ]);
+  expect(() => readConfig(spec, { AISLE_GRPC_ALLOWED_CLIENTS: 'listUsers=x' })).toThrow(
+    "AISLE_GRPC_ALLOWED_CLIENTS 'listUsers' is not an RPC name",
+  );
   expect(() => readConfig(spec, { AISLE_MODEL_PUBLIC_KEY: 'bm90IGEga2V5' })).toThrow(
     'AISLE_MODEL_PUBLIC_KEY must be base64 of a 32-byte Ed25519 public key, or a PEM public key',
   );

@@ -1,5 +1,6 @@
 import { AisleError } from '@aisle/contracts';
 import type { KeyObject } from 'node:crypto';
+import { parseClientAllowList, type ClientAllowList } from './grpc';
 import { parseModelPublicKey } from './model-signing';
 
 /**
@@ -280,6 +281,14 @@ export const commonConfig = {
   grpcTlsClientCa: env.optionalString('AISLE_GRPC_TLS_CLIENT_CA', {
     description: 'CA for client certificates; enables mTLS',
   }),
+  grpcAllowedClients: {
+    variable: 'AISLE_GRPC_ALLOWED_CLIENTS',
+    description:
+      'with mTLS, the client certificate identities (CN or DNS/URI SAN) allowed to call: `ranking,churn-prediction`, or per RPC `*=ranking;ListUsers=churn-prediction`; unlisted methods are refused',
+    defaultText: '(unset: every client the CA vouches for)',
+    parse: (raw: string | undefined): ClientAllowList | undefined =>
+      raw === undefined || raw.trim() === '' ? undefined : parseClientAllowList(raw),
+  } satisfies Setting<ClientAllowList | undefined>,
   grpcClientTlsCa: env.optionalString('AISLE_GRPC_CLIENT_TLS_CA', {
     description: 'CA to verify the services this one calls; enables TLS on outgoing gRPC',
   }),
@@ -374,6 +383,7 @@ type CommonSecurity = {
   readonly grpcTlsCert: string | undefined;
   readonly grpcTlsKey: string | undefined;
   readonly grpcTlsClientCa: string | undefined;
+  readonly grpcAllowedClients?: ClientAllowList | undefined;
   readonly grpcClientTlsCa: string | undefined;
   readonly grpcClientTlsCert: string | undefined;
   readonly grpcClientTlsKey: string | undefined;
@@ -394,6 +404,10 @@ export function checkCommonConfig(c: CommonSecurity, exists: (path: string) => b
   if (c.grpcTlsClientCa && !c.grpcTlsCert)
     problems.push(
       'AISLE_GRPC_TLS_CLIENT_CA needs AISLE_GRPC_TLS_CERT and AISLE_GRPC_TLS_KEY (mTLS is TLS plus client certificates)',
+    );
+  if (c.grpcAllowedClients && !c.grpcTlsClientCa)
+    problems.push(
+      'AISLE_GRPC_ALLOWED_CLIENTS needs mTLS (AISLE_GRPC_TLS_CLIENT_CA): without client certificates no caller is known',
     );
   pair('AISLE_GRPC_CLIENT_TLS_CERT', c.grpcClientTlsCert, 'AISLE_GRPC_CLIENT_TLS_KEY', c.grpcClientTlsKey);
   if (c.grpcClientTlsCert && !c.grpcClientTlsCa)

@@ -14,6 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import { SpanKind, SpanStatusCode, context, propagation, trace, type Tracer } from '@opentelemetry/api';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import { readFileSync } from 'node:fs';
+import type { PeerCertificate } from 'node:tls';
 import { Histogram, type Registry } from 'prom-client';
 import type { Logger } from './logger';
 import { DescriptorReflection } from './reflection';
@@ -37,6 +38,8 @@ export type ResponseOf<M> = M extends { responseDeserialize: (value: Buffer) => 
 
 export interface CallContext {
   readonly metadata: grpc.Metadata;
+  /** Who called, from the client certificate under mTLS (`peerIdentities`); empty otherwise. */
+  readonly clientIdentities: readonly string[];
   /** Absolute deadline of the call, if the client set one. */
   readonly deadline: number | undefined;
   /** Aborted when the client cancels or the deadline passes. */
@@ -120,7 +123,12 @@ export function bindUnaryService<D extends ServiceDefinition>(
       const deadline = call.getDeadline();
       const deadlineMs =
         deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? Number(deadline) : undefined;
-      const ctx: CallContext = { metadata: call.metadata, deadline: deadlineMs, signal: abort.signal };
+      const ctx: CallContext = {
+        metadata: call.metadata,
+        clientIdentities: peerIdentities(call.getAuthContext().sslPeerCertificate),
+        deadline: deadlineMs,
+        signal: abort.signal,
+      };
       const finish = (code: grpc.status): void => {
         histogram.observe(
           { method: rpc, code: grpc.status[code] ?? String(code) },
@@ -174,6 +182,81 @@ export function serverCredentials(tls?: GrpcTlsOptions): grpc.ServerCredentials 
   );
 }
 
+/**
+ * Names a client certificate answers to: its subject CN and its DNS and URI subject alternative names
+ * (e.g. `ranking`, `ranking.aisle.svc`, `spiffe://aisle/ranking`).
+ */
+export function peerIdentities(cert: PeerCertificate | undefined): string[] {
+  if (!cert || Object.keys(cert).length === 0) return [];
+  const out: string[] = [];
+  const cn = cert.subject?.CN;
+  for (const c of Array.isArray(cn) ? cn : cn ? [cn] : []) out.push(c);
+  for (const part of (cert.subjectaltname ?? '').split(',')) {
+    const m = /^\s*(DNS|URI):(.+?)\s*$/.exec(part);
+    if (m?.[2]) out.push(m[2]);
+  }
+  return [...new Set(out)];
+}
+
+/**
+ * Which client identities (see `peerIdentities`) may call which methods of this server, under mTLS.
+ * Methods are RPC names (`GetUserFeatures`); `*` stands for every method without a rule of its own.
+ * A method with neither is refused: an allow-list, not a deny-list. Health and reflection stay open to
+ * every client the CA vouches for.
+ */
+export interface ClientAllowList {
+  readonly rules: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
+/**
+ * Parses `AISLE_GRPC_ALLOWED_CLIENTS`: rules separated by `;`, each `<Method or *>=<id>,<id>...`; a rule
+ * without `=` applies to `*`. E.g. `ranking,churn-prediction` or `*=ranking;ListUsers=churn-prediction`.
+ */
+export function parseClientAllowList(raw: string): ClientAllowList {
+  const rules = new Map<string, Set<string>>();
+  for (const rule of raw.split(';').map((r) => r.trim())) {
+    if (!rule) continue;
+    const eq = rule.indexOf('=');
+    const method = eq < 0 ? '*' : rule.slice(0, eq).trim();
+    const ids = (eq < 0 ? rule : rule.slice(eq + 1))
+      .split(',')
+      .map((i) => i.trim())
+      .filter(Boolean);
+    if (method !== '*' && !/^[A-Z][A-Za-z0-9]*$/.test(method))
+      throw new Error(`'${method}' is not an RPC name (like GetUserFeatures) or *`);
+    if (ids.length === 0) throw new Error(`no client identities for ${method}`);
+    const set = rules.get(method) ?? new Set<string>();
+    for (const id of ids) set.add(id);
+    rules.set(method, set);
+  }
+  if (rules.size === 0) throw new Error('names no client');
+  return { rules };
+}
+
+/** Wraps a service implementation so that each call's client identity must be on the method's allow-list. */
+function guardedImplementation(
+  definition: ServiceDefinition,
+  implementation: grpc.UntypedServiceImplementation,
+  allow: ClientAllowList,
+): grpc.UntypedServiceImplementation {
+  const out: grpc.UntypedServiceImplementation = {};
+  for (const [key, fn] of Object.entries(implementation)) {
+    const rpc = definition[key]?.path.split('/')[2] ?? key;
+    const allowed = allow.rules.get(rpc) ?? allow.rules.get('*');
+    const unary = fn as grpc.handleUnaryCall<unknown, unknown>;
+    out[key] = ((call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      const ids = peerIdentities(call.getAuthContext().sslPeerCertificate);
+      if (!allowed || !ids.some((id) => allowed.has(id)))
+        return callback({
+          code: grpc.status.PERMISSION_DENIED,
+          details: `client ${ids[0] ?? '(no certificate)'} may not call ${rpc}`,
+        });
+      unary(call, callback);
+    }) as grpc.UntypedHandleCall;
+  }
+  return out;
+}
+
 export interface GrpcClientTlsOptions {
   /** CA that signed the servers' certificates; TLS is on when this is given. */
   caFile?: string | undefined;
@@ -208,6 +291,8 @@ export interface GrpcServerOptions {
   maxConnectionAgeMs?: number;
   /** Time calls in flight get to finish on a connection past its age before it is closed. Default 30 s. */
   maxConnectionAgeGraceMs?: number;
+  /** With mTLS: the client identities allowed per method (everyone the CA vouches for without it). */
+  allowedClients?: ClientAllowList | undefined;
 }
 
 /** Connection age defaults: well below an HPA scale-up's minutes, well above any call's deadline. */
@@ -252,7 +337,15 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
   const health = new HealthImplementation(notServing);
   health.addToServer(server);
   new DescriptorReflection(reflectionDescriptors, [...names, 'grpc.health.v1.Health']).addToServer(server);
-  for (const s of opts.services) server.addService(s.definition, s.implementation);
+  if (opts.allowedClients && !opts.tls?.clientCaFile)
+    throw new Error('a client allow-list needs mTLS (client certificates) to know who calls');
+  for (const s of opts.services)
+    server.addService(
+      s.definition,
+      opts.allowedClients
+        ? guardedImplementation(s.definition, s.implementation, opts.allowedClients)
+        : s.implementation,
+    );
 
   const bind = (s: grpc.Server, port: number, creds: grpc.ServerCredentials) =>
     new Promise<number>((resolve, reject) => {

@@ -205,6 +205,7 @@ export async function serveGrpc(
     services,
     maxReceiveMessageBytes: config.grpcMaxMessageBytes,
     healthPort: config.grpcHealthPort,
+    allowedClients: config.grpcAllowedClients,
     tls:
       config.grpcTlsCert && config.grpcTlsKey
         ? { certFile: config.grpcTlsCert, keyFile: config.grpcTlsKey, clientCaFile: config.grpcTlsClientCa }

@@ -16,6 +16,8 @@ export interface TestPki {
   readonly rogueCaFile: string;
   readonly rogueClientCertFile: string;
   readonly rogueClientKeyFile: string;
+  /** Issues another client certificate from the same CA, with this CN and DNS name (a service's identity). */
+  issueClient(name: string): { certFile: string; keyFile: string };
 }
 
 type Pair = { cert: forge.pki.Certificate; key: forge.pki.rsa.KeyPair };
@@ -25,7 +27,7 @@ let serial = 1;
 function issue(
   subjectCn: string,
   issuer: Pair | undefined,
-  ext: { ca?: boolean; server?: boolean; client?: boolean },
+  ext: { ca?: boolean; server?: boolean; client?: boolean; dns?: string },
 ): Pair {
   // 2048-bit keys take ~1 s each in pure JS; 1024 is plenty for a test that never leaves the machine.
   const key = forge.pki.rsa.generateKeyPair({ bits: 1024 });
@@ -49,6 +51,7 @@ function issue(
         { type: 7, ip: '127.0.0.1' },
       ],
     });
+  if (ext.dns && !ext.server) extensions.push({ name: 'subjectAltName', altNames: [{ type: 2, value: ext.dns }] });
   cert.setExtensions(extensions);
   cert.sign(issuer ? issuer.key.privateKey : key.privateKey, forge.md.sha256.create());
   return { cert, key };
@@ -80,5 +83,9 @@ export function generateTestPki(): TestPki {
     rogueCaFile: write('rogue-ca.pem', certPem(rogueCa)),
     rogueClientCertFile: write('rogue-client.pem', certPem(rogueClient)),
     rogueClientKeyFile: write('rogue-client-key.pem', keyPem(rogueClient)),
+    issueClient(name) {
+      const pair = issue(name, ca, { client: true, dns: `${name}.aisle.svc` });
+      return { certFile: write(`${name}.pem`, certPem(pair)), keyFile: write(`${name}-key.pem`, keyPem(pair)) };
+    },
   };
 }
