@@ -12,6 +12,22 @@ export function createMetricsRegistry(service: string, opts: { defaultMetrics?: 
   return registry;
 }
 
+/**
+ * The registry's counter of that name, created on first use: services started in one process (tests)
+ * and code paths that run more than once share it instead of failing on a second registration.
+ */
+export function counterIn<L extends string>(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly L[],
+): Counter<L> {
+  return (
+    (registry.getSingleMetric(name) as Counter<L> | undefined) ??
+    new Counter({ name, help, labelNames: [...labelNames], registers: [registry] })
+  );
+}
+
 export interface MetricsServer {
   readonly port: number;
   close(): Promise<void>;

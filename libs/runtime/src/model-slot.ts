@@ -1,4 +1,5 @@
-import { Counter, type Registry } from 'prom-client';
+import type { Counter, Registry } from 'prom-client';
+import { counterIn } from './metrics';
 import type { Logger } from './logger';
 import { isTransientError } from './nats';
 import { ModelRejectedError, type ModelArtifact, type ModelName, type ModelRegistry } from './model-registry';
@@ -29,19 +30,6 @@ export interface ModelSlotOptions<M extends ServingModel> {
 /** Pointers refused (by content digest) are remembered, so a burst of announcements reads none of them twice. */
 const REFUSED_MEMORY = 16;
 
-function loadCounter(registry: Registry | undefined): Counter<'model' | 'result'> | undefined {
-  if (!registry) return undefined;
-  return (
-    (registry.getSingleMetric('aisle_model_loads_total') as Counter<'model' | 'result'> | undefined) ??
-    new Counter({
-      name: 'aisle_model_loads_total',
-      help: 'Model versions checked on announcement or start, by result (active, refused, failed)',
-      labelNames: ['model', 'result'],
-      registers: [registry],
-    })
-  );
-}
-
 /**
  * The one hot-swap mechanism of every service that serves a model (embedding-inference, ranking,
  * churn-prediction): on start and on each announcement it reads the active pointer's version from its
@@ -63,7 +51,14 @@ export class ModelSlot<M extends ServingModel> {
   private unsubscribe: (() => void) | undefined;
 
   constructor(private readonly opts: ModelSlotOptions<M>) {
-    this.loads = loadCounter(opts.metrics);
+    this.loads = opts.metrics
+      ? counterIn(
+          opts.metrics,
+          'aisle_model_loads_total',
+          'Model versions checked, by result (active, refused, failed)',
+          ['model', 'result'],
+        )
+      : undefined;
   }
 
   /** The serving model, if one passed its checks. */

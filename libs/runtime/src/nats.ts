@@ -24,8 +24,9 @@ import {
   type NatsConnection,
 } from '@nats-io/transport-node';
 import { readFileSync } from 'node:fs';
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Histogram, type Registry } from 'prom-client';
 import { redactUrl } from './config';
+import { counterIn } from './metrics';
 import { headerValue, type AsyncJetStreamPublisher } from './js-publisher';
 import type { Logger } from './logger';
 
@@ -296,14 +297,10 @@ export interface ConsumerLoop {
 
 function consumerMetrics(registry: Registry | undefined, durable: string) {
   if (!registry) return undefined;
-  const outcomes =
-    (registry.getSingleMetric('aisle_consumer_messages_total') as Counter<'consumer' | 'outcome'> | undefined) ??
-    new Counter({
-      name: 'aisle_consumer_messages_total',
-      help: 'Consumed messages by outcome',
-      labelNames: ['consumer', 'outcome'],
-      registers: [registry],
-    });
+  const outcomes = counterIn(registry, 'aisle_consumer_messages_total', 'Consumed messages by outcome', [
+    'consumer',
+    'outcome',
+  ]);
   const batches =
     (registry.getSingleMetric('aisle_consumer_batch_seconds') as Histogram<'consumer'> | undefined) ??
     new Histogram({

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Tracer } from '@opentelemetry/api';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { Counter, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { createPublicKey } from 'node:crypto';
 import { checkCommonConfig, type commonConfig, type ConfigOf, type ModelConfig } from './config';
 import {
@@ -18,7 +18,7 @@ import { ModelRegistry } from './model-registry';
 import { readModelSigningKey } from './model-signing';
 import { Lifecycle } from './lifecycle';
 import { createLogger, type Logger, type LogSink } from './logger';
-import { createMetricsRegistry, startMetricsServer } from './metrics';
+import { counterIn, createMetricsRegistry, startMetricsServer } from './metrics';
 import {
   ACK,
   connectNats,
@@ -304,14 +304,7 @@ export function scheduleRetention(
   },
 ): void {
   if (opts.retentionMs <= 0) return;
-  const deleted =
-    (base.registry.getSingleMetric('aisle_retention_deleted_total') as Counter<'what'> | undefined) ??
-    new Counter({
-      name: 'aisle_retention_deleted_total',
-      help: 'Records deleted by retention',
-      labelNames: ['what'],
-      registers: [base.registry],
-    });
+  const deleted = counterIn(base.registry, 'aisle_retention_deleted_total', 'Records deleted by retention', ['what']);
   let running: Promise<void> | undefined;
   const run = (): void => {
     if (running) return;

@@ -5,18 +5,15 @@
 import { featureV1 } from '@aisle/contracts';
 import { generateTestPki, type TestPki } from '@aisle/testkit';
 import {
-  bindUnaryService,
   clientCredentials,
   createGrpcClient,
-  createMetricsRegistry,
   grpc,
   isGrpcError,
-  memoryLogger,
   parseClientAllowList,
   startGrpcServer,
-  trace,
   type RunningGrpcServer,
 } from '../src';
+import { fakeFeatureService } from './fake-feature';
 
 let pki: TestPki;
 let server: RunningGrpcServer;
@@ -24,29 +21,18 @@ const callers: string[][] = [];
 
 beforeAll(async () => {
   pki = generateTestPki();
-  const impl = bindUnaryService(
-    featureV1.FeatureServiceService,
-    {
-      getUserFeatures: async (_req, ctx) => {
-        callers.push([...ctx.clientIdentities]);
-        return { users: [], asOf: undefined };
-      },
-      getItemFeatures: async () => ({ items: [], asOf: undefined }),
-      listPopularItems: async () => ({ items: [], asOf: undefined }),
-      listUsers: async () => ({ userIds: [], nextPageToken: '' }),
+  const service = fakeFeatureService({
+    getUserFeatures: async (_req, ctx) => {
+      callers.push([...ctx.clientIdentities]);
+      return { users: [], asOf: undefined };
     },
-    {
-      logger: memoryLogger(),
-      tracer: trace.getTracer('test'),
-      registry: createMetricsRegistry('test', { defaultMetrics: false }),
-    },
-  );
+  });
   server = await startGrpcServer({
     host: '127.0.0.1',
     port: 0,
     tls: { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile, clientCaFile: pki.caFile },
     allowedClients: parseClientAllowList('*=ranking.aisle.svc; ListUsers=churn-prediction'),
-    services: [{ definition: featureV1.FeatureServiceService, implementation: impl }],
+    services: [service],
   });
   server.setServing(true);
 });

@@ -1,48 +1,27 @@
 import { featureV1 } from '@aisle/contracts';
-import {
-  bindUnaryService,
-  createGrpcClient,
-  createMetricsRegistry,
-  grpc,
-  isGrpcError,
-  memoryLogger,
-  startGrpcServer,
-  trace,
-  type RunningGrpcServer,
-} from '../src';
+import { createGrpcClient, grpc, isGrpcError, startGrpcServer, type RunningGrpcServer } from '../src';
+import { fakeFeatureService } from './fake-feature';
 
 let server: RunningGrpcServer;
 const tenantsSeen: string[] = [];
 let client: ReturnType<typeof createGrpcClient<typeof featureV1.FeatureServiceService>>;
 
 beforeAll(async () => {
-  const impl = bindUnaryService(
-    featureV1.FeatureServiceService,
-    {
-      getUserFeatures: async (req) => ({
-        users: req.userIds.map((userId) => featureV1.UserFeatures.fromPartial({ userId })),
-        asOf: undefined,
-      }),
-      getItemFeatures: async () => ({ items: [], asOf: undefined }),
-      listPopularItems: async (req) => {
-        tenantsSeen.push(req.tenant);
-        return { items: [], asOf: undefined };
-      },
-      listUsers: async () => ({ userIds: [], nextPageToken: '' }),
-      getUserContext: async () => ({ user: undefined, coVisits: [], asOf: undefined }),
-      listItemStats: async () => ({ items: [], nextPageToken: '', asOf: undefined }),
+  const service = fakeFeatureService({
+    getUserFeatures: async (req) => ({
+      users: req.userIds.map((userId) => featureV1.UserFeatures.fromPartial({ userId })),
+      asOf: undefined,
+    }),
+    listPopularItems: async (req) => {
+      tenantsSeen.push(req.tenant);
+      return { items: [], asOf: undefined };
     },
-    {
-      logger: memoryLogger(),
-      tracer: trace.getTracer('test'),
-      registry: createMetricsRegistry('test', { defaultMetrics: false }),
-    },
-  );
+  });
   server = await startGrpcServer({
     host: '127.0.0.1',
     port: 0,
     maxReceiveMessageBytes: 4096,
-    services: [{ definition: featureV1.FeatureServiceService, implementation: impl }],
+    services: [service],
   });
   server.setServing(true);
   client = createGrpcClient(featureV1.FeatureServiceService, `127.0.0.1:${server.port}`, { deadlineMs: 3000 });
