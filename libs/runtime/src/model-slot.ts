@@ -110,7 +110,8 @@ export class ModelSlot<M extends ServingModel> {
       const meta = await registry.activeMeta(tenant, name);
       if (!meta || meta.version === this.model?.version) return;
       version = meta.version;
-      if (this.model && meta.version < this.model.version)
+      // Versions are the trainer's timestamps (20261201T000000Z); numeric order also sorts v9 < v10.
+      if (this.model && meta.version.localeCompare(this.model.version, 'en', { numeric: true }) < 0)
         throw new ModelRejectedError(`${meta.version} is older than the serving version ${this.model.version}`);
       const started = performance.now();
       const fresh = await this.opts.load(await registry.load(meta));

@@ -18,8 +18,8 @@ export async function startIngest(base: ServiceBase, config: IngestConfig): Prom
     {
       insertEvents: (e) => store.events.insertMany(e),
       upsertItems: (i) => store.items.upsertMany(i),
-      catalogState: async (tenant, ids) => ({
-        count: await store.items.count({ tenant }),
+      catalogState: async (tenant, ids, skipCount) => ({
+        count: skipCount ? -1 : await store.items.count({ tenant }),
         existing: new Set((await store.items.getMany(tenant, ids)).keys()),
       }),
     },

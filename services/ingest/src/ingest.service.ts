@@ -1,3 +1,4 @@
+import { LruCache } from '@aisle/contracts';
 import type { NormalizedEvent, NormalizedItem, PayloadFormat, ProtoFields, Validated } from './validation';
 import {
   formatOf,
@@ -13,8 +14,15 @@ export interface IngestRepository {
   /** `conflicting`: indices of events whose id is already stored (or earlier in `events`) with other content. */
   insertEvents(events: readonly NormalizedEvent[]): Promise<{ inserted: number; conflicting: number[] }>;
   upsertItems(items: readonly NormalizedItem[]): Promise<{ written: number }>;
-  /** How many items a tenant's catalog holds, and which of `itemIds` are among them. */
-  catalogState(tenant: string, itemIds: readonly string[]): Promise<{ count: number; existing: ReadonlySet<string> }>;
+  /**
+   * Which of `itemIds` the tenant's catalog holds, and how many items it holds in all (-1 when
+   * `skipCount`: the caller still knows it).
+   */
+  catalogState(
+    tenant: string,
+    itemIds: readonly string[],
+    skipCount?: boolean,
+  ): Promise<{ count: number; existing: ReadonlySet<string> }>;
 }
 
 /** Decodes binary protobuf payloads (the transport adapter provides the generated codec). */
@@ -50,6 +58,8 @@ export class IngestService {
     /** Most items one tenant's catalog may hold: every service that keeps a catalog in memory relies on it. */
     private readonly maxItemsPerTenant = 1_000_000,
   ) {}
+
+  private readonly itemCounts = new LruCache<string, { at: number; count: number }>(1024);
 
   private decode<T>(
     input: RawInput,
@@ -139,7 +149,7 @@ export class IngestService {
       if (r.ok) byTenant.set(r.value.tenant, [...(byTenant.get(r.value.tenant) ?? []), r.value.itemId]);
     const room = new Map<string, { left: number; known: Set<string> }>();
     for (const [tenant, ids] of byTenant) {
-      const { count, existing } = await this.repo.catalogState(tenant, ids);
+      const { count, existing } = await this.catalogState(tenant, ids);
       room.set(tenant, { left: this.maxItemsPerTenant - count, known: new Set(existing) });
     }
     return results.map((r) => {
@@ -153,8 +163,28 @@ export class IngestService {
         );
       t.left -= 1;
       t.known.add(r.value.itemId);
+      this.counted(r.value.tenant, 1);
       return r;
     });
+  }
+
+  /**
+   * The tenant's item count is read from the store at most once a minute (counting a large catalog is
+   * not free) and advanced by the new items admitted in between; which ids exist is always asked.
+   */
+  private async catalogState(
+    tenant: string,
+    ids: readonly string[],
+  ): Promise<{ count: number; existing: ReadonlySet<string> }> {
+    const cached = this.itemCounts.get(tenant);
+    const state = await this.repo.catalogState(tenant, ids, cached && this.clock() - cached.at < 60_000);
+    if (state.count >= 0) this.itemCounts.set(tenant, { at: this.clock(), count: state.count });
+    return { count: this.itemCounts.get(tenant)?.count ?? 0, existing: state.existing };
+  }
+
+  private counted(tenant: string, n: number): void {
+    const c = this.itemCounts.get(tenant);
+    if (c) c.count += n;
   }
 
   async storeItems(
