@@ -1,6 +1,8 @@
+import { RANKER_FEATURES } from '@aisle/ml';
 import { randomUUID } from 'node:crypto';
 import { CandidateSet, type Candidate } from './candidates';
 import { DEFAULT_DEADLINE_POLICY, RequestContext, type DeadlinePolicy, type RequestInit } from './context';
+import { occlusionContributions } from './explain';
 import { FeatureMatrixPool, featurize, namedFeatures, userSignals } from './featurize';
 import { passesFilters } from './filters';
 import type {
@@ -238,7 +240,7 @@ export class RankingPipeline {
     const matrix = this.matrices.acquire(ids.length);
     try {
       featurize(ids, candidate, catalog, itemStats, userSignals(ctx.user, catalog), matrix);
-      const { scores, version } = await scoreRows(ctx, this.ranker, matrix, ids.length);
+      const { scores, version, scorer } = await scoreRows(ctx, this.ranker, matrix, ids.length);
       const scored: Scored[] = ids.map((itemId, row) => {
         let score = scores[row] as number;
         if (opts.relevanceWeight !== undefined) {
@@ -251,8 +253,20 @@ export class RankingPipeline {
         ? scored.sort((a, b) => b.score - a.score)
         : applyRules(scored, ctx.context, this.maxPerCategory);
       const top = ordered.length > ctx.limit ? ordered.slice(0, ctx.limit) : ordered;
+      const contributions = ctx.explain
+        ? await occlusionContributions(
+            matrix,
+            top.map((s) => s.row),
+            scores,
+            scorer,
+            RANKER_FEATURES,
+          ).catch((err: unknown) => {
+            ctx.degrade('ranker', err);
+            return undefined;
+          })
+        : undefined;
       const result: RankingResult = {
-        items: top.map((s) => {
+        items: top.map((s, i) => {
           const c = candidate(s.itemId);
           return {
             itemId: s.itemId,
@@ -260,6 +274,8 @@ export class RankingPipeline {
             reasons: reasonsFor(c, s.item, ctx.user, catalog),
             sources: c.sources,
             features: ctx.explain ? namedFeatures(matrix, s.row) : {},
+            contributions: contributions?.[i] ?? {},
+            rankerScore: ctx.explain ? (scores[s.row] as number) : 0,
           };
         }),
         modelVersion: [...ctx.versions, version].join(','),

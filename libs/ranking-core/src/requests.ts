@@ -63,6 +63,10 @@ export interface RankedItem {
   sources: string[];
   /** With `explain`: the ranker's input features by name. */
   features: Record<string, number>;
+  /** With `explain`: per-feature contributions to the ranker's score (occlusion, see explain.ts). */
+  contributions: Record<string, number>;
+  /** With `explain`: the ranker's own score, before search's relevance blend and the rules. */
+  rankerScore: number;
 }
 
 export interface RankingResult {

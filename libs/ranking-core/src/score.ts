@@ -1,5 +1,6 @@
 import { heuristicScoreAt, RANKER_DIM } from '@aisle/ml';
 import type { RequestContext } from './context';
+import type { MatrixScorer } from './explain';
 import type { RankerPort } from './ports';
 
 export const HEURISTIC_VERSION = 'ranker:heuristic';
@@ -10,19 +11,27 @@ export async function scoreRows(
   ranker: RankerPort | undefined,
   matrix: Float32Array,
   rows: number,
-): Promise<{ scores: Float32Array; version: string }> {
+): Promise<{ scores: Float32Array; version: string; scorer: MatrixScorer }> {
   if (ranker && rows > 0) {
     try {
       const scores = await ranker.score(matrix, rows);
       if (scores.length !== rows) throw new Error(`ranker returned ${scores.length} scores for ${rows} rows`);
-      return { scores, version: `ranker:${ranker.version}` };
+      return { scores, version: `ranker:${ranker.version}`, scorer: (m, n) => ranker.score(m, n) };
     } catch (err) {
       ctx.degrade('ranker', err);
     }
   }
+  return {
+    scores: heuristicScores(matrix, rows),
+    version: HEURISTIC_VERSION,
+    scorer: async (m, n) => heuristicScores(m, n),
+  };
+}
+
+function heuristicScores(matrix: Float32Array, rows: number): Float32Array {
   const scores = new Float32Array(rows);
   for (let i = 0; i < rows; i++) scores[i] = heuristicScoreAt(matrix, i * RANKER_DIM);
-  return { scores, version: HEURISTIC_VERSION };
+  return scores;
 }
 
 /** Search: relevance leads, personalization (the ranker's score, squashed) orders within it. */

@@ -203,8 +203,8 @@ describe('served event', () => {
       ctx,
       {
         items: [
-          { itemId: 'a', score: 2, reasons: [], sources: [], features: {} },
-          { itemId: 'b', score: 1, reasons: [], sources: [], features: {} },
+          { itemId: 'a', score: 2, reasons: [], sources: [], features: {}, contributions: {}, rankerScore: 0 },
+          { itemId: 'b', score: 1, reasons: [], sources: [], features: {}, contributions: {}, rankerScore: 0 },
         ],
         modelVersion: 'ranker:heuristic',
         degraded: true,

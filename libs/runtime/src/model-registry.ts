@@ -19,6 +19,10 @@ export class ModelIntegrityError extends Error {
   override readonly name = 'ModelIntegrityError';
 }
 
+export class ModelVersionNotFoundError extends Error {
+  override readonly name = 'ModelVersionNotFoundError';
+}
+
 /** An artifact refused on its metadata, before or instead of any download (too large, malformed, misplaced). */
 export class ModelRejectedError extends Error {
   override readonly name = 'ModelRejectedError';
@@ -55,6 +59,11 @@ export interface ModelRegistryOptions {
 }
 
 const pointerName = (tenant: string, name: string) => `active/${tenant}/${name}.json`;
+const metaName = (tenant: string, name: string, version: string) => `${tenant}/${name}/${version}.meta.json`;
+const encodeMeta = (meta: modelsV1.ModelPublished) =>
+  new TextEncoder().encode(JSON.stringify(modelsV1.ModelPublished.toJSON(meta)));
+/** A version's stored metadata (with its training curves) may be larger than a pointer, never this large. */
+const MAX_META_BYTES = 4 * 1024 * 1024;
 const sha256Hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const SHA256 = /^[0-9a-f]{64}$/;
 
@@ -78,7 +87,9 @@ function signedFields(m: modelsV1.ModelPublished): SignedModelFields {
  * metadata, signed by the trainer. Publishing announces the version on `aisle.models.v1.published`; a
  * service that was down finds the active versions through the pointers. Nothing is trusted before it is
  * checked: the pointer's signature and declared sizes before any download, each object's size before it
- * is read and its digest after.
+ * is read and its digest after. Each version's metadata is also kept as `<version>.meta.json`, so that
+ * activating an older (or any stored) version rewrites the pointer and announces it the same way, and
+ * services hot-load it as they would a new one: promote and roll back are one operation.
  */
 export class ModelRegistry {
   /** What this process read: artifacts (ONNX graphs and sidecars) and pointers, for tests and `/status`. */
@@ -145,14 +156,26 @@ export class ModelRegistry {
     );
     await this.store.putBlob({ name: meta.sidecarObjectName, metadata: objectMeta }, sidecar);
     await this.store.putBlob(
-      { name: pointerName(artifact.tenant, artifact.name), metadata: objectMeta },
-      new TextEncoder().encode(JSON.stringify(modelsV1.ModelPublished.toJSON(meta))),
+      { name: metaName(artifact.tenant, artifact.name, artifact.version), metadata: objectMeta },
+      encodeMeta(meta),
+    );
+    await this.point(publisher, meta, `${artifact.tenant}:${artifact.name}:${artifact.version}`);
+    return meta;
+  }
+
+  /** Makes `meta` the active version and announces it (the message id keeps JetStream from dropping a re-announcement). */
+  private async point(publisher: AsyncJetStreamPublisher, meta: modelsV1.ModelPublished, msgId: string): Promise<void> {
+    await this.store.putBlob(
+      {
+        name: pointerName(meta.tenant, meta.name),
+        metadata: { version: meta.version, tenant: meta.tenant, model: meta.name },
+      },
+      encodeMeta(meta),
     );
     await publisher.publish(Subjects.modelsPublished, modelsV1.ModelPublished.encode(meta).finish(), {
-      msgId: `${artifact.tenant}:${artifact.name}:${artifact.version}`,
+      msgId,
       headers: { [Headers.contentType]: ContentTypes.protobuf },
     });
-    return meta;
   }
 
   /**
@@ -167,17 +190,66 @@ export class ModelRegistry {
     for (const o of await this.store.list()) {
       if (o.deleted || !o.name.startsWith(prefix)) continue;
       objects.push(o.name);
-      versions.add(o.name.slice(prefix.length).replace(/\.(onnx|json)$/, ''));
+      versions.add(o.name.slice(prefix.length).replace(/\.(onnx|meta\.json|json)$/, ''));
     }
     const sorted = [...versions].sort().reverse();
     const doomed = new Set(sorted.slice(Math.max(0, keep)).filter((v) => v !== active?.version));
     const deleted: string[] = [];
     for (const o of objects) {
-      if (!doomed.has(o.slice(prefix.length).replace(/\.(onnx|json)$/, ''))) continue;
+      if (!doomed.has(o.slice(prefix.length).replace(/\.(onnx|meta\.json|json)$/, ''))) continue;
       await this.store.delete(o);
       deleted.push(o);
     }
     return deleted;
+  }
+
+  /**
+   * Every stored version of a model, newest first, with its metadata (versions stored before
+   * `.meta.json` existed are listed from their object info alone).
+   */
+  async versions(tenant: string, name: ModelName): Promise<modelsV1.ModelPublished[]> {
+    const prefix = `${tenant}/${name}/`;
+    const objects = (await this.store.list()).filter(
+      (o) => !o.deleted && o.name.startsWith(prefix) && o.name.endsWith('.onnx'),
+    );
+    const out = await Promise.all(
+      objects.map(async (o) => {
+        const version = o.name.slice(prefix.length, -'.onnx'.length);
+        const raw = await this.read(metaName(tenant, name, version), { maxBytes: MAX_META_BYTES, optional: true });
+        return raw
+          ? modelsV1.ModelPublished.fromJSON(JSON.parse(new TextDecoder().decode(raw)))
+          : modelsV1.ModelPublished.fromPartial({
+              name,
+              version,
+              tenant,
+              bucket: MODELS_BUCKET,
+              objectName: o.name,
+              sidecarObjectName: `${prefix}${version}.json`,
+              createdAt: new Date(o.mtime),
+            });
+      }),
+    );
+    return out.sort(
+      (a, b) => (b.createdAt?.getTime() ?? 0) - (a.createdAt?.getTime() ?? 0) || (a.version < b.version ? 1 : -1),
+    );
+  }
+
+  /**
+   * Makes a stored version the active one (promote, or roll back to an earlier one) and announces it;
+   * services load it through the same watch as a newly published version. Its artifact is checked
+   * first, so a pointer never names a version that cannot load.
+   */
+  async activate(
+    publisher: AsyncJetStreamPublisher,
+    tenant: string,
+    name: ModelName,
+    version: string,
+  ): Promise<modelsV1.ModelPublished> {
+    const meta = (await this.versions(tenant, name)).find((m) => m.version === version);
+    if (!meta) throw new ModelVersionNotFoundError(`${tenant}/${name} has no version ${version}`);
+    await this.load(meta);
+    await this.point(publisher, meta, `${tenant}:${name}:${version}:activated:${Date.now()}`);
+    return meta;
   }
 
   /**
@@ -267,11 +339,11 @@ export class ModelRegistry {
    */
   private async read(
     name: string,
-    want: { maxBytes: number; size?: number; sha256?: string; pointer?: boolean },
+    want: { maxBytes: number; size?: number; sha256?: string; pointer?: boolean; optional?: boolean },
   ): Promise<Uint8Array | undefined> {
     const info = await this.store.info(name);
     if (!info || info.deleted) {
-      if (want.pointer) return undefined;
+      if (want.pointer || want.optional) return undefined;
       throw new ModelIntegrityError(`${name} is missing from ${MODELS_BUCKET}`);
     }
     if (info.options?.link) throw new ModelRejectedError(`${name} is a link; links are not followed`);

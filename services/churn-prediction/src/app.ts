@@ -91,6 +91,8 @@ export async function startChurn(base: ServiceBase, config: ChurnConfig): Promis
     model: service.modelVersion ?? null,
     model_problem: service.problem ?? null,
     threshold: config.threshold,
+    // The shape every service reports its loaded versions in (the console reads it).
+    models: service.modelVersion ? [{ model: 'churn', version: service.modelVersion }] : [],
   }));
   return {
     grpc,

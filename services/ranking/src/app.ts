@@ -107,6 +107,8 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
     service: base.name,
     catalogItems: catalog.size,
     ranker: ranker.current?.version ?? 'heuristic',
+    // The shape every service reports its loaded versions in (the console reads it).
+    models: ranker.current ? [{ model: 'ranker', version: ranker.current.version }] : [],
   }));
   const grpc = await serveGrpc(base, config, [rankingGrpcService(pipeline, base)]);
   return { grpc, details: { catalog_items: catalog.size, ranker: ranker.current?.version ?? 'heuristic' } };

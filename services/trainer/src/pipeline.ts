@@ -65,6 +65,8 @@ export interface Candidate {
     inputs: Array<{ name: string; dtype: string; shape: number[] }>;
     outputs: Array<{ name: string; dtype: string; shape: number[] }>;
   };
+  /** Series recorded while training (loss per epoch, validation metrics), published with the version. */
+  curves: Array<{ name: string; values: number[] }>;
 }
 
 export interface TrainingOptions {
@@ -267,6 +269,10 @@ async function trainRecommenders(
       dim: sasrec.cfg.dim,
       bestEpoch: fit.best?.epoch ?? 0,
     },
+    curves: [
+      { name: 'loss', values: fit.history.map((r) => r.loss) },
+      { name: 'validation_ndcg10', values: fit.history.map((r) => r.validation.ndcg10) },
+    ],
     signature: {
       inputs: [io('item_ids', 'int64', [-1, -1]), io('exclude_ids', 'int64', [-1, -1]), io('k', 'int64', [1])],
       outputs: [
@@ -307,11 +313,18 @@ async function trainTextEncoder(
     }
   }
   const text = new TextEncoder2T({ dim: 32, epochs: 6, seed: opts.seed, ...opts.text });
-  await text.fit(pairs, { onEpoch: (e, loss) => opts.log(`text encoder epoch ${e}: loss ${loss.toFixed(3)}`) });
+  const textLoss: number[] = [];
+  await text.fit(pairs, {
+    onEpoch: (e, loss) => {
+      textLoss.push(loss);
+      opts.log(`text encoder epoch ${e}: loss ${loss.toFixed(3)}`);
+    },
+  });
   const candidate: Candidate = {
     name: 'text_encoder',
     onnx: exportTextEncoder(text),
     sidecar: { hasher: text.cfg.hasher, dim: text.cfg.dim },
+    curves: [{ name: 'loss', values: textLoss }],
     signature: {
       inputs: [io('token_ids', 'int64', [-1, -1])],
       outputs: [
@@ -350,11 +363,16 @@ async function trainRanker(
     lists.push({ rows: built.rows, positive: built.items.indexOf(ids(target)) });
   });
   const ranker = new Ranker({ seed: opts.seed, epochs: opts.rankerEpochs });
-  await ranker.fit(lists, (e, loss) => opts.log(`ranker epoch ${e}: listwise loss ${loss.toFixed(4)}`));
+  const rankerLoss: number[] = [];
+  await ranker.fit(lists, (e, loss) => {
+    rankerLoss.push(loss);
+    opts.log(`ranker epoch ${e}: listwise loss ${loss.toFixed(4)}`);
+  });
   const candidate: Candidate = {
     name: 'ranker',
     onnx: exportRanker(ranker),
     sidecar: { features: RANKER_FEATURES },
+    curves: [{ name: 'listwise_loss', values: rankerLoss }],
     signature: {
       inputs: [io('features', 'float32', [-1, RANKER_FEATURES.length])],
       outputs: [io('score', 'float32', [-1, 1])],
@@ -399,11 +417,13 @@ async function trainChurn(
     };
   }
   const churn = new ChurnClassifier();
-  await churn.fit(trainRows.X, trainRows.y);
+  const churnLoss: number[] = [];
+  await churn.fit(trainRows.X, trainRows.y, { onLoss: (_, loss) => churnLoss.push(loss), every: 25 });
   return {
     name: 'churn',
     onnx: exportChurn(churn),
     sidecar: { features: CHURN_FEATURES, threshold: churn.threshold, horizonDays: opts.churnHorizonDays },
+    curves: [{ name: 'loss_every_25_iterations', values: churnLoss }],
     signature: {
       inputs: [io('features', 'float32', [-1, CHURN_FEATURES.length])],
       outputs: [io('risk', 'float32', [-1, 1]), io('contributions', 'float32', [-1, CHURN_FEATURES.length])],

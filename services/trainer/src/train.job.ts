@@ -136,7 +136,7 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
         version,
         onnx: c.onnx,
         sidecar: c.sidecar,
-        meta: { metrics, dataRange, signature: c.signature },
+        meta: { metrics, dataRange, signature: c.signature, curves: c.curves },
       });
       published = meta.version;
       log.info('model published', {

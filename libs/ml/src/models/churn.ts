@@ -142,7 +142,12 @@ export class ChurnClassifier {
     return out;
   }
 
-  async fit(X: readonly Float32Array[], y: ArrayLike<number>): Promise<number> {
+  /** Full-batch training; `onLoss` hears the training loss every `every` iterations (for training curves). */
+  async fit(
+    X: readonly Float32Array[],
+    y: ArrayLike<number>,
+    progress: { onLoss?: (iteration: number, loss: number) => void; every?: number } = {},
+  ): Promise<number> {
     const F = CHURN_FEATURES.length;
     for (let j = 0; j < F; j++) {
       let m = 0;
@@ -169,7 +174,12 @@ export class ChurnClassifier {
         true,
         [w, b],
       );
-      if (it === this.cfg.iterations - 1) last = (await cost?.data())?.[0] ?? 0;
+      const every = Math.max(1, progress.every ?? 10);
+      if (it === this.cfg.iterations - 1 || (progress.onLoss && it % every === 0)) {
+        const value = (await cost?.data())?.[0] ?? 0;
+        progress.onLoss?.(it, value);
+        last = value;
+      }
       cost?.dispose();
     }
     this.w = w.dataSync().slice() as Float32Array;
