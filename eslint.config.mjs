@@ -35,6 +35,7 @@ const adapterFiles = [
   'services/*/src/**/*.nats.ts',
   'services/*/src/**/*.store.ts',
   'services/*/src/**/*.ort.ts',
+  'services/*/src/**/*.http.ts',
   'services/*/src/**/*.cli.ts',
   'services/*/src/cli.ts',
   'services/*/src/**/*.job.ts',
@@ -56,7 +57,10 @@ export default tseslint.config(
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
-      parserOptions: { project: './tsconfig.json', tsconfigRootDir: import.meta.dirname },
+      parserOptions: {
+        project: ['./tsconfig.json', './services/console/web/tsconfig.json'],
+        tsconfigRootDir: import.meta.dirname,
+      },
     },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',

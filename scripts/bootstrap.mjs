@@ -98,6 +98,27 @@ function ensureStrictReflectionClient() {
   }
 }
 
+export function findChromium() {
+  const candidates = [process.env.AISLE_CHROMIUM_BIN, '/usr/bin/chromium', '/usr/bin/chromium-browser'];
+  return candidates.find((c) => c && existsSync(c)) ?? null;
+}
+
+/** The console's browser tests (and `npm run demo -- --once` screenshots) drive Debian's Chromium. */
+function ensureChromium() {
+  if (findChromium()) return;
+  log('chromium not found; installing the Debian package (for the console browser tests)');
+  const sudo = process.getuid?.() === 0 ? [] : ['sudo', '-n'];
+  const apt = (...a) => (sudo.length ? run(sudo[0], [...sudo.slice(1), 'apt-get', ...a]) : run('apt-get', a));
+  process.env.DEBIAN_FRONTEND = 'noninteractive';
+  if (!apt('install', '-y', '--no-install-recommends', 'chromium')) {
+    apt('update');
+    if (!apt('install', '-y', '--no-install-recommends', 'chromium'))
+      throw new Error(
+        'could not install chromium: install it yourself (apt-get install chromium) or set AISLE_CHROMIUM_BIN',
+      );
+  }
+}
+
 function newer(a, b) {
   return existsSync(a) && existsSync(b) && statSync(a).mtimeMs >= statSync(b).mtimeMs;
 }
@@ -117,19 +138,21 @@ function build() {
   if (!run('pnpm', ['run', '--silent', 'build'])) throw new Error('build failed');
 }
 
-export function bootstrap({ withBuild = true, forTests = false } = {}) {
+export function bootstrap({ withBuild = true, forTests = false, withChromium = false } = {}) {
   ensureNode();
   ensurePnpm();
   ensureNatsServer();
   if (forTests) ensureStrictReflectionClient();
+  if (withChromium || forTests) ensureChromium();
   ensureDependencies();
   if (withBuild) build();
   process.env.AISLE_NATS_SERVER_BIN ??= findNatsServer() ?? '';
+  if (withChromium) process.env.AISLE_CHROMIUM_BIN ??= findChromium() ?? '';
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   try {
-    bootstrap();
+    bootstrap({ withChromium: true });
   } catch (err) {
     log(err instanceof Error ? err.message : String(err));
     process.exit(1);

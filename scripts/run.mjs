@@ -12,7 +12,8 @@ if (!what || !steps[what]) {
   process.exit(2);
 }
 try {
-  bootstrap({ forTests: what === 'test' });
+  // The tests drive Chromium (console); the demo needs it only to take screenshots (--once).
+  bootstrap({ forTests: what === 'test', withChromium: rest.includes('--once') });
 } catch (err) {
   process.stderr.write(`[bootstrap] ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);

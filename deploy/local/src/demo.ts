@@ -7,11 +7,20 @@
 import { churnV1, featureV1, Headers, rankingV1, Streams, Subjects } from '@aisle/contracts';
 import { generateShop } from '@aisle/datagen';
 import { createGrpcClient } from '@aisle/runtime';
-import { eventually, healthCheck, publishShop, repoRoot, runJobProcess } from '@aisle/testkit';
+import {
+  eventually,
+  healthCheck,
+  launchBrowser,
+  publishShop,
+  repoRoot,
+  runJobProcess,
+  screenshotPages,
+} from '@aisle/testkit';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { consoleTour } from './console-tour';
 import { startLocalStack } from './stack';
 
 const once = process.argv.includes('--once');
@@ -41,6 +50,9 @@ async function main(): Promise<void> {
   out(`  store                ${storeUrl}`);
   for (const [name, p] of Object.entries(s))
     out(`  ${name.padEnd(20)} gRPC 127.0.0.1:${p.grpcPort}   metrics http://127.0.0.1:${p.metricsPort}/metrics`);
+  out(
+    `  console              ${stack.consoleUrl}   (open it in a browser: live overview, dead letters, shoppers, search, models)`,
+  );
 
   const shop = generateShop({ seed: 2026, users: 400, items: 300, days: 60 });
   const cut = shop.end - 3 * DAY;
@@ -165,7 +177,17 @@ async function main(): Promise<void> {
   churn.close();
   for (const close of lateClose) await close();
 
+  out(`\n6. The console: ${stack.consoleUrl}`);
   if (once) {
+    const dir = join(dataDir, 'screenshots');
+    const browser = await launchBrowser();
+    try {
+      const files = await screenshotPages(browser, stack.consoleUrl, consoleTour({ user, query }), dir);
+      out('   screenshots of every page (1280 px and phone width):');
+      for (const f of files) out(`   ${f}`);
+    } finally {
+      await browser.close();
+    }
     await stop();
     process.exit(0);
   }

@@ -11,8 +11,10 @@ import {
 export interface LocalStack {
   readonly nats: NatsServerHandle;
   readonly storeUrl: string;
-  readonly services: Record<'ingest' | 'feature' | 'embedding' | 'ranking' | 'churn', ServiceProcess>;
+  readonly services: Record<'ingest' | 'feature' | 'embedding' | 'ranking' | 'churn' | 'console', ServiceProcess>;
   readonly embeddingPort: number;
+  /** The web console's address, e.g. http://127.0.0.1:40123/ */
+  readonly consoleUrl: string;
   /** Environment for another process (the trainer) to join the stack. */
   env(): Record<string, string>;
   /** Restarts embedding-inference on its fixed port (after a kill, say). */
@@ -32,6 +34,8 @@ export interface LocalStackOptions {
   nats?: Omit<NatsServerOptions, 'detached'>;
   /** Extra environment per service (its NATS user, say), by service name. */
   serviceEnv?: (name: string) => Record<string, string>;
+  /** Extra environment for the console (its HTTP port defaults to any free one). */
+  console?: Record<string, string>;
 }
 
 export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
@@ -46,7 +50,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       { detached, ...(opts.nodeArgs?.[name] ? { nodeArgs: opts.nodeArgs[name] } : {}) },
     );
   const [ingest, feature] = await Promise.all([start('ingest'), start('feature')]);
-  const embeddingEnv = { AISLE_GRPC_PORT: String(embeddingPort) };
+  // Fixed ports, so that a restarted embedding-inference is found where the others (and the console) look.
+  const embeddingMetricsPort = await freePort();
+  const embeddingEnv = { AISLE_GRPC_PORT: String(embeddingPort), AISLE_METRICS_PORT: String(embeddingMetricsPort) };
   let embedding = await start('embedding-inference', embeddingEnv);
   const deps = {
     AISLE_FEATURE_ADDR: `127.0.0.1:${feature.grpcPort}`,
@@ -56,12 +62,31 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     start('ranking', { ...deps, ...opts.ranking }),
     start('churn-prediction', deps),
   ]);
-  const services = { ingest, feature, embedding, ranking, churn };
+  const addr = (p: ServiceProcess) => `127.0.0.1:${p.grpcPort}`;
+  const status = (p: ServiceProcess) => `http://127.0.0.1:${p.metricsPort ?? 0}/status`;
+  const consoleProcess = await start('console', {
+    AISLE_CONSOLE_HTTP_PORT: '0',
+    AISLE_INGEST_ADDR: addr(ingest),
+    AISLE_FEATURE_ADDR: addr(feature),
+    AISLE_EMBEDDING_ADDR: `127.0.0.1:${embeddingPort}`,
+    AISLE_RANKING_ADDR: addr(ranking),
+    AISLE_CHURN_ADDR: addr(churn),
+    AISLE_INGEST_STATUS_URL: status(ingest),
+    AISLE_FEATURE_STATUS_URL: status(feature),
+    AISLE_EMBEDDING_STATUS_URL: `http://127.0.0.1:${embeddingMetricsPort}/status`,
+    AISLE_RANKING_STATUS_URL: status(ranking),
+    AISLE_CHURN_STATUS_URL: status(churn),
+    ...opts.console,
+  });
+  const readyUrl = consoleProcess.logs.find((l) => l['msg'] === 'ready')?.['url'];
+  const consoleUrl = typeof readyUrl === 'string' ? readyUrl : '';
+  const services = { ingest, feature, embedding, ranking, churn, console: consoleProcess };
   return {
     nats,
     storeUrl: opts.storeUrl,
     services,
     embeddingPort,
+    consoleUrl,
     env: () => ({ ...base }),
     async restartEmbedding() {
       embedding = await start('embedding-inference', embeddingEnv);

@@ -4,3 +4,4 @@ export * from './wire';
 export * from './temp';
 export * from './grpc-probes';
 export * from './pki';
+export * from './browser';

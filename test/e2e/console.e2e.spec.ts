@@ -1,0 +1,389 @@
+/**
+ * The console in a real browser (Debian's Chromium driven by playwright-core) against the whole stack,
+ * every service a separate process: one stack for every page. Each page is opened, what it shows is
+ * compared with the services' own gRPC answers, axe-core checks accessibility, and screenshots at
+ * 1280 px and phone width are saved under .aisle/artifacts/console/.
+ */
+import { churnV1, featureV1, Headers, rankingV1, Streams, Subjects } from '@aisle/contracts';
+import { generateShop } from '@aisle/datagen';
+import { consoleTour, startLocalStack, type LocalStack } from '@aisle/local-stack';
+import { AsyncJetStreamPublisher, createGrpcClient, ModelRegistry } from '@aisle/runtime';
+import {
+  eventually,
+  healthCheck,
+  launchBrowser,
+  publishShop,
+  repoRoot,
+  runJobProcess,
+  screenshotPages,
+  tempSqliteUrl,
+  VIEWPORTS,
+  type Browser,
+  type BrowserPage as Page,
+} from '@aisle/testkit';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { connectTestBus, readStream } from '../support/bus';
+
+jest.setTimeout(900_000);
+
+// What the functions that run inside the page use of the DOM (declared here, not as a global lib, so
+// that Node code elsewhere cannot use browser globals by mistake).
+interface PageElement {
+  tagName: string;
+  className: string;
+  textContent: string | null;
+  getAttribute(name: string): string | null;
+  getBoundingClientRect(): { right: number };
+  closest(selector: string): PageElement | null;
+}
+declare const document: {
+  querySelector(selector: string): PageElement | null;
+  querySelectorAll(selector: string): PageElement[] & { length: number };
+  activeElement: { textContent: string | null } | null;
+  documentElement: { scrollWidth: number };
+};
+declare const window: {
+  axe: { run(context: unknown, options: unknown): Promise<{ violations: unknown[] }> };
+};
+
+const ARTIFACTS = join(repoRoot, '.aisle', 'artifacts', 'console');
+const shop = generateShop({ seed: 15, users: 150, items: 120, days: 40 });
+const shopper = shop.users[3]!.userId;
+const bad = { event_id: 'console-bad-1', type: 'view', item_id: shop.items[0]!.itemId, occurred_at: '' };
+
+let stack: LocalStack;
+let storeFile: ReturnType<typeof tempSqliteUrl>;
+let bus: Awaited<ReturnType<typeof connectTestBus>>;
+let browser: Browser;
+let page: Page;
+let ranking: ReturnType<typeof createGrpcClient<typeof rankingV1.RankingServiceService>>;
+let features: ReturnType<typeof createGrpcClient<typeof featureV1.FeatureServiceService>>;
+let churn: ReturnType<typeof createGrpcClient<typeof churnV1.ChurnServiceService>>;
+let query: string;
+
+const url = (path: string) => new URL(path, stack.consoleUrl).toString();
+const text = async (selector: string) => ((await page.textContent(selector)) ?? '').trim();
+
+/** axe-core in the page: every WCAG 2 A/AA rule it checks must pass. */
+async function expectAccessible(p: Page, what: string): Promise<void> {
+  // Evaluated over the devtools protocol: the console's CSP rightly refuses inline scripts.
+  await p.evaluate(readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8'));
+  const result = await p.evaluate(async () => {
+    const r = await window.axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+    });
+    return (r.violations as Array<{ id: string; impact: string; nodes: Array<{ target: string[] }> }>).map(
+      (v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`,
+    );
+  });
+  expect([what, result]).toEqual([what, []]);
+}
+
+async function publishBad(payload: string): Promise<void> {
+  await bus.js.publish(Subjects.clickstream('view'), new TextEncoder().encode(payload));
+}
+
+beforeAll(async () => {
+  rmSync(ARTIFACTS, { recursive: true, force: true });
+  storeFile = tempSqliteUrl();
+  // Generous budgets: the pages are compared with direct calls, and a loaded test machine should not turn
+  // either answer into a degraded one.
+  stack = await startLocalStack({
+    storeUrl: storeFile.url,
+    ranking: { AISLE_RANKING_DEADLINE: '5s', AISLE_RANKING_DEPENDENCY_TIMEOUT: '4s' },
+    console: { AISLE_CONSOLE_SAMPLE_INTERVAL: '500ms', AISLE_CONSOLE_CALL_DEADLINE: '10s' },
+  });
+  bus = await connectTestBus(stack.nats.url);
+  const s = stack.services;
+  ranking = createGrpcClient(rankingV1.RankingServiceService, `127.0.0.1:${s.ranking.grpcPort}`, { deadlineMs: 5000 });
+  features = createGrpcClient(featureV1.FeatureServiceService, `127.0.0.1:${s.feature.grpcPort}`, {
+    deadlineMs: 5000,
+  });
+  churn = createGrpcClient(churnV1.ChurnServiceService, `127.0.0.1:${s.churn.grpcPort}`, { deadlineMs: 10_000 });
+  browser = await launchBrowser();
+  page = await browser.newPage(VIEWPORTS.desktop);
+
+  await publishShop(bus.js, shop.items, shop.events);
+  // Two producer bugs: an event without a user, and bytes that are not JSON at all.
+  await publishBad(JSON.stringify({ ...bad, occurred_at: new Date(shop.end - 3_600_000).toISOString() }));
+  await publishBad('not json at all');
+  await eventually(
+    async () => {
+      const c = await bus.jsm.consumers.info(Streams.EVENTS.name, 'feature');
+      const dlq = await bus.jsm.streams.info(Streams.DLQ.name);
+      const events = await bus.jsm.streams.info(Streams.EVENTS.name);
+      return (
+        dlq.state.messages >= 2 &&
+        events.state.messages >= shop.events.length + shop.items.length &&
+        c.num_pending === 0 &&
+        c.num_ack_pending === 0
+      );
+    },
+    { what: 'events ingested and applied', timeoutMs: 300_000, intervalMs: 500 },
+  );
+  const trainer = await runJobProcess(
+    'trainer',
+    { ...stack.env(), AISLE_TRAINER_SASREC_EPOCHS: '2' },
+    { timeoutMs: 600_000 },
+  );
+  if (trainer.code !== 0) throw new Error(`trainer failed: ${trainer.stderr}`);
+  await eventually(
+    async () =>
+      (await healthCheck(`127.0.0.1:${stack.embeddingPort}`, 'aisle.embedding.v1.EmbeddingService')) === 'SERVING',
+    {
+      what: 'embedding models',
+      timeoutMs: 120_000,
+    },
+  );
+  await eventually(
+    async () => (await healthCheck(`127.0.0.1:${s.churn.grpcPort}`, 'aisle.churn.v1.ChurnService')) === 'SERVING',
+    {
+      what: 'churn model',
+      timeoutMs: 120_000,
+    },
+  );
+  await eventually(() => s.ranking.logs.some((l) => l['msg'] === 'model active' && l['model'] === 'ranker'), {
+    what: 'ranker',
+    timeoutMs: 120_000,
+  });
+  // A word of a title the shopper's catalog really has, so that the search has lexical matches.
+  query = (shop.items[5]!.title.split(' ').pop() ?? 'soap').toLowerCase();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  ranking?.close();
+  features?.close();
+  churn?.close();
+  await bus?.nc.close();
+  await stack?.stop();
+  storeFile?.dispose();
+});
+
+test('overview: live rates, every service healthy with its model versions, consumer lag', async () => {
+  await page.goto(url('/'));
+  await page.waitForSelector('[data-testid="live-state"][data-at]');
+  const first = await page.getAttribute('[data-testid="live-state"]', 'data-at');
+  // Live: a new snapshot arrives over the event stream, without a reload.
+  await page.waitForFunction(
+    (before) => document.querySelector('[data-testid="live-state"]')?.getAttribute('data-at') !== before,
+    first,
+    { timeout: 10_000 },
+  );
+  await eventually(async () => (await text('[data-testid="services-serving"] .card-value')) === '5 of 5', {
+    what: 'all services serving on the overview',
+    timeoutMs: 30_000,
+  });
+  const dlq = (await bus.jsm.streams.info(Streams.DLQ.name)).state.messages;
+  expect(await text('[data-testid="dead-letters-total"] .card-value')).toBe(String(dlq));
+  const rankerRow = await text('[data-testid="services-table"] tr[data-key="ranking"]');
+  const rankerVersion = String(stack.services.ranking.logs.find((l) => l['msg'] === 'model active')?.['version']);
+  expect(rankerRow).toContain(rankerVersion);
+  const feature = await bus.jsm.consumers.info(Streams.EVENTS.name, 'feature');
+  expect(await text('[data-testid="consumers-table"] tr[data-key="EVENTS/feature"] td:nth-child(3)')).toBe(
+    String(feature.num_pending),
+  );
+  await expectAccessible(page, 'overview');
+});
+
+test('shopper: features, churn risk and recommendations are what the services answer', async () => {
+  await page.goto(url(`/shopper?user=${shopper}`));
+  await page.waitForSelector('[data-testid="recommendations-table"] tbody tr[data-key]');
+  const { users } = await features.getUserFeatures({ tenant: 'default', userIds: [shopper], recentLimit: 0 });
+  const counts = users[0]!.counts!;
+  expect(await text('[data-testid="count-view"] .card-value')).toBe(counts.view.toLocaleString('en-US'));
+  expect(await text('[data-testid="count-purchase"] .card-value')).toBe(counts.purchase.toLocaleString('en-US'));
+  const [score] = (await churn.predict({ tenant: 'default', userIds: [shopper] })).scores;
+  expect(await text('[data-testid="churn-risk"] .card-value')).toBe(`${(score!.risk * 100).toFixed(1)} %`);
+  // The list is the one ranking answered the console: its impression on aisle.ranking.v1.served, found by
+  // the request id the page shows, has the same items in the same order with the same scores.
+  const requestId = /request ([0-9a-f-]{36})/.exec(await text('[data-testid="recommendations-meta"]'))?.[1];
+  const served = (await readStream(bus.jsm, Streams.RANKING.name))
+    .map((m) => rankingV1.Served.decode(m.data))
+    .find((x) => x.requestId === requestId);
+  expect(served?.userId).toBe(shopper);
+  const shown = await Promise.all(
+    (await page.$$('[data-testid="recommendations-table"] tbody tr')).map(async (r) => [
+      await r.getAttribute('data-key'),
+      ((await (await r.$('td:nth-child(4)'))?.textContent()) ?? '').trim(),
+    ]),
+  );
+  expect(shown).toEqual(served!.items.map((i) => [i.itemId, i.score.toFixed(3)]));
+  // The explanation chart for the first item, with per-feature contributions from `explain`.
+  expect(await page.getAttribute('[data-testid="contribution-chart"] canvas', 'aria-label')).toMatch(/[+-]\d/);
+  const second = await text('[data-testid="recommendations-table"] tbody tr:nth-child(2) td:nth-child(2)');
+  await page.getByRole('button', { name: `Explain ${second}` }).click();
+  expect(await text('[data-testid="explain"] figcaption')).toContain(second);
+  await expectAccessible(page, 'shopper');
+});
+
+test('search playground: BM25, semantic and ranker scores side by side, as Search explains them', async () => {
+  await page.goto(url(`/search?q=${encodeURIComponent(query)}`));
+  await page.waitForSelector('[data-testid="search-table"] tbody tr[data-key]');
+  const res = await ranking.search({
+    tenant: 'default',
+    query,
+    userId: '',
+    limit: 20,
+    filters: undefined,
+    explain: true,
+  });
+  const top = res.items[0]!;
+  const row = `[data-testid="search-table"] tr[data-key="${top.itemId}"]`;
+  expect(await text(`${row} td:nth-child(3)`)).toBe((top.features['lexical_score'] ?? 0).toFixed(3));
+  expect(await text(`${row} td:nth-child(4)`)).toBe((top.features['text_score'] ?? 0).toFixed(3));
+  expect(await text(`${row} td:nth-child(6)`)).toBe(top.score.toFixed(3));
+  expect([res.degraded, await text('[data-testid="search-summary"]')]).not.toContain(expect.stringMatching(/degraded/));
+  // Sorting by a column header reorders the rows (and says so to assistive technology).
+  await page.getByRole('button', { name: 'Semantic' }).click();
+  expect(await page.getAttribute('th[data-col="semantic"]', 'aria-sort')).toBe('descending');
+  await expectAccessible(page, 'search');
+});
+
+test('dead letters: browse by reason, inspect the bytes, replay a fixed one into the stream', async () => {
+  await page.goto(url('/dead-letters'));
+  await page.waitForSelector('[data-testid="letters-table"] tbody tr[data-key]');
+  expect(await text('[data-testid="reasons-table"]')).toContain('user_id: required');
+  expect(await text('[data-testid="reasons-table"]')).toContain('payload: invalid JSON');
+  await page.getByRole('button', { name: 'user_id: required' }).click();
+  await page.waitForFunction(
+    () => document.querySelectorAll('[data-testid="letters-table"] tbody tr[data-key]').length === 1,
+  );
+  const seq = Number(await page.getAttribute('[data-testid="letters-table"] tbody tr[data-key]', 'data-key'));
+  await page.getByRole('button', { name: `Inspect dead letter ${seq}` }).click();
+  await page.waitForSelector('[data-testid="inspected-reason"]');
+  expect(await text('[data-testid="inspected-reason"]')).toBe('user_id: required');
+  await expectAccessible(page, 'dead letters');
+  // The operator fixes the payload (adds the user) and replays it: ingest accepts it this time.
+  const fixed = { ...bad, user_id: shopper, occurred_at: new Date(shop.end - 3_600_000).toISOString() };
+  await page.getByLabel('Corrected payload (JSON)').fill(JSON.stringify(fixed));
+  await page.getByRole('button', { name: 'Replay corrected' }).click();
+  await page.waitForSelector('.notice-success');
+  await eventually(
+    async () => {
+      const m = await bus.jsm.streams.getMessage(Streams.EVENTS.name, { last_by_subj: Subjects.events('view') });
+      return m?.header.get(Headers.msgId) === `default:${bad.event_id}`;
+    },
+    { what: 'the replayed event in the EVENTS stream', timeoutMs: 30_000 },
+  );
+  // ... and the shopper now shows it among their events.
+  await eventually(
+    async () => {
+      const { users } = await features.getUserFeatures({ tenant: 'default', userIds: [shopper], recentLimit: 200 });
+      return users[0]!.recent.some(
+        (r) => r.itemId === bad.item_id && r.occurredAt?.getTime() === Date.parse(fixed.occurred_at),
+      );
+    },
+    { what: 'the replayed event applied to the shopper', timeoutMs: 30_000 },
+  );
+  // Replaying the unparseable one unchanged sends it back to the dead-letter stream: it reappears here.
+  const before = (await bus.jsm.streams.info(Streams.DLQ.name)).state.last_seq;
+  await page.goto(url('/dead-letters?reason=payload%3A%20invalid%20JSON'));
+  await page.waitForSelector('[data-testid="letters-table"] tbody tr[data-key]');
+  const garbage = await page.getAttribute('[data-testid="letters-table"] tbody tr[data-key]', 'data-key');
+  await page.getByLabel(`Select dead letter ${garbage}`).check();
+  await page.getByRole('button', { name: 'Replay selected' }).click();
+  await page.waitForSelector('.notice-success');
+  await eventually(async () => (await bus.jsm.streams.info(Streams.DLQ.name)).state.last_seq > before, {
+    what: 'the replayed garbage dead-lettered again',
+    timeoutMs: 30_000,
+  });
+  await eventually(
+    async () => {
+      await page.reload();
+      await page.waitForSelector('[data-testid="letters-table"] tbody tr[data-key]');
+      return (await page.$$('[data-testid="letters-table"] tbody tr[data-key]')).length === 2;
+    },
+    { what: 'the replayed letter listed again', timeoutMs: 30_000 },
+  );
+});
+
+test('models: versions with held-out metrics and curves; roll back and the service loads the older version', async () => {
+  // A newer churn version (the same graph, as a retrained model would be) to roll back from.
+  const registry = await ModelRegistry.open(bus.nc);
+  const publisher = new AsyncJetStreamPublisher(bus.nc);
+  const first = (await registry.active('default', 'churn'))!;
+  await registry.publish(publisher, {
+    tenant: 'default',
+    name: 'churn',
+    version: `${first.meta.version}-b`,
+    onnx: first.onnx,
+    sidecar: first.sidecar,
+    meta: { metrics: first.meta.metrics, curves: first.meta.curves, createdAt: new Date() },
+  });
+  publisher.close();
+  const liveChurn = '[data-testid="live-churn-churn"]';
+  await page.goto(url('/models'));
+  await eventually(
+    async () => {
+      await page.reload();
+      await page.waitForSelector('[data-testid="versions-churn"] tbody tr[data-key]');
+      return (await text(liveChurn)).includes(`${first.meta.version}-b`);
+    },
+    { what: 'churn service on the new version', timeoutMs: 60_000, intervalMs: 1000 },
+  );
+  expect(await text(`[data-testid="versions-churn"] tr[data-key="${first.meta.version}"]`)).toContain('roc_auc');
+  expect(await page.getAttribute('[data-testid="curves-churn"] canvas', 'aria-label')).toMatch(/loss/);
+  await expectAccessible(page, 'models');
+  await page.getByRole('button', { name: `Roll back churn to ${first.meta.version}` }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
+  await page.waitForSelector('.notice-success');
+  expect((await registry.activeMeta('default', 'churn'))?.version).toBe(first.meta.version);
+  await eventually(
+    async () => {
+      const [s] = (await churn.predict({ tenant: 'default', userIds: [shopper] })).scores;
+      return s?.modelVersion === first.meta.version;
+    },
+    { what: 'churn service hot-loaded the rolled-back version', timeoutMs: 60_000 },
+  );
+  await eventually(
+    async () => {
+      await page.reload();
+      await page.waitForSelector(liveChurn);
+      return (await text(liveChurn)) === `churn: ${first.meta.version}live`;
+    },
+    { what: 'the page shows the rolled-back version live', timeoutMs: 30_000, intervalMs: 1000 },
+  );
+});
+
+test('keyboard: skip link, then the navigation, reach every page', async () => {
+  await page.goto(url('/'));
+  const focused = () => page.evaluate(() => document.activeElement?.textContent?.trim());
+  await page.keyboard.press('Tab');
+  expect(await focused()).toBe('Skip to content');
+  // Then the brand, the tenant picker and the navigation, in reading order.
+  for (let i = 0; i < 5 && (await focused()) !== 'Overview'; i++) await page.keyboard.press('Tab');
+  expect(await focused()).toBe('Overview');
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('h1:text("Dead letters")');
+  expect(new URL(page.url()).pathname).toBe('/dead-letters');
+});
+
+test('every page at 1280 px and phone width: screenshots saved, nothing wider than the screen', async () => {
+  const tour = consoleTour({ user: shopper, query });
+  const files = await screenshotPages(browser, stack.consoleUrl, tour, ARTIFACTS);
+  expect(files).toHaveLength(tour.length * 2);
+  const phone = await browser.newPage(VIEWPORTS.phone);
+  for (const v of tour) {
+    await phone.goto(url(v.path));
+    await phone.waitForSelector(v.ready);
+    // Anything wider than the screen, outside the boxes that scroll on purpose (tables), is named.
+    const tooWide = await phone.evaluate((width) => {
+      const out: string[] = [];
+      for (const el of document.querySelectorAll('main *'))
+        if (el.getBoundingClientRect().right > width + 1 && !el.closest('.table-wrap'))
+          out.push(`${el.tagName.toLowerCase()}.${el.className}: ${(el.textContent ?? '').slice(0, 40)}`);
+      return out.slice(0, 5);
+    }, VIEWPORTS.phone.width);
+    expect([v.name, tooWide]).toEqual([v.name, []]);
+    expect([v.name, await phone.evaluate(() => document.documentElement.scrollWidth)]).toEqual([
+      v.name,
+      VIEWPORTS.phone.width,
+    ]);
+  }
+  await expectAccessible(phone, 'phone width');
+  await phone.close();
+  process.stdout.write(`console screenshots:\n${files.map((f) => `  ${f}`).join('\n')}\n`);
+});
