@@ -8,7 +8,7 @@ import { churnV1, featureV1, rankingV1, Streams } from '@aisle/contracts';
 import { generateShop } from '@aisle/datagen';
 import { startLocalStack, type LocalStack } from '@aisle/local-stack';
 import { createGrpcClient } from '@aisle/runtime';
-import { eventually, healthCheck, publishShop, runJobProcess, tempSqliteUrl } from '@aisle/testkit';
+import { eventually, publishShop, runJobProcess, tempSqliteUrl } from '@aisle/testkit';
 import { connectTestBus, consumerCaughtUp, readStream } from '../support/bus';
 
 jest.setTimeout(600_000);
@@ -61,19 +61,7 @@ describe('the whole system', () => {
     const trainer = await runJobProcess('trainer', { ...stack.env(), AISLE_TRAINER_SASREC_EPOCHS: '8' });
     if (trainer.code !== 0)
       throw new Error(`trainer failed: ${trainer.stderr}\n${JSON.stringify(trainer.logs.slice(-5))}`);
-    await eventually(
-      async () =>
-        (await healthCheck(`127.0.0.1:${stack.embeddingPort}`, 'aisle.embedding.v1.EmbeddingService')) === 'SERVING',
-      { what: 'embedding models loaded', timeoutMs: 60_000 },
-    );
-    await eventually(
-      async () => (await healthCheck(`127.0.0.1:${s.churn.grpcPort}`, 'aisle.churn.v1.ChurnService')) === 'SERVING',
-      { what: 'churn model loaded', timeoutMs: 60_000 },
-    );
-    await eventually(() => s.ranking.logs.some((l) => l['msg'] === 'model active' && l['model'] === 'ranker'), {
-      what: 'ranker loaded',
-      timeoutMs: 60_000,
-    });
+    await stack.modelsLoaded();
   });
 
   afterAll(async () => {

@@ -7,15 +7,7 @@
 import { churnV1, featureV1, Headers, rankingV1, Streams, Subjects } from '@aisle/contracts';
 import { generateShop } from '@aisle/datagen';
 import { createGrpcClient } from '@aisle/runtime';
-import {
-  eventually,
-  healthCheck,
-  launchBrowser,
-  publishShop,
-  repoRoot,
-  runJobProcess,
-  screenshotPages,
-} from '@aisle/testkit';
+import { eventually, launchBrowser, publishShop, repoRoot, runJobProcess, screenshotPages } from '@aisle/testkit';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { mkdirSync, rmSync } from 'node:fs';
@@ -98,7 +90,11 @@ async function main(): Promise<void> {
     '\n2. The trainer job trains SASRec, the text encoder, the ranker and the churn model, compares them on a held-out slice and publishes them',
   );
   const t1 = performance.now();
-  const trainer = await runJobProcess('trainer', { ...stack.env(), AISLE_TRAINER_SASREC_EPOCHS: '10' });
+  const trainer = await runJobProcess(
+    'trainer',
+    { ...stack.env(), AISLE_TRAINER_SASREC_EPOCHS: '10' },
+    { timeoutMs: 1_800_000 },
+  );
   if (trainer.code !== 0) throw new Error(`trainer failed (${trainer.code}): ${trainer.stderr}`);
   for (const l of trainer.logs.filter((x) => x['msg'] === 'model published'))
     out(
@@ -107,19 +103,7 @@ async function main(): Promise<void> {
   out(
     `   (${((performance.now() - t1) / 1000).toFixed(0)} s, backend ${String(trainer.logs.find((l) => l['msg'] === 'training backend')?.['backend'])})`,
   );
-  await eventually(
-    async () =>
-      (await healthCheck(`127.0.0.1:${stack.embeddingPort}`, 'aisle.embedding.v1.EmbeddingService')) === 'SERVING',
-    { what: 'embedding models', timeoutMs: 60_000 },
-  );
-  await eventually(
-    async () => (await healthCheck(`127.0.0.1:${s.churn.grpcPort}`, 'aisle.churn.v1.ChurnService')) === 'SERVING',
-    { what: 'churn model', timeoutMs: 60_000 },
-  );
-  await eventually(() => s.ranking.logs.some((l) => l['msg'] === 'model active'), {
-    what: 'ranker',
-    timeoutMs: 60_000,
-  });
+  await stack.modelsLoaded();
   out('   services hot-loaded the new versions');
 
   const ranking = createGrpcClient(rankingV1.RankingServiceService, `127.0.0.1:${s.ranking.grpcPort}`, {

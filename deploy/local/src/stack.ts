@@ -1,5 +1,7 @@
 import {
+  eventually,
   freePort,
+  healthCheck,
   startNatsServer,
   startServiceProcess,
   type NatsServerHandle,
@@ -17,6 +19,8 @@ export interface LocalStack {
   readonly consoleUrl: string;
   /** Environment for another process (the trainer) to join the stack. */
   env(): Record<string, string>;
+  /** Waits until the services have loaded what the trainer published (embedding's models, churn, the ranker). */
+  modelsLoaded(timeoutMs?: number): Promise<void>;
   /** Restarts embedding-inference on its fixed port (after a kill, say). */
   restartEmbedding(): Promise<ServiceProcess>;
   /** Stops services (each drains NATS and closes the store), then nats-server. */
@@ -88,6 +92,22 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     embeddingPort,
     consoleUrl,
     env: () => ({ ...base }),
+    async modelsLoaded(timeoutMs = 60_000) {
+      const serving = (port: number, service: string) => async () =>
+        (await healthCheck(`127.0.0.1:${port}`, service)) === 'SERVING';
+      await eventually(serving(embeddingPort, 'aisle.embedding.v1.EmbeddingService'), {
+        what: 'embedding models loaded',
+        timeoutMs,
+      });
+      await eventually(serving(churn.grpcPort, 'aisle.churn.v1.ChurnService'), {
+        what: 'churn model loaded',
+        timeoutMs,
+      });
+      const loaded = (p: ServiceProcess, model: string) => () =>
+        p.logs.some((l) => l['msg'] === 'model active' && l['model'] === model);
+      await eventually(loaded(embedding, 'text_encoder'), { what: 'text encoder loaded', timeoutMs });
+      await eventually(loaded(ranking, 'ranker'), { what: 'ranker loaded', timeoutMs });
+    },
     async restartEmbedding() {
       embedding = await start('embedding-inference', embeddingEnv);
       services.embedding = embedding;

@@ -121,6 +121,7 @@ export class TextModel implements ServingModel {
     private readonly session: OrtSession,
     readonly dim: number,
     readonly batcher: DynamicBatcher<{ text: string; tower: TextTower }, Float32Array>,
+    private readonly embed: (qs: ReadonlyArray<{ text: string; tower: TextTower }>) => Promise<Float32Array[]>,
   ) {}
 
   get provider(): Provider {
@@ -140,7 +141,7 @@ export class TextModel implements ServingModel {
     if (!hasher) throw new Error('text encoder sidecar has no hasher settings');
     const dim = Number(sidecar['dim']);
     const session = await createSession(onnx, { providers: opts.providers, intraOpThreads: opts.threads });
-    const batcher = new DynamicBatcher<{ text: string; tower: TextTower }, Float32Array>(async (qs) => {
+    const embed = async (qs: ReadonlyArray<{ text: string; tower: TextTower }>) => {
       const { ids, width } = hashBatch(
         qs.map((q) => q.text),
         hasher,
@@ -151,8 +152,9 @@ export class TextModel implements ServingModel {
       const query = out['query_embedding']?.data as Float32Array;
       const item = out['item_embedding']?.data as Float32Array;
       return qs.map((q, b) => (q.tower === 'query' ? query : item).slice(b * dim, (b + 1) * dim));
-    }, opts.batch);
-    const model = new TextModel(version, session, dim, batcher);
+    };
+    const batcher = new DynamicBatcher<{ text: string; tower: TextTower }, Float32Array>(embed, opts.batch);
+    const model = new TextModel(version, session, dim, batcher, embed);
     await model.batcher.submit({ text: 'warm up', tower: 'query' });
     return model;
   }
@@ -166,9 +168,17 @@ export class TextModel implements ServingModel {
     return this.indexIds.length;
   }
 
-  /** Adds or replaces catalog items in the text index. */
+  /**
+   * Adds or replaces catalog items in the text index. Bulk work runs in its own chunks, not through the
+   * request batcher: queued behind a whole catalog, requests would be shed, and on a busy machine so was
+   * the catalog itself (the text encoder then never became active).
+   */
   async indexItems(items: ReadonlyArray<{ itemId: string; text: string }>): Promise<void> {
-    const vectors = await Promise.all(items.map((i) => this.batcher.submit({ text: i.text, tower: 'item' })));
+    const vectors: Float32Array[] = [];
+    for (let s = 0; s < items.length; s += 64)
+      vectors.push(
+        ...(await this.embed(items.slice(s, s + 64).map((i) => ({ text: i.text, tower: 'item' as const })))),
+      );
     const fresh = items.filter((i) => !this.indexPos.has(i.itemId)).length;
     const next = new Float32Array(this.matrix.length + fresh * this.dim);
     next.set(this.matrix);

@@ -89,3 +89,33 @@ export function section(title: string, ...children: Child[]): HTMLElement {
   const id = uid('s');
   return h('section', { class: 'panel', 'aria-labelledby': id }, h('h2', { id }, title), ...children);
 }
+
+/** A text box for a page parameter (filled from the URL, so a view can be linked). */
+export function paramInput(
+  name: string,
+  value: string,
+  opts: { type?: string; required?: boolean } = {},
+): HTMLInputElement {
+  return h('input', { type: opts.type ?? 'text', name, autocomplete: 'off', required: opts.required ?? false, value });
+}
+
+/** A search form (labelled fields and a submit button in a row) that calls `onSubmit` instead of reloading. */
+export function searchForm(
+  fields: Array<[label: string, input: HTMLInputElement]>,
+  button: string,
+  onSubmit: () => void,
+): HTMLFormElement {
+  return h(
+    'form',
+    {
+      class: 'inline-form',
+      role: 'search',
+      onsubmit: (ev: Event) => {
+        ev.preventDefault();
+        onSubmit();
+      },
+    },
+    fields.map(([label, input]) => field(label, input)),
+    h('button', { type: 'submit', class: 'primary' }, button),
+  );
+}

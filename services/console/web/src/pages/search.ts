@@ -1,7 +1,7 @@
 import type { SearchView } from '../../../src/api';
 import { errorMessage, getJson } from '../api';
 import { chartFigure, PALETTE, type ChartHandle } from '../charts';
-import { field, fmt, h, notice, replace, section } from '../dom';
+import { fmt, h, notice, paramInput, replace, searchForm, section } from '../dom';
 import type { Page } from '../page';
 import { createTable } from '../table';
 
@@ -12,29 +12,19 @@ export const searchPage: Page = {
   title: 'Search playground',
   render(main, ctx) {
     let chart: ChartHandle | undefined;
-    const query = h('input', {
-      type: 'search',
-      name: 'q',
-      autocomplete: 'off',
-      required: true,
-      value: ctx.params.get('q') ?? '',
-    });
-    const user = h('input', { type: 'text', name: 'user', autocomplete: 'off', value: ctx.params.get('user') ?? '' });
+    const query = paramInput('q', ctx.params.get('q') ?? '', { type: 'search', required: true });
+    const user = paramInput('user', ctx.params.get('user') ?? '');
     const result = h('div', { 'aria-live': 'polite' });
-    const form = h(
-      'form',
-      {
-        class: 'inline-form',
-        role: 'search',
-        onsubmit: (ev: Event) => {
-          ev.preventDefault();
-          ctx.setParams({ q: query.value.trim(), user: user.value.trim() });
-          void run();
-        },
+    const form = searchForm(
+      [
+        ['Query', query],
+        ['User id (optional, personalizes)', user],
+      ],
+      'Search',
+      () => {
+        ctx.setParams({ q: query.value.trim(), user: user.value.trim() });
+        void run();
       },
-      field('Query', query),
-      field('User id (optional, personalizes)', user),
-      h('button', { type: 'submit', class: 'primary' }, 'Search'),
     );
     replace(
       main,

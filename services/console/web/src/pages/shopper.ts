@@ -1,7 +1,7 @@
 import type { ScoredRow, ShopperView } from '../../../src/api';
 import { errorMessage, getJson } from '../api';
 import { chartFigure, PALETTE, type ChartHandle } from '../charts';
-import { card, field, fmt, h, notice, replace, section } from '../dom';
+import { card, fmt, h, notice, paramInput, replace, searchForm, section } from '../dom';
 import type { Page } from '../page';
 import { createTable } from '../table';
 
@@ -44,28 +44,12 @@ export const shopperPage: Page = {
   title: 'Shopper',
   render(main, ctx) {
     const charts: ChartHandle[] = [];
-    const input = h('input', {
-      type: 'text',
-      name: 'user',
-      autocomplete: 'off',
-      required: true,
-      value: ctx.params.get('user') ?? '',
-    });
+    const input = paramInput('user', ctx.params.get('user') ?? '', { required: true });
     const result = h('div', { 'aria-live': 'polite' });
-    const form = h(
-      'form',
-      {
-        class: 'inline-form',
-        role: 'search',
-        onsubmit: (ev: Event) => {
-          ev.preventDefault();
-          ctx.setParams({ user: input.value.trim() });
-          void load(input.value.trim());
-        },
-      },
-      field('User id', input),
-      h('button', { type: 'submit', class: 'primary' }, 'Show shopper'),
-    );
+    const form = searchForm([['User id', input]], 'Show shopper', () => {
+      ctx.setParams({ user: input.value.trim() });
+      void load(input.value.trim());
+    });
     replace(main, h('div', { class: 'page-head' }, h('h1', {}, 'Shopper')), form, result);
 
     const explain = h('div', { 'data-testid': 'explain' });
