@@ -155,10 +155,14 @@ export const deadLettersPage: Page = {
     }
 
     let inspected: number | undefined;
+    let latestInspect = 0;
     async function inspect(seq: number, focus = true): Promise<void> {
       inspected = seq;
+      // Only the last request shows: an earlier, slower answer must not replace the one asked for since.
+      const mine = ++latestInspect;
       try {
         const d = await getJson<DeadLetterDetail>(`/api/dead-letters/${seq}`, { tenant: ctx.tenant });
+        if (mine !== latestInspect) return;
         const editor = h('textarea', { rows: 8, spellcheck: 'false', class: 'code' });
         editor.value = d.decoded ?? d.text ?? '';
         const canEdit = operator && d.text !== null && !/protobuf/i.test(d.contentType);
