@@ -93,20 +93,22 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     consoleUrl,
     env: () => ({ ...base }),
     async modelsLoaded(timeoutMs = 60_000) {
-      const serving = (port: number, service: string) => async () =>
-        (await healthCheck(`127.0.0.1:${port}`, service)) === 'SERVING';
-      await eventually(serving(embeddingPort, 'aisle.embedding.v1.EmbeddingService'), {
-        what: 'embedding models loaded',
-        timeoutMs,
-      });
-      await eventually(serving(churn.grpcPort, 'aisle.churn.v1.ChurnService'), {
-        what: 'churn model loaded',
-        timeoutMs,
-      });
-      const loaded = (p: ServiceProcess, model: string) => () =>
-        p.logs.some((l) => l['msg'] === 'model active' && l['model'] === model);
-      await eventually(loaded(embedding, 'text_encoder'), { what: 'text encoder loaded', timeoutMs });
-      await eventually(loaded(ranking, 'ranker'), { what: 'ranker loaded', timeoutMs });
+      // Embedding answers (degraded) before it has models, so its own log says when each one is active.
+      const loaded = (p: () => ServiceProcess, model: string) => () =>
+        p().logs.some((l) => l['msg'] === 'model active' && l['model'] === model);
+      for (const model of ['sasrec', 'text_encoder'])
+        await eventually(
+          loaded(() => embedding, model),
+          { what: `${model} loaded`, timeoutMs },
+        );
+      await eventually(
+        async () => (await healthCheck(`127.0.0.1:${churn.grpcPort}`, 'aisle.churn.v1.ChurnService')) === 'SERVING',
+        { what: 'churn model loaded', timeoutMs },
+      );
+      await eventually(
+        loaded(() => ranking, 'ranker'),
+        { what: 'ranker loaded', timeoutMs },
+      );
     },
     async restartEmbedding() {
       embedding = await start('embedding-inference', embeddingEnv);
