@@ -13,9 +13,11 @@ import {
 export interface LocalStack {
   readonly nats: NatsServerHandle;
   readonly storeUrl: string;
-  readonly services: Record<'ingest' | 'feature' | 'embedding' | 'ranking' | 'churn' | 'console', ServiceProcess>;
+  readonly services: Record<'ingest' | 'feature' | 'embedding' | 'ranking' | 'churn', ServiceProcess> & {
+    console?: ServiceProcess;
+  };
   readonly embeddingPort: number;
-  /** The web console's address, e.g. http://127.0.0.1:40123/ */
+  /** The web console's address, e.g. http://127.0.0.1:40123/ ('' when started without it). */
   readonly consoleUrl: string;
   /** Environment for another process (the trainer) to join the stack. */
   env(): Record<string, string>;
@@ -38,8 +40,11 @@ export interface LocalStackOptions {
   nats?: Omit<NatsServerOptions, 'detached'>;
   /** Extra environment per service (its NATS user, say), by service name. */
   serviceEnv?: (name: string) => Record<string, string>;
-  /** Extra environment for the console (its HTTP port defaults to any free one). */
-  console?: Record<string, string>;
+  /**
+   * Extra environment for the console (its HTTP port defaults to any free one), or false for a stack
+   * without it (a bus whose authorization names no console user yet, say).
+   */
+  console?: Record<string, string> | false;
 }
 
 export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
@@ -68,23 +73,33 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   ]);
   const addr = (p: ServiceProcess) => `127.0.0.1:${p.grpcPort}`;
   const status = (p: ServiceProcess) => `http://127.0.0.1:${p.metricsPort ?? 0}/status`;
-  const consoleProcess = await start('console', {
-    AISLE_CONSOLE_HTTP_PORT: '0',
-    AISLE_INGEST_ADDR: addr(ingest),
-    AISLE_FEATURE_ADDR: addr(feature),
-    AISLE_EMBEDDING_ADDR: `127.0.0.1:${embeddingPort}`,
-    AISLE_RANKING_ADDR: addr(ranking),
-    AISLE_CHURN_ADDR: addr(churn),
-    AISLE_INGEST_STATUS_URL: status(ingest),
-    AISLE_FEATURE_STATUS_URL: status(feature),
-    AISLE_EMBEDDING_STATUS_URL: `http://127.0.0.1:${embeddingMetricsPort}/status`,
-    AISLE_RANKING_STATUS_URL: status(ranking),
-    AISLE_CHURN_STATUS_URL: status(churn),
-    ...opts.console,
-  });
-  const readyUrl = consoleProcess.logs.find((l) => l['msg'] === 'ready')?.['url'];
+  const consoleProcess =
+    opts.console === false
+      ? undefined
+      : await start('console', {
+          AISLE_CONSOLE_HTTP_PORT: '0',
+          AISLE_INGEST_ADDR: addr(ingest),
+          AISLE_FEATURE_ADDR: addr(feature),
+          AISLE_EMBEDDING_ADDR: `127.0.0.1:${embeddingPort}`,
+          AISLE_RANKING_ADDR: addr(ranking),
+          AISLE_CHURN_ADDR: addr(churn),
+          AISLE_INGEST_STATUS_URL: status(ingest),
+          AISLE_FEATURE_STATUS_URL: status(feature),
+          AISLE_EMBEDDING_STATUS_URL: `http://127.0.0.1:${embeddingMetricsPort}/status`,
+          AISLE_RANKING_STATUS_URL: status(ranking),
+          AISLE_CHURN_STATUS_URL: status(churn),
+          ...opts.console,
+        });
+  const readyUrl = consoleProcess?.logs.find((l) => l['msg'] === 'ready')?.['url'];
   const consoleUrl = typeof readyUrl === 'string' ? readyUrl : '';
-  const services = { ingest, feature, embedding, ranking, churn, console: consoleProcess };
+  const services = {
+    ingest,
+    feature,
+    embedding,
+    ranking,
+    churn,
+    ...(consoleProcess ? { console: consoleProcess } : {}),
+  };
   return {
     nats,
     storeUrl: opts.storeUrl,
