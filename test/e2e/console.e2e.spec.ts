@@ -239,7 +239,8 @@ test('dead letters: browse by reason, inspect the bytes, replay a fixed one into
   );
   const seq = Number(await page.getAttribute('[data-testid="letters-table"] tbody tr[data-key]', 'data-key'));
   await page.getByRole('button', { name: `Inspect dead letter ${seq}` }).click();
-  await page.waitForSelector('[data-testid="inspected-reason"]');
+  // The inspector first shows the newest letter on its own; wait for the one asked for.
+  await page.waitForSelector(`#inspected:text("Dead letter #${seq}")`);
   expect(await text('[data-testid="inspected-reason"]')).toBe('user_id: required');
   await expectAccessible(page, 'dead letters');
   // The operator fixes the payload (adds the user) and replays it: ingest accepts it this time.

@@ -36,6 +36,8 @@ describe('the whole system', () => {
     stack = await startLocalStack({
       storeUrl: storeFile.url,
       ranking: { AISLE_RANKING_DEADLINE: '400ms', AISLE_RANKING_DEPENDENCY_TIMEOUT: '250ms' },
+      // Not under test here, and its sampling would only add load next to these tight deadlines.
+      console: false,
     });
     const s = stack.services;
     bus = await connectTestBus(stack.nats.url);
