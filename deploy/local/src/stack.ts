@@ -13,9 +13,9 @@ import {
 export interface LocalStack {
   readonly nats: NatsServerHandle;
   readonly storeUrl: string;
-  readonly services: Record<'ingest' | 'feature' | 'embedding' | 'ranking' | 'churn', ServiceProcess> & {
-    console?: ServiceProcess;
-  };
+  readonly services: Record<'ingest' | 'feature' | 'embedding' | 'ranking' | 'churn', ServiceProcess>;
+  /** The web console's process (absent when started without it). */
+  readonly console: ServiceProcess | undefined;
   readonly embeddingPort: number;
   /** The web console's address, e.g. http://127.0.0.1:40123/ ('' when started without it). */
   readonly consoleUrl: string;
@@ -92,18 +92,12 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         });
   const readyUrl = consoleProcess?.logs.find((l) => l['msg'] === 'ready')?.['url'];
   const consoleUrl = typeof readyUrl === 'string' ? readyUrl : '';
-  const services = {
-    ingest,
-    feature,
-    embedding,
-    ranking,
-    churn,
-    ...(consoleProcess ? { console: consoleProcess } : {}),
-  };
+  const services = { ingest, feature, embedding, ranking, churn };
   return {
     nats,
     storeUrl: opts.storeUrl,
     services,
+    console: consoleProcess,
     embeddingPort,
     consoleUrl,
     env: () => ({ ...base }),
@@ -131,7 +125,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       return embedding;
     },
     async stop() {
-      await Promise.all(Object.values(services).map((s) => s.stop()));
+      await Promise.all([...Object.values(services), ...(consoleProcess ? [consoleProcess] : [])].map((s) => s.stop()));
       await nats.dispose();
     },
   };

@@ -214,6 +214,7 @@ export const DEFAULT_PORTS = {
   'embedding-inference': { grpc: 50053, metrics: 9466 },
   ingest: { grpc: 50054, metrics: 9467 },
   'churn-prediction': { grpc: 50055, metrics: 9468 },
+  console: { grpc: 50057, metrics: 9470 },
 } as const;
 
 /** The gRPC and metrics port settings of one service, with its own defaults. */

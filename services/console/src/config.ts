@@ -1,26 +1,34 @@
-import { commonConfig, ConfigError, env, readConfig, type ConfigOf, type Env } from '@aisle/runtime';
+import {
+  commonConfig,
+  ConfigError,
+  DEFAULT_PORTS,
+  defaultAddress,
+  env,
+  readConfig,
+  servicePorts,
+  type ConfigOf,
+  type Env,
+} from '@aisle/runtime';
 
 /** The services the console watches and calls, with the variables that locate each. */
 export const WATCHED_SERVICES = ['ingest', 'feature', 'embedding', 'ranking', 'churn'] as const;
 export type WatchedService = (typeof WATCHED_SERVICES)[number];
 
-const addr = (name: string, port: number) =>
+type Watched = Exclude<keyof typeof DEFAULT_PORTS, 'console'>;
+const addr = (name: string, service: Watched) =>
   env.string(`AISLE_${name.toUpperCase()}_ADDR`, {
-    default: `127.0.0.1:${port}`,
-    description: `${name} gRPC address`,
+    default: defaultAddress(service),
+    description: `${service} gRPC address`,
   });
-const statusUrl = (name: string, port: number) =>
+const statusUrl = (name: string, service: Watched) =>
   env.string(`AISLE_${name.toUpperCase()}_STATUS_URL`, {
-    default: `http://127.0.0.1:${port}/status`,
-    description: `${name} status endpoint (its metrics port's /status: loaded model versions)`,
+    default: `http://127.0.0.1:${DEFAULT_PORTS[service].metrics}/status`,
+    description: `${service} status endpoint (its metrics port's /status: loaded model versions)`,
   });
 
 export const configSpec = {
   ...commonConfig,
-  grpcPort: env.port('AISLE_GRPC_PORT', {
-    default: 50057,
-    description: 'gRPC port (health and reflection only; 0 = any free port)',
-  }),
+  ...servicePorts('console'),
   httpHost: env.string('AISLE_CONSOLE_HTTP_HOST', {
     default: '127.0.0.1',
     description: 'address the web console listens on; anything but loopback requires AISLE_CONSOLE_AUTH',
@@ -70,16 +78,16 @@ export const configSpec = {
     default: 3000,
     description: 'deadline of each gRPC call to the other services',
   }),
-  ingestAddr: addr('ingest', 50051),
-  featureAddr: addr('feature', 50052),
-  embeddingAddr: addr('embedding', 50053),
-  rankingAddr: addr('ranking', 50054),
-  churnAddr: addr('churn', 50055),
-  ingestStatusUrl: statusUrl('ingest', 9464),
-  featureStatusUrl: statusUrl('feature', 9465),
-  embeddingStatusUrl: statusUrl('embedding', 9466),
-  rankingStatusUrl: statusUrl('ranking', 9467),
-  churnStatusUrl: statusUrl('churn', 9468),
+  ingestAddr: addr('ingest', 'ingest'),
+  featureAddr: addr('feature', 'feature'),
+  embeddingAddr: addr('embedding', 'embedding-inference'),
+  rankingAddr: addr('ranking', 'ranking'),
+  churnAddr: addr('churn', 'churn-prediction'),
+  ingestStatusUrl: statusUrl('ingest', 'ingest'),
+  featureStatusUrl: statusUrl('feature', 'feature'),
+  embeddingStatusUrl: statusUrl('embedding', 'embedding-inference'),
+  rankingStatusUrl: statusUrl('ranking', 'ranking'),
+  churnStatusUrl: statusUrl('churn', 'churn-prediction'),
 };
 
 export type ConsoleConfig = ConfigOf<typeof configSpec>;

@@ -1,5 +1,5 @@
 import { churnV1, featureV1, rankingV1 } from '@aisle/contracts';
-import { createGrpcClient, type grpc, healthCheck, isGrpcError, type GrpcClient } from '@aisle/runtime';
+import { createGrpcClient, grpc, isGrpcError, type GrpcClient } from '@aisle/runtime';
 import type { ServiceHealth } from './api';
 import type { WatchedService } from './config';
 import { modelsFromStatus } from './overview';
@@ -13,6 +13,40 @@ const MAIN_SERVICE: Record<WatchedService, string> = {
   ranking: 'aisle.ranking.v1.RankingService',
   churn: 'aisle.churn.v1.ChurnService',
 };
+
+type HealthStatus = 'UNKNOWN' | 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
+const HEALTH_STATUS: readonly HealthStatus[] = ['UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'];
+
+/**
+ * grpc.health.v1.Health/Check. Its two messages are one field each (`string service = 1`,
+ * `ServingStatus status = 1`), so they are written and read here rather than loading health.proto.
+ */
+function healthCheck(
+  address: string,
+  service: string,
+  deadlineMs: number,
+  credentials: grpc.ChannelCredentials,
+): Promise<HealthStatus> {
+  const client = new grpc.Client(address, credentials);
+  const name = Buffer.from(service, 'utf8');
+  const request = name.length > 0 ? Buffer.concat([Buffer.from([0x0a, name.length]), name]) : Buffer.alloc(0);
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(
+      '/grpc.health.v1.Health/Check',
+      (b: Buffer) => b,
+      (b: Buffer): HealthStatus =>
+        b.length >= 2 && b[0] === 0x08 ? (HEALTH_STATUS[b[1] ?? 0] ?? 'UNKNOWN') : 'UNKNOWN',
+      request,
+      new grpc.Metadata(),
+      { deadline: Date.now() + deadlineMs },
+      (err, status) => {
+        client.close();
+        if (err) reject(err);
+        else resolve(status ?? 'UNKNOWN');
+      },
+    );
+  });
+}
 
 const short = (err: unknown) =>
   (isGrpcError(err) ? err.details || err.message : err instanceof Error ? err.message : String(err)).split('\n')[0] ??
