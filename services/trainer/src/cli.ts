@@ -9,7 +9,7 @@ import { SASREC_SIZES, type Protocol, type SasrecConfig } from '@aisle/ml';
 import { generateModelKeys } from '@aisle/runtime';
 import { writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { numberOption, option, parseArgs, UsageError, type ParsedArgs } from './args';
+import { numberOption, option, parseArgs, UsageError, type OptionSpec, type ParsedArgs } from './args';
 import { evaluateSequenceModel, formatSequenceResult } from './eval-sequence';
 import { evaluateChurn } from './eval-churn';
 import { evaluateRanker } from './eval-ranker';
@@ -30,6 +30,33 @@ const USAGE = `usage: pnpm aisle eval --dataset <dir> --model sasrec|ranker|text
        pnpm aisle model-keys --out FILE
   writes a new Ed25519 private key (PEM) to FILE for the trainer's AISLE_MODEL_SIGNING_KEY_FILE (keep it in a
   Secret) and prints the public key for the services' AISLE_MODEL_PUBLIC_KEY`;
+
+/** Every option `aisle eval` accepts; anything else is a usage error (exit 2). */
+const EVAL_OPTIONS: OptionSpec = Object.fromEntries(
+  [
+    'dataset',
+    'model',
+    'protocol',
+    'seed',
+    'size',
+    'epochs',
+    'lr',
+    'dropout',
+    'max-len',
+    'patience',
+    'loss',
+    'budget',
+    'out',
+    'curve',
+    'predictions-out',
+    'finetune-epochs',
+    'finetune-lr',
+    'dim',
+    'fragments',
+    'candidates',
+    'test-share',
+  ].map((name) => [name, { type: 'string' as const }]),
+);
 
 function protocolOf(args: ParsedArgs): Protocol {
   const p = option(args, 'protocol', 'full');
@@ -132,9 +159,9 @@ wrote ${out}
 }
 
 async function main(argv: string[]): Promise<number> {
-  const args = parseArgs(argv);
-  const [command] = args.positional;
   try {
+    const args = parseArgs(argv, EVAL_OPTIONS);
+    const [command] = args.positional;
     if (command === 'eval') await evalCommand(args);
     else if (command === 'model-keys') {
       const out = option(args, 'out');
