@@ -5,7 +5,7 @@
  *   model-keys --out FILE   a model signing key pair (see below)
  *   train (see main.ts for the trainer job)
  */
-import { SASREC_SIZES, type Protocol, type SasrecConfig } from '@aisle/ml';
+import { defaultTrainWorkers, SASREC_SIZES, type Protocol, type SasrecConfig } from '@aisle/ml';
 import { generateModelKeys } from '@aisle/runtime';
 import { writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -13,19 +13,27 @@ import { numberOption, option, parseArgs, UsageError, type OptionSpec, type Pars
 import { evaluateSequenceModel, formatSequenceResult } from './eval-sequence';
 import { evaluateChurn } from './eval-churn';
 import { evaluateRanker } from './eval-ranker';
+import { evaluateSessionLog, formatSessionResult } from './eval-session';
 import { evaluateTextEncoder } from './eval-text';
 
 const USAGE = `usage: pnpm aisle eval --dataset <dir> --model sasrec|ranker|text|churn [options]
+       pnpm aisle eval --dataset <dir> --protocol sessions [--seed N] [--budget S] [--predictions-out FILE]
 
-  --protocol full|sampled100   full ranking (earlier items excluded) or 100 sampled negatives (default full)
+  --protocol full|sampled100|sessions
+                               full ranking (earlier items excluded), 100 sampled negatives (default full), or
+                               anonymous sessions (train_sessions.txt + test_pairs.tsv; P@20, MRR@20)
   --seed N                     seed for sampling and training (default 1)
   --size small|base|large      model size preset (default base: dim 64, 2 blocks, 2 heads)
   --epochs N  --lr X  --dropout X  --max-len N  --patience N
-  --loss full|sampled:N        softmax over all items (default) or N uniform negatives
+  --loss full|sampled:N|sampled-logq:N
+                               softmax over all items (default), N uniform negatives, or N negatives drawn by
+                               item frequency with the log-Q correction
   --budget SECONDS             stop training after this long, keeping the best epoch (default 780)
+  --workers N                  data-parallel training threads (default: one per core, at most 4; 0 = this thread)
   --out FILE                   results JSON (default bench-results/eval-<dataset>-<model>-<protocol>.json)
   --curve FILE                 training curve SVG (default: next to --out)
-  --predictions-out FILE       JSON lines {"user", "items"}: every test user's top 50, earlier items excluded
+  --predictions-out FILE       JSON lines {"user", "items"}: every test user's top 50, earlier items excluded;
+                               sessions: {"i": line of test_pairs.tsv (0-based), "items": top 20}
 
        pnpm aisle model-keys --out FILE
   writes a new Ed25519 private key (PEM) to FILE for the trainer's AISLE_MODEL_SIGNING_KEY_FILE (keep it in a
@@ -55,6 +63,7 @@ const EVAL_OPTIONS: OptionSpec = Object.fromEntries(
     'fragments',
     'candidates',
     'test-share',
+    'workers',
   ].map((name) => [name, { type: 'string' as const }]),
 );
 
@@ -84,9 +93,9 @@ function sasrecConfig(args: ParsedArgs, protocol: Protocol): Partial<SasrecConfi
   const loss = option(args, 'loss', 'full');
   if (loss === 'full') cfg.loss = { kind: 'full' };
   else {
-    const m = /^sampled:(\d+)$/.exec(loss);
-    if (!m) throw new UsageError(`--loss must be full or sampled:N`);
-    cfg.loss = { kind: 'sampled', negatives: Number(m[1]) };
+    const m = /^sampled(-logq)?:(\d+)$/.exec(loss);
+    if (!m) throw new UsageError(`--loss must be full, sampled:N or sampled-logq:N`);
+    cfg.loss = { kind: 'sampled', negatives: Number(m[2]), sampler: m[1] ? 'popularity' : 'uniform' };
   }
   void protocol;
   return cfg;
@@ -94,6 +103,21 @@ function sasrecConfig(args: ParsedArgs, protocol: Protocol): Partial<SasrecConfi
 
 async function evalCommand(args: ParsedArgs): Promise<void> {
   const dataset = option(args, 'dataset');
+  if (option(args, 'protocol', 'full') === 'sessions') {
+    const model = option(args, 'model', 'session');
+    if (model !== 'session') throw new UsageError(`--protocol sessions evaluates --model session, not '${model}'`);
+    const out = option(args, 'out', join('bench-results', `eval-${basename(dataset)}-session-sessions.json`));
+    const r = await evaluateSessionLog({
+      dataset,
+      seed: numberOption(args, 'seed', 1),
+      out,
+      predictionsOut: args.options.get('predictions-out'),
+      tuneBudgetSeconds: numberOption(args, 'budget', 600),
+    });
+    process.stdout.write(`${formatSessionResult(r)}\n\nwrote ${out}\n`);
+    if (args.options.get('predictions-out')) process.stdout.write(`wrote ${args.options.get('predictions-out')}\n`);
+    return;
+  }
   const model = option(args, 'model');
   const protocol = protocolOf(args);
   const tag = `${basename(dataset)}-${model}-${protocol.kind === 'full' ? 'full' : `sampled${protocol.negatives}`}`;
@@ -109,6 +133,7 @@ async function evalCommand(args: ParsedArgs): Promise<void> {
         out,
         curve,
         predictionsOut: args.options.get('predictions-out'),
+        workers: numberOption(args, 'workers', defaultTrainWorkers()),
         // Measured (docs/ml.md): two epochs at 5e-4 lift Beauty's test NDCG@10 from 0.0495 to 0.0538.
         fineTune: {
           epochs: numberOption(args, 'finetune-epochs', 2),

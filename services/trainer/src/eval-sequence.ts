@@ -28,6 +28,8 @@ export interface SequenceEvalOptions {
   predictionsOut?: string | undefined;
   /** After early stopping: epochs on the training items plus the validation item (0 = none). */
   fineTune?: { epochs: number; learningRate: number } | undefined;
+  /** Data-parallel training replicas (worker threads); < 2 trains in this thread. */
+  workers: number;
 }
 
 export interface SequenceEvalResult {
@@ -36,7 +38,13 @@ export interface SequenceEvalResult {
   backend: string;
   rows: Array<{ model: string } & Metrics>;
   published: ReturnType<typeof publishedFor>;
-  training: { epochs: EpochReport[]; bestEpoch: number | undefined; seconds: number; config: SasrecConfig };
+  training: {
+    epochs: EpochReport[];
+    bestEpoch: number | undefined;
+    seconds: number;
+    config: SasrecConfig;
+    workers: number;
+  };
   wallSeconds: number;
 }
 
@@ -58,12 +66,15 @@ export async function evaluateSequenceModel(opts: SequenceEvalOptions): Promise<
   }
 
   const model = sasrecFor(d, opts.model);
-  progress.log(`training SASRec ${JSON.stringify(model.cfg)}`);
+  progress.log(
+    `training SASRec ${JSON.stringify(model.cfg)} ${opts.workers >= 2 ? `on ${opts.workers} data-parallel workers` : 'in one thread'}`,
+  );
   const trainStart = performance.now();
   const deadline = trainStart + opts.trainBudgetSeconds * 1000;
   let epochMs = 0;
   const reserve = () => (opts.fineTune?.epochs ?? 0) * epochMs * 1.15;
   const { best, history } = await model.fit(d, {
+    workers: opts.workers,
     onStep: (r) => progress.step(r),
     onEpoch: (r) => {
       epochMs = r.seconds * 1000;
@@ -79,7 +90,11 @@ export async function evaluateSequenceModel(opts: SequenceEvalOptions): Promise<
     progress.log(
       `fine-tuning ${opts.fineTune.epochs} epoch(s) on training + validation items at lr ${opts.fineTune.learningRate}`,
     );
-    const losses = await model.fineTuneWithValidation(d, { ...opts.fineTune, onStep: (r) => progress.step(r) });
+    const losses = await model.fineTuneWithValidation(d, {
+      ...opts.fineTune,
+      workers: opts.workers,
+      onStep: (r) => progress.step(r),
+    });
     progress.log(`fine-tuned: loss ${losses.map((l) => l.toFixed(4)).join(', ')}`);
   }
   const trainSeconds = (performance.now() - trainStart) / 1000;
@@ -112,7 +127,13 @@ export async function evaluateSequenceModel(opts: SequenceEvalOptions): Promise<
     published: publishedFor(opts.dataset).filter(
       (p) => p.protocol === (opts.protocol.kind === 'full' ? 'full' : 'sampled100'),
     ),
-    training: { epochs: history, bestEpoch: best?.epoch, seconds: trainSeconds, config: model.cfg },
+    training: {
+      epochs: history,
+      bestEpoch: best?.epoch,
+      seconds: trainSeconds,
+      config: model.cfg,
+      workers: opts.workers,
+    },
     wallSeconds: (performance.now() - started) / 1000,
   };
   mkdirSync(dirname(opts.out), { recursive: true });

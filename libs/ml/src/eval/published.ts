@@ -62,3 +62,24 @@ export function publishedFor(datasetDir: string): PublishedResult[] {
   const name = datasetDir.replace(/\/+$/, '').split('/').pop() ?? '';
   return PUBLISHED[name] ?? [];
 }
+
+/** Published session-based results (P@20 and MRR@20 in percent, every item ranked). */
+export interface PublishedSessionResult {
+  model: string;
+  p20: number;
+  mrr20: number;
+  source: string;
+}
+
+export const PUBLISHED_SESSIONS: Record<string, PublishedSessionResult[]> = {
+  'diginetica-sessions': [
+    { model: 'POP', p20: 0.89, mrr20: 0.2, source: 'SR-GNN paper (AAAI 2019)' },
+    { model: 'SR-GNN', p20: 50.73, mrr20: 17.59, source: 'Wu et al., AAAI 2019' },
+    { model: 'GCE-GNN', p20: 54.22, mrr20: 19.04, source: 'Wang et al., SIGIR 2020' },
+  ],
+};
+
+export function publishedSessionsFor(datasetDir: string): PublishedSessionResult[] {
+  const name = datasetDir.replace(/\/+$/, '').split('/').pop() ?? '';
+  return PUBLISHED_SESSIONS[name] ?? [];
+}

@@ -3,6 +3,8 @@ import { evaluate, type Metrics, type SequenceScorer } from '../eval/evaluate';
 import { mulberry32, shuffleInPlace } from '../eval/random';
 import { tf } from '../nn/backend';
 import { batchMatMul, gatherRows, layerNorm, matMul, softmaxCrossEntropy } from '../nn/ops';
+import { WorkerPoolRunner } from './sasrec-parallel';
+import { LocalRunner, type EpochRunner } from './sasrec-training';
 
 /** SASRec-style causal self-attention over a user's recent items (Kang & McAuley 2018), pre-LN blocks. */
 export interface SasrecConfig {
@@ -13,8 +15,12 @@ export interface SasrecConfig {
   /** Hidden width of the feed-forward layer (SASRec: = dim). */
   ffn: number;
   dropout: number;
-  /** Full softmax over all items, or sampled softmax with uniform negatives. Never one negative. */
-  loss: { kind: 'full' } | { kind: 'sampled'; negatives: number };
+  /**
+   * Full softmax over all items, or sampled softmax over the batch's targets plus N negatives drawn
+   * uniformly or in proportion to item frequency (then every candidate's logit is corrected by
+   * -log q(item), the log-Q correction, so the sampled loss estimates the full one). Never one negative.
+   */
+  loss: { kind: 'full' } | { kind: 'sampled'; negatives: number; sampler?: 'uniform' | 'popularity' };
   learningRate: number;
   /** 'linear': decays to 5% of the rate over `epochs` (helps most when epochs are few). */
   schedule: 'constant' | 'linear';
@@ -239,19 +245,30 @@ export class Sasrec implements SequenceScorer {
     if (this.cfg.loss.kind === 'full') {
       return softmaxCrossEntropy(H, this.itemEmb as tf.Tensor2D, Int32Array.from(targets), true);
     }
-    // Sampled softmax: the batch's targets plus uniform negatives share one candidate set.
+    // Sampled softmax: the batch's targets plus the negatives share one candidate set.
+    const popularity = this.cfg.loss.sampler === 'popularity' ? this.sampler : undefined;
     const cand = new Map<number, number>();
     for (const t of targets) if (!cand.has(t)) cand.set(t, cand.size);
     for (let k = 0; k < this.cfg.loss.negatives; k++) {
-      const j = 1 + Math.floor(rand() * this.numItems);
+      const j = popularity ? popularity.draw(rand()) : 1 + Math.floor(rand() * this.numItems);
       if (!cand.has(j)) cand.set(j, cand.size);
     }
-    const W = gatherRows(this.itemEmb as tf.Tensor2D, tf.tensor1d([...cand.keys()], 'int32')) as tf.Tensor2D;
+    const candIds = [...cand.keys()];
+    const W = gatherRows(this.itemEmb as tf.Tensor2D, tf.tensor1d(candIds, 'int32')) as tf.Tensor2D;
     return softmaxCrossEntropy(
       H,
       W,
       Int32Array.from(targets, (t) => cand.get(t) as number),
+      false,
+      popularity ? Float32Array.from(candIds, (j) => -popularity.logQ(j)) : undefined,
     );
+  }
+
+  /** Frequency sampler for `sampler: 'popularity'`, from the sequences about to be trained on. */
+  private sampler: PopularitySampler | undefined;
+  prepareSampler(seqs: readonly Int32Array[]): void {
+    if (this.cfg.loss.kind === 'sampled' && this.cfg.loss.sampler === 'popularity')
+      this.sampler = new PopularitySampler(this.numItems, seqs);
   }
 
   /** Length-bucketed batches bounded by sequences and target positions; order shuffled per epoch. */
@@ -275,40 +292,20 @@ export class Sasrec implements SequenceScorer {
     return shuffleInPlace(batches, rand);
   }
 
-  /** One pass over `seqs`; returns the mean batch loss. */
-  private async trainEpoch(
-    optimizer: tf.Optimizer,
-    seqs: readonly Int32Array[],
-    rand: () => number,
-    epoch: number,
-    opts: { onStep?: ((r: StepReport) => void) | undefined; rateAt?: (step: number, steps: number) => number },
-  ): Promise<number> {
+  /** One array per variable (in `variables()` order), copied out of the backend. */
+  weightArrays(): Float32Array[] {
+    return this.variables().map((v) => v.dataSync() as Float32Array);
+  }
+
+  setWeightArrays(arrays: readonly Float32Array[]): void {
     const vars = this.variables();
-    const batches = this.makeBatches(seqs, rand);
-    const t0 = performance.now();
-    let lossSum = 0;
-    const onStep = opts.onStep;
-    for (let step = 0; step < batches.length; step++) {
-      // AdamOptimizer reads its public learningRate on every step.
-      if (opts.rateAt)
-        (optimizer as unknown as { learningRate: number }).learningRate = opts.rateAt(step, batches.length);
-      const cost = optimizer.minimize(() => this.batchLoss(batches[step] as Int32Array[], rand), true, vars);
-      const loss = (await cost?.data())?.[0] ?? Number.NaN;
-      cost?.dispose();
-      if (!Number.isFinite(loss)) throw new Error(`training diverged at epoch ${epoch}, step ${step} (loss ${loss})`);
-      lossSum += loss;
-      const elapsed = (performance.now() - t0) / 1000;
-      const rate = (step + 1) / elapsed;
-      onStep?.({
-        epoch,
-        step: step + 1,
-        steps: batches.length,
-        loss,
-        stepsPerSecond: rate,
-        etaSeconds: (batches.length - step - 1) / rate,
-      });
-    }
-    return lossSum / Math.max(1, batches.length);
+    if (arrays.length !== vars.length) throw new Error(`expected ${vars.length} weight arrays, got ${arrays.length}`);
+    vars.forEach((v, i) => v.assign(tf.tensor(arrays[i] as Float32Array, v.shape)));
+  }
+
+  /** In this thread (`workers` < 2) or on `workers` data-parallel worker threads. */
+  private async runner(workers: number | undefined): Promise<EpochRunner> {
+    return (workers ?? 0) >= 2 ? WorkerPoolRunner.start(this, workers as number) : new LocalRunner(this);
   }
 
   /**
@@ -319,24 +316,28 @@ export class Sasrec implements SequenceScorer {
    */
   async fineTuneWithValidation(
     d: SequenceDataset,
-    opts: { epochs: number; learningRate: number; onStep?: (r: StepReport) => void },
+    opts: { epochs: number; learningRate: number; onStep?: (r: StepReport) => void; workers?: number },
   ): Promise<number[]> {
-    const rand = mulberry32(this.cfg.seed + 101);
-    const optimizer = tf.train.adam(opts.learningRate);
     const seqs = d.sequences.map((s) => (s.length >= 3 ? s.subarray(0, s.length - 1) : s));
+    const runner = await this.runner(opts.workers);
     const losses: number[] = [];
     try {
-      for (let e = 1; e <= opts.epochs; e++)
-        losses.push(await this.trainEpoch(optimizer, seqs, rand, e, { onStep: opts.onStep }));
+      await runner.resetOptimizer(opts.learningRate);
+      for (let e = 1; e <= opts.epochs; e++) {
+        const spec = { epoch: e, seed: this.cfg.seed + 101, schedule: { base: opts.learningRate } };
+        losses.push(await runner.runEpoch(seqs, spec, opts.onStep));
+      }
+      await runner.pullWeights();
     } finally {
-      optimizer.dispose();
+      await runner.dispose();
     }
     return losses;
   }
 
   /**
    * Trains on every user's training part, validates each epoch (full ranking, NDCG@10) and keeps the
-   * best epoch's weights.
+   * best epoch's weights. With `workers` >= 2 the epochs run data-parallel on worker threads (the same
+   * batches and gradients; only dropout masks and float summation order differ).
    */
   async fit(
     d: SequenceDataset,
@@ -345,11 +346,12 @@ export class Sasrec implements SequenceScorer {
       onEpoch?: (r: EpochReport) => void;
       validate?: (m: Sasrec) => Promise<Metrics>;
       shouldStop?: () => boolean;
+      workers?: number;
+      /** Train on these sequences instead of every user's training part (e.g. a subsample). */
+      train?: readonly Int32Array[];
     } = {},
   ): Promise<{ best: EpochReport | undefined; history: EpochReport[] }> {
-    const rand = mulberry32(this.cfg.seed);
-    const optimizer = tf.train.adam(this.cfg.learningRate);
-    const train = d.sequences.map((s) => trainPart(s));
+    const train = opts.train ?? d.sequences.map((s) => trainPart(s));
     const vars = this.variables();
     const history: EpochReport[] = [];
     let best: EpochReport | undefined;
@@ -365,34 +367,38 @@ export class Sasrec implements SequenceScorer {
             : users;
         return evaluate(m, d, { split: 'valid', protocol: { kind: 'full' }, users: subset });
       });
-    for (let epoch = 1; epoch <= this.cfg.epochs; epoch++) {
-      const t0 = performance.now();
-      const linear = this.cfg.schedule === 'linear';
-      const rateAt = (step: number, steps: number) =>
-        this.cfg.learningRate * Math.max(0.05, 1 - ((epoch - 1) * steps + step) / (this.cfg.epochs * steps));
-      const loss = await this.trainEpoch(optimizer, train, rand, epoch, {
-        onStep: opts.onStep,
-        ...(linear ? { rateAt } : {}),
-      });
-      const seconds = (performance.now() - t0) / 1000;
-      const validation = await validate(this);
-      const isBest = !best || validation.ndcg10 > best.validation.ndcg10;
-      const report: EpochReport = { epoch, loss, seconds, validation, best: isBest };
-      history.push(report);
-      opts.onEpoch?.(report);
-      if (isBest) {
-        best = report;
-        snapshot?.forEach((t) => t.dispose());
-        snapshot = vars.map((v) => tf.clone(v));
-        sinceBest = 0;
-      } else if (++sinceBest >= this.cfg.patience) break;
-      if (opts.shouldStop?.()) break;
+    const schedule = {
+      base: this.cfg.learningRate,
+      linearOverEpochs: this.cfg.schedule === 'linear' ? this.cfg.epochs : undefined,
+    };
+    const runner = await this.runner(opts.workers);
+    try {
+      await runner.resetOptimizer(this.cfg.learningRate);
+      for (let epoch = 1; epoch <= this.cfg.epochs; epoch++) {
+        const t0 = performance.now();
+        const loss = await runner.runEpoch(train, { epoch, seed: this.cfg.seed, schedule }, opts.onStep);
+        const seconds = (performance.now() - t0) / 1000;
+        await runner.pullWeights();
+        const validation = await validate(this);
+        const isBest = !best || validation.ndcg10 > best.validation.ndcg10;
+        const report: EpochReport = { epoch, loss, seconds, validation, best: isBest };
+        history.push(report);
+        opts.onEpoch?.(report);
+        if (isBest) {
+          best = report;
+          snapshot?.forEach((t) => t.dispose());
+          snapshot = vars.map((v) => tf.clone(v));
+          sinceBest = 0;
+        } else if (++sinceBest >= this.cfg.patience) break;
+        if (opts.shouldStop?.()) break;
+      }
+    } finally {
+      await runner.dispose();
     }
     if (snapshot) {
       vars.forEach((v, i) => v.assign(snapshot?.[i] as tf.Tensor));
       snapshot.forEach((t) => t.dispose());
     }
-    optimizer.dispose();
     return { best, history };
   }
 
@@ -409,4 +415,38 @@ export class Sasrec implements SequenceScorer {
 
 export function sasrecFor(d: SequenceDataset, cfg: Partial<SasrecConfig> = {}): Sasrec {
   return new Sasrec(numItems(d), cfg);
+}
+
+/** Draws items in proportion to their frequency (add-one smoothed), by binary search on the CDF. */
+export class PopularitySampler {
+  private readonly cdf: Float64Array;
+  private readonly logTotal: number;
+  private readonly counts: Float64Array;
+
+  constructor(numItemsCount: number, seqs: readonly Int32Array[]) {
+    this.counts = new Float64Array(numItemsCount + 1).fill(1);
+    this.counts[0] = 0;
+    for (const s of seqs) for (const i of s) this.counts[i] = (this.counts[i] as number) + 1;
+    this.cdf = new Float64Array(numItemsCount + 1);
+    let acc = 0;
+    for (let i = 0; i <= numItemsCount; i++) this.cdf[i] = acc += this.counts[i] as number;
+    this.logTotal = Math.log(acc);
+  }
+
+  /** Item for a uniform `u` in [0, 1). */
+  draw(u: number): number {
+    const x = u * (this.cdf[this.cdf.length - 1] as number);
+    let lo = 1;
+    let hi = this.cdf.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((this.cdf[mid] as number) > x) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
+
+  logQ(item: number): number {
+    return Math.log(this.counts[item] as number) - this.logTotal;
+  }
 }

@@ -90,7 +90,14 @@ export function batchMatMul(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
  *   dh = (P w - w[targets]) / n   and   dw = ((h^T P)^T - scatter_add(targets, h)) / n,
  * and never transposes the [n, c] matrix (wasm matMul with transpose flags is ~10x slower).
  */
-export function softmaxCrossEntropy(h: tf.Tensor2D, w: tf.Tensor2D, targets: Int32Array, skipFirst = false): tf.Scalar {
+export function softmaxCrossEntropy(
+  h: tf.Tensor2D,
+  w: tf.Tensor2D,
+  targets: Int32Array,
+  skipFirst = false,
+  /** Added to every row's logits (a constant per column, e.g. the log-Q correction); no gradient. */
+  columnBias?: Float32Array,
+): tf.Scalar {
   const n = h.shape[0];
   const [rows, dim] = w.shape;
   const first = skipFirst ? 1 : 0;
@@ -99,7 +106,8 @@ export function softmaxCrossEntropy(h: tf.Tensor2D, w: tf.Tensor2D, targets: Int
   const op = customGrad<[tf.Tensor, tf.Tensor]>((hh, ww, save) => {
     const wc = (skipFirst ? tf.slice(ww as tf.Tensor2D, [1, 0], [c, dim]) : ww) as tf.Tensor2D;
     // The fused softmax kernel is ~2.5x faster on wasm than max/sub/exp/sum as separate passes.
-    const p = tf.softmax(tf.matMul(hh as tf.Tensor2D, tf.transpose(wc)));
+    const logits = tf.matMul(hh as tf.Tensor2D, tf.transpose(wc));
+    const p = tf.softmax(columnBias ? tf.add(logits, tf.tensor1d(columnBias)) : logits);
     const picked = tf.gather(tf.reshape(p, [-1]), tf.tensor1d(flatPicks, 'int32'));
     const loss = tf.div(tf.neg(tf.sum(tf.log(tf.maximum(picked, 1e-30)))), n) as tf.Scalar;
     // `save` clones what it keeps (a full copy of P, ~0.5 s per step on wasm): keep P by reference and

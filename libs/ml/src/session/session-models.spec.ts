@@ -1,0 +1,84 @@
+import { evaluateSessions } from './session-eval';
+import { buildSessionModel, DEFAULT_SESSION_MODEL, tuneSessionModel } from './session-model';
+import { Popularity, Repeats, SequentialRules, SessionKnn, SessionRecommender } from './session-models';
+import { ScoreAccumulator } from './scores';
+import { sessionCases, validationSplit } from './sessions';
+import { mulberry32 } from '../eval/random';
+
+const knnCfg = { ...DEFAULT_SESSION_MODEL.knn, neighbors: 10, recencyDecay: 0 };
+
+test('score accumulator: sparse add, top-k with tie-break, reset', () => {
+  const acc = new ScoreAccumulator(10);
+  acc.add(3, 1);
+  acc.add(5, 2);
+  acc.add(3, 1);
+  acc.add(7, 2);
+  expect(acc.size).toBe(3);
+  expect(acc.top(2)).toEqual([3, 5]);
+  const pop = Float64Array.from({ length: 10 }, (_, i) => (i === 7 ? 9 : 0));
+  expect(acc.top(3, pop)).toEqual([7, 3, 5]);
+  acc.reset();
+  expect(acc.size).toBe(0);
+  expect(acc.top(5)).toEqual([]);
+});
+
+test('sequential rules score what followed the last item, nearer steps weighing more', () => {
+  const sr = new SequentialRules([Int32Array.from([1, 2, 3]), Int32Array.from([1, 3])], 4, { steps: 2 });
+  const acc = new ScoreAccumulator(5);
+  sr.scoreInto(Int32Array.from([4, 1]), acc);
+  // 1 -> 2 (gap 1) once, 1 -> 3 gap 2 (0.5) and gap 1 (1).
+  expect(acc.scores[2]).toBeCloseTo(1);
+  expect(acc.scores[3]).toBeCloseTo(1.5);
+  expect(acc.top(2)).toEqual([3, 2]);
+});
+
+test('session kNN recommends what similar sessions did next, and repeats score the session itself', () => {
+  const sessions = [
+    Int32Array.from([1, 2, 3]),
+    Int32Array.from([1, 2, 3]),
+    Int32Array.from([4, 5, 6]),
+    Int32Array.from([4, 5, 7]),
+  ];
+  const knn = new SessionKnn(sessions, 7, knnCfg);
+  const acc = new ScoreAccumulator(8);
+  knn.scoreInto(Int32Array.from([1, 2]), acc);
+  expect(acc.top(3)).toContain(3);
+  expect(acc.scores[6]).toBe(0);
+  acc.reset();
+  knn.scoreInto(Int32Array.from([4, 5]), acc);
+  expect(acc.scores[6]).toBeGreaterThan(0);
+  expect(acc.scores[3]).toBe(0);
+  acc.reset();
+  new Repeats({ positionDecay: 2 }).scoreInto(Int32Array.from([9 % 8, 2]), acc);
+  expect(acc.top(2)).toEqual([2, 1]);
+});
+
+/** A planted log: items come in fixed chains; a session walks a chain from a random start. */
+function plantedLog(n: number, seed: number): Int32Array[] {
+  const rand = mulberry32(seed);
+  const chains = Array.from({ length: 30 }, (_, c) => Array.from({ length: 8 }, (_, k) => 1 + c * 8 + k));
+  return Array.from({ length: n }, () => {
+    const chain = chains[Math.floor(rand() * chains.length)] as number[];
+    const start = Math.floor(rand() * 4);
+    const len = 2 + Math.floor(rand() * 4);
+    return Int32Array.from(chain.slice(start, start + len));
+  });
+}
+
+test('on a planted log the tuned session model finds the next item far above popularity', () => {
+  const log = plantedLog(3000, 3);
+  const numItems = 240;
+  const split = validationSplit(log, 0.1);
+  expect(split.fit).toHaveLength(2700);
+  const tuned = tuneSessionModel(split.fit, split.cases.slice(0, 400), numItems, { deadline: Date.now() + 20_000 });
+  expect(tuned.trials.length).toBeGreaterThan(5);
+  expect(tuned.trials.every((t) => t.validation.cases === 400)).toBe(true);
+  const model = buildSessionModel(tuned.best, log, numItems);
+  const test = sessionCases(plantedLog(300, 4));
+  const ours = evaluateSessions(model.recommender, test);
+  const pop = evaluateSessions(new SessionRecommender(model.popularity, model.popularity, numItems), test);
+  expect(ours.p20).toBeGreaterThan(90);
+  expect(ours.mrr20).toBeGreaterThan(40);
+  expect(pop.p20).toBeLessThan(30);
+  expect(new Popularity(log, numItems).order.length).toBeGreaterThan(20);
+});
