@@ -12,6 +12,7 @@ import {
   probabilityNoPurchase,
   readCdnow,
   rocAuc,
+  selectChurnModel,
   shuffleInPlace,
   summarizeTransactions,
   type RfmSummary,
@@ -112,7 +113,15 @@ export async function evaluateChurn(opts: {
   const yTrain = train.map(label);
   const yTest = test.map(label);
 
-  const clf = new ChurnClassifier();
+  // The model is chosen by cross-validation on the training customers; test customers are read once below.
+  const selection = await selectChurnModel(
+    train.map((c) => X.get(c) as Float32Array),
+    yTrain,
+    { folds: 5, seed: opts.seed },
+  );
+  for (const c of selection.candidates)
+    progress.log(`cross-validation l2 ${c.config.l2}: ROC AUC ${c.cvRocAuc.toFixed(4)} (training customers, 5 folds)`);
+  const clf = new ChurnClassifier(selection.selected);
   await clf.fit(
     train.map((c) => X.get(c) as Float32Array),
     yTrain,
@@ -192,6 +201,7 @@ export async function evaluateChurn(opts: {
     reference: CDNOW_REFERENCE,
     aucAll,
     threshold: clf.threshold,
+    selection: { ...selection, split: 'training customers (cross-validation); test customers read once after' },
     rows,
     examples,
     wallSeconds,
@@ -209,7 +219,7 @@ export async function evaluateChurn(opts: {
         Brier: r.brier ?? '-',
       })),
     ),
-    `threshold ${clf.threshold} (best F1 on training customers)`,
+    `model: logistic regression, l2 ${selection.selected.l2} chosen by ${selection.criterion} (${selection.candidates.map((c) => `${c.config.l2}: ${c.cvRocAuc.toFixed(4)}`).join(', ')}); threshold ${clf.threshold} (best F1 on training customers)`,
     `BG/NBD fit: r ${bg.r.toFixed(3)} alpha ${bg.alpha.toFixed(3)} a ${bg.a.toFixed(3)} b ${bg.b.toFixed(3)}; reference r 0.252 alpha 4.789 a 0.723 b 2.161`,
     `ROC AUC on all customers: expected purchases ${aucAll.expectedPurchases.toFixed(3)} (ref 0.763), recency ${aucAll.recency.toFixed(3)} (ref 0.759), frequency ${aucAll.frequency.toFixed(3)} (ref 0.753)`,
     ...examples.map(

@@ -1,4 +1,6 @@
 import type { Transaction } from '../data/readers';
+import { rocAuc } from '../eval/classification';
+import { mulberry32, shuffleInPlace } from '../eval/random';
 import { tf } from '../nn/backend';
 import type { WeightMap } from './sasrec';
 
@@ -219,4 +221,66 @@ export class ChurnClassifier {
       ['b', { shape: [1], data: Float32Array.from([this.bias]) }],
     ]);
   }
+}
+
+/** The settings `aisle eval --model churn` and the trainer choose among, by cross-validation. */
+export const CHURN_CANDIDATES: ReadonlyArray<Partial<ChurnConfig>> = [
+  { l2: 1e-4 },
+  { l2: 1e-3 },
+  { l2: 1e-2 },
+  { l2: 1e-1 },
+];
+
+export interface ChurnSelection {
+  criterion: string;
+  folds: number;
+  candidates: Array<{ config: ChurnConfig; cvRocAuc: number; foldRocAuc: number[] }>;
+  selected: ChurnConfig;
+}
+
+/**
+ * k-fold cross-validation on training rows only: each candidate is fit on k-1 folds and scored (ROC AUC)
+ * on the held-out fold; the best mean wins. Folds are a seeded shuffle.
+ */
+export async function selectChurnModel(
+  X: readonly Float32Array[],
+  y: readonly number[],
+  opts: { folds?: number; seed?: number; candidates?: ReadonlyArray<Partial<ChurnConfig>> } = {},
+): Promise<ChurnSelection> {
+  const folds = opts.folds ?? 5;
+  const order = shuffleInPlace(
+    X.map((_, i) => i),
+    mulberry32(opts.seed ?? 1),
+  );
+  const fold = new Int32Array(X.length);
+  order.forEach((i, k) => (fold[i] = k % folds));
+  const candidates: ChurnSelection['candidates'] = [];
+  for (const partial of opts.candidates ?? CHURN_CANDIDATES) {
+    const foldRocAuc: number[] = [];
+    let config: ChurnConfig = { ...DEFAULT_CHURN, ...partial };
+    for (let f = 0; f < folds; f++) {
+      const tr = X.map((_, i) => i).filter((i) => fold[i] !== f);
+      const va = X.map((_, i) => i).filter((i) => fold[i] === f);
+      const clf = new ChurnClassifier(partial);
+      config = clf.cfg;
+      await clf.fit(
+        tr.map((i) => X[i] as Float32Array),
+        tr.map((i) => y[i] as number),
+      );
+      foldRocAuc.push(
+        rocAuc(
+          va.map((i) => clf.predict(X[i] as Float32Array)),
+          va.map((i) => y[i] as number),
+        ),
+      );
+    }
+    candidates.push({ config, cvRocAuc: foldRocAuc.reduce((a, b) => a + b, 0) / folds, foldRocAuc });
+  }
+  const best = candidates.reduce((a, b) => (b.cvRocAuc > a.cvRocAuc ? b : a));
+  return {
+    criterion: `${folds}-fold cross-validated ROC AUC on training rows`,
+    folds,
+    candidates,
+    selected: best.config,
+  };
 }
