@@ -32,3 +32,5 @@ export * from './session/scores';
 export * from './session/session-models';
 export * from './session/session-eval';
 export * from './session/session-model';
+export * from './eval/co-visitation';
+export * from './session/session-artifact';

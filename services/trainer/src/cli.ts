@@ -30,6 +30,8 @@ const USAGE = `usage: pnpm aisle eval --dataset <dir> --model sasrec|ranker|text
                                item frequency with the log-Q correction
   --budget SECONDS             stop training after this long, keeping the best epoch (default 780)
   --workers N                  data-parallel training threads (default: one per core, at most 4; 0 = this thread)
+  --drop-last N                evaluate N steps earlier (each user's last N items removed): with 1, "test" is the
+                               validation split, for choosing defaults without reading the test items
   --out FILE                   results JSON (default bench-results/eval-<dataset>-<model>-<protocol>.json)
   --curve FILE                 training curve SVG (default: next to --out)
   --predictions-out FILE       JSON lines {"user", "items"}: every test user's top 50, earlier items excluded;
@@ -64,6 +66,7 @@ const EVAL_OPTIONS: OptionSpec = Object.fromEntries(
     'candidates',
     'test-share',
     'workers',
+    'drop-last',
   ].map((name) => [name, { type: 'string' as const }]),
 );
 
@@ -134,6 +137,7 @@ async function evalCommand(args: ParsedArgs): Promise<void> {
         curve,
         predictionsOut: args.options.get('predictions-out'),
         workers: numberOption(args, 'workers', defaultTrainWorkers()),
+        dropLast: numberOption(args, 'drop-last', 0),
         // Measured (docs/ml.md): two epochs at 5e-4 lift Beauty's test NDCG@10 from 0.0495 to 0.0538.
         fineTune: {
           epochs: numberOption(args, 'finetune-epochs', 2),

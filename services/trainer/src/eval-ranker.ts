@@ -129,7 +129,7 @@ function pct(lists: CandidateList[]): string {
 }
 
 /** Item attributes (category and brand ids) when the data set has them (Beauty_item2attributes.json). */
-function loadAttributes(dir: string, d: SequenceDataset): Map<number, number[]> {
+export function loadAttributes(dir: string, d: SequenceDataset): Map<number, number[]> {
   const out = new Map<number, number[]>();
   const file = ['Beauty_item2attributes.json'].map((f) => join(dir, f)).find((f) => existsSync(f));
   if (!file) return out;

@@ -1,13 +1,12 @@
 import {
   coVisitation,
+  dropLast,
   evaluate,
   initBackend,
   mostPop,
   publishedFor,
   readDatasetDir,
-  sasrecFor,
   trainingCurveSvg,
-  type EpochReport,
   type Metrics,
   type Protocol,
   type SasrecConfig,
@@ -16,6 +15,7 @@ import {
 import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Progress, table } from './progress';
+import { trainSequenceModel, type SequenceTrainingReport } from './train-sequence';
 
 export interface SequenceEvalOptions {
   dataset: string;
@@ -30,6 +30,8 @@ export interface SequenceEvalOptions {
   fineTune?: { epochs: number; learningRate: number } | undefined;
   /** Data-parallel training replicas (worker threads); < 2 trains in this thread. */
   workers: number;
+  /** Evaluate one step earlier (each user's last item removed): "test" is then the validation split. */
+  dropLast?: number;
 }
 
 export interface SequenceEvalResult {
@@ -38,13 +40,7 @@ export interface SequenceEvalResult {
   backend: string;
   rows: Array<{ model: string } & Metrics>;
   published: ReturnType<typeof publishedFor>;
-  training: {
-    epochs: EpochReport[];
-    bestEpoch: number | undefined;
-    seconds: number;
-    config: SasrecConfig;
-    workers: number;
-  };
+  training: SequenceTrainingReport;
   wallSeconds: number;
 }
 
@@ -53,7 +49,7 @@ export async function evaluateSequenceModel(opts: SequenceEvalOptions): Promise<
   const started = performance.now();
   const progress = new Progress();
   const { backend } = await initBackend({ log: (m) => progress.log(m) });
-  const d: SequenceDataset = readDatasetDir(opts.dataset);
+  const d: SequenceDataset = dropLast(readDatasetDir(opts.dataset), opts.dropLast ?? 0);
   const interactions = d.sequences.reduce((a, s) => a + s.length, 0);
   progress.log(
     `data set ${opts.dataset}: ${d.users.length} users, ${d.itemIds.length - 1} items, ${interactions} interactions; protocol ${describe(opts.protocol)}`,
@@ -65,39 +61,14 @@ export async function evaluateSequenceModel(opts: SequenceEvalOptions): Promise<
     progress.log(`baseline ${scorer.name}: NDCG@10 ${rows[rows.length - 1]?.ndcg10.toFixed(4)}`);
   }
 
-  const model = sasrecFor(d, opts.model);
-  progress.log(
-    `training SASRec ${JSON.stringify(model.cfg)} ${opts.workers >= 2 ? `on ${opts.workers} data-parallel workers` : 'in one thread'}`,
-  );
-  const trainStart = performance.now();
-  const deadline = trainStart + opts.trainBudgetSeconds * 1000;
-  let epochMs = 0;
-  const reserve = () => (opts.fineTune?.epochs ?? 0) * epochMs * 1.15;
-  const { best, history } = await model.fit(d, {
+  const { model, report: training } = await trainSequenceModel(d, {
+    protocol: opts.protocol,
+    model: opts.model,
+    budgetSeconds: opts.trainBudgetSeconds,
+    fineTune: opts.fineTune,
     workers: opts.workers,
-    onStep: (r) => progress.step(r),
-    onEpoch: (r) => {
-      epochMs = r.seconds * 1000;
-      progress.log(
-        `epoch ${r.epoch}: loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(0)} s, validation NDCG@10 ${r.validation.ndcg10.toFixed(4)} HR@10 ${r.validation.hr10.toFixed(4)}${r.best ? ' (best)' : ''}`,
-      );
-    },
-    validate: (m) => evaluate(m, d, { split: 'valid', protocol: opts.protocol, users: validationUsers(d, opts) }),
-    // Leave time for the fine-tuning epochs (each about as long as a training epoch).
-    shouldStop: () => performance.now() + reserve() > deadline,
+    progress,
   });
-  if (opts.fineTune && opts.fineTune.epochs > 0) {
-    progress.log(
-      `fine-tuning ${opts.fineTune.epochs} epoch(s) on training + validation items at lr ${opts.fineTune.learningRate}`,
-    );
-    const losses = await model.fineTuneWithValidation(d, {
-      ...opts.fineTune,
-      workers: opts.workers,
-      onStep: (r) => progress.step(r),
-    });
-    progress.log(`fine-tuned: loss ${losses.map((l) => l.toFixed(4)).join(', ')}`);
-  }
-  const trainSeconds = (performance.now() - trainStart) / 1000;
 
   let predictions: ReturnType<typeof createWriteStream> | undefined;
   if (opts.predictionsOut) {
@@ -116,7 +87,7 @@ export async function evaluateSequenceModel(opts: SequenceEvalOptions): Promise<
       : {}),
   });
   if (predictions) await new Promise<void>((r) => predictions?.end(() => r()));
-  rows.push({ model: `SASRec (ours, epoch ${best?.epoch ?? '-'})`, ...test });
+  rows.push({ model: `SASRec (ours, epoch ${training.bestEpoch ?? '-'})`, ...test });
   model.dispose();
 
   const result: SequenceEvalResult = {
@@ -124,16 +95,13 @@ export async function evaluateSequenceModel(opts: SequenceEvalOptions): Promise<
     protocol: opts.protocol,
     backend,
     rows,
-    published: publishedFor(opts.dataset).filter(
-      (p) => p.protocol === (opts.protocol.kind === 'full' ? 'full' : 'sampled100'),
-    ),
-    training: {
-      epochs: history,
-      bestEpoch: best?.epoch,
-      seconds: trainSeconds,
-      config: model.cfg,
-      workers: opts.workers,
-    },
+    // One step earlier the figures are validation figures: nothing published compares with them.
+    published: opts.dropLast
+      ? []
+      : publishedFor(opts.dataset).filter(
+          (p) => p.protocol === (opts.protocol.kind === 'full' ? 'full' : 'sampled100'),
+        ),
+    training,
     wallSeconds: (performance.now() - started) / 1000,
   };
   mkdirSync(dirname(opts.out), { recursive: true });
@@ -142,21 +110,22 @@ export async function evaluateSequenceModel(opts: SequenceEvalOptions): Promise<
     opts.curve,
     trainingCurveSvg(
       `SASRec on ${opts.dataset.split('/').pop()} (${describe(opts.protocol)})`,
-      [{ name: 'loss', color: '#d62728', points: history.map((h) => [h.epoch, h.loss]) }],
+      [{ name: 'loss', color: '#d62728', points: training.epochs.map((h) => [h.epoch, h.loss]) }],
       [
-        { name: 'validation NDCG@10', color: '#1f77b4', points: history.map((h) => [h.epoch, h.validation.ndcg10]) },
-        { name: 'validation HR@10', color: '#2ca02c', points: history.map((h) => [h.epoch, h.validation.hr10]) },
+        {
+          name: 'validation NDCG@10',
+          color: '#1f77b4',
+          points: training.epochs.map((h) => [h.epoch, h.validation.ndcg10]),
+        },
+        {
+          name: 'validation HR@10',
+          color: '#2ca02c',
+          points: training.epochs.map((h) => [h.epoch, h.validation.hr10]),
+        },
       ],
     ),
   );
   return result;
-}
-
-function validationUsers(d: SequenceDataset, opts: SequenceEvalOptions): number[] | undefined {
-  // Full ranking on every user each epoch costs more than it tells; 10,000 users keep the estimate tight.
-  const users = d.sequences.map((_, u) => u).filter((u) => (d.sequences[u]?.length ?? 0) >= 3);
-  if (opts.protocol.kind === 'sampled') return undefined;
-  return users.length > 10_000 ? users.filter((_, i) => i % Math.ceil(users.length / 10_000) === 0) : users;
 }
 
 export function describe(p: Protocol): string {

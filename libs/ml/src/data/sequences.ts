@@ -75,3 +75,16 @@ export function historyAndTarget(seq: Int32Array, split: 'valid' | 'test'): { hi
 export function trainPart(seq: Int32Array): Int32Array {
   return seq.length >= 3 ? seq.subarray(0, seq.length - 2) : seq;
 }
+
+/**
+ * The data set one step earlier: every user's last `n` items removed. Its test split is the original
+ * validation split, so settings can be compared "on test" there without reading the original test items.
+ */
+export function dropLast(d: SequenceDataset, n: number): SequenceDataset {
+  if (n <= 0) return d;
+  return {
+    ...d,
+    name: `${d.name} (last ${n} dropped)`,
+    sequences: d.sequences.map((s) => s.subarray(0, Math.max(0, s.length - n))),
+  };
+}

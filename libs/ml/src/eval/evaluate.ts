@@ -66,15 +66,17 @@ class Accumulator {
  * including the target when it occurred earlier). Ties are broken by item index (lower first).
  */
 export function rankFull(scores: Float32Array, target: number, exclude: Int32Array): number {
-  const excluded = new Set(exclude);
   const t = scores[target] as number;
-  if (excluded.has(target)) return Number.POSITIVE_INFINITY;
-  let rank = 0;
-  for (let i = 1; i < scores.length; i++) {
-    if (i === target || excluded.has(i)) continue;
+  for (const e of exclude) if (e === target) return Number.POSITIVE_INFINITY;
+  const ahead = (i: number) => {
     const s = scores[i] as number;
-    if (s > t || (s === t && i < target)) rank++;
-  }
+    return s > t || (s === t && i < target);
+  };
+  let rank = 0;
+  for (let i = 1; i < scores.length; i++) if (i !== target && ahead(i)) rank++;
+  // Excluded items ranked ahead do not count (each distinct one once).
+  const seen = new Set<number>();
+  for (const e of exclude) if (e > 0 && e !== target && !seen.has(e) && (seen.add(e), ahead(e))) rank--;
   return rank;
 }
 

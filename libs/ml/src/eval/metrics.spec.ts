@@ -8,6 +8,7 @@ test('rankFull excludes earlier items and breaks ties by index', () => {
   expect(rankFull(scores, 3, Int32Array.from([2]))).toBe(1); // item 1 ties and has the lower index
   expect(rankFull(scores, 1, Int32Array.from([2]))).toBe(0);
   expect(rankFull(scores, 2, Int32Array.from([2]))).toBe(Number.POSITIVE_INFINITY);
+  expect(rankFull(scores, 3, Int32Array.from([2, 2, 1, 4]))).toBe(0); // repeated exclusions count once
   expect(rankSampled(scores, 4, Int32Array.from([1, 3, 4]))).toBe(2.5);
 });
 

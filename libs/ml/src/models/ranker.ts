@@ -248,6 +248,21 @@ export class Ranker {
     return data;
   }
 
+  /** The learned weights (with the standardization), to restore the best epoch later. */
+  snapshot(): { mean: Float32Array; std: Float32Array; weights: Float32Array[] } {
+    return {
+      mean: this.mean.slice(),
+      std: this.std.slice(),
+      weights: this.variables().map((v) => (v.dataSync() as Float32Array).slice()),
+    };
+  }
+
+  restore(s: { mean: Float32Array; std: Float32Array; weights: Float32Array[] }): void {
+    this.mean = s.mean.slice();
+    this.std = s.std.slice();
+    this.variables().forEach((v, i) => v.assign(tf.tensor(s.weights[i] as Float32Array, v.shape)));
+  }
+
   weights(): WeightMap {
     const out: WeightMap = new Map([
       ['mean', { shape: [RANKER_DIM], data: this.mean }],

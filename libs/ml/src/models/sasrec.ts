@@ -4,7 +4,7 @@ import { mulberry32, shuffleInPlace } from '../eval/random';
 import { tf } from '../nn/backend';
 import { batchMatMul, gatherRows, layerNorm, matMul, softmaxCrossEntropy } from '../nn/ops';
 import { WorkerPoolRunner } from './sasrec-parallel';
-import { LocalRunner, type EpochRunner } from './sasrec-training';
+import { LocalRunner, targetPositions, type EpochRunner } from './sasrec-training';
 
 /** SASRec-style causal self-attention over a user's recent items (Kang & McAuley 2018), pre-LN blocks. */
 export interface SasrecConfig {
@@ -309,6 +309,34 @@ export class Sasrec implements SequenceScorer {
   }
 
   /**
+   * Training throughput (target positions per second) on a sample of `seqs`, measured with the same
+   * runner as `fit`; the weights are restored afterwards.
+   */
+  async throughput(seqs: readonly Int32Array[], opts: { workers?: number; targets?: number } = {}): Promise<number> {
+    const want = opts.targets ?? 4 * this.cfg.batchTargets;
+    const sample: Int32Array[] = [];
+    let targets = 0;
+    for (const s of shuffleInPlace([...seqs], mulberry32(this.cfg.seed + 17))) {
+      if (targets >= want) break;
+      sample.push(s);
+      targets += targetPositions(s, this.cfg.maxLen);
+    }
+    const snapshot = this.weightArrays();
+    const runner = await this.runner(opts.workers);
+    try {
+      await runner.resetOptimizer(this.cfg.learningRate);
+      const spec = (epoch: number) => ({ epoch, seed: this.cfg.seed, schedule: { base: this.cfg.learningRate } });
+      await runner.runEpoch(sample.slice(0, Math.max(1, sample.length >> 3)), spec(1)); // warm-up
+      const t0 = performance.now();
+      await runner.runEpoch(sample, spec(2));
+      return targets / Math.max(1e-3, (performance.now() - t0) / 1000);
+    } finally {
+      await runner.dispose();
+      this.setWeightArrays(snapshot);
+    }
+  }
+
+  /**
    * After `fit`: a few more epochs on every sequence but its last item, so that the validation items
    * (which test inputs end with) are trained on too, at a lower, constant learning rate. Validation
    * is no longer possible afterwards; use it only to report test results, with the epochs chosen by
@@ -316,9 +344,17 @@ export class Sasrec implements SequenceScorer {
    */
   async fineTuneWithValidation(
     d: SequenceDataset,
-    opts: { epochs: number; learningRate: number; onStep?: (r: StepReport) => void; workers?: number },
+    opts: {
+      epochs: number;
+      learningRate: number;
+      onStep?: (r: StepReport) => void;
+      workers?: number;
+      /** Only these users (a training subsample); default every user. */
+      users?: readonly number[];
+    },
   ): Promise<number[]> {
-    const seqs = d.sequences.map((s) => (s.length >= 3 ? s.subarray(0, s.length - 1) : s));
+    const source = opts.users ? opts.users.map((u) => d.sequences[u] as Int32Array) : d.sequences;
+    const seqs = source.map((s) => (s.length >= 3 ? s.subarray(0, s.length - 1) : s));
     const runner = await this.runner(opts.workers);
     const losses: number[] = [];
     try {

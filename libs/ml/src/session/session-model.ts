@@ -1,3 +1,4 @@
+import type { SessionArtifact } from './session-artifact';
 import type { SessionCase } from './sessions';
 import { evaluateSessions, type SessionMetrics } from './session-eval';
 import {
@@ -170,4 +171,25 @@ export function tuneSessionModel(
     );
   }
   return { best, trials };
+}
+
+/**
+ * A session model over external item ids: what the ranking service holds. Built from a registry
+ * artifact (or straight from a selection), it answers "what comes next in this session".
+ */
+export class ServingSessionModel {
+  private readonly index: Map<string, number>;
+  private readonly model: SessionModel;
+
+  constructor(readonly artifact: SessionArtifact) {
+    this.index = new Map(artifact.itemIds.map((id, i) => [id, i]));
+    this.model = buildSessionModel(artifact.spec, artifact.sessions, artifact.itemIds.length - 1);
+  }
+
+  /** The `k` items most likely to follow `sessionItemIds` (oldest first), best first, with scores. */
+  recommend(sessionItemIds: readonly string[], k: number): Array<{ itemId: string; score: number }> {
+    const prefix = Int32Array.from(sessionItemIds, (id) => this.index.get(id) ?? 0).filter((i) => i > 0);
+    const { items, scores } = this.model.recommender.recommendScored(prefix, k);
+    return items.map((i, n) => ({ itemId: this.artifact.itemIds[i] as string, score: scores[n] as number }));
+  }
 }

@@ -1,5 +1,6 @@
 import { evaluateSessions } from './session-eval';
-import { buildSessionModel, DEFAULT_SESSION_MODEL, tuneSessionModel } from './session-model';
+import { decodeSessionArtifact, encodeSessionArtifact, SessionArtifactError } from './session-artifact';
+import { buildSessionModel, DEFAULT_SESSION_MODEL, ServingSessionModel, tuneSessionModel } from './session-model';
 import { Popularity, Repeats, SequentialRules, SessionKnn, SessionRecommender } from './session-models';
 import { ScoreAccumulator } from './scores';
 import { sessionCases, validationSplit } from './sessions';
@@ -70,9 +71,9 @@ test('on a planted log the tuned session model finds the next item far above pop
   const numItems = 240;
   const split = validationSplit(log, 0.1);
   expect(split.fit).toHaveLength(2700);
-  const tuned = tuneSessionModel(split.fit, split.cases.slice(0, 400), numItems, { deadline: Date.now() + 20_000 });
+  const tuned = tuneSessionModel(split.fit, split.cases.slice(0, 200), numItems, { deadline: Date.now() + 20_000 });
   expect(tuned.trials.length).toBeGreaterThan(5);
-  expect(tuned.trials.every((t) => t.validation.cases === 400)).toBe(true);
+  expect(tuned.trials.every((t) => t.validation.cases === 200)).toBe(true);
   const model = buildSessionModel(tuned.best, log, numItems);
   const test = sessionCases(plantedLog(300, 4));
   const ours = evaluateSessions(model.recommender, test);
@@ -81,4 +82,22 @@ test('on a planted log the tuned session model finds the next item far above pop
   expect(ours.mrr20).toBeGreaterThan(40);
   expect(pop.p20).toBeLessThan(30);
   expect(new Popularity(log, numItems).order.length).toBeGreaterThan(20);
+});
+
+test('a session model travels as one binary artifact and serves the same answers by item id', () => {
+  const log = plantedLog(500, 8);
+  const itemIds = ['', ...Array.from({ length: 240 }, (_, i) => `sku-${i + 1}`)];
+  const spec = { ...DEFAULT_SESSION_MODEL, knn: { ...DEFAULT_SESSION_MODEL.knn, neighbors: 20 } };
+  const bytes = encodeSessionArtifact({ spec, itemIds, sessions: log });
+  const back = decodeSessionArtifact(bytes);
+  expect(back.spec).toEqual(spec);
+  expect(back.sessions.map((s) => Array.from(s))).toEqual(log.map((s) => Array.from(s)));
+  const direct = buildSessionModel(spec, log, 240).recommender.recommend(Int32Array.from([9, 10]), 5);
+  const served = new ServingSessionModel(back).recommend(['sku-9', 'sku-10', 'not-in-catalog'], 5);
+  expect(served.map((s) => s.itemId)).toEqual(direct.map((i) => `sku-${i}`));
+  expect(served[0]?.score).toBeGreaterThan(0);
+  expect(() => decodeSessionArtifact(bytes.subarray(0, bytes.length - 4))).toThrow(SessionArtifactError);
+  const corrupt = bytes.slice();
+  corrupt[corrupt.length - 1] = 0x7f;
+  expect(() => decodeSessionArtifact(corrupt)).toThrow(/outside the vocabulary/);
 });

@@ -1,3 +1,4 @@
+import { PairCounts } from '../eval/co-visitation';
 import { ScoreAccumulator } from './scores';
 
 /**
@@ -39,13 +40,11 @@ export interface SequentialRulesConfig {
 
 /**
  * Sequential rules (Ludewig & Jannach 2018): how often item b followed item a within `steps` clicks, with
- * weight 1/gap, scored from the session's last item. Kept in compressed rows (CSR): millions of pairs.
+ * weight 1/gap, scored from the session's last item.
  */
 export class SequentialRules implements SessionScorer {
   readonly name: string;
-  private readonly rowStart: Int32Array;
-  private readonly cols: Int32Array;
-  private readonly vals: Float32Array;
+  private readonly pairs: PairCounts;
 
   constructor(
     sessions: readonly Int32Array[],
@@ -53,50 +52,12 @@ export class SequentialRules implements SessionScorer {
     readonly cfg: SequentialRulesConfig,
   ) {
     this.name = `SR(steps ${cfg.steps})`;
-    const counts = new Int32Array(numItems + 2);
-    for (const s of sessions)
-      for (let a = 0; a < s.length; a++) {
-        const row = (s[a] as number) + 1;
-        counts[row] = (counts[row] as number) + Math.min(cfg.steps, s.length - 1 - a);
-      }
-    for (let i = 1; i < counts.length; i++) counts[i] = (counts[i] as number) + (counts[i - 1] as number);
-    const fill = counts.slice();
-    const rawCols = new Int32Array(counts[numItems + 1] as number);
-    const rawVals = new Float32Array(rawCols.length);
-    for (const s of sessions)
-      for (let a = 0; a < s.length; a++)
-        for (let g = 1; g <= cfg.steps && a + g < s.length; g++) {
-          const row = s[a] as number;
-          const p = fill[row] as number;
-          fill[row] = p + 1;
-          rawCols[p] = s[a + g] as number;
-          rawVals[p] = 1 / g;
-        }
-    // Merge duplicate (a, b) pairs row by row.
-    this.rowStart = new Int32Array(numItems + 2);
-    const cols: number[] = [];
-    const vals: number[] = [];
-    const acc = new Map<number, number>();
-    for (let i = 0; i <= numItems; i++) {
-      this.rowStart[i] = cols.length;
-      acc.clear();
-      for (let p = counts[i] as number; p < (counts[i + 1] as number); p++)
-        acc.set(rawCols[p] as number, (acc.get(rawCols[p] as number) ?? 0) + (rawVals[p] as number));
-      for (const [b, v] of acc) {
-        cols.push(b);
-        vals.push(v);
-      }
-    }
-    this.rowStart[numItems + 1] = cols.length;
-    this.cols = Int32Array.from(cols);
-    this.vals = Float32Array.from(vals);
+    this.pairs = new PairCounts(sessions, numItems, cfg.steps, (gap) => 1 / gap);
   }
 
   scoreInto(prefix: Int32Array, acc: ScoreAccumulator): void {
     const last = prefix[prefix.length - 1];
-    if (last === undefined || last <= 0 || last + 1 >= this.rowStart.length) return;
-    for (let p = this.rowStart[last] as number; p < (this.rowStart[last + 1] as number); p++)
-      acc.add(this.cols[p] as number, this.vals[p] as number);
+    if (last !== undefined && last > 0) this.pairs.forEach(last, (item, weight) => acc.add(item, weight));
   }
 }
 
@@ -375,17 +336,25 @@ export class SessionRecommender {
   }
 
   recommend(prefix: Int32Array, k: number): number[] {
+    return this.recommendScored(prefix, k).items;
+  }
+
+  /** The top `k` with their scores (popular fill-ins score 0). */
+  recommendScored(prefix: Int32Array, k: number): { items: number[]; scores: number[] } {
     const acc = this.acc;
     acc.reset();
     this.scorer.scoreInto(prefix, acc);
-    const top = acc.top(k, this.popularity.counts);
-    if (top.length < k) {
-      const have = new Set(top);
+    const items = acc.top(k, this.popularity.counts);
+    const scores = items.map((i) => acc.scores[i] as number);
+    if (items.length < k) {
+      const have = new Set(items);
       for (const i of this.popularity.order) {
-        if (top.length >= k) break;
-        if (!have.has(i)) top.push(i);
+        if (items.length >= k) break;
+        if (have.has(i)) continue;
+        items.push(i);
+        scores.push(0);
       }
     }
-    return top;
+    return { items, scores };
   }
 }
