@@ -6,6 +6,9 @@ export interface Candidate {
   /** Sequence retrieval score and 0-based rank. */
   seqScore?: number;
   seqRank?: number;
+  /** Session model score and 0-based rank (anonymous sessions). */
+  sessionScore?: number;
+  sessionRank?: number;
   /** Co-visitation score summed over the recent items, its 0-based rank, and its strongest source item. */
   covisScore: number;
   covisRank?: number;

@@ -12,6 +12,7 @@ export * from './rules';
 export * from './reasons';
 export * from './served';
 export * from './sources/sequence';
+export * from './sources/session';
 export * from './sources/co-visitation';
 export * from './sources/popularity';
 export * from './sources/search';

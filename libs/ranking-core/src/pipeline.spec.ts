@@ -76,6 +76,50 @@ describe('RankingPipeline over in-memory ports', () => {
     expect(r.items.find((i) => i.itemId === 'hammer')?.reasons[0]).toBe('often viewed with "Gorilla Glue"');
   });
 
+  test('Recommend for an anonymous session with a session model: its order is served, filters and rules still apply', async () => {
+    const calls: Array<{ items: readonly string[]; k: number }> = [];
+    const sessionModel = {
+      version: 'k1',
+      next: async (items: readonly string[], k: number) => {
+        calls.push({ items, k });
+        return {
+          items: [
+            { itemId: 'hammer', score: 0.9 },
+            { itemId: 'serum', score: 0.8 },
+            { itemId: 'glue', score: 0.5 },
+            { itemId: 'vase', score: 0.1 },
+          ],
+          version: 'k1',
+        };
+      },
+    };
+    const { pipeline, seqCalls } = setup({ sessionModel });
+    const r = await pipeline.recommend({
+      ...recommend,
+      userId: '',
+      sessionItemIds: ['glue'],
+      filters: { ...NO_FILTERS, excludeItemIds: ['vase'] },
+    });
+    expect(calls).toEqual([{ items: ['glue'], k: 100 }]);
+    expect(seqCalls).toHaveLength(0);
+    // Session order, the out-of-stock serum moved last by the rules, vase filtered out.
+    expect(ids(r)).toEqual(['hammer', 'glue', 'serum']);
+    expect(r.modelVersion).toBe('session:k1,order:session');
+    expect(r.items[0]?.reasons).toContain('often viewed next in sessions like this one');
+    // A known user keeps the user pipeline; a failing session model falls back to it, flagged.
+    expect((await pipeline.recommend({ ...recommend, sessionItemIds: ['glue'] })).modelVersion).not.toContain(
+      'session',
+    );
+    pipeline.setSessionModel({
+      version: 'k2',
+      dependency: 'session_model',
+      next: () => Promise.reject(new Error('gone')),
+    });
+    const fallback = await pipeline.recommend({ ...recommend, userId: '', sessionItemIds: ['glue'] });
+    expect(fallback.degradedReasons).toEqual(['session_model: gone']);
+    expect(ids(fallback)).toContain('hammer');
+  });
+
   test('Search: lexical matches first, semantic ones too, explained with the ranker features', async () => {
     const { pipeline } = setup();
     const r = await pipeline.search({ query: ' bath ', userId: '', limit: 3, filters: NO_FILTERS, explain: true });
@@ -98,6 +142,28 @@ describe('RankingPipeline over in-memory ports', () => {
     expect(r.items.find((i) => i.itemId === 'nowhere')?.reasons).toEqual(['not in the catalog']);
     expect(r.items.every((i) => i.sources[0] === 'request')).toBe(true);
     expect(r.modelVersion).toBe('sasrec:s1,ranker:r1');
+  });
+
+  test('Rank: a sequence port that scores items gives every requested item its score and catalog-wide rank', async () => {
+    const scored: Array<readonly string[]> = [];
+    const sequenceRetrieval = {
+      ...sequenceRetrievalFrom(async () => ({ items: [], version: 's2' })),
+      scoreItems: async (_history: readonly string[], itemIds: readonly string[]) => {
+        scored.push(itemIds);
+        return {
+          items: itemIds.map((itemId, i) => ({ itemId, score: 10 - i })),
+          ranks: itemIds.map((_, i) => 40 + i),
+          version: 's2',
+        };
+      },
+    };
+    const { pipeline } = setup({ sequenceRetrieval });
+    const r = await pipeline.rank({ userId: 'ann', itemIds: ['vase', 'salt', 'candle'], explain: true });
+    expect(scored).toEqual([['vase', 'salt', 'candle']]);
+    const vase = r.items.find((i) => i.itemId === 'vase');
+    expect(vase?.features['seq_score']).toBe(10);
+    expect(vase?.features['seq_rank_log']).toBeCloseTo(Math.log1p(40));
+    expect(r.items.find((i) => i.itemId === 'candle')?.features['seq_rank_log']).toBeCloseTo(Math.log1p(42));
   });
 
   test('SimilarItems: co-visits, text neighbours and the category, never the item itself', async () => {

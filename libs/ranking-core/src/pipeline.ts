@@ -14,6 +14,7 @@ import type {
   PopularityPort,
   RankerPort,
   SequenceRetrievalPort,
+  SessionModelPort,
   Surface,
   TextRetrievalPort,
   UserContextPort,
@@ -43,7 +44,8 @@ import {
 } from './sources/co-visitation';
 import { addPopularCandidates, popularIn } from './sources/popularity';
 import { addSemanticCandidates, defaultSearchStage, retrieveByText, type SearchStage } from './sources/search';
-import { addSequenceCandidates, retrieveBySequence } from './sources/sequence';
+import { addSequenceCandidates, retrieveBySequence, scoreBySequence } from './sources/sequence';
+import { addSessionCandidates, retrieveBySession } from './sources/session';
 
 /** The ports a pipeline runs over (see ports.ts); the optional ones degrade gracefully when absent. */
 export interface PipelinePorts {
@@ -58,6 +60,8 @@ export interface PipelinePorts {
   lexical?: LexicalSearchPort | undefined;
   /** The learned ranker; the heuristic serves without one. Also settable later with `setRanker`. */
   ranker?: RankerPort | undefined;
+  /** Orders anonymous sessions (Recommend with session items and no known user); `setSessionModel`. */
+  sessionModel?: SessionModelPort | undefined;
   impressions?: ImpressionSink | undefined;
 }
 
@@ -72,6 +76,11 @@ export interface PipelineOptions {
   newRequestId?: () => string;
 }
 
+/** Candidates the session model proposes for an anonymous session (at least; 3 x limit when larger). */
+export const SESSION_CANDIDATES = 100;
+/** `model_version` part saying that the session model's scores ordered the answer. */
+export const SESSION_ORDER_VERSION = 'order:session';
+
 /** Candidates sequence retrieval proposes per surface. */
 export const SEQUENCE_CANDIDATES = { recommend: 100, rank: 300 } as const;
 export const SIMILAR_COVISITS = 50;
@@ -85,6 +94,8 @@ interface FinishOptions {
   /** Search: blend relevance with the ranker score. */
   relevanceWeight?: number;
   excluded?: ReadonlySet<string>;
+  /** Anonymous sessions: the session model's scores order the candidates (no ranker). */
+  bySessionScore?: boolean;
 }
 
 /**
@@ -95,6 +106,7 @@ interface FinishOptions {
  */
 export class RankingPipeline {
   private ranker: RankerPort | undefined;
+  private sessionModel: SessionModelPort | undefined;
   private readonly policy: DeadlinePolicy;
   private readonly clock: () => number;
   private readonly newRequestId: () => string;
@@ -107,6 +119,7 @@ export class RankingPipeline {
     private readonly opts: PipelineOptions,
   ) {
     this.ranker = ports.ranker;
+    this.sessionModel = ports.sessionModel;
     this.policy = { ...DEFAULT_DEADLINE_POLICY, ...opts.deadlines };
     this.clock = opts.clock ?? (() => Date.now());
     this.newRequestId = opts.newRequestId ?? randomUUID;
@@ -116,6 +129,14 @@ export class RankingPipeline {
 
   setRanker(model: RankerPort | undefined): void {
     this.ranker = model;
+  }
+
+  setSessionModel(model: SessionModelPort | undefined): void {
+    this.sessionModel = model;
+  }
+
+  get sessionModelVersion(): string | undefined {
+    return this.sessionModel?.version;
   }
 
   get rankerVersion(): string | undefined {
@@ -157,6 +178,17 @@ export class RankingPipeline {
       const { popularity } = this.ports;
       await this.loadUser(ctx);
       const user = ctx.user;
+      if (!user && req.sessionItemIds.length > 0 && this.sessionModel) {
+        // Anonymous: the session model chosen on validation sessions orders what is served; filters
+        // and rules still apply. When it fails or is late, the user-less sources below answer.
+        const k = Math.max(SESSION_CANDIDATES, 3 * limit);
+        const got = await retrieveBySession(ctx, this.sessionModel, req.sessionItemIds, k);
+        if (got) {
+          const cands = new CandidateSet();
+          addSessionCandidates(ctx, cands, got);
+          return this.finish(ctx, cands, { bySessionScore: true });
+        }
+      }
       ctx.history = ctx.history.concat(req.sessionItemIds);
       const seeds = recentDistinct(ctx.history);
       const exclude = req.filters.excludePurchased && user ? [...user.purchased].slice(0, MAX_RETRIEVAL_EXCLUDES) : [];
@@ -197,7 +229,7 @@ export class RankingPipeline {
       await this.loadUser(ctx);
       const seeds = recentDistinct(ctx.history);
       const [seq, coVisits] = await Promise.all([
-        retrieveBySequence(ctx, this.ports.sequenceRetrieval, ctx.history, SEQUENCE_CANDIDATES.rank, []),
+        scoreBySequence(ctx, this.ports.sequenceRetrieval, ctx.history, req.itemIds, SEQUENCE_CANDIDATES.rank),
         coVisitsOf(ctx, this.ports.coVisitation, seeds, ctx.coVisits, COVISIT_PER_SEED),
       ]);
       const cands = new CandidateSet(new Set(req.itemIds));
@@ -240,7 +272,14 @@ export class RankingPipeline {
     const matrix = this.matrices.acquire(ids.length);
     try {
       featurize(ids, candidate, catalog, itemStats, userSignals(ctx.user, catalog), matrix);
-      const { scores, version, scorer } = await scoreRows(ctx, this.ranker, matrix, ids.length);
+      // A session order is the session model's, not the ranker's: it has no per-feature contributions.
+      const { scores, version, scorer } = opts.bySessionScore
+        ? {
+            scores: Float32Array.from(ids, (id) => candidate(id).sessionScore ?? Number.NEGATIVE_INFINITY),
+            version: SESSION_ORDER_VERSION,
+            scorer: undefined,
+          }
+        : await scoreRows(ctx, this.ranker, matrix, ids.length);
       const scored: Scored[] = ids.map((itemId, row) => {
         let score = scores[row] as number;
         if (opts.relevanceWeight !== undefined) {
@@ -253,18 +292,19 @@ export class RankingPipeline {
         ? scored.sort((a, b) => b.score - a.score)
         : applyRules(scored, ctx.context, this.maxPerCategory);
       const top = ordered.length > ctx.limit ? ordered.slice(0, ctx.limit) : ordered;
-      const contributions = ctx.explain
-        ? await occlusionContributions(
-            matrix,
-            top.map((s) => s.row),
-            scores,
-            scorer,
-            RANKER_FEATURES,
-          ).catch((err: unknown) => {
-            ctx.degrade('ranker', err);
-            return undefined;
-          })
-        : undefined;
+      const contributions =
+        ctx.explain && scorer
+          ? await occlusionContributions(
+              matrix,
+              top.map((s) => s.row),
+              scores,
+              scorer,
+              RANKER_FEATURES,
+            ).catch((err: unknown) => {
+              ctx.degrade('ranker', err);
+              return undefined;
+            })
+          : undefined;
       const result: RankingResult = {
         items: top.map((s, i) => {
           const c = candidate(s.itemId);

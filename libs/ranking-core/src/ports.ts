@@ -98,9 +98,29 @@ export interface Retrieved {
   version: string;
 }
 
+/** Scores of given items, each with its 0-based rank among every item the model knows. */
+export interface ScoredItems extends Retrieved {
+  /** Parallel to `items`. */
+  ranks: readonly number[];
+}
+
 /** Next-item retrieval from a user's sequence (SASRec item embeddings). */
 export interface SequenceRetrievalPort extends Named {
   bySequence(history: readonly string[], k: number, exclude: readonly string[], budget: CallBudget): Promise<Retrieved>;
+  /**
+   * Scores exactly these items (Rank). Optional: without it Rank takes the items that a top-k
+   * retrieval happens to return, and the others get no sequence score.
+   */
+  scoreItems?(history: readonly string[], itemIds: readonly string[], budget: CallBudget): Promise<ScoredItems>;
+}
+
+/**
+ * The session model: what comes next in an anonymous session (no user history), from the items seen in
+ * it. The same scorer that was chosen on validation sessions (libs/ml `ServingSessionModel`).
+ */
+export interface SessionModelPort extends Named {
+  readonly version: string;
+  next(sessionItemIds: readonly string[], k: number, budget: CallBudget): Promise<Retrieved>;
 }
 
 /** Semantic retrieval from a text (the text encoder). */

@@ -16,6 +16,7 @@ export function reasonsFor(
   else if (c.textScore !== undefined && c.lexical === undefined) out.push('similar in meaning to your search');
   if (c.covisVia) out.push(`often viewed with "${catalog.get(c.covisVia)?.title ?? c.covisVia}"`);
   if (c.seqRank !== undefined && c.seqRank < 20) out.push('picked for you from your recent activity');
+  if (c.sessionRank !== undefined && c.sessionRank < 20) out.push('often viewed next in sessions like this one');
   if (out.length < 2 && user?.affinity.some((a) => a.category === item.category && a.score > 0))
     out.push(`you often browse ${leaf(item.category)}`);
   if (c.popularIn !== undefined) out.push(c.popularIn ? `popular in ${leaf(c.popularIn)}` : 'popular right now');

@@ -1,6 +1,6 @@
 import type { CandidateSet } from '../candidates';
 import type { RequestContext } from '../context';
-import type { Retrieved, SequenceRetrievalPort } from '../ports';
+import type { Retrieved, ScoredItems, SequenceRetrievalPort } from '../ports';
 
 /** The longest history handed to the sequence model (its trained length). */
 export const SEQUENCE_HISTORY = 50;
@@ -18,14 +18,39 @@ export async function retrieveBySequence(
   return ctx.call(port.dependency ?? 'sequence_retrieval', (b) => port.bySequence(tail, k, exclude, b));
 }
 
-/** Adds retrieved items with their score and rank (rank counts every retrieved item, added or not). */
-export function addSequenceCandidates(ctx: RequestContext, out: CandidateSet, got: Retrieved | undefined): void {
+/**
+ * Rank: the sequence model's scores of exactly the requested items when the port can score items; a
+ * top-k retrieval otherwise (requested items outside it get no sequence score).
+ */
+export async function scoreBySequence(
+  ctx: RequestContext,
+  port: SequenceRetrievalPort | undefined,
+  history: readonly string[],
+  itemIds: readonly string[],
+  k: number,
+): Promise<Retrieved | ScoredItems | undefined> {
+  const scoreItems = port?.scoreItems?.bind(port);
+  if (!port || !scoreItems || history.length === 0) return retrieveBySequence(ctx, port, history, k, []);
+  const tail = history.length > SEQUENCE_HISTORY ? history.slice(-SEQUENCE_HISTORY) : history;
+  return ctx.call(port.dependency ?? 'sequence_retrieval', (b) => scoreItems(tail, itemIds, b));
+}
+
+/**
+ * Adds retrieved items with their score and rank: the rank the port gave (scored items), else the
+ * position in the retrieved list (which counts every retrieved item, added or not).
+ */
+export function addSequenceCandidates(
+  ctx: RequestContext,
+  out: CandidateSet,
+  got: Retrieved | ScoredItems | undefined,
+): void {
   if (!got) return;
   ctx.versions.push(`sasrec:${got.version}`);
+  const ranks = 'ranks' in got ? got.ranks : undefined;
   got.items.forEach((n, i) => {
     const c = out.add(n.itemId, 'sequence');
     if (!c) return;
     c.seqScore = n.score;
-    c.seqRank = i;
+    c.seqRank = ranks?.[i] ?? i;
   });
 }
