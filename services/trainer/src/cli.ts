@@ -42,7 +42,6 @@ const USAGE = `usage: pnpm aisle eval --dataset <dir> --model pipeline|sasrec|ra
                                (pipeline, sampled protocol: the target and its negatives in the served order);
                                sessions: {"i": line of test_pairs.tsv (0-based), "items": top 20}
 
-
        pnpm aisle model-keys --out FILE
   writes a new Ed25519 private key (PEM) to FILE for the trainer's AISLE_MODEL_SIGNING_KEY_FILE (keep it in a
   Secret) and prints the public key for the services' AISLE_MODEL_PUBLIC_KEY`;
