@@ -23,8 +23,8 @@ export const configSpec = {
     description: 'tenant whose events and catalog are trained on',
   }),
   models: env.list('AISLE_TRAINER_MODELS', {
-    default: ['sasrec', 'text_encoder', 'ranker', 'churn'],
-    allowed: ['sasrec', 'text_encoder', 'ranker', 'churn'],
+    default: ['sasrec', 'text_encoder', 'ranker', 'churn', 'search_ranker'],
+    allowed: ['sasrec', 'text_encoder', 'ranker', 'churn', 'search_ranker'],
     description: 'models to train and publish',
   }),
   heldOutShare: env.number('AISLE_TRAINER_HELD_OUT_SHARE', {

@@ -1,10 +1,15 @@
 import {
   Bm25Index,
   cosineScores,
+  encoderRetriever,
   initBackend,
+  localScorer,
   mulberry32,
+  pseudoQueries,
   readRecbole,
+  SearchEngine,
   TextEncoder2T,
+  trainSearchScorer,
   words,
   type TextEncoderConfig,
 } from '@aisle/ml';
@@ -135,6 +140,23 @@ export async function evaluateTextEncoder(
   const itemEmb = new Float32Array(itemIds.length * dim);
   for (let s = 0; s < texts.length; s += 512) itemEmb.set(model.encode(texts.slice(s, s + 512), 'item'), s * dim);
   const bm25 = new Bm25Index(texts);
+  // What ranking's Search serves: the search engine with its default scorer learned from this catalog.
+  const docs = itemIds.map((id, i) => ({ id, ...splitItemText(texts[i] as string) }));
+  const engine = new SearchEngine(docs);
+  const { retrieve } = encoderRetriever(model, docs);
+  const served = localScorer(
+    await trainSearchScorer(
+      engine,
+      { pseudo: pseudoQueries(docs, 1000, mulberry32(opts.seed + 17)) },
+      { semantic: retrieve },
+    ),
+    'eval',
+  );
+  const engineRank = async (q: string, neighbours: ReadonlyMap<string, number> | undefined, target: number) => {
+    const hits = (await engine.search(q, served, { semantic: neighbours })).hits;
+    const r = hits.findIndex((h) => h.itemId === itemIds[target]);
+    return r >= 0 ? r : itemIds.length;
+  };
 
   const rows: Row[] = [];
   for (const kind of ['clean', 'typo'] as const) {
@@ -144,14 +166,23 @@ export async function evaluateTextEncoder(
       const e = model.encode(qs.slice(s, s + 512), 'query');
       for (let k = 0; k < e.length / dim; k++) qEmb.push(e.subarray(k * dim, (k + 1) * dim));
     }
-    const ranks: Record<string, number[]> = { BM25: [], 'text encoder (ours)': [], 'hybrid BM25 + encoder (ours)': [] };
-    queries.forEach((q, k) => {
+    const ranks: Record<string, number[]> = {
+      BM25: [],
+      'text encoder (ours)': [],
+      'hybrid BM25 + encoder (ours)': [],
+      'search engine, default scorer (what Search serves)': [],
+    };
+    const neighbours = await retrieve(qs);
+    for (const [k, q] of queries.entries()) {
       const lex = bm25.scoreAll(qs[k] as string);
       const sem = cosineScores(qEmb[k] as Float32Array, itemEmb, dim);
       ranks['BM25']?.push(rankOf(lex, q.item));
       ranks['text encoder (ours)']?.push(rankOf(sem, q.item));
       ranks['hybrid BM25 + encoder (ours)']?.push(rankOf(fuse(lex, sem, 0.5), q.item));
-    });
+      ranks['search engine, default scorer (what Search serves)']?.push(
+        await engineRank(qs[k] as string, neighbours[k], q.item),
+      );
+    }
     for (const [method, r] of Object.entries(ranks))
       rows.push({ method, queries: kind === 'clean' ? 'held-out title fragments' : 'same, with typos', ...metrics(r) });
   }

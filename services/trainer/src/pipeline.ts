@@ -4,6 +4,7 @@ import {
   ChurnClassifier,
   coVisitation,
   createSession,
+  encoderPairs,
   exportChurn,
   exportRanker,
   exportSasrec,
@@ -11,7 +12,6 @@ import {
   fromEvents,
   hashBatch,
   itemText,
-  mulberry32,
   RANKER_FEATURES,
   Ranker,
   rankerFeatures,
@@ -26,8 +26,13 @@ import {
   type CandidateList,
   type OrtSession,
   type SasrecConfig,
+  type SemanticRetriever,
+  SEMANTIC_NEIGHBOURS,
+  topKInnerProduct,
   type TextEncoderConfig,
 } from '@aisle/ml';
+import { searchFeedback } from './search-feedback';
+import { scoreSearchModel, searchDocs, trainSearchModel } from './search-model';
 
 /**
  * The trainer's domain: from a shop's events and catalog to trained candidate models (ONNX + sidecar)
@@ -44,18 +49,21 @@ export interface ShopEvent {
   quantity: number;
   price: number;
   occurredAt: number;
+  /** The ranking response this interaction followed (joins searches with their clicks). */
+  requestId?: string | undefined;
 }
 
 export interface ShopItem {
   itemId: string;
   title: string;
+  description?: string | undefined;
   category: string;
   brand: string;
   price: number;
 }
 
-export type ModelName = 'sasrec' | 'text_encoder' | 'ranker' | 'churn';
-export const MODEL_NAMES: readonly ModelName[] = ['sasrec', 'text_encoder', 'ranker', 'churn'];
+export type ModelName = 'sasrec' | 'text_encoder' | 'ranker' | 'churn' | 'search_ranker';
+export const MODEL_NAMES: readonly ModelName[] = ['sasrec', 'text_encoder', 'ranker', 'churn', 'search_ranker'];
 
 export interface Candidate {
   name: ModelName;
@@ -77,6 +85,8 @@ export interface TrainingOptions {
   sasrec: Partial<SasrecConfig>;
   text: Partial<TextEncoderConfig>;
   rankerEpochs: number;
+  /** Pseudo-queries from the catalog for the search ranker. */
+  searchPseudoQueries?: number;
   seed: number;
   log: (msg: string) => void;
 }
@@ -92,6 +102,8 @@ export interface HeldOut {
   nextItem: Array<{ userId: string; history: string[]; target: string }>;
   /** (query, item) pairs observed in the slice: a search followed by a view in the same session. */
   queries: Array<{ query: string; itemId: string }>;
+  /** The slice's events, for the search model's held-out queries (searches joined with what followed). */
+  sliceEvents: ShopEvent[];
   churn: { cutoff: number; users: string[]; X: Float32Array[]; y: number[] };
   items: ShopItem[];
 }
@@ -189,6 +201,7 @@ export function heldOutSlice(
     end,
     nextItem,
     queries: searchPairs(events.filter((e) => e.occurredAt >= sliceStart)),
+    sliceEvents: events.filter((e) => e.occurredAt >= sliceStart),
     churn: { cutoff, ...churnRows(byUser, cutoff, horizon) },
     items: [...items],
   };
@@ -217,7 +230,7 @@ export async function trainCandidates(
   const wanted = new Set(opts.models ?? MODEL_NAMES);
   const candidates: Candidate[] = [];
   const untrained: Untrained[] = [];
-  if (wanted.has('sasrec') || wanted.has('text_encoder') || wanted.has('ranker'))
+  if (wanted.has('sasrec') || wanted.has('text_encoder') || wanted.has('ranker') || wanted.has('search_ranker'))
     candidates.push(...(await trainRecommenders(eventsIn, items, heldOut, opts, wanted)));
   if (wanted.has('churn')) {
     const churn = await trainChurn(eventsIn, heldOut, opts);
@@ -283,8 +296,9 @@ async function trainRecommenders(
     },
   });
 
-  // Text encoder: observed (query, viewed item) pairs plus title fragments of the catalog.
-  if (wanted.has('text_encoder')) candidates.push(await trainTextEncoder(events, items, itemById, opts));
+  // Text encoder, and the search ranker whose semantic part it is.
+  if (wanted.has('text_encoder') || wanted.has('search_ranker'))
+    candidates.push(...(await trainTextAndSearch(events, items, opts, wanted)));
 
   // Ranker: lists from each user's last pre-slice interaction, candidates from the sequence model and co-visitation.
   if (wanted.has('ranker')) candidates.push(await trainRanker(events, sequences, sasrec, itemById, opts));
@@ -293,25 +307,15 @@ async function trainRecommenders(
   return candidates;
 }
 
-async function trainTextEncoder(
+async function trainTextAndSearch(
   events: readonly ShopEvent[],
   items: readonly ShopItem[],
-  itemById: ReadonlyMap<string, ShopItem>,
   opts: TrainingOptions,
-): Promise<Candidate> {
-  const rand = mulberry32(opts.seed);
-  const pairs: Array<[string, string]> = searchPairs(events).flatMap((p) => {
-    const it = itemById.get(p.itemId);
-    return it ? [[p.query, itemText(it)] as [string, string]] : [];
-  });
-  for (const it of items) {
-    const ws = words(it.title);
-    for (let k = 0; k < 8 && ws.length > 0; k++) {
-      const len = Math.min(ws.length, 1 + Math.floor(rand() * 3));
-      const s = Math.floor(rand() * (ws.length - len + 1));
-      pairs.push([ws.slice(s, s + len).join(' '), itemText(it)]);
-    }
-  }
+  wanted: ReadonlySet<ModelName>,
+): Promise<Candidate[]> {
+  // The catalog's pseudo-queries plus the queries shoppers chose items after (the same pairs
+  // `aisle eval --model search` trains it on).
+  const pairs = encoderPairs(searchDocs(items), { perItem: 8, seed: opts.seed, feedback: searchFeedback(events) });
   const text = new TextEncoder2T({ dim: 32, epochs: 6, seed: opts.seed, ...opts.text });
   const textLoss: number[] = [];
   await text.fit(pairs, {
@@ -333,8 +337,26 @@ async function trainTextEncoder(
       ],
     },
   };
+  const out: Candidate[] = wanted.has('text_encoder') ? [candidate] : [];
+  if (wanted.has('search_ranker')) {
+    // Learned over the search engine's features, with the new encoder as its semantic part.
+    const search = await trainSearchModel(events, items, text, {
+      seed: opts.seed,
+      pseudoQueries: opts.searchPseudoQueries ?? 1000,
+      log: opts.log,
+    });
+    out.push({
+      name: 'search_ranker',
+      onnx: search.onnx,
+      sidecar: { ...search.sidecar },
+      signature: {
+        inputs: [io('features', 'float32', [-1, search.sidecar.features.length])],
+        outputs: [io('score', 'float32', [-1, 1]), io('parts', 'float32', [-1, search.sidecar.features.length])],
+      },
+    });
+  }
   text.dispose();
-  return candidate;
+  return out;
 }
 
 async function trainRanker(
@@ -511,7 +533,8 @@ const ndcgOf = (rank: number) => (rank >= 0 && rank < 10 ? 1 / Math.log2(rank + 
 /**
  * Scores one version of a model on the held-out slice through onnxruntime: the primary metric that
  * decides publication (NDCG@10 next item; MRR of query -> item; ranker NDCG@10 over the candidate
- * sequence model's lists; churn ROC AUC).
+ * sequence model's lists; churn ROC AUC; search NDCG@10 of the slice's searches, with the candidate
+ * text encoder's neighbours when one is given).
  */
 export async function scoreOnHeldOut(
   name: ModelName,
@@ -520,8 +543,22 @@ export async function scoreOnHeldOut(
   context: {
     sasrec: { onnx: Uint8Array; sidecar: Record<string, unknown> } | undefined;
     trainEvents: readonly ShopEvent[];
+    text?: { onnx: Uint8Array; sidecar: Record<string, unknown> } | undefined;
+    seed?: number;
   },
 ): Promise<{ metric: string; value: number; cases: number }> {
+  if (name === 'search_ranker') {
+    const semantic = context.text ? await ortRetriever(context.text, heldOut.items) : undefined;
+    try {
+      const r = await scoreSearchModel(artifact, heldOut.sliceEvents, heldOut.items, {
+        semantic: semantic?.retrieve,
+        seed: context.seed ?? 1,
+      });
+      return { metric: 'ndcg@10', ...r };
+    } finally {
+      await semantic?.release();
+    }
+  }
   const session = await createSession(artifact.onnx);
   try {
     switch (name) {
@@ -688,6 +725,24 @@ async function fullScores(
   const scores = new Float32Array(itemIds.length).fill(-1e9);
   row?.items.forEach((i, j) => (scores[i] = row.scores[j] as number));
   return scores;
+}
+
+/** Semantic neighbours through a published text encoder (what embedding-inference's Retrieve computes). */
+async function ortRetriever(
+  artifact: { onnx: Uint8Array; sidecar: Record<string, unknown> },
+  items: readonly ShopItem[],
+): Promise<{ retrieve: SemanticRetriever; release: () => Promise<void> }> {
+  const session = await createSession(artifact.onnx);
+  const emb = await encodeTexts(session, artifact.sidecar, items.map(itemText), 'item_embedding');
+  const dim = emb.length / Math.max(1, items.length);
+  const retrieve: SemanticRetriever = async (texts) => {
+    const q = await encodeTexts(session, artifact.sidecar, texts, 'query_embedding');
+    return texts.map((_, k) => {
+      const top = topKInnerProduct(emb, dim, q.subarray(k * dim, (k + 1) * dim), SEMANTIC_NEIGHBOURS);
+      return new Map(top.map((t) => [(items[t.index] as ShopItem).itemId, t.score]));
+    });
+  };
+  return { retrieve, release: () => session.release() };
 }
 
 async function encodeTexts(

@@ -67,7 +67,9 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
   const registry = await openModelRegistry(bus, config, log);
   const trainEvents = events.filter((e) => e.occurredAt < heldOut.sliceStart);
   const sasrec = candidates.find((c) => c.name === 'sasrec');
-  const context = { sasrec, trainEvents };
+  // The search model is scored with the candidate text encoder's neighbours, for every version alike.
+  const text = candidates.find((c) => c.name === 'text_encoder');
+  const context = { sasrec, trainEvents, text, seed: config.seed };
   const version = new Date()
     .toISOString()
     .replace(/[-:]/g, '')

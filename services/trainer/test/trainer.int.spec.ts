@@ -34,19 +34,19 @@ afterAll(async () => {
   storeFile?.dispose();
 });
 
-test('trains all four models, publishes them, and compares the next run with the active versions', async () => {
+test('trains all five models, publishes them, and compares the next run with the active versions', async () => {
   const env = { AISLE_NATS_URL: nats.url, AISLE_STORE_URL: storeFile.url, AISLE_TRAINER_SASREC_EPOCHS: '4' };
   const first = await runJobProcess('trainer', env);
   expect(first.stderr).toBe('');
   expect(first.code).toBe(0);
   const published = first.logs.filter((l) => l['msg'] === 'model published').map((l) => l['model']);
-  expect(published.sort()).toEqual(['churn', 'ranker', 'sasrec', 'text_encoder']);
+  expect(published.sort()).toEqual(['churn', 'ranker', 'sasrec', 'search_ranker', 'text_encoder']);
   expect(first.logs.find((l) => l['msg'] === 'training backend')?.['backend']).toBe('wasm');
 
   const nc = await connect({ servers: nats.url });
   try {
     const jsm = await jetstreamManager(nc);
-    expect((await jsm.streams.info(Streams.MODELS.name)).state.messages).toBe(4);
+    expect((await jsm.streams.info(Streams.MODELS.name)).state.messages).toBe(5);
     const announced = modelsV1.ModelPublished.decode(
       (await jsm.streams.getMessage(Streams.MODELS.name, { last_by_subj: Subjects.modelsPublished }))!.data,
     );
@@ -61,6 +61,7 @@ test('trains all four models, publishes them, and compares the next run with the
         'active/default/churn.json',
         'active/default/ranker.json',
         'active/default/sasrec.json',
+        'active/default/search_ranker.json',
         'active/default/text_encoder.json',
       ]),
     );
@@ -79,7 +80,7 @@ test('trains all four models, publishes them, and compares the next run with the
   const decisions = second.logs.filter(
     (l) => l['msg'] === 'model published' || l['msg'] === 'candidate rejected; the active version stays',
   );
-  expect(decisions).toHaveLength(4);
+  expect(decisions).toHaveLength(5);
   for (const d of decisions) expect(typeof d['active']).toBe('number');
 });
 

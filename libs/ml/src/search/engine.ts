@@ -6,7 +6,7 @@ import { categoryDistribution, intentCategory, productType } from './intent';
 import { topIndices } from './relevance';
 import type { BatchScorer } from './scoring';
 import { type Correction, SpellingCorrector } from './spelling';
-import type { CoClickSynonyms } from './synonyms';
+import { type CoClickSynonyms, withRelated } from './synonyms';
 
 /**
  * Search over a catalog: query understanding (analysis, spelling from the catalog vocabulary, RM3
@@ -155,14 +155,21 @@ export class SearchEngine {
    * shop has them) and category intent for one query.
    */
   understand(query: string, synonyms?: CoClickSynonyms): QueryUnderstanding {
+    return this.understandWithScores(query, synonyms).understanding;
+  }
+
+  private understandWithScores(
+    query: string,
+    synonyms: CoClickSynonyms | undefined,
+  ): { understanding: QueryUnderstanding; first: Float32Array } {
     const analyzed = analyze(query, this.config.analyzer);
     const corrections = this.spelling?.correct(analyzed) ?? [];
     const fixed = new Map(corrections.map((c) => [c.from, c.to]));
     const terms = new Map<string, number>();
     for (const t of analyzed) for (const u of fixed.get(t) ?? [t]) terms.set(u, 1);
     const first = this.index.bm25f(terms, this.config.bm25f);
-    const expanded = this.config.rm3 ? rm3(this.index, terms, first, this.config.rm3) : new Map(terms);
-    for (const [t, w] of synonyms?.expand(terms.keys()) ?? []) expanded.set(t, (expanded.get(t) ?? 0) + w / 2);
+    const rm3Terms = this.config.rm3 ? rm3(this.index, terms, first, this.config.rm3) : terms;
+    const expanded = withRelated(rm3Terms, synonyms?.expand(terms.keys()) ?? new Map<string, number>());
     const intent =
       this.config.intentDocs > 0
         ? categoryDistribution(
@@ -170,7 +177,8 @@ export class SearchEngine {
             mapTop(first, this.config.intentDocs).map((doc) => ({ doc, score: first[doc] as number })),
           )
         : new Map<string, number>();
-    return { query, terms, corrections, expanded, intent, head: productType(query, this.config.analyzer) };
+    const head = productType(query, this.config.analyzer);
+    return { understanding: { query, terms, corrections, expanded, intent, head }, first };
   }
 
   /**
@@ -178,9 +186,8 @@ export class SearchEngine {
    * semantic neighbours (item id -> cosine similarity) the caller retrieved with the text encoder.
    */
   candidates(query: string, opts: CandidateOptions = {}): CandidateSet {
-    const u = this.understand(query, opts.synonyms);
+    const { understanding: u, first: bm25f } = this.understandWithScores(query, opts.synonyms);
     const p = this.config.bm25f;
-    const bm25f = this.index.bm25f(u.terms, p);
     const title = this.index.bm25(u.terms, 'title', p.k1, p.b.title);
     const description = this.index.bm25(u.terms, 'description', p.k1, p.b.description);
     const expanded = u.expanded.size > u.terms.size ? this.index.bm25f(u.expanded, p) : bm25f;

@@ -1,5 +1,6 @@
 import { mulberry32 } from '../eval/random';
 import { SEARCH_DIM, SEARCH_FEATURES, type SearchFeature } from './features';
+import { topIndices } from './relevance';
 
 /**
  * Learning to rank for Search. Training data are lists: one query's candidates (feature rows) with graded
@@ -112,9 +113,20 @@ export interface LinearFitOptions {
   l2: number;
   /** Features held at weight 0 (e.g. ones the training data cannot show, like popularity in judgements). */
   frozen: readonly SearchFeature[];
+  /** Lists to stop on: the weights with the best mean NDCG@10 on them are kept (checked every 10 epochs). */
+  validation?: readonly RankingList[] | undefined;
 }
 
 export const DEFAULT_LINEAR_FIT: LinearFitOptions = { epochs: 300, learningRate: 0.05, l2: 1e-3, frozen: [] };
+
+/** NDCG@k of one list ordered by `score` (ties: list order). */
+export function listNdcg(list: RankingList, score: (row: Float32Array) => number, k = 10): number {
+  const s = Float32Array.from(list.rows, score);
+  const dcg = topIndices(s, k).reduce((a, i, r) => a + Math.max(0, list.labels[i] as number) / Math.log2(r + 2), 0);
+  const ideal = [...list.labels].sort((a, b) => b - a).slice(0, k);
+  const idcg = ideal.reduce((a, y, r) => a + Math.max(0, y) / Math.log2(r + 2), 0);
+  return idcg > 0 ? dcg / idcg : 0;
+}
 
 function standardization(lists: readonly RankingList[]): { mean: Float64Array; std: Float64Array } {
   const mean = new Float64Array(SEARCH_DIM);
@@ -167,6 +179,13 @@ export function fitLinear(lists: readonly RankingList[], opts: Partial<LinearFit
   const s = new Float64Array(n);
   const b1 = 0.9;
   const b2 = 0.999;
+  const validation = o.validation?.filter((l) => l.labels.some((y) => y > 0)) ?? [];
+  let best = { ndcg: -1, w: new Float64Array(D) };
+  const check = () => {
+    const scorer = new LinearScorer(w, 0, mean, std);
+    const ndcg = validation.reduce((a, l) => a + listNdcg(l, (r) => scorer.score(r)), 0) / validation.length;
+    if (ndcg > best.ndcg) best = { ndcg, w: Float64Array.from(w) };
+  };
   for (let epoch = 1; epoch <= o.epochs; epoch++) {
     const grad = new Float64Array(D);
     for (let i = 0; i < n; i++) {
@@ -195,8 +214,9 @@ export function fitLinear(lists: readonly RankingList[], opts: Partial<LinearFit
       const vh = (v[j] as number) / (1 - b2 ** epoch);
       w[j] = (w[j] as number) - (o.learningRate * mh) / (Math.sqrt(vh) + 1e-8);
     }
+    if (validation.length > 0 && (epoch % 10 === 0 || epoch === o.epochs)) check();
   }
-  return new LinearScorer(w, 0, mean, std);
+  return new LinearScorer(validation.length > 0 ? best.w : w, 0, mean, std);
 }
 
 // ---------------------------------------------------------------------------------------------------

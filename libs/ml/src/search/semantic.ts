@@ -17,17 +17,20 @@ export function itemText(i: { title: string; category?: string | undefined; bran
 export const SEMANTIC_NEIGHBOURS = 100;
 
 /**
- * Training pairs for the text encoder: the catalog's pseudo-queries (`perItem` per item on average) and,
- * in production, (query, chosen item) pairs from the clickstream.
+ * Training pairs for the text encoder: the catalog's pseudo-queries (`perItem` per item on average, at
+ * most `maxPseudo` in all: training time grows with them, quality barely past ~30k on crowdflower-search)
+ * and, in production, (query, chosen item) pairs from the clickstream.
  */
 export function encoderPairs(
   docs: readonly SearchDoc[],
-  opts: { perItem: number; seed: number; feedback?: readonly LabelledQuery[] },
+  opts: { perItem: number; seed: number; maxPseudo?: number; feedback?: readonly LabelledQuery[] },
 ): Array<[string, string]> {
   const byId = new Map(docs.map((d) => [d.id, d]));
-  const pairs = pseudoQueries(docs, Math.round(docs.length * opts.perItem), mulberry32(opts.seed)).map(
-    (p): [string, string] => [p.text, itemText(docs[p.doc] as SearchDoc)],
-  );
+  const count = Math.min(Math.round(docs.length * opts.perItem), opts.maxPseudo ?? 40_000);
+  const pairs = pseudoQueries(docs, count, mulberry32(opts.seed)).map((p): [string, string] => [
+    p.text,
+    itemText(docs[p.doc] as SearchDoc),
+  ]);
   for (const q of opts.feedback ?? [])
     for (const [id, gain] of q.gains) {
       const d = byId.get(id);

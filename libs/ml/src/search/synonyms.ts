@@ -95,3 +95,13 @@ export class CoClickSynonyms {
     return new Map([...out.entries()].sort((a, b) => b[1] - a[1]).slice(0, this.opts.terms));
   }
 }
+
+/** A query with related terms added at half their translation probability (the user's words lead). */
+export function withRelated(
+  terms: ReadonlyMap<string, number>,
+  related: ReadonlyMap<string, number>,
+): Map<string, number> {
+  const out = new Map(terms);
+  for (const [t, w] of related) out.set(t, (out.get(t) ?? 0) + w / 2);
+  return out;
+}
