@@ -21,7 +21,7 @@ import {
   SearchEngine,
   termWeights,
   TextEncoder2T,
-  topIndices,
+  topDocs,
   withRelated,
   type QueryUnderstanding,
   type RankingList,
@@ -106,7 +106,7 @@ class Scoreboard {
 }
 
 function rankAll(ids: readonly string[], scores: Float32Array, k = PREDICTION_DEPTH): string[] {
-  return topIndices(scores, k)
+  return topDocs(scores, k)
     .filter((i) => (scores[i] as number) > 0)
     .map((i) => ids[i] as string);
 }
@@ -119,7 +119,7 @@ function rankCandidates(
   scorer: SearchScorer,
 ): string[] {
   const s = Float32Array.from(rows, (r) => scorer.score(r));
-  return topIndices(s, Math.min(PREDICTION_DEPTH, s.length)).map((i) => engine.ids[docs[i] as number] as string);
+  return topDocs(s, Math.min(PREDICTION_DEPTH, s.length)).map((i) => engine.ids[docs[i] as number] as string);
 }
 
 export async function evaluateSearch(opts: SearchEvalOptions): Promise<SearchEvalResult> {

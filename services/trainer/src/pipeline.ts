@@ -349,6 +349,7 @@ async function trainTextAndSearch(
       name: 'search_ranker',
       onnx: search.onnx,
       sidecar: { ...search.sidecar },
+      curves: [],
       signature: {
         inputs: [io('features', 'float32', [-1, search.sidecar.features.length])],
         outputs: [io('score', 'float32', [-1, 1]), io('parts', 'float32', [-1, search.sidecar.features.length])],

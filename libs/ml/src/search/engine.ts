@@ -3,7 +3,7 @@ import { DEFAULT_RM3, rm3, type Rm3Options } from './expansion';
 import { featureRow, SEARCH_FEATURES, type SearchFeature } from './features';
 import { type Bm25fParams, FieldIndex, type SearchDoc } from './field-index';
 import { categoryDistribution, intentCategory, productType } from './intent';
-import { topIndices } from './relevance';
+import { topDocs } from './relevance';
 import type { BatchScorer } from './scoring';
 import { type Correction, SpellingCorrector } from './spelling';
 import { type CoClickSynonyms, withRelated } from './synonyms';
@@ -89,7 +89,7 @@ export interface CandidateSet {
 }
 
 function mapTop(scores: Float32Array, n: number): number[] {
-  return topIndices(scores, n).filter((d) => (scores[d] as number) > 0);
+  return topDocs(scores, n).filter((d) => (scores[d] as number) > 0);
 }
 
 function maxOf(xs: Float32Array): number {

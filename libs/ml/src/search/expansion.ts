@@ -1,5 +1,5 @@
 import type { FieldIndex, WeightedTerms } from './field-index';
-import { topIndices } from './relevance';
+import { topDocs } from './relevance';
 
 /**
  * Query expansion learned from the catalog itself: RM3 pseudo-relevance feedback (Lavrenko & Croft's
@@ -22,7 +22,7 @@ export function rm3(
   firstPass: Float32Array,
   opts: Rm3Options = DEFAULT_RM3,
 ): Map<string, number> {
-  const top = topIndices(firstPass, opts.docs).filter((d) => (firstPass[d] as number) > 0);
+  const top = topDocs(firstPass, opts.docs).filter((d) => (firstPass[d] as number) > 0);
   if (top.length === 0) return new Map(query);
   const max = firstPass[top[0] as number] as number;
   // Document weights: softmax-like in the first-pass score, so the head of the list dominates.

@@ -1,6 +1,6 @@
 import { mulberry32 } from '../eval/random';
 import { SEARCH_DIM, SEARCH_FEATURES, type SearchFeature } from './features';
-import { topIndices } from './relevance';
+import { topDocs } from './relevance';
 
 /**
  * Learning to rank for Search. Training data are lists: one query's candidates (feature rows) with graded
@@ -122,7 +122,7 @@ export const DEFAULT_LINEAR_FIT: LinearFitOptions = { epochs: 300, learningRate:
 /** NDCG@k of one list ordered by `score` (ties: list order). */
 export function listNdcg(list: RankingList, score: (row: Float32Array) => number, k = 10): number {
   const s = Float32Array.from(list.rows, score);
-  const dcg = topIndices(s, k).reduce((a, i, r) => a + Math.max(0, list.labels[i] as number) / Math.log2(r + 2), 0);
+  const dcg = topDocs(s, k).reduce((a, i, r) => a + Math.max(0, list.labels[i] as number) / Math.log2(r + 2), 0);
   const ideal = [...list.labels].sort((a, b) => b - a).slice(0, k);
   const idcg = ideal.reduce((a, y, r) => a + Math.max(0, y) / Math.log2(r + 2), 0);
   return idcg > 0 ? dcg / idcg : 0;

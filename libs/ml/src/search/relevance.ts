@@ -11,7 +11,7 @@ export function ndcgAt(ranked: readonly string[], judged: ReadonlyMap<string, nu
 }
 
 /** Indices of the k highest scores, best first (ties: lower index first). */
-export function topIndices(scores: ArrayLike<number>, k: number): number[] {
+export function topDocs(scores: ArrayLike<number>, k: number): number[] {
   const heap: number[] = [];
   const better = (a: number, b: number) =>
     (scores[a] as number) > (scores[b] as number) || ((scores[a] as number) === (scores[b] as number) && a < b);

@@ -1,17 +1,10 @@
+import { itemText } from '../text/item-text';
 import { mulberry32 } from '../eval/random';
 import { topKInnerProduct } from '../eval/topk';
 import type { TextEncoder2T } from '../models/text-encoder';
 import type { SearchDoc } from './field-index';
 import { pseudoQueries } from './pseudo-queries';
 import type { LabelledQuery, SemanticRetriever } from './train';
-
-/**
- * The item text the text encoder reads, at training and in embedding-inference's index alike (titles,
- * categories and brands; descriptions are left to BM25F: they would crowd the hashed title n-grams out).
- */
-export function itemText(i: { title: string; category?: string | undefined; brand?: string | undefined }): string {
-  return `${i.title}. ${i.category ?? ''}. ${i.brand ?? ''}.`;
-}
 
 /** Semantic neighbours per query, as embedding-inference's Retrieve returns them (top `k` by cosine). */
 export const SEMANTIC_NEIGHBOURS = 100;
