@@ -251,7 +251,7 @@ test('dead letters: browse by reason, inspect the bytes, replay a fixed one into
   await eventually(
     async () => {
       const m = await bus.jsm.streams.getMessage(Streams.EVENTS.name, { last_by_subj: Subjects.events('view') });
-      return m?.header.get(Headers.msgId) === `default:${bad.event_id}`;
+      return m?.header.get(Headers.msgId) === `event:default:${bad.event_id}`;
     },
     { what: 'the replayed event in the EVENTS stream', timeoutMs: 30_000 },
   );

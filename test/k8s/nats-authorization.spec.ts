@@ -127,7 +127,12 @@ test('every service, the trainer and a producer do their work with exactly the g
   });
   expect(trainer.stderr).toBe('');
   expect(trainer.code).toBe(0);
-  expect(trainer.logs.filter((l) => l['msg'] === 'model published').map((l) => l['model'])).toHaveLength(4);
+  expect(
+    trainer.logs
+      .filter((l) => l['msg'] === 'model published')
+      .map((l) => l['model'])
+      .sort(),
+  ).toEqual(['churn', 'ranker', 'sasrec', 'search_ranker', 'text_encoder']);
 
   const s = stack.services;
   await eventually(

@@ -2,7 +2,7 @@ import type { Counter, Registry } from 'prom-client';
 import { counterIn } from './metrics';
 import type { Logger } from './logger';
 import { isTransientError } from './nats';
-import { ModelRejectedError, type ModelArtifact, type ModelName, type ModelRegistry } from './model-registry';
+import { type ModelArtifact, type ModelName, type ModelRegistry } from './model-registry';
 
 /** A model a service can serve: built from an artifact (its ORT adapter), released when replaced. */
 export interface ServingModel {
@@ -76,7 +76,7 @@ export class ModelSlot<M extends ServingModel> {
   }
 
   /**
-   * Looks at the active pointer and switches to a newer version that passes every check. Never
+   * Looks at the active pointer and switches to the version it names if that passes every check. Never
    * throws; concurrent calls share one run, plus at most one more after it.
    */
   refresh(): Promise<void> {
@@ -110,9 +110,8 @@ export class ModelSlot<M extends ServingModel> {
       const meta = await registry.activeMeta(tenant, name);
       if (!meta || meta.version === this.model?.version) return;
       version = meta.version;
-      // Versions are the trainer's timestamps (20261201T000000Z); numeric order also sorts v9 < v10.
-      if (this.model && meta.version.localeCompare(this.model.version, 'en', { numeric: true }) < 0)
-        throw new ModelRejectedError(`${meta.version} is older than the serving version ${this.model.version}`);
+      // An older version is loaded like any other: the pointer names it after a roll back (the console's
+      // ModelRegistry.activate), and it must carry the trainer's signature and pass every check all the same.
       const started = performance.now();
       const fresh = await this.opts.load(await registry.load(meta));
       try {

@@ -184,9 +184,10 @@ test('signed versions hot-swap once each, whatever the announcements; the refuse
     await announceBurst(nan);
     expect(service.stats.downloads).toBe(downloads + 2);
 
-    // An older signed version is not a way back.
+    // An older signed version that the pointer names (a roll back) is served like any other.
     await publish(trainer, '20261130T000000Z');
-    await refusedWith(/older than the serving version/);
+    await slot.refresh();
+    expect(slot.current?.version).toBe('20261130T000000Z');
 
     // And the next good version still goes through.
     await publish(trainer, '20261208T000000Z');
@@ -209,7 +210,11 @@ test('the trainer keeps the newest versions and never the pointer target deleted
       meta: {},
     });
   const deleted = await trainer.prune('prune', 'churn', 2);
-  expect(deleted.sort()).toEqual(['prune/churn/20260101T000000Z.json', 'prune/churn/20260101T000000Z.onnx']);
+  expect(deleted.sort()).toEqual([
+    'prune/churn/20260101T000000Z.json',
+    'prune/churn/20260101T000000Z.meta.json',
+    'prune/churn/20260101T000000Z.onnx',
+  ]);
   // The trainer verifies what it scores with the public half of its own key.
   const verifier = await ModelRegistry.open(nc, { verifyKey: createPublicKey(signingKey) });
   expect((await verifier.active('prune', 'churn'))?.meta.version).toBe('20260103T000000Z');
