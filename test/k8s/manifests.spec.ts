@@ -425,6 +425,35 @@ describeIfRenderer.each(['dev', 'prod'])('overlays/%s', (overlay) => {
         .get('NetworkPolicy', 'feature')
         .spec.ingress[0].from.map((f: K8s) => f.podSelector?.matchLabels?.['app.kubernetes.io/name']);
       expect(featureFrom.sort()).toEqual(['churn-prediction', 'ranking']);
+      // ... and feature and embedding-inference answer only those callers' certificates (issue #18).
+      expect(r.envOf(r.get('Deployment', 'feature').spec.template.spec.containers[0])).toMatchObject({
+        AISLE_GRPC_ALLOWED_CLIENTS: 'ranking,churn-prediction',
+      });
+      expect(r.envOf(emb.containers[0])).toMatchObject({ AISLE_GRPC_ALLOWED_CLIENTS: 'ranking' });
+    });
+
+    test('prod: models are signed by the trainer and verified by every service that loads one', () => {
+      const keys = r.byKind('Secret').find((x) => x.metadata.name.startsWith('aisle-model-keys'));
+      const signing = r.byKind('Secret').find((x) => x.metadata.name.startsWith('aisle-model-signing-key'));
+      for (const name of ['ranking', 'embedding-inference', 'churn-prediction']) {
+        const c = r.get('Deployment', name).spec.template.spec.containers[0];
+        expect([name, r.envOf(c)['AISLE_ENV']]).toEqual([name, 'production']);
+        const ref = c.env.find((e: K8s) => e.name === 'AISLE_MODEL_PUBLIC_KEY')?.valueFrom?.secretKeyRef;
+        expect([name, ref]).toEqual([name, { name: keys.metadata.name, key: 'AISLE_MODEL_PUBLIC_KEY' }]);
+      }
+      const trainer = podSpecOf(r.workloads.find((w) => w.kind === 'CronJob' && w.metadata.name === 'trainer'));
+      expect(r.envOf(trainer.containers[0])['AISLE_MODEL_SIGNING_KEY_FILE']).toBe('/etc/aisle/model-signing/key.pem');
+      const vol = trainer.volumes.find((v: K8s) => v.secret?.secretName === signing.metadata.name);
+      expect(trainer.containers[0].volumeMounts).toEqual(
+        expect.arrayContaining([expect.objectContaining({ name: vol.name, mountPath: '/etc/aisle/model-signing' })]),
+      );
+      // Only the trainer holds the private key.
+      for (const w of r.workloads)
+        if (w.metadata.name !== 'trainer')
+          expect([
+            nameOf(w),
+            (podSpecOf(w)?.volumes ?? []).some((v: K8s) => v.secret?.secretName === signing.metadata.name),
+          ]).toEqual([nameOf(w), false]);
     });
 
     test('prod: each workload has its own certificate and its own NATS user, and nothing exports insecurely', () => {

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ConfigSpec, Env } from '@aisle/runtime';
+import { generateModelKeys, type ConfigSpec, type Env } from '@aisle/runtime';
 import { parseAllDocuments } from 'yaml';
 import { configSpec as churnSpec } from '../../services/churn-prediction/src/config';
 import { configSpec as embeddingSpec } from '../../services/embedding-inference/src/config';
@@ -58,12 +58,17 @@ export function render(dir: string): K8s[] {
     cpSync(join(root, 'k8s'), join(copy, 'k8s'), { recursive: true });
     const secrets = join(copy, 'k8s', 'overlays', 'prod', 'secrets');
     // As an operator would: copied, with every CHANGE_ME replaced (the services refuse placeholders).
+    // The model keys as `pnpm aisle model-keys` makes them: a real pair, since the services parse the key.
+    const keys = generateModelKeys();
     for (const f of existsSync(secrets) ? readdirSync(secrets) : [])
       if (f.endsWith('.env.example'))
         writeFileSync(
           join(secrets, f.replace(/\.example$/, '')),
-          readFileSync(join(secrets, f), 'utf8').replace(/CHANGE_ME/g, 'set-by-the-operator'),
+          readFileSync(join(secrets, f), 'utf8')
+            .replace(/^AISLE_MODEL_PUBLIC_KEY=CHANGE_ME$/m, `AISLE_MODEL_PUBLIC_KEY=${keys.publicKey}`)
+            .replace(/CHANGE_ME/g, 'set-by-the-operator'),
         );
+    if (existsSync(secrets)) writeFileSync(join(secrets, 'model-signing-key.pem'), keys.privateKeyPem);
     const r = spawnSync(bin!, [...args, join(copy, dir)], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
     if (r.status !== 0) throw new Error(`${bin} ${args.join(' ')} ${dir} failed:\n${r.stderr}`);
     return parseAllDocuments(r.stdout)
