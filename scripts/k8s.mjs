@@ -509,7 +509,7 @@ const durable = (stream, name, filter) => [
   `$JS.ACK.${stream}.${name}.>`,
 ];
 /**
- * Per-replica consumers (followCatalog, the churn consumer named after its tenant) whose names are not
+ * Per-replica consumers (followCatalog) whose names are not
  * known in advance: any name, but the filter is pinned.
  */
 const anyNamed = (stream, filter) => durable(stream, '*', filter);
@@ -528,6 +528,21 @@ const MODEL_BUCKET_READ = [
   '$JS.API.CONSUMER.DELETE.OBJ_aisle-models.*',
   ...provision('MODELS'),
 ];
+/**
+ * Following the tenant bucket (watchTenantBucket): open it (created when missing, same configuration),
+ * read its entries through an ordered push consumer that answers flow control. Read only: a platform
+ * team's own NATS credentials put tenants into it (`nats kv put aisle-tenants <tenant> '{}'`).
+ */
+const TENANT_BUCKET_READ = [
+  '$JS.API.STREAM.INFO.KV_aisle-tenants',
+  '$JS.API.STREAM.CREATE.KV_aisle-tenants',
+  '$JS.API.DIRECT.GET.KV_aisle-tenants.>',
+  '$JS.API.STREAM.MSG.GET.KV_aisle-tenants',
+  '$JS.API.CONSUMER.CREATE.KV_aisle-tenants.>',
+  '$JS.FC.KV_aisle-tenants.>',
+  '$JS.API.CONSUMER.INFO.KV_aisle-tenants.*',
+  '$JS.API.CONSUMER.DELETE.KV_aisle-tenants.*',
+];
 /** feature's durable on EVENTS: per-replica followers on the same stream may never touch it. */
 const FEATURE_CONSUMER = [
   '$JS.API.CONSUMER.CREATE.EVENTS.feature.>',
@@ -539,7 +554,7 @@ const inbox = (user) => `_INBOX_${user}.>`;
 const modelReader = (user, about, grants) => ({
   user,
   about,
-  publish: ['$JS.API.INFO', ...grants.publish, ...MODEL_BUCKET_READ],
+  publish: ['$JS.API.INFO', ...grants.publish, ...MODEL_BUCKET_READ, ...TENANT_BUCKET_READ],
   ...(grants.deny ? { deny: grants.deny } : {}),
   subscribe: [inbox(user), 'aisle.models.v1.published'],
 });
@@ -569,6 +584,7 @@ const busUsers = [
       ...provision('CLICKSTREAM', 'CATALOG', 'EVENTS', 'DLQ'),
       ...durable('CLICKSTREAM', 'ingest-clickstream', 'aisle.clickstream.v1.>'),
       ...durable('CATALOG', 'ingest-catalog', 'aisle.catalog.v1.upsert'),
+      ...TENANT_BUCKET_READ,
       'aisle.events.v1.>',
       'aisle.dlq.v1.clickstream',
       'aisle.dlq.v1.catalog',
@@ -584,6 +600,7 @@ const busUsers = [
       '$JS.API.INFO',
       ...provision('EVENTS', 'DLQ', 'FEATURES'),
       ...durable('EVENTS', 'feature', 'aisle.events.v1.>'),
+      ...TENANT_BUCKET_READ,
       'aisle.features.v1.user_updated',
       'aisle.dlq.v1.events',
     ],
@@ -613,12 +630,12 @@ const busUsers = [
   modelReader(
     'churn-prediction',
     [
-      'Feature notifications in (its consumer is named after its tenant), the model bucket read only, alerts and dead letters out.',
+      'Feature notifications in (one consumer for every tenant), the model bucket read only, alerts and dead letters out.',
     ],
     {
       publish: [
         ...provision('FEATURES', 'CHURN', 'DLQ'),
-        ...anyNamed('FEATURES', 'aisle.features.v1.user_updated'),
+        ...durable('FEATURES', 'churn', 'aisle.features.v1.user_updated'),
         'aisle.churn.v1.alert',
         'aisle.dlq.v1.features',
       ],
@@ -631,6 +648,7 @@ const busUsers = [
       '$JS.API.INFO',
       ...provision('DLQ'),
       ...MODEL_BUCKET_READ,
+      ...TENANT_BUCKET_READ,
       '$JS.API.STREAM.UPDATE.OBJ_aisle-models',
       '$JS.API.STREAM.PURGE.OBJ_aisle-models',
       '$O.aisle-models.>',

@@ -130,6 +130,8 @@ beforeAll(async () => {
     AISLE_LOG_LEVEL: 'error',
     // Fewer unacknowledged messages than there are poison messages: one stuck message per slot would stop ingest.
     AISLE_INGEST_MAX_IN_FLIGHT: '20',
+    // The crafted event below names tenant `item`: declared, so that it is stored rather than refused.
+    AISLE_TENANTS: 'default,item',
     AISLE_INGEST_BATCH_SIZE: '10',
   };
   const start = async <C>(
@@ -218,7 +220,7 @@ test('every poison payload is dead-lettered with its reason while valid events k
         'CLICKSTREAM/ingest-clickstream',
         'CATALOG/ingest-catalog',
         'EVENTS/feature',
-        'FEATURES/churn-default',
+        'FEATURES/churn',
       ]),
     );
     expect(consumers.filter((c) => c.includes('-catalog-'))).toHaveLength(2);

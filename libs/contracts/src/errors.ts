@@ -22,7 +22,7 @@ export class InvalidArgumentError extends AisleError {
 }
 
 export class NotFoundError extends AisleError {
-  override readonly name = 'NotFoundError';
+  override readonly name: string = 'NotFoundError';
 }
 
 /** A dependency (store, NATS, another service) cannot be reached; retrying later may succeed. */
@@ -32,7 +32,7 @@ export class UnavailableError extends AisleError {
 
 /** Load shedding: the request waited longer than its budget. */
 export class ResourceExhaustedError extends AisleError {
-  override readonly name = 'ResourceExhaustedError';
+  override readonly name: string = 'ResourceExhaustedError';
 }
 
 export class FailedPreconditionError extends AisleError {

@@ -124,3 +124,6 @@ export const ContentTypes = {
   protobuf: 'application/x-protobuf',
   json: 'application/json',
 } as const;
+
+/** Declared tenants (key = tenant, value = its settings as JSON), followed by every service at run time. */
+export const TENANTS_BUCKET = 'aisle-tenants';

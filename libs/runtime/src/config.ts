@@ -2,6 +2,7 @@ import { AisleError } from '@aisle/contracts';
 import type { KeyObject } from 'node:crypto';
 import { parseClientAllowList, type ClientAllowList } from './grpc';
 import { parseModelPublicKey } from './model-signing';
+import { parseTenantList, type DeclaredTenant } from './tenants';
 
 /**
  * Typed environment configuration, read and validated once at start. Every invalid or missing variable
@@ -248,6 +249,19 @@ export const commonConfig = {
   serviceName: env.string('AISLE_SERVICE_NAME', {
     default: '',
     description: 'Overrides the service name in logs, metrics and traces',
+  }),
+  tenants: {
+    variable: 'AISLE_TENANTS',
+    description:
+      'declared tenants, comma-separated, each optionally with its rate limit per instance in requests (Track: events) per second: `default,shop-b=200`; input and requests naming any other tenant are refused',
+    defaultText: 'default',
+    parse: (raw: string | undefined): DeclaredTenant[] =>
+      parseTenantList(raw === undefined || raw === '' ? 'default' : raw),
+  } satisfies Setting<DeclaredTenant[]>,
+  tenantsBucket: env.bool('AISLE_TENANTS_BUCKET', {
+    default: true,
+    description:
+      'also serve the tenants put into the NATS KV bucket `aisle-tenants` (key = tenant, value = `{"rateLimit": 200}` or empty), followed at run time: a tenant is added without a redeploy',
   }),
   natsUrl: env.string('AISLE_NATS_URL', {
     default: 'nats://127.0.0.1:4222',

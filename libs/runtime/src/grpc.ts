@@ -17,7 +17,9 @@ import { readFileSync } from 'node:fs';
 import type { PeerCertificate } from 'node:tls';
 import { Histogram, type Registry } from 'prom-client';
 import type { Logger } from './logger';
+import { counterIn } from './metrics';
 import { DescriptorReflection } from './reflection';
+import { TenantRateLimitedError, type TenantDirectory } from './tenants';
 
 /** The shape of one unary method in a ts-proto (`outputServices=grpc-js`) service definition. */
 export interface UnaryMethodDefinition<Req, Res> {
@@ -72,6 +74,8 @@ export interface GrpcInstrumentation {
   readonly logger: Logger;
   readonly tracer: Tracer;
   readonly registry: Registry;
+  /** With it, a request naming an undeclared tenant gets NOT_FOUND, one over its tenant's rate limit RESOURCE_EXHAUSTED. */
+  readonly tenants?: TenantDirectory;
 }
 
 const metadataGetter = {
@@ -92,6 +96,28 @@ function histogramFor(registry: Registry): Histogram<'method' | 'code'> {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
   });
+}
+
+/**
+ * Checks a request's tenant against the declared ones (NOT_FOUND) and takes `cost` from its rate limit
+ * (RESOURCE_EXHAUSTED, counted per tenant: declared tenants only, so the label's values stay bounded).
+ * Without a directory (unit tests of a handler) every tenant passes.
+ */
+export function admitTenant(instr: GrpcInstrumentation, tenant: string, cost = 1): void {
+  if (!instr.tenants) return;
+  instr.tenants.require(tenant);
+  try {
+    instr.tenants.admit(tenant, cost);
+  } catch (err) {
+    if (err instanceof TenantRateLimitedError)
+      counterIn(
+        instr.registry,
+        'aisle_tenant_throttled_total',
+        'Requests (Track: events) refused with RESOURCE_EXHAUSTED because their tenant was over its rate limit',
+        ['tenant'],
+      ).inc({ tenant }, cost);
+    throw err;
+  }
 }
 
 /**
@@ -141,7 +167,7 @@ export function bindUnaryService<D extends ServiceDefinition>(
         .with(trace.setSpan(parent, span), async () => {
           // Every request that names a tenant is checked here, before any handler sizes memory by it.
           const tenant = (call.request as { tenant?: unknown } | null)?.tenant;
-          if (typeof tenant === 'string') requestTenant(tenant);
+          if (typeof tenant === 'string') admitTenant(instr, requestTenant(tenant));
           return handler(call.request, ctx);
         })
         .then(

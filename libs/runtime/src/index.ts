@@ -11,3 +11,5 @@ export * from './model-registry';
 export * from './readiness';
 export * from './model-signing';
 export * from './model-slot';
+export * from './tenants';
+export * from './per-tenant';

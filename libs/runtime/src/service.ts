@@ -33,6 +33,7 @@ import {
 import { AsyncJetStreamPublisher } from './js-publisher';
 import { Readiness } from './readiness';
 import { initTelemetry, type Telemetry } from './telemetry';
+import { TenantDirectory, watchTenantBucket } from './tenants';
 
 export type CommonConfig = ConfigOf<typeof commonConfig>;
 
@@ -50,6 +51,8 @@ export interface ServiceBase {
   /** What health reports: every part sets the conditions it knows about. */
   readonly readiness: Readiness;
   readonly metricsPort: number | undefined;
+  /** The declared tenants (AISLE_TENANTS, plus the `aisle-tenants` bucket once the bus is connected). */
+  readonly tenants: TenantDirectory;
   /** Sets what `/status` on the metrics port reports (plus the readiness problems, if any). */
   setStatus(provider: () => unknown): void;
 }
@@ -106,6 +109,7 @@ export async function createServiceBase(
     lifecycle,
     readiness,
     metricsPort,
+    tenants: new TenantDirectory(config.tenants),
     setStatus: (p) => {
       statusProvider = p;
     },
@@ -158,6 +162,14 @@ export async function connectBus(
   const { js, jsm } = await jetStreamOf(nc);
   const all = streams.some((s) => s.name === Streams.DLQ.name) ? streams : [...streams, Streams.DLQ];
   await ensureStreams(jsm, all, { replicas: config.natsStreamReplicas });
+  if (config.tenantsBucket) {
+    const watch = await watchTenantBucket(nc, base.tenants, {
+      logger: base.logger,
+      replicas: config.natsStreamReplicas,
+      registry: base.registry,
+    });
+    base.lifecycle.onShutdown('tenant bucket', () => watch.stop());
+  }
   return { nc, js, jsm, publisher, connected: () => connected && !nc.isClosed() };
 }
 
@@ -232,19 +244,19 @@ export async function serveGrpc(
 }
 
 /**
- * Follows normalized catalog changes of one tenant in every replica (a shared durable would split them
- * between replicas): one consumer per instance, from `startAt` (just before the caller read its
- * snapshot, so that nothing falls in between). Stopped at shutdown.
+ * Follows normalized catalog changes of the declared tenants in every replica (a shared durable would
+ * split them between replicas): one consumer per instance, from `startAt` (just before the caller read
+ * its snapshots, so that nothing falls in between), handing each tenant's items over separately.
+ * Stopped at shutdown.
  */
 export async function followCatalog(
   base: ServiceBase,
   bus: Bus,
   opts: {
     name: string;
-    tenant: string;
     startAt: Date;
     ackWaitMs: number;
-    onItems: (items: catalogV1.Item[]) => void | Promise<void>;
+    onItems: (tenant: string, items: catalogV1.Item[]) => void | Promise<void>;
   },
 ): Promise<void> {
   const loop = await startConsumerLoop({
@@ -262,16 +274,22 @@ export async function followCatalog(
     deadLetter: { publisher: bus.publisher, subject: Subjects.dlq('events'), by: base.name },
     handleBatch: async (msgs) => {
       const outcomes: Outcome[] = [];
-      const items: catalogV1.Item[] = [];
+      const byTenant = new Map<string, catalogV1.Item[]>();
       for (const m of msgs) {
         const item = decodeOrReason(() => catalogV1.Item.decode(m.data), 'catalog item');
         if (typeof item === 'string') outcomes.push({ kind: 'term', reason: item });
         else {
           outcomes.push(ACK);
-          if ((item.tenant || DEFAULT_TENANT) === opts.tenant) items.push(item);
+          const tenant = item.tenant || DEFAULT_TENANT;
+          // A tenant withdrawn since ingest admitted the item: nothing serves it here any more.
+          if (base.tenants.has(tenant)) {
+            const list = byTenant.get(tenant) ?? [];
+            list.push(item);
+            byTenant.set(tenant, list);
+          }
         }
       }
-      if (items.length > 0) await opts.onItems(items);
+      for (const [tenant, items] of byTenant) await opts.onItems(tenant, items);
       return outcomes;
     },
   });

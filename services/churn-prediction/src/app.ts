@@ -4,6 +4,7 @@ import {
   ModelSlot,
   openModelRegistry,
   outgoingCredentials,
+  PerTenant,
   serveGrpc,
   type ServiceBase,
   type StartedService,
@@ -19,84 +20,123 @@ import { scoreRepository } from './scores.store';
 
 const SERVICE = 'aisle.churn.v1.ChurnService';
 
+/** One tenant's scorer and model. */
+interface TenantChurn {
+  readonly service: ChurnService;
+  stop(): Promise<void>;
+}
+
 /** The churn-prediction service's composition root (`main.ts` runs it as a process). */
 export async function startChurn(base: ServiceBase, config: ChurnConfig): Promise<StartedService> {
   const { logger, lifecycle, readiness } = base;
-  const { tenant } = config;
   const store = await openStore(config.storeUrl);
   lifecycle.onShutdown('store', () => store.close());
   const bus = await connectBus(base, config, [Streams.FEATURES, Streams.CHURN, Streams.MODELS]);
-  const activity = featureActivitySource({
-    address: config.featureAddr,
-    tenant,
-    credentials: outgoingCredentials(config),
-    timeoutMs: 5000,
-  });
-  lifecycle.onShutdown('feature client', () => activity.close());
+  const registry = await openModelRegistry(bus, config, logger);
+  const credentials = outgoingCredentials(config);
 
-  const service = new ChurnService(
-    activity,
-    scoreRepository(store, tenant),
-    alertPublisher(bus, tenant, logger, base.registry),
-    {
-      threshold: config.threshold,
-      hysteresis: config.hysteresis,
-      onModelProblem: (problem) => {
-        if (problem) logger.error('churn model unusable; not serving until a new one is published', { problem });
-        readiness.set('model', problem === undefined, { service: SERVICE, reason: problem ?? '' });
-      },
-    },
-  );
-
-  const grpc = await serveGrpc(base, config, [churnGrpcService(service, base)]);
-  const rescore = async (why: string) => {
+  // Health follows the tenants together: SERVING while some tenant has a usable model (a tenant without
+  // one answers FAILED_PRECONDITION on its own calls, and never makes another tenant's calls fail).
+  const report = (): void => {
+    const built = tenants.built().map(([, t]) => t.service);
+    const usable = built.some((s) => s.modelVersion !== undefined && s.problem === undefined);
+    const problem = built.find((s) => s.problem !== undefined)?.problem;
+    readiness.set('model', usable, { service: SERVICE, reason: problem ?? 'no churn model published yet' });
+  };
+  const rescore = async (tenant: string, service: ChurnService, why: string) => {
     if (!service.modelVersion) return;
     const r = await service.rescoreAll(config.batchSize);
-    logger.info('rescored users', { why, ...r });
+    logger.info('rescored users', { tenant, why, ...r });
   };
-  const model = new ModelSlot<ServingChurnModel>({
-    registry: await openModelRegistry(bus, config, logger),
-    tenant,
-    name: 'churn',
-    load: ortChurnModel,
-    probe: probeChurnModel,
-    activate: (m) => {
-      service.setModel(m);
-      grpc.setServiceServing(SERVICE, true);
-      void rescore('new model').catch((err: unknown) => logger.warn('rescoring failed', { err }));
-    },
+
+  // One deployment scores every declared tenant: each gets its own model, scores and alerts.
+  const tenants: PerTenant<TenantChurn> = new PerTenant<TenantChurn>(base.tenants, {
+    what: 'churn',
     logger,
-    metrics: base.registry,
+    create: async (tenant) => {
+      const log = logger.child({ tenant });
+      const activity = featureActivitySource({ address: config.featureAddr, tenant, credentials, timeoutMs: 5000 });
+      const service = new ChurnService(
+        activity,
+        scoreRepository(store, tenant),
+        alertPublisher(bus, tenant, log, base.registry),
+        {
+          threshold: config.threshold,
+          hysteresis: config.hysteresis,
+          onModelProblem: (problem) => {
+            if (problem) log.error('churn model unusable; not scoring until a new one is published', { problem });
+            report();
+          },
+        },
+      );
+      const model = new ModelSlot<ServingChurnModel>({
+        registry,
+        tenant,
+        name: 'churn',
+        load: ortChurnModel,
+        probe: probeChurnModel,
+        activate: (m) => {
+          service.setModel(m);
+          report();
+          void rescore(tenant, service, 'new model').catch((err: unknown) => log.warn('rescoring failed', { err }));
+        },
+        logger: log,
+        metrics: base.registry,
+      });
+      await model.start();
+      return {
+        service,
+        stop: async () => {
+          await model.stop();
+          activity.close();
+        },
+      };
+    },
+    dispose: (t) => t.stop(),
   });
-  lifecycle.onShutdown('churn model', () => model.stop());
-  await model.start();
+
+  const grpc = await serveGrpc(base, config, [
+    churnGrpcService(async (tenant) => (await tenants.get(tenant)).service, base),
+  ]);
+  lifecycle.onShutdown('tenants', () => tenants.stop());
+  await tenants.start();
+  report();
 
   const consumer = await startScoringConsumer({
     bus,
-    service,
-    tenant,
+    serviceOf: async (tenant) => (base.tenants.has(tenant) ? (await tenants.get(tenant)).service : undefined),
     batchSize: config.batchSize,
     ackWaitMs: config.ackWaitMs,
     logger,
     registry: base.registry,
   });
   lifecycle.onShutdown('consumer', () => consumer.stop());
-  const timer = setInterval(
-    () => void rescore('periodic').catch((err: unknown) => logger.warn('periodic rescoring failed', { err })),
-    config.rescoreIntervalMs,
-  );
+  const timer = setInterval(() => {
+    for (const [tenant, t] of tenants.built())
+      void rescore(tenant, t.service, 'periodic').catch((err: unknown) =>
+        logger.warn('periodic rescoring failed', { tenant, err }),
+      );
+  }, config.rescoreIntervalMs);
   lifecycle.onShutdown('rescoring', () => clearInterval(timer));
+  const models = () =>
+    tenants
+      .built()
+      .flatMap(([tenant, t]) =>
+        t.service.modelVersion ? [{ tenant, model: 'churn', version: t.service.modelVersion }] : [],
+      );
   base.setStatus(() => ({
     service: base.name,
-    model: service.modelVersion ?? null,
-    model_problem: service.problem ?? null,
+    tenants: Object.fromEntries(
+      tenants
+        .built()
+        .map(([tenant, t]) => [
+          tenant,
+          { model: t.service.modelVersion ?? null, model_problem: t.service.problem ?? null },
+        ]),
+    ),
     threshold: config.threshold,
     // The shape every service reports its loaded versions in (the console reads it).
-    models: service.modelVersion ? [{ model: 'churn', version: service.modelVersion }] : [],
+    models: models(),
   }));
-  return {
-    grpc,
-    details: { model: service.modelVersion ?? null },
-    notReady: service.modelVersion ? [] : [SERVICE],
-  };
+  return { grpc, details: { models: models() } };
 }

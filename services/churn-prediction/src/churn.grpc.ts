@@ -1,4 +1,4 @@
-import { churnV1, FailedPreconditionError } from '@aisle/contracts';
+import { churnV1, DEFAULT_TENANT, FailedPreconditionError } from '@aisle/contracts';
 import { bindUnaryService, type grpc, type GrpcInstrumentation, type UnaryHandlers } from '@aisle/runtime';
 import { NoModelError, type ChurnService, type ScoreRecord } from './churn.service';
 
@@ -22,12 +22,14 @@ export function toProto(r: ScoreRecord & { known?: boolean }): churnV1.ChurnScor
   };
 }
 
+/** ChurnService over gRPC: each request answered by its tenant's scorer (undeclared: NOT_FOUND before this). */
 export function churnGrpcService(
-  service: ChurnService,
+  serviceOf: (tenant: string) => Promise<ChurnService>,
   instr: GrpcInstrumentation,
 ): { definition: Definition; implementation: grpc.UntypedServiceImplementation } {
   const handlers: UnaryHandlers<Definition> = {
     predict: async (req, ctx) => {
+      const service = await serviceOf(req.tenant || DEFAULT_TENANT);
       try {
         return {
           scores: (
@@ -40,6 +42,7 @@ export function churnGrpcService(
       }
     },
     listAtRisk: async (req) => {
+      const service = await serviceOf(req.tenant || DEFAULT_TENANT);
       const r = await service.listAtRisk(req.minRisk, req.pageSize, req.pageToken);
       return { scores: r.scores.map(toProto), nextPageToken: r.nextPageToken };
     },

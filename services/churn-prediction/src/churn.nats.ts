@@ -1,6 +1,7 @@
-import { churnV1, ContentTypes, featureV1, Headers, Streams, Subjects } from '@aisle/contracts';
+import { churnV1, ContentTypes, DEFAULT_TENANT, featureV1, Headers, Streams, Subjects } from '@aisle/contracts';
 import {
   ACK,
+  counterIn,
   Counter,
   decodeOrReason,
   startConsumerLoop,
@@ -15,11 +16,7 @@ import { NoModelError, type AlertSink, type ChurnService } from './churn.service
 
 /** Alerts on `aisle.churn.v1.alert`, de-duplicated on `<tenant>:<user>:<scored_at>`. */
 export function alertPublisher(bus: Bus, tenant: string, logger: Logger, registry: Registry): AlertSink {
-  const alertsTotal = new Counter({
-    name: 'aisle_churn_alerts_total',
-    help: 'Churn alerts published',
-    registers: [registry],
-  });
+  const alertsTotal = counterIn(registry, 'aisle_churn_alerts_total', 'Churn alerts published', []);
   return {
     alert: async (a) => {
       const payload = churnV1.Alert.encode({
@@ -46,8 +43,8 @@ export function alertPublisher(bus: Bus, tenant: string, logger: Logger, registr
  */
 export function startScoringConsumer(opts: {
   bus: Bus;
-  service: ChurnService;
-  tenant: string;
+  /** The tenant's scorer; undefined for a tenant not served here (its notifications are skipped). */
+  serviceOf: (tenant: string) => Promise<ChurnService | undefined>;
   batchSize: number;
   ackWaitMs: number;
   logger: Logger;
@@ -62,7 +59,7 @@ export function startScoringConsumer(opts: {
     js: opts.bus.js,
     jsm: opts.bus.jsm,
     stream: Streams.FEATURES.name,
-    durable: `churn-${opts.tenant}`,
+    durable: 'churn',
     filterSubject: Subjects.userFeaturesUpdated,
     batchSize: opts.batchSize,
     maxInFlight: opts.batchSize * 4,
@@ -72,21 +69,26 @@ export function startScoringConsumer(opts: {
     deadLetter: { publisher: opts.bus.publisher, subject: Subjects.dlq('features'), by: 'churn-prediction' },
     handleBatch: async (msgs) => {
       const outcomes: Outcome[] = [];
-      const ids = new Set<string>();
+      const byTenant = new Map<string, Set<string>>();
       for (const m of msgs) {
         const u = decodeOrReason(() => featureV1.UserFeaturesUpdated.decode(m.data), 'UserFeaturesUpdated');
         if (typeof u === 'string') outcomes.push({ kind: 'term', reason: u });
         else {
           outcomes.push(ACK);
-          if ((u.tenant || 'default') === opts.tenant && u.userId) ids.add(u.userId);
+          const tenant = u.tenant || DEFAULT_TENANT;
+          if (u.userId) byTenant.set(tenant, (byTenant.get(tenant) ?? new Set<string>()).add(u.userId));
         }
       }
-      try {
-        const { invalid } = await opts.service.scoreUsers([...ids]);
-        invalidTotal.inc(invalid);
-      } catch (err) {
-        // Without a model there is nothing to score: the first model's rescoring covers these users.
-        if (!(err instanceof NoModelError)) throw err;
+      for (const [tenant, ids] of byTenant) {
+        const service = await opts.serviceOf(tenant);
+        if (!service) continue;
+        try {
+          const { invalid } = await service.scoreUsers([...ids]);
+          invalidTotal.inc(invalid);
+        } catch (err) {
+          // Without a model there is nothing to score: the first model's rescoring covers these users.
+          if (!(err instanceof NoModelError)) throw err;
+        }
       }
       return outcomes;
     },

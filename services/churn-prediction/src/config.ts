@@ -13,7 +13,6 @@ export const configSpec = {
   ...commonConfig,
   ...modelConfig,
   ...servicePorts('churn-prediction'),
-  tenant: env.string('AISLE_CHURN_TENANT', { default: 'default', description: 'tenant scored' }),
   featureAddr: env.string('AISLE_FEATURE_ADDR', {
     default: defaultAddress('feature'),
     description: 'feature service gRPC address',

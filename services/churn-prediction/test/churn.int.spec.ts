@@ -87,7 +87,7 @@ async function codeOf(call: Promise<unknown>): Promise<string> {
 }
 
 async function caughtUp(): Promise<boolean> {
-  const c = await jsm.consumers.info(Streams.FEATURES.name, 'churn-default');
+  const c = await jsm.consumers.info(Streams.FEATURES.name, 'churn');
   return c.num_pending === 0 && c.num_ack_pending === 0;
 }
 

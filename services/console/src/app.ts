@@ -78,7 +78,7 @@ export async function startConsole(base: ServiceBase, config: ConsoleConfig): Pr
     port: config.httpPort,
     webRoot: WEB_ROOT,
     auth: config.auth,
-    tenants: config.tenants,
+    tenants: () => base.tenants.list(),
     access,
     signer,
     secureCookies: config.secureCookies,

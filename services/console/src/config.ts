@@ -63,7 +63,6 @@ export const configSpec = {
     default: [],
     description: 'addresses or CIDRs whose user header is believed (`proxy`); others get 401',
   }),
-  tenants: env.list('AISLE_CONSOLE_TENANTS', { default: ['default'], description: 'declared tenants shown' }),
   sampleIntervalMs: env.duration('AISLE_CONSOLE_SAMPLE_INTERVAL', {
     default: 1000,
     description: 'how often the overview samples streams, consumers and services',

@@ -45,7 +45,8 @@ export interface ConsoleHttpDeps {
   port: number;
   webRoot: string;
   auth: 'none' | 'login' | 'proxy';
-  tenants: readonly string[];
+  /** The declared tenants now (AISLE_TENANTS and the tenant bucket). */
+  tenants: () => readonly string[];
   access: AccessFile | undefined;
   signer: SessionSigner | undefined;
   secureCookies: boolean;
@@ -215,10 +216,10 @@ export async function startConsoleHttp(deps: ConsoleHttpDeps): Promise<RunningHt
   const callerOf = (req: IncomingMessage): Caller | null => {
     switch (deps.auth) {
       case 'none':
-        return openCaller(deps.tenants);
+        return openCaller(deps.tenants());
       case 'login': {
         const user = deps.signer?.verify(cookieValue(req, COOKIE));
-        return user && deps.access ? resolveCaller(deps.access, deps.tenants, user, []) : null;
+        return user && deps.access ? resolveCaller(deps.access, deps.tenants(), user, []) : null;
       }
       case 'proxy': {
         const remote = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
@@ -231,13 +232,13 @@ export async function startConsoleHttp(deps: ConsoleHttpDeps): Promise<RunningHt
           .split(',')
           .map((g) => g.trim())
           .filter(Boolean);
-        return resolveCaller(deps.access, deps.tenants, user, groups);
+        return resolveCaller(deps.access, deps.tenants(), user, groups);
       }
     }
   };
 
   const tenantFor = (caller: Caller, tenant: string, operate = false): string => {
-    if (!deps.tenants.includes(tenant)) throw new HttpError(404, `tenant ${tenant} is not declared`, 'tenant');
+    if (!deps.tenants().includes(tenant)) throw new HttpError(404, `tenant ${tenant} is not declared`, 'tenant');
     if (!(operate ? mayOperate(caller, tenant) : mayRead(caller, tenant)))
       throw new HttpError(403, operate ? `you may not change tenant ${tenant}` : `you may not see tenant ${tenant}`);
     return tenant;

@@ -103,7 +103,7 @@ async function start(env: Record<string, string>): Promise<string> {
     AISLE_GRPC_PORT: '0',
     AISLE_METRICS_PORT: '-1',
     AISLE_CONSOLE_HTTP_PORT: '0',
-    AISLE_CONSOLE_TENANTS: 'shop-a,shop-b',
+    AISLE_TENANTS: 'shop-a,shop-b',
     AISLE_CONSOLE_SAMPLE_INTERVAL: '200ms',
     AISLE_CONSOLE_CALL_DEADLINE: '300ms',
     AISLE_LOG_LEVEL: 'info',

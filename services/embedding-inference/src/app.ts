@@ -6,6 +6,7 @@ import {
   Gauge,
   ModelSlot,
   openModelRegistry,
+  PerTenant,
   serveGrpc,
   type ServiceBase,
   type StartedService,
@@ -16,70 +17,108 @@ import { embeddingGrpcService } from './embedding.grpc';
 import { EmbeddingService, type CatalogText } from './embedding.service';
 import type { ServingModel } from './models';
 
+const SERVICE = 'aisle.embedding.v1.EmbeddingService';
+
+/** One tenant's models (sequence encoder, text encoder) and text index. */
+interface TenantEmbedding {
+  readonly service: EmbeddingService;
+  stop(): Promise<void>;
+}
+
 /** The embedding-inference service's composition root (`main.ts` runs it as a process). */
 export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig): Promise<StartedService> {
   const { logger, lifecycle } = base;
   const store = await openStore(config.storeUrl);
   lifecycle.onShutdown('store', () => store.close());
   const bus = await connectBus(base, config, [Streams.EVENTS, Streams.MODELS]);
-  const service = new EmbeddingService({
-    providers: config.providers as Array<'cuda' | 'webgpu' | 'cpu'>,
-    threads: config.ortThreads,
-    batch: { maxBatch: config.maxBatch, maxDelayMs: config.maxDelayMs, budgetMs: config.budgetMs },
-    catalog: () =>
-      (async function* (): AsyncIterable<CatalogText> {
-        for await (const i of store.items.scan(config.tenant)) yield { itemId: i.itemId, text: itemText(i) };
-      })(),
-    log: (msg, fields) => logger.info(msg, fields),
-  });
   const providerGauge = new Gauge({
     name: 'aisle_embedding_execution_provider',
     help: 'Active execution provider per model (1 = active)',
     labelNames: ['model', 'provider', 'version'],
     registers: [base.registry],
   });
-  base.setStatus(() => ({ service: base.name, requestedProviders: config.providers, ...service.status() }));
-
   const startAt = new Date(Date.now() - 60_000);
-  const grpc = await serveGrpc(base, config, [embeddingGrpcService(service, base)]);
-  const serviceName = 'aisle.embedding.v1.EmbeddingService';
   const registry = await openModelRegistry(bus, config, logger);
+  // Ready (SERVING) once some tenant has its sequence model; tenants still without one answer FAILED_PRECONDITION.
+  const anyReady = () => tenants.built().some(([, t]) => t.service.ready);
   const showProviders = () => {
     providerGauge.reset();
-    for (const m of service.models())
-      providerGauge.set({ model: m.model, provider: m.provider, version: m.version }, 1);
+    for (const [, t] of tenants.built())
+      for (const m of t.service.models())
+        providerGauge.set({ model: m.model, provider: m.provider, version: m.version }, 1);
   };
-  // One slot per model kind: new versions while running, the pointers when starting.
-  for (const name of ['sasrec', 'text_encoder'] as const) {
-    const slot = new ModelSlot<ServingModel>({
-      registry,
-      tenant: config.tenant,
-      name,
-      load: (artifact) => service.load(name, artifact),
-      probe: (model) => service.probe(model),
-      activate: (model) => {
-        service.use(model);
-        showProviders();
-        if (service.ready) grpc.setServiceServing(serviceName, true);
-      },
-      logger,
-      metrics: base.registry,
-    });
-    lifecycle.onShutdown(`${name} model`, () => slot.stop());
-    await slot.start();
-  }
+
+  // One deployment serves every declared tenant: each gets its own models and text index.
+  const tenants: PerTenant<TenantEmbedding> = new PerTenant<TenantEmbedding>(base.tenants, {
+    what: 'embedding',
+    logger,
+    create: async (tenant) => {
+      const log = logger.child({ tenant });
+      const service = new EmbeddingService({
+        providers: config.providers as Array<'cuda' | 'webgpu' | 'cpu'>,
+        threads: config.ortThreads,
+        batch: { maxBatch: config.maxBatch, maxDelayMs: config.maxDelayMs, budgetMs: config.budgetMs },
+        catalog: () =>
+          (async function* (): AsyncIterable<CatalogText> {
+            for await (const i of store.items.scan(tenant)) yield { itemId: i.itemId, text: itemText(i) };
+          })(),
+        log: (msg, fields) => log.info(msg, fields),
+      });
+      // One slot per model kind: new versions while running, the pointers when starting.
+      const slots: Array<ModelSlot<ServingModel>> = [];
+      for (const name of ['sasrec', 'text_encoder'] as const) {
+        const slot = new ModelSlot<ServingModel>({
+          registry,
+          tenant,
+          name,
+          load: (artifact) => service.load(name, artifact),
+          probe: (model) => service.probe(model),
+          activate: (model) => {
+            service.use(model);
+            showProviders();
+            // Slots start after gRPC does (tenants.start below), so `grpc` is there by now.
+            if (service.ready) grpc.setServiceServing(SERVICE, true);
+          },
+          logger: log,
+          metrics: base.registry,
+        });
+        slots.push(slot);
+        await slot.start();
+      }
+      return { service, stop: async () => void (await Promise.all(slots.map((s) => s.stop()))) };
+    },
+    dispose: (t) => t.stop(),
+  });
+  base.setStatus(() => ({
+    service: base.name,
+    requestedProviders: config.providers,
+    tenants: Object.fromEntries(tenants.built().map(([tenant, t]) => [tenant, t.service.status()])),
+    models: tenants.built().flatMap(([tenant, t]) => t.service.models().map((m) => ({ tenant, ...m }))),
+  }));
+
+  const grpc = await serveGrpc(base, config, [
+    embeddingGrpcService(async (tenant) => (await tenants.get(tenant)).service, base),
+  ]);
+  lifecycle.onShutdown('tenants', () => tenants.stop());
+  await tenants.start();
+  showProviders();
 
   // Catalog changes: embed new and updated items for semantic search (cold start).
   await followCatalog(base, bus, {
     name: 'embedding',
-    tenant: config.tenant,
     startAt,
     ackWaitMs: config.ackWaitMs,
-    onItems: (items) => service.indexItems(items.map((i) => ({ itemId: i.itemId, text: itemText(i) }))),
+    onItems: async (tenant, items) =>
+      (await tenants.get(tenant)).service.indexItems(items.map((i) => ({ itemId: i.itemId, text: itemText(i) }))),
   });
+  const first = tenants.built()[0]?.[1].service;
   return {
     grpc,
-    details: { providers: config.providers, models: service.models(), degraded: service.degradedReason() },
-    notReady: service.ready ? [] : [serviceName],
+    details: {
+      providers: config.providers,
+      tenants: tenants.built().map(([tenant, t]) => ({ tenant, models: t.service.models() })),
+      degraded: first?.degradedReason(),
+    },
+    notReady: anyReady() ? [] : [SERVICE],
   };
 }

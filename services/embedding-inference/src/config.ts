@@ -4,10 +4,6 @@ export const configSpec = {
   ...commonConfig,
   ...modelConfig,
   ...servicePorts('embedding-inference'),
-  tenant: env.string('AISLE_EMBEDDING_TENANT', {
-    default: 'default',
-    description: 'tenant whose models and catalog are served',
-  }),
   providers: env.list('AISLE_ORT_PROVIDERS', {
     default: ['cpu'],
     allowed: ['cuda', 'webgpu', 'cpu'],

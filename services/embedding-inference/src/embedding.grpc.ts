@@ -1,4 +1,4 @@
-import { embeddingV1, InvalidArgumentError } from '@aisle/contracts';
+import { DEFAULT_TENANT, embeddingV1, InvalidArgumentError } from '@aisle/contracts';
 import { bindUnaryService, type grpc, type GrpcInstrumentation, type UnaryHandlers } from '@aisle/runtime';
 import type { EmbeddingService } from './embedding.service';
 
@@ -6,21 +6,25 @@ type Definition = typeof embeddingV1.EmbeddingServiceService;
 
 const vectors = (vs: Float32Array[]) => vs.map((v) => ({ values: Array.from(v) }));
 
+/** EmbeddingService over gRPC: each request served by its tenant's models (undeclared: NOT_FOUND before this). */
 export function embeddingGrpcService(
-  service: EmbeddingService,
+  serviceOf: (tenant: string) => Promise<EmbeddingService>,
   instr: GrpcInstrumentation,
 ): { definition: Definition; implementation: grpc.UntypedServiceImplementation } {
   const handlers: UnaryHandlers<Definition> = {
     encodeSequences: async (req) => {
+      const service = await serviceOf(req.tenant || DEFAULT_TENANT);
       const r = await service.encodeSequences(req.sequences.map((s) => s.itemIds));
       return { embeddings: vectors(r.vectors), modelVersion: r.version };
     },
     encodeTexts: async (req) => {
+      const service = await serviceOf(req.tenant || DEFAULT_TENANT);
       const tower = req.tower === embeddingV1.TextTower.TEXT_TOWER_ITEM ? 'item' : 'query';
       const r = await service.encodeTexts(req.texts, tower);
       return { embeddings: vectors(r.vectors), modelVersion: r.version };
     },
     retrieve: async (req) => {
+      const service = await serviceOf(req.tenant || DEFAULT_TENANT);
       let r;
       if (req.sequence) r = await service.retrieveForSequence(req.sequence.itemIds, req.k, req.excludeItemIds);
       else if (req.text !== undefined) r = await service.retrieveForText(req.text, req.k, req.excludeItemIds);

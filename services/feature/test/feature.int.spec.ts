@@ -25,7 +25,11 @@ let client: ReturnType<typeof createGrpcClient<typeof featureV1.FeatureServiceSe
 beforeAll(async () => {
   nats = await startNatsServer();
   storeFile = tempSqliteUrl();
-  feature = await startServiceProcess('feature', { AISLE_NATS_URL: nats.url, AISLE_STORE_URL: storeFile.url });
+  feature = await startServiceProcess('feature', {
+    AISLE_NATS_URL: nats.url,
+    AISLE_STORE_URL: storeFile.url,
+    AISLE_TENANTS: 'default,shop,other,ctx',
+  });
   nc = await connect({ servers: nats.url });
   client = createGrpcClient(featureV1.FeatureServiceService, `127.0.0.1:${feature.grpcPort}`, { deadlineMs: 5000 });
 });

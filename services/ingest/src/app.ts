@@ -26,6 +26,7 @@ export async function startIngest(base: ServiceBase, config: IngestConfig): Prom
     protoDecoder,
     Date.now,
     config.maxItemsPerTenant,
+    (tenant) => base.tenants.has(tenant),
   );
   const consumers = await startIngestConsumers({
     ...base,

@@ -9,6 +9,7 @@ import {
   UnavailableError,
 } from '@aisle/contracts';
 import {
+  admitTenant,
   bindUnaryService,
   type Bus,
   type CallContext,
@@ -69,12 +70,19 @@ export function ingestGrpcService(
       clearTimeout(timer);
     }
   };
+  // A call may carry several tenants' input: each tenant's share counts against its own rate limit.
+  const admitTenants = (results: ReadonlyArray<Validated<{ tenant: string }>>): void => {
+    const counts = new Map<string, number>();
+    for (const r of results) if (r.ok) counts.set(r.value.tenant, (counts.get(r.value.tenant) ?? 0) + 1);
+    for (const [tenant, n] of counts) admitTenant(instr, tenant, n);
+  };
   const handlers: UnaryHandlers<Definition> = {
     track: async (req, ctx) => {
       if (req.events.length > limits.maxEvents)
         throw new InvalidArgumentError('events', `more than ${limits.maxEvents} in one call`);
       checkConnected();
       const results = service.validateEventMessages(req.events as unknown as ProtoFields[]);
+      admitTenants(results);
       const publishes: Array<Promise<unknown>> = [];
       for (const r of results) {
         if (!r.ok) continue;
@@ -94,6 +102,7 @@ export function ingestGrpcService(
         throw new InvalidArgumentError('items', `more than ${limits.maxEvents} in one call`);
       checkConnected();
       const results = service.validateItemMessages(req.items as unknown as ProtoFields[]);
+      admitTenants(results);
       const publishes: Array<Promise<unknown>> = [];
       for (const r of results) {
         if (!r.ok) continue;

@@ -57,7 +57,21 @@ export class IngestService {
     private readonly clock: () => number = Date.now,
     /** Most items one tenant's catalog may hold: every service that keeps a catalog in memory relies on it. */
     private readonly maxItemsPerTenant = 1_000_000,
+    /** Whether a tenant is declared (AISLE_TENANTS, the tenant bucket); input for others is rejected. */
+    private readonly isDeclared: (tenant: string) => boolean = () => true,
   ) {}
+
+  /** Input naming an undeclared tenant is rejected with that reason (dead-lettered, or in Track's answer). */
+  private declared<T extends { tenant: string }>(results: Array<Validated<T>>): Array<Validated<T>> {
+    return results.map((r) =>
+      r.ok && !this.isDeclared(r.value.tenant)
+        ? rejectionOf(
+            'tenant',
+            `'${r.value.tenant}' is not a declared tenant (AISLE_TENANTS or the aisle-tenants bucket)`,
+          )
+        : r,
+    );
+  }
 
   private readonly itemCounts = new LruCache<string, { at: number; count: number }>(1024);
 
@@ -87,32 +101,34 @@ export class IngestService {
   /** Validates raw clickstream payloads in order (one result per input). */
   validateEvents(inputs: readonly RawInput[]): Array<Validated<NormalizedEvent>> {
     const now = this.clock();
-    return inputs.map((i) =>
-      this.decode(
-        i,
-        (d, n) => validateEventJson(d, n, i.subjectType),
-        (m, n) => validateEventProto(m, n, i.subjectType),
-        (d) => this.decoder.decodeEvent(d),
-        now,
+    return this.declared(
+      inputs.map((i) =>
+        this.decode(
+          i,
+          (d, n) => validateEventJson(d, n, i.subjectType),
+          (m, n) => validateEventProto(m, n, i.subjectType),
+          (d) => this.decoder.decodeEvent(d),
+          now,
+        ),
       ),
     );
   }
 
   validateEventMessages(messages: readonly ProtoFields[]): Array<Validated<NormalizedEvent>> {
     const now = this.clock();
-    return messages.map((m) => validateEventProto(m, now));
+    return this.declared(messages.map((m) => validateEventProto(m, now)));
   }
 
   validateItems(inputs: readonly RawInput[]): Array<Validated<NormalizedItem>> {
     const now = this.clock();
-    return inputs.map((i) =>
-      this.decode(i, validateItemJson, validateItemProto, (d) => this.decoder.decodeItem(d), now),
+    return this.declared(
+      inputs.map((i) => this.decode(i, validateItemJson, validateItemProto, (d) => this.decoder.decodeItem(d), now)),
     );
   }
 
   validateItemMessages(messages: readonly ProtoFields[]): Array<Validated<NormalizedItem>> {
     const now = this.clock();
-    return messages.map((m) => validateItemProto(m, now));
+    return this.declared(messages.map((m) => validateItemProto(m, now)));
   }
 
   /**

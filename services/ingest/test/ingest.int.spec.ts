@@ -23,7 +23,11 @@ let client: ReturnType<typeof createGrpcClient<typeof ingestV1.IngestServiceServ
 beforeAll(async () => {
   nats = await startNatsServer();
   storeFile = tempSqliteUrl();
-  ingest = await startServiceProcess('ingest', { AISLE_NATS_URL: nats.url, AISLE_STORE_URL: storeFile.url });
+  ingest = await startServiceProcess('ingest', {
+    AISLE_NATS_URL: nats.url,
+    AISLE_STORE_URL: storeFile.url,
+    AISLE_TENANTS: 'default,shop2',
+  });
   client = createGrpcClient(ingestV1.IngestServiceService, `127.0.0.1:${ingest.grpcPort}`, { deadlineMs: 5000 });
 });
 

@@ -13,10 +13,6 @@ export const configSpec = {
   ...commonConfig,
   ...modelConfig,
   ...servicePorts('ranking'),
-  tenant: env.string('AISLE_RANKING_TENANT', {
-    default: 'default',
-    description: 'tenant served (catalog, models, features)',
-  }),
   featureAddr: env.string('AISLE_FEATURE_ADDR', {
     default: defaultAddress('feature'),
     description: 'feature service gRPC address',

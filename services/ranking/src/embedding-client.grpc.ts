@@ -1,22 +1,22 @@
 import { embeddingV1 } from '@aisle/contracts';
-import { createGrpcClient, type grpc } from '@aisle/runtime';
+import { createGrpcClient, type grpc, type GrpcClient } from '@aisle/runtime';
 import type { SequenceRetrievalPort, TextRetrievalPort } from '@aisle/ranking-core';
 
-export type EmbeddingClient = SequenceRetrievalPort & TextRetrievalPort & { close(): void };
+export type EmbeddingClient = SequenceRetrievalPort & TextRetrievalPort;
+export type EmbeddingGrpcClient = GrpcClient<typeof embeddingV1.EmbeddingServiceService>;
 
-/** The ranking core's retrieval ports over embedding-inference's gRPC API. */
-export function embeddingClient(
-  tenant: string,
-  address: string,
-  credentials?: grpc.ChannelCredentials,
-): EmbeddingClient {
-  const client = createGrpcClient(embeddingV1.EmbeddingServiceService, address, {
+/** One channel to embedding-inference, shared by every tenant's ports. */
+export function embeddingGrpcClient(address: string, credentials?: grpc.ChannelCredentials): EmbeddingGrpcClient {
+  return createGrpcClient(embeddingV1.EmbeddingServiceService, address, {
     channelOptions: { 'grpc.keepalive_time_ms': 30_000 },
     ...(credentials ? { credentials } : {}),
   });
+}
+
+/** One tenant's retrieval ports over embedding-inference's gRPC API. */
+export function embeddingClient(tenant: string, client: EmbeddingGrpcClient): EmbeddingClient {
   return {
     dependency: 'embedding',
-    close: () => client.close(),
     async bySequence(items, k, exclude, budget) {
       const r = await client.retrieve(
         {

@@ -17,7 +17,6 @@ export type FeatureClient = UserContextPort &
   CoVisitationPort & {
     /** Every item's statistics (all pages), at most `max` of them. */
     itemStats(max: number, deadlineMs: number): Promise<Map<string, ItemStats>>;
-    close(): void;
   };
 
 export function userProfileOf(u: featureV1.UserFeatures): UserProfile {
@@ -31,16 +30,23 @@ export function userProfileOf(u: featureV1.UserFeatures): UserProfile {
   };
 }
 
-/** The ranking core's feature ports over the feature service's gRPC API (one deadline per call, from the budget). */
-export function featureClient(tenant: string, address: string, credentials?: grpc.ChannelCredentials): FeatureClient {
-  const client: GrpcClient<typeof featureV1.FeatureServiceService> = createGrpcClient(
-    featureV1.FeatureServiceService,
-    address,
-    { channelOptions: { 'grpc.keepalive_time_ms': 30_000 }, ...(credentials ? { credentials } : {}) },
-  );
+export type FeatureGrpcClient = GrpcClient<typeof featureV1.FeatureServiceService>;
+
+/** One channel to the feature service, shared by every tenant's ports. */
+export function featureGrpcClient(address: string, credentials?: grpc.ChannelCredentials): FeatureGrpcClient {
+  return createGrpcClient(featureV1.FeatureServiceService, address, {
+    channelOptions: { 'grpc.keepalive_time_ms': 30_000 },
+    ...(credentials ? { credentials } : {}),
+  });
+}
+
+/**
+ * One tenant's feature ports over the feature service's gRPC API (one deadline per call, from the
+ * budget).
+ */
+export function featureClient(tenant: string, client: FeatureGrpcClient): FeatureClient {
   return {
     dependency: 'feature',
-    close: () => client.close(),
     async userContext(userId, opts, budget) {
       const res = await client.getUserContext(
         { tenant, userId, recentLimit: 0, coVisitItems: opts.coVisitItems, coVisitLimit: opts.coVisitLimit },

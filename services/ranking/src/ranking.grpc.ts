@@ -1,6 +1,7 @@
 import { rankingV1 } from '@aisle/contracts';
 import type { Filters, RankingPipeline, RankingResult } from '@aisle/ranking-core';
 import { bindUnaryService, type grpc, type GrpcInstrumentation, type UnaryHandlers } from '@aisle/runtime';
+import { DEFAULT_TENANT } from '@aisle/contracts';
 
 type Definition = typeof rankingV1.RankingServiceService;
 
@@ -25,15 +26,21 @@ function response(r: RankingResult) {
   };
 }
 
-/** RankingService over gRPC: maps requests to the pipeline with the caller's deadline and cancellation. */
+/**
+ * RankingService over gRPC: maps requests to their tenant's pipeline (an undeclared tenant is NOT_FOUND
+ * before this runs) with the caller's deadline and cancellation.
+ */
 export function rankingGrpcService(
-  pipeline: RankingPipeline,
+  pipelineOf: (tenant: string) => Promise<RankingPipeline>,
   instr: GrpcInstrumentation,
 ): { definition: Definition; implementation: grpc.UntypedServiceImplementation } {
+  const forRequest = (req: { tenant: string }) => pipelineOf(req.tenant || DEFAULT_TENANT);
   const handlers: UnaryHandlers<Definition> = {
     recommend: async (req, ctx) =>
       response(
-        await pipeline.recommend({
+        await (
+          await forRequest(req)
+        ).recommend({
           userId: req.userId,
           limit: req.limit,
           filters: filtersOf(req.filters),
@@ -46,7 +53,9 @@ export function rankingGrpcService(
       ),
     search: async (req, ctx) =>
       response(
-        await pipeline.search({
+        await (
+          await forRequest(req)
+        ).search({
           query: req.query,
           userId: req.userId,
           limit: req.limit,
@@ -58,7 +67,9 @@ export function rankingGrpcService(
       ),
     rank: async (req, ctx) =>
       response(
-        await pipeline.rank({
+        await (
+          await forRequest(req)
+        ).rank({
           userId: req.userId,
           itemIds: req.itemIds,
           explain: req.explain,
@@ -68,7 +79,9 @@ export function rankingGrpcService(
       ),
     similarItems: async (req, ctx) =>
       response(
-        await pipeline.similarItems({
+        await (
+          await forRequest(req)
+        ).similarItems({
           itemId: req.itemId,
           limit: req.limit,
           filters: filtersOf(req.filters),

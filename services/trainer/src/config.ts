@@ -19,8 +19,9 @@ export const configSpec = {
     description: 'Prometheus /metrics port (-1 = off; the trainer is a job)',
   }),
   tenant: env.string('AISLE_TRAINER_TENANT', {
-    default: 'default',
-    description: 'tenant whose events and catalog are trained on',
+    default: '',
+    description:
+      'the one (declared) tenant to train; empty: every tenant of AISLE_TENANTS in turn, each on its own events and catalog only',
   }),
   models: env.list('AISLE_TRAINER_MODELS', {
     default: ['sasrec', 'text_encoder', 'ranker', 'churn', 'search_ranker'],

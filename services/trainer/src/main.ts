@@ -18,11 +18,16 @@ async function main(): Promise<number> {
   try {
     const store = await openStore(config.storeUrl);
     base.lifecycle.onShutdown('store', () => store.close());
-    const report = await runTrainingJob(base, config, store);
-    base.logger.info('training job done', {
-      trained: report.trained,
-      published: report.decisions.filter((d) => d.published).map((d) => d.model),
-    });
+    // Each tenant's models are trained on that tenant's events and catalog only, one tenant after another.
+    const tenants = config.tenant ? [base.tenants.require(config.tenant)] : base.tenants.list();
+    for (const tenant of tenants) {
+      const report = await runTrainingJob(base, { ...config, tenant }, store);
+      base.logger.info('training job done', {
+        tenant,
+        trained: report.trained,
+        published: report.decisions.filter((d) => d.published).map((d) => d.model),
+      });
+    }
     await base.lifecycle.shutdown('done');
     return 0;
   } catch (err) {
