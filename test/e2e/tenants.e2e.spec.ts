@@ -33,10 +33,10 @@ const shopB: Shop = {
   })),
 };
 
-const grpcCode = async (p: Promise<unknown>): Promise<number> =>
+const grpcCode = async (p: Promise<unknown>): Promise<grpc.status> =>
   p.then(
     () => grpc.status.OK,
-    (err: { code?: number }) => err.code ?? -1,
+    (err: { code?: grpc.status }) => err.code ?? grpc.status.UNKNOWN,
   );
 
 describe('two tenants on one stack', () => {

@@ -42,3 +42,13 @@ export class FailedPreconditionError extends AisleError {
 export class DeadlineExceededError extends AisleError {
   override readonly name = 'DeadlineExceededError';
 }
+
+/** The caller is known but may not call this method, or not for this tenant. */
+export class PermissionDeniedError extends AisleError {
+  override readonly name = 'PermissionDeniedError';
+}
+
+/** The call carries no credentials this service recognizes. */
+export class UnauthenticatedError extends AisleError {
+  override readonly name = 'UnauthenticatedError';
+}

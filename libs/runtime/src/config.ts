@@ -3,6 +3,7 @@ import type { KeyObject } from 'node:crypto';
 import { parseClientAllowList, type ClientAllowList } from './grpc';
 import { parseModelPublicKey } from './model-signing';
 import { parseTenantList, type DeclaredTenant } from './tenants';
+import { readCallersFile, type CallerPolicy } from './callers';
 
 /**
  * Typed environment configuration, read and validated once at start. Every invalid or missing variable
@@ -304,6 +305,14 @@ export const commonConfig = {
     parse: (raw: string | undefined): ClientAllowList | undefined =>
       raw === undefined || raw.trim() === '' ? undefined : parseClientAllowList(raw),
   } satisfies Setting<ClientAllowList | undefined>,
+  grpcCallers: {
+    variable: 'AISLE_GRPC_CALLERS_FILE',
+    description:
+      'JSON file (from a Secret) naming each caller of the data APIs, recognized by bearer token (`token_sha256`) or mTLS identities, with the tenants and RPCs it may use: others get UNAUTHENTICATED or PERMISSION_DENIED; with AISLE_ENV=production this or AISLE_GRPC_ALLOWED_CLIENTS is required',
+    defaultText: '(unset: every caller that reaches the port, for local development)',
+    parse: (raw: string | undefined): CallerPolicy | undefined =>
+      raw === undefined || raw.trim() === '' ? undefined : readCallersFile(raw),
+  } satisfies Setting<CallerPolicy | undefined>,
   grpcClientTlsCa: env.optionalString('AISLE_GRPC_CLIENT_TLS_CA', {
     description: 'CA to verify the services this one calls; enables TLS on outgoing gRPC',
   }),

@@ -6,8 +6,10 @@ import {
   healthDescriptorSetBase64,
   InvalidArgumentError,
   NotFoundError,
+  PermissionDeniedError,
   requestTenant,
   ResourceExhaustedError,
+  UnauthenticatedError,
   UnavailableError,
 } from '@aisle/contracts';
 import * as grpc from '@grpc/grpc-js';
@@ -20,6 +22,7 @@ import type { Logger } from './logger';
 import { counterIn } from './metrics';
 import { DescriptorReflection } from './reflection';
 import { TenantRateLimitedError, type TenantDirectory } from './tenants';
+import { authorizeMethod, authorizeTenant, type Caller, type CallerPolicy } from './callers';
 
 /** The shape of one unary method in a ts-proto (`outputServices=grpc-js`) service definition. */
 export interface UnaryMethodDefinition<Req, Res> {
@@ -42,6 +45,8 @@ export interface CallContext {
   readonly metadata: grpc.Metadata;
   /** Who called, from the client certificate under mTLS (`peerIdentities`); empty otherwise. */
   readonly clientIdentities: readonly string[];
+  /** The caller the callers file recognized (bearer token or certificate), when the service has one. */
+  readonly caller?: Caller | undefined;
   /** Absolute deadline of the call, if the client set one. */
   readonly deadline: number | undefined;
   /** Aborted when the client cancels or the deadline passes. */
@@ -66,6 +71,8 @@ export function toGrpcStatus(err: unknown): { code: grpc.status; details: string
   if (err instanceof ResourceExhaustedError) return { code: grpc.status.RESOURCE_EXHAUSTED, details: err.message };
   if (err instanceof FailedPreconditionError) return { code: grpc.status.FAILED_PRECONDITION, details: err.message };
   if (err instanceof DeadlineExceededError) return { code: grpc.status.DEADLINE_EXCEEDED, details: err.message };
+  if (err instanceof PermissionDeniedError) return { code: grpc.status.PERMISSION_DENIED, details: err.message };
+  if (err instanceof UnauthenticatedError) return { code: grpc.status.UNAUTHENTICATED, details: err.message };
   if (err instanceof AisleError) return { code: grpc.status.INTERNAL, details: 'internal error' };
   return { code: grpc.status.INTERNAL, details: 'internal error' };
 }
@@ -76,6 +83,8 @@ export interface GrpcInstrumentation {
   readonly registry: Registry;
   /** With it, a request naming an undeclared tenant gets NOT_FOUND, one over its tenant's rate limit RESOURCE_EXHAUSTED. */
   readonly tenants?: TenantDirectory;
+  /** With it, every call needs a known caller (UNAUTHENTICATED) allowed the method and tenant (PERMISSION_DENIED). */
+  readonly callers?: CallerPolicy | undefined;
 }
 
 const metadataGetter = {
@@ -149,9 +158,10 @@ export function bindUnaryService<D extends ServiceDefinition>(
       const deadline = call.getDeadline();
       const deadlineMs =
         deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? Number(deadline) : undefined;
+      const clientIdentities = peerIdentities(call.getAuthContext().sslPeerCertificate);
       const ctx: CallContext = {
         metadata: call.metadata,
-        clientIdentities: peerIdentities(call.getAuthContext().sslPeerCertificate),
+        clientIdentities,
         deadline: deadlineMs,
         signal: abort.signal,
       };
@@ -166,9 +176,22 @@ export function bindUnaryService<D extends ServiceDefinition>(
       context
         .with(trace.setSpan(parent, span), async () => {
           // Every request that names a tenant is checked here, before any handler sizes memory by it.
+          let caller: Caller | undefined;
+          if (instr.callers) {
+            const authorization = call.metadata.get('authorization')[0];
+            caller = instr.callers.identify(
+              typeof authorization === 'string' ? authorization : undefined,
+              clientIdentities,
+            );
+            authorizeMethod(caller, rpc);
+          }
           const tenant = (call.request as { tenant?: unknown } | null)?.tenant;
-          if (typeof tenant === 'string') admitTenant(instr, requestTenant(tenant));
-          return handler(call.request, ctx);
+          if (typeof tenant === 'string') {
+            const name = requestTenant(tenant);
+            if (caller) authorizeTenant(caller, name);
+            admitTenant(instr, name);
+          }
+          return handler(call.request, { ...ctx, caller });
         })
         .then(
           (response) => {

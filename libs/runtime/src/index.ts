@@ -13,3 +13,4 @@ export * from './model-signing';
 export * from './model-slot';
 export * from './tenants';
 export * from './per-tenant';
+export * from './callers';

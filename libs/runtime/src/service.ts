@@ -5,7 +5,7 @@ import type { Tracer } from '@opentelemetry/api';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Registry } from 'prom-client';
 import { createPublicKey } from 'node:crypto';
-import { checkCommonConfig, type commonConfig, type ConfigOf, type ModelConfig } from './config';
+import { checkCommonConfig, ConfigError, type commonConfig, type ConfigOf, type ModelConfig } from './config';
 import {
   clientCredentials,
   serviceNameOf,
@@ -34,6 +34,7 @@ import { AsyncJetStreamPublisher } from './js-publisher';
 import { Readiness } from './readiness';
 import { initTelemetry, type Telemetry } from './telemetry';
 import { TenantDirectory, watchTenantBucket } from './tenants';
+import type { CallerPolicy } from './callers';
 
 export type CommonConfig = ConfigOf<typeof commonConfig>;
 
@@ -53,6 +54,8 @@ export interface ServiceBase {
   readonly metricsPort: number | undefined;
   /** The declared tenants (AISLE_TENANTS, plus the `aisle-tenants` bucket once the bus is connected). */
   readonly tenants: TenantDirectory;
+  /** Who may call the data APIs (AISLE_GRPC_CALLERS_FILE); everyone when absent (local development). */
+  readonly callers: CallerPolicy | undefined;
   /** Sets what `/status` on the metrics port reports (plus the readiness problems, if any). */
   setStatus(provider: () => unknown): void;
 }
@@ -110,6 +113,7 @@ export async function createServiceBase(
     readiness,
     metricsPort,
     tenants: new TenantDirectory(config.tenants),
+    callers: config.grpcCallers,
     setStatus: (p) => {
       statusProvider = p;
     },
@@ -210,6 +214,10 @@ export async function serveGrpc(
   services: GrpcServerOptions['services'],
 ): Promise<RunningGrpcServer> {
   const { readiness } = base;
+  if (config.deployment === 'production' && services.length > 0 && !config.grpcCallers && !config.grpcAllowedClients)
+    throw new ConfigError([
+      'AISLE_GRPC_CALLERS_FILE or AISLE_GRPC_ALLOWED_CLIENTS is required when AISLE_ENV=production (data APIs need a caller identity)',
+    ]);
   readiness.set('serving', false, { reason: 'starting' });
   const raw = await startGrpcServer({
     host: config.grpcHost,

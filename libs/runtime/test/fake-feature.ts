@@ -1,10 +1,21 @@
 import { featureV1 } from '@aisle/contracts';
-import { bindUnaryService, createMetricsRegistry, memoryLogger, trace, type grpc, type UnaryHandlers } from '../src';
+import {
+  bindUnaryService,
+  createMetricsRegistry,
+  memoryLogger,
+  trace,
+  type grpc,
+  type GrpcInstrumentation,
+  type UnaryHandlers,
+} from '../src';
 
 type Definition = typeof featureV1.FeatureServiceService;
 
 /** FeatureService answering empty results, with some handlers replaced, bound as the runtime binds services. */
-export function fakeFeatureService(overrides: Partial<UnaryHandlers<Definition>> = {}): {
+export function fakeFeatureService(
+  overrides: Partial<UnaryHandlers<Definition>> = {},
+  instr: Pick<GrpcInstrumentation, 'tenants' | 'callers'> = {},
+): {
   definition: Definition;
   implementation: grpc.UntypedServiceImplementation;
 } {
@@ -23,6 +34,7 @@ export function fakeFeatureService(overrides: Partial<UnaryHandlers<Definition>>
       logger: memoryLogger(),
       tracer: trace.getTracer('test'),
       registry: createMetricsRegistry('test', { defaultMetrics: false }),
+      ...instr,
     }),
   };
 }

@@ -10,6 +10,7 @@ import {
 } from '@aisle/contracts';
 import {
   admitTenant,
+  authorizeTenant,
   bindUnaryService,
   type Bus,
   type CallContext,
@@ -71,10 +72,14 @@ export function ingestGrpcService(
     }
   };
   // A call may carry several tenants' input: each tenant's share counts against its own rate limit.
-  const admitTenants = (results: ReadonlyArray<Validated<{ tenant: string }>>): void => {
+  // The caller (when the service knows its callers) must be allowed every tenant the call names.
+  const admitTenants = (results: ReadonlyArray<Validated<{ tenant: string }>>, ctx: CallContext): void => {
     const counts = new Map<string, number>();
     for (const r of results) if (r.ok) counts.set(r.value.tenant, (counts.get(r.value.tenant) ?? 0) + 1);
-    for (const [tenant, n] of counts) admitTenant(instr, tenant, n);
+    for (const [tenant, n] of counts) {
+      if (ctx.caller) authorizeTenant(ctx.caller, tenant);
+      admitTenant(instr, tenant, n);
+    }
   };
   const handlers: UnaryHandlers<Definition> = {
     track: async (req, ctx) => {
@@ -82,7 +87,7 @@ export function ingestGrpcService(
         throw new InvalidArgumentError('events', `more than ${limits.maxEvents} in one call`);
       checkConnected();
       const results = service.validateEventMessages(req.events as unknown as ProtoFields[]);
-      admitTenants(results);
+      admitTenants(results, ctx);
       const publishes: Array<Promise<unknown>> = [];
       for (const r of results) {
         if (!r.ok) continue;
@@ -102,7 +107,7 @@ export function ingestGrpcService(
         throw new InvalidArgumentError('items', `more than ${limits.maxEvents} in one call`);
       checkConnected();
       const results = service.validateItemMessages(req.items as unknown as ProtoFields[]);
-      admitTenants(results);
+      admitTenants(results, ctx);
       const publishes: Array<Promise<unknown>> = [];
       for (const r of results) {
         if (!r.ok) continue;
