@@ -1,10 +1,11 @@
 import { featureV1 } from '@aisle/contracts';
 import {
   bindUnaryService,
+  grpc,
+  isGrpcError,
   createMetricsRegistry,
   memoryLogger,
   trace,
-  type grpc,
   type GrpcInstrumentation,
   type UnaryHandlers,
 } from '../src';
@@ -37,4 +38,12 @@ export function fakeFeatureService(
       ...instr,
     }),
   };
+}
+
+/** A call's outcome as text: `OK`, or the status name and details (`PERMISSION_DENIED: ...`). */
+export function outcomeOf(p: Promise<unknown>): Promise<string> {
+  return p.then(
+    () => 'OK',
+    (e: unknown) => (isGrpcError(e) ? `${grpc.status[e.code]}: ${e.details}` : String(e)),
+  );
 }

@@ -7,13 +7,11 @@ import { generateTestPki, type TestPki } from '@aisle/testkit';
 import {
   clientCredentials,
   createGrpcClient,
-  grpc,
-  isGrpcError,
   parseClientAllowList,
   startGrpcServer,
   type RunningGrpcServer,
 } from '../src';
-import { fakeFeatureService } from './fake-feature';
+import { fakeFeatureService, outcomeOf } from './fake-feature';
 
 let pki: TestPki;
 let server: RunningGrpcServer;
@@ -46,11 +44,7 @@ async function outcomes(identity: { certFile: string; keyFile: string }) {
     deadlineMs: 5000,
     credentials: clientCredentials({ caFile: pki.caFile, ...identity }),
   });
-  const code = (p: Promise<unknown>) =>
-    p.then(
-      () => 'OK',
-      (e: unknown) => (isGrpcError(e) ? `${grpc.status[e.code]}: ${e.details}` : String(e)),
-    );
+  const code = outcomeOf;
   try {
     return {
       getUserFeatures: await code(client.getUserFeatures({ tenant: '', userIds: ['u'], recentLimit: 0 })),

@@ -12,14 +12,13 @@ import {
   clientCredentials,
   createGrpcClient,
   grpc,
-  isGrpcError,
   parseCallers,
   parseTenantList,
   startGrpcServer,
   TenantDirectory,
   type RunningGrpcServer,
 } from '../src';
-import { fakeFeatureService } from './fake-feature';
+import { fakeFeatureService, outcomeOf } from './fake-feature';
 
 const TOKEN = 'shop-a-backend-secret-token';
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -69,11 +68,7 @@ async function outcomes(opts: { token?: string; identity?: { certFile: string; k
   });
   const metadata = new grpc.Metadata();
   if (opts.token) metadata.set('authorization', `Bearer ${opts.token}`);
-  const code = (p: Promise<unknown>) =>
-    p.then(
-      () => 'OK',
-      (e: unknown) => (isGrpcError(e) ? `${grpc.status[e.code]}: ${e.details}` : String(e)),
-    );
+  const code = outcomeOf;
   try {
     return {
       ownShop: await code(client.getUserFeatures({ tenant: 'shop-a', userIds: ['u'], recentLimit: 0 }, { metadata })),
