@@ -549,6 +549,18 @@ const FEATURE_CONSUMER = [
   '$JS.API.CONSUMER.MSG.NEXT.EVENTS.feature',
   '$JS.ACK.EVENTS.feature.>',
 ];
+/**
+ * Forget requests (followForgetRequests): the in-memory PRIVACY stream, this owner's consumer on the
+ * requests, its completions and set-aside requests out.
+ */
+const forgetOwner = (owner) => [
+  ...provision('PRIVACY'),
+  ...durable('PRIVACY', `${owner}-privacy`, 'aisle.privacy.v1.forget'),
+  'aisle.privacy.v1.forgotten',
+  'aisle.privacy.v1.rejected',
+];
+/** Erasing a user's indexed messages from a stream (secure delete). */
+const eraseFrom = (...streams) => streams.map((s) => `$JS.API.STREAM.MSG.DELETE.${s}`);
 const inbox = (user) => `_INBOX_${user}.>`;
 /** A service that loads models: the bucket read only, announcements by core subscription, its own inbox. */
 const modelReader = (user, about, grants) => ({
@@ -578,13 +590,19 @@ const busUsers = [
   },
   {
     user: 'ingest',
-    about: ['Raw input in, normalized events and dead letters out; Track and UpsertItems publish raw input.'],
+    about: [
+      'Raw input in, normalized events and dead letters out; Track and UpsertItems publish raw input;',
+      'ForgetUser publishes forget requests, and ingest erases a forgotten user\'s raw and normalized events.',
+    ],
     publish: [
       '$JS.API.INFO',
       ...provision('CLICKSTREAM', 'CATALOG', 'EVENTS', 'DLQ'),
       ...durable('CLICKSTREAM', 'ingest-clickstream', 'aisle.clickstream.v1.>'),
       ...durable('CATALOG', 'ingest-catalog', 'aisle.catalog.v1.upsert'),
       ...TENANT_BUCKET_READ,
+      ...forgetOwner('ingest'),
+      ...eraseFrom('CLICKSTREAM', 'EVENTS'),
+      'aisle.privacy.v1.forget',
       'aisle.events.v1.>',
       'aisle.dlq.v1.clickstream',
       'aisle.dlq.v1.catalog',
@@ -601,6 +619,8 @@ const busUsers = [
       ...provision('EVENTS', 'DLQ', 'FEATURES'),
       ...durable('EVENTS', 'feature', 'aisle.events.v1.>'),
       ...TENANT_BUCKET_READ,
+      ...forgetOwner('feature'),
+      ...eraseFrom('FEATURES'),
       'aisle.features.v1.user_updated',
       'aisle.dlq.v1.events',
     ],
@@ -636,6 +656,7 @@ const busUsers = [
       publish: [
         ...provision('FEATURES', 'CHURN', 'DLQ'),
         ...durable('FEATURES', 'churn', 'aisle.features.v1.user_updated'),
+        ...forgetOwner('churn-prediction'),
         'aisle.churn.v1.alert',
         'aisle.dlq.v1.features',
       ],

@@ -8,6 +8,7 @@ export * as rankingV1 from './gen/aisle/ranking/v1/ranking_service';
 export * as embeddingV1 from './gen/aisle/embedding/v1/embedding_service';
 export * as churnV1 from './gen/aisle/churn/v1/churn_service';
 export * as modelsV1 from './gen/aisle/models/v1/models';
+export * as privacyV1 from './gen/aisle/privacy/v1/privacy';
 export { descriptorSetBase64, healthDescriptorSetBase64 } from './gen/descriptor';
 export * from './lru';
 export * from './tenant';

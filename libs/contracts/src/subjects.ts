@@ -32,6 +32,12 @@ export const Subjects = {
   modelsPublished: 'aisle.models.v1.published',
   /** The trainer refused a candidate (ModelRejected, with the reason). */
   modelsRejected: 'aisle.models.v1.rejected',
+  /** Erase one user of one tenant (ForgetUser): every owner of user data consumes it. */
+  privacyForget: 'aisle.privacy.v1.forget',
+  /** One owner finished erasing (UserForgotten, without personal data). */
+  privacyForgotten: 'aisle.privacy.v1.forgotten',
+  /** Forget requests an owner could not use (kept on the in-memory PRIVACY stream, never the DLQ on disk). */
+  privacyRejected: 'aisle.privacy.v1.rejected',
 } as const;
 
 /** Which stream a dead letter came from: raw producer input, normalized events, feature notifications. */
@@ -44,6 +50,8 @@ export interface StreamSpec {
   readonly maxAgeMs: number;
   /** JetStream de-duplication window on `Nats-Msg-Id`, in milliseconds. */
   readonly duplicateWindowMs: number;
+  /** `memory`: never written to disk (forget requests, which name the user). Default: file. */
+  readonly storage?: 'memory';
   readonly description: string;
 }
 
@@ -99,6 +107,14 @@ export const Streams = {
     maxAgeMs: 30 * DAY,
     duplicateWindowMs: 2 * HOUR,
     description: 'Churn alerts',
+  },
+  PRIVACY: {
+    name: 'PRIVACY',
+    subjects: ['aisle.privacy.v1.>'],
+    maxAgeMs: 7 * DAY,
+    duplicateWindowMs: 2 * HOUR,
+    storage: 'memory',
+    description: 'Forget requests and their completions; in memory only, so no user id of a request reaches disk',
   },
   MODELS: {
     name: 'MODELS',

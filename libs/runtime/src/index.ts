@@ -14,3 +14,4 @@ export * from './model-slot';
 export * from './tenants';
 export * from './per-tenant';
 export * from './callers';
+export * from './privacy';

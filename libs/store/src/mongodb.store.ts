@@ -36,6 +36,7 @@ import {
   type EventRepository,
   type EventScanOptions,
   type ItemRepository,
+  type MessageIndexRepository,
   type Store,
   type StoredEvent,
 } from './ports';
@@ -91,6 +92,14 @@ interface AppliedDoc {
 }
 
 type ChurnDoc = Omit<ChurnScoreRecord, 'scoredAt'> & { _id: string; scoredAt: Date };
+
+interface MessageIndexDoc {
+  _id: string;
+  tenant: string;
+  userId: string;
+  stream: string;
+  seq: number;
+}
 
 /**
  * The `_id` of a record keyed by several strings. JSON keeps the parts apart whatever they contain (a
@@ -279,7 +288,7 @@ const DOCUMENT_COLLECTIONS: readonly DocumentCollection[] = [
 ];
 
 /** Created at open: a collection first created inside a transaction fails on older and sharded servers. */
-const COLLECTIONS = ['events', 'items', 'churn_scores', 'applied', ...DOCUMENT_COLLECTIONS];
+const COLLECTIONS = ['events', 'items', 'churn_scores', 'applied', 'message_index', ...DOCUMENT_COLLECTIONS];
 
 const INDEXES: Record<string, IndexDescription[]> = {
   // _id is the (tenant, event id) / (tenant, item id) key: uniqueness comes with it.
@@ -288,7 +297,10 @@ const INDEXES: Record<string, IndexDescription[]> = {
     { key: { tenant: 1, occurred_at: 1, event_id: 1 }, name: 'events_by_time' },
     // Scan and stats across tenants: the same order with tenant last.
     { key: { occurred_at: 1, event_id: 1, tenant: 1 }, name: 'events_by_time_all_tenants' },
+    // Forgetting a user: every event of one (tenant, user).
+    { key: { tenant: 1, user_id: 1 }, name: 'events_by_user' },
   ],
+  message_index: [{ key: { tenant: 1, userId: 1, stream: 1 }, name: 'message_index_by_user' }],
   items: [{ key: { tenant: 1, item_id: 1 }, name: 'items_by_tenant' }],
   churn_scores: [{ key: { tenant: 1, risk: -1, userId: 1 }, name: 'churn_by_risk' }],
   // Retention: one consumer's markers older than a cutoff.
@@ -388,6 +400,7 @@ export class MongoStore implements Store {
   readonly items: ItemRepository;
   readonly documents: DocumentRepository;
   readonly churnScores: ChurnScoreRepository;
+  readonly messages: MessageIndexRepository;
   /** The port promises serialized transactions; it also keeps this process's batches from conflicting. */
   private readonly transactions = new Mutex();
 
@@ -396,6 +409,38 @@ export class MongoStore implements Store {
     this.items = this.makeItems();
     this.documents = this.makeDocuments();
     this.churnScores = this.makeChurnScores();
+    this.messages = this.makeMessages();
+  }
+
+  private makeMessages(): MessageIndexRepository {
+    const coll = (): Collection<MessageIndexDoc> => this.driver.collection<MessageIndexDoc>('message_index');
+    return {
+      record: (ps) =>
+        guard(async () => {
+          if (ps.length === 0) return;
+          await coll().bulkWrite(
+            ps.map((p) => {
+              const _id = key(p.tenant, p.userId, p.stream, String(p.seq));
+              return { replaceOne: { filter: { _id }, replacement: { _id, ...p }, upsert: true } };
+            }),
+            { ordered: false },
+          );
+        }),
+      take: (tenant, userId, streams) =>
+        guard(async () => {
+          const filter = { tenant, userId, stream: { $in: [...streams] } };
+          const docs = await coll()
+            .find(filter, { sort: { seq: 1 } })
+            .toArray();
+          await coll().deleteMany({ _id: { $in: docs.map((d) => d._id) } });
+          return docs.map((d) => ({ stream: d.stream, seq: d.seq }));
+        }),
+    };
+  }
+
+  /** MongoDB keeps no copy of a deleted document that a query could reach; its oplog ages out by size. */
+  async scrub(): Promise<void> {
+    return Promise.resolve();
   }
 
   static async open(url: string, opts: { dbName?: string } = {}): Promise<MongoStore> {
@@ -484,6 +529,8 @@ export class MongoStore implements Store {
             .toArray();
           return docs.map(toRecord);
         }),
+      deleteMany: (tenant, ids) =>
+        guard(async () => (await coll().deleteMany({ _id: { $in: ids.map((id) => key(tenant, id)) } })).deletedCount),
     };
   }
 
@@ -536,6 +583,14 @@ export class MongoStore implements Store {
         guard(async () => ({
           deleted: (await this.eventsColl.deleteMany({ occurred_at: { $lt: new Date(before) } })).deletedCount,
         })),
+      forgetUser: (tenant, userId) =>
+        guard(async () => {
+          const ids = await this.eventsColl
+            .find({ tenant, user_id: userId }, { projection: { event_id: 1 } })
+            .toArray();
+          const r = await this.eventsColl.deleteMany({ tenant, user_id: userId });
+          return { deleted: r.deletedCount, eventIds: ids.map((d) => d.event_id) };
+        }),
     };
   }
 
@@ -671,6 +726,9 @@ export class MongoStore implements Store {
           { session, ordered: false },
         );
       },
+      deleteMany: async (c, t, ids) => {
+        if (ids.length > 0) await this.docs(c).deleteMany({ _id: { $in: ids.map((id) => key(t, id)) } }, { session });
+      },
       markApplied: async (consumer, tenant, eventIds) => {
         const ids = [...new Set(eventIds)];
         if (ids.length === 0) return new Set<string>();
@@ -720,6 +778,17 @@ export class MongoStore implements Store {
               .deleteMany({ consumer, applied_at: { $lt: new Date(before) } })
           ).deletedCount,
         })),
+      deleteMany: (c, tenant, ids) =>
+        guard(async () => (await this.docs(c).deleteMany({ tenant, id: { $in: [...ids] } })).deletedCount),
+      forgetApplied: (consumer, tenant, eventIds) =>
+        guard(
+          async () =>
+            (
+              await this.driver
+                .collection<AppliedDoc>('applied')
+                .deleteMany({ _id: { $in: eventIds.map((id) => key(consumer, tenant, id)) } })
+            ).deletedCount,
+        ),
       listIds: (c, tenant, after, limit) =>
         guard(async () => {
           if (limit <= 0) return [];

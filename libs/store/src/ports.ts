@@ -76,6 +76,8 @@ export interface EventRepository {
    * that never hold the store for long. An event re-sent after its deletion is stored again.
    */
   deleteBefore(occurredBeforeMs: number): Promise<{ deleted: number }>;
+  /** Right to be forgotten: deletes every event of the user; returns how many and their ids. */
+  forgetUser(tenant: string, userId: string): Promise<{ deleted: number; eventIds: string[] }>;
 }
 
 export interface CatalogItem {
@@ -108,6 +110,7 @@ export type DocumentCollection = 'user_features' | 'item_features' | 'item_covis
 export interface DocumentTx {
   getMany<T>(collection: DocumentCollection, tenant: string, ids: readonly string[]): Promise<Map<string, T>>;
   putMany<T>(collection: DocumentCollection, tenant: string, docs: ReadonlyMap<string, T>): Promise<void>;
+  deleteMany(collection: DocumentCollection, tenant: string, ids: readonly string[]): Promise<void>;
   /**
    * Records that `consumer` applied each of `eventIds` (one round trip for the batch) and returns the ids
    * that were not recorded before: apply those, each once, and skip the rest. Makes redelivery and replay
@@ -130,6 +133,10 @@ export interface DocumentRepository {
    * how long the stream keeps events.
    */
   pruneApplied(consumer: string, appliedBeforeMs: number): Promise<{ deleted: number }>;
+  /** Right to be forgotten: deletes these documents; returns how many there were. */
+  deleteMany(collection: DocumentCollection, tenant: string, ids: readonly string[]): Promise<number>;
+  /** Right to be forgotten: deletes `consumer`'s applied markers of these event ids (ids may embed the user). */
+  forgetApplied(consumer: string, tenant: string, eventIds: readonly string[]): Promise<number>;
 }
 
 export interface ChurnScoreRecord {
@@ -154,6 +161,26 @@ export interface ChurnScoreRepository {
     limit: number,
     after?: { risk: number; userId: string },
   ): Promise<ChurnScoreRecord[]>;
+  /** Right to be forgotten: deletes these users' scores; returns how many there were. */
+  deleteMany(tenant: string, userIds: readonly string[]): Promise<number>;
+}
+
+/** Where one user's messages lie in a JetStream stream, so they can be erased without a scan. */
+export interface MessagePosition {
+  tenant: string;
+  userId: string;
+  stream: string;
+  seq: number;
+}
+
+/**
+ * The index of user-bearing stream messages: each publisher records the positions of what it publishes
+ * about a user (ingest: raw and normalized events; feature: user notifications), and on a forget request
+ * takes (reads and deletes) that user's positions in its streams to erase them.
+ */
+export interface MessageIndexRepository {
+  record(positions: readonly MessagePosition[]): Promise<void>;
+  take(tenant: string, userId: string, streams: readonly string[]): Promise<Array<{ stream: string; seq: number }>>;
 }
 
 export interface Store {
@@ -162,6 +189,12 @@ export interface Store {
   readonly items: ItemRepository;
   readonly documents: DocumentRepository;
   readonly churnScores: ChurnScoreRepository;
+  readonly messages: MessageIndexRepository;
+  /**
+   * After erasing personal data: makes sure no copy of it is left in the store's files (SQLite: deleted
+   * rows are overwritten as they go, secure_delete, and the write-ahead log is checkpointed and truncated).
+   */
+  scrub(): Promise<void>;
   /** Throws StoreUnavailableError when the store cannot be reached. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -16,6 +16,8 @@ import {
   type ChurnScoreRepository,
   type EventScanOptions,
   type ItemRepository,
+  type MessageIndexRepository,
+  type MessagePosition,
   type Store,
   type StoredEvent,
 } from './ports';
@@ -68,6 +70,10 @@ CREATE TABLE IF NOT EXISTS applied (
   PRIMARY KEY (consumer, tenant, event_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_by_occurrence ON events (occurred_at);
+CREATE TABLE IF NOT EXISTS message_index (
+  tenant TEXT NOT NULL, user_id TEXT NOT NULL, stream TEXT NOT NULL, seq INTEGER NOT NULL,
+  PRIMARY KEY (tenant, user_id, stream, seq)
+) WITHOUT ROWID;
 `;
 
 /**
@@ -215,6 +221,7 @@ export class SqliteStore implements Store {
   readonly items: ItemRepository;
   readonly documents: DocumentRepository;
   readonly churnScores: ChurnScoreRepository;
+  readonly messages: MessageIndexRepository;
   private readonly db: Database.Database;
   private readonly writeLock = new Mutex();
   private readonly statements = new Map<string, Database.Statement>();
@@ -241,6 +248,8 @@ export class SqliteStore implements Store {
       await busyRetry(opts.busyTimeoutMs)(() => {
         db.pragma('journal_mode = WAL');
         db.pragma('synchronous = NORMAL');
+        // Deleted rows are overwritten, not left in free pages: erased shoppers do not linger in the file.
+        db.pragma('secure_delete = ON');
         db.exec(SCHEMA);
         migrate(db);
       });
@@ -258,6 +267,60 @@ export class SqliteStore implements Store {
     this.items = this.makeItems();
     this.documents = this.makeDocuments();
     this.churnScores = this.makeChurnScores();
+    this.messages = this.makeMessages();
+  }
+
+  private makeMessages(): MessageIndexRepository {
+    const db = this.db;
+    const insert = db.prepare('INSERT OR IGNORE INTO message_index VALUES (?, ?, ?, ?)');
+    const insertAll = db.transaction((ps: readonly MessagePosition[]) => {
+      for (const p of ps) insert.run(p.tenant, p.userId, p.stream, p.seq);
+    });
+    const lock = this.writeLock;
+    return {
+      record: async (ps) => {
+        if (ps.length > 0) await lock.run(() => this.guard(() => insertAll.immediate(ps)));
+      },
+      take: (tenant, userId, streams) =>
+        lock.run(() =>
+          this.guard(() =>
+            db
+              .transaction(() => {
+                const out: Array<{ stream: string; seq: number }> = [];
+                for (const stream of streams) {
+                  const rows = this.stmt(
+                    'SELECT seq FROM message_index WHERE tenant = ? AND user_id = ? AND stream = ? ORDER BY seq',
+                  ).all(tenant, userId, stream) as Array<{ seq: number }>;
+                  for (const r of rows) out.push({ stream, seq: r.seq });
+                  this.stmt('DELETE FROM message_index WHERE tenant = ? AND user_id = ? AND stream = ?').run(
+                    tenant,
+                    userId,
+                    stream,
+                  );
+                }
+                return out;
+              })
+              .immediate(),
+          ),
+        ),
+    };
+  }
+
+  /** In-list deletes in chunks under the write lock; returns the rows deleted. */
+  private async deleteIn(sqlPrefix: string, params: unknown[], ids: readonly string[]): Promise<number> {
+    let n = 0;
+    for (const part of chunks([...new Set(ids)]))
+      n += await this.writeLock.run(() =>
+        this.guard(
+          () => this.stmt(`${sqlPrefix} IN (${part.map(() => '?').join(',')})`).run(...params, ...part).changes,
+        ),
+      );
+    return n;
+  }
+
+  async scrub(): Promise<void> {
+    // Copies of erased rows can remain in the write-ahead log until it is checkpointed and truncated.
+    await this.writeLock.run(() => this.guard(() => this.db.pragma('wal_checkpoint(TRUNCATE)')));
   }
 
   private makeChurnScores(): ChurnScoreRepository {
@@ -325,6 +388,8 @@ export class SqliteStore implements Store {
         );
         return rows.map(toRecord);
       },
+      deleteMany: (tenant, ids) =>
+        this.deleteIn('DELETE FROM churn_scores WHERE tenant = ? AND user_id', [tenant], ids),
     };
   }
 
@@ -376,6 +441,17 @@ export class SqliteStore implements Store {
         return { count: row.n, minOccurredAt: row.lo ?? undefined, maxOccurredAt: row.hi ?? undefined };
       },
       scan: (opts: EventScanOptions = {}) => this.scanEvents(opts),
+      forgetUser: async (tenant, userId) => {
+        const ids = (
+          (await guard(() =>
+            this.stmt('SELECT event_id FROM events WHERE tenant = ? AND user_id = ?').all(tenant, userId),
+          )) as Array<{ event_id: string }>
+        ).map((r) => r.event_id);
+        const deleted = await this.writeLock.run(() =>
+          guard(() => this.stmt('DELETE FROM events WHERE tenant = ? AND user_id = ?').run(tenant, userId).changes),
+        );
+        return { deleted, eventIds: ids };
+      },
       deleteBefore: (before) =>
         this.deleteInChunks(
           db.prepare(
@@ -499,6 +575,12 @@ export class SqliteStore implements Store {
       putMany: async (c, t, docs) => {
         for (const [id, doc] of docs) put.run(c, t, id, JSON.stringify(doc));
       },
+      deleteMany: async (c, t, ids) => {
+        for (const part of chunks([...new Set(ids)]))
+          this.stmt(
+            `DELETE FROM documents WHERE collection = ? AND tenant = ? AND id IN (${part.map(() => '?').join(',')})`,
+          ).run(c, t, ...part);
+      },
       markApplied: async (consumer, tenant, eventIds) => {
         const now = Date.now();
         return new Set(eventIds.filter((id) => mark.run(consumer, tenant, id, now).changes === 1));
@@ -532,6 +614,14 @@ export class SqliteStore implements Store {
           for await (const r of rows) yield { id: r.id, doc: JSON.parse(r.doc) as T };
         })();
       },
+      deleteMany: (collection, tenant, ids) =>
+        this.deleteIn('DELETE FROM documents WHERE collection = ? AND tenant = ? AND id', [collection, tenant], ids),
+      forgetApplied: (consumer, tenant, eventIds) =>
+        this.deleteIn(
+          'DELETE FROM applied WHERE consumer = ? AND tenant = ? AND event_id',
+          [consumer, tenant],
+          eventIds,
+        ),
       pruneApplied: (consumer, before) =>
         this.deleteInChunks(
           db.prepare(

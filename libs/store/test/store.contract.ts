@@ -172,17 +172,19 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
       );
     });
 
+    const churn = (userId: string, risk: number, tenant = 't1'): ChurnScoreRecord => ({
+      tenant,
+      userId,
+      risk,
+      band: risk > 0.7 ? 'high' : risk > 0.4 ? 'medium' : 'low',
+      factors: [{ feature: 'log_recency_days', value: 3.2, contribution: 0.8 }],
+      scoredAt: 1000,
+      modelVersion: 'v1',
+      alerted: false,
+    });
+
     test('churn scores: upsert, read back, and page by risk', async () => {
-      const rec = (userId: string, risk: number, tenant = 't1'): ChurnScoreRecord => ({
-        tenant,
-        userId,
-        risk,
-        band: risk > 0.7 ? 'high' : risk > 0.4 ? 'medium' : 'low',
-        factors: [{ feature: 'log_recency_days', value: 3.2, contribution: 0.8 }],
-        scoredAt: 1000,
-        modelVersion: 'v1',
-        alerted: false,
-      });
+      const rec = churn;
       await store.churnScores.upsertMany([
         rec('a', 0.9),
         rec('b', 0.5),
@@ -320,6 +322,61 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
         await tx.markApplied('c', 't', [`x${sep}e`]),
       ]);
       expect(marked).toEqual([new Set(['e']), new Set(['e']), new Set([`x${sep}e`])]);
+    });
+
+    test("forgetting a user erases their events, documents, markers, score and stream positions, and nobody else's", async () => {
+      await store.events.insertMany([
+        ev('x1', 1, { userId: 'gone' }),
+        ev('x2', 2, { userId: 'gone' }),
+        ev('k1', 3, { userId: 'kept' }),
+        ev('x3', 4, { userId: 'gone', tenant: 't2' }),
+      ]);
+      expect(await store.events.forgetUser('t1', 'gone')).toEqual({
+        deleted: 2,
+        eventIds: expect.arrayContaining(['x1', 'x2']) as string[],
+      });
+      expect(await store.events.forgetUser('t1', 'gone')).toEqual({ deleted: 0, eventIds: [] });
+      expect(await store.events.count({ tenant: 't1' })).toBe(1);
+      expect(await store.events.count({ tenant: 't2' })).toBe(1);
+
+      await store.documents.transact(async (tx) => {
+        await tx.putMany(
+          'user_features',
+          't1',
+          new Map([
+            ['gone', { n: 1 }],
+            ['kept', { n: 2 }],
+          ]),
+        );
+        await tx.markApplied('feature', 't1', ['x1', 'x2', 'k1']);
+      });
+      await store.documents.transact((tx) => tx.deleteMany('user_features', 't1', ['gone']));
+      expect([...(await store.documents.getMany('user_features', 't1', ['gone', 'kept'])).keys()]).toEqual(['kept']);
+      expect(await store.documents.forgetApplied('feature', 't1', ['x1', 'x2'])).toBe(2);
+      // Markers forgotten: the events would apply again; the other user's still count as applied.
+      expect(await store.documents.transact((tx) => tx.markApplied('feature', 't1', ['x1', 'k1']))).toEqual(
+        new Set(['x1']),
+      );
+      expect(await store.documents.deleteMany('user_features', 't1', ['kept', 'never'])).toBe(1);
+
+      await store.churnScores.upsertMany([churn('gone', 0.9), churn('kept', 0.2)]);
+      expect(await store.churnScores.deleteMany('t1', ['gone'])).toBe(1);
+      expect([...(await store.churnScores.getMany('t1', ['gone', 'kept'])).keys()]).toEqual(['kept']);
+
+      await store.messages.record([
+        { tenant: 't1', userId: 'gone', stream: 'EVENTS', seq: 7 },
+        { tenant: 't1', userId: 'gone', stream: 'EVENTS', seq: 3 },
+        { tenant: 't1', userId: 'gone', stream: 'FEATURES', seq: 5 },
+        { tenant: 't1', userId: 'kept', stream: 'EVENTS', seq: 4 },
+      ]);
+      expect(await store.messages.take('t1', 'gone', ['EVENTS'])).toEqual([
+        { stream: 'EVENTS', seq: 3 },
+        { stream: 'EVENTS', seq: 7 },
+      ]);
+      expect(await store.messages.take('t1', 'gone', ['EVENTS'])).toEqual([]);
+      expect(await store.messages.take('t1', 'gone', ['FEATURES'])).toEqual([{ stream: 'FEATURES', seq: 5 }]);
+      expect(await store.messages.take('t1', 'kept', ['EVENTS', 'FEATURES'])).toEqual([{ stream: 'EVENTS', seq: 4 }]);
+      await expect(store.scrub()).resolves.toBeUndefined();
     });
 
     test('ping answers while open', async () => {

@@ -1,6 +1,7 @@
 import { Streams } from '@aisle/contracts';
 import {
   connectBus,
+  followForgetRequests,
   ModelSlot,
   openModelRegistry,
   outgoingCredentials,
@@ -31,7 +32,7 @@ export async function startChurn(base: ServiceBase, config: ChurnConfig): Promis
   const { logger, lifecycle, readiness } = base;
   const store = await openStore(config.storeUrl);
   lifecycle.onShutdown('store', () => store.close());
-  const bus = await connectBus(base, config, [Streams.FEATURES, Streams.CHURN, Streams.MODELS]);
+  const bus = await connectBus(base, config, [Streams.FEATURES, Streams.CHURN, Streams.MODELS, Streams.PRIVACY]);
   const registry = await openModelRegistry(bus, config, logger);
   const credentials = outgoingCredentials(config);
 
@@ -111,6 +112,16 @@ export async function startChurn(base: ServiceBase, config: ChurnConfig): Promis
     registry: base.registry,
   });
   lifecycle.onShutdown('consumer', () => consumer.stop());
+  // Right to be forgotten: the user's stored score (a later Predict scores them afresh, from nothing).
+  await followForgetRequests(base, bus, {
+    owner: 'churn-prediction',
+    ackWaitMs: config.ackWaitMs,
+    forget: async (tenant, userId) => {
+      const n = await store.churnScores.deleteMany(tenant, [userId]);
+      await store.scrub();
+      return n;
+    },
+  });
   const timer = setInterval(() => {
     for (const [tenant, t] of tenants.built())
       void rescore(tenant, t.service, 'periodic').catch((err: unknown) =>

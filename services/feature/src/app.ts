@@ -1,5 +1,13 @@
 import { Streams } from '@aisle/contracts';
-import { connectBus, scheduleRetention, serveGrpc, type ServiceBase, type StartedService } from '@aisle/runtime';
+import {
+  connectBus,
+  eraseMessages,
+  followForgetRequests,
+  scheduleRetention,
+  serveGrpc,
+  type ServiceBase,
+  type StartedService,
+} from '@aisle/runtime';
 import { openStore } from '@aisle/store';
 import type { FeatureConfig } from './config';
 import { featureGrpcService } from './feature.grpc';
@@ -11,7 +19,7 @@ import { APPLIED_MARKER_CONSUMER, catalogReader, featureRepository } from './fea
 export async function startFeature(base: ServiceBase, config: FeatureConfig): Promise<StartedService> {
   const store = await openStore(config.storeUrl);
   base.lifecycle.onShutdown('store', () => store.close());
-  const bus = await connectBus(base, config, [Streams.EVENTS, Streams.DLQ, Streams.FEATURES]);
+  const bus = await connectBus(base, config, [Streams.EVENTS, Streams.DLQ, Streams.FEATURES, Streams.PRIVACY]);
   const service = new FeatureService(featureRepository(store), catalogReader(store));
   const consumer = await startFeatureConsumer({
     ...base,
@@ -19,11 +27,31 @@ export async function startFeature(base: ServiceBase, config: FeatureConfig): Pr
     js: bus.js,
     jsm: bus.jsm,
     publisher: bus.publisher,
+    indexPositions: (ps) => store.messages.record(ps),
     batchSize: config.batchSize,
     maxInFlight: config.maxInFlight,
     ackWaitMs: config.ackWaitMs,
   });
   base.lifecycle.onShutdown('consumer', () => consumer.stop());
+  // Right to be forgotten: the user's features, co-visit contributions, applied markers and notifications.
+  await followForgetRequests(base, bus, {
+    owner: 'feature',
+    ackWaitMs: config.ackWaitMs,
+    forget: async (tenant, userId) => {
+      const { records, eventIds } = await service.forgetUser(tenant, userId);
+      const markers = await store.documents.forgetApplied(APPLIED_MARKER_CONSUMER, tenant, eventIds);
+      const positions = await store.messages.take(tenant, userId, [Streams.FEATURES.name]);
+      let erased: number;
+      try {
+        erased = await eraseMessages(bus.jsm, positions);
+      } catch (err) {
+        await store.messages.record(positions.map((p) => ({ ...p, tenant, userId })));
+        throw err;
+      }
+      await store.scrub();
+      return records + markers + erased;
+    },
+  });
   scheduleRetention(base, {
     what: 'applied markers',
     retentionMs: config.appliedMarkerRetentionMs,

@@ -20,6 +20,7 @@ import {
   type Span,
   type Tracer,
 } from '@aisle/runtime';
+import type { MessagePosition } from '@aisle/store';
 import type { FeatureService } from './feature.service';
 import type { FeatureEvent } from './features';
 
@@ -50,6 +51,8 @@ interface Deps {
   batchSize: number;
   maxInFlight: number;
   ackWaitMs: number;
+  /** Records where each user's notifications lie in FEATURES, so that forgetting the user erases them. */
+  indexPositions?: (positions: MessagePosition[]) => Promise<void>;
 }
 
 /**
@@ -101,7 +104,7 @@ export async function startFeatureConsumer(deps: Deps): Promise<ConsumerLoop> {
         events.length > 0 ? await deps.service.applyBatch(events) : { applied: 0, duplicates: 0, changedUsers: [] };
       applied.inc({ result: 'applied' }, result.applied);
       applied.inc({ result: 'duplicate' }, result.duplicates);
-      await Promise.all(
+      const acks = await Promise.all(
         result.changedUsers.map((c) => {
           const payload = featureV1.UserFeaturesUpdated.encode({
             tenant: c.tenant,
@@ -116,6 +119,14 @@ export async function startFeatureConsumer(deps: Deps): Promise<ConsumerLoop> {
             ...(traceContext ? { traceContext } : { noTrace: true }),
           });
         }),
+      );
+      await deps.indexPositions?.(
+        result.changedUsers.map((c, i) => ({
+          tenant: c.tenant,
+          userId: c.userId,
+          stream: acks[i]?.stream ?? Streams.FEATURES.name,
+          seq: acks[i]?.seq ?? 0,
+        })),
       );
     } finally {
       for (const s of spans) s.end();

@@ -1,11 +1,13 @@
 import { InvalidArgumentError, LruCache } from '@aisle/contracts';
 import {
   applyEvent,
+  coVisitPartners,
   FEATURE_RULES,
   itemsTouched,
   itemView,
   newUser,
   userView,
+  withdrawCoVisits,
   type CatalogInfo,
   type FeatureEvent,
   type ItemFeaturesView,
@@ -22,6 +24,7 @@ export interface FeatureUnitOfWork {
   putUsers(tenant: string, users: ReadonlyMap<string, UserState>): Promise<void>;
   putItems(tenant: string, items: ReadonlyMap<string, ItemState>): Promise<void>;
   putMeta(tenant: string, meta: TenantMeta): Promise<void>;
+  deleteUsers(tenant: string, ids: readonly string[]): Promise<void>;
   /** Marks the events applied in one round trip; returns the ids not applied before. */
   markApplied(tenant: string, eventIds: readonly string[]): Promise<Set<string>>;
 }
@@ -321,6 +324,23 @@ export class FeatureService {
           result.changedUsers.push({ tenant, userId, eventTime: e.occurredAt, eventType: e.type });
       }
       return result;
+    });
+  }
+
+  /**
+   * Right to be forgotten: deletes the user's features and takes back the co-visits their recent events
+   * contributed, in one transaction. Returns the records erased (0 for an unknown user: idempotent) and
+   * the event ids the user's state named (their applied markers are erased by the caller).
+   */
+  async forgetUser(tenant: string, userId: string): Promise<{ records: number; eventIds: string[] }> {
+    return this.repo.transact(async (tx) => {
+      const user = (await tx.getUsers(tenant, [userId])).get(userId);
+      if (!user) return { records: 0, eventIds: [] };
+      const items = await tx.getItems(tenant, coVisitPartners(user));
+      withdrawCoVisits(user, items);
+      if (items.size > 0) await tx.putItems(tenant, items);
+      await tx.deleteUsers(tenant, [userId]);
+      return { records: 1, eventIds: user.recent.map((r) => r[3]) };
     });
   }
 

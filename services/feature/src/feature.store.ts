@@ -56,6 +56,7 @@ export function featureRepository(store: Store): FeatureRepository {
             await tx.putMany('item_covisits', t, covis);
           },
           putMeta: (t, meta) => tx.putMany('feature_meta', t, new Map([[META_ID, meta]])),
+          deleteUsers: (t, ids) => tx.deleteMany('user_features', t, ids),
           markApplied: (t, ids) => tx.markApplied(APPLIED_MARKER_CONSUMER, t, ids),
         };
         return fn(uow);

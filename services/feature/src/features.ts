@@ -291,6 +291,35 @@ export function applyEvent(
     user.recent.splice(0, user.recent.length - FEATURE_RULES.recentLimit);
 }
 
+/** Items whose co-visits a user's recent events contributed to (for `withdrawCoVisits`). */
+export function coVisitPartners(user: UserState): string[] {
+  return [...new Set(user.recent.filter((r) => FEATURE_RULES.coVisitTypes.includes(r[1])).map((r) => r[0]))];
+}
+
+/**
+ * Right to be forgotten: takes back the co-visits the user's recent events contributed (each pair of
+ * entries on two items within the window, as `applyEvent` counted them). Contributions of events older
+ * than the recent list cannot be told apart any more and stay, anonymous, in the counts.
+ */
+export function withdrawCoVisits(user: UserState, items: ReadonlyMap<string, ItemState>): void {
+  const entries = user.recent.filter((r) => FEATURE_RULES.coVisitTypes.includes(r[1]));
+  const take = (from: string, partner: string): void => {
+    const state = items.get(from);
+    const n = state?.coVisits[partner];
+    if (state === undefined || n === undefined) return;
+    if (n <= 1) delete state.coVisits[partner];
+    else state.coVisits[partner] = n - 1;
+  };
+  for (let j = 0; j < entries.length; j++)
+    for (let i = 0; i < j; i++) {
+      const [a, , ta] = entries[i] as RecentEntry;
+      const [b, , tb] = entries[j] as RecentEntry;
+      if (a === b || Math.abs(ta - tb) > FEATURE_RULES.coVisitWindowMs) continue;
+      take(a, b);
+      take(b, a);
+    }
+}
+
 // ---- read models ----
 
 export interface UserFeaturesView {

@@ -1,5 +1,13 @@
 import { Streams } from '@aisle/contracts';
-import { connectBus, scheduleRetention, serveGrpc, type ServiceBase, type StartedService } from '@aisle/runtime';
+import {
+  connectBus,
+  eraseMessages,
+  followForgetRequests,
+  scheduleRetention,
+  serveGrpc,
+  type ServiceBase,
+  type StartedService,
+} from '@aisle/runtime';
 import { openStore } from '@aisle/store';
 import type { IngestConfig } from './config';
 import { ingestGrpcService } from './ingest.grpc';
@@ -11,9 +19,14 @@ export async function startIngest(base: ServiceBase, config: IngestConfig): Prom
   const store = await openStore(config.storeUrl);
   base.lifecycle.onShutdown('store', () => store.close());
   // Without NATS ingest can neither accept (Track publishes) nor deliver: health says so.
-  const bus = await connectBus(base, config, [Streams.CLICKSTREAM, Streams.CATALOG, Streams.EVENTS, Streams.DLQ], {
-    healthNeedsNats: true,
-  });
+  const bus = await connectBus(
+    base,
+    config,
+    [Streams.CLICKSTREAM, Streams.CATALOG, Streams.EVENTS, Streams.DLQ, Streams.PRIVACY],
+    {
+      healthNeedsNats: true,
+    },
+  );
   const service = new IngestService(
     {
       insertEvents: (e) => store.events.insertMany(e),
@@ -34,9 +47,28 @@ export async function startIngest(base: ServiceBase, config: IngestConfig): Prom
     js: bus.js,
     jsm: bus.jsm,
     publisher: bus.publisher,
+    indexPositions: (ps) => store.messages.record(ps),
     batchSize: config.batchSize,
     maxInFlight: config.maxInFlight,
     ackWaitMs: config.ackWaitMs,
+  });
+  // Right to be forgotten: the user's raw and normalized events, in the store and in the streams.
+  await followForgetRequests(base, bus, {
+    owner: 'ingest',
+    ackWaitMs: config.ackWaitMs,
+    forget: async (tenant, userId) => {
+      const positions = await store.messages.take(tenant, userId, [Streams.CLICKSTREAM.name, Streams.EVENTS.name]);
+      let erased: number;
+      try {
+        erased = await eraseMessages(bus.jsm, positions);
+      } catch (err) {
+        await store.messages.record(positions.map((p) => ({ ...p, tenant, userId })));
+        throw err;
+      }
+      const { deleted } = await store.events.forgetUser(tenant, userId);
+      await store.scrub();
+      return erased + deleted;
+    },
   });
   scheduleRetention(base, {
     what: 'events',

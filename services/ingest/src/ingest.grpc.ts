@@ -2,9 +2,11 @@ import {
   catalogV1,
   clickstreamV1,
   ContentTypes,
+  DEFAULT_TENANT,
   Headers,
   ingestV1,
   InvalidArgumentError,
+  privacyV1,
   Subjects,
   UnavailableError,
 } from '@aisle/contracts';
@@ -18,6 +20,7 @@ import {
   type UnaryHandlers,
 } from '@aisle/runtime';
 import type { grpc } from '@aisle/runtime';
+import { randomUUID } from 'node:crypto';
 import { eventToProto, itemToProto } from './ingest.nats';
 import type { IngestService } from './ingest.service';
 import type { ProtoFields, Validated } from './validation';
@@ -120,6 +123,31 @@ export function ingestGrpcService(
       }
       await publishAll(publishes, ctx);
       return { accepted: publishes.length, rejected: rejections(results, (i) => req.items[i]?.itemId ?? '') };
+    },
+    forgetUser: async (req, ctx) => {
+      if (!req.userId) throw new InvalidArgumentError('user_id', 'required');
+      if (req.userId.length > 256) throw new InvalidArgumentError('user_id', 'longer than 256 characters');
+      checkConnected();
+      // bindUnaryService has checked the tenant (declared, and the caller's).
+      const tenant = req.tenant || DEFAULT_TENANT;
+      const requestId = randomUUID();
+      const request = privacyV1.ForgetUser.encode({
+        tenant,
+        userId: req.userId,
+        requestId,
+        requestedAt: new Date(),
+      }).finish();
+      await publishAll(
+        [
+          publisher.publish(Subjects.privacyForget, request, {
+            msgId: `forget:${requestId}`,
+            headers: { [Headers.contentType]: ContentTypes.protobuf },
+            noTrace: true,
+          }),
+        ],
+        ctx,
+      );
+      return { requestId };
     },
   };
   return {

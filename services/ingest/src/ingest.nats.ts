@@ -19,6 +19,7 @@ import {
   type Registry,
   type Tracer,
 } from '@aisle/runtime';
+import type { MessagePosition } from '@aisle/store';
 import type { IngestService, ProtoDecoder, RawInput } from './ingest.service';
 import type { NormalizedEvent, NormalizedItem, Validated } from './validation';
 
@@ -41,6 +42,11 @@ export function itemToProto(i: NormalizedItem): catalogV1.Item {
 
 interface Deps {
   service: IngestService;
+  /**
+   * Records where each user's messages lie (the raw input and the normalized event), so that a forget
+   * request erases them without scanning the streams.
+   */
+  indexPositions?: (positions: MessagePosition[]) => Promise<void>;
   publisher: AsyncJetStreamPublisher;
   tracer: Tracer;
   logger: Logger;
@@ -74,7 +80,7 @@ function pipeline<T extends NormalizedEvent | NormalizedItem>(
   source: DlqSource,
   validate: (inputs: RawInput[]) => Array<Validated<T>> | Promise<Array<Validated<T>>>,
   store: (results: Array<Validated<T>>) => Promise<{ stored: number; results: ReadonlyArray<Validated<T>> }>,
-  republish: (value: T) => { subject: string; data: Uint8Array; msgId: string; tenant: string },
+  republish: (value: T) => { subject: string; data: Uint8Array; msgId: string; tenant: string; userId?: string },
   subjectType: (m: JsMsg) => string | undefined,
 ): (msgs: readonly JsMsg[]) => Promise<Outcome[]> {
   const metrics = counters(deps.registry);
@@ -86,6 +92,7 @@ function pipeline<T extends NormalizedEvent | NormalizedItem>(
     }));
     const { stored, results } = await store(await validate(inputs));
     const publishes: Array<Promise<PubAck>> = [];
+    const positions: MessagePosition[] = [];
     const outcomes: Outcome[] = msgs.map(() => ACK);
     let rejected = 0;
     results.forEach((r, i) => {
@@ -107,6 +114,15 @@ function pipeline<T extends NormalizedEvent | NormalizedItem>(
         } else {
           publishes.push(deps.publisher.publish(out.subject, out.data, { msgId: out.msgId, headers, noTrace: true }));
         }
+        const { userId, tenant } = out;
+        if (userId && deps.indexPositions) {
+          const i = publishes.length - 1;
+          publishes[i] = (publishes[i] as Promise<PubAck>).then((ack) => {
+            positions.push({ tenant, userId, stream: m.info.stream, seq: m.seq });
+            positions.push({ tenant, userId, stream: ack.stream, seq: ack.seq });
+            return ack;
+          });
+        }
       } else {
         rejected++;
         deps.logger.debug('rejected input', { subject: m.subject, reason: r.reason, seq: m.seq });
@@ -115,6 +131,7 @@ function pipeline<T extends NormalizedEvent | NormalizedItem>(
       }
     });
     await Promise.all(publishes);
+    if (positions.length > 0) await deps.indexPositions?.(positions);
     metrics.accepted.inc({ source }, results.length - rejected);
     metrics.rejected.inc({ source }, rejected);
     metrics.stored.inc({ source }, stored);
@@ -144,6 +161,7 @@ export async function startIngestConsumers(
       // (tenant `item`, id `default:sku1:<updatedAt>`) from suppressing a catalog update.
       msgId: `event:${e.tenant}:${e.eventId}`,
       tenant: e.tenant,
+      userId: e.userId,
     }),
     (m) => subjectSuffix(m.subject, 'aisle.clickstream.v1'),
   );

@@ -1,0 +1,115 @@
+import { ContentTypes, Headers, privacyV1, Streams, Subjects } from '@aisle/contracts';
+import { JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
+import { counterIn } from './metrics';
+import { ACK, header, startConsumerLoop, type Outcome } from './nats';
+import type { Bus, ServiceBase } from './service';
+
+/** Where a user's messages lie in a stream (from the store's message index). */
+export interface StreamPosition {
+  stream: string;
+  seq: number;
+}
+
+/**
+ * Erases messages from their streams, overwriting their bytes on disk (JetStream's secure delete), so
+ * that neither the store directory nor a later consumer sees them. Already gone (aged out, erased by an
+ * earlier attempt) counts as done. Returns how many were erased now.
+ */
+export async function eraseMessages(jsm: JetStreamManager, positions: readonly StreamPosition[]): Promise<number> {
+  let erased = 0;
+  for (const p of positions) {
+    try {
+      if (await jsm.streams.deleteMessage(p.stream, p.seq, true)) erased++;
+    } catch (err) {
+      // 10037: no message found (aged out or erased before).
+      if (!(err instanceof JetStreamApiError && err.code === 10037)) throw err;
+    }
+  }
+  return erased;
+}
+
+function decodeForget(data: Uint8Array, contentType: string | undefined): privacyV1.ForgetUser | string {
+  try {
+    return contentType === ContentTypes.json
+      ? privacyV1.ForgetUser.fromJSON(JSON.parse(new TextDecoder().decode(data)))
+      : privacyV1.ForgetUser.decode(data);
+  } catch (err) {
+    return `payload: not a valid ForgetUser (${err instanceof Error ? err.message : String(err)})`;
+  }
+}
+
+/**
+ * Follows `aisle.privacy.v1.forget` for one owner of user data: erases the user (`forget`, idempotent:
+ * a repeated request finds nothing and erases nothing), then announces `aisle.privacy.v1.forgotten` with
+ * the request id and a count, never the user id. Requests for undeclared tenants or without a user are
+ * set aside on the in-memory PRIVACY stream, not the DLQ (which is on disk). Nothing here logs the user.
+ */
+export async function followForgetRequests(
+  base: ServiceBase,
+  bus: Bus,
+  opts: {
+    owner: string;
+    ackWaitMs: number;
+    forget: (tenant: string, userId: string) => Promise<number>;
+  },
+): Promise<void> {
+  const done = counterIn(base.registry, 'aisle_forget_requests_total', 'Forget requests handled, by result', [
+    'result',
+  ]);
+  const loop = await startConsumerLoop({
+    js: bus.js,
+    jsm: bus.jsm,
+    stream: Streams.PRIVACY.name,
+    durable: `${opts.owner}-privacy`,
+    filterSubject: Subjects.privacyForget,
+    batchSize: 16,
+    maxInFlight: 64,
+    ackWaitMs: opts.ackWaitMs,
+    logger: base.logger,
+    registry: base.registry,
+    deadLetter: { publisher: bus.publisher, subject: Subjects.privacyRejected, by: opts.owner },
+    handleBatch: async (msgs) => {
+      const outcomes: Outcome[] = [];
+      for (const m of msgs) {
+        const req = decodeForget(m.data, header(m.headers, Headers.contentType));
+        if (typeof req === 'string') {
+          outcomes.push({ kind: 'term', reason: req });
+          done.inc({ result: 'invalid' });
+          continue;
+        }
+        const tenant = req.tenant || 'default';
+        if (!base.tenants.has(tenant) || !req.userId) {
+          outcomes.push({
+            kind: 'term',
+            reason: req.userId ? `tenant: '${tenant}' is not a declared tenant` : 'user_id: required',
+          });
+          done.inc({ result: 'invalid' });
+          continue;
+        }
+        // A producer may leave the request id out: the stream position names the request then.
+        const requestId = req.requestId || `seq-${m.seq}`;
+        const records = await opts.forget(tenant, req.userId);
+        await bus.publisher.publish(
+          Subjects.privacyForgotten,
+          privacyV1.UserForgotten.encode({
+            tenant,
+            requestId,
+            owner: opts.owner,
+            records,
+            forgottenAt: new Date(),
+          }).finish(),
+          {
+            msgId: `forgotten:${opts.owner}:${tenant}:${requestId}`,
+            headers: { [Headers.contentType]: ContentTypes.protobuf },
+            noTrace: true,
+          },
+        );
+        base.logger.info('user forgotten', { tenant, request_id: requestId, records });
+        done.inc({ result: 'forgotten' });
+        outcomes.push(ACK);
+      }
+      return outcomes;
+    },
+  });
+  base.lifecycle.onShutdown(`${opts.owner} forget requests`, () => loop.stop());
+}
