@@ -28,6 +28,32 @@ export async function eraseMessages(jsm: JetStreamManager, positions: readonly S
   return erased;
 }
 
+/** The store's message index, as erasure uses it (structurally: the runtime does not import the store). */
+export interface MessageIndex {
+  record(positions: ReadonlyArray<StreamPosition & { tenant: string; userId: string }>): Promise<void>;
+  take(tenant: string, userId: string, streams: readonly string[]): Promise<StreamPosition[]>;
+}
+
+/**
+ * Erases one user's indexed messages from `streams`. Should erasure fail half way, the positions go
+ * back into the index, so the redelivered request finds them again.
+ */
+export async function eraseIndexedMessages(
+  jsm: JetStreamManager,
+  index: MessageIndex,
+  tenant: string,
+  userId: string,
+  streams: readonly string[],
+): Promise<number> {
+  const positions = await index.take(tenant, userId, streams);
+  try {
+    return await eraseMessages(jsm, positions);
+  } catch (err) {
+    await index.record(positions.map((p) => ({ ...p, tenant, userId })));
+    throw err;
+  }
+}
+
 function decodeForget(data: Uint8Array, contentType: string | undefined): privacyV1.ForgetUser | string {
   try {
     return contentType === ContentTypes.json

@@ -1,7 +1,7 @@
 import { Streams } from '@aisle/contracts';
 import {
   connectBus,
-  eraseMessages,
+  eraseIndexedMessages,
   followForgetRequests,
   scheduleRetention,
   serveGrpc,
@@ -40,14 +40,7 @@ export async function startFeature(base: ServiceBase, config: FeatureConfig): Pr
     forget: async (tenant, userId) => {
       const { records, eventIds } = await service.forgetUser(tenant, userId);
       const markers = await store.documents.forgetApplied(APPLIED_MARKER_CONSUMER, tenant, eventIds);
-      const positions = await store.messages.take(tenant, userId, [Streams.FEATURES.name]);
-      let erased: number;
-      try {
-        erased = await eraseMessages(bus.jsm, positions);
-      } catch (err) {
-        await store.messages.record(positions.map((p) => ({ ...p, tenant, userId })));
-        throw err;
-      }
+      const erased = await eraseIndexedMessages(bus.jsm, store.messages, tenant, userId, [Streams.FEATURES.name]);
       await store.scrub();
       return records + markers + erased;
     },

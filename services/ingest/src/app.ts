@@ -1,7 +1,7 @@
 import { Streams } from '@aisle/contracts';
 import {
   connectBus,
-  eraseMessages,
+  eraseIndexedMessages,
   followForgetRequests,
   scheduleRetention,
   serveGrpc,
@@ -57,14 +57,10 @@ export async function startIngest(base: ServiceBase, config: IngestConfig): Prom
     owner: 'ingest',
     ackWaitMs: config.ackWaitMs,
     forget: async (tenant, userId) => {
-      const positions = await store.messages.take(tenant, userId, [Streams.CLICKSTREAM.name, Streams.EVENTS.name]);
-      let erased: number;
-      try {
-        erased = await eraseMessages(bus.jsm, positions);
-      } catch (err) {
-        await store.messages.record(positions.map((p) => ({ ...p, tenant, userId })));
-        throw err;
-      }
+      const erased = await eraseIndexedMessages(bus.jsm, store.messages, tenant, userId, [
+        Streams.CLICKSTREAM.name,
+        Streams.EVENTS.name,
+      ]);
       const { deleted } = await store.events.forgetUser(tenant, userId);
       await store.scrub();
       return erased + deleted;
