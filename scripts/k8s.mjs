@@ -592,7 +592,7 @@ const busUsers = [
     user: 'ingest',
     about: [
       'Raw input in, normalized events and dead letters out; Track and UpsertItems publish raw input;',
-      'ForgetUser publishes forget requests, and ingest erases a forgotten user\'s raw and normalized events.',
+      "ForgetUser publishes forget requests, and ingest erases a forgotten user's raw and normalized events.",
     ],
     publish: [
       '$JS.API.INFO',
