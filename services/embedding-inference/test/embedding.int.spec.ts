@@ -110,10 +110,11 @@ test('NOT_SERVING and FAILED_PRECONDITION until a model is published, then hot-l
     await codeOf(client.retrieve({ tenant: '', sequence: { itemIds: ['i001'] }, k: 5, excludeItemIds: [], index: 0 })),
   ).toEqual(['FAILED_PRECONDITION', 'no sequence model (sasrec) is active yet: run the trainer']);
   // Serving degraded, and saying so (the pod is Ready: its readiness probe asks for "").
+  // One deployment serves every declared tenant: /status reports each tenant's models and index.
   const before = (await (await fetch(`http://127.0.0.1:${service.metricsPort}/status`)).json()) as {
-    degraded?: string;
+    tenants: Record<string, { degraded?: string }>;
   };
-  expect(before.degraded).toMatch(/^no model published yet/);
+  expect(before.tenants['default']?.degraded).toMatch(/^no model published yet/);
   expect(service.logs.find((l) => l['msg'] === 'ready')?.['degraded']).toMatch(/^no model published yet/);
 
   await publishModels('v1', 1);
@@ -127,8 +128,11 @@ test('NOT_SERVING and FAILED_PRECONDITION until a model is published, then hot-l
   };
   const status = await eventually(
     async () => {
-      const s = (await (await fetch(`http://127.0.0.1:${service.metricsPort}/status`)).json()) as Status;
-      return s.models.length === 2 && s.textIndexSize > 0 && s.degraded === undefined ? s : undefined;
+      const all = (await (await fetch(`http://127.0.0.1:${service.metricsPort}/status`)).json()) as {
+        tenants: Record<string, Status>;
+      };
+      const s = all.tenants['default'];
+      return s && s.models.length === 2 && s.textIndexSize > 0 && s.degraded === undefined ? s : undefined;
     },
     { what: 'both models in /status' },
   );
