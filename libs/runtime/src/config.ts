@@ -308,7 +308,7 @@ export const commonConfig = {
   grpcCallers: {
     variable: 'AISLE_GRPC_CALLERS_FILE',
     description:
-      'JSON file (from a Secret) naming each caller of the data APIs, recognized by bearer token (`token_sha256`) or mTLS identities, with the tenants and RPCs it may use: others get UNAUTHENTICATED or PERMISSION_DENIED; with AISLE_ENV=production this or AISLE_GRPC_ALLOWED_CLIENTS is required',
+      'JSON file (from a Secret) naming each caller of the data APIs, recognized by bearer token (`token_sha256`) or mTLS identities, with the tenants and RPCs it may use: others get UNAUTHENTICATED or PERMISSION_DENIED; with AISLE_ENV=production this or mTLS client certificates (AISLE_GRPC_TLS_CLIENT_CA) is required',
     defaultText: '(unset: every caller that reaches the port, for local development)',
     parse: (raw: string | undefined): CallerPolicy | undefined =>
       raw === undefined || raw.trim() === '' ? undefined : readCallersFile(raw),

@@ -214,9 +214,12 @@ export async function serveGrpc(
   services: GrpcServerOptions['services'],
 ): Promise<RunningGrpcServer> {
   const { readiness } = base;
-  if (config.deployment === 'production' && services.length > 0 && !config.grpcCallers && !config.grpcAllowedClients)
+  // Outside local development every caller of a data API is identified: a bearer token of the callers
+  // file, or a client certificate (mTLS; with an allow-list, per RPC).
+  const identified = config.grpcCallers || config.grpcAllowedClients || config.grpcTlsClientCa;
+  if (config.deployment === 'production' && services.length > 0 && !identified)
     throw new ConfigError([
-      'AISLE_GRPC_CALLERS_FILE or AISLE_GRPC_ALLOWED_CLIENTS is required when AISLE_ENV=production (data APIs need a caller identity)',
+      'AISLE_GRPC_CALLERS_FILE or mTLS (AISLE_GRPC_TLS_CLIENT_CA, optionally AISLE_GRPC_ALLOWED_CLIENTS) is required when AISLE_ENV=production (data APIs need a caller identity)',
     ]);
   readiness.set('serving', false, { reason: 'starting' });
   const raw = await startGrpcServer({
