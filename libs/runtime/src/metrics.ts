@@ -1,8 +1,59 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import {
+  collectDefaultMetrics,
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+  type CounterConfiguration,
+  type GaugeConfiguration,
+  type HistogramConfiguration,
+} from 'prom-client';
 
 export { Counter, Gauge, Histogram, Registry };
+
+export class MetricTypeError extends Error {
+  override readonly name = 'MetricTypeError';
+}
+
+function getOrCreate<M>(
+  registry: Registry,
+  name: string,
+  kind: abstract new (...args: never[]) => M,
+  make: () => M,
+): M {
+  const existing = registry.getSingleMetric(name);
+  if (existing === undefined) return make();
+  if (!(existing instanceof kind)) throw new MetricTypeError(`metric ${name} is already registered with another type`);
+  return existing;
+}
+
+/**
+ * The one way to get a metric: the registry's existing one of that name, or a new one registered there.
+ * Services started in one process (tests) and code that runs once per instance or consumer may call it
+ * any number of times.
+ */
+export function counter<L extends string = string>(
+  registry: Registry,
+  cfg: Omit<CounterConfiguration<L>, 'registers'>,
+): Counter<L> {
+  return getOrCreate(registry, cfg.name, Counter<L>, () => new Counter<L>({ ...cfg, registers: [registry] }));
+}
+
+export function gauge<L extends string = string>(
+  registry: Registry,
+  cfg: Omit<GaugeConfiguration<L>, 'registers'>,
+): Gauge<L> {
+  return getOrCreate(registry, cfg.name, Gauge<L>, () => new Gauge<L>({ ...cfg, registers: [registry] }));
+}
+
+export function histogram<L extends string = string>(
+  registry: Registry,
+  cfg: Omit<HistogramConfiguration<L>, 'registers'>,
+): Histogram<L> {
+  return getOrCreate(registry, cfg.name, Histogram<L>, () => new Histogram<L>({ ...cfg, registers: [registry] }));
+}
 
 /** A registry per service, so that several services can share one process in tests. */
 export function createMetricsRegistry(service: string, opts: { defaultMetrics?: boolean } = {}): Registry {
@@ -12,20 +63,14 @@ export function createMetricsRegistry(service: string, opts: { defaultMetrics?: 
   return registry;
 }
 
-/**
- * The registry's counter of that name, created on first use: services started in one process (tests)
- * and code paths that run more than once share it instead of failing on a second registration.
- */
+/** `counter` with positional arguments (the older spelling; same get-or-create). */
 export function counterIn<L extends string>(
   registry: Registry,
   name: string,
   help: string,
   labelNames: readonly L[],
 ): Counter<L> {
-  return (
-    (registry.getSingleMetric(name) as Counter<L> | undefined) ??
-    new Counter({ name, help, labelNames: [...labelNames], registers: [registry] })
-  );
+  return counter<L>(registry, { name, help, labelNames: [...labelNames] });
 }
 
 export interface MetricsServer {

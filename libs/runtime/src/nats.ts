@@ -24,11 +24,11 @@ import {
   type NatsConnection,
 } from '@nats-io/transport-node';
 import { readFileSync } from 'node:fs';
-import { Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { redactUrl } from './config';
-import { counterIn } from './metrics';
 import { headerValue, type AsyncJetStreamPublisher } from './js-publisher';
 import type { Logger } from './logger';
+import { counter, histogram } from './metrics';
 
 export type { JetStreamClient, JetStreamManager, JsMsg, MsgHdrs, NatsConnection };
 export { natsHeaders };
@@ -297,19 +297,17 @@ export interface ConsumerLoop {
 
 function consumerMetrics(registry: Registry | undefined, durable: string) {
   if (!registry) return undefined;
-  const outcomes = counterIn(registry, 'aisle_consumer_messages_total', 'Consumed messages by outcome', [
-    'consumer',
-    'outcome',
-  ]);
-  const batches =
-    (registry.getSingleMetric('aisle_consumer_batch_seconds') as Histogram<'consumer'> | undefined) ??
-    new Histogram({
-      name: 'aisle_consumer_batch_seconds',
-      help: 'Time to handle one consumed batch',
-      labelNames: ['consumer'],
-      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
-      registers: [registry],
-    });
+  const outcomes = counter<'consumer' | 'outcome'>(registry, {
+    name: 'aisle_consumer_messages_total',
+    help: 'Consumed messages by outcome',
+    labelNames: ['consumer', 'outcome'],
+  });
+  const batches = histogram<'consumer'>(registry, {
+    name: 'aisle_consumer_batch_seconds',
+    help: 'Time to handle one consumed batch',
+    labelNames: ['consumer'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+  });
   return {
     count: (outcome: string, n: number) => outcomes.inc({ consumer: durable, outcome }, n),
     time: () => batches.startTimer({ consumer: durable }),

@@ -1,7 +1,7 @@
 import { clickstreamV1, ContentTypes, featureV1, Headers, isEventType, Streams, Subjects } from '@aisle/contracts';
 import {
   ACK,
-  counterIn,
+  counter,
   decodeOrReason,
   extractTraceContext,
   hasTraceContext,
@@ -61,12 +61,11 @@ interface Deps {
  * untouched: the feature service reads the catalog from the store.
  */
 export async function startFeatureConsumer(deps: Deps): Promise<ConsumerLoop> {
-  const applied = counterIn(
-    deps.registry,
-    'aisle_feature_events_total',
-    'Events by result (applied, duplicate, invalid)',
-    ['result'],
-  );
+  const applied = counter<'result'>(deps.registry, {
+    name: 'aisle_feature_events_total',
+    help: 'Events by result (applied, duplicate, invalid)',
+    labelNames: ['result'],
+  });
 
   const handleBatch = async (msgs: readonly JsMsg[]): Promise<Outcome[]> => {
     const outcomes: Outcome[] = msgs.map(() => ACK);

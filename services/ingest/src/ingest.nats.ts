@@ -1,7 +1,7 @@
 import { catalogV1, clickstreamV1, ContentTypes, Headers, Streams, Subjects, type DlqSource } from '@aisle/contracts';
 import {
   ACK,
-  Counter,
+  counter,
   extractTraceContext,
   hasTraceContext,
   header,
@@ -54,9 +54,7 @@ interface Deps {
 }
 
 function counters(registry: Registry) {
-  const get = (name: string, help: string) =>
-    (registry.getSingleMetric(name) as Counter<'source'> | undefined) ??
-    new Counter({ name, help, labelNames: ['source'], registers: [registry] });
+  const get = (name: string, help: string) => counter<'source'>(registry, { name, help, labelNames: ['source'] });
   return {
     accepted: get('aisle_ingest_accepted_total', 'Valid input messages'),
     rejected: get('aisle_ingest_rejected_total', 'Input sent to the dead-letter stream'),
