@@ -1,3 +1,4 @@
+import type { Event, EventType, Item } from '@aisle/contracts';
 import { Rng } from './random';
 import { BRAND_SYLLABLES, DEPARTMENTS, MATERIALS } from './vocabulary';
 
@@ -10,33 +11,17 @@ import { BRAND_SYLLABLES, DEPARTMENTS, MATERIALS } from './vocabulary';
  * - churn: "drifting" users' session rate decays until they stop, steady users keep their rate.
  */
 
-export type GeneratedEventType = 'view' | 'click' | 'add_to_cart' | 'remove_from_cart' | 'purchase' | 'search';
+export type GeneratedEventType = EventType;
 
-export interface GeneratedItem {
-  itemId: string;
-  title: string;
-  description: string;
-  /** "Department > Subcategory". */
-  category: string;
-  brand: string;
-  price: number;
-  inStock: boolean;
-  updatedAt: number;
-}
+export type GeneratedItem = Pick<
+  Item,
+  'itemId' | 'title' | 'description' | 'category' | 'brand' | 'price' | 'inStock' | 'updatedAt'
+>;
 
-export interface GeneratedEvent {
-  eventId: string;
-  type: GeneratedEventType;
-  userId: string;
-  sessionId: string;
-  /** Empty for search. */
-  itemId: string;
-  /** Only for search. */
-  query: string;
-  quantity: number;
-  price: number;
-  occurredAt: number;
-}
+export type GeneratedEvent = Pick<
+  Event,
+  'eventId' | 'type' | 'userId' | 'sessionId' | 'itemId' | 'query' | 'quantity' | 'price' | 'occurredAt'
+>;
 
 export interface GeneratedUser {
   userId: string;

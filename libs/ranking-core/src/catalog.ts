@@ -1,3 +1,4 @@
+import type { Item } from '@aisle/contracts';
 import { Bm25Index, itemText } from '@aisle/ml';
 import type { CatalogPort, LexicalMatch, LexicalSearchPort, RankingItem } from './ports';
 
@@ -18,14 +19,7 @@ export const DEFAULT_CATALOG_LIMITS: CatalogLimits = {
 };
 
 /** What an upsert carries; anything else the producer sent (descriptions, attributes) is not kept. */
-export interface CatalogUpsert {
-  itemId: string;
-  title: string;
-  category: string;
-  brand: string;
-  price: number;
-  inStock: boolean;
-}
+export type CatalogUpsert = Pick<Item, 'itemId' | 'title' | 'category' | 'brand' | 'price' | 'inStock'>;
 
 export interface UpsertResult {
   added: number;

@@ -5,23 +5,10 @@
  * nothing of it is written. A `limit` of zero or less returns nothing.
  */
 
-export interface StoredEvent {
-  tenant: string;
-  eventId: string;
-  type: string;
-  userId: string;
-  sessionId: string;
-  itemId: string;
-  query: string;
-  quantity: number;
-  price: number;
-  currency: string;
-  occurredAt: number;
-  ingestedAt: number;
-  requestId: string;
-  position: number;
-  context: Record<string, string>;
-}
+import type { Event, Item } from '@aisle/contracts';
+
+/** Events as stored: the shared `Event`, its type read back as the stored string. */
+export type StoredEvent = Omit<Event, 'type'> & { type: string };
 
 export interface EventScanOptions {
   tenant?: string;
@@ -80,20 +67,7 @@ export interface EventRepository {
   forgetUser(tenant: string, userId: string): Promise<{ deleted: number; eventIds: string[] }>;
 }
 
-export interface CatalogItem {
-  tenant: string;
-  itemId: string;
-  title: string;
-  description: string;
-  category: string;
-  brand: string;
-  price: number;
-  inStock: boolean;
-  attributes: Record<string, string>;
-  /** Producer version; an older update never replaces a newer one. */
-  updatedAt: number;
-  ingestedAt: number;
-}
+export type CatalogItem = Item;
 
 export interface ItemRepository {
   /** Writes items whose `updatedAt` is not older than the stored one. Returns how many were written. */

@@ -1,4 +1,4 @@
-import type { EventType } from '@aisle/contracts';
+import type { Event, EventType } from '@aisle/contracts';
 import { addDecayed, DAY_MS, decayedAt, tauForHalfLife, type Decayed } from './decay';
 
 /**
@@ -6,18 +6,11 @@ import { addDecayed, DAY_MS, decayedAt, tauForHalfLife, type Decayed } from './d
  * same code serves live traffic, replays and tests.
  */
 
-export interface FeatureEvent {
-  tenant: string;
-  eventId: string;
-  type: EventType;
-  userId: string;
-  sessionId: string;
-  itemId: string;
-  query: string;
-  quantity: number;
-  price: number;
-  occurredAt: number;
-}
+/** What feature reads of an event. */
+export type FeatureEvent = Pick<
+  Event,
+  'tenant' | 'eventId' | 'type' | 'userId' | 'sessionId' | 'itemId' | 'query' | 'quantity' | 'price' | 'occurredAt'
+>;
 
 /** What the feature service needs to know of a catalog item. */
 export interface CatalogInfo {

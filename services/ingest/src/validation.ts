@@ -1,4 +1,4 @@
-import { DEFAULT_TENANT, EVENT_TYPES, isEventType, type EventType } from '@aisle/contracts';
+import { DEFAULT_TENANT, EVENT_TYPES, isEventType, type Event, type Item } from '@aisle/contracts';
 
 /**
  * Validation and normalization of producer input. Every rejection names the field and the rule, in the
@@ -24,37 +24,9 @@ export const LIMITS = {
   earliest: Date.UTC(2000, 0, 1),
 } as const;
 
-export interface NormalizedEvent {
-  tenant: string;
-  eventId: string;
-  type: EventType;
-  userId: string;
-  sessionId: string;
-  itemId: string;
-  query: string;
-  quantity: number;
-  price: number;
-  currency: string;
-  occurredAt: number;
-  ingestedAt: number;
-  requestId: string;
-  position: number;
-  context: Record<string, string>;
-}
+export type NormalizedEvent = Event;
 
-export interface NormalizedItem {
-  tenant: string;
-  itemId: string;
-  title: string;
-  description: string;
-  category: string;
-  brand: string;
-  price: number;
-  inStock: boolean;
-  attributes: Record<string, string>;
-  updatedAt: number;
-  ingestedAt: number;
-}
+export type NormalizedItem = Item;
 
 export type Validated<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
 

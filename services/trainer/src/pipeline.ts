@@ -1,3 +1,4 @@
+import type { Event, Item } from '@aisle/contracts';
 import {
   CHURN_FEATURES,
   churnFeatures,
@@ -40,27 +41,18 @@ import { scoreSearchModel, searchDocs, trainSearchModel } from './search-model';
  * same way, through onnxruntime.
  */
 
-export interface ShopEvent {
+/** What the trainer reads of an event (its type as the stored string). */
+export type ShopEvent = Pick<
+  Event,
+  'userId' | 'sessionId' | 'itemId' | 'query' | 'quantity' | 'price' | 'occurredAt'
+> & {
   type: string;
-  userId: string;
-  sessionId: string;
-  itemId: string;
-  query: string;
-  quantity: number;
-  price: number;
-  occurredAt: number;
   /** The ranking response this interaction followed (joins searches with their clicks). */
   requestId?: string | undefined;
-}
+};
 
-export interface ShopItem {
-  itemId: string;
-  title: string;
-  description?: string | undefined;
-  category: string;
-  brand: string;
-  price: number;
-}
+export type ShopItem = Pick<Item, 'itemId' | 'title' | 'category' | 'brand' | 'price'> &
+  Partial<Pick<Item, 'description'>>;
 
 export type ModelName = 'sasrec' | 'text_encoder' | 'ranker' | 'churn' | 'search_ranker';
 export const MODEL_NAMES: readonly ModelName[] = ['sasrec', 'text_encoder', 'ranker', 'churn', 'search_ranker'];
