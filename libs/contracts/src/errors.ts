@@ -40,7 +40,7 @@ export class FailedPreconditionError extends AisleError {
 }
 
 export class DeadlineExceededError extends AisleError {
-  override readonly name = 'DeadlineExceededError';
+  override readonly name: string = 'DeadlineExceededError';
 }
 
 /** The caller is known but may not call this method, or not for this tenant. */

@@ -241,6 +241,26 @@ export function defaultAddress(service: keyof typeof DEFAULT_PORTS): string {
 }
 
 /** Variables every service reads. */
+/**
+ * The gRPC admission-control settings (see admission.ts), with a service's own defaults: off for most
+ * services, on for those that must shed load rather than queue past deadlines (ranking).
+ */
+export function admissionConfig(defaults: { maxConcurrent: number; maxQueue: number }) {
+  return {
+    grpcMaxConcurrent: env.int('AISLE_GRPC_MAX_CONCURRENT', {
+      default: defaults.maxConcurrent,
+      min: 0,
+      description: 'calls of one RPC worked on at once; more wait in a queue (0 = no limit)',
+    }),
+    grpcMaxQueue: env.int('AISLE_GRPC_MAX_QUEUE', {
+      default: defaults.maxQueue,
+      min: 0,
+      description:
+        'calls of one RPC waiting for a slot; beyond it RESOURCE_EXHAUSTED at once, with a grpc-retry-pushback-ms hint',
+    }),
+  };
+}
+
 export const commonConfig = {
   deployment: env.oneOf('AISLE_ENV', ['development', 'production'] as const, {
     default: 'development',
@@ -333,6 +353,7 @@ export const commonConfig = {
     min: 1024,
     description: 'largest gRPC request accepted',
   }),
+  ...admissionConfig({ maxConcurrent: 0, maxQueue: 0 }),
   metricsPort: env.int('AISLE_METRICS_PORT', {
     default: 9464,
     min: -1,

@@ -17,9 +17,10 @@ import { SpanKind, SpanStatusCode, context, propagation, trace, type Tracer } fr
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import { readFileSync } from 'node:fs';
 import type { PeerCertificate } from 'node:tls';
-import { Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { Admission, OverloadedError, type AdmissionLimits } from './admission';
 import type { Logger } from './logger';
-import { counterIn } from './metrics';
+import { counter, counterIn, histogram } from './metrics';
 import { DescriptorReflection } from './reflection';
 import { TenantRateLimitedError, type TenantDirectory } from './tenants';
 import { authorizeMethod, authorizeTenant, type Caller, type CallerPolicy } from './callers';
@@ -85,7 +86,14 @@ export interface GrpcInstrumentation {
   readonly tenants?: TenantDirectory;
   /** With it, every call needs a known caller (UNAUTHENTICATED) allowed the method and tenant (PERMISSION_DENIED). */
   readonly callers?: CallerPolicy | undefined;
+  /** Admission control per RPC (bounded concurrency and queue); none when undefined. */
+  readonly admission?: AdmissionLimits | undefined;
 }
+
+const CALLER_CANCELLED = new Error('the caller cancelled the call');
+
+/** Trailing metadata key with the retry hint on RESOURCE_EXHAUSTED (gRPC's retry pushback). */
+export const RETRY_PUSHBACK_KEY = 'grpc-retry-pushback-ms';
 
 const metadataGetter = {
   get: (m: grpc.Metadata, k: string) => {
@@ -95,16 +103,25 @@ const metadataGetter = {
   keys: (m: grpc.Metadata) => Object.keys(m.getMap()),
 };
 
-function histogramFor(registry: Registry): Histogram<'method' | 'code'> {
-  const existing = registry.getSingleMetric('aisle_grpc_server_handling_seconds');
-  if (existing) return existing as Histogram<'method' | 'code'>;
-  return new Histogram({
-    name: 'aisle_grpc_server_handling_seconds',
-    help: 'gRPC unary call latency by method and status code',
-    labelNames: ['method', 'code'],
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [registry],
-  });
+function serverMetrics(registry: Registry) {
+  return {
+    latency: histogram<'method' | 'code'>(registry, {
+      name: 'aisle_grpc_server_handling_seconds',
+      help: 'gRPC unary call latency by method and status code',
+      labelNames: ['method', 'code'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    }),
+    shed: counter<'method' | 'reason'>(registry, {
+      name: 'aisle_grpc_server_shed_total',
+      help: 'Calls never worked on: refused (queue full) or expired (deadline passed before they started)',
+      labelNames: ['method', 'reason'],
+    }),
+    late: counter<'method'>(registry, {
+      name: 'aisle_grpc_server_late_responses_total',
+      help: 'Calls answered after their deadline (the caller had given up)',
+      labelNames: ['method'],
+    }),
+  };
 }
 
 /**
@@ -133,18 +150,22 @@ export function admitTenant(instr: GrpcInstrumentation, tenant: string, cost = 1
  * Adapts promise-returning handlers to grpc-js callbacks, with a server span (continuing the caller's
  * `traceparent`), a latency histogram and error -> status mapping. Each callback is called once. A
  * request's `tenant` field, where it has one, must be a valid tenant name (INVALID_ARGUMENT otherwise).
+ * With `instr.admission`, each RPC runs at most `maxConcurrent` calls with `maxQueue` waiting: a call
+ * beyond is refused at once (RESOURCE_EXHAUSTED with `grpc-retry-pushback-ms`), and a call whose
+ * deadline has passed before it could start is never worked on (DEADLINE_EXCEEDED).
  */
 export function bindUnaryService<D extends ServiceDefinition>(
   definition: D,
   handlers: UnaryHandlers<D>,
   instr: GrpcInstrumentation,
 ): grpc.UntypedServiceImplementation {
-  const histogram = histogramFor(instr.registry);
+  const metrics = serverMetrics(instr.registry);
   const impl: grpc.UntypedServiceImplementation = {};
   for (const key of Object.keys(definition)) {
     const method = definition[key] as AnyUnary;
     const handler = handlers[key] as (req: unknown, ctx: CallContext) => Promise<unknown>;
     const [, service = '', rpc = key] = method.path.split('/');
+    const admission = instr.admission ? new Admission(instr.admission) : undefined;
     impl[key] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       const started = process.hrtime.bigint();
       const parent = propagation.extract(context.active(), call.metadata, metadataGetter);
@@ -153,8 +174,20 @@ export function bindUnaryService<D extends ServiceDefinition>(
         { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': rpc } },
         parent,
       );
-      const abort = new AbortController();
-      call.on('cancelled', () => abort.abort());
+      // The signal is made only when something reads it: most calls finish without anyone listening.
+      let abort: AbortController | undefined;
+      let cancelled = false;
+      call.on('cancelled', () => {
+        cancelled = true;
+        abort?.abort(CALLER_CANCELLED);
+      });
+      const signal = (): AbortSignal => {
+        if (!abort) {
+          abort = new AbortController();
+          if (cancelled) abort.abort(CALLER_CANCELLED);
+        }
+        return abort.signal;
+      };
       const deadline = call.getDeadline();
       const deadlineMs =
         deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? Number(deadline) : undefined;
@@ -163,18 +196,21 @@ export function bindUnaryService<D extends ServiceDefinition>(
         metadata: call.metadata,
         clientIdentities,
         deadline: deadlineMs,
-        signal: abort.signal,
+        get signal() {
+          return signal();
+        },
       };
       const finish = (code: grpc.status): void => {
-        histogram.observe(
+        metrics.latency.observe(
           { method: rpc, code: grpc.status[code] ?? String(code) },
           Number(process.hrtime.bigint() - started) / 1e9,
         );
+        if (deadlineMs !== undefined && Date.now() > deadlineMs) metrics.late.inc({ method: rpc });
         span.setAttribute('rpc.grpc.status_code', code);
         span.end();
       };
-      context
-        .with(trace.setSpan(parent, span), async () => {
+      const run = () =>
+        context.with(trace.setSpan(parent, span), async () => {
           // Every request that names a tenant is checked here, before any handler sizes memory by it.
           let caller: Caller | undefined;
           if (instr.callers) {
@@ -192,23 +228,36 @@ export function bindUnaryService<D extends ServiceDefinition>(
             admitTenant(instr, name);
           }
           return handler(call.request, { ...ctx, caller });
-        })
-        .then(
-          (response) => {
-            finish(grpc.status.OK);
-            callback(null, response);
-          },
-          (err: unknown) => {
-            const { code, details } = toGrpcStatus(err);
-            if (code === grpc.status.INTERNAL) {
-              instr.logger.error('rpc failed', { method: method.path, err });
-              span.recordException(err instanceof Error ? err : new Error(String(err)));
-            }
-            span.setStatus({ code: SpanStatusCode.ERROR, message: details });
-            finish(code);
-            callback({ code, details });
-          },
-        );
+        });
+      const work = admission
+        ? admission.acquire(deadlineMs, signal).then(
+            (release) => run().finally(release),
+            (err: unknown) => {
+              metrics.shed.inc({ method: rpc, reason: err instanceof OverloadedError ? 'overloaded' : 'expired' });
+              throw err;
+            },
+          )
+        : run();
+      work.then(
+        (response) => {
+          finish(grpc.status.OK);
+          callback(null, response);
+        },
+        (err: unknown) => {
+          const { code, details } = toGrpcStatus(err);
+          if (code === grpc.status.INTERNAL) {
+            instr.logger.error('rpc failed', { method: method.path, err });
+            span.recordException(err instanceof Error ? err : new Error(String(err)));
+          }
+          span.setStatus({ code: SpanStatusCode.ERROR, message: details });
+          finish(code);
+          if (err instanceof OverloadedError) {
+            const metadata = new grpc.Metadata();
+            metadata.set(RETRY_PUSHBACK_KEY, String(err.retryAfterMs));
+            callback({ code, details, metadata });
+          } else callback({ code, details });
+        },
+      );
     };
   }
   return impl;

@@ -3,6 +3,7 @@ export * from './logger';
 export * from './telemetry';
 export * from './metrics';
 export * from './grpc';
+export * from './admission';
 export * from './nats';
 export * from './lifecycle';
 export * from './service';

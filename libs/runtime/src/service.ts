@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import type { Tracer } from '@opentelemetry/api';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Registry } from 'prom-client';
+import type { AdmissionLimits } from './admission';
 import { createPublicKey } from 'node:crypto';
 import { checkCommonConfig, ConfigError, type commonConfig, type ConfigOf, type ModelConfig } from './config';
 import {
@@ -45,6 +46,8 @@ export function instanceId(): string {
 
 export interface ServiceBase {
   readonly name: string;
+  /** Admission control for every RPC this service serves (AISLE_GRPC_MAX_CONCURRENT/QUEUE), if on. */
+  readonly admission: AdmissionLimits | undefined;
   readonly logger: Logger;
   readonly tracer: Tracer;
   readonly registry: Registry;
@@ -106,6 +109,10 @@ export async function createServiceBase(
   }
   return {
     name,
+    admission:
+      config.grpcMaxConcurrent > 0
+        ? { maxConcurrent: config.grpcMaxConcurrent, maxQueue: config.grpcMaxQueue }
+        : undefined,
     logger,
     tracer: telemetry.tracer,
     registry,

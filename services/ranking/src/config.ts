@@ -1,4 +1,5 @@
 import {
+  admissionConfig,
   commonConfig,
   modelConfig,
   defaultAddress,
@@ -13,6 +14,8 @@ export const configSpec = {
   ...commonConfig,
   ...modelConfig,
   ...servicePorts('ranking'),
+  // Ranking bounds its work by default: beyond this, callers are told to retry at once.
+  ...admissionConfig({ maxConcurrent: 32, maxQueue: 64 }),
   featureAddr: env.string('AISLE_FEATURE_ADDR', {
     default: defaultAddress('feature'),
     description: 'feature service gRPC address',

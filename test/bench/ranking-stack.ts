@@ -1,0 +1,105 @@
+/**
+ * The stack the ranking benchmarks measure: every service as a process on one embedded store, a generated
+ * shop published through ingest, models trained and hot-loaded, and a bare grpc-js echo server (the
+ * ceiling) in its own process.
+ */
+import { featureV1, rankingV1 } from '@aisle/contracts';
+import { generateShop, type Shop } from '@aisle/datagen';
+import { startLocalStack, type LocalStack } from '@aisle/local-stack';
+import { createGrpcClient, grpc } from '@aisle/runtime';
+import { eventually, healthCheck, publishShop, repoRoot, runJobProcess, tempSqliteUrl } from '@aisle/testkit';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+
+export interface RankingBenchStack {
+  stack: LocalStack;
+  shop: Shop;
+  ranking: ReturnType<typeof createGrpcClient<typeof rankingV1.RankingServiceService>>;
+  features: ReturnType<typeof createGrpcClient<typeof featureV1.FeatureServiceService>>;
+  /** One call to the echo server (the ceiling), with a Recommend-sized payload. */
+  echoCall: () => Promise<Buffer>;
+  /** The ranking process's Prometheus text. */
+  rankingMetrics: () => Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startRankingBenchStack(
+  opts: { ranking?: Record<string, string> } = {},
+): Promise<RankingBenchStack> {
+  const storeFile = tempSqliteUrl();
+  // BENCH_PROFILE=<dir>: CPU profiles of ranking, feature and embedding-inference (written at shutdown).
+  const profileDir = process.env['BENCH_PROFILE'];
+  const prof = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : undefined;
+  const stack = await startLocalStack({
+    storeUrl: storeFile.url,
+    ...(opts.ranking ? { ranking: opts.ranking } : {}),
+    ...(prof ? { nodeArgs: { ranking: prof, feature: prof, 'embedding-inference': prof } } : {}),
+  });
+  const echo = spawn(process.execPath, [join(repoRoot, 'test', 'dist', 'bench', 'echo-server.js')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const shop = generateShop({ seed: 3, users: 1000, items: 1000, days: 60 });
+  process.stdout.write(`setting up: ${shop.events.length} events, ${shop.items.length} items, training ...\n`);
+  const nc = await connect({ servers: stack.nats.url, noAsyncTraces: true });
+  await publishShop(jetstream(nc), shop.items, shop.events);
+  const jsm = await jetstreamManager(nc);
+  await eventually(
+    async () => {
+      const c = await jsm.consumers.info('EVENTS', 'feature');
+      return (
+        (await jsm.streams.info('EVENTS')).state.messages >= shop.events.length + shop.items.length &&
+        c.num_pending === 0 &&
+        c.num_ack_pending === 0
+      );
+    },
+    { timeoutMs: 600_000, intervalMs: 500 },
+  );
+  await nc.close();
+  const trained = await runJobProcess('trainer', { ...stack.env(), AISLE_TRAINER_SASREC_EPOCHS: '4' });
+  if (trained.code !== 0)
+    throw new Error(`trainer failed (${trained.code}): ${trained.stderr} ${JSON.stringify(trained.logs.slice(-3))}`);
+  await eventually(
+    async () =>
+      (await healthCheck(`127.0.0.1:${stack.embeddingPort}`, 'aisle.embedding.v1.EmbeddingService')) === 'SERVING',
+    { timeoutMs: 60_000 },
+  );
+  await eventually(() => stack.services.ranking.logs.some((l) => l['msg'] === 'model active'), { timeoutMs: 60_000 });
+
+  const echoPort = await new Promise<number>((resolve) =>
+    echo.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim()))),
+  );
+  const echoClient = new grpc.Client(`127.0.0.1:${echoPort}`, grpc.credentials.createInsecure());
+  const payload = Buffer.from(
+    rankingV1.RecommendRequest.encode(rankingV1.RecommendRequest.fromPartial({ userId: 'u0001', limit: 10 })).finish(),
+  );
+  const identity = (b: Buffer) => b;
+  const ranking = createGrpcClient(rankingV1.RankingServiceService, `127.0.0.1:${stack.services.ranking.grpcPort}`, {
+    deadlineMs: 5000,
+  });
+  const features = createGrpcClient(featureV1.FeatureServiceService, `127.0.0.1:${stack.services.feature.grpcPort}`, {
+    deadlineMs: 5000,
+  });
+  return {
+    stack,
+    shop,
+    ranking,
+    features,
+    echoCall: () =>
+      new Promise<Buffer>((resolve, reject) =>
+        echoClient.makeUnaryRequest('/bench.Echo/Echo', identity, identity, payload, (err, res) =>
+          err ? reject(err) : resolve(res as Buffer),
+        ),
+      ),
+    rankingMetrics: async () => (await fetch(`http://127.0.0.1:${stack.services.ranking.metricsPort}/metrics`)).text(),
+    async stop() {
+      ranking.close();
+      features.close();
+      echoClient.close();
+      echo.kill('SIGTERM');
+      await stack.stop();
+      storeFile.dispose();
+    },
+  };
+}
