@@ -568,7 +568,7 @@ const modelReader = (user, about, grants) => ({
   about,
   publish: ['$JS.API.INFO', ...grants.publish, ...MODEL_BUCKET_READ, ...TENANT_BUCKET_READ],
   ...(grants.deny ? { deny: grants.deny } : {}),
-  subscribe: [inbox(user), 'aisle.models.v1.published'],
+  subscribe: [inbox(user), 'aisle.models.v1.published', ...(grants.subscribe ?? [])],
 });
 
 /**
@@ -636,7 +636,10 @@ const busUsers = [
   ),
   modelReader(
     'ranking',
-    ['Catalog changes (one consumer per replica), the model bucket read only, impressions and dead letters out.'],
+    [
+      'Catalog changes (one consumer per replica), feature change notifications (a plain subscription: they drop',
+      'cached user contexts), the model bucket read only, impressions and dead letters out.',
+    ],
     {
       publish: [
         ...provision('EVENTS', 'RANKING', 'DLQ'),
@@ -644,6 +647,7 @@ const busUsers = [
         'aisle.ranking.v1.served',
         'aisle.dlq.v1.events',
       ],
+      subscribe: ['aisle.features.v1.user_updated'],
       deny: FEATURE_CONSUMER,
     },
   ),

@@ -219,6 +219,8 @@ describe('the whole system', () => {
 
   test('embedding-inference killed: Recommend answers within its deadline, degraded, and recovers', async () => {
     const user = [...heldOut.keys()][1]!;
+    // A session no earlier request had: its sequence retrieval is not cached, it must ask embedding-inference.
+    const session = [shop.items[3]!.itemId, shop.items[11]!.itemId, shop.items[5]!.itemId];
     stack.services.embedding.kill('SIGKILL');
     await stack.services.embedding.exited;
     const t0 = performance.now();
@@ -229,7 +231,7 @@ describe('the whole system', () => {
       filters: undefined,
       context: {},
       explain: false,
-      sessionItemIds: [],
+      sessionItemIds: session,
     });
     const ms = performance.now() - t0;
     expect(r.degraded).toBe(true);
@@ -247,7 +249,7 @@ describe('the whole system', () => {
             filters: undefined,
             context: {},
             explain: false,
-            sessionItemIds: [],
+            sessionItemIds: session,
           })
         ).degraded,
       { what: 'recovery', timeoutMs: 60_000 },

@@ -109,6 +109,7 @@ describe('caching ports', () => {
     calls[0]?.resolve({ user: profile('u1', ['a']), coVisits: new Map() });
     await first;
     expect((await cached.userContext('u1', opts, budget)).user?.recent).toHaveLength(1);
+    expect(cached.peek('u1')?.user?.userId).toBe('u1');
     expect(calls).toHaveLength(1);
     // An event arrives while a fetch is in flight: that answer may predate it, so it is not kept.
     cached.invalidate('u1');
@@ -156,6 +157,9 @@ describe('caching ports', () => {
     const b = await cached.coVisited(['a', 'b', 'none'], 30, budget);
     expect([...b.keys()]).toEqual(['a', 'b']);
     expect(asked).toEqual([['a', 'none'], ['b']]);
+    // In memory without a call only when every item is.
+    expect([...(cached.peek(['a', 'none'], 30)?.keys() ?? [])]).toEqual(['a']);
+    expect(cached.peek(['a', 'c'], 30)).toBeUndefined();
     // A different limit is a different list.
     await cached.coVisited(['a'], 50, budget);
     expect(asked).toHaveLength(3);
@@ -178,6 +182,8 @@ describe('caching ports', () => {
     await cached.bySequence(['a', 'b'], 100, ['x'], budget);
     await cached.bySequence(['a', 'b', 'c'], 100, [], budget);
     expect(calls).toBe(3);
+    expect(cached.peek(['a', 'b'], 100, ['x'])?.version).toBe('v1');
+    expect(cached.peek(['a'], 100, [])).toBeUndefined();
     version = 'v2';
     cached.clear();
     expect((await cached.bySequence(['a', 'b'], 100, [], budget)).version).toBe('v2');

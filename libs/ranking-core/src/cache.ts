@@ -201,6 +201,10 @@ export class CachedUserContext extends CachingPort<UserContext> implements UserC
     super(port, { weigh: userContextWeight, ...opts });
   }
 
+  peek(userId: string): UserContext | undefined {
+    return this.cache.fresh(userId);
+  }
+
   userContext(
     userId: string,
     opts: { coVisitItems: number; coVisitLimit: number },
@@ -229,6 +233,16 @@ export class CachedCoVisitation extends CachingPort<readonly Neighbor[]> impleme
     super(port, opts);
   }
 
+  peek(itemIds: readonly string[], limit: number): ReadonlyMap<string, readonly Neighbor[]> | undefined {
+    const out = new Map<string, readonly Neighbor[]>();
+    for (const id of itemIds) {
+      const list = this.cache.fresh(`${limit}\u001f${id}`);
+      if (list === undefined) return undefined;
+      if (list !== NO_NEIGHBORS) out.set(id, list);
+    }
+    return out;
+  }
+
   coVisited(
     itemIds: readonly string[],
     limit: number,
@@ -243,6 +257,9 @@ export class CachedCoVisitation extends CachingPort<readonly Neighbor[]> impleme
     );
   }
 }
+
+const retrievalKey = (history: readonly string[], k: number, exclude: readonly string[]): string =>
+  `${k}\u001e${exclude.join('\u001f')}\u001e${history.join('\u001f')}`;
 
 /** Sequence retrievals per (history, k, exclusions), until the model changes (`clear`) or the TTL passes. */
 export class CachedSequenceRetrieval extends CachingPort<Retrieved> implements SequenceRetrievalPort {
@@ -259,8 +276,13 @@ export class CachedSequenceRetrieval extends CachingPort<Retrieved> implements S
     exclude: readonly string[],
     budget: CallBudget,
   ): Promise<Retrieved> {
-    const key = `${k}\u001e${exclude.join('\u001f')}\u001e${history.join('\u001f')}`;
-    return cachedCall(this.cache, key, () => this.port.bySequence(history, k, exclude, budget));
+    return cachedCall(this.cache, retrievalKey(history, k, exclude), () =>
+      this.port.bySequence(history, k, exclude, budget),
+    );
+  }
+
+  peek(history: readonly string[], k: number, exclude: readonly string[]): Retrieved | undefined {
+    return this.cache.fresh(retrievalKey(history, k, exclude));
   }
 
   clear(): void {

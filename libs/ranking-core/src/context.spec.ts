@@ -27,7 +27,17 @@ describe('RequestContext: one deadline per request', () => {
     expect(seen?.signal.aborted).toBe(false);
     expect(ctx.degradation.degraded).toBe(false);
     ctx.close();
-    expect(seen?.signal.aborted).toBe(true);
+    // Nothing was left running, so nothing is cancelled.
+    expect(seen?.signal.aborted).toBe(false);
+  });
+
+  test('answering cancels the calls still running', async () => {
+    const ctx = context({}, { deadlineMs: 5000, dependencyTimeoutMs: 5000 });
+    const budgets: CallBudget[] = [];
+    const pending = ctx.call('feature', hung<number>(budgets));
+    ctx.close();
+    expect(await pending).toBeUndefined();
+    expect(budgets[0]?.signal.aborted).toBe(true);
   });
 
   test('a dependency that never answers is given up at the dependency deadline, and named', async () => {

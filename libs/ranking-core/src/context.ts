@@ -17,6 +17,11 @@ export class DependencyDeadlineError extends Error {
   override readonly name = 'DependencyDeadlineError';
 }
 
+// Shared instances: a request that gives up on a dependency builds no error (nor stack) of its own.
+const GAVE_UP = new DependencyDeadlineError(`no answer by the request's dependency deadline`);
+const CALLER_LEFT = new DependencyDeadlineError('the caller left');
+const ANSWERED = new DependencyDeadlineError('the request was answered without it');
+
 /** Collects why an answer is degraded; each dependency is named once. */
 export class Degradation {
   readonly reasons: string[] = [];
@@ -51,10 +56,11 @@ export interface DeadlinePolicy {
 export const DEFAULT_DEADLINE_POLICY: DeadlinePolicy = {
   deadlineMs: 300,
   dependencyTimeoutMs: 150,
-  reserveShare: 0.2,
-  minReserveMs: 4,
-  maxReserveMs: 25,
-  marginMs: 3,
+  // Generous on purpose: on a busy machine timers fire late, and the answer must still be out in time.
+  reserveShare: 0.25,
+  minReserveMs: 5,
+  maxReserveMs: 40,
+  marginMs: 5,
 };
 
 export interface RequestInit {
@@ -68,7 +74,7 @@ export interface RequestInit {
   context: Record<string, string>;
   explain: boolean;
   callerDeadline?: number | undefined;
-  signal?: AbortSignal | undefined;
+  signal?: AbortSignal | (() => AbortSignal) | undefined;
 }
 
 /**
@@ -103,6 +109,10 @@ export class RequestContext {
   private controller: AbortController | undefined;
   private timer: NodeJS.Timeout | undefined;
   private expired: Promise<never> | undefined;
+  /** Dependency calls still running. */
+  private pending = 0;
+  /** The caller's cancellation, followed only once a dependency is called. */
+  private readonly callerSignal: AbortSignal | (() => AbortSignal) | undefined;
 
   constructor(
     init: RequestInit,
@@ -124,10 +134,7 @@ export class RequestContext {
     const budget = Math.max(0, this.deadline - this.startedAt);
     const reserve = Math.min(policy.maxReserveMs, Math.max(policy.minReserveMs, budget * policy.reserveShare));
     this.dependencyDeadline = this.deadline - reserve;
-    if (init.signal) {
-      if (init.signal.aborted) this.abortController().abort();
-      else init.signal.addEventListener('abort', () => this.abortController().abort(), { once: true });
-    }
+    this.callerSignal = init.signal;
   }
 
   now(): number {
@@ -144,17 +151,18 @@ export class RequestContext {
       const c = new AbortController();
       this.controller = c;
       this.expired = new Promise<never>((_, reject) =>
-        c.signal.addEventListener(
-          'abort',
-          () => reject(new DependencyDeadlineError(`no answer by the request's dependency deadline`)),
-          { once: true },
-        ),
+        c.signal.addEventListener('abort', () => reject(c.signal.reason instanceof Error ? c.signal.reason : GAVE_UP), {
+          once: true,
+        }),
       );
       this.expired.catch(() => undefined);
       // One timer per request, created only when a dependency is actually called.
       const left = this.dependencyTimeLeft();
-      if (left <= 0) c.abort();
-      else this.timer = setTimeout(() => c.abort(), left);
+      if (left <= 0) c.abort(GAVE_UP);
+      else this.timer = setTimeout(() => c.abort(GAVE_UP), left);
+      const caller = typeof this.callerSignal === 'function' ? this.callerSignal() : this.callerSignal;
+      if (caller?.aborted) c.abort(CALLER_LEFT);
+      else caller?.addEventListener('abort', () => c.abort(CALLER_LEFT), { once: true });
     }
     return this.controller;
   }
@@ -176,11 +184,14 @@ export class RequestContext {
       this.degradation.note(dependency, new DependencyDeadlineError('the request stopped waiting'));
       return undefined;
     }
+    this.pending++;
     try {
       return await Promise.race([fn({ deadline, signal: controller.signal }), this.expired as Promise<never>]);
     } catch (err) {
       this.degradation.note(dependency, err);
       return err instanceof StaleFallback ? (err.value as T) : undefined;
+    } finally {
+      this.pending--;
     }
   }
 
@@ -193,6 +204,6 @@ export class RequestContext {
   close(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.controller && !this.controller.signal.aborted) this.controller.abort();
+    if (this.pending > 0 && this.controller && !this.controller.signal.aborted) this.controller.abort(ANSWERED);
   }
 }

@@ -1,6 +1,6 @@
 import { RANKER_DIM, RANKER_FEATURES, writeRankerFeatures } from '@aisle/ml';
 import type { Candidate } from './candidates';
-import type { CatalogPort, ItemStatsPort, UserProfile } from './ports';
+import type { CatalogPort, ItemStatsPort, RankingItem, UserProfile } from './ports';
 
 /** What featurization reads once per request rather than once per candidate. */
 export interface UserSignals {
@@ -42,11 +42,11 @@ export class FeatureMatrixPool {
   }
 }
 
-/** Writes the ranker features of `ids` (rows in that order) into `matrix`. */
+/** Writes the ranker features of `ids` (rows in that order; `items[i]` is the catalog entry of `ids[i]`) into `matrix`. */
 export function featurize(
   ids: readonly string[],
+  items: ReadonlyArray<RankingItem | undefined>,
   candidates: (id: string) => Candidate,
-  catalog: CatalogPort,
   stats: ItemStatsPort,
   signals: UserSignals,
   matrix: Float32Array,
@@ -55,7 +55,7 @@ export function featurize(
   const historyLength = user?.recent.length ?? 0;
   ids.forEach((id, row) => {
     const c = candidates(id);
-    const e = catalog.get(id);
+    const e = items[row];
     const s = stats.stats(id);
     writeRankerFeatures(
       {

@@ -183,6 +183,22 @@ describe('RankingPipeline over in-memory ports', () => {
     expect(r.degradedReasons).toEqual(['ranker: session released']);
   });
 
+  test('answers in memory (peek) are used without calling the dependency', async () => {
+    const w = world();
+    const known = await w.userContext.userContext('ann', { coVisitItems: 5, coVisitLimit: 30 });
+    const { pipeline } = setup({
+      userContext: { dependency: 'feature', peek: (id) => (id === 'ann' ? known : undefined), userContext: hung() },
+      sequenceRetrieval: {
+        dependency: 'embedding',
+        peek: () => ({ items: [{ itemId: 'candle', score: 1 }], version: 's9' }),
+        bySequence: hung(),
+      },
+    });
+    const r = await pipeline.recommend(recommend);
+    expect([r.degraded, r.modelVersion]).toEqual([false, 'sasrec:s9,ranker:heuristic']);
+    expect(r.items.find((i) => i.itemId === 'bomb')?.reasons[0]).toBe('often viewed with "Lavender Soap"');
+  });
+
   test('invalid requests name the field', async () => {
     const { pipeline } = setup();
     const err = (p: Promise<unknown>) =>

@@ -13,6 +13,7 @@ import type {
   LexicalSearchPort,
   PopularityPort,
   RankerPort,
+  RankingItem,
   SequenceRetrievalPort,
   SessionModelPort,
   Surface,
@@ -155,9 +156,11 @@ export class RankingPipeline {
   private async loadUser(ctx: RequestContext): Promise<void> {
     if (!ctx.userId) return;
     const port = this.ports.userContext;
-    const got = await ctx.call(port.dependency ?? 'user_context', (b) =>
-      port.userContext(ctx.userId, { coVisitItems: COVISIT_SEEDS, coVisitLimit: COVISIT_PER_SEED }, b),
-    );
+    const got =
+      port.peek?.(ctx.userId) ??
+      (await ctx.call(port.dependency ?? 'user_context', (b) =>
+        port.userContext(ctx.userId, { coVisitItems: COVISIT_SEEDS, coVisitLimit: COVISIT_PER_SEED }, b),
+      ));
     ctx.user = got?.user;
     ctx.coVisits = got?.coVisits ?? new Map();
     ctx.history = ctx.user ? ctx.user.recent.map((r) => r.itemId) : [];
@@ -263,15 +266,21 @@ export class RankingPipeline {
   private async finish(ctx: RequestContext, cands: CandidateSet, opts: FinishOptions): Promise<RankingResult> {
     const { catalog, itemStats } = this.ports;
     const excluded = opts.excluded ?? new Set(ctx.filters.excludeItemIds);
-    const ids = opts.keepAll
-      ? cands.ids()
-      : cands.ids().filter((id) => passesFilters(catalog.get(id), ctx.filters, ctx.user, excluded));
+    // One catalog lookup per candidate; features, rules and reasons read the same entries.
+    const ids: string[] = [];
+    const items: Array<RankingItem | undefined> = [];
+    for (const c of cands.values()) {
+      const item = catalog.get(c.itemId);
+      if (!opts.keepAll && !passesFilters(item, ctx.filters, ctx.user, excluded)) continue;
+      ids.push(c.itemId);
+      items.push(item);
+    }
     const stale = itemStats.staleReason?.();
     if (stale && ids.length > 0) ctx.degrade(itemStats.dependency ?? 'item_stats', stale);
     const candidate = (id: string) => cands.get(id) as Candidate;
     const matrix = this.matrices.acquire(ids.length);
     try {
-      featurize(ids, candidate, catalog, itemStats, userSignals(ctx.user, catalog), matrix);
+      featurize(ids, items, candidate, itemStats, userSignals(ctx.user, catalog), matrix);
       // A session order is the session model's, not the ranker's: it has no per-feature contributions.
       const { scores, version, scorer } = opts.bySessionScore
         ? {
@@ -286,7 +295,7 @@ export class RankingPipeline {
           const c = candidate(itemId);
           score = blendRelevance(score, c.lexical ?? 0, c.textScore ?? 0, opts.relevanceWeight);
         }
-        return { itemId, score, item: catalog.get(itemId), row };
+        return { itemId, score, item: items[row], row };
       });
       const ordered = opts.keepAll
         ? scored.sort((a, b) => b.score - a.score)

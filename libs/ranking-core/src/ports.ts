@@ -59,6 +59,8 @@ export interface Named {
 }
 
 export interface UserContextPort extends Named {
+  /** An answer already in memory (a cache), without a call; the pipeline asks this first. */
+  peek?(userId: string): UserContext | undefined;
   userContext(
     userId: string,
     opts: { coVisitItems: number; coVisitLimit: number },
@@ -67,6 +69,8 @@ export interface UserContextPort extends Named {
 }
 
 export interface CoVisitationPort extends Named {
+  /** Lists of every given item if all are in memory (a cache), without a call; asked first. */
+  peek?(itemIds: readonly string[], limit: number): ReadonlyMap<string, readonly Neighbor[]> | undefined;
   /** Co-visited items of each given item (missing ids: no entry), most first, at most `limit` each. */
   coVisited(
     itemIds: readonly string[],
@@ -106,6 +110,8 @@ export interface ScoredItems extends Retrieved {
 
 /** Next-item retrieval from a user's sequence (SASRec item embeddings). */
 export interface SequenceRetrievalPort extends Named {
+  /** An answer already in memory (a cache), without a call; asked first. */
+  peek?(history: readonly string[], k: number, exclude: readonly string[]): Retrieved | undefined;
   bySequence(history: readonly string[], k: number, exclude: readonly string[], budget: CallBudget): Promise<Retrieved>;
   /**
    * Scores exactly these items (Rank). Optional: without it Rank takes the items that a top-k

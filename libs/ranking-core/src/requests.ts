@@ -22,7 +22,8 @@ export const NO_FILTERS: Filters = {
 /** Absolute deadline (epoch ms) of the caller, if it set one, and a signal aborted when it leaves. */
 export interface CallerInfo {
   callerDeadline?: number | undefined;
-  signal?: AbortSignal | undefined;
+  /** The signal, or a function that makes it on demand (it is only needed once a dependency is called). */
+  signal?: AbortSignal | (() => AbortSignal) | undefined;
 }
 
 export interface RecommendRequest extends CallerInfo {

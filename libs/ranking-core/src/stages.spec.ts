@@ -68,7 +68,15 @@ describe('featurization', () => {
     ]);
     const stats = new Map([['bomb', { popularity7d: 12, ctr: 0.1, conversionRate: 0.03 }]]);
     const m = new Float32Array(3 * RANKER_DIM);
-    featurize(['bomb', 'hammer', 'nowhere'], (id) => cands.get(id)!, c, { stats: (id) => stats.get(id) }, signals, m);
+    const ids = ['bomb', 'hammer', 'nowhere'];
+    featurize(
+      ids,
+      ids.map((id) => c.get(id)),
+      (id) => cands.get(id)!,
+      { stats: (id) => stats.get(id) },
+      signals,
+      m,
+    );
     const expected = [
       rankerFeatures({
         seqScore: 2,

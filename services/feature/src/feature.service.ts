@@ -246,10 +246,10 @@ export class FeatureService {
         if (!seeds.includes(id)) seeds.push(id);
       }
     const items = seeds.length > 0 ? await this.repo.getItems(tenant, seeds, true) : new Map<string, ItemState>();
-    const coVisits = seeds.flatMap((id) => {
-      const coVisited = itemView(id, items.get(id), asOf, opts.coVisitLimit).coVisited;
-      return coVisited.length > 0 ? [{ itemId: id, coVisited }] : [];
-    });
+    const coVisits = seeds.map((id) => ({
+      itemId: id,
+      coVisited: itemView(id, items.get(id), asOf, opts.coVisitLimit).coVisited,
+    }));
     return { user, coVisits, asOf };
   }
 

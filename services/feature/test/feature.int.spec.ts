@@ -148,7 +148,7 @@ test('GetUserContext: the user and the co-visits of their recent items in one ca
     coVisitItems: 5,
     coVisitLimit: 5,
   });
-  expect([unknown.user?.known, unknown.coVisits]).toEqual([false, []]);
+  expect([unknown.user?.known, unknown.coVisits]).toEqual([false, []]); // no recent items, no seeds
   const err: unknown = await client
     .getUserContext({ tenant: 'ctx', userId: 'u8', recentLimit: 0, coVisitItems: 50, coVisitLimit: 5 })
     .catch((x: unknown) => x);

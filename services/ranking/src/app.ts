@@ -1,5 +1,13 @@
 import { Streams } from '@aisle/contracts';
-import { CachedCoVisitation, Catalog, ItemStatsTable, RankingPipeline, type CatalogUpsert } from '@aisle/ranking-core';
+import {
+  CachedCoVisitation,
+  CachedSequenceRetrieval,
+  CachedUserContext,
+  Catalog,
+  ItemStatsTable,
+  RankingPipeline,
+  type CatalogUpsert,
+} from '@aisle/ranking-core';
 import {
   connectBus,
   followCatalog,
@@ -15,9 +23,10 @@ import { openStore } from '@aisle/store';
 import type { RankingConfig } from './config';
 import { embeddingClient, embeddingGrpcClient } from './embedding-client.grpc';
 import { featureClient, featureGrpcClient, refreshItemStats } from './feature-client.grpc';
-import { impressionPublisher } from './impressions.nats';
+import { ImpressionBuffer, jetStreamImpressions } from './impressions.nats';
 import { loadRanker, probeRanker, type ServingRanker } from './ranker.ort';
 import { rankingGrpcService } from './ranking.grpc';
+import { followUserUpdates } from './user-updates.nats';
 
 const catalogUpsert = (i: CatalogUpsert): CatalogUpsert => ({
   itemId: i.itemId,
@@ -28,9 +37,15 @@ const catalogUpsert = (i: CatalogUpsert): CatalogUpsert => ({
   inStock: i.inStock,
 });
 
-/** What ranking holds for one tenant: its catalog, item statistics, learned ranker and pipeline. */
+/** What ranking holds for one tenant: its catalog, item statistics, caches, learned ranker and pipeline. */
 interface TenantRanking {
   readonly catalog: Catalog;
+  /** User contexts, dropped on the feature service's change announcements. */
+  readonly users: CachedUserContext;
+  /** Sequence retrievals, dropped when a new sequence model is announced. */
+  readonly retrieval: CachedSequenceRetrieval;
+  /** Refreshes item statistics soon (a change was announced). */
+  poke(): void;
   readonly pipeline: RankingPipeline;
   readonly ranker: ModelSlot<ServingRanker>;
   stop(): Promise<void>;
@@ -51,7 +66,13 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
     embeddingChannel.close();
   });
   const registry = await openModelRegistry(bus, config, logger);
-  const impressions = impressionPublisher(bus.publisher, logger);
+  const impressions = new ImpressionBuffer(
+    jetStreamImpressions(bus.nc, 2000),
+    { maxBuffered: config.impressionBuffer, maxInFlight: 256 },
+    logger,
+    base.registry,
+  );
+  lifecycle.onShutdown('impressions', () => impressions.close(2000));
 
   // One deployment serves every declared tenant: each gets its own catalog, statistics and ranker.
   const tenants = new PerTenant<TenantRanking>(base.tenants, {
@@ -77,15 +98,25 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         logger: log,
       });
       const embedding = embeddingClient(tenant, embeddingChannel);
+      // Users are cached until the feature service announces a change; retrievals until the model changes.
+      const users = new CachedUserContext(features, {
+        maxEntries: config.userCacheSize,
+        maxWeight: config.userCacheSize,
+        ttlMs: config.userCacheTtlMs,
+      });
+      const retrieval = new CachedSequenceRetrieval(embedding, {
+        maxEntries: config.retrievalCacheSize,
+        ttlMs: 60_000,
+      });
       const pipeline = new RankingPipeline(
         {
           catalog,
           lexical: catalog,
-          userContext: features,
+          userContext: users,
           coVisitation: new CachedCoVisitation(features, { maxEntries: 50_000, ttlMs: config.itemCacheMs }),
           itemStats,
           popularity: itemStats,
-          sequenceRetrieval: embedding,
+          sequenceRetrieval: retrieval,
           textRetrieval: embedding,
           impressions,
         },
@@ -109,6 +140,9 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
       await ranker.start();
       return {
         catalog,
+        users,
+        retrieval,
+        poke: () => statsRefresh.poke(),
         pipeline,
         ranker,
         stop: async () => {
@@ -121,6 +155,25 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
   });
   lifecycle.onShutdown('tenants', () => tenants.stop());
   await tenants.start();
+  const served = (tenant: string) => tenants.built().find(([t]) => t === tenant)?.[1];
+  const updates = followUserUpdates(
+    bus.nc,
+    {
+      of: (tenant) => {
+        const t = served(tenant);
+        return t ? [t.users] : [];
+      },
+      all: () => tenants.built().map(([, t]) => t.users),
+    },
+    logger,
+    (tenant) => served(tenant)?.poke(),
+  );
+  lifecycle.onShutdown('user updates', () => updates.stop());
+  // A new sequence model retrieves differently: that tenant's cached retrievals go (embedding-inference swaps it).
+  const sasrecWatcher = registry.watch((meta) => {
+    if (meta.name === 'sasrec') served(meta.tenant)?.retrieval.clear();
+  });
+  lifecycle.onShutdown('sasrec watcher', () => sasrecWatcher.unsubscribe());
 
   await followCatalog(base, bus, {
     name: 'ranking',

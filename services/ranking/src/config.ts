@@ -36,6 +36,28 @@ export const configSpec = {
     default: 2000,
     description: 'how long co-visit lists of items outside the user context (session items, SimilarItems) are reused',
   }),
+  userCacheSize: env.int('AISLE_RANKING_USER_CACHE', {
+    default: 1_000_000,
+    min: 0,
+    description:
+      'most interactions (plus affinities and co-visits) of user contexts kept in memory; a user is dropped when the feature service announces a change (0 = off)',
+  }),
+  userCacheTtlMs: env.duration('AISLE_RANKING_USER_CACHE_TTL', {
+    default: 60_000,
+    description: 'longest a cached user context serves without a change announcement (a bound on missed ones)',
+  }),
+  retrievalCacheSize: env.int('AISLE_RANKING_RETRIEVAL_CACHE', {
+    default: 20_000,
+    min: 0,
+    description:
+      'sequence retrievals kept per (history, k, exclusions) until the model changes or a minute passes (0 = off)',
+  }),
+  impressionBuffer: env.int('AISLE_RANKING_IMPRESSION_BUFFER', {
+    default: 20_000,
+    min: 1,
+    description:
+      'impressions held while NATS is away (the oldest are dropped beyond, counted in aisle_ranking_impressions_dropped_total)',
+  }),
   itemStatsRefreshMs: env.duration('AISLE_RANKING_ITEM_STATS_REFRESH', {
     default: 5000,
     description: 'how often item statistics and popular lists (kept in memory) are refreshed from the feature service',

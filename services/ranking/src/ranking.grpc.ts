@@ -48,7 +48,7 @@ export function rankingGrpcService(
           explain: req.explain,
           sessionItemIds: req.sessionItemIds,
           callerDeadline: ctx.deadline,
-          signal: ctx.signal,
+          signal: () => ctx.signal,
         }),
       ),
     search: async (req, ctx) =>
@@ -62,7 +62,7 @@ export function rankingGrpcService(
           filters: filtersOf(req.filters),
           explain: req.explain,
           callerDeadline: ctx.deadline,
-          signal: ctx.signal,
+          signal: () => ctx.signal,
         }),
       ),
     rank: async (req, ctx) =>
@@ -74,7 +74,7 @@ export function rankingGrpcService(
           itemIds: req.itemIds,
           explain: req.explain,
           callerDeadline: ctx.deadline,
-          signal: ctx.signal,
+          signal: () => ctx.signal,
         }),
       ),
     similarItems: async (req, ctx) =>
@@ -87,7 +87,7 @@ export function rankingGrpcService(
           filters: filtersOf(req.filters),
           explain: req.explain,
           callerDeadline: ctx.deadline,
-          signal: ctx.signal,
+          signal: () => ctx.signal,
         }),
       ),
   };

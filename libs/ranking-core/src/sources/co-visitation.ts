@@ -32,7 +32,9 @@ export async function coVisitsOf(
 ): Promise<ReadonlyMap<string, readonly Neighbor[]>> {
   const missing = seeds.filter((id) => !known.has(id));
   if (missing.length === 0) return known;
-  const got = await ctx.call(port.dependency ?? 'co_visitation', (b) => port.coVisited(missing, limit, b));
+  const got =
+    port.peek?.(missing, limit) ??
+    (await ctx.call(port.dependency ?? 'co_visitation', (b) => port.coVisited(missing, limit, b)));
   if (!got || got.size === 0) return known;
   const merged = new Map(known);
   for (const [id, list] of got) merged.set(id, list);

@@ -15,6 +15,8 @@ export async function retrieveBySequence(
 ): Promise<Retrieved | undefined> {
   if (!port || history.length === 0) return undefined;
   const tail = history.length > SEQUENCE_HISTORY ? history.slice(-SEQUENCE_HISTORY) : history;
+  const cached = port.peek?.(tail, k, exclude);
+  if (cached) return cached;
   return ctx.call(port.dependency ?? 'sequence_retrieval', (b) => port.bySequence(tail, k, exclude, b));
 }
 
