@@ -53,4 +53,23 @@ describe('Admission', () => {
     r1();
     expect(a.inFlight).toBe(0);
   });
+
+  test('a call that could only start after its deadline is refused at once, not queued', async () => {
+    let now = 0;
+    const a = new Admission({ maxConcurrent: 1, maxQueue: 10 }, () => now);
+    // Calls hold the slot 100 ms: the mean service time learns it.
+    for (let i = 0; i < 40; i++) {
+      const r = await a.acquire(undefined);
+      now += 100;
+      r();
+    }
+    const r1 = await a.acquire(undefined);
+    const patient = a.acquire(now + 1000);
+    expect(a.waiting).toBe(1);
+    // Two ahead (one running, one waiting) at ~100 ms each: 50 ms left is not enough.
+    await expect(a.acquire(now + 50)).rejects.toBeInstanceOf(OverloadedError);
+    expect(a.waiting).toBe(1);
+    r1();
+    (await patient)();
+  });
 });

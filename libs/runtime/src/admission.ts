@@ -38,8 +38,9 @@ interface Waiter {
 
 /**
  * Admission control for one RPC: at most `maxConcurrent` calls run, at most `maxQueue` wait (FIFO);
- * beyond that a call is refused at once with a retry hint (OverloadedError) instead of queueing past
- * its deadline. A call whose deadline has passed (on arrival, or while it waited) or whose caller left
+ * beyond that, or when the wait a call can expect (the queue ahead over the slots, times the recent mean
+ * time a call holds a slot) would outlast its deadline, it is refused at once with a retry hint
+ * (OverloadedError) instead of queueing past its deadline. A call whose deadline has passed (on arrival, or while it waited) or whose caller left
  * is never started. The hint is the expected wait: the queue ahead over the slots, times the recent
  * mean time a call holds a slot.
  */
@@ -77,7 +78,10 @@ export class Admission {
     if (this.running < this.limits.maxConcurrent && this.queue.length === 0) return Promise.resolve(this.start());
     const signal = cancellation?.();
     if (signal?.aborted) return Promise.reject(new CancelledBeforeStartError('cancelled before the call started'));
-    if (this.queue.length >= this.limits.maxQueue) {
+    // Refused at once when the queue is full, or when the wait it can expect would outlast its deadline.
+    const expectedWaitMs =
+      Math.ceil((this.queue.length + 1) / Math.max(1, this.limits.maxConcurrent)) * this.meanServiceMs;
+    if (this.queue.length >= this.limits.maxQueue || (deadline !== undefined && now + expectedWaitMs > deadline)) {
       const retryAfterMs = this.retryAfterMs();
       return Promise.reject(
         new OverloadedError(

@@ -118,7 +118,7 @@ function serverMetrics(registry: Registry) {
     }),
     late: counter<'method'>(registry, {
       name: 'aisle_grpc_server_late_responses_total',
-      help: 'Calls answered after their deadline (the caller had given up)',
+      help: 'Calls worked on and answered after their deadline (the caller had given up)',
       labelNames: ['method'],
     }),
   };
@@ -205,12 +205,15 @@ export function bindUnaryService<D extends ServiceDefinition>(
           { method: rpc, code: grpc.status[code] ?? String(code) },
           Number(process.hrtime.bigint() - started) / 1e9,
         );
-        if (deadlineMs !== undefined && Date.now() > deadlineMs) metrics.late.inc({ method: rpc });
+        if (ran && deadlineMs !== undefined && Date.now() > deadlineMs) metrics.late.inc({ method: rpc });
         span.setAttribute('rpc.grpc.status_code', code);
         span.end();
       };
+      // Whether the handler was started (a call shed before its turn is counted as shed, not as late).
+      let ran = false;
       const run = () =>
         context.with(trace.setSpan(parent, span), async () => {
+          ran = true;
           // Every request that names a tenant is checked here, before any handler sizes memory by it.
           let caller: Caller | undefined;
           if (instr.callers) {

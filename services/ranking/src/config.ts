@@ -15,7 +15,7 @@ export const configSpec = {
   ...modelConfig,
   ...servicePorts('ranking'),
   // Ranking bounds its work by default: beyond this, callers are told to retry at once.
-  ...admissionConfig({ maxConcurrent: 32, maxQueue: 64 }),
+  ...admissionConfig({ maxConcurrent: 8, maxQueue: 64 }),
   featureAddr: env.string('AISLE_FEATURE_ADDR', {
     default: defaultAddress('feature'),
     description: 'feature service gRPC address',
