@@ -7,6 +7,14 @@ export interface UserInvalidation {
   clear(): void;
 }
 
+/** The user caches of each tenant a replica serves. */
+export interface UserCaches {
+  /** The caches holding this tenant's users (none for a tenant not served here). */
+  of(tenant: string): readonly UserInvalidation[];
+  /** Every cache (all are dropped after a reconnect). */
+  all(): Iterable<UserInvalidation>;
+}
+
 /**
  * Drops a user's cached context as soon as the feature service announces a change
  * (`aisle.features.v1.user_updated`, published after the change is stored), so that a new event shows
@@ -15,10 +23,9 @@ export interface UserInvalidation {
  */
 export function followUserUpdates(
   nc: NatsConnection,
-  tenant: string,
-  caches: readonly UserInvalidation[],
+  caches: UserCaches,
   logger: Logger,
-  onUpdate: () => void = () => undefined,
+  onUpdate: (tenant: string) => void = () => undefined,
 ): { stop(): void } {
   const sub = nc.subscribe(Subjects.userFeaturesUpdated, {
     callback: (err, msg) => {
@@ -30,14 +37,16 @@ export function followUserUpdates(
         logger.warn('undecodable user_updated message ignored', { subject: msg.subject });
         return;
       }
-      if ((update.tenant || DEFAULT_TENANT) !== tenant) return;
-      for (const c of caches) c.invalidate(update.userId);
-      onUpdate();
+      const tenant = update.tenant || DEFAULT_TENANT;
+      const of = caches.of(tenant);
+      if (of.length === 0) return;
+      for (const c of of) c.invalidate(update.userId);
+      onUpdate(tenant);
     },
   });
   // Ends when the connection closes.
   void (async () => {
-    for await (const s of nc.status()) if (s.type === 'reconnect') for (const c of caches) c.clear();
+    for await (const s of nc.status()) if (s.type === 'reconnect') for (const c of caches.all()) c.clear();
   })();
   return { stop: () => sub.unsubscribe() };
 }
