@@ -8,7 +8,7 @@ module.exports = {
     ],
   },
   moduleNameMapper: {
-    '^@aisle/(contracts|runtime|store|testkit|datagen|ml|ranking-core)$': '<rootDir>/libs/$1/src/index.ts',
+    '^@aisle/(contracts|runtime|store|testkit|datagen|ml|ranking-core|experiments)$': '<rootDir>/libs/$1/src/index.ts',
     '^@aisle/local-stack$': '<rootDir>/deploy/local/src/index.ts',
   },
   testMatch: ['**/*.spec.ts'],

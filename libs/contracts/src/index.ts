@@ -10,6 +10,7 @@ export * as embeddingV1 from './gen/aisle/embedding/v1/embedding_service';
 export * as churnV1 from './gen/aisle/churn/v1/churn_service';
 export * as modelsV1 from './gen/aisle/models/v1/models';
 export * as privacyV1 from './gen/aisle/privacy/v1/privacy';
+export * as experimentV1 from './gen/aisle/experiment/v1/experiment_service';
 export { descriptorSetBase64, healthDescriptorSetBase64 } from './gen/descriptor';
 export * from './lru';
 export * from './tenant';

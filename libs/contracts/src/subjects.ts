@@ -38,6 +38,8 @@ export const Subjects = {
   privacyForgotten: 'aisle.privacy.v1.forgotten',
   /** Forget requests an owner could not use (kept on the in-memory PRIVACY stream, never the DLQ on disk). */
   privacyRejected: 'aisle.privacy.v1.rejected',
+  /** Experiment results (`ExperimentResult`), whenever an experiment's figures change. */
+  experimentResult: 'aisle.experiment.v1.result',
 } as const;
 
 /** Which stream a dead letter came from: raw producer input, normalized events, feature notifications. */
@@ -123,9 +125,19 @@ export const Streams = {
     duplicateWindowMs: 2 * 60 * 1000,
     description: 'Model publication announcements',
   },
+  EXPERIMENTS: {
+    name: 'EXPERIMENTS',
+    subjects: ['aisle.experiment.v1.>'],
+    maxAgeMs: 30 * DAY,
+    duplicateWindowMs: 2 * 60 * 1000,
+    description: 'Experiment results',
+  },
 } as const satisfies Record<string, StreamSpec>;
 
 export const MODELS_BUCKET = 'aisle-models';
+
+/** NATS KV bucket of experiment definitions: key `<tenant>.<experiment id>`, value `Experiment` as proto3 JSON. */
+export const EXPERIMENTS_BUCKET = 'aisle-experiments';
 
 export const Headers = {
   contentType: 'Content-Type',

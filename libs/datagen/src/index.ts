@@ -1,3 +1,4 @@
 export * from './random';
 export * from './shop';
 export { DEPARTMENTS } from './vocabulary';
+export * from './shoppers';

@@ -1,3 +1,7 @@
+// Bound once: inside jest's vm context every global lookup (`Math`) goes through an interceptor that
+// V8 cannot optimize, which made simulations ~40x slower under test than in node.
+const { cos, floor, imul, log, max, sqrt, PI } = Math;
+
 /** Seeded PRNG (mulberry32) with the few distributions the generator needs. */
 export class Rng {
   private state: number;
@@ -9,13 +13,13 @@ export class Rng {
   next(): number {
     this.state = (this.state + 0x6d2b79f5) >>> 0;
     let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    t = imul(t ^ (t >>> 15), t | 1);
+    t ^= t + imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   }
 
   int(maxExclusive: number): number {
-    return Math.floor(this.next() * maxExclusive);
+    return floor(this.next() * maxExclusive);
   }
 
   range(min: number, max: number): number {
@@ -32,12 +36,12 @@ export class Rng {
   }
 
   normal(): number {
-    const u = Math.max(this.next(), 1e-12);
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.next());
+    const u = max(this.next(), 1e-12);
+    return sqrt(-2 * log(u)) * cos(2 * PI * this.next());
   }
 
   exponential(rate: number): number {
-    return -Math.log(Math.max(this.next(), 1e-12)) / rate;
+    return -log(max(this.next(), 1e-12)) / rate;
   }
 
   /** Index drawn proportionally to `weights`. */

@@ -1,0 +1,110 @@
+import { Rng } from './random';
+import type { Shop } from './shop';
+
+/**
+ * Simulated shoppers for online experiments on a generated shop. A shopper looks down a shown list with
+ * falling attention (a position-based click model) and clicks an item with a probability set by the
+ * planted taste: high for the subcategories the user prefers (strongest first), low for the rest. A click
+ * may lead to an add-to-cart and a purchase. Rankers that know the tastes better earn more clicks: that is
+ * the preference an experiment has to detect.
+ */
+
+export interface Reaction {
+  itemId: string;
+  /** 1-based position in the shown list. */
+  position: number;
+  type: 'click' | 'add_to_cart' | 'purchase';
+  quantity: number;
+  /** Unit price (add_to_cart, purchase). */
+  price: number;
+  /** After the impression. */
+  delayMs: number;
+}
+
+export interface ShopperOptions {
+  /** Click probability of an examined item in the user's strongest taste; later tastes get 1/rank of it. */
+  tasteClick?: number;
+  /** Click probability of an examined item outside the user's tastes. */
+  otherClick?: number;
+  /** Examination at position k is k^-decay. */
+  positionDecay?: number;
+  /** P(add to cart | click) and P(purchase | add to cart). */
+  cartRate?: number;
+  purchaseRate?: number;
+  /**
+   * Spread (log-normal sigma) of a per-user click propensity with mean 1: some shoppers click far more
+   * than others, as in real traffic. This between-user variance is what A/B metrics must average out
+   * and what interleaving, comparing both arms inside one request, cancels.
+   */
+  propensitySpread?: number;
+}
+
+export interface Shoppers {
+  /** The planted click probability of an examined item for a user (the oracle rankers sort by). */
+  attraction(userId: string, itemId: string): number;
+  /** What a user does with a shown list. */
+  react(userId: string, shown: readonly string[], rng: Rng): Reaction[];
+  /** How often a user makes requests relative to others (sessions per week): heavy users come back more. */
+  activity(userId: string): number;
+  /** A ranked list for a user: items by attraction plus Gaussian noise of the given spread (0 = the oracle). */
+  rank(userId: string, limit: number, noise: number, rng: Rng): string[];
+}
+
+export function shoppers(shop: Shop, opts: ShopperOptions = {}): Shoppers {
+  const tasteClick = opts.tasteClick ?? 0.3;
+  const otherClick = opts.otherClick ?? 0.04;
+  const decay = opts.positionDecay ?? 0.7;
+  const cartRate = opts.cartRate ?? 0.3;
+  const purchaseRate = opts.purchaseRate ?? 0.6;
+  const items = new Map(shop.items.map((i) => [i.itemId, i]));
+  const tastes = new Map(shop.users.map((u) => [u.userId, u.tastes]));
+  const spread = opts.propensitySpread ?? 0.8;
+  const draws = new Rng(shop.seed ^ 0x5eed);
+  const propensity = new Map(
+    shop.users.map((u) => [u.userId, Math.exp(spread * draws.normal() - (spread * spread) / 2)]),
+  );
+  const activity = new Map(shop.users.map((u) => [u.userId, u.sessionsPerWeek]));
+  const cache = new Map<string, Float64Array>();
+  const attraction = (userId: string, itemId: string): number => {
+    const category = items.get(itemId)?.category;
+    const rank = category ? (tastes.get(userId)?.indexOf(category) ?? -1) : -1;
+    return rank >= 0 ? tasteClick / (rank + 1) : otherClick;
+  };
+  return {
+    attraction,
+    activity: (userId) => activity.get(userId) ?? 0,
+    react(userId, shown, rng) {
+      const out: Reaction[] = [];
+      shown.forEach((itemId, i) => {
+        const position = i + 1;
+        const p = (propensity.get(userId) ?? 1) * position ** -decay * attraction(userId, itemId);
+        if (!rng.chance(p)) return;
+        const price = items.get(itemId)?.price ?? 0;
+        let delayMs = Math.round(rng.range(2, 60) * 1000);
+        out.push({ itemId, position, type: 'click', quantity: 0, price: 0, delayMs });
+        if (!rng.chance(cartRate)) return;
+        delayMs += Math.round(rng.range(10, 300) * 1000);
+        out.push({ itemId, position, type: 'add_to_cart', quantity: 1, price, delayMs });
+        if (!rng.chance(purchaseRate)) return;
+        delayMs += Math.round(rng.range(30, 1800) * 1000);
+        out.push({ itemId, position, type: 'purchase', quantity: rng.chance(0.8) ? 1 : 2, price, delayMs });
+      });
+      return out;
+    },
+    rank(userId, limit, noise, rng) {
+      // Top-k by insertion into a short sorted list: the simulations call this for every request.
+      let weights = cache.get(userId);
+      if (!weights) cache.set(userId, (weights = Float64Array.from(shop.items, (i) => attraction(userId, i.itemId))));
+      const top: Array<{ index: number; score: number }> = [];
+      weights.forEach((w, index) => {
+        const score = w + noise * rng.normal();
+        if (top.length === limit && score <= (top[top.length - 1] as { score: number }).score) return;
+        let at = top.length;
+        while (at > 0 && (top[at - 1] as { score: number }).score < score) at--;
+        top.splice(at, 0, { index, score });
+        if (top.length > limit) top.pop();
+      });
+      return top.map((t) => (shop.items[t.index] as { itemId: string }).itemId);
+    },
+  };
+}
