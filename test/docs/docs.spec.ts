@@ -34,7 +34,7 @@ test('each service has its own default ports, and the default client addresses f
       }
     ).configSpec;
   const config = async (name: string) => readConfig(await load(name), {}) as Record<string, unknown>;
-  const served = ['ingest', 'feature', 'embedding-inference', 'ranking', 'churn-prediction'];
+  const served = ['ingest', 'feature', 'embedding-inference', 'ranking', 'churn-prediction', 'experiment'];
   const defaults = await Promise.all(served.map(config));
   const grpcPorts = defaults.map((c) => c['grpcPort']);
   const metricsPorts = defaults.map((c) => c['metricsPort']);

@@ -1,10 +1,9 @@
 import { experimentV1, InvalidArgumentError, rankingV1 } from '@aisle/contracts';
 import {
-  decodeExperiment,
   DEFAULT_GUARDRAILS,
-  encodeExperiment,
   experimentState,
   normalizeExperiment,
+  revalidateExperiment,
   type Experiment,
 } from './definition';
 import { experimentFor, interleave, route } from './router';
@@ -101,9 +100,10 @@ describe('experiment definitions', () => {
     expect(experimentState({ ...e, stopTime: new Date(NOW + 1200) }, NOW + 1500)).toBe(State.STATE_STOPPED);
   });
 
-  it('survive the KV encoding with their output-only fields', () => {
+  it('survive the proto3 JSON of the KV bucket with their output-only fields', () => {
     const e = { ...normalizeExperiment(valid(), NOW), stopTime: new Date(NOW + 5), stopReason: 'by hand' };
-    const back = decodeExperiment(encodeExperiment(e), NOW + 10);
+    const json = JSON.parse(JSON.stringify(experimentV1.Experiment.toJSON(e))) as unknown;
+    const back = revalidateExperiment(experimentV1.Experiment.fromJSON(json), NOW + 10);
     expect(back).toEqual({ ...e, state: State.STATE_STOPPED });
   });
 });

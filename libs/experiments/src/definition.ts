@@ -12,6 +12,7 @@ export const { Design, State, Metric } = experimentV1;
 export const Surface = rankingV1.Surface;
 
 const NAME = /^[a-z0-9_-]+$/;
+const TENANT = /^[A-Za-z0-9_-]+$/;
 const VERSION = /^[A-Za-z0-9._:+-]+$/;
 const DAY_SECONDS = 86_400;
 export const MAX_ARMS = 8;
@@ -60,7 +61,9 @@ const INTERLEAVING_SURFACES = [rankingV1.Surface.SURFACE_RECOMMEND, rankingV1.Su
 export function normalizeExperiment(input: Experiment, now: number): Experiment {
   const e = experimentV1.Experiment.fromPartial(input);
   e.tenant = e.tenant || DEFAULT_TENANT;
-  if (e.tenant.length > 64) fail('experiment.tenant', 'longer than 64 characters');
+  // The tenant is a token of the KV key (`<tenant>.<id>`): no dots, spaces or wildcards.
+  if (e.tenant.length > 64 || !TENANT.test(e.tenant))
+    fail('experiment.tenant', 'at most 64 characters of [A-Za-z0-9_-]');
   checkName('experiment.id', e.id, 64);
   if (e.description.length > 2000) fail('experiment.description', 'longer than 2000 characters');
   if (e.design !== Design.DESIGN_AB && e.design !== Design.DESIGN_INTERLEAVING)
@@ -190,24 +193,17 @@ export function assignmentPlan(e: Experiment): AssignmentPlan {
   };
 }
 
-/** The key of a definition in the KV bucket. */
-export function experimentKey(tenant: string, id: string): string {
-  return `${tenant}.${id}`;
-}
-
-export function encodeExperiment(e: Experiment): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(experimentV1.Experiment.toJSON(e)));
-}
-
-/** Decodes and re-validates a stored definition (keeping its output-only fields); throws when it is not one. */
-export function decodeExperiment(bytes: Uint8Array, now: number): Experiment {
-  const raw = experimentV1.Experiment.fromJSON(JSON.parse(new TextDecoder().decode(bytes)));
+/**
+ * Re-validates a stored definition (a reader must not trust the bucket blindly), keeping its output-only
+ * fields; throws InvalidArgumentError when it is not a valid one.
+ */
+export function revalidateExperiment(raw: Experiment, now: number): Experiment {
   const checked = normalizeExperiment(raw, now);
-  return {
+  const stored = {
     ...checked,
     createTime: raw.createTime ?? checked.createTime,
     stopTime: raw.stopTime,
     stopReason: raw.stopReason,
-    state: experimentState({ ...checked, stopTime: raw.stopTime }, now),
   };
+  return { ...stored, state: experimentState(stored, now) };
 }

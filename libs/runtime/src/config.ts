@@ -216,6 +216,7 @@ export const DEFAULT_PORTS = {
   'embedding-inference': { grpc: 50053, metrics: 9466 },
   ingest: { grpc: 50054, metrics: 9467 },
   'churn-prediction': { grpc: 50055, metrics: 9468 },
+  experiment: { grpc: 50056, metrics: 9469 },
   console: { grpc: 50057, metrics: 9470 },
 } as const;
 

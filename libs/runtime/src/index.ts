@@ -16,3 +16,4 @@ export * from './tenants';
 export * from './per-tenant';
 export * from './callers';
 export * from './privacy';
+export * from './experiment-bucket';

@@ -285,6 +285,7 @@ const DOCUMENT_COLLECTIONS: readonly DocumentCollection[] = [
   'item_features',
   'item_covisits',
   'feature_meta',
+  'experiment_requests',
 ];
 
 /** Created at open: a collection first created inside a transaction fails on older and sharded servers. */

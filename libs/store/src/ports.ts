@@ -78,7 +78,13 @@ export interface ItemRepository {
 }
 
 /** Named collections of JSON documents keyed by (tenant, id). */
-export type DocumentCollection = 'user_features' | 'item_features' | 'item_covisits' | 'feature_meta';
+export type DocumentCollection =
+  | 'user_features'
+  | 'item_features'
+  | 'item_covisits'
+  | 'feature_meta'
+  /** The experiment service: served requests in an experiment with their joined outcomes. */
+  | 'experiment_requests';
 
 /** Reads and writes inside one atomic transaction. */
 export interface DocumentTx {

@@ -1,0 +1,71 @@
+import { Streams } from '@aisle/contracts';
+import { connectBus, serveGrpc, type ServiceBase, type StartedService } from '@aisle/runtime';
+import { openStore } from '@aisle/store';
+import type { ExperimentConfig } from './config';
+import { experimentGrpcService } from './experiment.grpc';
+import {
+  DefinitionCache,
+  definitionStore,
+  ExperimentBucket,
+  resultPublisher,
+  ServedProgress,
+  startOutcomeConsumer,
+  startServedConsumer,
+  watchServedBacklog,
+} from './experiment.nats';
+import { ExperimentService } from './experiment.service';
+import { JoinRepository } from './experiment.store';
+import { runPeriodically } from './periodic';
+
+export const SERVED_DURABLE = 'experiment-served';
+
+/** The experiment service's composition root (`main.ts` runs it as a process). */
+export async function startExperiment(base: ServiceBase, config: ExperimentConfig): Promise<StartedService> {
+  const { logger, lifecycle } = base;
+  const store = await openStore(config.storeUrl);
+  lifecycle.onShutdown('store', () => store.close());
+  const bus = await connectBus(base, config, [Streams.RANKING, Streams.EVENTS, Streams.EXPERIMENTS]);
+  const bucket = await ExperimentBucket.open(bus.nc, { replicas: config.natsStreamReplicas });
+  const definitions = new DefinitionCache();
+  const stopWatch = await bucket.watch((all) => definitions.set(all.values()), logger);
+  lifecycle.onShutdown('definitions watch', stopWatch);
+
+  const repository = new JoinRepository(store.documents);
+  const service = new ExperimentService(definitionStore(bucket), repository, resultPublisher(bus.publisher));
+  const progress = new ServedProgress();
+  const common = {
+    js: bus.js,
+    jsm: bus.jsm,
+    logger,
+    registry: base.registry,
+    repository,
+    batchSize: config.batchSize,
+    maxInFlight: config.maxInFlight,
+    ackWaitMs: config.ackWaitMs,
+  };
+  const served = await startServedConsumer({ ...common, progress, durable: SERVED_DURABLE });
+  lifecycle.onShutdown('served consumer', () => served.stop());
+  const stopBacklog = watchServedBacklog(bus.jsm, SERVED_DURABLE, progress, 1000, logger);
+  lifecycle.onShutdown('served backlog check', stopBacklog);
+  const outcomes = await startOutcomeConsumer({
+    ...common,
+    progress,
+    definitions,
+    servedGraceMs: config.servedGraceMs,
+    retryDelayMs: config.outcomeRetryMs,
+  });
+  lifecycle.onShutdown('outcome consumer', () => outcomes.stop());
+
+  const stopAnalysis = runPeriodically(
+    config.analysisIntervalMs,
+    async () => {
+      const report = await service.analyzeAll();
+      for (const s of report.stopped) logger.warn('experiment stopped by a guardrail', s);
+    },
+    (err) => logger.warn('analysis round failed', { err }),
+  );
+  lifecycle.onShutdown('analysis', stopAnalysis);
+
+  const grpc = await serveGrpc(base, config, [experimentGrpcService(service, base)]);
+  return { grpc, details: { store: store.kind } };
+}

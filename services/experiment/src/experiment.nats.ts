@@ -1,0 +1,267 @@
+import { clickstreamV1, ContentTypes, experimentV1, Headers, rankingV1, Streams, Subjects } from '@aisle/contracts';
+import { revalidateExperiment, type Experiment } from '@aisle/experiments';
+import {
+  ACK,
+  Counter,
+  ExperimentBucket,
+  ExperimentConflictError,
+  startConsumerLoop,
+  type AsyncJetStreamPublisher,
+  type ConsumerLoop,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  type Logger,
+  type Outcome,
+  type Registry,
+} from '@aisle/runtime';
+import { DefinitionConflictError, type DefinitionStore, type ResultSink } from './experiment.service';
+import type { JoinRepository } from './experiment.store';
+import {
+  candidateExperiments,
+  outcomeOf,
+  servedInExperiment,
+  type OutcomeEvent,
+  type ServedInExperiment,
+} from './join';
+
+/** The KV bucket as the service's definition store (conflicts become the domain's error). */
+export function definitionStore(bucket: ExperimentBucket): DefinitionStore {
+  const mapConflict = async <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof ExperimentConflictError) throw new DefinitionConflictError(err.message, { cause: err });
+      throw err;
+    }
+  };
+  return {
+    get: (tenant, id) => bucket.get(tenant, id),
+    list: (tenant) => bucket.list(tenant),
+    create: (e) => mapConflict(() => bucket.create(e)),
+    update: (e, revision) => mapConflict(() => bucket.update(e, revision)),
+  };
+}
+
+/** Results on `aisle.experiment.v1.result`, de-duplicated by JetStream on (experiment, content). */
+export function resultPublisher(publisher: AsyncJetStreamPublisher): ResultSink {
+  return {
+    publish: async (r) => {
+      const payload = experimentV1.ExperimentResult.encode(r).finish();
+      await publisher.publish(Subjects.experimentResult, payload, {
+        msgId: `${r.tenant}:${r.experimentId}:${r.asOf?.getTime() ?? 0}:${r.state}:${r.stopReason.length}`,
+        headers: { [Headers.contentType]: ContentTypes.protobuf, [Headers.tenant]: r.tenant },
+        noTrace: true,
+      });
+    },
+  };
+}
+
+/** The definitions every replica follows from the bucket (the consumers need them to route outcomes). */
+export class DefinitionCache {
+  private current: Experiment[] = [];
+
+  constructor(private readonly clock: () => number = () => Date.now()) {}
+
+  set(stored: Iterable<{ experiment: experimentV1.Experiment }>): void {
+    const out: Experiment[] = [];
+    for (const s of stored)
+      try {
+        out.push(revalidateExperiment(s.experiment, this.clock()));
+      } catch {
+        continue;
+      }
+    this.current = out;
+  }
+
+  get all(): readonly Experiment[] {
+    return this.current;
+  }
+}
+
+/**
+ * How far the served consumer has read, in stream time: an outcome whose request is unknown is given up
+ * only once every impression published up to its own time (plus a grace) has been read. So the join does
+ * not depend on which stream is consumed first, and replaying both from the start gives the same join.
+ */
+export class ServedProgress {
+  private readUpTo = 0;
+  private caughtUpAt = 0;
+
+  /** After a batch: the stream time of its last message, and whether nothing was pending when it came. */
+  advanced(streamTimeMs: number, caughtUpSince: number | undefined): void {
+    this.readUpTo = Math.max(this.readUpTo, streamTimeMs);
+    if (caughtUpSince !== undefined) this.caughtUpAt = Math.max(this.caughtUpAt, caughtUpSince);
+  }
+
+  caughtUp(at: number): void {
+    this.caughtUpAt = Math.max(this.caughtUpAt, at);
+  }
+
+  /** Every served message published until `t` has been read. */
+  covers(t: number): boolean {
+    return Math.max(this.readUpTo, this.caughtUpAt) >= t;
+  }
+}
+
+interface ConsumerDeps {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  logger: Logger;
+  registry: Registry;
+  repository: JoinRepository;
+  batchSize: number;
+  maxInFlight: number;
+  ackWaitMs: number;
+}
+
+const streamTimeMs = (m: JsMsg) => Math.floor(m.info.timestampNanos / 1e6);
+
+function counter(registry: Registry, name: string, help: string): Counter<'result'> {
+  return (
+    (registry.getSingleMetric(name) as Counter<'result'> | undefined) ??
+    new Counter({ name, help, labelNames: ['result'], registers: [registry] })
+  );
+}
+
+/** Keeps served responses that were in an experiment; the rest is acknowledged untouched. */
+export async function startServedConsumer(
+  deps: ConsumerDeps & { progress: ServedProgress; durable?: string },
+): Promise<ConsumerLoop> {
+  const served = counter(
+    deps.registry,
+    'aisle_experiment_served_total',
+    'Served responses read, by result (kept, not_in_experiment, invalid)',
+  );
+  return startConsumerLoop({
+    js: deps.js,
+    jsm: deps.jsm,
+    stream: Streams.RANKING.name,
+    durable: deps.durable ?? 'experiment-served',
+    filterSubject: Subjects.rankingServed,
+    batchSize: deps.batchSize,
+    maxInFlight: deps.maxInFlight,
+    ackWaitMs: deps.ackWaitMs,
+    logger: deps.logger,
+    registry: deps.registry,
+    handleBatch: async (msgs) => {
+      const started = Date.now();
+      const outcomes: Outcome[] = [];
+      const kept: ServedInExperiment[] = [];
+      for (const m of msgs) {
+        let s: ServedInExperiment | undefined;
+        try {
+          s = servedInExperiment(rankingV1.Served.decode(m.data));
+        } catch (err) {
+          served.inc({ result: 'invalid' });
+          outcomes.push({ kind: 'term', reason: `payload: not a Served message (${String(err)})` });
+          continue;
+        }
+        outcomes.push(ACK);
+        if (s) kept.push(s);
+        served.inc({ result: s ? 'kept' : 'not_in_experiment' });
+      }
+      await deps.repository.saveServed(kept);
+      const last = msgs[msgs.length - 1];
+      if (last) deps.progress.advanced(streamTimeMs(last), last.info.pending === 0 ? started : undefined);
+      return outcomes;
+    },
+  });
+}
+
+/**
+ * Joins clicks, add-to-carts and purchases that name a request to the experiment's stored request. An
+ * outcome whose request is not stored yet waits (nak with a delay) until the served consumer has read past
+ * it; then it is known not to belong to an experiment and is acknowledged.
+ */
+export async function startOutcomeConsumer(
+  deps: ConsumerDeps & {
+    progress: ServedProgress;
+    definitions: DefinitionCache;
+    servedGraceMs: number;
+    retryDelayMs: number;
+    durable?: string;
+  },
+): Promise<ConsumerLoop> {
+  const joined = counter(
+    deps.registry,
+    'aisle_experiment_outcomes_total',
+    'Outcomes with a request id during experiments, by result (joined, not_in_experiment, waiting)',
+  );
+  return startConsumerLoop({
+    js: deps.js,
+    jsm: deps.jsm,
+    stream: Streams.EVENTS.name,
+    durable: deps.durable ?? 'experiment-outcomes',
+    filterSubject: Subjects.eventsAll,
+    batchSize: deps.batchSize,
+    maxInFlight: deps.maxInFlight,
+    ackWaitMs: deps.ackWaitMs,
+    logger: deps.logger,
+    registry: deps.registry,
+    handleBatch: async (msgs) => {
+      const outcomes: Outcome[] = msgs.map(() => ACK);
+      const pending: Array<{ index: number; event: OutcomeEvent; experimentIds: string[] }> = [];
+      msgs.forEach((m, index) => {
+        if (m.subject === Subjects.eventsItem) return;
+        let event: OutcomeEvent | undefined;
+        try {
+          event = outcomeOf(clickstreamV1.Event.decode(m.data));
+        } catch {
+          // Ingest validated it; a payload that does not decode is the feature consumer's to dead-letter.
+          return;
+        }
+        if (!event) return;
+        const candidates = candidateExperiments(deps.definitions.all, event.tenant, event.outcome.occurredAt);
+        if (candidates.length > 0) pending.push({ index, event, experimentIds: candidates.map((e) => e.id) });
+      });
+      const found = await deps.repository.attachOutcomes(pending);
+      for (const p of pending) {
+        if (found.has(p.event)) {
+          joined.inc({ result: 'joined' });
+          continue;
+        }
+        const m = msgs[p.index] as JsMsg;
+        if (deps.progress.covers(streamTimeMs(m) + deps.servedGraceMs)) {
+          joined.inc({ result: 'not_in_experiment' });
+        } else {
+          joined.inc({ result: 'waiting' });
+          outcomes[p.index] = { kind: 'nak', delayMs: deps.retryDelayMs };
+        }
+      }
+      return outcomes;
+    },
+  });
+}
+
+/**
+ * While the served consumer has nothing to read it sees no messages to learn that from: ask the server
+ * now and then whether it is caught up.
+ */
+export function watchServedBacklog(
+  jsm: JetStreamManager,
+  durable: string,
+  progress: ServedProgress,
+  intervalMs: number,
+  logger: Logger,
+): () => void {
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    const asked = Date.now();
+    jsm.consumers
+      .info(Streams.RANKING.name, durable)
+      .then((info) => {
+        if (info.num_pending === 0 && info.num_ack_pending === 0) progress.caughtUp(asked);
+      })
+      .catch((err: unknown) => logger.debug('served backlog check failed', { err }))
+      .finally(() => {
+        busy = false;
+      });
+  }, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+export { ExperimentBucket };

@@ -1,0 +1,360 @@
+/**
+ * The experiment service over a real nats-server, SQLite and gRPC: definitions in the KV bucket with
+ * field-level errors; a simulated experiment on a generated shop published as served impressions and
+ * clickstream events, joined into exactly the figures the analysis gives on the simulation itself; a
+ * biased assignment tripping the sample-ratio check; a failing arm stopped by its guardrail, with a result
+ * event saying why; and a replay of both streams into a fresh store giving the identical result.
+ */
+import { clickstreamV1, ContentTypes, experimentV1, Headers, rankingV1, Streams, Subjects } from '@aisle/contracts';
+import { generateShop, Rng, shoppers } from '@aisle/datagen';
+import {
+  analyzeExperiment,
+  normalizeExperiment,
+  simulateExperiment,
+  type Experiment,
+  type JoinedRequest,
+  type SimulationSpec,
+} from '@aisle/experiments';
+import {
+  createGrpcClient,
+  ExperimentBucket,
+  ExperimentConflictError,
+  grpc,
+  isGrpcError,
+  startServiceInProcess,
+  type InProcessService,
+} from '@aisle/runtime';
+import { eventually, startNatsServer, tempSqliteUrl, type NatsServerHandle } from '@aisle/testkit';
+import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
+import { SERVED_DURABLE, startExperiment } from '../src/app';
+import { loadExperimentConfig } from '../src/config';
+
+jest.setTimeout(180_000);
+
+const { Design, Metric, State } = experimentV1;
+const { Surface } = rankingV1;
+type Client = ReturnType<typeof createGrpcClient<typeof experimentV1.ExperimentServiceService>>;
+
+let nats: NatsServerHandle;
+let nc: NatsConnection;
+let js: JetStreamClient;
+const stores: Array<ReturnType<typeof tempSqliteUrl>> = [];
+let service: InProcessService | undefined;
+let client: Client;
+/** Every result event published, as a subscriber sees them. */
+const resultEvents: experimentV1.ExperimentResult[] = [];
+
+async function start(): Promise<void> {
+  const store = tempSqliteUrl();
+  stores.push(store);
+  const config = loadExperimentConfig({
+    AISLE_NATS_URL: nats.url,
+    AISLE_STORE_URL: store.url,
+    AISLE_GRPC_PORT: '0',
+    AISLE_METRICS_PORT: '-1',
+    AISLE_LOG_LEVEL: 'warn',
+    AISLE_EXPERIMENT_ANALYSIS_INTERVAL: '250ms',
+    AISLE_EXPERIMENT_OUTCOME_RETRY: '200ms',
+    AISLE_EXPERIMENT_SERVED_GRACE: '1s',
+  });
+  service = await startServiceInProcess('experiment', config, startExperiment);
+  client = createGrpcClient(experimentV1.ExperimentServiceService, `127.0.0.1:${service.grpcPort}`, {
+    deadlineMs: 30_000,
+  });
+}
+
+async function stop(): Promise<void> {
+  client?.close();
+  await service?.stop();
+  service = undefined;
+}
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  nc = await connect({ servers: nats.url });
+  js = jetstream(nc);
+  nc.subscribe(Subjects.experimentResult, {
+    callback: (err, msg) => {
+      if (!err) resultEvents.push(experimentV1.ExperimentResult.decode(msg.data));
+    },
+  });
+  await start();
+});
+
+afterAll(async () => {
+  await stop();
+  await nc?.close();
+  await nats?.dispose();
+  for (const s of stores) s.dispose();
+});
+
+async function grpcError(p: Promise<unknown>): Promise<grpc.ServiceError> {
+  try {
+    await p;
+  } catch (err) {
+    if (isGrpcError(err)) return err;
+    throw err;
+  }
+  throw new Error('expected a gRPC error');
+}
+
+const shop = generateShop({ seed: 11, items: 300, users: 1500, days: 1 });
+const people = shoppers(shop);
+const users = shop.users.map((u) => u.userId);
+
+function simulate(e: Experiment, requests: number, seed: number, extra: Partial<SimulationSpec> = {}): JoinedRequest[] {
+  const rng = new Rng(seed);
+  const noise: Record<string, number> = { worse: 0.14, better: 0.1 };
+  return simulateExperiment({
+    experiment: e,
+    users,
+    userWeights: users.map((u) => people.activity(u)),
+    requests,
+    limit: 10,
+    start: (e.startTime?.getTime() ?? 0) + 1000,
+    intervalMs: 20,
+    random: () => rng.next(),
+    rank: (arm, userId, k) => people.rank(userId, k, noise[arm] ?? 0.12, rng),
+    react: (userId, shown) =>
+      people.react(userId, shown, rng).map((r) => ({
+        itemId: r.itemId,
+        type: r.type,
+        revenue: r.type === 'purchase' ? r.price * r.quantity : 0,
+        delayMs: r.delayMs,
+      })),
+    idPrefix: `${e.tenant}-${e.id}`,
+    ...extra,
+  });
+}
+
+/** Publishes a simulation as ranking and ingest would: served impressions and normalized events, in time order. */
+async function publish(e: Experiment, data: readonly JoinedRequest[]): Promise<void> {
+  const h = headers();
+  h.set(Headers.contentType, ContentTypes.protobuf);
+  const messages: Array<{ at: number; subject: string; payload: Uint8Array; id: string }> = [];
+  for (const { served, outcomes } of data) {
+    const userId = served.unit.slice(2);
+    messages.push({
+      at: served.servedAt,
+      subject: Subjects.rankingServed,
+      id: served.requestId,
+      payload: rankingV1.Served.encode({
+        requestId: served.requestId,
+        tenant: e.tenant,
+        userId,
+        surface: e.surface,
+        query: '',
+        items: served.items.map((i, k) => ({ itemId: i.itemId, position: k + 1, score: 1 / (k + 1), team: i.team })),
+        modelVersion: 'sim',
+        degraded: false,
+        servedAt: new Date(served.servedAt),
+        experiment: {
+          experimentId: e.id,
+          arm: served.arm,
+          interleaved: served.interleaved,
+          runs: served.runs.map((r) => ({ ...r, error: '' })),
+        },
+      }).finish(),
+    });
+    for (const o of outcomes) {
+      const price = o.revenue;
+      messages.push({
+        at: o.occurredAt,
+        subject: Subjects.events(o.type),
+        id: `${e.tenant}:${o.eventId}`,
+        payload: clickstreamV1.Event.encode(
+          clickstreamV1.Event.fromPartial({
+            eventId: o.eventId,
+            tenant: e.tenant,
+            type: o.type,
+            userId,
+            itemId: o.itemId,
+            quantity: 1,
+            price,
+            occurredAt: new Date(o.occurredAt),
+            requestId: served.requestId,
+          }),
+        ).finish(),
+      });
+    }
+  }
+  messages.sort((a, b) => a.at - b.at);
+  for (let i = 0; i < messages.length; i += 500)
+    await Promise.all(
+      messages.slice(i, i + 500).map((m) => js.publish(m.subject, m.payload, { headers: h, msgID: m.id })),
+    );
+}
+
+/** Waits until the service's figures equal `expected` (all of it joined), then returns them. */
+async function resultsEqual(tenant: string, id: string, expected: experimentV1.ExperimentResult) {
+  const strip = (r: experimentV1.ExperimentResult | undefined) => (r ? { ...r, state: 0, stopReason: '' } : r);
+  return eventually(
+    async () => {
+      const { result } = await client.getResults({ tenant, id });
+      try {
+        expect(strip(result)).toEqual(strip(expected));
+        return result;
+      } catch {
+        return undefined;
+      }
+    },
+    { timeoutMs: 90_000, intervalMs: 500, what: `results of ${id}` },
+  );
+}
+
+async function create(e: Parameters<typeof experimentV1.Experiment.fromPartial>[0]): Promise<Experiment> {
+  const { experiment } = await client.create({ experiment: experimentV1.Experiment.fromPartial(e) });
+  return experiment!;
+}
+
+test('definitions: created, read, listed and stopped through the KV bucket; bad ones named by field', async () => {
+  const bad = await grpcError(
+    client.create({
+      experiment: experimentV1.Experiment.fromPartial({
+        id: 'bad',
+        surface: Surface.SURFACE_RECOMMEND,
+        design: Design.DESIGN_AB,
+        arms: [{ name: 'a' }, { name: 'b', trafficShare: 0.7 }],
+      }),
+    }),
+  );
+  expect(bad.code).toBe(grpc.status.INVALID_ARGUMENT);
+  expect(bad.details).toContain('experiment.arms');
+  const interleavingSimilar = await grpcError(
+    client.create({
+      experiment: experimentV1.Experiment.fromPartial({
+        id: 'bad2',
+        surface: Surface.SURFACE_SIMILAR_ITEMS,
+        design: Design.DESIGN_INTERLEAVING,
+        arms: [{ name: 'a' }, { name: 'b' }],
+      }),
+    }),
+  );
+  expect(interleavingSimilar.details).toMatch(/^experiment\.surface: /);
+
+  const e = await create({
+    tenant: 'crud',
+    id: 'first',
+    surface: Surface.SURFACE_RECOMMEND,
+    design: Design.DESIGN_AB,
+    arms: [
+      { name: 'control' },
+      { name: 'boost', rules: { retentionBoost: 0.5, churnRiskThreshold: 0, maxPerCategory: 0 } },
+    ],
+  });
+  expect(e.state).toBe(State.STATE_RUNNING);
+  expect(e.arms[1]?.rules?.churnRiskThreshold).toBe(0.5);
+  const bucket = await ExperimentBucket.open(nc);
+  const stored = await bucket.get('crud', 'first');
+  expect(stored?.experiment.arms.map((a) => a.name)).toEqual(['control', 'boost']);
+  // Writes are compare-and-set: a second create of the key, or an update from a stale revision, lose.
+  await expect(bucket.create(e)).rejects.toBeInstanceOf(ExperimentConflictError);
+  await expect(bucket.update(e, (stored?.revision ?? 0) + 100)).rejects.toBeInstanceOf(ExperimentConflictError);
+
+  const taken = await grpcError(client.create({ experiment: { ...e, surface: Surface.SURFACE_SEARCH } }));
+  expect(taken.code).toBe(grpc.status.FAILED_PRECONDITION);
+  const busy = await grpcError(client.create({ experiment: { ...e, id: 'second' } }));
+  expect(busy.code).toBe(grpc.status.FAILED_PRECONDITION);
+  expect(busy.details).toContain("'first'");
+  expect((await grpcError(client.get({ tenant: 'crud', id: 'nope' }))).code).toBe(grpc.status.NOT_FOUND);
+
+  const stopped = (await client.stop({ tenant: 'crud', id: 'first', reason: 'done' })).experiment;
+  expect(stopped).toMatchObject({ state: State.STATE_STOPPED, stopReason: 'done' });
+  expect((await client.get({ tenant: 'crud', id: 'first' })).experiment?.state).toBe(State.STATE_STOPPED);
+  // Once stopped, the surface is free again.
+  await create({ ...e, id: 'second', startTime: undefined });
+  expect((await client.list({ tenant: 'crud' })).experiments.map((x) => x.id)).toEqual(['second', 'first']);
+  expect((await client.list({ tenant: 'nobody' })).experiments).toEqual([]);
+});
+
+test('a planted preference, published as streams, is joined into the figures of the simulation; replay gives the same', async () => {
+  const inter = await create({
+    id: 'planted-il',
+    surface: Surface.SURFACE_RECOMMEND,
+    design: Design.DESIGN_INTERLEAVING,
+    arms: [{ name: 'worse' }, { name: 'better' }],
+  });
+  const ab = await create({
+    id: 'planted-ab',
+    surface: Surface.SURFACE_SEARCH,
+    design: Design.DESIGN_AB,
+    arms: [{ name: 'worse' }, { name: 'better' }],
+    primaryMetric: Metric.METRIC_CTR,
+  });
+  const dataIl = simulate(inter, 3000, 1);
+  const dataAb = simulate(ab, 3000, 1);
+  await Promise.all([publish(inter, dataIl), publish(ab, dataAb)]);
+
+  const now = Date.now();
+  const il = await resultsEqual('default', inter.id, analyzeExperiment(normalizeExperiment(inter, now), dataIl, now));
+  expect(il.interleaving?.clicks?.pValue).toBeLessThan(0.01);
+  expect(il.winner).toBe('better');
+  const abResult = await resultsEqual('default', ab.id, analyzeExperiment(normalizeExperiment(ab, now), dataAb, now));
+  const ctr = abResult.comparisons.find((c) => c.metric === Metric.METRIC_CTR);
+  expect(ctr?.pValue).toBeLessThan(0.05);
+  expect(abResult.winner).toBe('better');
+  expect(abResult.arms.every((a) => a.clicks > 0 && a.purchases > 0 && a.revenue > 0)).toBe(true);
+
+  // Results are published as events too, the same figures.
+  await eventually(() =>
+    resultEvents.some((r) => r.experimentId === inter.id && r.asOf?.getTime() === il.asOf?.getTime()),
+  );
+  expect(resultEvents.filter((r) => r.experimentId === inter.id).pop()).toEqual(il);
+
+  // Replay: a fresh store, the consumers rewound to the start of both streams.
+  const jsm = await jetstreamManager(nc);
+  await stop();
+  for (const durable of [SERVED_DURABLE]) await jsm.consumers.delete(Streams.RANKING.name, durable);
+  await jsm.consumers.delete(Streams.EVENTS.name, 'experiment-outcomes');
+  await start();
+  expect(await resultsEqual('default', inter.id, il)).toEqual(il);
+  expect(await resultsEqual('default', ab.id, abResult)).toEqual(abResult);
+});
+
+test('a biased assignment trips the sample-ratio check', async () => {
+  const e = await create({
+    tenant: 'srm',
+    id: 'biased',
+    surface: Surface.SURFACE_RECOMMEND,
+    design: Design.DESIGN_AB,
+    arms: [{ name: 'worse' }, { name: 'better' }],
+  });
+  const data = simulate(e, 2500, 2, {
+    assign: (unit, hashed) => (hashed === 'better' && unit.charCodeAt(unit.length - 1) % 4 === 0 ? 'worse' : hashed),
+  });
+  await publish(e, data);
+  const now = Date.now();
+  const r = await resultsEqual('srm', e.id, analyzeExperiment(normalizeExperiment(e, now), data, now));
+  expect(r.sampleRatio?.mismatch).toBe(true);
+  expect(r.sampleRatio?.pValue).toBeLessThan(0.001);
+});
+
+test('an arm that keeps failing is stopped by its guardrail, and the result event says why', async () => {
+  const e = await create({
+    tenant: 'guard',
+    id: 'failing',
+    surface: Surface.SURFACE_SIMILAR_ITEMS,
+    design: Design.DESIGN_AB,
+    arms: [{ name: 'control' }, { name: 'broken' }],
+    guardrails: { maxErrorRate: 0.05, maxDegradedRate: 0, maxP95LatencyMs: 0, minRequests: 100 },
+  });
+  const rng = new Rng(3);
+  const data = simulate(e, 600, 3, {
+    run: (arm) => ({ latencyMs: 4, degraded: false, failed: arm === 'broken' && rng.chance(0.4) }),
+  });
+  await publish(e, data);
+  const stopped = await eventually(
+    async () => {
+      const x = (await client.get({ tenant: 'guard', id: 'failing' })).experiment;
+      return x?.state === State.STATE_STOPPED ? x : undefined;
+    },
+    { timeoutMs: 60_000, what: 'guardrail stop' },
+  );
+  expect(stopped.stopReason).toMatch(/^guardrail: arm 'broken': error rate 0\.\d+ \(95 % CI/);
+  const last = await eventually(() =>
+    resultEvents.find((r) => r.experimentId === 'failing' && r.state === State.STATE_STOPPED),
+  );
+  expect(last.stopReason).toBe(stopped.stopReason);
+  expect(last.guardrails.find((g) => g.tripped)?.arm).toBe('broken');
+});
