@@ -17,6 +17,8 @@ export interface Reaction {
   quantity: number;
   /** Unit price (add_to_cart, purchase). */
   price: number;
+  /** Price x quantity of a purchase; 0 otherwise. */
+  revenue: number;
   /** After the impression. */
   delayMs: number;
 }
@@ -39,13 +41,28 @@ export interface ShopperOptions {
   propensitySpread?: number;
 }
 
+export interface ShopTraffic {
+  users: readonly string[];
+  userWeights: readonly number[];
+  random: () => number;
+  rank(arm: string, userId: string, limit: number): string[];
+  react(userId: string, shown: readonly string[]): Reaction[];
+}
+
 export interface Shoppers {
+  /** Every user id, and each one's relative request rate, in the same order. */
+  readonly userIds: readonly string[];
+  readonly weights: readonly number[];
   /** The planted click probability of an examined item for a user (the oracle rankers sort by). */
   attraction(userId: string, itemId: string): number;
   /** What a user does with a shown list. */
   react(userId: string, shown: readonly string[], rng: Rng): Reaction[];
-  /** How often a user makes requests relative to others (sessions per week): heavy users come back more. */
-  activity(userId: string): number;
+  /**
+   * The traffic of a simulated experiment on this shop: users drawn by activity, each arm a ranker with its
+   * own noise (less noise = closer to the planted tastes = better), shoppers reacting to what they see.
+   * Shaped for `simulateExperiment` in `@aisle/experiments`.
+   */
+  traffic(rng: Rng, noiseOf: (arm: string) => number): ShopTraffic;
   /** A ranked list for a user: items by attraction plus Gaussian noise of the given spread (0 = the oracle). */
   rank(userId: string, limit: number, noise: number, rng: Rng): string[];
 }
@@ -63,48 +80,61 @@ export function shoppers(shop: Shop, opts: ShopperOptions = {}): Shoppers {
   const propensity = new Map(
     shop.users.map((u) => [u.userId, Math.exp(spread * draws.normal() - (spread * spread) / 2)]),
   );
-  const activity = new Map(shop.users.map((u) => [u.userId, u.sessionsPerWeek]));
   const cache = new Map<string, Float64Array>();
+  const userIds = shop.users.map((u) => u.userId);
+  // Heavy users come back more: requests are drawn in proportion to sessions per week.
+  const weights = shop.users.map((u) => u.sessionsPerWeek);
   const attraction = (userId: string, itemId: string): number => {
     const category = items.get(itemId)?.category;
     const rank = category ? (tastes.get(userId)?.indexOf(category) ?? -1) : -1;
     return rank >= 0 ? tasteClick / (rank + 1) : otherClick;
   };
+  const react = (userId: string, shown: readonly string[], rng: Rng): Reaction[] => {
+    const out: Reaction[] = [];
+    shown.forEach((itemId, i) => {
+      const position = i + 1;
+      const p = (propensity.get(userId) ?? 1) * position ** -decay * attraction(userId, itemId);
+      if (!rng.chance(p)) return;
+      const price = items.get(itemId)?.price ?? 0;
+      let delayMs = Math.round(rng.range(2, 60) * 1000);
+      out.push({ itemId, position, type: 'click', quantity: 0, price: 0, revenue: 0, delayMs });
+      if (!rng.chance(cartRate)) return;
+      delayMs += Math.round(rng.range(10, 300) * 1000);
+      out.push({ itemId, position, type: 'add_to_cart', quantity: 1, price, revenue: 0, delayMs });
+      if (!rng.chance(purchaseRate)) return;
+      delayMs += Math.round(rng.range(30, 1800) * 1000);
+      const quantity = rng.chance(0.8) ? 1 : 2;
+      out.push({ itemId, position, type: 'purchase', quantity, price, revenue: price * quantity, delayMs });
+    });
+    return out;
+  };
+  const rank = (userId: string, limit: number, noise: number, rng: Rng): string[] => {
+    // Top-k by insertion into a short sorted list: the simulations call this for every request.
+    let base = cache.get(userId);
+    if (!base) cache.set(userId, (base = Float64Array.from(shop.items, (i) => attraction(userId, i.itemId))));
+    const top: Array<{ index: number; score: number }> = [];
+    base.forEach((w, index) => {
+      const score = w + noise * rng.normal();
+      if (top.length === limit && score <= (top[top.length - 1] as { score: number }).score) return;
+      let at = top.length;
+      while (at > 0 && (top[at - 1] as { score: number }).score < score) at--;
+      top.splice(at, 0, { index, score });
+      if (top.length > limit) top.pop();
+    });
+    return top.map((t) => (shop.items[t.index] as { itemId: string }).itemId);
+  };
   return {
+    userIds,
+    weights,
     attraction,
-    activity: (userId) => activity.get(userId) ?? 0,
-    react(userId, shown, rng) {
-      const out: Reaction[] = [];
-      shown.forEach((itemId, i) => {
-        const position = i + 1;
-        const p = (propensity.get(userId) ?? 1) * position ** -decay * attraction(userId, itemId);
-        if (!rng.chance(p)) return;
-        const price = items.get(itemId)?.price ?? 0;
-        let delayMs = Math.round(rng.range(2, 60) * 1000);
-        out.push({ itemId, position, type: 'click', quantity: 0, price: 0, delayMs });
-        if (!rng.chance(cartRate)) return;
-        delayMs += Math.round(rng.range(10, 300) * 1000);
-        out.push({ itemId, position, type: 'add_to_cart', quantity: 1, price, delayMs });
-        if (!rng.chance(purchaseRate)) return;
-        delayMs += Math.round(rng.range(30, 1800) * 1000);
-        out.push({ itemId, position, type: 'purchase', quantity: rng.chance(0.8) ? 1 : 2, price, delayMs });
-      });
-      return out;
-    },
-    rank(userId, limit, noise, rng) {
-      // Top-k by insertion into a short sorted list: the simulations call this for every request.
-      let weights = cache.get(userId);
-      if (!weights) cache.set(userId, (weights = Float64Array.from(shop.items, (i) => attraction(userId, i.itemId))));
-      const top: Array<{ index: number; score: number }> = [];
-      weights.forEach((w, index) => {
-        const score = w + noise * rng.normal();
-        if (top.length === limit && score <= (top[top.length - 1] as { score: number }).score) return;
-        let at = top.length;
-        while (at > 0 && (top[at - 1] as { score: number }).score < score) at--;
-        top.splice(at, 0, { index, score });
-        if (top.length > limit) top.pop();
-      });
-      return top.map((t) => (shop.items[t.index] as { itemId: string }).itemId);
-    },
+    react,
+    rank,
+    traffic: (rng, noiseOf) => ({
+      users: userIds,
+      userWeights: weights,
+      random: () => rng.next(),
+      rank: (arm, userId, limit) => rank(userId, limit, noiseOf(arm), rng),
+      react: (userId, shown) => react(userId, shown, rng),
+    }),
   };
 }

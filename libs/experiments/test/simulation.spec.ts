@@ -19,7 +19,6 @@ import {
 
 const shop = generateShop({ seed: 7, items: 300, users: 2000, days: 1 });
 const people = shoppers(shop);
-const users = shop.users.map((u) => u.userId);
 const NOISE = { better: 0.1, worse: 0.14 } as Record<string, number>;
 const REQUESTS = 5000;
 const { Design, Metric } = experimentV1;
@@ -38,24 +37,13 @@ function experiment(design: experimentV1.Design, extra: Partial<Experiment> = {}
 }
 
 function simulate(e: Experiment, seed: number, extra: Partial<SimulationSpec> = {}): JoinedRequest[] {
-  const rng = new Rng(seed);
   return simulateExperiment({
     experiment: e,
-    users,
-    userWeights: users.map((u) => people.activity(u)),
     requests: REQUESTS,
     limit: 10,
     start: Date.UTC(2026, 10, 1),
     intervalMs: 1000,
-    random: () => rng.next(),
-    rank: (arm, userId, k) => people.rank(userId, k, NOISE[arm] ?? 0, rng),
-    react: (userId, shown) =>
-      people.react(userId, shown, rng).map((r) => ({
-        itemId: r.itemId,
-        type: r.type,
-        revenue: r.type === 'purchase' ? r.price * r.quantity : 0,
-        delayMs: r.delayMs,
-      })),
+    ...people.traffic(new Rng(seed), (arm) => NOISE[arm] ?? 0),
     ...extra,
   });
 }

@@ -101,28 +101,16 @@ async function grpcError(p: Promise<unknown>): Promise<grpc.ServiceError> {
 
 const shop = generateShop({ seed: 11, items: 300, users: 1500, days: 1 });
 const people = shoppers(shop);
-const users = shop.users.map((u) => u.userId);
 
 function simulate(e: Experiment, requests: number, seed: number, extra: Partial<SimulationSpec> = {}): JoinedRequest[] {
-  const rng = new Rng(seed);
   const noise: Record<string, number> = { worse: 0.14, better: 0.1 };
   return simulateExperiment({
     experiment: e,
-    users,
-    userWeights: users.map((u) => people.activity(u)),
     requests,
     limit: 10,
     start: (e.startTime?.getTime() ?? 0) + 1000,
     intervalMs: 20,
-    random: () => rng.next(),
-    rank: (arm, userId, k) => people.rank(userId, k, noise[arm] ?? 0.12, rng),
-    react: (userId, shown) =>
-      people.react(userId, shown, rng).map((r) => ({
-        itemId: r.itemId,
-        type: r.type,
-        revenue: r.type === 'purchase' ? r.price * r.quantity : 0,
-        delayMs: r.delayMs,
-      })),
+    ...people.traffic(new Rng(seed), (arm) => noise[arm] ?? 0.12),
     idPrefix: `${e.tenant}-${e.id}`,
     ...extra,
   });
