@@ -46,6 +46,16 @@ export const DEFAULT_MODEL_LIMITS: ModelLimits = {
 /** Pointers are small JSON documents; anything larger is not one. */
 const MAX_POINTER_BYTES = 64 * 1024;
 
+/** A trained version to store (and, with `publish`, make active). */
+export interface NewModelVersion {
+  tenant: string;
+  name: ModelName;
+  version: string;
+  onnx: Uint8Array;
+  sidecar: Record<string, unknown>;
+  meta: Partial<modelsV1.ModelPublished>;
+}
+
 export interface ModelRegistryOptions {
   replicas?: number;
   /**
@@ -112,18 +122,18 @@ export class ModelRegistry {
     return new ModelRegistry(nc, store, opts, limits);
   }
 
-  /** Signed when a signing key is set; refused when larger than the limits. */
-  async publish(
-    publisher: AsyncJetStreamPublisher,
-    artifact: {
-      tenant: string;
-      name: ModelName;
-      version: string;
-      onnx: Uint8Array;
-      sidecar: Record<string, unknown>;
-      meta: Partial<modelsV1.ModelPublished>;
-    },
-  ): Promise<modelsV1.ModelPublished> {
+  /** Stores a version, makes it active and announces it. Signed when a signing key is set; refused when larger than the limits. */
+  async publish(publisher: AsyncJetStreamPublisher, artifact: NewModelVersion): Promise<modelsV1.ModelPublished> {
+    const meta = await this.storeVersion(artifact);
+    await this.point(publisher, meta, `${artifact.tenant}:${artifact.name}:${artifact.version}`);
+    return meta;
+  }
+
+  /**
+   * Stores a version without making it active (a candidate for an experiment arm; `activate` promotes it
+   * later). Signed when a signing key is set; refused when larger than the limits.
+   */
+  async storeVersion(artifact: NewModelVersion): Promise<modelsV1.ModelPublished> {
     const base = `${artifact.tenant}/${artifact.name}/${artifact.version}`;
     const sidecar = new TextEncoder().encode(JSON.stringify(artifact.sidecar));
     if (artifact.onnx.byteLength > this.limits.maxModelBytes)
@@ -159,7 +169,15 @@ export class ModelRegistry {
       { name: metaName(artifact.tenant, artifact.name, artifact.version), metadata: objectMeta },
       encodeMeta(meta),
     );
-    await this.point(publisher, meta, `${artifact.tenant}:${artifact.name}:${artifact.version}`);
+    return meta;
+  }
+
+  /** A stored version's metadata, checked like a pointer's; undefined when that version is not stored. */
+  async versionMeta(tenant: string, name: ModelName, version: string): Promise<modelsV1.ModelPublished | undefined> {
+    const raw = await this.read(metaName(tenant, name, version), { maxBytes: MAX_META_BYTES, optional: true });
+    if (!raw) return undefined;
+    const meta = modelsV1.ModelPublished.fromJSON(JSON.parse(new TextDecoder().decode(raw)));
+    this.check(meta);
     return meta;
   }
 

@@ -1,5 +1,5 @@
 import { Streams } from '@aisle/contracts';
-import { connectBus, serveGrpc, type ServiceBase, type StartedService } from '@aisle/runtime';
+import { connectBus, ModelRegistry, serveGrpc, type ServiceBase, type StartedService } from '@aisle/runtime';
 import { openStore } from '@aisle/store';
 import type { ExperimentConfig } from './config';
 import { experimentGrpcService } from './experiment.grpc';
@@ -7,6 +7,7 @@ import {
   DefinitionCache,
   definitionStore,
   ExperimentBucket,
+  modelActivation,
   resultPublisher,
   ServedProgress,
   startOutcomeConsumer,
@@ -24,14 +25,21 @@ export async function startExperiment(base: ServiceBase, config: ExperimentConfi
   const { logger, lifecycle } = base;
   const store = await openStore(config.storeUrl);
   lifecycle.onShutdown('store', () => store.close());
-  const bus = await connectBus(base, config, [Streams.RANKING, Streams.EVENTS, Streams.EXPERIMENTS]);
+  const bus = await connectBus(base, config, [Streams.RANKING, Streams.EVENTS, Streams.EXPERIMENTS, Streams.MODELS]);
   const bucket = await ExperimentBucket.open(bus.nc, { replicas: config.natsStreamReplicas });
   const definitions = new DefinitionCache();
   const stopWatch = await bucket.watch((all) => definitions.set(all.values()), logger);
   lifecycle.onShutdown('definitions watch', stopWatch);
 
   const repository = new JoinRepository(store.documents);
-  const service = new ExperimentService(definitionStore(bucket), repository, resultPublisher(bus.publisher));
+  const registry = await ModelRegistry.open(bus.nc, { replicas: config.natsStreamReplicas });
+  const service = new ExperimentService(
+    definitionStore(bucket),
+    repository,
+    resultPublisher(bus.publisher),
+    () => Date.now(),
+    modelActivation(registry, bus.publisher),
+  );
   const progress = new ServedProgress();
   const common = {
     js: bus.js,

@@ -1,11 +1,24 @@
-import { clickstreamV1, ContentTypes, experimentV1, Headers, rankingV1, Streams, Subjects } from '@aisle/contracts';
+import {
+  clickstreamV1,
+  ContentTypes,
+  experimentV1,
+  Headers,
+  InvalidArgumentError,
+  NotFoundError,
+  rankingV1,
+  Streams,
+  Subjects,
+} from '@aisle/contracts';
 import { revalidateExperiment, type Experiment } from '@aisle/experiments';
 import {
   ACK,
   Counter,
   ExperimentBucket,
   ExperimentConflictError,
+  ModelVersionNotFoundError,
   startConsumerLoop,
+  type ModelName,
+  type ModelRegistry,
   type AsyncJetStreamPublisher,
   type ConsumerLoop,
   type JetStreamClient,
@@ -15,7 +28,12 @@ import {
   type Outcome,
   type Registry,
 } from '@aisle/runtime';
-import { DefinitionConflictError, type DefinitionStore, type ResultSink } from './experiment.service';
+import {
+  DefinitionConflictError,
+  type DefinitionStore,
+  type ModelActivation,
+  type ResultSink,
+} from './experiment.service';
 import type { JoinRepository } from './experiment.store';
 import {
   candidateExperiments,
@@ -40,6 +58,24 @@ export function definitionStore(bucket: ExperimentBucket): DefinitionStore {
     list: (tenant) => bucket.list(tenant),
     create: (e) => mapConflict(() => bucket.create(e)),
     update: (e, revision) => mapConflict(() => bucket.update(e, revision)),
+  };
+}
+
+const MODEL_NAMES: readonly ModelName[] = ['sasrec', 'text_encoder', 'ranker', 'churn', 'search_ranker'];
+
+/** Promotion through the model registry: the same activation (pointer + announcement) services hot-load. */
+export function modelActivation(registry: ModelRegistry, publisher: AsyncJetStreamPublisher): ModelActivation {
+  return {
+    activate: async (tenant, model, version) => {
+      if (!(MODEL_NAMES as readonly string[]).includes(model))
+        throw new InvalidArgumentError('arm.models', `unknown model '${model}'`);
+      try {
+        await registry.activate(publisher, tenant, model as ModelName, version);
+      } catch (err) {
+        if (err instanceof ModelVersionNotFoundError) throw new NotFoundError(err.message, { cause: err });
+        throw err;
+      }
+    },
   };
 }
 
