@@ -124,12 +124,15 @@ export class ServedProgress {
   private readUpTo = 0;
   private caughtUpAt = 0;
 
-  /** After a batch: the stream time of its last message, and whether nothing was pending when it came. */
-  advanced(streamTimeMs: number, caughtUpSince: number | undefined): void {
+  /** After a batch is stored: the stream time of its last message. */
+  advanced(streamTimeMs: number): void {
     this.readUpTo = Math.max(this.readUpTo, streamTimeMs);
-    if (caughtUpSince !== undefined) this.caughtUpAt = Math.max(this.caughtUpAt, caughtUpSince);
   }
 
+  /**
+   * The server said nothing was pending or unacknowledged when asked at `at`. (A message's own "nothing
+   * pending" is not enough: it is as of its delivery, and a batch may wait in the queue while more arrive.)
+   */
   caughtUp(at: number): void {
     this.caughtUpAt = Math.max(this.caughtUpAt, at);
   }
@@ -181,7 +184,6 @@ export async function startServedConsumer(
     logger: deps.logger,
     registry: deps.registry,
     handleBatch: async (msgs) => {
-      const started = Date.now();
       const outcomes: Outcome[] = [];
       const kept: ServedInExperiment[] = [];
       for (const m of msgs) {
@@ -199,7 +201,7 @@ export async function startServedConsumer(
       }
       await deps.repository.saveServed(kept);
       const last = msgs[msgs.length - 1];
-      if (last) deps.progress.advanced(streamTimeMs(last), last.info.pending === 0 ? started : undefined);
+      if (last) deps.progress.advanced(streamTimeMs(last));
       return outcomes;
     },
   });
