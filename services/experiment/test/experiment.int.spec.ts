@@ -21,6 +21,7 @@ import {
   ExperimentConflictError,
   grpc,
   isGrpcError,
+  ModelRegistry,
   startServiceInProcess,
   type InProcessService,
 } from '@aisle/runtime';
@@ -345,4 +346,40 @@ test('an arm that keeps failing is stopped by its guardrail, and the result even
   );
   expect(last.stopReason).toBe(stopped.stopReason);
   expect(last.guardrails.find((g) => g.tripped)?.arm).toBe('broken');
+});
+
+test('Promote: the winning arm\u2019s stored version becomes active and is announced; an unknown version is NOT_FOUND', async () => {
+  const registry = await ModelRegistry.open(nc);
+  const onnx = new TextEncoder().encode('not really onnx: the registry only checks the digest');
+  await registry.storeVersion({ tenant: 'promo', name: 'ranker', version: 'r2', onnx, sidecar: {}, meta: {} });
+  expect(await registry.activeMeta('promo', 'ranker')).toBeUndefined();
+  const announced: string[] = [];
+  const sub = registry.watch((m) => announced.push(`${m.tenant}/${m.name}/${m.version}`));
+  try {
+    await create({
+      tenant: 'promo',
+      id: 'next',
+      surface: Surface.SURFACE_RECOMMEND,
+      design: Design.DESIGN_INTERLEAVING,
+      arms: [{ name: 'active' }, { name: 'candidate', models: { ranker: 'r2' } }],
+    });
+    const promoted = await client.promote({ tenant: 'promo', id: 'next', arm: 'candidate', force: true });
+    expect(promoted.activated).toEqual({ ranker: 'r2' });
+    expect(promoted.experiment?.state).toBe(State.STATE_STOPPED);
+    expect((await registry.activeMeta('promo', 'ranker'))?.version).toBe('r2');
+    await eventually(() => announced.includes('promo/ranker/r2'), { what: 'the activation announced' });
+
+    await create({
+      tenant: 'promo',
+      id: 'ghost',
+      surface: Surface.SURFACE_RECOMMEND,
+      design: Design.DESIGN_AB,
+      arms: [{ name: 'a' }, { name: 'b', models: { ranker: 'never-stored' } }],
+    });
+    const missing = await grpcError(client.promote({ tenant: 'promo', id: 'ghost', arm: 'b', force: true }));
+    expect(missing.code).toBe(grpc.status.NOT_FOUND);
+    expect((await registry.activeMeta('promo', 'ranker'))?.version).toBe('r2');
+  } finally {
+    sub.unsubscribe();
+  }
 });
