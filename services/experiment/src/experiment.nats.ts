@@ -173,16 +173,10 @@ export async function startServedConsumer(
     'Served responses read, by result (kept, not_in_experiment, invalid)',
   );
   return startConsumerLoop({
-    js: deps.js,
-    jsm: deps.jsm,
+    ...deps,
     stream: Streams.RANKING.name,
     durable: deps.durable ?? 'experiment-served',
     filterSubject: Subjects.rankingServed,
-    batchSize: deps.batchSize,
-    maxInFlight: deps.maxInFlight,
-    ackWaitMs: deps.ackWaitMs,
-    logger: deps.logger,
-    registry: deps.registry,
     handleBatch: async (msgs) => {
       const outcomes: Outcome[] = [];
       const kept: ServedInExperiment[] = [];
@@ -227,16 +221,10 @@ export async function startOutcomeConsumer(
     'Outcomes with a request id during experiments, by result (joined, not_in_experiment, waiting)',
   );
   return startConsumerLoop({
-    js: deps.js,
-    jsm: deps.jsm,
+    ...deps,
     stream: Streams.EVENTS.name,
     durable: deps.durable ?? 'experiment-outcomes',
     filterSubject: Subjects.eventsAll,
-    batchSize: deps.batchSize,
-    maxInFlight: deps.maxInFlight,
-    ackWaitMs: deps.ackWaitMs,
-    logger: deps.logger,
-    registry: deps.registry,
     handleBatch: async (msgs) => {
       const outcomes: Outcome[] = msgs.map(() => ACK);
       const pending: Array<{ index: number; event: OutcomeEvent; experimentIds: string[] }> = [];
