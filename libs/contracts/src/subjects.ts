@@ -43,7 +43,7 @@ export const Subjects = {
 } as const;
 
 /** Which stream a dead letter came from: raw producer input, normalized events, feature notifications. */
-export type DlqSource = 'clickstream' | 'catalog' | 'events' | 'features';
+export type DlqSource = 'clickstream' | 'catalog' | 'events' | 'features' | 'ranking';
 
 export interface StreamSpec {
   readonly name: string;

@@ -50,6 +50,7 @@ export async function startExperiment(base: ServiceBase, config: ExperimentConfi
     batchSize: config.batchSize,
     maxInFlight: config.maxInFlight,
     ackWaitMs: config.ackWaitMs,
+    publisher: bus.publisher,
   };
   const served = await startServedConsumer({ ...common, progress, durable: SERVED_DURABLE });
   lifecycle.onShutdown('served consumer', () => served.stop());

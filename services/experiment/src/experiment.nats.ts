@@ -9,7 +9,7 @@ import {
   Streams,
   Subjects,
 } from '@aisle/contracts';
-import { revalidateExperiment, type Experiment } from '@aisle/experiments';
+import { PINNABLE_MODELS, revalidateExperiment, type Experiment } from '@aisle/experiments';
 import {
   ACK,
   Counter,
@@ -61,14 +61,13 @@ export function definitionStore(bucket: ExperimentBucket): DefinitionStore {
   };
 }
 
-const MODEL_NAMES: readonly ModelName[] = ['sasrec', 'text_encoder', 'ranker', 'churn', 'search_ranker'];
-
 /** Promotion through the model registry: the same activation (pointer + announcement) services hot-load. */
 export function modelActivation(registry: ModelRegistry, publisher: AsyncJetStreamPublisher): ModelActivation {
   return {
     activate: async (tenant, model, version) => {
-      if (!(MODEL_NAMES as readonly string[]).includes(model))
-        throw new InvalidArgumentError('arm.models', `unknown model '${model}'`);
+      // Definitions are validated: an arm pins only what ranking can serve in an arm.
+      if (!(PINNABLE_MODELS as readonly string[]).includes(model))
+        throw new InvalidArgumentError('arm.models', `'${model}' versions cannot be pinned per arm`);
       try {
         await registry.activate(publisher, tenant, model as ModelName, version);
       } catch (err) {
@@ -152,6 +151,8 @@ interface ConsumerDeps {
   batchSize: number;
   maxInFlight: number;
   ackWaitMs: number;
+  /** For the dead letters: what the consumers give up on. */
+  publisher: AsyncJetStreamPublisher;
 }
 
 const streamTimeMs = (m: JsMsg) => Math.floor(m.info.timestampNanos / 1e6);
@@ -177,6 +178,7 @@ export async function startServedConsumer(
     stream: Streams.RANKING.name,
     durable: deps.durable ?? 'experiment-served',
     filterSubject: Subjects.rankingServed,
+    deadLetter: { publisher: deps.publisher, subject: Subjects.dlq('ranking'), by: 'experiment' },
     handleBatch: async (msgs) => {
       const outcomes: Outcome[] = [];
       const kept: ServedInExperiment[] = [];
@@ -225,6 +227,7 @@ export async function startOutcomeConsumer(
     stream: Streams.EVENTS.name,
     durable: deps.durable ?? 'experiment-outcomes',
     filterSubject: Subjects.eventsAll,
+    deadLetter: { publisher: deps.publisher, subject: Subjects.dlq('events'), by: 'experiment' },
     handleBatch: async (msgs) => {
       const outcomes: Outcome[] = msgs.map(() => ACK);
       const pending: Array<{ index: number; event: OutcomeEvent; experimentIds: string[] }> = [];
