@@ -1,6 +1,7 @@
 import { StaleFallback } from './context';
 import type {
   CallBudget,
+  ChurnRiskPort,
   CoVisitationPort,
   Neighbor,
   Retrieved,
@@ -287,5 +288,20 @@ export class CachedSequenceRetrieval extends CachingPort<Retrieved> implements S
 
   clear(): void {
     this.cache.clear();
+  }
+}
+
+/** Churn risks per user for a TTL (the churn service rescores users every few minutes). */
+export class CachedChurnRisk extends CachingPort<{ risk: number | undefined }> implements ChurnRiskPort {
+  constructor(
+    private readonly port: ChurnRiskPort,
+    opts: CacheOptions,
+  ) {
+    super(port, opts);
+  }
+
+  async risk(userId: string, budget: CallBudget): Promise<number | undefined> {
+    const got = await cachedCall(this.cache, userId, async () => ({ risk: await this.port.risk(userId, budget) }));
+    return got.risk;
   }
 }

@@ -68,6 +68,7 @@ export interface RequestInit {
   surface: Surface;
   requestId: string;
   userId: string;
+  sessionId?: string | undefined;
   query: string;
   limit: number;
   filters: Filters;
@@ -87,6 +88,7 @@ export class RequestContext {
   readonly surface: Surface;
   readonly requestId: string;
   readonly userId: string;
+  readonly sessionId: string | undefined;
   readonly query: string;
   readonly limit: number;
   readonly filters: Filters;
@@ -105,6 +107,8 @@ export class RequestContext {
   coVisits: ReadonlyMap<string, readonly Neighbor[]> = new Map();
   /** The items the user interacted with, oldest first (history plus session items). */
   history: string[] = [];
+  /** The user's churn risk, when a rule asked for it and it is known. */
+  churnRisk: number | undefined;
 
   private controller: AbortController | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -123,6 +127,7 @@ export class RequestContext {
     this.surface = init.surface;
     this.requestId = init.requestId;
     this.userId = init.userId;
+    this.sessionId = init.sessionId;
     this.query = init.query;
     this.limit = init.limit;
     this.filters = init.filters;

@@ -313,3 +313,39 @@ describe('degradation: every dependency hangs (a stopped process)', () => {
     expect(r.items.find((i) => i.itemId === 'bomb')?.reasons[0]).toBe('often viewed with "Lavender Soap"');
   });
 });
+
+describe('the retention rule (an experiment arm treating users at churn risk)', () => {
+  const retained = (risk: () => Promise<number | undefined>) => {
+    const w = world();
+    const ports: PipelinePorts = {
+      catalog: w.catalog,
+      userContext: w.userContext,
+      coVisitation: w.coVisitation,
+      itemStats: w.stats,
+      popularity: w.stats,
+      churnRisk: { dependency: 'churn', risk },
+    };
+    return new RankingPipeline(ports, { tenant: 'shop', maxPerCategory: 10, retention: { boost: 10, threshold: 0.5 } });
+  };
+  const preferred = (r: RankingResult) =>
+    r.items.slice(0, 3).every((i) => ['soap', 'bomb', 'salt', 'sponge', 'toner', 'serum'].includes(i.itemId));
+
+  test('puts a user at risk in front of their preferred categories; leaves the others alone', async () => {
+    const base = await setup().pipeline.recommend({ ...recommend, limit: 5 });
+    const atRisk = await retained(async () => 0.9).recommend({ ...recommend, limit: 5 });
+    expect(atRisk.degraded).toBe(false);
+    expect(preferred(atRisk)).toBe(true);
+    expect(atRisk.items[0]?.score).toBeGreaterThan(10);
+    const safe = await retained(async () => 0.1).recommend({ ...recommend, limit: 5 });
+    expect(safe.items.every((i) => i.score < 10)).toBe(true);
+    expect(base.items.every((i) => i.score < 10)).toBe(true);
+  });
+
+  test('a churn service that fails degrades the answer and treats nobody', async () => {
+    const r = await retained(async () => {
+      throw new Error('connection refused');
+    }).recommend({ ...recommend, limit: 5 });
+    expect(r.degradedReasons).toEqual([expect.stringMatching(/^churn: connection refused/)]);
+    expect(r.items.every((i) => i.score < 10)).toBe(true);
+  });
+});

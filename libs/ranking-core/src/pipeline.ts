@@ -7,6 +7,7 @@ import { FeatureMatrixPool, featurize, namedFeatures, userSignals } from './feat
 import { passesFilters } from './filters';
 import type {
   CatalogPort,
+  ChurnRiskPort,
   CoVisitationPort,
   ImpressionSink,
   ItemStatsPort,
@@ -33,7 +34,7 @@ import {
   type SearchRequest,
   type SimilarItemsRequest,
 } from './requests';
-import { applyRules, type Scored } from './rules';
+import { applyRetention, applyRules, type RetentionRule, type Scored } from './rules';
 import { blendRelevance, scoreRows } from './score';
 import { servedEvent } from './served';
 import {
@@ -59,6 +60,8 @@ export interface PipelinePorts {
   textRetrieval?: TextRetrievalPort | undefined;
   /** Lexical search for the default search stage (usually the `Catalog`). */
   lexical?: LexicalSearchPort | undefined;
+  /** Churn risk, read for the retention rule (only when `retention` is set). */
+  churnRisk?: ChurnRiskPort | undefined;
   /** The learned ranker; the heuristic serves without one. Also settable later with `setRanker`. */
   ranker?: RankerPort | undefined;
   /** Orders anonymous sessions (Recommend with session items and no known user); `setSessionModel`. */
@@ -73,6 +76,8 @@ export interface PipelineOptions {
   deadlines?: Partial<DeadlinePolicy>;
   /** Replaces the default search candidate stage (BM25 over `lexical` + the text encoder). */
   searchStage?: SearchStage;
+  /** The retention rule (an experiment arm's treatment): needs the `churnRisk` port. */
+  retention?: RetentionRule | undefined;
   clock?: () => number;
   newRequestId?: () => string;
 }
@@ -152,15 +157,23 @@ export class RankingPipeline {
     );
   }
 
-  /** Loads the user and the co-visits of their recent items (one call); unknown users stay undefined. */
+  /**
+   * Loads the user and the co-visits of their recent items (one call); unknown users stay undefined. With
+   * the retention rule, the user's churn risk comes in parallel.
+   */
   private async loadUser(ctx: RequestContext): Promise<void> {
     if (!ctx.userId) return;
     const port = this.ports.userContext;
-    const got =
-      port.peek?.(ctx.userId) ??
-      (await ctx.call(port.dependency ?? 'user_context', (b) =>
-        port.userContext(ctx.userId, { coVisitItems: COVISIT_SEEDS, coVisitLimit: COVISIT_PER_SEED }, b),
-      ));
+    const churn = this.opts.retention ? this.ports.churnRisk : undefined;
+    const cached = port.peek?.(ctx.userId);
+    const [got, risk] = await Promise.all([
+      cached ??
+        ctx.call(port.dependency ?? 'user_context', (b) =>
+          port.userContext(ctx.userId, { coVisitItems: COVISIT_SEEDS, coVisitLimit: COVISIT_PER_SEED }, b),
+        ),
+      churn ? ctx.call(churn.dependency ?? 'churn', (b) => churn.risk(ctx.userId, b)) : undefined,
+    ]);
+    ctx.churnRisk = risk;
     ctx.user = got?.user;
     ctx.coVisits = got?.coVisits ?? new Map();
     ctx.history = ctx.user ? ctx.user.recent.map((r) => r.itemId) : [];
@@ -297,6 +310,7 @@ export class RankingPipeline {
         }
         return { itemId, score, item: items[row], row };
       });
+      if (this.opts.retention && !opts.keepAll) applyRetention(scored, ctx.user, ctx.churnRisk, this.opts.retention);
       const ordered = opts.keepAll
         ? scored.sort((a, b) => b.score - a.score)
         : applyRules(scored, ctx.context, this.maxPerCategory);

@@ -134,6 +134,12 @@ export interface TextRetrievalPort extends Named {
   byText(text: string, k: number, exclude: readonly string[], budget: CallBudget): Promise<Retrieved>;
 }
 
+/** Churn risk of a user (probability of going quiet), for rules that treat users at risk. */
+export interface ChurnRiskPort extends Named {
+  /** Undefined for a user never scored. */
+  risk(userId: string, budget: CallBudget): Promise<number | undefined>;
+}
+
 /** The learned ranker: scores `rows` rows of a row-major [rows, RANKER_DIM] matrix of RANKER_FEATURES. */
 export interface RankerPort {
   readonly version: string;
@@ -169,17 +175,39 @@ export interface LexicalSearchPort {
 
 export type Surface = 'recommend' | 'search' | 'rank' | 'similar_items';
 
+/** How one arm's ranking went for a request in an experiment. */
+export interface ArmRun {
+  arm: string;
+  latencyMs: number;
+  degraded: boolean;
+  /** The arm's ranking failed and the response fell back to the production ranking. */
+  failed: boolean;
+  error: string;
+}
+
+/** The experiment a response belonged to (see `aisle.ranking.v1.Exposure`). */
+export interface ServedExposure {
+  experimentId: string;
+  /** A/B: the unit's arm; interleaving: ''. */
+  arm: string;
+  interleaved: boolean;
+  runs: ArmRun[];
+}
+
 /** One served response: the impression published on `aisle.ranking.v1.served`. */
 export interface ServedEvent {
   requestId: string;
   tenant: string;
   userId: string;
+  sessionId?: string | undefined;
   surface: Surface;
   query: string;
-  items: Array<{ itemId: string; position: number; score: number }>;
+  /** `team`: interleaving, the arm that contributed the item. */
+  items: Array<{ itemId: string; position: number; score: number; team?: string | undefined }>;
   modelVersion: string;
   degraded: boolean;
   servedAt: number;
+  experiment?: ServedExposure | undefined;
 }
 
 export interface ImpressionSink {

@@ -34,11 +34,14 @@ export interface RecommendRequest extends CallerInfo {
   explain: boolean;
   /** For anonymous visitors (or on top of the history): items seen in this session, oldest first. */
   sessionItemIds: string[];
+  /** The visitor's session (anonymous visitors are assigned to experiment arms by it). */
+  sessionId?: string | undefined;
 }
 
 export interface SearchRequest extends CallerInfo {
   query: string;
   userId: string;
+  sessionId?: string | undefined;
   limit: number;
   filters: Filters;
   explain: boolean;

@@ -1,4 +1,4 @@
-import type { RankingItem } from './ports';
+import type { RankingItem, UserProfile } from './ports';
 
 export interface Scored {
   itemId: string;
@@ -6,6 +6,40 @@ export interface Scored {
   /** Undefined for items not in the catalog (Rank keeps them). */
   item: RankingItem | undefined;
   row: number;
+}
+
+/** A retention treatment: users at churn risk see more of what they already like. */
+export interface RetentionRule {
+  /** Added to the score of items in the user's preferred categories. */
+  boost: number;
+  /** Churn risk from which a user is treated. */
+  threshold: number;
+}
+
+/** How many of a user's strongest category affinities the retention rule favours. */
+export const RETENTION_CATEGORIES = 3;
+
+/**
+ * The retention rule: for a user whose churn risk is at least the threshold, items in their strongest
+ * category affinities get `boost` added. Returns how many items it boosted.
+ */
+export function applyRetention(
+  items: Scored[],
+  user: UserProfile | undefined,
+  churnRisk: number | undefined,
+  rule: RetentionRule,
+): number {
+  if (!user || churnRisk === undefined || churnRisk < rule.threshold || rule.boost <= 0) return 0;
+  const preferred = user.affinity.slice(0, RETENTION_CATEGORIES).map((a) => a.category);
+  let boosted = 0;
+  for (const it of items) {
+    const category = it.item?.category;
+    if (category && preferred.some((p) => category.startsWith(p))) {
+      it.score += rule.boost;
+      boosted++;
+    }
+  }
+  return boosted;
 }
 
 /** How many of the first positions the diversity rule looks at. */
