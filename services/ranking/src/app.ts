@@ -1,5 +1,7 @@
 import { Streams } from '@aisle/contracts';
+import type { Experiment } from '@aisle/experiments';
 import {
+  CachedChurnRisk,
   CachedCoVisitation,
   CachedSequenceRetrieval,
   CachedUserContext,
@@ -7,9 +9,11 @@ import {
   ItemStatsTable,
   RankingPipeline,
   type CatalogUpsert,
+  type PipelinePorts,
 } from '@aisle/ranking-core';
 import {
   connectBus,
+  ExperimentBucket,
   followCatalog,
   ModelSlot,
   openModelRegistry,
@@ -20,9 +24,14 @@ import {
   type StartedService,
 } from '@aisle/runtime';
 import { openStore } from '@aisle/store';
+import { randomUUID } from 'node:crypto';
+import { ArmPipelineCache } from './arm-pipelines';
+import { churnClient, churnGrpcClient } from './churn-client.grpc';
 import type { RankingConfig } from './config';
 import { embeddingClient, embeddingGrpcClient } from './embedding-client.grpc';
 import { featureClient, featureGrpcClient, refreshItemStats } from './feature-client.grpc';
+import { ExperimentRouter } from './experiments';
+import { followExperiments, pinnedVersions, RegistryPinnedRankers } from './experiments.nats';
 import { ImpressionBuffer, jetStreamImpressions } from './impressions.nats';
 import { loadRanker, probeRanker, type ServingRanker } from './ranker.ort';
 import { rankingGrpcService } from './ranking.grpc';
@@ -37,7 +46,10 @@ const catalogUpsert = (i: CatalogUpsert): CatalogUpsert => ({
   inStock: i.inStock,
 });
 
-/** What ranking holds for one tenant: its catalog, item statistics, caches, learned ranker and pipeline. */
+/**
+ * What ranking holds for one tenant: its catalog, item statistics, caches, learned ranker and pipeline, and
+ * its experiments' arms (their pipelines and pinned ranker versions) behind the router that serves it.
+ */
 interface TenantRanking {
   readonly catalog: Catalog;
   /** User contexts, dropped on the feature service's change announcements. */
@@ -47,6 +59,9 @@ interface TenantRanking {
   /** Refreshes item statistics soon (a change was announced). */
   poke(): void;
   readonly pipeline: RankingPipeline;
+  readonly router: ExperimentRouter;
+  readonly arms: ArmPipelineCache;
+  readonly pinned: RegistryPinnedRankers;
   readonly ranker: ModelSlot<ServingRanker>;
   stop(): Promise<void>;
 }
@@ -61,9 +76,11 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
   const credentials = outgoingCredentials(config);
   const featureChannel = featureGrpcClient(config.featureAddr, credentials);
   const embeddingChannel = embeddingGrpcClient(config.embeddingAddr, credentials);
+  const churnChannel = churnGrpcClient(config.churnAddr, credentials);
   lifecycle.onShutdown('clients', () => {
     featureChannel.close();
     embeddingChannel.close();
+    churnChannel.close();
   });
   const registry = await openModelRegistry(bus, config, logger);
   const impressions = new ImpressionBuffer(
@@ -73,6 +90,9 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
     base.registry,
   );
   lifecycle.onShutdown('impressions', () => impressions.close(2000));
+  // Experiments (every tenant's) followed from the KV bucket; each tenant routes its own requests.
+  let experiments: readonly Experiment[] = [];
+  const bucket = await ExperimentBucket.open(bus.nc, { replicas: config.natsStreamReplicas });
 
   // One deployment serves every declared tenant: each gets its own catalog, statistics and ranker.
   const tenants = new PerTenant<TenantRanking>(base.tenants, {
@@ -108,24 +128,48 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         maxEntries: config.retrievalCacheSize,
         ttlMs: 60_000,
       });
-      const pipeline = new RankingPipeline(
-        {
-          catalog,
-          lexical: catalog,
-          userContext: users,
-          coVisitation: new CachedCoVisitation(features, { maxEntries: 50_000, ttlMs: config.itemCacheMs }),
-          itemStats,
-          popularity: itemStats,
-          sequenceRetrieval: retrieval,
-          textRetrieval: embedding,
-          impressions,
-        },
-        {
-          tenant,
-          maxPerCategory: config.maxPerCategory,
-          deadlines: { deadlineMs: config.deadlineMs, dependencyTimeoutMs: config.dependencyTimeoutMs },
-        },
+      const ports: PipelinePorts = {
+        catalog,
+        lexical: catalog,
+        userContext: users,
+        coVisitation: new CachedCoVisitation(features, { maxEntries: 50_000, ttlMs: config.itemCacheMs }),
+        itemStats,
+        popularity: itemStats,
+        sequenceRetrieval: retrieval,
+        textRetrieval: embedding,
+        churnRisk: new CachedChurnRisk(churnClient(tenant, churnChannel), { maxEntries: 100_000, ttlMs: 60_000 }),
+      };
+      const options = {
+        tenant,
+        maxPerCategory: config.maxPerCategory,
+        deadlines: { deadlineMs: config.deadlineMs, dependencyTimeoutMs: config.dependencyTimeoutMs },
+      };
+      const pipeline = new RankingPipeline({ ...ports, impressions }, options);
+      // The production configuration without impressions: what an experiment falls back to.
+      const fallback = new RankingPipeline(ports, options);
+      // Arms get their own pipelines (pinned ranker versions loaded ahead); the router picks per request
+      // and publishes the exposure with the impression.
+      const pinned = new RegistryPinnedRankers(registry, tenant, log);
+      const arms = new ArmPipelineCache(
+        (s) =>
+          new RankingPipeline(ports, {
+            ...options,
+            maxPerCategory: s.maxPerCategory ?? config.maxPerCategory,
+            retention: s.retention,
+          }),
+        pinned,
       );
+      arms.retain(experiments);
+      pinned.sync(pinnedVersions(experiments, tenant, Date.now()));
+      const router = new ExperimentRouter({
+        tenant,
+        production: pipeline,
+        fallback,
+        arms,
+        experiments: () => experiments,
+        impressions,
+        newRequestId: randomUUID,
+      });
       // The learned ranker: hot-swapped on publication; the heuristic serves until one exists.
       const ranker = new ModelSlot<ServingRanker>({
         registry,
@@ -133,7 +177,11 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         name: 'ranker',
         load: loadRanker,
         probe: probeRanker,
-        activate: (model) => pipeline.setRanker(model),
+        activate: (model) => {
+          pipeline.setRanker(model);
+          fallback.setRanker(model);
+          arms.setActiveRanker(model);
+        },
         logger: log,
         metrics: base.registry,
       });
@@ -144,9 +192,13 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         retrieval,
         poke: () => statsRefresh.poke(),
         pipeline,
+        router,
+        arms,
+        pinned,
         ranker,
         stop: async () => {
           statsRefresh.stop();
+          pinned.sync(new Set());
           await ranker.stop();
         },
       };
@@ -154,6 +206,14 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
     dispose: (t) => t.stop(),
   });
   lifecycle.onShutdown('tenants', () => tenants.stop());
+  const stopExperiments = await followExperiments(bucket, logger, (list) => {
+    experiments = list;
+    for (const [tenant, t] of tenants.built()) {
+      t.arms.retain(list);
+      t.pinned.sync(pinnedVersions(list, tenant, Date.now()));
+    }
+  });
+  lifecycle.onShutdown('experiments watch', stopExperiments);
   await tenants.start();
   const served = (tenant: string) => tenants.built().find(([t]) => t === tenant)?.[1];
   const updates = followUserUpdates(
@@ -188,13 +248,16 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
   });
   base.setStatus(() => ({
     service: base.name,
+    experiments: experiments.map((e) => `${e.tenant}/${e.id}`),
     tenants: Object.fromEntries(
-      tenants
-        .built()
-        .map(([tenant, t]) => [
-          tenant,
-          { catalogItems: t.catalog.size, ranker: t.ranker.current?.version ?? 'heuristic' },
-        ]),
+      tenants.built().map(([tenant, t]) => [
+        tenant,
+        {
+          catalogItems: t.catalog.size,
+          ranker: t.ranker.current?.version ?? 'heuristic',
+          experimentRankers: t.pinned.versions,
+        },
+      ]),
     ),
     // The shape every service reports its loaded versions in (the console reads it).
     models: tenants
@@ -204,7 +267,7 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
       ),
   }));
   const grpc = await serveGrpc(base, config, [
-    rankingGrpcService(async (tenant) => (await tenants.get(tenant)).pipeline, base),
+    rankingGrpcService(async (tenant) => (await tenants.get(tenant)).router, base),
   ]);
   return {
     grpc,

@@ -68,6 +68,10 @@ export const configSpec = {
     description:
       'most catalog items kept in memory (titles, categories, prices; no descriptions); new items beyond are refused and logged',
   }),
+  churnAddr: env.string('AISLE_CHURN_ADDR', {
+    default: defaultAddress('churn-prediction'),
+    description: 'churn-prediction gRPC address (asked only by experiment arms with a retention boost)',
+  }),
   maxPerCategory: env.int('AISLE_RANKING_MAX_PER_CATEGORY', {
     default: 3,
     min: 1,

@@ -1,7 +1,8 @@
 import { rankingV1 } from '@aisle/contracts';
-import type { Filters, RankingPipeline, RankingResult } from '@aisle/ranking-core';
+import type { Filters, RankingResult } from '@aisle/ranking-core';
 import { bindUnaryService, type grpc, type GrpcInstrumentation, type UnaryHandlers } from '@aisle/runtime';
 import { DEFAULT_TENANT } from '@aisle/contracts';
+import type { RankingSurfaces } from './experiments';
 
 type Definition = typeof rankingV1.RankingServiceService;
 
@@ -31,7 +32,7 @@ function response(r: RankingResult) {
  * before this runs) with the caller's deadline and cancellation.
  */
 export function rankingGrpcService(
-  pipelineOf: (tenant: string) => Promise<RankingPipeline>,
+  pipelineOf: (tenant: string) => Promise<RankingSurfaces>,
   instr: GrpcInstrumentation,
 ): { definition: Definition; implementation: grpc.UntypedServiceImplementation } {
   const forRequest = (req: { tenant: string }) => pipelineOf(req.tenant || DEFAULT_TENANT);
@@ -47,6 +48,7 @@ export function rankingGrpcService(
           context: req.context,
           explain: req.explain,
           sessionItemIds: req.sessionItemIds,
+          sessionId: req.sessionId ?? '',
           callerDeadline: ctx.deadline,
           signal: () => ctx.signal,
         }),
@@ -58,6 +60,7 @@ export function rankingGrpcService(
         ).search({
           query: req.query,
           userId: req.userId,
+          sessionId: req.sessionId ?? '',
           limit: req.limit,
           filters: filtersOf(req.filters),
           explain: req.explain,
