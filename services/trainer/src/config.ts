@@ -1,4 +1,4 @@
-import { commonConfig, env, modelConfig, readConfig, type ConfigOf, type Env } from '@aisle/runtime';
+import { commonConfig, defaultAddress, env, modelConfig, readConfig, type ConfigOf, type Env } from '@aisle/runtime';
 
 export const configSpec = {
   ...commonConfig,
@@ -66,6 +66,15 @@ export const configSpec = {
   }),
   sasrecEpochs: env.int('AISLE_TRAINER_SASREC_EPOCHS', { default: 12, min: 1, description: 'most SASRec epochs' }),
   seed: env.int('AISLE_TRAINER_SEED', { default: 1, description: 'training seed' }),
+  experiment: env.optionalString('AISLE_TRAINER_EXPERIMENT', {
+    description:
+      'instead of publishing the ranker candidate, store it and start an interleaving experiment with this id ' +
+      '(the active ranker against the candidate, on Recommend); promote the winner with ExperimentService.Promote',
+  }),
+  experimentAddr: env.string('AISLE_EXPERIMENT_ADDR', {
+    default: defaultAddress('experiment'),
+    description: 'experiment service gRPC address (with AISLE_TRAINER_EXPERIMENT)',
+  }),
 };
 
 export type TrainerConfig = ConfigOf<typeof configSpec>;

@@ -4,6 +4,7 @@ import { connectBus, openModelRegistry, type ServiceBase } from '@aisle/runtime'
 import type { Store } from '@aisle/store';
 import type { TrainerConfig } from './config';
 import { readTrainingEvents } from './events.store';
+import { enterExperiment } from './experiment-arm.grpc';
 import { heldOutSlice, scoreOnHeldOut, trainCandidates, type ModelName, type ShopItem } from './pipeline';
 import { qualityGate } from './quality-gate';
 
@@ -18,6 +19,8 @@ export interface JobReport {
     published: boolean;
     version: string | undefined;
     reason: string;
+    /** The experiment the candidate entered instead of being published. */
+    experiment?: string;
   }>;
 }
 
@@ -121,26 +124,54 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
     } catch (err) {
       log.warn('active model could not be scored; treating it as absent', { model: c.name, err });
     }
-    const decision = qualityGate(
-      { metric: score.metric, candidate: score.value, cases: score.cases, active: activeValue },
-      { minHeldOutCases: config.minHeldOutCases, tolerance: config.tolerance },
-    );
     const metrics: Record<string, number> = {
       [`heldout_${score.metric}`]: score.value,
       heldout_cases: score.cases,
       ...(activeValue !== undefined ? { [`previous_${score.metric}`]: activeValue } : {}),
     };
+    const artifact = {
+      tenant,
+      name: c.name,
+      version,
+      onnx: c.onnx,
+      sidecar: c.sidecar,
+      meta: { metrics, dataRange, signature: c.signature, curves: c.curves },
+    };
+    // An online experiment judges a ranker candidate instead of the offline comparison, once there is an
+    // active ranker to compare it with; the gate's sanity checks (a finite metric, enough cases) still apply.
+    const experiment = c.name === 'ranker' && activeValue !== undefined ? config.experiment : undefined;
+    const decision = qualityGate(
+      { metric: score.metric, candidate: score.value, cases: score.cases, active: activeValue },
+      { minHeldOutCases: config.minHeldOutCases, tolerance: experiment ? Number.POSITIVE_INFINITY : config.tolerance },
+    );
+    if (experiment && decision.publish) {
+      const stored = await registry.storeVersion(artifact);
+      await enterExperiment(config, tenant, experiment, stored.version);
+      log.info('candidate entered an experiment', {
+        model: c.name,
+        metric: score.metric,
+        candidate: score.value,
+        cases: score.cases,
+        active: activeValue,
+        experiment,
+        version,
+      });
+      report.decisions.push({
+        model: c.name,
+        metric: score.metric,
+        candidate: score.value,
+        cases: score.cases,
+        active: activeValue,
+        published: false,
+        version,
+        reason: `entered experiment '${experiment}'`,
+        experiment,
+      });
+      continue;
+    }
     let published: string | undefined;
     if (decision.publish) {
-      const meta = await registry.publish(bus.publisher, {
-        tenant,
-        name: c.name,
-        version,
-        onnx: c.onnx,
-        sidecar: c.sidecar,
-        meta: { metrics, dataRange, signature: c.signature, curves: c.curves },
-      });
-      published = meta.version;
+      published = (await registry.publish(bus.publisher, artifact)).version;
       log.info('model published', {
         model: c.name,
         metric: score.metric,

@@ -1,8 +1,15 @@
 /** The trainer job end to end: store -> train -> compare with the active version -> object store + announcement. */
-import { MODELS_BUCKET, modelsV1, Streams, Subjects } from '@aisle/contracts';
+import { experimentV1, MODELS_BUCKET, modelsV1, Streams, Subjects } from '@aisle/contracts';
 import { generateShop, type GeneratedEvent } from '@aisle/datagen';
+import { createGrpcClient } from '@aisle/runtime';
 import { openStore, type StoredEvent } from '@aisle/store';
-import { runJobProcess, startNatsServer, tempSqliteUrl, type NatsServerHandle } from '@aisle/testkit';
+import {
+  runJobProcess,
+  startNatsServer,
+  startServiceProcess,
+  tempSqliteUrl,
+  type NatsServerHandle,
+} from '@aisle/testkit';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
 import { connect } from '@nats-io/transport-node';
@@ -74,15 +81,67 @@ test('trains all five models, publishes them, and compares the next run with the
     await nc.close();
   }
 
-  // Second run: every candidate is now scored against an active version.
-  const second = await runJobProcess('trainer', env);
-  expect(second.code).toBe(0);
-  const decisions = second.logs.filter(
-    (l) => l['msg'] === 'model published' || l['msg'] === 'candidate rejected; the active version stays',
-  );
-  expect(decisions).toHaveLength(5);
-  for (const d of decisions) expect(typeof d['active']).toBe('number');
+  // Second run: every candidate is now scored against an active version; the ranker candidate goes into an
+  // interleaving experiment against the active ranker instead of replacing it.
+  const experimentStore = tempSqliteUrl();
+  const experiments = await startServiceProcess('experiment', {
+    AISLE_NATS_URL: nats.url,
+    AISLE_STORE_URL: experimentStore.url,
+  });
+  try {
+    const activeRanker = await rankerPointer();
+    const second = await runJobProcess('trainer', {
+      ...env,
+      AISLE_TRAINER_EXPERIMENT: 'ranker-next',
+      AISLE_EXPERIMENT_ADDR: `127.0.0.1:${experiments.grpcPort}`,
+    });
+    expect(second.code).toBe(0);
+    const decisions = second.logs.filter((l) =>
+      ['model published', 'candidate rejected; the active version stays', 'candidate entered an experiment'].includes(
+        String(l['msg']),
+      ),
+    );
+    expect(decisions).toHaveLength(5);
+    for (const d of decisions) expect(typeof d['active']).toBe('number');
+    const entered = decisions.find((d) => d['msg'] === 'candidate entered an experiment');
+    expect(entered).toMatchObject({ model: 'ranker', experiment: 'ranker-next' });
+    // The active ranker did not change; the candidate is stored and pinned by the experiment's arm.
+    expect(await rankerPointer()).toEqual(activeRanker);
+    const client = createGrpcClient(experimentV1.ExperimentServiceService, `127.0.0.1:${experiments.grpcPort}`, {
+      deadlineMs: 5000,
+    });
+    try {
+      const { experiment } = await client.get({ tenant: 'default', id: 'ranker-next' });
+      expect(experiment?.design).toBe(experimentV1.Design.DESIGN_INTERLEAVING);
+      expect(experiment?.arms.map((a) => [a.name, a.models['ranker'] ?? ''])).toEqual([
+        ['active', ''],
+        ['candidate', entered?.['version']],
+      ]);
+    } finally {
+      client.close();
+    }
+    const nc = await connect({ servers: nats.url });
+    try {
+      const os = await new Objm(nc).open(MODELS_BUCKET);
+      expect(await os.info(`default/ranker/${String(entered?.['version'])}.meta.json`)).not.toBeNull();
+    } finally {
+      await nc.close();
+    }
+  } finally {
+    await experiments.stop();
+    experimentStore.dispose();
+  }
 });
+
+async function rankerPointer(): Promise<string> {
+  const nc = await connect({ servers: nats.url });
+  try {
+    const os = await new Objm(nc).open(MODELS_BUCKET);
+    return new TextDecoder().decode(await os.getBlob('active/default/ranker.json'));
+  } finally {
+    await nc.close();
+  }
+}
 
 test('too few events: nothing is trained, exit 0', async () => {
   const empty = tempSqliteUrl();
