@@ -41,6 +41,7 @@ const hosted: Record<keyof LocalStack['services'], string> = {
   embedding: 'aisle.embedding.v1.EmbeddingService',
   ranking: 'aisle.ranking.v1.RankingService',
   churn: 'aisle.churn.v1.ChurnService',
+  experiment: 'aisle.experiment.v1.ExperimentService',
 };
 
 // What a request body looks like from outside: proto3 JSON, Timestamps as RFC 3339 strings.

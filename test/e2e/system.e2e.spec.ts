@@ -4,10 +4,10 @@
  * search, re-ranking and churn alerts over gRPC and NATS; then embedding-inference is killed and
  * ranking degrades within its deadline, and recovers.
  */
-import { churnV1, featureV1, rankingV1, Streams } from '@aisle/contracts';
+import { churnV1, experimentV1, featureV1, rankingV1, Streams, Subjects } from '@aisle/contracts';
 import { generateShop } from '@aisle/datagen';
 import { startLocalStack, type LocalStack } from '@aisle/local-stack';
-import { createGrpcClient } from '@aisle/runtime';
+import { createGrpcClient, ModelRegistry } from '@aisle/runtime';
 import { eventually, publishShop, runJobProcess, tempSqliteUrl } from '@aisle/testkit';
 import { connectTestBus, consumerCaughtUp, readStream } from '../support/bus';
 
@@ -215,6 +215,131 @@ describe('the whole system', () => {
     const [p] = (await churn.predict({ tenant: '', userIds: [drifting[0]!] })).scores;
     expect(p?.known).toBe(true);
     expect(p?.topFactors.length).toBe(3);
+  });
+
+  test('an interleaving experiment between two ranker versions: served with teams, clicks joined, promoted in one call', async () => {
+    const experiments = createGrpcClient(
+      experimentV1.ExperimentServiceService,
+      `127.0.0.1:${stack.services.experiment.grpcPort}`,
+      { deadlineMs: 10_000 },
+    );
+    const registry = await ModelRegistry.open(bus.nc);
+    try {
+      // A second stored version of the ranker (the active one's artifact under a new name).
+      const active = (await registry.active('default', 'ranker'))!;
+      const candidate = `${active.meta.version}-b`;
+      await registry.storeVersion({
+        tenant: 'default',
+        name: 'ranker',
+        version: candidate,
+        onnx: active.onnx,
+        sidecar: active.sidecar,
+        meta: { metrics: active.meta.metrics, signature: active.meta.signature },
+      });
+      await experiments.create({
+        experiment: experimentV1.Experiment.fromPartial({
+          id: 'ranker-b',
+          surface: rankingV1.Surface.SURFACE_RECOMMEND,
+          design: experimentV1.Design.DESIGN_INTERLEAVING,
+          arms: [{ name: 'active' }, { name: 'candidate', models: { ranker: candidate } }],
+        }),
+      });
+      const status = async () =>
+        (await (await fetch(`http://127.0.0.1:${stack.services.ranking.metricsPort}/status`)).json()) as {
+          experiments: string[];
+          tenants: Record<string, { experimentRankers: string[] }>;
+        };
+      await eventually(async () => (await status()).tenants['default']?.experimentRankers.includes(candidate), {
+        what: 'ranking loaded the pinned version',
+        timeoutMs: 30_000,
+      });
+
+      // Shoppers click the first item of what they were shown, naming the request.
+      const users = [...heldOut.keys()].slice(0, 60);
+      const requestIds: string[] = [];
+      for (const [k, u] of users.entries()) {
+        const r = await ranking.recommend({
+          tenant: '',
+          userId: u,
+          limit: 10,
+          filters: undefined,
+          context: {},
+          explain: false,
+          sessionItemIds: [],
+        });
+        expect(r.degraded).toBe(false);
+        expect(r.modelVersion).toMatch(/^active=.*;candidate=/);
+        requestIds.push(r.requestId);
+        const click = {
+          event_id: `exp-click-${k}`,
+          type: 'click',
+          user_id: u,
+          item_id: r.items[0]!.itemId,
+          occurred_at: new Date().toISOString(),
+          request_id: r.requestId,
+          position: 1,
+        };
+        await bus.js.publish(Subjects.clickstream('click'), new TextEncoder().encode(JSON.stringify(click)));
+      }
+      const served = (await readStream(bus.jsm, Streams.RANKING.name))
+        .map((m) => rankingV1.Served.decode(m.data))
+        .filter((x) => requestIds.includes(x.requestId));
+      expect(served).toHaveLength(users.length);
+      for (const x of served) {
+        expect(x.experiment).toMatchObject({ experimentId: 'ranker-b', interleaved: true });
+        expect(x.experiment?.runs.map((r) => [r.arm, r.failed])).toEqual([
+          ['active', false],
+          ['candidate', false],
+        ]);
+        expect(new Set(x.items.map((i) => i.team))).toEqual(new Set(['active', 'candidate']));
+      }
+
+      // Every click is credited to the team of its item: one decided request each.
+      const result = await eventually(
+        async () => {
+          const { result } = await experiments.getResults({ tenant: '', id: 'ranker-b' });
+          const c = result?.interleaving?.clicks;
+          return c && c.winsA + c.winsB === users.length ? result : undefined;
+        },
+        { what: 'clicks joined to the experiment', timeoutMs: 60_000 },
+      );
+      expect(result.interleaving?.requests).toBe(users.length);
+      expect(result.interleaving?.clicks?.ties).toBe(0);
+      expect(result.arms.reduce((n, a) => n + a.clicks, 0)).toBe(users.length);
+      const p = result.interleaving?.clicks?.preference;
+      expect(p!.lower).toBeLessThanOrEqual(p!.value);
+      expect(p!.upper).toBeGreaterThanOrEqual(p!.value);
+
+      // Promotion after the experiment is one call: the candidate becomes active, the experiment stops.
+      const promoted = await experiments.promote({ tenant: '', id: 'ranker-b', arm: 'candidate', force: true });
+      expect(promoted.activated).toEqual({ ranker: candidate });
+      expect(promoted.experiment?.stopReason).toBe("promoted arm 'candidate'");
+      await eventually(
+        () =>
+          stack.services.ranking.logs.some(
+            (l) => l['msg'] === 'model active' && l['model'] === 'ranker' && l['version'] === candidate,
+          ),
+        { what: 'ranking hot-loaded the promoted version', timeoutMs: 30_000 },
+      );
+      // Stopped: requests leave the experiment and the promoted version serves them.
+      await eventually(
+        async () =>
+          (
+            await ranking.recommend({
+              tenant: '',
+              userId: users[0]!,
+              limit: 10,
+              filters: undefined,
+              context: {},
+              explain: false,
+              sessionItemIds: [],
+            })
+          ).modelVersion.includes(`ranker:${candidate}`),
+        { what: 'the promoted version serving outside the experiment', timeoutMs: 30_000 },
+      );
+    } finally {
+      experiments.close();
+    }
   });
 
   test('embedding-inference killed: Recommend answers within its deadline, degraded, and recovers', async () => {

@@ -13,7 +13,7 @@ import {
 export interface LocalStack {
   readonly nats: NatsServerHandle;
   readonly storeUrl: string;
-  readonly services: Record<'ingest' | 'feature' | 'embedding' | 'ranking' | 'churn', ServiceProcess>;
+  readonly services: Record<'ingest' | 'feature' | 'embedding' | 'ranking' | 'churn' | 'experiment', ServiceProcess>;
   /** The web console's process (absent when started without it). */
   readonly console: ServiceProcess | undefined;
   readonly embeddingPort: number;
@@ -58,7 +58,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       { ...base, ...opts.serviceEnv?.(name), ...env },
       { detached, ...(opts.nodeArgs?.[name] ? { nodeArgs: opts.nodeArgs[name] } : {}) },
     );
-  const [ingest, feature] = await Promise.all([start('ingest'), start('feature')]);
+  const [ingest, feature, experiment] = await Promise.all([start('ingest'), start('feature'), start('experiment')]);
   // Fixed ports, so that a restarted embedding-inference is found where the others (and the console) look.
   const embeddingMetricsPort = await freePort();
   const embeddingEnv = { AISLE_GRPC_PORT: String(embeddingPort), AISLE_METRICS_PORT: String(embeddingMetricsPort) };
@@ -67,9 +67,11 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     AISLE_FEATURE_ADDR: `127.0.0.1:${feature.grpcPort}`,
     AISLE_EMBEDDING_ADDR: `127.0.0.1:${embeddingPort}`,
   };
+  // Ranking asks churn-prediction (for retention arms): a port known before both start.
+  const churnPort = await freePort();
   const [ranking, churn] = await Promise.all([
-    start('ranking', { ...deps, ...opts.ranking }),
-    start('churn-prediction', deps),
+    start('ranking', { ...deps, AISLE_CHURN_ADDR: `127.0.0.1:${churnPort}`, ...opts.ranking }),
+    start('churn-prediction', { ...deps, AISLE_GRPC_PORT: String(churnPort) }),
   ]);
   const addr = (p: ServiceProcess) => `127.0.0.1:${p.grpcPort}`;
   const status = (p: ServiceProcess) => `http://127.0.0.1:${p.metricsPort ?? 0}/status`;
@@ -92,7 +94,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         });
   const readyUrl = consoleProcess?.logs.find((l) => l['msg'] === 'ready')?.['url'];
   const consoleUrl = typeof readyUrl === 'string' ? readyUrl : '';
-  const services = { ingest, feature, embedding, ranking, churn };
+  const services = { ingest, feature, embedding, ranking, churn, experiment };
   return {
     nats,
     storeUrl: opts.storeUrl,
