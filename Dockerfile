@@ -3,7 +3,7 @@
 # One image per service, from one file (README "Deploying" builds all six):
 #   docker build --build-arg SERVICE=ranking -t ghcr.io/aisle-platform/ranking:0.1.0 .
 #   docker build --build-arg SERVICE=embedding-inference --target runtime-gpu -t ghcr.io/aisle-platform/embedding-inference:0.1.0-cuda .
-# SERVICE is one of: ingest, feature, embedding-inference, ranking, churn-prediction, trainer.
+# SERVICE is one of: ingest, feature, embedding-inference, ranking, churn-prediction, experiment, trainer.
 # test/k8s/dockerfile.spec.ts runs the shell steps of the build stages against a `pnpm deploy` folder and
 # starts the result the way the runtime stages do, so a path mistake here fails `npm test`.
 #
@@ -24,7 +24,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends python3 make g+
 ENV npm_config_nodedir=/usr/local CI=true
 WORKDIR /src
 
-# ---- workspace: every package installed and compiled, shared by all six images (no SERVICE yet) ----
+# ---- workspace: every package installed and compiled, shared by all seven images (no SERVICE yet) ----
 FROM toolchain AS workspace
 # Dependencies first, from the lockfile alone, so that source edits keep this layer cached.
 COPY pnpm-lock.yaml pnpm-workspace.yaml ./

@@ -70,6 +70,7 @@ const services = [
     config: {
       AISLE_FEATURE_ADDR: `dns:///feature-headless:${GRPC}`,
       AISLE_EMBEDDING_ADDR: `dns:///embedding-inference-headless:${GRPC}`,
+      AISLE_CHURN_ADDR: `dns:///churn-prediction-headless:${GRPC}`,
       AISLE_RANKING_DEADLINE: '300ms',
     },
     callers: ['clients'],
@@ -82,7 +83,19 @@ const services = [
     replicas: { min: 2, max: 4 },
     startupSeconds: 120,
     config: { AISLE_FEATURE_ADDR: `dns:///feature-headless:${GRPC}`, AISLE_CHURN_THRESHOLD: '0.7' },
-    callers: ['clients'],
+    // Ranking asks for churn risk (experiment arms with a retention rule).
+    callers: ['clients', 'ranking'],
+  },
+  {
+    name: 'experiment',
+    component: 'experiments',
+    summary: 'online experiments: definitions, impressions joined to outcomes, results and guardrails',
+    resources: { requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '1', memory: '768Mi' } },
+    // One replica: its consumers are durable and its guardrails act in one place (see its README).
+    replicas: { min: 1, max: 1 },
+    config: { AISLE_EXPERIMENT_ANALYSIS_INTERVAL: '30s' },
+    // Platform teams manage experiments; the trainer puts candidates into them.
+    callers: ['clients', 'trainer'],
   },
 ];
 const trainerSpec = {
@@ -92,6 +105,7 @@ const trainerSpec = {
   config: {
     AISLE_TRAINER_MODELS: 'sasrec,text_encoder,ranker,churn',
     AISLE_TRAINER_HELD_OUT_SHARE: '0.1',
+    AISLE_EXPERIMENT_ADDR: `dns:///experiment-headless:${GRPC}`,
     AISLE_METRICS_PORT: '-1',
   },
 };
@@ -543,6 +557,8 @@ const TENANT_BUCKET_READ = [
   '$JS.API.CONSUMER.INFO.KV_aisle-tenants.*',
   '$JS.API.CONSUMER.DELETE.KV_aisle-tenants.*',
 ];
+/** Reading and watching the experiment definitions (ExperimentBucket.open, list, watch): the same calls. */
+const EXPERIMENT_BUCKET_READ = TENANT_BUCKET_READ.map((g) => g.replace('KV_aisle-tenants', 'KV_aisle-experiments'));
 /** feature's durable on EVENTS: per-replica followers on the same stream may never touch it. */
 const FEATURE_CONSUMER = [
   '$JS.API.CONSUMER.CREATE.EVENTS.feature.>',
@@ -638,12 +654,14 @@ const busUsers = [
     'ranking',
     [
       'Catalog changes (one consumer per replica), feature change notifications (a plain subscription: they drop',
-      'cached user contexts), the model bucket read only, impressions and dead letters out.',
+      'cached user contexts), the model bucket and experiment definitions read only, impressions and dead letters',
+      'out.',
     ],
     {
       publish: [
         ...provision('EVENTS', 'RANKING', 'DLQ'),
         ...anyNamed('EVENTS', 'aisle.events.v1.item'),
+        ...EXPERIMENT_BUCKET_READ,
         'aisle.ranking.v1.served',
         'aisle.dlq.v1.events',
       ],
@@ -666,9 +684,33 @@ const busUsers = [
       ],
     },
   ),
+  modelReader(
+    'experiment',
+    [
+      'Impressions and outcomes in (its two durables), the experiment definitions (the only writer), results and dead letters out;',
+      "Promote rewrites a model's active pointer (an object in the model bucket) to a stored version and announces it.",
+    ],
+    {
+      publish: [
+        ...provision('RANKING', 'EVENTS', 'EXPERIMENTS', 'DLQ'),
+        ...durable('RANKING', 'experiment-served', 'aisle.ranking.v1.served'),
+        ...durable('EVENTS', 'experiment-outcomes', 'aisle.events.v1.>'),
+        ...EXPERIMENT_BUCKET_READ,
+        '$KV.aisle-experiments.>',
+        'aisle.experiment.v1.result',
+        'aisle.dlq.v1.ranking',
+        'aisle.dlq.v1.events',
+        // The pointer object: written, and its previous chunks purged.
+        '$O.aisle-models.>',
+        '$JS.API.STREAM.PURGE.OBJ_aisle-models',
+        'aisle.models.v1.published',
+      ],
+      deny: FEATURE_CONSUMER,
+    },
+  ),
   {
     user: 'trainer',
-    about: ['The only writer of the model bucket and the only one to announce models (and refused candidates).'],
+    about: ['The only writer of model artifacts and the only one to announce new models (and refused candidates).'],
     publish: [
       '$JS.API.INFO',
       ...provision('DLQ'),

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 jest.setTimeout(300_000);
 
 const root = join(__dirname, '..', '..');
-const SERVICES = ['ingest', 'feature', 'embedding-inference', 'ranking', 'churn-prediction', 'trainer'];
+const SERVICES = ['ingest', 'feature', 'embedding-inference', 'ranking', 'churn-prediction', 'experiment', 'trainer'];
 
 interface Instruction {
   op: string;
@@ -176,7 +176,7 @@ test('the Dockerfile parses into the stages the README and the gpu component use
   expect(dockerfile.stages.map((s) => s.name)).toEqual(
     expect.arrayContaining(['toolchain', 'workspace', 'build', 'build-gpu', 'runtime', 'runtime-gpu']),
   );
-  // SERVICE is declared only after the shared workspace stage: the six images share its layers.
+  // SERVICE is declared only after the shared workspace stage: the seven images share its layers.
   for (const name of ['toolchain', 'workspace'])
     expect(stage(name).instructions.filter((i) => i.op === 'ARG' && i.args.startsWith('SERVICE'))).toEqual([]);
   expect(stage('build').instructions[0]).toEqual({ op: 'ARG', args: 'SERVICE' });

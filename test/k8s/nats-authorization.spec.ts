@@ -5,7 +5,7 @@
  * hot-loaded models, a Recommend answer from the learned ranker) without a single permission violation in
  * the server's log, and what each user must not do is refused.
  */
-import { rankingV1, Streams } from '@aisle/contracts';
+import { experimentV1, rankingV1, Streams } from '@aisle/contracts';
 import { startLocalStack, type LocalStack } from '@aisle/local-stack';
 import { connectNats, createGrpcClient, memoryLogger, type NatsConnection } from '@aisle/runtime';
 import { eventually, healthCheck, runJobProcess, tempSqliteUrl } from '@aisle/testkit';
@@ -20,7 +20,7 @@ jest.setTimeout(300_000);
 
 const root = join(__dirname, '..', '..');
 const AUTHORIZATION = join(root, 'k8s', 'overlays', 'prod', 'authorization.conf');
-const SERVICES = ['ingest', 'feature', 'embedding-inference', 'ranking', 'churn-prediction'];
+const SERVICES = ['ingest', 'feature', 'embedding-inference', 'ranking', 'churn-prediction', 'experiment'];
 const USERS = [...SERVICES, 'trainer', 'producer'];
 /** As scripts/k8s.mjs names them: the keys of the Secret aisle-nats-users. */
 const passwordVariable = (user: string) => `${user.toUpperCase().replace(/-/g, '_')}_PASSWORD`;
@@ -171,6 +171,51 @@ test('every service, the trainer and a producer do their work with exactly the g
   await eventually(async () => (await rankingJsm.streams.info(Streams.RANKING.name)).state.messages > 0, {
     what: 'served impressions',
   });
+
+  // An experiment: defined through the experiment service (KV write), followed by ranking (KV watch),
+  // its impressions joined (both durables), then promoted (the model pointer re-written and announced).
+  const rankerVersion = String(trainer.logs.find((l) => l['model'] === 'ranker')?.['version']);
+  const experiments = createGrpcClient(experimentV1.ExperimentServiceService, `127.0.0.1:${s.experiment.grpcPort}`, {
+    deadlineMs: 10_000,
+  });
+  const rankingAgain = createGrpcClient(rankingV1.RankingServiceService, `127.0.0.1:${s.ranking.grpcPort}`, {
+    deadlineMs: 5000,
+  });
+  try {
+    await experiments.create({
+      experiment: experimentV1.Experiment.fromPartial({
+        id: 'grants',
+        surface: rankingV1.Surface.SURFACE_RECOMMEND,
+        design: experimentV1.Design.DESIGN_INTERLEAVING,
+        arms: [{ name: 'active' }, { name: 'pinned', models: { ranker: rankerVersion } }],
+      }),
+    });
+    await eventually(
+      async () =>
+        (
+          await rankingAgain.recommend({
+            tenant: '',
+            userId: user,
+            limit: 5,
+            filters: undefined,
+            context: {},
+            explain: false,
+            sessionItemIds: [],
+          })
+        ).modelVersion.startsWith('active='),
+      { what: 'ranking interleaving the arms', timeoutMs: 30_000 },
+    );
+    await eventually(
+      async () =>
+        ((await experiments.getResults({ tenant: '', id: 'grants' })).result?.interleaving?.requests ?? 0) > 0,
+      { what: 'impressions joined', timeoutMs: 30_000 },
+    );
+    const promoted = await experiments.promote({ tenant: '', id: 'grants', arm: 'pinned', force: true });
+    expect(promoted.activated).toEqual({ ranker: rankerVersion });
+  } finally {
+    experiments.close();
+    rankingAgain.close();
+  }
   expect(violations()).toEqual([]);
 });
 
@@ -223,12 +268,23 @@ const FORBIDDEN: Record<string, { publish: string[]; subscribe: string[] }> = {
       '$O.aisle-models.M.forged',
       'aisle.models.v1.published',
       '$JS.API.CONSUMER.CREATE.EVENTS.feature.aisle.events.v1.item',
+      '$KV.aisle-experiments.default.forged',
     ],
     subscribe: ['_INBOX.>'],
   },
   'churn-prediction': {
     publish: ['$O.aisle-models.C.forged', '$JS.API.STREAM.DELETE.FEATURES', 'aisle.features.v1.user_updated'],
     subscribe: ['_INBOX_trainer.>'],
+  },
+  experiment: {
+    publish: [
+      'aisle.events.v1.view',
+      'aisle.ranking.v1.served',
+      '$JS.API.STREAM.DELETE.KV_aisle-experiments',
+      '$JS.API.STREAM.DELETE.OBJ_aisle-models',
+      '$JS.API.CONSUMER.MSG.NEXT.EVENTS.feature',
+    ],
+    subscribe: ['_INBOX.>', '_INBOX_ranking.>'],
   },
   trainer: {
     publish: ['aisle.events.v1.view', 'aisle.clickstream.v1.view', '$JS.API.STREAM.DELETE.OBJ_aisle-models'],

@@ -190,7 +190,7 @@ function neededFlows(r: Rendered, walker: PolicyWalker): Flow[] {
       flows.push({ from, to, port: targetPort(service, d.port, to)!, protocol: 'TCP', why: d.what });
     }
   }
-  for (const name of ['ingest', 'ranking', 'churn-prediction'])
+  for (const name of ['ingest', 'ranking', 'churn-prediction', 'experiment'])
     flows.push({ from: callers, to: podOf(name), port: 50051, protocol: 'TCP', why: 'callers use the API' });
   flows.push({ from: producers, to: podOf('nats'), port: 4222, protocol: 'TCP', why: 'producers publish' });
   for (const name of AISLE_SERVICES)

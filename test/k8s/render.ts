@@ -11,13 +11,14 @@ import { generateModelKeys, type ConfigSpec, type Env } from '@aisle/runtime';
 import { parseAllDocuments } from 'yaml';
 import { configSpec as churnSpec } from '../../services/churn-prediction/src/config';
 import { configSpec as embeddingSpec } from '../../services/embedding-inference/src/config';
+import { configSpec as experimentSpec } from '../../services/experiment/src/config';
 import { configSpec as featureSpec } from '../../services/feature/src/config';
 import { configSpec as ingestSpec } from '../../services/ingest/src/config';
 import { configSpec as rankingSpec } from '../../services/ranking/src/config';
 import { configSpec as trainerSpec } from '../../services/trainer/src/config';
 
 export const root = join(__dirname, '..', '..');
-export const AISLE_SERVICES = ['ingest', 'feature', 'embedding-inference', 'ranking', 'churn-prediction'];
+export const AISLE_SERVICES = ['ingest', 'feature', 'embedding-inference', 'ranking', 'churn-prediction', 'experiment'];
 export const AISLE_WORKLOADS = [...AISLE_SERVICES, 'trainer'];
 /** Each workload's configuration, as its config.ts reads it. */
 export const CONFIG_SPECS: Record<string, ConfigSpec> = {
@@ -26,6 +27,7 @@ export const CONFIG_SPECS: Record<string, ConfigSpec> = {
   'embedding-inference': embeddingSpec,
   ranking: rankingSpec,
   'churn-prediction': churnSpec,
+  experiment: experimentSpec,
   trainer: trainerSpec,
 };
 
