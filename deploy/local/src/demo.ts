@@ -2,7 +2,8 @@
  * `npm run demo`: the whole platform on the embedded store. Starts nats-server and every service as a
  * separate process, replays a generated shop through NATS like a producer would, runs the trainer job,
  * waits for the services to hot-load the models, then shows recommendations with reasons, a search and
- * the users most at risk of churning. `--once` exits when done; otherwise the stack runs until Ctrl-C.
+ * the users most at risk of churning; finally trains a second ranker into an interleaving experiment
+ * against the active one and reports it. `--once` exits when done; otherwise the stack runs until Ctrl-C.
  */
 import { churnV1, featureV1, Headers, rankingV1, Streams, Subjects } from '@aisle/contracts';
 import { generateShop } from '@aisle/datagen';
@@ -13,6 +14,7 @@ import { connect } from '@nats-io/transport-node';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { consoleTour } from './console-tour';
+import { runExperimentDemo } from './demo-experiment';
 import { startLocalStack } from './stack';
 
 const once = process.argv.includes('--once');
@@ -156,12 +158,23 @@ async function main(): Promise<void> {
   }
   const alerts = (await jsm.streams.info(Streams.CHURN.name)).state.messages;
   out(`   ${alerts} churn alert(s) published on ${Subjects.churnAlert}`);
+
+  out('\n6. An online experiment: a second ranker version against the active one, by team-draft interleaving');
+  await runExperimentDemo({
+    out,
+    shop,
+    env: stack.env(),
+    rankingAddr: `127.0.0.1:${s.ranking.grpcPort}`,
+    experimentAddr: `127.0.0.1:${s.experiment.grpcPort}`,
+    js,
+    requests: 1500,
+  });
   ranking.close();
   features.close();
   churn.close();
   for (const close of lateClose) await close();
 
-  out(`\n6. The console: ${stack.consoleUrl}`);
+  out(`\n7. The console: ${stack.consoleUrl}`);
   if (once) {
     const dir = join(dataDir, 'screenshots');
     const browser = await launchBrowser();
@@ -184,6 +197,9 @@ async function main(): Promise<void> {
     `  grpcurl -plaintext -d '{"query":"candle","limit":5}' 127.0.0.1:${s.ranking.grpcPort} aisle.ranking.v1.RankingService/Search`,
   );
   out(`  grpcurl -plaintext -d '{"page_size":5}' 127.0.0.1:${s.churn.grpcPort} aisle.churn.v1.ChurnService/ListAtRisk`);
+  out(
+    `  grpcurl -plaintext -d '{"id":"ranker-seed-2"}' 127.0.0.1:${s.experiment.grpcPort} aisle.experiment.v1.ExperimentService/GetResults`,
+  );
   out('Press Ctrl-C to stop.');
   for (const p of Object.values(s)) {
     void p.exited.then((code) => {
