@@ -54,6 +54,7 @@ async function start(): Promise<void> {
     AISLE_STORE_URL: store.url,
     AISLE_GRPC_PORT: '0',
     AISLE_METRICS_PORT: '-1',
+    AISLE_TENANTS: 'default,crud,srm,guard,promo,nobody',
     AISLE_LOG_LEVEL: 'warn',
     AISLE_EXPERIMENT_ANALYSIS_INTERVAL: '250ms',
     AISLE_EXPERIMENT_OUTCOME_RETRY: '200ms',
