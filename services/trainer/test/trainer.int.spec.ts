@@ -102,7 +102,10 @@ test('trains all five models, publishes them, and compares the next run with the
       ),
     );
     expect(decisions).toHaveLength(5);
-    for (const d of decisions) expect(typeof d['active']).toBe('number');
+    // A refused candidate logs the active version's figure as previous_<metric>.
+    const activeOf = (d: Record<string, unknown>) =>
+      d['active'] ?? Object.entries(d).find(([k]) => k.startsWith('previous_'))?.[1];
+    for (const d of decisions) expect(typeof activeOf(d)).toBe('number');
     const entered = decisions.find((d) => d['msg'] === 'candidate entered an experiment');
     expect(entered).toMatchObject({ model: 'ranker', experiment: 'ranker-next' });
     // The active ranker did not change; the candidate is stored and pinned by the experiment's arm.
