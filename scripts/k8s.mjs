@@ -665,7 +665,8 @@ const busUsers = [
         'aisle.ranking.v1.served',
         'aisle.dlq.v1.events',
       ],
-      subscribe: ['aisle.features.v1.user_updated'],
+      // Cached user contexts are dropped on a change and on a forget request.
+      subscribe: ['aisle.features.v1.user_updated', 'aisle.privacy.v1.forget'],
       deny: FEATURE_CONSUMER,
     },
   ),

@@ -88,6 +88,12 @@ export interface GrpcInstrumentation {
   readonly callers?: CallerPolicy | undefined;
   /** Admission control per RPC (bounded concurrency and queue); none when undefined. */
   readonly admission?: AdmissionLimits | undefined;
+  /**
+   * Whether the tenants' rate limits apply here (default true). Internal services that only Aisle's own
+   * services call (feature, embedding-inference) turn them off: a shop's traffic is limited where it enters
+   * (ingest, ranking, churn-prediction), and one Recommend makes several internal calls.
+   */
+  readonly tenantRateLimits?: boolean;
 }
 
 const CALLER_CANCELLED = new Error('the caller cancelled the call');
@@ -132,6 +138,7 @@ function serverMetrics(registry: Registry) {
 export function admitTenant(instr: GrpcInstrumentation, tenant: string, cost = 1): void {
   if (!instr.tenants) return;
   instr.tenants.require(tenant);
+  if (instr.tenantRateLimits === false) return;
   try {
     instr.tenants.admit(tenant, cost);
   } catch (err) {
@@ -211,36 +218,48 @@ export function bindUnaryService<D extends ServiceDefinition>(
       };
       // Whether the handler was started (a call shed before its turn is counted as shed, not as late).
       let ran = false;
-      const run = () =>
+      // Who calls, for which tenant and within its rate limit is checked before the call takes a place in
+      // the admission queue: an unknown caller, an undeclared tenant or a tenant over its limit is refused
+      // without taking a slot from other tenants' calls. Every request that names a tenant is checked here,
+      // before any handler sizes memory by it.
+      const check = (): Caller | undefined => {
+        let caller: Caller | undefined;
+        if (instr.callers) {
+          const authorization = call.metadata.get('authorization')[0];
+          caller = instr.callers.identify(
+            typeof authorization === 'string' ? authorization : undefined,
+            clientIdentities,
+          );
+          authorizeMethod(caller, rpc);
+        }
+        const tenant = (call.request as { tenant?: unknown } | null)?.tenant;
+        if (typeof tenant === 'string') {
+          const name = requestTenant(tenant);
+          if (caller) authorizeTenant(caller, name);
+          admitTenant(instr, name);
+        }
+        return caller;
+      };
+      const run = (caller: Caller | undefined) =>
         context.with(trace.setSpan(parent, span), async () => {
           ran = true;
-          // Every request that names a tenant is checked here, before any handler sizes memory by it.
-          let caller: Caller | undefined;
-          if (instr.callers) {
-            const authorization = call.metadata.get('authorization')[0];
-            caller = instr.callers.identify(
-              typeof authorization === 'string' ? authorization : undefined,
-              clientIdentities,
-            );
-            authorizeMethod(caller, rpc);
-          }
-          const tenant = (call.request as { tenant?: unknown } | null)?.tenant;
-          if (typeof tenant === 'string') {
-            const name = requestTenant(tenant);
-            if (caller) authorizeTenant(caller, name);
-            admitTenant(instr, name);
-          }
           return handler(call.request, { ...ctx, caller });
         });
-      const work = admission
-        ? admission.acquire(deadlineMs, signal).then(
-            (release) => run().finally(release),
-            (err: unknown) => {
-              metrics.shed.inc({ method: rpc, reason: err instanceof OverloadedError ? 'overloaded' : 'expired' });
-              throw err;
-            },
-          )
-        : run();
+      let work: Promise<unknown>;
+      try {
+        const caller = check();
+        work = admission
+          ? admission.acquire(deadlineMs, signal).then(
+              (release) => run(caller).finally(release),
+              (err: unknown) => {
+                metrics.shed.inc({ method: rpc, reason: err instanceof OverloadedError ? 'overloaded' : 'expired' });
+                throw err;
+              },
+            )
+          : run(caller);
+      } catch (err) {
+        work = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      }
       work.then(
         (response) => {
           finish(grpc.status.OK);

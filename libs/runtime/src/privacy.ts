@@ -54,7 +54,8 @@ export async function eraseIndexedMessages(
   }
 }
 
-function decodeForget(data: Uint8Array, contentType: string | undefined): privacyV1.ForgetUser | string {
+/** A forget request (protobuf or JSON by content type), or the reason it is not one. */
+export function decodeForget(data: Uint8Array, contentType: string | undefined): privacyV1.ForgetUser | string {
   try {
     return contentType === ContentTypes.json
       ? privacyV1.ForgetUser.fromJSON(JSON.parse(new TextDecoder().decode(data)))

@@ -97,7 +97,10 @@ export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig)
   }));
 
   const grpc = await serveGrpc(base, config, [
-    embeddingGrpcService(async (tenant) => (await tenants.get(tenant)).service, base),
+    embeddingGrpcService(async (tenant) => (await tenants.get(tenant)).service, {
+      ...base,
+      tenantRateLimits: false,
+    }),
   ]);
   lifecycle.onShutdown('tenants', () => tenants.stop());
   await tenants.start();

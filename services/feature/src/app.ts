@@ -50,6 +50,6 @@ export async function startFeature(base: ServiceBase, config: FeatureConfig): Pr
     retentionMs: config.appliedMarkerRetentionMs,
     prune: (cutoff) => store.documents.pruneApplied(APPLIED_MARKER_CONSUMER, cutoff),
   });
-  const grpc = await serveGrpc(base, config, [featureGrpcService(service, base)]);
+  const grpc = await serveGrpc(base, config, [featureGrpcService(service, { ...base, tenantRateLimits: false })]);
   return { grpc, details: { store: store.kind } };
 }

@@ -1,5 +1,5 @@
-import { DEFAULT_TENANT, featureV1, Subjects } from '@aisle/contracts';
-import type { Logger, NatsConnection } from '@aisle/runtime';
+import { DEFAULT_TENANT, featureV1, Headers, Subjects } from '@aisle/contracts';
+import { decodeForget, header, type Logger, type NatsConnection } from '@aisle/runtime';
 
 /** What a user-keyed cache needs to follow feature changes. */
 export interface UserInvalidation {
@@ -44,9 +44,24 @@ export function followUserUpdates(
       onUpdate(tenant);
     },
   });
+  // A forgotten user's cached context goes at once: the next answer for them is an anonymous one (ranking
+  // stores no user data of its own; stale() no longer has the entry either).
+  const forget = nc.subscribe(Subjects.privacyForget, {
+    callback: (err, msg) => {
+      if (err) return;
+      const req = decodeForget(msg.data, header(msg.headers, Headers.contentType));
+      if (typeof req === 'string' || !req.userId) return;
+      for (const c of caches.of(req.tenant || DEFAULT_TENANT)) c.invalidate(req.userId);
+    },
+  });
   // Ends when the connection closes.
   void (async () => {
     for await (const s of nc.status()) if (s.type === 'reconnect') for (const c of caches.all()) c.clear();
   })();
-  return { stop: () => sub.unsubscribe() };
+  return {
+    stop: () => {
+      sub.unsubscribe();
+      forget.unsubscribe();
+    },
+  };
 }
