@@ -4,9 +4,10 @@
  * search, re-ranking and churn alerts over gRPC and NATS; then embedding-inference is killed and
  * ranking degrades within its deadline, and recovers.
  */
-import { churnV1, experimentV1, featureV1, rankingV1, Streams, Subjects } from '@aisle/contracts';
+import { churnV1, embeddingV1, experimentV1, featureV1, rankingV1, Streams, Subjects } from '@aisle/contracts';
 import { generateShop } from '@aisle/datagen';
 import { startLocalStack, type LocalStack } from '@aisle/local-stack';
+import { CoClickSynonyms, onnxScorer, SearchEngine, SEMANTIC_NEIGHBOURS, type SynonymsJson } from '@aisle/ml';
 import { createGrpcClient, ModelRegistry } from '@aisle/runtime';
 import { eventually, publishShop, runJobProcess, tempSqliteUrl } from '@aisle/testkit';
 import { connectTestBus, consumerCaughtUp, readStream } from '../support/bus';
@@ -153,6 +154,69 @@ describe('the whole system', () => {
     });
     expect(sim.items.length).toBeGreaterThan(0);
     expect(sim.items.map((i) => i.itemId)).not.toContain(target.itemId);
+  });
+
+  test('Search serves what the search engine ranks with the published search model, each part explained', async () => {
+    // Planted: a query made of one item's title words finds that item first.
+    const target = shop.items[11]!;
+    const query = target.title.split(' ').slice(-2).join(' ');
+    const registry = await ModelRegistry.open(bus.nc);
+    const artifact = (await registry.active('default', 'search_ranker'))!;
+    const model = await onnxScorer(artifact.onnx, artifact.meta.version);
+    const synonymsJson = artifact.sidecar['synonyms'] as SynonymsJson | undefined;
+    const embedding = createGrpcClient(embeddingV1.EmbeddingServiceService, `127.0.0.1:${stack.embeddingPort}`, {
+      deadlineMs: 5000,
+    });
+    try {
+      // In the test: the same engine over the same catalog, with the neighbours embedding-inference gives.
+      const engine = new SearchEngine(
+        shop.items.map((i) => ({
+          id: i.itemId,
+          title: i.title,
+          description: i.description,
+          brand: i.brand,
+          category: i.category,
+        })),
+      );
+      const neighbours = await embedding.retrieve({
+        tenant: 'default',
+        text: query,
+        k: SEMANTIC_NEIGHBOURS,
+        excludeItemIds: [],
+        index: embeddingV1.RetrievalIndex.RETRIEVAL_INDEX_TEXT,
+      });
+      const expected = await engine.search(query, model, {
+        semantic: new Map(neighbours.items.map((n) => [n.itemId, n.score])),
+        synonyms: synonymsJson ? CoClickSynonyms.fromJSON(synonymsJson) : undefined,
+      });
+      expect(expected.hits[0]?.itemId).toBe(target.itemId);
+      // A late embedding answer (250 ms budget on a loaded machine) is a correct, degraded answer without
+      // semantic neighbours; this test compares full answers.
+      let s: rankingV1.SearchResponse | undefined;
+      for (let attempt = 0; attempt < 5 && (!s || s.degraded); attempt++)
+        s = await ranking.search({ tenant: '', query, userId: '', limit: 10, filters: undefined, explain: true });
+      expect(s?.degraded).toBe(false);
+      expect(s?.modelVersion).toContain(`search:${artifact.meta.version}`);
+      const inStock = new Set(shop.items.filter((i) => i.inStock).map((i) => i.itemId));
+      // Rules may move items (out of stock last, at most 3 of a category in the first ten), but the first
+      // in-stock item is the engine's, and every item has the engine's score and parts.
+      expect(s?.items[0]?.itemId).toBe(expected.hits.find((h) => inStock.has(h.itemId))?.itemId);
+      expect(s?.items).toHaveLength(10);
+      for (const item of s?.items ?? []) {
+        const hit = expected.hits.find((h) => h.itemId === item.itemId)!;
+        expect(item.score).toBeCloseTo(hit.score, 4);
+        for (const [feature, part] of Object.entries(hit.parts))
+          expect(item.contributions[`search.${feature}`]).toBeCloseTo(part, 4);
+        const sum = Object.values(item.contributions).reduce((a, x) => a + x, 0);
+        expect(sum).toBeCloseTo(item.score, 4);
+      }
+      expect(Object.keys(s?.items[0]?.contributions ?? {})).toEqual(
+        expect.arrayContaining(['search.bm25f_norm', 'search.bias']),
+      );
+    } finally {
+      embedding.close();
+      await model.release();
+    }
   });
 
   test('invalid requests get INVALID_ARGUMENT naming the field', async () => {

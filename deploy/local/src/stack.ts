@@ -21,7 +21,7 @@ export interface LocalStack {
   readonly consoleUrl: string;
   /** Environment for another process (the trainer) to join the stack. */
   env(): Record<string, string>;
-  /** Waits until the services have loaded what the trainer published (embedding's models, churn, the ranker). */
+  /** Waits until the services have loaded what the trainer published (embedding's models, churn, the ranker and search model). */
   modelsLoaded(timeoutMs?: number): Promise<void>;
   /** Restarts embedding-inference on its fixed port (after a kill, say). */
   restartEmbedding(): Promise<ServiceProcess>;
@@ -116,10 +116,11 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         async () => (await healthCheck(`127.0.0.1:${churn.grpcPort}`, 'aisle.churn.v1.ChurnService')) === 'SERVING',
         { what: 'churn model loaded', timeoutMs },
       );
-      await eventually(
-        loaded(() => ranking, 'ranker'),
-        { what: 'ranker loaded', timeoutMs },
-      );
+      for (const model of ['ranker', 'search_ranker'])
+        await eventually(
+          loaded(() => ranking, model),
+          { what: `${model} loaded by ranking`, timeoutMs },
+        );
     },
     async restartEmbedding() {
       embedding = await start('embedding-inference', embeddingEnv);

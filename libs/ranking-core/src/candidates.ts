@@ -1,3 +1,5 @@
+import type { SearchFeature } from '@aisle/ml';
+
 /** One proposed item and what each candidate source learned about it. */
 export interface Candidate {
   itemId: string;
@@ -15,7 +17,9 @@ export interface Candidate {
   covisVia?: string;
   /** Set when a popularity list proposed it: the category ('' = overall). */
   popularIn?: string;
-  /** Lexical (BM25) score normalized within the query, and the query terms it matched. */
+  /** Search: the search model's score, each feature's part of it, and the feature row it scored. */
+  search?: { score: number; parts: Partial<Record<SearchFeature, number>>; features: Float32Array };
+  /** Lexical (BM25F) score normalized within the query, and the query terms it matched. */
   lexical?: number;
   terms?: string[];
   /** Semantic similarity to the query (or to the seed item). */

@@ -1,9 +1,19 @@
-import { Bm25Index, itemText } from '@aisle/ml';
+import { SearchEngine } from '@aisle/ml';
 import { Catalog } from './catalog';
 import { ITEMS } from './testing.fixture';
 
+/** Items the catalog's search engine matches lexically (BM25F after query understanding), best first. */
+function found(c: Catalog, query: string): string[] {
+  const e = c.engine;
+  const scores = e.index.bm25f(e.understand(query).terms, e.config.bm25f);
+  return [...scores.keys()]
+    .filter((d) => (scores[d] as number) > 0)
+    .sort((a, b) => (scores[b] as number) - (scores[a] as number))
+    .map((d) => e.ids[d] as string);
+}
+
 describe('Catalog (in memory, bounded)', () => {
-  test('keeps only what ranking reads: no description or attributes, long titles cut', () => {
+  test('keeps only what ranking reads (no description or attributes, long titles cut); descriptions are indexed', () => {
     const c = new Catalog({ maxTitleLength: 20 });
     const upsert = {
       ...ITEMS[0]!,
@@ -22,6 +32,13 @@ describe('Catalog (in memory, bounded)', () => {
       inStock: true,
     });
     expect(Object.keys(kept ?? {})).not.toContain('description');
+    c.upsert([{ ...ITEMS[1]!, description: 'fizzy lavender ball' }]);
+    expect(found(c, 'fizzy')).toEqual(['bomb']);
+    // A price update without text leaves the indexed description; a new description replaces it.
+    c.upsert([{ ...ITEMS[1]!, price: 8 }]);
+    expect(found(c, 'fizzy')).toEqual(['bomb']);
+    c.upsert([{ ...ITEMS[1]!, description: 'round' }]);
+    expect(found(c, 'fizzy')).toEqual([]);
   });
 
   test('refuses new items beyond maxItems, still updates the ones it holds, and frees room on remove', () => {
@@ -33,8 +50,8 @@ describe('Catalog (in memory, bounded)', () => {
     expect(c.get(ITEMS[0]!.itemId)?.price).toBe(99);
     expect(c.remove(ITEMS[1]!.itemId)).toBe(true);
     expect(c.upsert([ITEMS[3]!])).toEqual({ added: 1, updated: 0, refused: 0 });
-    expect(c.search('sponge', 5).map((m) => m.itemId)).toEqual(['sponge']);
-    expect(c.search('bomb', 5)).toEqual([]);
+    expect(found(c, 'sponge')).toEqual(['sponge']);
+    expect(found(c, 'bomb')).toEqual([]);
   });
 
   test('categories and brands are shared between items (one string each)', () => {
@@ -45,26 +62,23 @@ describe('Catalog (in memory, bounded)', () => {
     expect(c.get(a.itemId)?.category).toBe(c.get(b.itemId)?.category);
   });
 
-  test('search: BM25 over the item text, normalized to the best match, with matched terms', () => {
+  test('search: the same index as an engine built from scratch over the same items', () => {
     const c = new Catalog();
     c.upsert(ITEMS);
-    const hits = c.search('bath soap', 3);
-    expect(hits[0]).toEqual({ itemId: 'soap', score: 1, terms: ['bath', 'soap'] });
-    expect(hits.every((h) => h.score > 0 && h.score <= 1)).toBe(true);
-    // The same scores as an index built from scratch over the shared item text.
-    const fresh = new Bm25Index(ITEMS.map(itemText));
-    const s = fresh.scoreAll('bath soap');
-    const max = Math.max(...s);
-    for (const h of hits)
-      expect(h.score).toBeCloseTo((s[ITEMS.findIndex((i) => i.itemId === h.itemId)] as number) / max, 5);
-    expect(c.search('unknown', 3)).toEqual([]);
+    const fresh = new SearchEngine(
+      ITEMS.map((i) => ({ id: i.itemId, title: i.title, brand: i.brand, category: i.category })),
+    );
+    const q = fresh.understand('bath soaps').terms;
+    expect(c.engine.index.bm25f(q, c.engine.config.bm25f)).toEqual(fresh.index.bm25f(q, fresh.config.bm25f));
+    expect(found(c, 'bath soaps')[0]).toBe('soap');
+    expect(found(c, 'unknown')).toEqual([]);
   });
 
   test('an upsert re-indexes that item: a renamed item is found by its new title only', () => {
     const c = new Catalog();
     c.upsert(ITEMS);
     c.upsert([{ ...ITEMS.find((i) => i.itemId === 'hammer')!, title: 'Rubber Mallet' }]);
-    expect(c.search('claw', 5).map((m) => m.itemId)).toEqual([]);
-    expect(c.search('mallet', 5).map((m) => m.itemId)).toEqual(['hammer']);
+    expect(found(c, 'claw')).toEqual([]);
+    expect(found(c, 'mallet')).toEqual(['hammer']);
   });
 });

@@ -1,6 +1,6 @@
 import type { Item } from '@aisle/contracts';
-import { Bm25Index, itemText } from '@aisle/ml';
-import type { CatalogPort, LexicalMatch, LexicalSearchPort, RankingItem } from './ports';
+import { SearchEngine, type SearchEngineConfig } from '@aisle/ml';
+import type { CatalogPort, RankingItem } from './ports';
 
 export interface CatalogLimits {
   /** Most items kept (per tenant: one catalog serves one tenant); further new items are refused. */
@@ -9,6 +9,8 @@ export interface CatalogLimits {
   maxTitleLength: number;
   maxCategoryLength: number;
   maxBrandLength: number;
+  /** Descriptions are indexed for Search (not kept) up to this length. */
+  maxDescriptionLength: number;
 }
 
 export const DEFAULT_CATALOG_LIMITS: CatalogLimits = {
@@ -16,10 +18,13 @@ export const DEFAULT_CATALOG_LIMITS: CatalogLimits = {
   maxTitleLength: 512,
   maxCategoryLength: 512,
   maxBrandLength: 128,
+  maxDescriptionLength: 4096,
 };
 
-/** What an upsert carries; anything else the producer sent (descriptions, attributes) is not kept. */
-export type CatalogUpsert = Pick<Item, 'itemId' | 'title' | 'category' | 'brand' | 'price' | 'inStock'>;
+/** What an upsert carries; anything else the producer sent (attributes) is not kept. */
+export type CatalogUpsert = Pick<Item, 'itemId' | 'title' | 'category' | 'brand' | 'price' | 'inStock'> &
+  /** Indexed by Search, not kept. */
+  Partial<Pick<Item, 'description'>>;
 
 export interface UpsertResult {
   added: number;
@@ -31,18 +36,20 @@ export interface UpsertResult {
 /**
  * The catalog as ranking needs it, in memory: only the fields filters, rules, features and reasons
  * read (no descriptions or attributes), with categories and brands shared between items, at most
- * `maxItems` items, and a BM25 index kept up to date item by item (an upsert re-indexes that item only).
+ * `maxItems` items, and the search engine (libs/ml `SearchEngine`: fields, spelling vocabulary, intent)
+ * kept up to date item by item: an upsert re-indexes that item only (its description too, which is
+ * indexed but not kept).
  */
-export class Catalog implements CatalogPort, LexicalSearchPort {
-  private readonly items = new Map<string, { item: RankingItem; doc: number }>();
-  private readonly docs: string[] = [];
-  private readonly freeDocs: number[] = [];
+export class Catalog implements CatalogPort {
+  private readonly items = new Map<string, RankingItem>();
   private readonly strings = new Map<string, string>();
-  private readonly bm25 = new Bm25Index();
   readonly limits: CatalogLimits;
+  /** What ranking's Search and `aisle eval --model search` query. */
+  readonly engine: SearchEngine;
 
-  constructor(limits: Partial<CatalogLimits> = {}) {
+  constructor(limits: Partial<CatalogLimits> = {}, search: Partial<SearchEngineConfig> = {}) {
     this.limits = { ...DEFAULT_CATALOG_LIMITS, ...limits };
+    this.engine = new SearchEngine([], search);
   }
 
   /** One copy of each category and brand string, however many items share it. */
@@ -58,7 +65,7 @@ export class Catalog implements CatalogPort, LexicalSearchPort {
 
   upsert(entries: Iterable<CatalogUpsert>): UpsertResult {
     const r: UpsertResult = { added: 0, updated: 0, refused: 0 };
-    const { maxTitleLength, maxCategoryLength, maxBrandLength } = this.limits;
+    const { maxTitleLength, maxCategoryLength, maxBrandLength, maxDescriptionLength } = this.limits;
     for (const e of entries) {
       const item: RankingItem = {
         itemId: e.itemId,
@@ -69,56 +76,45 @@ export class Catalog implements CatalogPort, LexicalSearchPort {
         inStock: e.inStock,
       };
       const existing = this.items.get(e.itemId);
-      if (existing) {
-        const textChanged =
-          existing.item.title !== item.title ||
-          existing.item.category !== item.category ||
-          existing.item.brand !== item.brand;
-        existing.item = item;
-        if (textChanged) this.bm25.set(existing.doc, itemText(item));
-        r.updated++;
-        continue;
-      }
-      if (this.items.size >= this.limits.maxItems) {
+      if (!existing && this.items.size >= this.limits.maxItems) {
         r.refused++;
         continue;
       }
-      const doc = this.freeDocs.pop() ?? this.docs.length;
-      this.docs[doc] = e.itemId;
-      this.items.set(e.itemId, { item, doc });
-      this.bm25.set(doc, itemText(item));
-      r.added++;
+      this.items.set(e.itemId, item);
+      // A price or stock update that carries no description leaves the indexed text as it was.
+      const textChanged =
+        !existing ||
+        e.description !== undefined ||
+        existing.title !== item.title ||
+        existing.category !== item.category ||
+        existing.brand !== item.brand;
+      if (textChanged)
+        this.engine.upsert([
+          {
+            id: item.itemId,
+            title: item.title,
+            description: e.description?.slice(0, maxDescriptionLength),
+            brand: item.brand,
+            category: item.category,
+          },
+        ]);
+      if (existing) r.updated++;
+      else r.added++;
     }
     return r;
   }
 
   remove(itemId: string): boolean {
-    const e = this.items.get(itemId);
-    if (!e) return false;
-    this.items.delete(itemId);
-    this.bm25.delete(e.doc);
-    this.docs[e.doc] = '';
-    this.freeDocs.push(e.doc);
+    if (!this.items.delete(itemId)) return false;
+    this.engine.delete([itemId]);
     return true;
   }
 
   get(itemId: string): RankingItem | undefined {
-    return this.items.get(itemId)?.item;
+    return this.items.get(itemId);
   }
 
   get size(): number {
     return this.items.size;
-  }
-
-  /** Top BM25 matches over the item texts, scores normalized to 0..1, with the matched terms. */
-  search(query: string, limit: number): LexicalMatch[] {
-    const top = this.bm25.top(query, limit);
-    const max = top[0]?.score ?? 0;
-    if (max <= 0) return [];
-    return top.map(({ doc, score }) => ({
-      itemId: this.docs[doc] as string,
-      score: score / max,
-      terms: this.bm25.matchedTerms(query, doc),
-    }));
   }
 }

@@ -1,9 +1,12 @@
 import { InvalidArgumentError } from '@aisle/contracts';
-import { RANKER_DIM } from '@aisle/ml';
+import { LinearScorer, localScorer, RANKER_DIM } from '@aisle/ml';
 import { CollectedImpressions, rankerFrom, sequenceRetrievalFrom, textRetrievalFrom } from './memory';
 import { RankingPipeline, type PipelinePorts } from './pipeline';
 import type { CallBudget, Retrieved } from './ports';
 import { NO_FILTERS, type RankingResult } from './requests';
+import { applyRules } from './rules';
+import { PERSONALIZATION_WEIGHT } from './score';
+import { CATALOG_SEARCH_MODEL, searchSignals } from './sources/search';
 import { hung, world } from './testing.fixture';
 
 function setup(overrides: Partial<PipelinePorts> = {}) {
@@ -12,7 +15,7 @@ function setup(overrides: Partial<PipelinePorts> = {}) {
   const seqCalls: Array<{ history: readonly string[]; k: number; exclude: readonly string[] }> = [];
   const ports: PipelinePorts = {
     catalog: w.catalog,
-    lexical: w.catalog,
+    search: w.catalog.engine,
     userContext: w.userContext,
     coVisitation: w.coVisitation,
     itemStats: w.stats,
@@ -120,13 +123,70 @@ describe('RankingPipeline over in-memory ports', () => {
     expect(ids(fallback)).toContain('hammer');
   });
 
-  test('Search: lexical matches first, semantic ones too, explained with the ranker features', async () => {
-    const { pipeline } = setup();
-    const r = await pipeline.search({ query: ' bath ', userId: '', limit: 3, filters: NO_FILTERS, explain: true });
-    expect(r.items).toHaveLength(3);
+  test("Search: the engine's order and scores, filters and rules after, each score part explained", async () => {
+    const { pipeline, world: w } = setup();
+    const search = { query: ' bath ', userId: '', limit: 10, filters: NO_FILTERS, explain: true };
+    const r = await pipeline.search(search);
+    const direct = await w.catalog.engine.search('bath', CATALOG_SEARCH_MODEL, {
+      semantic: new Map([['vase', 0.5]]),
+      signals: searchSignals(w.stats),
+    });
+    // Anonymous: exactly the engine's ranking and scores, then the rules (a fourth 'Beauty > Bath' item
+    // moves below the other categories' items).
+    const ruled = applyRules(
+      direct.hits.map((h, row) => ({ itemId: h.itemId, score: h.score, item: w.catalog.get(h.itemId), row })),
+      {},
+      3,
+    );
+    expect(ids(r)).toEqual(ruled.map((s) => s.itemId).slice(0, 10));
+    expect(r.items.map((i) => i.score)).toEqual(ruled.map((s) => s.score).slice(0, 10));
+    expect(ids(r).slice(0, 3)).toEqual(direct.hits.map((h) => h.itemId).slice(0, 3));
     expect(r.items[0]?.reasons[0]).toBe("matches 'bath'");
     expect(r.items[0]?.features['lexical_score']).toBeGreaterThan(0);
-    expect(r.modelVersion).toBe('text_encoder:t1,ranker:heuristic');
+    expect(r.items[0]?.features['search.bm25f']).toBeGreaterThan(0);
+    for (const item of r.items) {
+      const parts = Object.values(item.contributions).reduce((a, x) => a + x, 0);
+      expect(parts).toBeCloseTo(item.score, 4);
+    }
+    expect(r.items[0]?.contributions['search.bm25f_norm']).toBeGreaterThan(0);
+    expect(r.items.find((i) => i.itemId === 'vase')?.contributions['search.semantic']).toBeGreaterThan(0);
+    expect(r.modelVersion).toBe('text_encoder:t1,search:catalog,ranker:heuristic');
+
+    // Filters apply after the engine; a published search model replaces the catalog-only scorer.
+    const inDecor = await pipeline.search({ ...search, filters: { ...NO_FILTERS, categories: ['Home'] } });
+    expect(ids(inDecor)).toEqual(['vase']);
+    const byTitleLength = localScorer(LinearScorer.of({ title_length_log: 1 }), 's7');
+    pipeline.setSearchModel(byTitleLength);
+    expect(pipeline.searchModelVersion).toBe('s7');
+    const m = await pipeline.search({ ...search, query: 'bath', explain: false });
+    expect(m.modelVersion).toBe('text_encoder:t1,search:s7,ranker:heuristic');
+    expect(m.items.map((i) => i.score)).toEqual([...m.items.map((i) => i.score)].sort((a, b) => b - a));
+    pipeline.setSearchModel(undefined);
+    expect(pipeline.searchModelVersion).toBe('catalog');
+
+    // A known user: the ranker nudges within PERSONALIZATION_WEIGHT, explained as `personalization`.
+    const known = await pipeline.search({ ...search, userId: 'ann' });
+    for (const item of known.items) {
+      const base = direct.hits.find((h) => h.itemId === item.itemId)?.score as number;
+      expect(Math.abs(item.score - base)).toBeLessThanOrEqual(PERSONALIZATION_WEIGHT);
+      expect(item.contributions['personalization']).toBeCloseTo(item.score - base, 5);
+    }
+  });
+
+  test('Search: Chinese queries find Chinese titles (character n-grams), kept up to date item by item', async () => {
+    const { pipeline, world: w } = setup({ textRetrieval: undefined });
+    w.catalog.upsert([
+      { itemId: 'cn1', title: '不锈钢保温杯 500毫升', category: '家居 > 水杯', brand: '', price: 20, inStock: true },
+      { itemId: 'cn2', title: '无线蓝牙耳机', category: '数码 > 耳机', brand: '', price: 99, inStock: true },
+    ]);
+    const q = (query: string) => pipeline.search({ query, userId: '', limit: 5, filters: NO_FILTERS, explain: false });
+    expect(ids(await q('保温杯'))[0]).toBe('cn1');
+    expect(ids(await q('蓝牙耳机'))[0]).toBe('cn2');
+    w.catalog.upsert([
+      { itemId: 'cn1', title: '陶瓷马克杯', category: '家居 > 水杯', brand: '', price: 20, inStock: true },
+    ]);
+    expect(ids(await q('保温'))).not.toContain('cn1');
+    expect(ids(await q('马克杯'))[0]).toBe('cn1');
   });
 
   test('Rank: exactly the given items (unknown ones too), by score, enriched by the sequence model', async () => {

@@ -1,4 +1,4 @@
-import { RANKER_FEATURES } from '@aisle/ml';
+import { RANKER_FEATURES, SEARCH_FEATURES, type SearchEngine } from '@aisle/ml';
 import { randomUUID } from 'node:crypto';
 import { CandidateSet, type Candidate } from './candidates';
 import { DEFAULT_DEADLINE_POLICY, RequestContext, type DeadlinePolicy, type RequestInit } from './context';
@@ -11,10 +11,10 @@ import type {
   CoVisitationPort,
   ImpressionSink,
   ItemStatsPort,
-  LexicalSearchPort,
   PopularityPort,
   RankerPort,
   RankingItem,
+  SearchModelPort,
   SequenceRetrievalPort,
   SessionModelPort,
   Surface,
@@ -35,7 +35,7 @@ import {
   type SimilarItemsRequest,
 } from './requests';
 import { applyRetention, applyRules, type RetentionRule, type Scored } from './rules';
-import { blendRelevance, scoreRows } from './score';
+import { personalization, scoreRows } from './score';
 import { servedEvent } from './served';
 import {
   addCoVisitCandidates,
@@ -45,7 +45,13 @@ import {
   recentDistinct,
 } from './sources/co-visitation';
 import { addPopularCandidates, popularIn } from './sources/popularity';
-import { addSemanticCandidates, defaultSearchStage, retrieveByText, type SearchStage } from './sources/search';
+import {
+  addSemanticCandidates,
+  EngineSearchStage,
+  retrieveByText,
+  searchSignals,
+  type SearchStage,
+} from './sources/search';
 import { addSequenceCandidates, retrieveBySequence, scoreBySequence } from './sources/sequence';
 import { addSessionCandidates, retrieveBySession } from './sources/session';
 
@@ -58,8 +64,10 @@ export interface PipelinePorts {
   popularity: PopularityPort;
   sequenceRetrieval?: SequenceRetrievalPort | undefined;
   textRetrieval?: TextRetrievalPort | undefined;
-  /** Lexical search for the default search stage (usually the `Catalog`). */
-  lexical?: LexicalSearchPort | undefined;
+  /** The search engine Search queries (the `Catalog`'s `engine`, kept up to date with it). */
+  search?: SearchEngine | undefined;
+  /** The search model (`search_ranker`); the catalog-only default serves without one. `setSearchModel`. */
+  searchModel?: SearchModelPort | undefined;
   /** Churn risk, read for the retention rule (only when `retention` is set). */
   churnRisk?: ChurnRiskPort | undefined;
   /** The learned ranker; the heuristic serves without one. Also settable later with `setRanker`. */
@@ -74,7 +82,7 @@ export interface PipelineOptions {
   /** Diversity: most items of one category among the first ten. */
   maxPerCategory?: number;
   deadlines?: Partial<DeadlinePolicy>;
-  /** Replaces the default search candidate stage (BM25 over `lexical` + the text encoder). */
+  /** Replaces the default search stage (`EngineSearchStage` over `search` and the text encoder). */
   searchStage?: SearchStage;
   /** The retention rule (an experiment arm's treatment): needs the `churnRisk` port. */
   retention?: RetentionRule | undefined;
@@ -97,11 +105,37 @@ const MAX_RETRIEVAL_EXCLUDES = 500;
 interface FinishOptions {
   /** Rank: keep every candidate (unknown items too), no filters or rules, order by score. */
   keepAll?: boolean;
-  /** Search: blend relevance with the ranker score. */
-  relevanceWeight?: number;
+  /** Search: the search model's score orders; with a known user the ranker's score nudges it. */
+  search?: { personalize: boolean };
   excluded?: ReadonlySet<string>;
   /** Anonymous sessions: the session model's scores order the candidates (no ranker). */
   bySessionScore?: boolean;
+}
+
+/** Explain: the search features the search model scored, named `search.<feature>`. */
+function searchFeatures(c: Candidate): Record<string, number> {
+  const out: Record<string, number> = {};
+  const f = c.search?.features;
+  if (f) SEARCH_FEATURES.forEach((name, j) => (out[`search.${name}`] = f[j] as number));
+  return out;
+}
+
+/**
+ * Explain: each part of a Search score (before rules): the search model's per-feature parts
+ * (`search.<feature>`), its constant (`search.bias`) and, with a known user, `personalization`; they
+ * sum to the score.
+ */
+function searchContributions(c: Candidate, nudge: number): Record<string, number> {
+  if (!c.search) return {};
+  const out: Record<string, number> = {};
+  let sum = 0;
+  for (const [name, v] of Object.entries(c.search.parts)) {
+    out[`search.${name}`] = v;
+    sum += v;
+  }
+  out['search.bias'] = c.search.score - sum;
+  if (nudge !== 0) out['personalization'] = nudge;
+  return out;
 }
 
 /**
@@ -117,6 +151,7 @@ export class RankingPipeline {
   private readonly clock: () => number;
   private readonly newRequestId: () => string;
   private readonly searchStage: SearchStage;
+  private readonly engineStage: EngineSearchStage | undefined;
   private readonly matrices = new FeatureMatrixPool();
   private readonly maxPerCategory: number;
 
@@ -129,12 +164,24 @@ export class RankingPipeline {
     this.policy = { ...DEFAULT_DEADLINE_POLICY, ...opts.deadlines };
     this.clock = opts.clock ?? (() => Date.now());
     this.newRequestId = opts.newRequestId ?? randomUUID;
-    this.searchStage = opts.searchStage ?? defaultSearchStage(ports.lexical, ports.textRetrieval);
+    this.engineStage = opts.searchStage
+      ? undefined
+      : new EngineSearchStage(ports.search, ports.textRetrieval, searchSignals(ports.itemStats), ports.searchModel);
+    this.searchStage = opts.searchStage ?? (this.engineStage as EngineSearchStage);
     this.maxPerCategory = opts.maxPerCategory ?? 3;
   }
 
   setRanker(model: RankerPort | undefined): void {
     this.ranker = model;
+  }
+
+  /** Hot-swaps the search model (undefined: back to the catalog-only default). */
+  setSearchModel(model: SearchModelPort | undefined): void {
+    this.engineStage?.setModel(model);
+  }
+
+  get searchModelVersion(): string | undefined {
+    return this.engineStage?.modelVersion;
   }
 
   setSessionModel(model: SessionModelPort | undefined): void {
@@ -228,7 +275,7 @@ export class RankingPipeline {
     return this.run(ctx, async () => {
       const cands = new CandidateSet();
       await Promise.all([this.loadUser(ctx), this.searchStage.candidates(ctx, query, cands)]);
-      return this.finish(ctx, cands, { relevanceWeight: ctx.user ? 0.8 : 0.95 });
+      return this.finish(ctx, cands, { search: { personalize: ctx.user !== undefined } });
     });
   }
 
@@ -302,12 +349,11 @@ export class RankingPipeline {
             scorer: undefined,
           }
         : await scoreRows(ctx, this.ranker, matrix, ids.length);
+      const nudge = (row: number) => (opts.search?.personalize ? personalization(scores[row] as number) : 0);
       const scored: Scored[] = ids.map((itemId, row) => {
-        let score = scores[row] as number;
-        if (opts.relevanceWeight !== undefined) {
-          const c = candidate(itemId);
-          score = blendRelevance(score, c.lexical ?? 0, c.textScore ?? 0, opts.relevanceWeight);
-        }
+        const score = opts.search
+          ? (candidate(itemId).search?.score ?? Number.NEGATIVE_INFINITY) + nudge(row)
+          : (scores[row] as number);
         return { itemId, score, item: items[row], row };
       });
       if (this.opts.retention && !opts.keepAll) applyRetention(scored, ctx.user, ctx.churnRisk, this.opts.retention);
@@ -316,7 +362,7 @@ export class RankingPipeline {
         : applyRules(scored, ctx.context, this.maxPerCategory);
       const top = ordered.length > ctx.limit ? ordered.slice(0, ctx.limit) : ordered;
       const contributions =
-        ctx.explain && scorer
+        ctx.explain && scorer && !opts.search
           ? await occlusionContributions(
               matrix,
               top.map((s) => s.row),
@@ -336,8 +382,9 @@ export class RankingPipeline {
             score: s.score,
             reasons: reasonsFor(c, s.item, ctx.user, catalog),
             sources: c.sources,
-            features: ctx.explain ? namedFeatures(matrix, s.row) : {},
-            contributions: contributions?.[i] ?? {},
+            features: ctx.explain ? { ...namedFeatures(matrix, s.row), ...searchFeatures(c) } : {},
+            contributions:
+              ctx.explain && opts.search ? searchContributions(c, nudge(s.row)) : (contributions?.[i] ?? {}),
             rankerScore: ctx.explain ? (scores[s.row] as number) : 0,
           };
         }),

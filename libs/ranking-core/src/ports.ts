@@ -1,3 +1,5 @@
+import type { BatchScorer, CoClickSynonyms } from '@aisle/ml';
+
 /**
  * What the ranking pipeline needs from the world. The ranking service implements these over gRPC and
  * NATS (with caches); the trainer's evaluator implements them in memory (see `memory.ts`), so that both
@@ -160,17 +162,13 @@ export interface CatalogPort {
   get(itemId: string): RankingItem | undefined;
 }
 
-export interface LexicalMatch {
-  itemId: string;
-  /** Normalized to 0..1 within the query (the best match is 1). */
-  score: number;
-  /** Query terms found in the item (for reasons such as "matches 'glue'"). */
-  terms: string[];
-}
-
-/** Lexical search over the catalog (BM25 by default; see `Catalog`). */
-export interface LexicalSearchPort {
-  search(query: string, limit: number): LexicalMatch[];
+/**
+ * The search model: scores the candidate feature rows `SearchEngine` builds (SEARCH_FEATURES) and splits
+ * each score into per-feature parts (for `explain`); published as `search_ranker` with the co-click
+ * synonyms Search expands queries with.
+ */
+export interface SearchModelPort extends BatchScorer {
+  readonly synonyms?: CoClickSynonyms | undefined;
 }
 
 export type Surface = 'recommend' | 'search' | 'rank' | 'similar_items';

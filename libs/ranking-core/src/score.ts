@@ -34,7 +34,13 @@ function heuristicScores(matrix: Float32Array, rows: number): Float32Array {
   return scores;
 }
 
-/** Search: relevance leads, personalization (the ranker's score, squashed) orders within it. */
-export function blendRelevance(score: number, lexical: number, semantic: number, relevanceWeight: number): number {
-  return relevanceWeight * Math.max(lexical, semantic) + (1 - relevanceWeight) * (1 / (1 + Math.exp(-score)));
+/** Most a known user's ranker score moves a Search score (either way); search scores decide otherwise. */
+export const PERSONALIZATION_WEIGHT = 0.1;
+
+/**
+ * Search with a known user: the ranker's score, squashed to -1..1 and weighted, added to the search
+ * model's score, so personalization reorders only items whose relevance is within 0.2 of each other.
+ */
+export function personalization(rankerScore: number): number {
+  return PERSONALIZATION_WEIGHT * (2 / (1 + Math.exp(-rankerScore)) - 1);
 }

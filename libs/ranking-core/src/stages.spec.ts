@@ -5,7 +5,7 @@ import { inCategory, passesFilters } from './filters';
 import { reasonsFor } from './reasons';
 import { NO_FILTERS, type Filters } from './requests';
 import { applyRules, type Scored } from './rules';
-import { blendRelevance, HEURISTIC_VERSION, scoreRows } from './score';
+import { HEURISTIC_VERSION, personalization, PERSONALIZATION_WEIGHT, scoreRows } from './score';
 import { servedEvent } from './served';
 import { catalog, context, profile } from './testing.fixture';
 
@@ -154,9 +154,11 @@ describe('scoring', () => {
       expect(ctx.degradation.reasons[0]).toMatch(/^ranker:/);
     }
   });
-  test('search relevance leads; the ranker only orders within it', () => {
-    expect(blendRelevance(10, 0.5, 0, 0.95)).toBeLessThan(blendRelevance(-10, 0.9, 0, 0.95));
-    expect(blendRelevance(2, 0.9, 0, 0.8)).toBeGreaterThan(blendRelevance(-2, 0.9, 0, 0.8));
+  test('search: personalization is bounded, so it only reorders near-ties in relevance', () => {
+    expect(personalization(0)).toBe(0);
+    expect(personalization(2)).toBeGreaterThan(personalization(-2));
+    expect(Math.abs(personalization(50))).toBeLessThanOrEqual(PERSONALIZATION_WEIGHT);
+    expect(Math.abs(personalization(-50))).toBeLessThanOrEqual(PERSONALIZATION_WEIGHT);
   });
 });
 

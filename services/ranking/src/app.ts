@@ -20,7 +20,10 @@ import {
   outgoingCredentials,
   PerTenant,
   serveGrpc,
+  type ModelArtifact,
+  type ModelName,
   type ServiceBase,
+  type ServingModel,
   type StartedService,
 } from '@aisle/runtime';
 import { openStore } from '@aisle/store';
@@ -34,12 +37,14 @@ import { ExperimentRouter } from './experiments';
 import { followExperiments, pinnedVersions, RegistryPinnedRankers } from './experiments.nats';
 import { ImpressionBuffer, jetStreamImpressions } from './impressions.nats';
 import { loadRanker, probeRanker, type ServingRanker } from './ranker.ort';
+import { loadSearchModel, probeSearchModel, type ServingSearchModel } from './search-model.ort';
 import { rankingGrpcService } from './ranking.grpc';
 import { followUserUpdates } from './user-updates.nats';
 
 const catalogUpsert = (i: CatalogUpsert): CatalogUpsert => ({
   itemId: i.itemId,
   title: i.title,
+  description: i.description,
   category: i.category,
   brand: i.brand,
   price: i.price,
@@ -47,8 +52,8 @@ const catalogUpsert = (i: CatalogUpsert): CatalogUpsert => ({
 });
 
 /**
- * What ranking holds for one tenant: its catalog, item statistics, caches, learned ranker and pipeline, and
- * its experiments' arms (their pipelines and pinned ranker versions) behind the router that serves it.
+ * What ranking holds for one tenant: its catalog, item statistics, caches, learned ranker, search model and
+ * pipeline, and its experiments' arms (their pipelines and pinned ranker versions) behind the router that serves it.
  */
 interface TenantRanking {
   readonly catalog: Catalog;
@@ -63,6 +68,7 @@ interface TenantRanking {
   readonly arms: ArmPipelineCache;
   readonly pinned: RegistryPinnedRankers;
   readonly ranker: ModelSlot<ServingRanker>;
+  readonly searchModel: ModelSlot<ServingSearchModel>;
   stop(): Promise<void>;
 }
 
@@ -130,7 +136,7 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
       });
       const ports: PipelinePorts = {
         catalog,
-        lexical: catalog,
+        search: catalog.engine,
         userContext: users,
         coVisitation: new CachedCoVisitation(features, { maxEntries: 50_000, ttlMs: config.itemCacheMs }),
         itemStats,
@@ -170,22 +176,43 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         impressions,
         newRequestId: randomUUID,
       });
-      // The learned ranker: hot-swapped on publication; the heuristic serves until one exists.
-      const ranker = new ModelSlot<ServingRanker>({
-        registry,
-        tenant,
-        name: 'ranker',
-        load: loadRanker,
-        probe: probeRanker,
-        activate: (model) => {
-          pipeline.setRanker(model);
-          fallback.setRanker(model);
-          arms.setActiveRanker(model);
-        },
-        logger: log,
-        metrics: base.registry,
+      // The learned ranker and Search's model, hot-swapped on publication; until one exists the heuristic
+      // ranker and the catalog-only search scorer serve.
+      const hotLoaded = async <M extends ServingModel>(
+        name: ModelName,
+        load: (artifact: ModelArtifact) => Promise<M>,
+        probe: (model: M) => Promise<void>,
+        activate: (model: M) => void,
+      ): Promise<ModelSlot<M>> => {
+        const slot = new ModelSlot<M>({
+          registry,
+          tenant,
+          name,
+          load,
+          probe,
+          activate,
+          logger: log,
+          metrics: base.registry,
+        });
+        await slot.start();
+        return slot;
+      };
+      const ranker = await hotLoaded<ServingRanker>('ranker', loadRanker, probeRanker, (model) => {
+        pipeline.setRanker(model);
+        fallback.setRanker(model);
+        arms.setActiveRanker(model);
       });
-      await ranker.start();
+      // Arms' pipelines are the production configuration with other settings: they search with the same model.
+      const searchModel = await hotLoaded<ServingSearchModel>(
+        'search_ranker',
+        loadSearchModel,
+        probeSearchModel,
+        (m) => {
+          pipeline.setSearchModel(m);
+          fallback.setSearchModel(m);
+          arms.setSearchModel(m);
+        },
+      );
       return {
         catalog,
         users,
@@ -196,10 +223,11 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         arms,
         pinned,
         ranker,
+        searchModel,
         stop: async () => {
           statsRefresh.stop();
           pinned.sync(new Set());
-          await ranker.stop();
+          await Promise.all([ranker.stop(), searchModel.stop()]);
         },
       };
     },
@@ -256,15 +284,17 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
           catalogItems: t.catalog.size,
           ranker: t.ranker.current?.version ?? 'heuristic',
           experimentRankers: t.pinned.versions,
+          search: t.pipeline.searchModelVersion,
         },
       ]),
     ),
     // The shape every service reports its loaded versions in (the console reads it).
     models: tenants
       .built()
-      .flatMap(([tenant, t]) =>
-        t.ranker.current ? [{ tenant, model: 'ranker', version: t.ranker.current.version }] : [],
-      ),
+      .flatMap(([tenant, t]) => [
+        ...(t.ranker.current ? [{ tenant, model: 'ranker', version: t.ranker.current.version }] : []),
+        ...(t.searchModel.current ? [{ tenant, model: 'search_ranker', version: t.searchModel.current.version }] : []),
+      ]),
   }));
   const grpc = await serveGrpc(base, config, [
     rankingGrpcService(async (tenant) => (await tenants.get(tenant)).router, base),

@@ -1,5 +1,5 @@
 import type { Experiment } from '@aisle/experiments';
-import type { RankerPort, RetentionRule } from '@aisle/ranking-core';
+import type { RankerPort, RetentionRule, SearchModelPort } from '@aisle/ranking-core';
 import type { ArmPipelines, RankingSurfaces } from './experiments';
 
 /** An arm cannot rank (its pinned model is missing, still loading, or refused): the request falls back. */
@@ -16,6 +16,7 @@ export interface ArmSettings {
 /** A pipeline over the production ports with an arm's settings (ranker set afterwards). */
 export type PipelineFactory = (settings: ArmSettings) => RankingSurfaces & {
   setRanker(ranker: RankerPort | undefined): void;
+  setSearchModel(model: SearchModelPort | undefined): void;
 };
 
 /** Ranker versions pinned by arms, loaded ahead of their requests. */
@@ -38,6 +39,7 @@ interface Entry {
 export class ArmPipelineCache implements ArmPipelines {
   private readonly entries = new Map<string, Entry>();
   private active: RankerPort | undefined;
+  private search: SearchModelPort | undefined;
 
   constructor(
     private readonly make: PipelineFactory,
@@ -48,6 +50,12 @@ export class ArmPipelineCache implements ArmPipelines {
   setActiveRanker(ranker: RankerPort | undefined): void {
     this.active = ranker;
     for (const e of this.entries.values()) if (e.followsActive) e.pipeline.setRanker(ranker);
+  }
+
+  /** Production's search model changed: every arm searches with it (arms pin rankers, not search models). */
+  setSearchModel(model: SearchModelPort | undefined): void {
+    this.search = model;
+    for (const e of this.entries.values()) e.pipeline.setSearchModel(model);
   }
 
   pipelineFor(experiment: Experiment, armName: string): RankingSurfaces {
@@ -69,6 +77,7 @@ export class ArmPipelineCache implements ArmPipelines {
         followsActive: !pin && !arm.rankerDisabled,
       };
       if (entry.followsActive) entry.pipeline.setRanker(this.active);
+      entry.pipeline.setSearchModel(this.search);
       this.entries.set(key, entry);
     }
     if (pin) entry.pipeline.setRanker(this.pinned.get(pin));

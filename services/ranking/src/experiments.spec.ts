@@ -24,6 +24,9 @@ class FakePipeline implements RankingSurfaces {
   setRanker(r: RankerPort | undefined) {
     this.ranker = r;
   }
+  setSearchModel(): void {
+    // Arms search with production's model; these tests are about rankers.
+  }
   private async answer(): Promise<RankingResult> {
     this.calls++;
     if (this.fail) throw this.fail;

@@ -18,7 +18,7 @@ import {
   pseudoQueries,
   rankingLists,
   readSearchDataset,
-  SearchEngine,
+  type SearchEngine,
   termWeights,
   TextEncoder2T,
   topDocs,
@@ -32,6 +32,7 @@ import {
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Progress, table } from './progress';
+import { ServedSearch } from './search-served';
 
 /**
  * `aisle eval --model search` on a product-search relevance data set (crowdflower-search layout): every
@@ -152,7 +153,9 @@ export async function evaluateSearch(opts: SearchEvalOptions): Promise<SearchEva
     texts.map((t) => rankAll(analyzed.ids, analyzed.bm25(termWeights(t), 'title'))),
   );
   const t0 = performance.now();
-  const engine = new SearchEngine(d.docs);
+  // The catalog and its search engine as ranking builds them; every engine row below queries it.
+  const servedSearch = new ServedSearch(d.docs);
+  const engine = servedSearch.catalog.engine;
   log(`search engine over ${engine.size} items built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   const p = engine.config.bm25f;
   board.add(
@@ -234,14 +237,13 @@ export async function evaluateSearch(opts: SearchEvalOptions): Promise<SearchEva
   const zeroShot = (frozen: readonly SearchFeature[] = []) =>
     fitDefaultScorer(pseudoLists, { frozen: [...OFFLINE_FROZEN, ...frozen] });
   const defaultScorer = zeroShot();
-  // The default row goes through exactly what ranking's Search runs: the exported ONNX scorer behind
-  // SearchEngine.search (candidates, features, scores and parts for `explain`).
+  // The default row goes through exactly what ranking's Search runs: RankingPipeline.search over the
+  // catalog's engine, the encoder's neighbours and the exported ONNX scorer, then filters and rules.
   const served = await onnxScorer(exportSearchScorer(defaultScorer), 'eval');
+  servedSearch.use(served, retrieve);
   const servedRanked: string[][] = [];
-  for (const [k, t] of texts.entries())
-    servedRanked.push(
-      (await engine.search(t, served, { semantic: semantic[k], limit: PREDICTION_DEPTH })).hits.map((h) => h.itemId),
-    );
+  for (const t of texts) servedRanked.push(await servedSearch.search(t, PREDICTION_DEPTH));
+  servedSearch.use(undefined, undefined);
   await served.release();
   const defaultRow = board.add(
     '**hybrid, learned from the catalog (default; what Search serves)**',

@@ -7,7 +7,6 @@ import {
   mulberry32,
   pseudoQueries,
   readRecbole,
-  SearchEngine,
   TextEncoder2T,
   trainSearchScorer,
   words,
@@ -15,7 +14,9 @@ import {
 } from '@aisle/ml';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { MAX_LIMIT } from '@aisle/ranking-core';
 import { Progress, table } from './progress';
+import { ServedSearch } from './search-served';
 
 /**
  * `aisle eval --model text` on an item-text data set (amazon-scientific). The task: held-out queries
@@ -140,21 +141,24 @@ export async function evaluateTextEncoder(
   const itemEmb = new Float32Array(itemIds.length * dim);
   for (let s = 0; s < texts.length; s += 512) itemEmb.set(model.encode(texts.slice(s, s + 512), 'item'), s * dim);
   const bm25 = new Bm25Index(texts);
-  // What ranking's Search serves: the search engine with its default scorer learned from this catalog.
+  // What ranking's Search serves: its pipeline over this catalog's search engine, with the default scorer
+  // learned from this catalog (no judgements) and the encoder's neighbours.
   const docs = itemIds.map((id, i) => ({ id, ...splitItemText(texts[i] as string) }));
-  const engine = new SearchEngine(docs);
+  const servedSearch = new ServedSearch(docs);
   const { retrieve } = encoderRetriever(model, docs);
-  const served = localScorer(
-    await trainSearchScorer(
-      engine,
-      { pseudo: pseudoQueries(docs, 1000, mulberry32(opts.seed + 17)) },
-      { semantic: retrieve },
+  servedSearch.use(
+    localScorer(
+      await trainSearchScorer(
+        servedSearch.catalog.engine,
+        { pseudo: pseudoQueries(docs, 1000, mulberry32(opts.seed + 17)) },
+        { semantic: retrieve },
+      ),
+      'eval',
     ),
-    'eval',
+    retrieve,
   );
-  const engineRank = async (q: string, neighbours: ReadonlyMap<string, number> | undefined, target: number) => {
-    const hits = (await engine.search(q, served, { semantic: neighbours })).hits;
-    const r = hits.findIndex((h) => h.itemId === itemIds[target]);
+  const servedRank = async (q: string, target: number) => {
+    const r = (await servedSearch.search(q, MAX_LIMIT)).indexOf(itemIds[target] as string);
     return r >= 0 ? r : itemIds.length;
   };
 
@@ -172,16 +176,13 @@ export async function evaluateTextEncoder(
       'hybrid BM25 + encoder (ours)': [],
       'search engine, default scorer (what Search serves)': [],
     };
-    const neighbours = await retrieve(qs);
     for (const [k, q] of queries.entries()) {
       const lex = bm25.scoreAll(qs[k] as string);
       const sem = cosineScores(qEmb[k] as Float32Array, itemEmb, dim);
       ranks['BM25']?.push(rankOf(lex, q.item));
       ranks['text encoder (ours)']?.push(rankOf(sem, q.item));
       ranks['hybrid BM25 + encoder (ours)']?.push(rankOf(fuse(lex, sem, 0.5), q.item));
-      ranks['search engine, default scorer (what Search serves)']?.push(
-        await engineRank(qs[k] as string, neighbours[k], q.item),
-      );
+      ranks['search engine, default scorer (what Search serves)']?.push(await servedRank(qs[k] as string, q.item));
     }
     for (const [method, r] of Object.entries(ranks))
       rows.push({ method, queries: kind === 'clean' ? 'held-out title fragments' : 'same, with typos', ...metrics(r) });

@@ -3,7 +3,7 @@ import type { CoVisitationPort, Neighbor, Retrieved } from '../ports';
 import { context, hung, world } from '../testing.fixture';
 import { addCoVisitCandidates, coVisitsOf, recentDistinct } from './co-visitation';
 import { addPopularCandidates, popularIn } from './popularity';
-import { addLexicalCandidates, addSemanticCandidates, defaultSearchStage, retrieveByText } from './search';
+import { CATALOG_SEARCH_MODEL, EngineSearchStage } from './search';
 import { addSequenceCandidates, retrieveBySequence, SEQUENCE_HISTORY } from './sequence';
 
 describe('candidate sources', () => {
@@ -111,45 +111,57 @@ describe('candidate sources', () => {
     expect(out.get('salt')).toMatchObject({ popularIn: '', sources: ['popularity'] });
   });
 
-  test('search: lexical and semantic matches merge on one candidate; the text model version is reported', async () => {
+  test('search: the engine ranks lexical and semantic matches; each candidate carries its score and parts', async () => {
     const w = world();
     const ctx = context({ surface: 'search', query: 'bath soap' });
-    const out = new CandidateSet();
-    addLexicalCandidates(out, w.catalog.search('bath soap', 10));
-    const semantic = await retrieveByText(
-      ctx,
+    const neighbours = [
+      { itemId: 'soap', score: 0.9 },
+      { itemId: 'candle', score: 0.4 },
+    ];
+    const stage = new EngineSearchStage(
+      w.catalog.engine,
       {
-        byText: async () => ({
-          items: [
-            { itemId: 'soap', score: 0.9 },
-            { itemId: 'candle', score: 0.4 },
-          ],
-          version: 't1',
-        }),
+        byText: async (text, k) => (
+          expect([text, k]).toEqual(['bath soap', 100]),
+          { items: neighbours, version: 't1' }
+        ),
       },
-      'bath soap',
-      100,
-      [],
+      undefined,
     );
-    addSemanticCandidates(ctx, out, semantic);
+    const out = new CandidateSet();
+    await stage.candidates(ctx, 'bath soap', out);
+    // Exactly what the engine ranks with the same neighbours and the catalog-only scorer.
+    const direct = await w.catalog.engine.search('bath soap', CATALOG_SEARCH_MODEL, {
+      semantic: new Map(neighbours.map((n) => [n.itemId, n.score])),
+    });
+    expect(out.ids()).toEqual(direct.hits.map((h) => h.itemId));
     expect(out.get('soap')).toMatchObject({
-      lexical: 1,
       terms: ['bath', 'soap'],
       textScore: 0.9,
       sources: ['bm25', 'semantic'],
+      search: { score: direct.hits[0]?.score, parts: direct.hits[0]?.parts },
     });
+    expect(out.get('soap')?.search?.parts.semantic).toBeGreaterThan(0);
     expect(out.get('candle')).toMatchObject({ textScore: 0.4, sources: ['semantic'] });
-    expect(ctx.versions).toEqual(['text_encoder:t1']);
+    expect(ctx.versions).toEqual(['text_encoder:t1', 'search:catalog']);
   });
 
-  test('the default search stage still answers lexically when the text model hangs', async () => {
+  test('the search stage still answers lexically when the text model hangs, and without a failing model', async () => {
     const w = world();
     const ctx = context({ surface: 'search', callerDeadline: Date.now() + 40 });
-    const stage = defaultSearchStage(w.catalog, { dependency: 'embedding', byText: hung() });
+    const failing = { version: 'm1', score: () => Promise.reject(new Error('session closed')) };
+    const stage = new EngineSearchStage(
+      w.catalog.engine,
+      { dependency: 'embedding', byText: hung() },
+      undefined,
+      failing,
+    );
+    expect(stage.modelVersion).toBe('m1');
     const out = new CandidateSet();
     await stage.candidates(ctx, 'glue', out);
     expect(out.ids()).toEqual(['glue']);
-    expect(ctx.degradation.reasons[0]).toMatch(/^embedding:/);
+    expect(ctx.degradation.reasons).toEqual([expect.stringMatching(/^embedding:/), 'search_ranker: session closed']);
+    expect(ctx.versions).toEqual(['search:catalog']);
     ctx.close();
   });
 });
