@@ -103,7 +103,7 @@ const trainerSpec = {
   component: 'training',
   resources: { requests: { cpu: '2', memory: '4Gi' }, limits: { cpu: '4', memory: '8Gi' } },
   config: {
-    AISLE_TRAINER_MODELS: 'sasrec,text_encoder,ranker,churn',
+    AISLE_TRAINER_MODELS: 'sasrec,text_encoder,ranker,churn,session',
     AISLE_TRAINER_HELD_OUT_SHARE: '0.1',
     AISLE_EXPERIMENT_ADDR: `dns:///experiment-headless:${GRPC}`,
     AISLE_METRICS_PORT: '-1',

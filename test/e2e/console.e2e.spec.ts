@@ -123,7 +123,8 @@ beforeAll(async () => {
   );
   const trainer = await runJobProcess(
     'trainer',
-    { ...stack.env(), AISLE_TRAINER_SASREC_EPOCHS: '2' },
+    // Every model loaded for the pages to show, whether or not it beats co-visitation on this shop.
+    { ...stack.env(), AISLE_TRAINER_SASREC_EPOCHS: '2', AISLE_TRAINER_BEAT_BASELINE: 'false' },
     { timeoutMs: 600_000 },
   );
   if (trainer.code !== 0) throw new Error(`trainer failed: ${trainer.stderr}`);

@@ -123,6 +123,7 @@ test('every service, the trainer and a producer do their work with exactly the g
     AISLE_TRAINER_MIN_EVENTS: '100',
     // About grants, not model quality: a small shop's held-out slice must not keep a model back.
     AISLE_TRAINER_MIN_HELD_OUT_CASES: '1',
+    AISLE_TRAINER_BEAT_BASELINE: 'false',
     AISLE_METRICS_PORT: '-1',
   });
   expect(trainer.stderr).toBe('');
@@ -132,7 +133,7 @@ test('every service, the trainer and a producer do their work with exactly the g
       .filter((l) => l['msg'] === 'model published')
       .map((l) => l['model'])
       .sort(),
-  ).toEqual(['churn', 'ranker', 'sasrec', 'search_ranker', 'text_encoder']);
+  ).toEqual(['churn', 'ranker', 'sasrec', 'search_ranker', 'session', 'text_encoder']);
 
   const s = stack.services;
   await eventually(

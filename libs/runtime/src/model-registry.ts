@@ -5,7 +5,7 @@ import { createHash, type KeyObject } from 'node:crypto';
 import type { AsyncJetStreamPublisher } from './js-publisher';
 import { signModel, verifyModel, type SignedModelFields } from './model-signing';
 
-export type ModelName = 'sasrec' | 'text_encoder' | 'ranker' | 'churn' | 'search_ranker';
+export type ModelName = 'sasrec' | 'text_encoder' | 'ranker' | 'churn' | 'search_ranker' | 'session';
 
 export interface ModelArtifact {
   meta: modelsV1.ModelPublished;

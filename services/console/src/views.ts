@@ -15,13 +15,14 @@ export interface RegistryPort {
   activeVersion(tenant: string, name: string): Promise<string | null>;
 }
 
-export const MODEL_KINDS = ['sasrec', 'text_encoder', 'ranker', 'churn'] as const;
+export const MODEL_KINDS = ['sasrec', 'text_encoder', 'ranker', 'churn', 'session'] as const;
 /** Which services load which model (their /status says which version). */
 const SERVED_BY: Record<string, string[]> = {
   sasrec: ['embedding'],
   text_encoder: ['embedding'],
   ranker: ['ranking'],
   churn: ['churn'],
+  session: ['ranking'],
 };
 
 const ms = (d: Date | undefined) => (d ? d.getTime() : null);

@@ -40,6 +40,7 @@ import { loadRanker, probeRanker, type ServingRanker } from './ranker.ort';
 import { loadSearchModel, probeSearchModel, type ServingSearchModel } from './search-model.ort';
 import { rankingGrpcService } from './ranking.grpc';
 import { followUserUpdates } from './user-updates.nats';
+import { loadSessionModel, probeSessionModel, type ServingSession } from './session-model';
 
 const catalogUpsert = (i: CatalogUpsert): CatalogUpsert => ({
   itemId: i.itemId,
@@ -52,8 +53,8 @@ const catalogUpsert = (i: CatalogUpsert): CatalogUpsert => ({
 });
 
 /**
- * What ranking holds for one tenant: its catalog, item statistics, caches, learned ranker, search model and
- * pipeline, and its experiments' arms (their pipelines and pinned ranker versions) behind the router that serves it.
+ * What ranking holds for one tenant: its catalog, item statistics, caches, learned ranker, search model, session
+ * model and pipeline, and its experiments' arms (their pipelines and pinned ranker versions) behind the router that serves it.
  */
 interface TenantRanking {
   readonly catalog: Catalog;
@@ -69,6 +70,7 @@ interface TenantRanking {
   readonly pinned: RegistryPinnedRankers;
   readonly ranker: ModelSlot<ServingRanker>;
   readonly searchModel: ModelSlot<ServingSearchModel>;
+  readonly session: ModelSlot<ServingSession>;
   stop(): Promise<void>;
 }
 
@@ -213,6 +215,13 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
           arms.setSearchModel(m);
         },
       );
+      // The session model chosen on validation sessions: orders Recommend for anonymous sessions (no user,
+      // session_item_ids given); until one is published those are served like any user-less request.
+      const session = await hotLoaded<ServingSession>('session', loadSessionModel, probeSessionModel, (m) => {
+        pipeline.setSessionModel(m);
+        fallback.setSessionModel(m);
+        arms.setSessionModel(m);
+      });
       return {
         catalog,
         users,
@@ -224,10 +233,11 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         pinned,
         ranker,
         searchModel,
+        session,
         stop: async () => {
           statsRefresh.stop();
           pinned.sync(new Set());
-          await Promise.all([ranker.stop(), searchModel.stop()]);
+          await Promise.all([ranker.stop(), searchModel.stop(), session.stop()]);
         },
       };
     },
@@ -285,6 +295,7 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
           ranker: t.ranker.current?.version ?? 'heuristic',
           experimentRankers: t.pinned.versions,
           search: t.pipeline.searchModelVersion,
+          session: t.session.current?.version ?? 'none',
         },
       ]),
     ),
@@ -294,6 +305,7 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
       .flatMap(([tenant, t]) => [
         ...(t.ranker.current ? [{ tenant, model: 'ranker', version: t.ranker.current.version }] : []),
         ...(t.searchModel.current ? [{ tenant, model: 'search_ranker', version: t.searchModel.current.version }] : []),
+        ...(t.session.current ? [{ tenant, model: 'session', version: t.session.current.version }] : []),
       ]),
   }));
   const grpc = await serveGrpc(base, config, [

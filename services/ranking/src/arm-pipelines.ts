@@ -1,5 +1,5 @@
 import type { Experiment } from '@aisle/experiments';
-import type { RankerPort, RetentionRule, SearchModelPort } from '@aisle/ranking-core';
+import type { RankerPort, RetentionRule, SearchModelPort, SessionModelPort } from '@aisle/ranking-core';
 import type { ArmPipelines, RankingSurfaces } from './experiments';
 
 /** An arm cannot rank (its pinned model is missing, still loading, or refused): the request falls back. */
@@ -17,6 +17,7 @@ export interface ArmSettings {
 export type PipelineFactory = (settings: ArmSettings) => RankingSurfaces & {
   setRanker(ranker: RankerPort | undefined): void;
   setSearchModel(model: SearchModelPort | undefined): void;
+  setSessionModel(model: SessionModelPort | undefined): void;
 };
 
 /** Ranker versions pinned by arms, loaded ahead of their requests. */
@@ -40,6 +41,7 @@ export class ArmPipelineCache implements ArmPipelines {
   private readonly entries = new Map<string, Entry>();
   private active: RankerPort | undefined;
   private search: SearchModelPort | undefined;
+  private session: SessionModelPort | undefined;
 
   constructor(
     private readonly make: PipelineFactory,
@@ -56,6 +58,12 @@ export class ArmPipelineCache implements ArmPipelines {
   setSearchModel(model: SearchModelPort | undefined): void {
     this.search = model;
     for (const e of this.entries.values()) e.pipeline.setSearchModel(model);
+  }
+
+  /** Production's session model changed: every arm orders anonymous sessions with it. */
+  setSessionModel(model: SessionModelPort | undefined): void {
+    this.session = model;
+    for (const e of this.entries.values()) e.pipeline.setSessionModel(model);
   }
 
   pipelineFor(experiment: Experiment, armName: string): RankingSurfaces {
@@ -78,6 +86,7 @@ export class ArmPipelineCache implements ArmPipelines {
       };
       if (entry.followsActive) entry.pipeline.setRanker(this.active);
       entry.pipeline.setSearchModel(this.search);
+      entry.pipeline.setSessionModel(this.session);
       this.entries.set(key, entry);
     }
     if (pin) entry.pipeline.setRanker(this.pinned.get(pin));

@@ -24,8 +24,8 @@ export const configSpec = {
       'the one (declared) tenant to train; empty: every tenant of AISLE_TENANTS in turn, each on its own events and catalog only',
   }),
   models: env.list('AISLE_TRAINER_MODELS', {
-    default: ['sasrec', 'text_encoder', 'ranker', 'churn', 'search_ranker'],
-    allowed: ['sasrec', 'text_encoder', 'ranker', 'churn', 'search_ranker'],
+    default: ['sasrec', 'text_encoder', 'ranker', 'churn', 'search_ranker', 'session'],
+    allowed: ['sasrec', 'text_encoder', 'ranker', 'churn', 'search_ranker', 'session'],
     description: 'models to train and publish',
   }),
   heldOutShare: env.number('AISLE_TRAINER_HELD_OUT_SHARE', {
@@ -63,6 +63,15 @@ export const configSpec = {
     default: 0.005,
     min: 0,
     description: 'a candidate is published unless its held-out metric is more than this below the active one',
+  }),
+  beatBaseline: env.bool('AISLE_TRAINER_BEAT_BASELINE', {
+    default: true,
+    description:
+      'the sequence model, the ranker and the session model are published only if they also beat item co-visitation on the held-out slice; false only where plumbing, not quality, is under test',
+  }),
+  sessionBudgetMs: env.duration('AISLE_TRAINER_SESSION_BUDGET', {
+    default: 120_000,
+    description: "time for choosing the session model's settings on validation sessions (the best so far is kept)",
   }),
   sasrecEpochs: env.int('AISLE_TRAINER_SASREC_EPOCHS', { default: 12, min: 1, description: 'most SASRec epochs' }),
   seed: env.int('AISLE_TRAINER_SEED', { default: 1, description: 'training seed' }),

@@ -5,6 +5,20 @@ import {
   ChurnClassifier,
   coVisitation,
   createSession,
+  DEFAULT_CO_VISITATION,
+  DEFAULT_SESSION_MODEL,
+  internSessions,
+  mulberry32,
+  ServingSessionModel,
+  sessionArtifactFromSidecar,
+  sessionArtifactSidecar,
+  sessionMetricsOfRanks,
+  sessionsFromEvents,
+  shuffleInPlace,
+  tuneSessionModel,
+  validationSplit,
+  WindowedCoVisitation,
+  type SessionModelSpec,
   encoderPairs,
   exportChurn,
   exportRanker,
@@ -54,8 +68,15 @@ export type ShopEvent = Pick<
 export type ShopItem = Pick<Item, 'itemId' | 'title' | 'category' | 'brand' | 'price'> &
   Partial<Pick<Item, 'description'>>;
 
-export type ModelName = 'sasrec' | 'text_encoder' | 'ranker' | 'churn' | 'search_ranker';
-export const MODEL_NAMES: readonly ModelName[] = ['sasrec', 'text_encoder', 'ranker', 'churn', 'search_ranker'];
+export type ModelName = 'sasrec' | 'text_encoder' | 'ranker' | 'churn' | 'search_ranker' | 'session';
+export const MODEL_NAMES: readonly ModelName[] = [
+  'sasrec',
+  'text_encoder',
+  'ranker',
+  'churn',
+  'search_ranker',
+  'session',
+];
 
 export interface Candidate {
   name: ModelName;
@@ -79,6 +100,8 @@ export interface TrainingOptions {
   rankerEpochs: number;
   /** Pseudo-queries from the catalog for the search ranker. */
   searchPseudoQueries?: number;
+  /** Milliseconds for choosing the session model's settings on validation sessions. */
+  sessionBudgetMs?: number;
   seed: number;
   log: (msg: string) => void;
 }
@@ -97,8 +120,13 @@ export interface HeldOut {
   /** The slice's events, for the search model's held-out queries (searches joined with what followed). */
   sliceEvents: ShopEvent[];
   churn: { cutoff: number; users: string[]; X: Float32Array[]; y: number[] };
+  /** Session cases: every prefix of the slice's sessions and the item that followed it. */
+  sessions: Array<{ prefix: string[]; target: string }>;
   items: ShopItem[];
 }
+
+/** The most held-out session cases scored (the first ones of the slice). */
+export const MAX_HELD_OUT_SESSION_CASES = 10_000;
 
 function sortByTime(events: readonly ShopEvent[]): ShopEvent[] {
   return [...events].sort((a, b) => a.occurredAt - b.occurredAt);
@@ -195,6 +223,9 @@ export function heldOutSlice(
     queries: searchPairs(events.filter((e) => e.occurredAt >= sliceStart)),
     sliceEvents: events.filter((e) => e.occurredAt >= sliceStart),
     churn: { cutoff, ...churnRows(byUser, cutoff, horizon) },
+    sessions: sessionsFromEvents(events.filter((e) => e.occurredAt >= sliceStart))
+      .flatMap((s) => s.slice(1).map((target, k) => ({ prefix: s.slice(0, k + 1), target })))
+      .slice(0, MAX_HELD_OUT_SESSION_CASES),
     items: [...items],
   };
 }
@@ -229,7 +260,69 @@ export async function trainCandidates(
     if ('reason' in churn) untrained.push(churn);
     else candidates.push(churn);
   }
+  if (wanted.has('session')) {
+    const session = trainSessionModel(eventsIn, heldOut, opts);
+    if ('reason' in session) untrained.push(session);
+    else candidates.push(session);
+  }
   return { candidates, untrained };
+}
+
+/** Fewer training sessions (of two items or more) than this: no session model is trained. */
+export const MIN_SESSIONS = 20;
+/** The session model serves from the most recent training sessions, at most this many. */
+export const MAX_SERVED_SESSIONS = 500_000;
+/** Validation cases scored per setting (a seeded sample), and fewer than the minimum: the defaults, unsearched. */
+const SESSION_VALIDATION_CASES = 5_000;
+const MIN_SESSION_VALIDATION_CASES = 30;
+
+/**
+ * The session model for anonymous traffic, chosen the way `aisle eval --protocol sessions` chooses it:
+ * the settings searched on the latest 10% of training sessions (models fit on the earlier ones), then
+ * the chosen model stored with the most recent training sessions, from which the ranking service
+ * rebuilds the very same scorer (`ServingSessionModel`). Rules and counts, no graph: the artifact is
+ * the sidecar.
+ */
+export function trainSessionModel(
+  eventsIn: readonly ShopEvent[],
+  heldOut: HeldOut,
+  opts: TrainingOptions,
+): Candidate | Untrained {
+  const log = opts.log;
+  const raw = sessionsFromEvents(eventsIn.filter((e) => e.occurredAt < heldOut.sliceStart));
+  if (raw.length < MIN_SESSIONS)
+    return {
+      name: 'session',
+      reason: `not trained: ${raw.length} sessions of two items or more before the held-out slice (needs ${MIN_SESSIONS})`,
+    };
+  const { itemIds, sessions } = internSessions(raw.slice(-MAX_SERVED_SESSIONS));
+  const numItems = itemIds.length - 1;
+  const split = validationSplit(sessions, 0.1);
+  const cases = shuffleInPlace([...split.cases], mulberry32(opts.seed)).slice(0, SESSION_VALIDATION_CASES);
+  let spec: SessionModelSpec = DEFAULT_SESSION_MODEL;
+  const curves: Candidate['curves'] = [];
+  if (cases.length >= MIN_SESSION_VALIDATION_CASES) {
+    const tuned = tuneSessionModel(split.fit, cases, numItems, {
+      deadline: Date.now() + (opts.sessionBudgetMs ?? 120_000),
+      log: (m) => log(`session model ${m}`),
+    });
+    spec = tuned.best;
+    curves.push(
+      { name: 'validation_p20_per_trial', values: tuned.trials.map((t) => t.validation.p20) },
+      { name: 'validation_mrr20_per_trial', values: tuned.trials.map((t) => t.validation.mrr20) },
+    );
+  } else log(`session model: ${cases.length} validation cases, too few to choose by; the default settings`);
+  log(`session model: ${sessions.length} sessions, ${numItems} items, settings ${JSON.stringify(spec)}`);
+  return {
+    name: 'session',
+    onnx: new Uint8Array(0),
+    sidecar: sessionArtifactSidecar({ spec, itemIds, sessions }),
+    curves,
+    signature: {
+      inputs: [io('session_item_ids', 'string', [-1])],
+      outputs: [io('items', 'string', [-1]), io('scores', 'float32', [-1])],
+    },
+  };
 }
 
 async function trainRecommenders(
@@ -540,6 +633,10 @@ export async function scoreOnHeldOut(
     seed?: number;
   },
 ): Promise<{ metric: string; value: number; cases: number }> {
+  if (name === 'session') {
+    const model = new ServingSessionModel(sessionArtifactFromSidecar(artifact.sidecar));
+    return sessionScore(heldOut, (prefix) => model.recommend(prefix, 20).map((r) => r.itemId));
+  }
   if (name === 'search_ranker') {
     const semantic = context.text ? await ortRetriever(context.text, heldOut.items) : undefined;
     try {
@@ -657,6 +754,61 @@ export async function scoreOnHeldOut(
   } finally {
     await session.release();
   }
+}
+
+/** The session metric that decides publication: P@20 + MRR@20 (fractions), the selection rule of `aisle eval`. */
+function sessionScore(
+  heldOut: HeldOut,
+  recommend: (prefix: string[]) => readonly string[],
+): { metric: string; value: number; cases: number } {
+  const m = sessionMetricsOfRanks(heldOut.sessions.map((c) => recommend(c.prefix).indexOf(c.target)));
+  return { metric: 'p@20+mrr@20', value: (m.p20 + m.mrr20) / 100, cases: m.cases };
+}
+
+/** 0-based rank of `target` among all items by `scores` (index 0 unused); -1 when it is not an item. */
+function rankIn(scores: Float32Array, target: number): number {
+  if (target <= 0) return -1;
+  const t = scores[target] as number;
+  let rank = 0;
+  for (let i = 1; i < scores.length; i++) if (i !== target && (scores[i] as number) > t) rank++;
+  return rank;
+}
+
+/**
+ * The simple baseline a candidate must beat on the same held-out slice and metric: item co-visitation
+ * (`WindowedCoVisitation` with its defaults) counted on the training events, over users' sequences for
+ * the sequence model and the ranker (NDCG@10 of the next item, full ranking), over sessions for the
+ * session model (P@20 + MRR@20). Undefined for models without one.
+ */
+export function baselineOnHeldOut(
+  name: ModelName,
+  heldOut: HeldOut,
+  trainEvents: readonly ShopEvent[],
+): { name: string; value: number } | undefined {
+  if (name === 'sasrec' || name === 'ranker') {
+    const d = fromEvents('train', trainEvents);
+    const covis = new WindowedCoVisitation(d.sequences, d.itemIds.length - 1, DEFAULT_CO_VISITATION);
+    const index = new Map(d.itemIds.map((id, i) => [id, i]));
+    let total = 0;
+    for (const c of heldOut.nextItem) {
+      const hist = Int32Array.from(c.history.map((h) => index.get(h) ?? 0).filter((i) => i > 0));
+      total += ndcgOf(rankIn(covis.scores(hist), index.get(c.target) ?? 0));
+    }
+    return { name: 'co-visitation', value: total / Math.max(1, heldOut.nextItem.length) };
+  }
+  if (name === 'session') {
+    const { itemIds, sessions } = internSessions(sessionsFromEvents(trainEvents));
+    const covis = new WindowedCoVisitation(sessions, itemIds.length - 1, DEFAULT_CO_VISITATION);
+    const index = new Map(itemIds.map((id, i) => [id, i]));
+    const m = sessionMetricsOfRanks(
+      heldOut.sessions.map((c) => {
+        const prefix = Int32Array.from(c.prefix.map((h) => index.get(h) ?? 0).filter((i) => i > 0));
+        return rankIn(covis.scores(prefix), index.get(c.target) ?? 0);
+      }),
+    );
+    return { name: 'session co-visitation', value: (m.p20 + m.mrr20) / 100 };
+  }
+  return undefined;
 }
 
 /** Item ids through the sequence model's vocabulary (unknown ones dropped). */

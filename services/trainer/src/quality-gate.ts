@@ -1,7 +1,10 @@
 /**
  * The one place that decides whether a trained candidate may become the active version. Each check
  * runs in order and the first that fails is the reason given (in the log and in the
- * `aisle.models.v1.rejected` announcement); more checks (such as "beats a baseline") belong here too.
+ * `aisle.models.v1.rejected` announcement): enough held-out cases, a finite metric, not below the active
+ * version, and (for the models that have one) above the simple baseline on the same slice: the rule
+ * `aisle eval` selects by (a model that does not beat item co-visitation is not worth serving; the
+ * ranking service falls back to co-visitation without it).
  */
 
 export interface HeldOutScore {
@@ -13,6 +16,8 @@ export interface HeldOutScore {
   cases: number;
   /** The active version's value on the same slice, when there is an active version that could be scored. */
   active: number | undefined;
+  /** The simple baseline's value on the same slice and metric (item co-visitation), where there is one. */
+  baseline?: { name: string; value: number } | undefined;
 }
 
 export interface GateOptions {
@@ -20,6 +25,8 @@ export interface GateOptions {
   minHeldOutCases: number;
   /** A candidate at most this far below the active version still replaces it. */
   tolerance: number;
+  /** The candidate must beat the baseline (strictly), when one is given. */
+  beatBaseline: boolean;
 }
 
 export type GateDecision = { publish: true; reason: string } | { publish: false; reason: string };
@@ -40,11 +47,15 @@ export function qualityGate(s: HeldOutScore, opts: GateOptions): GateDecision {
       publish: false,
       reason: `held-out ${s.metric} ${num(s.candidate)} is more than ${opts.tolerance} below the active version's ${num(s.active)}`,
     };
-  return {
-    publish: true,
-    reason:
-      s.active === undefined || !Number.isFinite(s.active)
-        ? 'no comparable active version'
-        : `held-out ${s.metric} ${num(s.candidate)} vs the active version's ${num(s.active)}`,
-  };
+  const b = s.baseline;
+  if (opts.beatBaseline && b && Number.isFinite(b.value) && !(s.candidate > b.value))
+    return {
+      publish: false,
+      reason: `held-out ${s.metric} ${num(s.candidate)} does not beat ${b.name}'s ${num(b.value)} on the same slice`,
+    };
+  const versus =
+    s.active === undefined || !Number.isFinite(s.active)
+      ? 'no comparable active version'
+      : `held-out ${s.metric} ${num(s.candidate)} vs the active version's ${num(s.active)}`;
+  return { publish: true, reason: b ? `${versus}; ${b.name} ${num(b.value)}` : versus };
 }

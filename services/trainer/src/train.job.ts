@@ -5,7 +5,14 @@ import type { Store } from '@aisle/store';
 import type { TrainerConfig } from './config';
 import { readTrainingEvents } from './events.store';
 import { enterExperiment } from './experiment-arm.grpc';
-import { heldOutSlice, scoreOnHeldOut, trainCandidates, type ModelName, type ShopItem } from './pipeline';
+import {
+  baselineOnHeldOut,
+  heldOutSlice,
+  scoreOnHeldOut,
+  trainCandidates,
+  type ModelName,
+  type ShopItem,
+} from './pipeline';
 import { qualityGate } from './quality-gate';
 
 export interface JobReport {
@@ -16,6 +23,7 @@ export interface JobReport {
     candidate: number | undefined;
     cases: number | undefined;
     active: number | undefined;
+    baseline: number | undefined;
     published: boolean;
     version: string | undefined;
     reason: string;
@@ -54,6 +62,7 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
     next_item_cases: heldOut.nextItem.length,
     query_cases: heldOut.queries.length,
     churn_users: heldOut.churn.users.length,
+    session_cases: heldOut.sessions.length,
   });
   const { candidates, untrained } = await trainCandidates(events, items, heldOut, {
     models: config.models as ModelName[],
@@ -62,6 +71,7 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
     sasrec: { epochs: config.sasrecEpochs },
     text: {},
     rankerEpochs: 8,
+    sessionBudgetMs: config.sessionBudgetMs,
     seed: config.seed,
     log: (m) => log.info(m),
   });
@@ -110,6 +120,7 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
       candidate: undefined,
       cases: undefined,
       active: undefined,
+      baseline: undefined,
       published: false,
       version: undefined,
       reason: u.reason,
@@ -124,10 +135,14 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
     } catch (err) {
       log.warn('active model could not be scored; treating it as absent', { model: c.name, err });
     }
+    // The simple baseline on the same slice and metric (co-visitation for the sequence model, the ranker
+    // and the session model): a candidate must beat it as well as the active version.
+    const baseline = baselineOnHeldOut(c.name, heldOut, trainEvents);
     const metrics: Record<string, number> = {
       [`heldout_${score.metric}`]: score.value,
       heldout_cases: score.cases,
       ...(activeValue !== undefined ? { [`previous_${score.metric}`]: activeValue } : {}),
+      ...(baseline ? { [`baseline_${score.metric}`]: baseline.value } : {}),
     };
     const artifact = {
       tenant,
@@ -138,11 +153,16 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
       meta: { metrics, dataRange, signature: c.signature, curves: c.curves },
     };
     // An online experiment judges a ranker candidate instead of the offline comparison, once there is an
-    // active ranker to compare it with; the gate's sanity checks (a finite metric, enough cases) still apply.
+    // active ranker to compare it with; the gate's other bars (a finite metric, enough cases, the baseline)
+    // still apply.
     const experiment = c.name === 'ranker' && activeValue !== undefined ? config.experiment : undefined;
     const decision = qualityGate(
-      { metric: score.metric, candidate: score.value, cases: score.cases, active: activeValue },
-      { minHeldOutCases: config.minHeldOutCases, tolerance: experiment ? Number.POSITIVE_INFINITY : config.tolerance },
+      { metric: score.metric, candidate: score.value, cases: score.cases, active: activeValue, baseline },
+      {
+        minHeldOutCases: config.minHeldOutCases,
+        tolerance: experiment ? Number.POSITIVE_INFINITY : config.tolerance,
+        beatBaseline: config.beatBaseline,
+      },
     );
     if (experiment && decision.publish) {
       const stored = await registry.storeVersion(artifact);
@@ -162,6 +182,7 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
         candidate: score.value,
         cases: score.cases,
         active: activeValue,
+        baseline: baseline?.value,
         published: false,
         version,
         reason: `entered experiment '${experiment}'`,
@@ -178,6 +199,7 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
         candidate: score.value,
         cases: score.cases,
         active: activeValue,
+        baseline: baseline?.value,
         version: published,
         reason: decision.reason,
       });
@@ -192,6 +214,7 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
       candidate: score.value,
       cases: score.cases,
       active: activeValue,
+      baseline: baseline?.value,
       published: decision.publish,
       version: published,
       reason: decision.reason,

@@ -41,19 +41,29 @@ afterAll(async () => {
   storeFile?.dispose();
 });
 
-test('trains all five models, publishes them, and compares the next run with the active versions', async () => {
+test('trains all six models, publishes them, and the next run is compared with the active versions and co-visitation', async () => {
   const env = { AISLE_NATS_URL: nats.url, AISLE_STORE_URL: storeFile.url, AISLE_TRAINER_SASREC_EPOCHS: '4' };
-  const first = await runJobProcess('trainer', env);
+  // First run: publishing itself is under test, so co-visitation is reported but not required.
+  const first = await runJobProcess('trainer', { ...env, AISLE_TRAINER_BEAT_BASELINE: 'false' });
   expect(first.stderr).toBe('');
   expect(first.code).toBe(0);
-  const published = first.logs.filter((l) => l['msg'] === 'model published').map((l) => l['model']);
-  expect(published.sort()).toEqual(['churn', 'ranker', 'sasrec', 'search_ranker', 'text_encoder']);
+  const published = first.logs.filter((l) => l['msg'] === 'model published');
+  expect(published.map((l) => l['model']).sort()).toEqual([
+    'churn',
+    'ranker',
+    'sasrec',
+    'search_ranker',
+    'session',
+    'text_encoder',
+  ]);
+  for (const l of published.filter((x) => ['sasrec', 'ranker', 'session'].includes(String(x['model']))))
+    expect(l['reason']).toMatch(/co-visitation \d/);
   expect(first.logs.find((l) => l['msg'] === 'training backend')?.['backend']).toBe('wasm');
 
   const nc = await connect({ servers: nats.url });
   try {
     const jsm = await jetstreamManager(nc);
-    expect((await jsm.streams.info(Streams.MODELS.name)).state.messages).toBe(5);
+    expect((await jsm.streams.info(Streams.MODELS.name)).state.messages).toBe(6);
     const announced = modelsV1.ModelPublished.decode(
       (await jsm.streams.getMessage(Streams.MODELS.name, { last_by_subj: Subjects.modelsPublished }))!.data,
     );
@@ -69,6 +79,7 @@ test('trains all five models, publishes them, and compares the next run with the
         'active/default/ranker.json',
         'active/default/sasrec.json',
         'active/default/search_ranker.json',
+        'active/default/session.json',
         'active/default/text_encoder.json',
       ]),
     );
@@ -81,8 +92,9 @@ test('trains all five models, publishes them, and compares the next run with the
     await nc.close();
   }
 
-  // Second run: every candidate is now scored against an active version; the ranker candidate goes into an
-  // interleaving experiment against the active ranker instead of replacing it.
+  // Second run: every candidate is now scored against an active version (and sasrec, ranker and session against
+  // co-visitation, reported: on a generated shop co-visitation wins, the gate's rule is quality-gate.spec's);
+  // the ranker candidate goes into an interleaving experiment against the active ranker instead of replacing it.
   const experimentStore = tempSqliteUrl();
   const experiments = await startServiceProcess('experiment', {
     AISLE_NATS_URL: nats.url,
@@ -92,6 +104,7 @@ test('trains all five models, publishes them, and compares the next run with the
     const activeRanker = await rankerPointer();
     const second = await runJobProcess('trainer', {
       ...env,
+      AISLE_TRAINER_BEAT_BASELINE: 'false',
       AISLE_TRAINER_EXPERIMENT: 'ranker-next',
       AISLE_EXPERIMENT_ADDR: `127.0.0.1:${experiments.grpcPort}`,
     });
@@ -101,11 +114,13 @@ test('trains all five models, publishes them, and compares the next run with the
         String(l['msg']),
       ),
     );
-    expect(decisions).toHaveLength(5);
+    expect(decisions).toHaveLength(6);
     // A refused candidate logs the active version's figure as previous_<metric>.
     const activeOf = (d: Record<string, unknown>) =>
       d['active'] ?? Object.entries(d).find(([k]) => k.startsWith('previous_'))?.[1];
     for (const d of decisions) expect(typeof activeOf(d)).toBe('number');
+    for (const d of decisions.filter((x) => ['sasrec', 'ranker', 'session'].includes(String(x['model']))))
+      expect(String(d['reason'])).toMatch(/co-visitation/);
     const entered = decisions.find((d) => d['msg'] === 'candidate entered an experiment');
     expect(entered).toMatchObject({ model: 'ranker', experiment: 'ranker-next' });
     // The active ranker did not change; the candidate is stored and pinned by the experiment's arm.

@@ -93,3 +93,28 @@ export function decodeSessionArtifact(bytes: Uint8Array): SessionArtifact {
   }
   return { spec: header.spec, itemIds: header.itemIds, sessions };
 }
+
+/** What the model registry stores for a session model: no graph, this sidecar (JSON) only. */
+export const SESSION_SIDECAR_FORMAT = 'aisle-session-model/1';
+
+/**
+ * The sidecar that carries a session model through the model registry (which signs and checks its
+ * digest like any other): the binary artifact in base64, with its settings and sizes readable beside it.
+ */
+export function sessionArtifactSidecar(a: SessionArtifact): Record<string, unknown> {
+  return {
+    format: SESSION_SIDECAR_FORMAT,
+    spec: a.spec,
+    items: a.itemIds.length - 1,
+    sessions: a.sessions.length,
+    artifact: Buffer.from(encodeSessionArtifact(a)).toString('base64'),
+  };
+}
+
+export function sessionArtifactFromSidecar(sidecar: Record<string, unknown>): SessionArtifact {
+  if (sidecar['format'] !== SESSION_SIDECAR_FORMAT || typeof sidecar['artifact'] !== 'string')
+    throw new SessionArtifactError(
+      `not a session model sidecar: expected format '${SESSION_SIDECAR_FORMAT}' with an artifact string`,
+    );
+  return decodeSessionArtifact(new Uint8Array(Buffer.from(sidecar['artifact'], 'base64')));
+}

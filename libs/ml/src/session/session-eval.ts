@@ -16,17 +16,23 @@ export function evaluateSessions(
   opts: { k?: number; onTop?: (caseIndex: number, items: number[]) => void } = {},
 ): SessionMetrics {
   const k = Math.max(20, opts.k ?? 20);
+  const ranks = cases.map((c, idx) => {
+    const top = rec.recommend(c.prefix, k);
+    opts.onTop?.(idx, top);
+    return c.target > 0 ? top.indexOf(c.target) : -1;
+  });
+  return sessionMetricsOfRanks(ranks);
+}
+
+/** P@20 and MRR@20 (percent) from each case's 0-based rank of its target (-1: not ranked). */
+export function sessionMetricsOfRanks(ranks: readonly number[]): SessionMetrics {
   let hits = 0;
   let rr = 0;
-  cases.forEach((c, idx) => {
-    const top = rec.recommend(c.prefix, k);
-    const rank = c.target > 0 ? top.indexOf(c.target) : -1;
+  for (const rank of ranks)
     if (rank >= 0 && rank < 20) {
       hits++;
       rr += 1 / (rank + 1);
     }
-    opts.onTop?.(idx, top);
-  });
-  const n = Math.max(1, cases.length);
-  return { p20: (100 * hits) / n, mrr20: (100 * rr) / n, cases: cases.length };
+  const n = Math.max(1, ranks.length);
+  return { p20: (100 * hits) / n, mrr20: (100 * rr) / n, cases: ranks.length };
 }

@@ -1,9 +1,15 @@
 import { evaluateSessions } from './session-eval';
-import { decodeSessionArtifact, encodeSessionArtifact, SessionArtifactError } from './session-artifact';
+import {
+  decodeSessionArtifact,
+  encodeSessionArtifact,
+  sessionArtifactFromSidecar,
+  sessionArtifactSidecar,
+  SessionArtifactError,
+} from './session-artifact';
 import { buildSessionModel, DEFAULT_SESSION_MODEL, ServingSessionModel, tuneSessionModel } from './session-model';
 import { Popularity, Repeats, SequentialRules, SessionKnn, SessionRecommender } from './session-models';
 import { ScoreAccumulator } from './scores';
-import { sessionCases, validationSplit } from './sessions';
+import { internSessions, sessionCases, sessionsFromEvents, validationSplit } from './sessions';
 import { mulberry32 } from '../eval/random';
 
 const knnCfg = { ...DEFAULT_SESSION_MODEL.knn, neighbors: 10, recencyDecay: 0 };
@@ -100,4 +106,43 @@ test('a session model travels as one binary artifact and serves the same answers
   const corrupt = bytes.slice();
   corrupt[corrupt.length - 1] = 0x7f;
   expect(() => decodeSessionArtifact(corrupt)).toThrow(/outside the vocabulary/);
+  // Through the registry: a JSON sidecar carrying the same bytes.
+  const sidecar = JSON.parse(JSON.stringify(sessionArtifactSidecar(back))) as Record<string, unknown>;
+  expect(sidecar['sessions']).toBe(500);
+  expect(new ServingSessionModel(sessionArtifactFromSidecar(sidecar)).recommend(['sku-9', 'sku-10'], 5)).toEqual(
+    served,
+  );
+  expect(() => sessionArtifactFromSidecar({ features: [] })).toThrow(SessionArtifactError);
+});
+
+test('shop events become sessions: per user and session id, cut by a silence, repeats in a row counted once', () => {
+  const at = (min: number) => Date.UTC(2026, 0, 1) + min * 60_000;
+  const e = (userId: string, sessionId: string, itemId: string, min: number, type = 'view') => ({
+    userId,
+    sessionId,
+    itemId,
+    type,
+    occurredAt: at(min),
+  });
+  const sessions = sessionsFromEvents([
+    e('b', 's2', 'x', 5),
+    e('a', 's1', 'p', 0),
+    e('a', 's1', 'q', 1),
+    e('a', 's1', 'q', 2, 'add_to_cart'),
+    e('a', 's1', '', 3, 'search'),
+    e('a', 's1', 'r', 4),
+    e('b', 's2', 'y', 6),
+    e('a', 's1', 'z', 100), // after 96 minutes of silence: a session of its own (one item: dropped)
+    e('c', '', 'u', 7),
+    e('c', '', 'v', 8),
+    e('d', 's4', 'w', 9), // one item: dropped
+  ]);
+  expect(sessions).toEqual([
+    ['p', 'q', 'r'],
+    ['x', 'y'],
+    ['u', 'v'],
+  ]);
+  const interned = internSessions(sessions);
+  expect(interned.itemIds).toEqual(['', 'p', 'q', 'r', 'x', 'y', 'u', 'v']);
+  expect(internSessions([['q', 'new', 'r']], interned.itemIds).sessions.map((s) => Array.from(s))).toEqual([[2, 3]]);
 });

@@ -88,3 +88,74 @@ export function validationSplit(
     .filter((s) => s.length >= 2);
   return { fit, cases: sessionCases(later), sessions: later.length };
 }
+
+/** A shop event as far as sessions are concerned. */
+export interface SessionEvent {
+  userId: string;
+  sessionId: string;
+  itemId: string;
+  type: string;
+  occurredAt: number;
+}
+
+/** Events further apart than this (same user, same or no session id) start a new session. */
+export const SESSION_GAP_MS = 30 * 60_000;
+
+/**
+ * A shop's item interactions cut into sessions, as the session models read them: the items of each
+ * (user, session id) in time order, with a new session after `SESSION_GAP_MS` of silence (events without
+ * a session id are cut by that gap alone), an item repeated right after itself counted once (a view
+ * then an add-to-cart of the same item is one step), sessions of one item dropped (SR-GNN's rule), and
+ * sessions ordered by their start, oldest first.
+ */
+export function sessionsFromEvents(
+  events: Iterable<SessionEvent>,
+  opts: { types?: readonly string[] } = {},
+): string[][] {
+  const types = new Set(opts.types ?? ['view', 'click', 'add_to_cart', 'purchase']);
+  const sorted = [...events].filter((e) => e.itemId && types.has(e.type)).sort((a, b) => a.occurredAt - b.occurredAt);
+  const open = new Map<string, { items: string[]; start: number; last: number }>();
+  const done: Array<{ items: string[]; start: number }> = [];
+  for (const e of sorted) {
+    const key = `${e.userId}\u001f${e.sessionId}`;
+    let s = open.get(key);
+    if (s && e.occurredAt - s.last > SESSION_GAP_MS) {
+      done.push(s);
+      s = undefined;
+    }
+    if (!s) open.set(key, (s = { items: [], start: e.occurredAt, last: e.occurredAt }));
+    if (s.items[s.items.length - 1] !== e.itemId) s.items.push(e.itemId);
+    s.last = e.occurredAt;
+  }
+  done.push(...open.values());
+  return done
+    .filter((s) => s.items.length >= 2)
+    .sort((a, b) => a.start - b.start)
+    .map((s) => s.items);
+}
+
+/**
+ * Sessions of external item ids as item indices. Without `itemIds` every item is interned (index 0
+ * stays ''); with them, unknown items are dropped from the sessions.
+ */
+export function internSessions(
+  sessions: readonly string[][],
+  itemIds?: readonly string[],
+): { itemIds: string[]; sessions: Int32Array[] } {
+  const ids = itemIds ? [...itemIds] : [''];
+  const index = new Map(ids.map((id, i) => [id, i]));
+  const out = sessions.map((s) => {
+    const got: number[] = [];
+    for (const id of s) {
+      let i = index.get(id);
+      if (i === undefined && !itemIds) {
+        i = ids.length;
+        ids.push(id);
+        index.set(id, i);
+      }
+      if (i !== undefined && i > 0) got.push(i);
+    }
+    return Int32Array.from(got);
+  });
+  return { itemIds: ids, sessions: out };
+}

@@ -1,0 +1,154 @@
+/**
+ * ranking as a process: the session model the trainer publishes (a registry artifact, sidecar only) is
+ * hot-loaded through the model slot and orders Recommend for anonymous sessions (session_item_ids, no
+ * user); a newer version replaces it without a restart. Feature and embedding are not running: an
+ * anonymous session needs neither.
+ */
+import { rankingV1 } from '@aisle/contracts';
+import { DEFAULT_SESSION_MODEL, internSessions, sessionArtifactSidecar } from '@aisle/ml';
+import { AsyncJetStreamPublisher, createGrpcClient, ModelRegistry } from '@aisle/runtime';
+import { openStore } from '@aisle/store';
+import {
+  eventually,
+  freePort,
+  startNatsServer,
+  startServiceProcess,
+  tempSqliteUrl,
+  type NatsServerHandle,
+  type ServiceProcess,
+} from '@aisle/testkit';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+
+jest.setTimeout(120_000);
+
+let nats: NatsServerHandle;
+let storeFile: ReturnType<typeof tempSqliteUrl>;
+let nc: NatsConnection;
+let publisher: AsyncJetStreamPublisher;
+let ranking: ServiceProcess;
+let client: ReturnType<typeof createGrpcClient<typeof rankingV1.RankingServiceService>>;
+
+const ITEMS = Array.from({ length: 40 }, (_, i) => `sku-${i}`);
+
+/** Sessions that walk `order` (item a is followed by `next(a)`), 300 of them. */
+function sessionsWalking(next: (i: number) => number): string[][] {
+  return Array.from({ length: 300 }, (_, s) => {
+    const out = [s % ITEMS.length];
+    while (out.length < 4) out.push(next(out[out.length - 1] as number));
+    return out.map((i) => ITEMS[i] as string);
+  });
+}
+
+async function publishSessionModel(version: string, sessions: string[][]): Promise<void> {
+  const registry = await ModelRegistry.open(nc);
+  const { itemIds, sessions: interned } = internSessions(sessions);
+  await registry.publish(publisher, {
+    tenant: 'default',
+    name: 'session',
+    version,
+    onnx: new Uint8Array(0),
+    sidecar: sessionArtifactSidecar({ spec: DEFAULT_SESSION_MODEL, itemIds, sessions: interned }),
+    meta: {},
+  });
+}
+
+const anonymous = (sessionItemIds: string[]) =>
+  client.recommend({
+    tenant: '',
+    userId: '',
+    limit: 5,
+    filters: undefined,
+    context: {},
+    explain: false,
+    sessionItemIds,
+  });
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  storeFile = tempSqliteUrl();
+  const store = await openStore(storeFile.url);
+  await store.items.upsertMany(
+    ITEMS.map((itemId, i) => ({
+      tenant: 'default',
+      itemId,
+      title: `item ${i}`,
+      description: '',
+      category: `c${i}`,
+      brand: 'b',
+      price: 10,
+      inStock: true,
+      attributes: {},
+      updatedAt: 1,
+      ingestedAt: 1,
+    })),
+  );
+  await store.close();
+  nc = await connect({ servers: nats.url });
+  publisher = new AsyncJetStreamPublisher(nc);
+  const [featurePort, embeddingPort] = [await freePort(), await freePort()];
+  ranking = await startServiceProcess('ranking', {
+    AISLE_NATS_URL: nats.url,
+    AISLE_STORE_URL: storeFile.url,
+    AISLE_FEATURE_ADDR: `127.0.0.1:${featurePort}`,
+    AISLE_EMBEDDING_ADDR: `127.0.0.1:${embeddingPort}`,
+  });
+  client = createGrpcClient(rankingV1.RankingServiceService, `127.0.0.1:${ranking.grpcPort}`, { deadlineMs: 5000 });
+});
+
+afterAll(async () => {
+  client?.close();
+  publisher?.close();
+  await nc?.close();
+  await ranking?.stop();
+  await nats?.dispose();
+  storeFile?.dispose();
+});
+
+test('anonymous sessions are ordered by the published session model, hot-swapped on a new version', async () => {
+  // Before any session model: served like any user-less request, without a session version.
+  expect((await anonymous(['sku-3'])).modelVersion).not.toMatch(/session:/);
+
+  await publishSessionModel(
+    'v1',
+    sessionsWalking((i) => (i + 1) % ITEMS.length),
+  );
+  await eventually(async () => (await anonymous(['sku-3'])).modelVersion.includes('session:v1'), {
+    what: 'session model v1 serving',
+  });
+  // The model may put a session item first (a re-view is a valid next click); what follows is the walk.
+  const fresh = (r: rankingV1.RecommendResponse, session: string[]) =>
+    r.items.map((i) => i.itemId).filter((id) => !session.includes(id));
+  const first = await anonymous(['sku-2', 'sku-3']);
+  expect(fresh(first, ['sku-2', 'sku-3'])[0]).toBe('sku-4');
+  expect(first.degraded).toBe(false);
+
+  // Version 2 learned that shoppers walk backwards.
+  await publishSessionModel(
+    'v2',
+    sessionsWalking((i) => (i + ITEMS.length - 1) % ITEMS.length),
+  );
+  await eventually(async () => (await anonymous(['sku-3'])).modelVersion.includes('session:v2'), {
+    what: 'session model v2 serving',
+  });
+  expect(fresh(await anonymous(['sku-4', 'sku-3']), ['sku-4', 'sku-3'])[0]).toBe('sku-2');
+  const status = (await (await fetch(`http://127.0.0.1:${ranking.metricsPort}/status`)).json()) as {
+    models: Array<{ model: string; version: string }>;
+  };
+  expect(status.models).toContainEqual({ model: 'session', version: 'v2' });
+});
+
+test('a session model artifact that is not one is refused; the serving version stays', async () => {
+  const registry = await ModelRegistry.open(nc);
+  await registry.publish(publisher, {
+    tenant: 'default',
+    name: 'session',
+    version: 'v3-broken',
+    onnx: new Uint8Array(0),
+    sidecar: { format: 'aisle-session-model/1', artifact: 'AAAA' },
+    meta: {},
+  });
+  await eventually(async () => ranking.logs.some((l) => JSON.stringify(l).includes('v3-broken')), {
+    what: 'the broken version to be looked at',
+  });
+  expect((await anonymous(['sku-3'])).modelVersion).toMatch(/session:v2/);
+});
