@@ -173,6 +173,7 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
         candidate: score.value,
         cases: score.cases,
         active: activeValue,
+        baseline: baseline?.value,
         experiment,
         version,
       });
