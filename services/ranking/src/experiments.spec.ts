@@ -27,6 +27,9 @@ class FakePipeline implements RankingSurfaces {
   setSearchModel(): void {
     // Arms search with production's model; these tests are about rankers.
   }
+  setSessionModel(): void {
+    // Arms order anonymous sessions with production's session model; likewise not under test here.
+  }
   private async answer(): Promise<RankingResult> {
     this.calls++;
     if (this.fail) throw this.fail;
