@@ -1,10 +1,10 @@
 /**
  * The console in a real browser (Debian's Chromium driven by playwright-core) against the whole stack,
- * every service a separate process: one stack for every page. Each page is opened, what it shows is
- * compared with the services' own gRPC answers, axe-core checks accessibility, and screenshots at
- * 1280 px and phone width are saved under .aisle/artifacts/console/.
+ * every service a separate process, two tenants declared: one stack for every page. Each page is opened,
+ * what it shows is compared with the services' own gRPC answers, axe-core checks accessibility, and
+ * screenshots at 1280 px and phone width are saved under .aisle/artifacts/console/.
  */
-import { churnV1, featureV1, Headers, rankingV1, Streams, Subjects } from '@aisle/contracts';
+import { churnV1, experimentV1, featureV1, Headers, rankingV1, Streams, Subjects } from '@aisle/contracts';
 import { generateShop } from '@aisle/datagen';
 import { consoleTour, startLocalStack, type LocalStack } from '@aisle/local-stack';
 import { AsyncJetStreamPublisher, createGrpcClient, ModelRegistry } from '@aisle/runtime';
@@ -59,6 +59,7 @@ let page: Page;
 let ranking: ReturnType<typeof createGrpcClient<typeof rankingV1.RankingServiceService>>;
 let features: ReturnType<typeof createGrpcClient<typeof featureV1.FeatureServiceService>>;
 let churn: ReturnType<typeof createGrpcClient<typeof churnV1.ChurnServiceService>>;
+let experiments: ReturnType<typeof createGrpcClient<typeof experimentV1.ExperimentServiceService>>;
 let query: string;
 
 const url = (path: string) => new URL(path, stack.consoleUrl).toString();
@@ -90,6 +91,8 @@ beforeAll(async () => {
   // either answer into a degraded one.
   stack = await startLocalStack({
     storeUrl: storeFile.url,
+    // A second tenant: one deployment serves both, each with its own models.
+    serviceEnv: () => ({ AISLE_TENANTS: 'default,shop-b' }),
     ranking: { AISLE_RANKING_DEADLINE: '5s', AISLE_RANKING_DEPENDENCY_TIMEOUT: '4s' },
     console: { AISLE_CONSOLE_SAMPLE_INTERVAL: '500ms', AISLE_CONSOLE_CALL_DEADLINE: '10s' },
   });
@@ -100,6 +103,9 @@ beforeAll(async () => {
     deadlineMs: 5000,
   });
   churn = createGrpcClient(churnV1.ChurnServiceService, `127.0.0.1:${s.churn.grpcPort}`, { deadlineMs: 10_000 });
+  experiments = createGrpcClient(experimentV1.ExperimentServiceService, `127.0.0.1:${s.experiment.grpcPort}`, {
+    deadlineMs: 10_000,
+  });
   browser = await launchBrowser();
   page = await browser.newPage(VIEWPORTS.desktop);
 
@@ -143,6 +149,7 @@ afterAll(async () => {
   ranking?.close();
   features?.close();
   churn?.close();
+  experiments?.close();
   await bus?.nc.close();
   await stack?.stop();
   storeFile?.dispose();
@@ -158,7 +165,7 @@ test('overview: live rates, every service healthy with its model versions, consu
     first,
     { timeout: 10_000 },
   );
-  await eventually(async () => (await text('[data-testid="services-serving"] .card-value')) === '5 of 5', {
+  await eventually(async () => (await text('[data-testid="services-serving"] .card-value')) === '6 of 6', {
     what: 'all services serving on the overview',
     timeoutMs: 30_000,
   });
@@ -172,6 +179,43 @@ test('overview: live rates, every service healthy with its model versions, consu
     String(feature.num_pending),
   );
   await expectAccessible(page, 'overview');
+});
+
+test('overview with several tenants: each tenant sees its own model versions', async () => {
+  // shop-b gets its own churn model (another version of the same graph); no other model of its own.
+  const registry = await ModelRegistry.open(bus.nc);
+  const publisher = new AsyncJetStreamPublisher(bus.nc);
+  const own = (await registry.active('default', 'churn'))!;
+  const shopB = `${own.meta.version}-shop-b`;
+  await registry.publish(publisher, {
+    tenant: 'shop-b',
+    name: 'churn',
+    version: shopB,
+    onnx: own.onnx,
+    sidecar: own.sidecar,
+    meta: { metrics: own.meta.metrics, curves: own.meta.curves, createdAt: new Date() },
+  });
+  publisher.close();
+  // churn-prediction sets up a tenant on its first request, and then loads that tenant's model.
+  await churn.predict({ tenant: 'shop-b', userIds: ['nobody'] }).catch(() => undefined);
+  const churnRow = '[data-testid="services-table"] tr[data-key="churn"]';
+  const rankingRow = '[data-testid="services-table"] tr[data-key="ranking"]';
+  await page.goto(url('/?tenant=shop-b'));
+  await eventually(
+    async () => {
+      await page.waitForSelector(`${churnRow} code`, { timeout: 5000 }).catch(() => undefined);
+      return (await text(churnRow)).includes(shopB);
+    },
+    { what: "shop-b's churn version on shop-b's overview", timeoutMs: 60_000, intervalMs: 1000 },
+  );
+  expect(await text('[data-testid="services-table"] th[data-col="models"]')).toContain('Model versions of shop-b');
+  // default's ranker and search model are not shop-b's.
+  expect(await text(rankingRow)).toContain('none');
+  await page.goto(url('/?tenant=default'));
+  await page.waitForSelector(`${churnRow} code`);
+  expect(await text(churnRow)).toContain(own.meta.version);
+  expect(await text(churnRow)).not.toContain(shopB);
+  expect(await text(rankingRow)).toContain('search_ranker');
 });
 
 test('shopper: features, churn risk and recommendations are what the services answer', async () => {
@@ -205,7 +249,7 @@ test('shopper: features, churn risk and recommendations are what the services an
   await expectAccessible(page, 'shopper');
 });
 
-test('search playground: BM25, semantic and ranker scores side by side, as Search explains them', async () => {
+test('search playground: BM25F, semantic, search-model and final scores side by side, as Search explains them', async () => {
   await page.goto(url(`/search?q=${encodeURIComponent(query)}`));
   await page.waitForSelector('[data-testid="search-table"] tbody tr[data-key]');
   const res = await ranking.search({
@@ -220,7 +264,17 @@ test('search playground: BM25, semantic and ranker scores side by side, as Searc
   const row = `[data-testid="search-table"] tr[data-key="${top.itemId}"]`;
   expect(await text(`${row} td:nth-child(3)`)).toBe((top.features['lexical_score'] ?? 0).toFixed(3));
   expect(await text(`${row} td:nth-child(4)`)).toBe((top.features['text_score'] ?? 0).toFixed(3));
-  expect(await text(`${row} td:nth-child(6)`)).toBe(top.score.toFixed(3));
+  // The search model's score is the sum of its parts (Search's explain); anonymous: no personalization.
+  const searchScore = Object.entries(top.contributions)
+    .filter(([k]) => k.startsWith('search.'))
+    .reduce((a, [, v]) => a + v, 0);
+  expect(await text(`${row} td:nth-child(5)`)).toBe(searchScore.toFixed(3));
+  expect(await text(`${row} td:nth-child(6)`)).toBe((0).toFixed(3));
+  expect(await text(`${row} td:nth-child(7)`)).toBe(top.score.toFixed(3));
+  // The caption says what orders the results, as ranking's README does; the summary which model scored.
+  expect(await text('[data-testid="search-how"]')).toMatch(/search model \(search_ranker.*\) scores/);
+  const searchModel = /search:([^,]+)/.exec(res.modelVersion)?.[1];
+  expect(await text('[data-testid="search-summary"]')).toContain(`search model ${searchModel}`);
   expect(res.degraded).toBe(false);
   expect(await text('[data-testid="search-summary"]')).not.toContain('degraded');
   // Sorting by a column header reorders the rows (and says so to assistive technology).
@@ -314,6 +368,10 @@ test('models: versions with held-out metrics and curves; roll back and the servi
   );
   expect(await text(`[data-testid="versions-churn"] tr[data-key="${first.meta.version}"]`)).toContain('roc_auc');
   expect(await page.getAttribute('[data-testid="curves-churn"] canvas', 'aria-label')).toMatch(/loss/);
+  // Every kind the registry holds is listed, the search model among them, with the version ranking loaded.
+  const searchRanker = (await registry.activeMeta('default', 'search_ranker'))!.version;
+  expect(await text('[data-testid="active-search_ranker"]')).toBe(searchRanker);
+  expect(await text('[data-testid="live-search_ranker-ranking"]')).toContain(searchRanker);
   await expectAccessible(page, 'models');
   await page.getByRole('button', { name: `Roll back churn to ${first.meta.version}` }).click();
   await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
@@ -334,6 +392,109 @@ test('models: versions with held-out metrics and curves; roll back and the servi
     },
     { what: 'the page shows the rolled-back version live', timeoutMs: 30_000, intervalMs: 1000 },
   );
+});
+
+test('experiments: arms with 95 % intervals as GetResults answers, plots over time, stop from the page', async () => {
+  const id = 'console-ab';
+  await experiments.create({
+    experiment: experimentV1.Experiment.fromPartial({
+      tenant: 'default',
+      id,
+      description: 'the learned ranker against the weighted heuristic',
+      surface: rankingV1.Surface.SURFACE_RECOMMEND,
+      design: experimentV1.Design.DESIGN_AB,
+      arms: [
+        { name: 'learned', trafficShare: 0.5 },
+        { name: 'heuristic', trafficShare: 0.5, rankerDisabled: true },
+      ],
+      primaryMetric: experimentV1.Metric.METRIC_CTR,
+    }),
+  });
+  const recommend = (userId: string) =>
+    ranking.recommend(rankingV1.RecommendRequest.fromPartial({ tenant: 'default', userId, limit: 10 }));
+  const results = async () => (await experiments.getResults({ tenant: 'default', id })).result!;
+  const sum = (r: experimentV1.ExperimentResult, pick: (a: experimentV1.ArmResult) => number) =>
+    r.arms.reduce((n, a) => n + pick(a), 0);
+  // Ranking follows the definition from the bucket: from then on every Recommend is in the experiment.
+  await eventually(
+    async () => {
+      await recommend(shop.users[0]!.userId);
+      return sum(await results(), (a) => a.requests) > 0;
+    },
+    { what: 'ranking serving the experiment', timeoutMs: 30_000, intervalMs: 500 },
+  );
+  const before = sum(await results(), (a) => a.requests);
+  // Shoppers: one Recommend each; some click an item they were shown, naming the request.
+  const users = shop.users.slice(0, 60).map((u) => u.userId);
+  let clicks = 0;
+  for (const [i, userId] of users.entries()) {
+    const r = await recommend(userId);
+    const position = i % 3 === 0 ? 0 : i % 5 === 0 ? 2 : -1;
+    const item = r.items[position];
+    if (!item) continue;
+    clicks++;
+    const click = {
+      event_id: `console-exp-${i}`,
+      type: 'click',
+      user_id: userId,
+      item_id: item.itemId,
+      occurred_at: new Date().toISOString(),
+      request_id: r.requestId,
+      position,
+    };
+    await bus.js.publish(Subjects.clickstream('click'), new TextEncoder().encode(JSON.stringify(click)));
+  }
+  const result = await eventually(
+    async () => {
+      const r = await results();
+      return sum(r, (a) => a.requests) >= before + users.length && sum(r, (a) => a.clicks) >= clicks ? r : undefined;
+    },
+    { what: 'the experiment service joining the requests and clicks', timeoutMs: 60_000, intervalMs: 500 },
+  );
+  expect(result.arms.map((a) => a.arm)).toEqual(['learned', 'heuristic']);
+
+  await page.goto(url(`/experiments?id=${id}`));
+  await page.waitForSelector('[data-testid="arms-table"] tbody tr[data-key]');
+  expect(await text(`[data-testid="experiments-table"] tr[data-key="${id}"]`)).toContain('running');
+  const interval = (e: experimentV1.Estimate | undefined) =>
+    `${e!.value.toFixed(4)} [${e!.lower.toFixed(4)}, ${e!.upper.toFixed(4)}]`;
+  const n = (x: number) => x.toLocaleString('en-US');
+  for (const a of result.arms) {
+    const row = `[data-testid="arms-table"] tr[data-key="${a.arm}"]`;
+    expect([a.arm, await text(`${row} td:nth-child(3)`)]).toEqual([a.arm, n(a.units)]);
+    expect([a.arm, await text(`${row} td:nth-child(4)`)]).toEqual([a.arm, n(a.requests)]);
+    expect([a.arm, await text(`${row} td:nth-child(5)`)]).toEqual([a.arm, n(a.impressions)]);
+    expect([a.arm, await text(`${row} td:nth-child(6)`)]).toEqual([a.arm, n(a.clicks)]);
+    expect([a.arm, await text(`${row} td:nth-child(7)`)]).toEqual([a.arm, interval(a.ctr)]);
+  }
+  const comparison = result.comparisons.find((c) => c.metric === experimentV1.Metric.METRIC_CTR)!;
+  expect(await text('[data-testid="comparisons-table"] tr[data-key="heuristic/ctr"] td:nth-child(3)')).toBe(
+    interval(comparison.difference),
+  );
+  expect(await text('[data-testid="srm-status"] .card-value')).toBe(result.sampleRatio!.mismatch ? 'MISMATCH' : 'ok');
+  expect(await text('[data-testid="srm-detail"]')).toContain(`p = ${result.sampleRatio!.pValue.toFixed(4)}`);
+  expect(await text('[data-testid="guardrails-status"] .card-value')).toBe(
+    result.guardrails.some((g) => g.tripped)
+      ? `${result.guardrails.filter((g) => g.tripped).length} tripped`
+      : 'within limits',
+  );
+  // The figures over time, drawn by the charting library from GetResults' timeline.
+  expect(result.timeline.length).toBeGreaterThan(0);
+  expect(await page.getAttribute('[data-testid="timeline-chart"] canvas', 'aria-label')).toContain(
+    `learned ${interval(result.timeline.at(-1)!.arms.find((a) => a.arm === 'learned')!.ctr)}`,
+  );
+  await expectAccessible(page, 'experiments');
+
+  await page.getByRole('button', { name: `Stop experiment ${id}` }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
+  await page.waitForSelector('.notice-success');
+  expect((await experiments.get({ tenant: 'default', id })).experiment?.state).toBe(experimentV1.State.STATE_STOPPED);
+  await eventually(async () => (await text('[data-testid="experiment-state"] .card-value')) === 'stopped', {
+    what: 'the page showing the experiment stopped',
+    timeoutMs: 10_000,
+  });
+  expect(await text(`[data-testid="experiments-table"] tr[data-key="${id}"]`)).toContain('stopped from the console');
+  expect(await page.$('[data-testid="experiment-actions"]')).toBeNull();
 });
 
 test('keyboard: skip link, then the navigation, reach every page', async () => {

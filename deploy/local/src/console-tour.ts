@@ -16,5 +16,7 @@ export function consoleTour(opts: { user: string; query: string }): PageVisit[] 
       ready: '[data-testid="search-table"] tbody tr[data-key]',
     },
     { name: 'models', path: '/models', ready: '[data-testid="versions-churn"] tbody tr[data-key]' },
+    // The newest running experiment (else the newest) is shown with its arms.
+    { name: 'experiments', path: '/experiments', ready: '[data-testid="arms-table"] tbody tr[data-key]' },
   ];
 }

@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   for (const [name, p] of Object.entries(s))
     out(`  ${name.padEnd(20)} gRPC 127.0.0.1:${p.grpcPort}   metrics http://127.0.0.1:${p.metricsPort}/metrics`);
   out(
-    `  console              ${stack.consoleUrl}   (open it in a browser: live overview, dead letters, shoppers, search, models)`,
+    `  console              ${stack.consoleUrl}   (open it in a browser: live overview, dead letters, shoppers, search, models, experiments)`,
   );
 
   const shop = generateShop({ seed: 2026, users: 400, items: 300, days: 60 });

@@ -85,11 +85,13 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
           AISLE_EMBEDDING_ADDR: `127.0.0.1:${embeddingPort}`,
           AISLE_RANKING_ADDR: addr(ranking),
           AISLE_CHURN_ADDR: addr(churn),
+          AISLE_EXPERIMENT_ADDR: addr(experiment),
           AISLE_INGEST_STATUS_URL: status(ingest),
           AISLE_FEATURE_STATUS_URL: status(feature),
           AISLE_EMBEDDING_STATUS_URL: `http://127.0.0.1:${embeddingMetricsPort}/status`,
           AISLE_RANKING_STATUS_URL: status(ranking),
           AISLE_CHURN_STATUS_URL: status(churn),
+          AISLE_EXPERIMENT_STATUS_URL: status(experiment),
           ...opts.console,
         });
   const readyUrl = consoleProcess?.logs.find((l) => l['msg'] === 'ready')?.['url'];

@@ -221,6 +221,18 @@ export class ModelRegistry {
     return deleted;
   }
 
+  /** The models a tenant has stored versions of (read from object names alone), sorted by name. */
+  async names(tenant: string): Promise<string[]> {
+    const prefix = `${tenant}/`;
+    const out = new Set<string>();
+    for (const o of await this.store.list()) {
+      if (o.deleted || !o.name.startsWith(prefix) || !o.name.endsWith('.onnx')) continue;
+      const name = o.name.slice(prefix.length).split('/')[0];
+      if (name) out.add(name);
+    }
+    return [...out].sort();
+  }
+
   /**
    * Every stored version of a model, newest first, with its metadata (versions stored before
    * `.meta.json` existed are listed from their object info alone).

@@ -38,8 +38,18 @@ export interface ServiceHealth {
   /** Health of the process ("") and of its main gRPC service. */
   status: 'SERVING' | 'NOT_SERVING' | 'UNREACHABLE' | 'UNKNOWN';
   detail: string;
-  /** Model kind -> version the service has loaded (from its /status). */
-  models: Record<string, string>;
+  /**
+   * The versions the service has loaded (from its /status), per tenant: one deployment serves every
+   * tenant, each with its own models. A snapshot for one tenant's caller keeps that tenant's only.
+   */
+  models: LoadedModel[];
+}
+
+export interface LoadedModel {
+  /** null when the service does not say (a model shared by every tenant). */
+  tenant: string | null;
+  model: string;
+  version: string;
 }
 
 export interface Alert {
@@ -163,7 +173,20 @@ export interface SearchView {
   modelVersion: string;
   degraded: boolean;
   degradedReasons: string[];
-  items: Array<ScoredRow & { bm25: number; semantic: number }>;
+  /** The search model that scored (`search_ranker` version), or `catalog` before one is published. */
+  searchModel: string;
+  items: Array<
+    ScoredRow & {
+      /** BM25F over title, description, brand and category, normalized per query (0..1). */
+      bm25: number;
+      /** The text encoder's similarity of the query and the item. */
+      semantic: number;
+      /** The search model's score: the sum of its per-feature parts and constant. */
+      searchScore: number;
+      /** With a known user: the ranker's nudge (at most ±0.1). */
+      personalization: number;
+    }
+  >;
 }
 
 export interface ModelVersionView {
@@ -199,4 +222,138 @@ export interface ActivateRequest {
 export interface ApiError {
   error: string;
   field?: string;
+}
+
+/** A value with its 95 % interval. */
+export interface EstimateView {
+  value: number;
+  lower: number;
+  upper: number;
+}
+
+export interface ExperimentArmView {
+  name: string;
+  /** A/B: share of units; interleaving: 0. */
+  trafficShare: number;
+  /** Model name -> pinned version (the active one when absent). */
+  models: Record<string, string>;
+  rankerDisabled: boolean;
+  retentionBoost: number;
+  maxPerCategory: number;
+}
+
+export interface ExperimentSummaryView {
+  id: string;
+  description: string;
+  /** recommend, search, similar_items. */
+  surface: string;
+  design: 'ab' | 'interleaving' | 'unspecified';
+  state: 'scheduled' | 'running' | 'stopped' | 'unspecified';
+  /** ctr, add_to_cart_rate, conversion_rate, revenue_per_mille, interleaving_preference. */
+  primaryMetric: string;
+  control: string;
+  holdout: number;
+  arms: ExperimentArmView[];
+  createTime: number | null;
+  startTime: number | null;
+  endTime: number | null;
+  stopTime: number | null;
+  stopReason: string;
+}
+
+export interface ExperimentsView {
+  tenant: string;
+  experiments: ExperimentSummaryView[];
+}
+
+export interface ArmResultView {
+  arm: string;
+  units: number;
+  requests: number;
+  impressions: number;
+  clicks: number;
+  addToCarts: number;
+  purchases: number;
+  revenue: number;
+  ctr: EstimateView | null;
+  addToCartRate: EstimateView | null;
+  conversionRate: EstimateView | null;
+  revenuePerMille: EstimateView | null;
+  errorRate: EstimateView | null;
+  degradedRate: EstimateView | null;
+  latencyP95Ms: number;
+  expectedShare: number;
+}
+
+export interface ComparisonView {
+  metric: string;
+  arm: string;
+  control: string;
+  difference: EstimateView | null;
+  relativeLift: EstimateView | null;
+  pValue: number;
+}
+
+export interface PreferenceView {
+  winsA: number;
+  winsB: number;
+  ties: number;
+  preference: EstimateView | null;
+  pValue: number;
+  winner: string;
+}
+
+export interface InterleavingView {
+  armA: string;
+  armB: string;
+  requests: number;
+  clicks: PreferenceView | null;
+  purchases: PreferenceView | null;
+}
+
+export interface ExperimentResultView {
+  state: ExperimentSummaryView['state'];
+  stopReason: string;
+  asOf: number | null;
+  primaryMetric: string;
+  alpha: number;
+  control: string;
+  arms: ArmResultView[];
+  comparisons: ComparisonView[];
+  interleaving: InterleavingView | null;
+  sampleRatio: {
+    mismatch: boolean;
+    chiSquare: number;
+    degreesOfFreedom: number;
+    pValue: number;
+    counted: string;
+    counts: Array<{ arm: string; observed: number; expected: number }>;
+  } | null;
+  guardrails: Array<{ arm: string; check: string; value: number; limit: number; tripped: boolean; reason: string }>;
+  winner: string;
+  /** Cumulative figures at evenly spaced points of event time, oldest first. */
+  timeline: Array<{ at: number | null; arms: ArmResultView[]; interleaving: InterleavingView | null }>;
+  unattributedOutcomes: number;
+}
+
+export interface ExperimentView {
+  tenant: string;
+  experiment: ExperimentSummaryView;
+  result: ExperimentResultView;
+}
+
+export interface ExperimentActionRequest {
+  tenant: string;
+  id: string;
+  /** Stop: why, in words. */
+  reason?: string;
+  /** Promote: the arm (the winner when empty); `force` without a significant win. */
+  arm?: string;
+  force?: boolean;
+}
+
+export interface ExperimentActionResult {
+  experiment: ExperimentSummaryView;
+  /** Promote: model name -> version made active. */
+  activated: Record<string, string>;
 }

@@ -23,6 +23,7 @@ import {
   streamStats,
 } from './console.nats';
 import { DeadLetterIndex } from './dead-letters';
+import { experimentsView, experimentView, promoteArm, stopExperiment } from './experiments';
 import { OverviewSampler } from './overview';
 import { createDataClients, probeServices } from './services.grpc';
 import { modelsView, searchView, shopperView } from './views';
@@ -101,6 +102,11 @@ export async function startConsole(base: ServiceBase, config: ConsoleConfig): Pr
     search: (tenant, query, userId, limit) => searchView(data, tenant, query, userId, limit),
     models: async (tenant) => modelsView(models, sampler.latest()?.services ?? (await probe()), tenant),
     activate: (req) => models.activate(bus, req.tenant, req.name, req.version),
+    experiments: (tenant) => experimentsView(data.experiments, tenant),
+    experiment: (tenant, id) => experimentView(data.experiments, tenant, id),
+    stopExperiment: (req) =>
+      stopExperiment(data.experiments, req.tenant, req.id, req.reason || 'stopped from the console'),
+    promoteExperiment: (req) => promoteArm(data.experiments, req.tenant, req.id, req.arm ?? '', req.force ?? false),
   });
   lifecycle.onShutdown('http', () => http.close());
   const grpc = await serveGrpc(base, config, []);

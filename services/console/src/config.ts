@@ -11,7 +11,7 @@ import {
 } from '@aisle/runtime';
 
 /** The services the console watches and calls, with the variables that locate each. */
-export const WATCHED_SERVICES = ['ingest', 'feature', 'embedding', 'ranking', 'churn'] as const;
+export const WATCHED_SERVICES = ['ingest', 'feature', 'embedding', 'ranking', 'churn', 'experiment'] as const;
 export type WatchedService = (typeof WATCHED_SERVICES)[number];
 
 type Watched = Exclude<keyof typeof DEFAULT_PORTS, 'console'>;
@@ -82,11 +82,13 @@ export const configSpec = {
   embeddingAddr: addr('embedding', 'embedding-inference'),
   rankingAddr: addr('ranking', 'ranking'),
   churnAddr: addr('churn', 'churn-prediction'),
+  experimentAddr: addr('experiment', 'experiment'),
   ingestStatusUrl: statusUrl('ingest', 'ingest'),
   featureStatusUrl: statusUrl('feature', 'feature'),
   embeddingStatusUrl: statusUrl('embedding', 'embedding-inference'),
   rankingStatusUrl: statusUrl('ranking', 'ranking'),
   churnStatusUrl: statusUrl('churn', 'churn-prediction'),
+  experimentStatusUrl: statusUrl('experiment', 'experiment'),
 };
 
 export type ConsoleConfig = ConfigOf<typeof configSpec>;
@@ -118,5 +120,6 @@ export function serviceTargets(config: ConsoleConfig): Record<WatchedService, { 
     embedding: { addr: config.embeddingAddr, statusUrl: config.embeddingStatusUrl },
     ranking: { addr: config.rankingAddr, statusUrl: config.rankingStatusUrl },
     churn: { addr: config.churnAddr, statusUrl: config.churnStatusUrl },
+    experiment: { addr: config.experimentAddr, statusUrl: config.experimentStatusUrl },
   };
 }

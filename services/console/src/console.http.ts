@@ -17,6 +17,10 @@ import {
 import type {
   ActivateRequest,
   DeadLetterDetail,
+  ExperimentActionRequest,
+  ExperimentActionResult,
+  ExperimentsView,
+  ExperimentView,
   ModelsView,
   ReplayRequest,
   ReplayResult,
@@ -26,6 +30,7 @@ import type {
 } from './api';
 import { DeadLetterNotFoundError, NotReplayableError } from './console.nats';
 import type { DeadLetterIndex } from './dead-letters';
+import { ExperimentNotFoundError } from './experiments';
 import { forTenant, type OverviewSampler } from './overview';
 
 /** An HTTP status with a message for the caller; anything else becomes a logged 500. */
@@ -63,6 +68,10 @@ export interface ConsoleHttpDeps {
   search(tenant: string, query: string, userId: string, limit: number): Promise<SearchView>;
   models(tenant: string): Promise<ModelsView>;
   activate(req: ActivateRequest): Promise<void>;
+  experiments(tenant: string): Promise<ExperimentsView>;
+  experiment(tenant: string, id: string): Promise<ExperimentView>;
+  stopExperiment(req: ExperimentActionRequest): Promise<ExperimentActionResult>;
+  promoteExperiment(req: ExperimentActionRequest): Promise<ExperimentActionResult>;
 }
 
 export interface RunningHttp {
@@ -161,13 +170,18 @@ function intParam(url: URL, name: string, def: number, min: number, max: number)
 /** Errors with a meaning for the caller; others are logged and answered 500 without detail. */
 function asHttpError(err: unknown): HttpError | undefined {
   if (err instanceof HttpError) return err;
-  if (err instanceof DeadLetterNotFoundError || err instanceof ModelVersionNotFoundError)
+  if (
+    err instanceof DeadLetterNotFoundError ||
+    err instanceof ModelVersionNotFoundError ||
+    err instanceof ExperimentNotFoundError
+  )
     return new HttpError(404, err.message);
   if (err instanceof NotReplayableError) return new HttpError(400, err.message);
   if (isGrpcError(err)) {
     const detail = err.details || err.message;
     if (err.code === grpc.status.INVALID_ARGUMENT) return new HttpError(400, detail);
     if (err.code === grpc.status.NOT_FOUND) return new HttpError(404, detail);
+    if (err.code === grpc.status.FAILED_PRECONDITION) return new HttpError(409, detail);
     if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED)
       return new HttpError(503, `a service did not answer: ${detail}`);
   }
@@ -422,6 +436,41 @@ export async function startConsoleHttp(deps: ConsoleHttpDeps): Promise<RunningHt
       await deps.activate({ tenant, name, version });
       deps.logger.info('model version activated', { user: caller.user, tenant, model: name, version });
       return send(res, 200, { ok: true });
+    }
+    if (path === '/api/experiments' && method === 'GET') {
+      route.name = 'experiments';
+      const tenant = tenantFor(caller, param(url, 'tenant', { max: 128 }));
+      return send(res, 200, await deps.experiments(tenant));
+    }
+    const experiment = /^\/api\/experiments\/([a-z0-9_-]{1,64})$/.exec(path);
+    if (experiment && method === 'GET') {
+      route.name = 'experiment';
+      const tenant = tenantFor(caller, param(url, 'tenant', { max: 128 }));
+      return send(res, 200, await deps.experiment(tenant, experiment[1] as string));
+    }
+    const action = /^\/api\/experiments\/(stop|promote)$/.exec(path)?.[1];
+    if (action && method === 'POST') {
+      route.name = `experiment_${action}`;
+      const body = await readJson(req);
+      const tenant = tenantFor(caller, stringField(body, 'tenant', { max: 128 }), true);
+      const id = stringField(body, 'id', { max: 64 });
+      const force = (body as { force?: unknown } | null)?.force ?? false;
+      if (typeof force !== 'boolean') throw new HttpError(400, 'force: must be true or false', 'force');
+      const request: ExperimentActionRequest = {
+        tenant,
+        id,
+        reason: stringField(body, 'reason', { max: 1000, optional: true }),
+        arm: stringField(body, 'arm', { max: 32, optional: true }),
+        force,
+      };
+      const result = action === 'stop' ? await deps.stopExperiment(request) : await deps.promoteExperiment(request);
+      deps.logger.info(`experiment ${action === 'stop' ? 'stopped' : 'promoted'}`, {
+        user: caller.user,
+        tenant,
+        experiment: id,
+        ...(action === 'promote' ? { arm: request.arm, force, activated: result.activated } : {}),
+      });
+      return send(res, 200, result);
     }
     route.name = 'unknown';
     throw new HttpError(404, `no route ${method} ${path}`);

@@ -229,6 +229,7 @@ export function registryPort(registry: ModelRegistry): RegistryPort & {
 } {
   const kind = (name: string) => name as ModelName;
   return {
+    names: (tenant) => registry.names(tenant),
     versions: (tenant, name) => registry.versions(tenant, kind(name)),
     activeVersion: async (tenant, name) => (await registry.activeMeta(tenant, kind(name)))?.version ?? null,
     activate: async (bus, tenant, name, version) => {

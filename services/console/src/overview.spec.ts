@@ -17,12 +17,16 @@ function fakeSources() {
   return { state, sources };
 }
 
-const svc = (status: ServiceHealth['status'], models: Record<string, string> = {}): ServiceHealth => ({
+const svc = (
+  status: ServiceHealth['status'],
+  models: Record<string, string> = {},
+  tenant = 'shop-a',
+): ServiceHealth => ({
   service: 'ranking',
   address: 'x',
   status,
   detail: '',
-  models,
+  models: Object.entries(models).map(([model, version]) => ({ tenant, model, version })),
 });
 
 describe('OverviewSampler', () => {
@@ -56,16 +60,59 @@ describe('OverviewSampler', () => {
     const messages = s.alerts.map((a) => a.message);
     expect(messages).toContain('ranking is UNREACHABLE, was SERVING');
     expect(messages).toContain('ranking is SERVING, was UNREACHABLE');
-    expect(messages).toContain('ranking switched ranker from v1 to v2');
+    expect(messages).toContain('ranking switched ranker of shop-a from v1 to v2');
     expect(forTenant(s, 'shop-a').alerts.map((a) => a.message)).not.toContain('u1 at risk');
     expect(forTenant(s, 'shop-b').alerts.map((a) => a.message)).toContain('u1 at risk');
   });
 
-  it('reads loaded versions from /status', () => {
-    expect(modelsFromStatus({ models: [{ model: 'ranker', version: 'v3' }, { model: 'x' }] })).toEqual({
-      ranker: 'v3',
-    });
-    expect(modelsFromStatus({ model: 'v1' })).toEqual({});
-    expect(modelsFromStatus(null)).toEqual({});
+  it('reads loaded versions per tenant from /status', () => {
+    expect(
+      modelsFromStatus({
+        models: [
+          { tenant: 'shop-a', model: 'ranker', version: 'v3' },
+          { tenant: 'shop-b', model: 'ranker', version: 'v9' },
+          { model: 'text_encoder', version: 't1' },
+          { model: 'x' },
+        ],
+      }),
+    ).toEqual([
+      { tenant: 'shop-a', model: 'ranker', version: 'v3' },
+      { tenant: 'shop-b', model: 'ranker', version: 'v9' },
+      { tenant: null, model: 'text_encoder', version: 't1' },
+    ]);
+    expect(modelsFromStatus({ model: 'v1' })).toEqual([]);
+    expect(modelsFromStatus(null)).toEqual([]);
+  });
+
+  it('keeps each tenant its own model versions: one never overwrites another', async () => {
+    const { state, sources } = fakeSources();
+    const sampler = new OverviewSampler(sources, { intervalMs: 1000 });
+    state.services = [
+      {
+        ...svc('SERVING'),
+        models: [
+          { tenant: 'shop-a', model: 'ranker', version: 'a1' },
+          { tenant: 'shop-b', model: 'ranker', version: 'b1' },
+        ],
+      },
+    ];
+    await sampler.sample();
+    state.services = [
+      {
+        ...svc('SERVING'),
+        models: [
+          { tenant: 'shop-a', model: 'ranker', version: 'a1' },
+          { tenant: 'shop-b', model: 'ranker', version: 'b2' },
+        ],
+      },
+    ];
+    const s = await sampler.sample();
+    expect(forTenant(s, 'shop-a').services[0]?.models).toEqual([{ tenant: 'shop-a', model: 'ranker', version: 'a1' }]);
+    expect(forTenant(s, 'shop-b').services[0]?.models).toEqual([{ tenant: 'shop-b', model: 'ranker', version: 'b2' }]);
+    // shop-b's switch is shop-b's alert; shop-a's unchanged version raises none.
+    expect(forTenant(s, 'shop-a').alerts.filter((a) => a.kind === 'model')).toEqual([]);
+    expect(forTenant(s, 'shop-b').alerts.map((a) => a.message)).toContain(
+      'ranking switched ranker of shop-b from b1 to b2',
+    );
   });
 });

@@ -1,4 +1,12 @@
-import type { Alert, ConsumerLag, OverviewPoint, OverviewSnapshot, ServiceHealth, StreamRate } from './api';
+import type {
+  Alert,
+  ConsumerLag,
+  LoadedModel,
+  OverviewPoint,
+  OverviewSnapshot,
+  ServiceHealth,
+  StreamRate,
+} from './api';
 
 /** What the overview samples; adapters implement it over JetStream, gRPC health and /status. */
 export interface OverviewSources {
@@ -123,10 +131,16 @@ export class OverviewSampler {
           `${s.service} is ${s.status}${s.detail ? ` (${s.detail})` : ''}, was ${before.status}`,
           null,
         );
-      for (const [kind, version] of Object.entries(s.models)) {
-        const was = before?.models[kind];
-        if (was !== undefined && was !== version)
-          this.alert(now, 'model', 'info', `${s.service} switched ${kind} from ${was} to ${version}`, null);
+      for (const m of s.models) {
+        const was = before?.models.find((b) => b.tenant === m.tenant && b.model === m.model)?.version;
+        if (was !== undefined && was !== m.version)
+          this.alert(
+            now,
+            'model',
+            'info',
+            `${s.service} switched ${m.model}${m.tenant === null ? '' : ` of ${m.tenant}`} from ${was} to ${m.version}`,
+            m.tenant,
+          );
       }
     }
     this.lastServices = new Map(services.map((s) => [s.service, s]));
@@ -143,19 +157,34 @@ export class OverviewSampler {
   }
 }
 
-/** A snapshot as one tenant's caller may see it: platform figures, and only that tenant's alerts. */
-export function forTenant(s: OverviewSnapshot, tenant: string, limit = 50): OverviewSnapshot {
-  return { ...s, alerts: s.alerts.filter((a) => a.tenant === null || a.tenant === tenant).slice(0, limit) };
+const ofTenant = (tenant: string) => (x: { tenant: string | null }) => x.tenant === null || x.tenant === tenant;
+
+/** The versions `service` has loaded for `tenant` (and those it shares with every tenant), by model. */
+export function loadedFor(service: ServiceHealth, tenant: string): Record<string, string> {
+  return Object.fromEntries(service.models.filter(ofTenant(tenant)).map((m) => [m.model, m.version]));
 }
 
-/** Loaded versions from a service's /status (`models: [{ model, version }]`). */
-export function modelsFromStatus(status: unknown): Record<string, string> {
-  const out: Record<string, string> = {};
+/**
+ * A snapshot as one tenant's caller may see it: platform figures, and only that tenant's model versions
+ * and alerts.
+ */
+export function forTenant(s: OverviewSnapshot, tenant: string, limit = 50): OverviewSnapshot {
+  return {
+    ...s,
+    services: s.services.map((x) => ({ ...x, models: x.models.filter(ofTenant(tenant)) })),
+    alerts: s.alerts.filter(ofTenant(tenant)).slice(0, limit),
+  };
+}
+
+/** Loaded versions from a service's /status (`models: [{ tenant, model, version }]`). */
+export function modelsFromStatus(status: unknown): LoadedModel[] {
   const models = (status as { models?: unknown } | null)?.models;
-  if (!Array.isArray(models)) return out;
+  if (!Array.isArray(models)) return [];
+  const out: LoadedModel[] = [];
   for (const m of models as unknown[]) {
-    const { model, version } = (m ?? {}) as { model?: unknown; version?: unknown };
-    if (typeof model === 'string' && typeof version === 'string') out[model] = version;
+    const { tenant, model, version } = (m ?? {}) as { tenant?: unknown; model?: unknown; version?: unknown };
+    if (typeof model === 'string' && typeof version === 'string')
+      out.push({ tenant: typeof tenant === 'string' ? tenant : null, model, version });
   }
   return out;
 }

@@ -1,7 +1,8 @@
-import { churnV1, featureV1, rankingV1 } from '@aisle/contracts';
+import { churnV1, experimentV1, featureV1, rankingV1 } from '@aisle/contracts';
 import { createGrpcClient, grpc, isGrpcError, type GrpcClient } from '@aisle/runtime';
 import type { ServiceHealth } from './api';
 import type { WatchedService } from './config';
+import type { ExperimentPort } from './experiments';
 import { modelsFromStatus } from './overview';
 import type { DataPorts } from './views';
 
@@ -12,6 +13,7 @@ const MAIN_SERVICE: Record<WatchedService, string> = {
   embedding: 'aisle.embedding.v1.EmbeddingService',
   ranking: 'aisle.ranking.v1.RankingService',
   churn: 'aisle.churn.v1.ChurnService',
+  experiment: 'aisle.experiment.v1.ExperimentService',
 };
 
 type HealthStatus = 'UNKNOWN' | 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
@@ -61,8 +63,8 @@ async function probe(
 ): Promise<ServiceHealth> {
   const base = { service: name, address: target.addr };
   const statusCall = fetch(target.statusUrl, { signal: AbortSignal.timeout(deadlineMs) })
-    .then(async (r) => (r.ok ? modelsFromStatus(await r.json()) : {}))
-    .catch(() => ({}));
+    .then(async (r) => (r.ok ? modelsFromStatus(await r.json()) : []))
+    .catch(() => []);
   try {
     const [process, main] = await Promise.all([
       healthCheck(target.addr, '', deadlineMs, credentials),
@@ -75,7 +77,7 @@ async function probe(
     return { ...base, status: 'SERVING', detail: '', models };
   } catch (err) {
     await statusCall;
-    return { ...base, status: 'UNREACHABLE', detail: short(err), models: {} };
+    return { ...base, status: 'UNREACHABLE', detail: short(err), models: [] };
   }
 }
 
@@ -91,10 +93,11 @@ export function probeServices(
 }
 
 export interface ConsoleClients extends DataPorts {
+  experiments: ExperimentPort;
   close(): void;
 }
 
-/** Clients of feature, ranking and churn-prediction for the shopper and search pages. */
+/** Clients of feature, ranking, churn-prediction and experiment for the shopper, search and experiments pages. */
 export function createDataClients(
   targets: Record<WatchedService, { addr: string }>,
   credentials: grpc.ChannelCredentials,
@@ -108,6 +111,7 @@ export function createDataClients(
   );
   const ranking = createGrpcClient(rankingV1.RankingServiceService, targets.ranking.addr, opts);
   const churn = createGrpcClient(churnV1.ChurnServiceService, targets.churn.addr, opts);
+  const experiment = createGrpcClient(experimentV1.ExperimentServiceService, targets.experiment.addr, opts);
   return {
     userFeatures: (tenant, userId) => feature.getUserFeatures({ tenant, userIds: [userId], recentLimit: 50 }),
     items: async (tenant, itemIds) => (await feature.getItemFeatures({ tenant, itemIds, coVisitLimit: 0 })).items,
@@ -124,10 +128,18 @@ export function createDataClients(
       }),
     search: (tenant, query, userId, limit) =>
       ranking.search({ tenant, query, userId, limit, filters: undefined, explain: true }),
+    experiments: {
+      list: async (tenant) => (await experiment.list({ tenant })).experiments,
+      get: async (tenant, id) => (await experiment.get({ tenant, id })).experiment,
+      results: async (tenant, id) => (await experiment.getResults({ tenant, id })).result,
+      stop: async (tenant, id, reason) => (await experiment.stop({ tenant, id, reason })).experiment,
+      promote: (tenant, id, arm, force) => experiment.promote({ tenant, id, arm, force }),
+    },
     close: () => {
       feature.close();
       ranking.close();
       churn.close();
+      experiment.close();
     },
   };
 }

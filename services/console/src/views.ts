@@ -1,5 +1,6 @@
 import { type churnV1, type featureV1, type modelsV1, type rankingV1 } from '@aisle/contracts';
 import type { ModelKindView, ModelsView, ScoredRow, SearchView, ServiceHealth, ShopperView } from './api';
+import { loadedFor } from './overview';
 
 /** The calls the pages need from the other services; `services.grpc.ts` implements them. */
 export interface DataPorts {
@@ -11,18 +12,25 @@ export interface DataPorts {
 }
 
 export interface RegistryPort {
+  /** The model kinds a tenant has stored versions of. */
+  names(tenant: string): Promise<string[]>;
   versions(tenant: string, name: string): Promise<modelsV1.ModelPublished[]>;
   activeVersion(tenant: string, name: string): Promise<string | null>;
 }
 
-export const MODEL_KINDS = ['sasrec', 'text_encoder', 'ranker', 'churn', 'session'] as const;
-/** Which services load which model (their /status says which version). */
+/** The order the Models page lists the kinds it knows in; any other kind the registry holds follows. */
+const KIND_ORDER = ['sasrec', 'text_encoder', 'ranker', 'search_ranker', 'session', 'churn'];
+/**
+ * Which services are expected to load which model, so that one that has not loaded it yet shows as
+ * waiting; a service whose /status reports a kind not named here is listed too.
+ */
 const SERVED_BY: Record<string, string[]> = {
   sasrec: ['embedding'],
   text_encoder: ['embedding'],
   ranker: ['ranking'],
-  churn: ['churn'],
+  search_ranker: ['ranking'],
   session: ['ranking'],
+  churn: ['churn'],
 };
 
 const ms = (d: Date | undefined) => (d ? d.getTime() : null);
@@ -136,7 +144,11 @@ export async function shopperView(ports: DataPorts, tenant: string, userId: stri
   };
 }
 
-/** A search with the lexical (BM25, normalized per request), semantic and ranker scores of each result. */
+/**
+ * A search as ranking's Search explains it: per result the lexical (BM25F, normalized per query) and
+ * semantic features, the search model's score (its `search.*` parts), the personalization nudge and the
+ * final score (after rules).
+ */
 export async function searchView(
   ports: DataPorts,
   tenant: string,
@@ -150,28 +162,49 @@ export async function searchView(
     tenant,
     res.items.map((i) => i.itemId),
   ).catch(() => new Map<string, featureV1.ItemFeatures>());
+  const sum = (parts: Record<string, number>) =>
+    Object.entries(parts).reduce((a, [k, v]) => (k.startsWith('search.') ? a + v : a), 0);
   return {
     tenant,
     query,
     modelVersion: res.modelVersion,
+    searchModel:
+      res.modelVersion
+        .split(',')
+        .find((p) => p.startsWith('search:'))
+        ?.slice('search:'.length) ?? '',
     degraded: res.degraded,
     degradedReasons: res.degradedReasons,
     items: res.items.map((i) => ({
       ...scoredRow(i, info),
       bm25: i.features['lexical_score'] ?? 0,
       semantic: i.features['text_score'] ?? 0,
+      searchScore: sum(i.contributions),
+      personalization: i.contributions['personalization'] ?? 0,
     })),
   };
 }
 
-/** Every stored version per model kind, which one the registry points at, and what each service has loaded. */
+const kindRank = (name: string) => {
+  const i = KIND_ORDER.indexOf(name);
+  return i < 0 ? KIND_ORDER.length : i;
+};
+
+/**
+ * Every model kind the tenant's registry holds (and any a service reports loaded for it), each with
+ * every stored version, which one the registry points at, and what each serving service has loaded.
+ */
 export async function modelsView(
   registry: RegistryPort,
   services: ServiceHealth[],
   tenant: string,
 ): Promise<ModelsView> {
+  const loaded = services.map((s) => ({ service: s.service, models: loadedFor(s, tenant) }));
+  const names = [...new Set([...(await registry.names(tenant)), ...loaded.flatMap((l) => Object.keys(l.models))])].sort(
+    (a, b) => kindRank(a) - kindRank(b) || a.localeCompare(b),
+  );
   const kinds = await Promise.all(
-    MODEL_KINDS.map(async (name): Promise<ModelKindView> => {
+    names.map(async (name): Promise<ModelKindView> => {
       const [versions, activeVersion] = await Promise.all([
         registry.versions(tenant, name),
         registry.activeVersion(tenant, name),
@@ -179,9 +212,9 @@ export async function modelsView(
       return {
         name,
         activeVersion,
-        live: services
-          .filter((s) => SERVED_BY[name]?.includes(s.service))
-          .map((s) => ({ service: s.service, version: s.models[name] ?? '' })),
+        live: loaded
+          .filter((l) => SERVED_BY[name]?.includes(l.service) || l.models[name] !== undefined)
+          .map((l) => ({ service: l.service, version: l.models[name] ?? '' })),
         versions: versions.map((v) => ({
           version: v.version,
           createdAt: ms(v.createdAt),

@@ -1,23 +1,42 @@
 /**
  * The console's HTTP API against a real nats-server, outside local development: login and trusted-proxy
  * callers, tenant isolation of dead letters and of every tenant-scoped route, replay to the producer
- * subjects, and promote/roll back through the model registry. (Pages in a real browser: test/e2e.)
+ * subjects, promote/roll back through the model registry, and experiments through the real experiment
+ * service (who may see and who may stop or promote). (Pages in a real browser: test/e2e.)
  */
-import { ContentTypes, Headers, modelsV1, Streams, Subjects } from '@aisle/contracts';
+import { ContentTypes, experimentV1, Headers, modelsV1, rankingV1, Streams, Subjects } from '@aisle/contracts';
 import {
   AsyncJetStreamPublisher,
   ConfigError,
+  createGrpcClient,
   ModelRegistry,
   startServiceInProcess,
   type InProcessService,
 } from '@aisle/runtime';
-import { eventually, startNatsServer, tempDir, type NatsServerHandle } from '@aisle/testkit';
+import {
+  eventually,
+  startNatsServer,
+  startServiceProcess,
+  tempDir,
+  tempSqliteUrl,
+  type NatsServerHandle,
+  type ServiceProcess,
+} from '@aisle/testkit';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hashPassword } from '../src/access';
-import type { DeadLetterDetail, DeadLetterPage, ModelsView, ReplayResult, SessionInfo } from '../src/api';
+import type {
+  DeadLetterDetail,
+  DeadLetterPage,
+  ExperimentActionResult,
+  ExperimentsView,
+  ExperimentView,
+  ModelsView,
+  ReplayResult,
+  SessionInfo,
+} from '../src/api';
 import { startConsole } from '../src/app';
 import { loadConsoleConfig } from '../src/config';
 
@@ -131,23 +150,26 @@ test('refuses an open console off loopback and half-configured auth, naming the 
   );
 });
 
+async function loginAt(base: string, user: string, password: string): Promise<string> {
+  const r = await client(base)('/api/login', { method: 'POST', body: { user, password } });
+  expect(r.status).toBe(200);
+  return (r.res.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+}
+
+const LOGIN = {
+  AISLE_CONSOLE_AUTH: 'login',
+  AISLE_CONSOLE_HTTP_HOST: '127.0.0.1',
+  AISLE_CONSOLE_SESSION_SECRET: 'a-test-secret-that-is-long-enough-0123456789',
+  AISLE_CONSOLE_SECURE_COOKIES: 'false',
+};
+
 describe('login', () => {
   let base: string;
   beforeAll(async () => {
-    base = await start({
-      AISLE_CONSOLE_AUTH: 'login',
-      AISLE_CONSOLE_HTTP_HOST: '127.0.0.1',
-      AISLE_CONSOLE_ACCESS_FILE: accessFile,
-      AISLE_CONSOLE_SESSION_SECRET: 'a-test-secret-that-is-long-enough-0123456789',
-      AISLE_CONSOLE_SECURE_COOKIES: 'false',
-    });
+    base = await start({ ...LOGIN, AISLE_CONSOLE_ACCESS_FILE: accessFile });
   });
 
-  async function login(user: string, password: string): Promise<string> {
-    const r = await client(base)('/api/login', { method: 'POST', body: { user, password } });
-    expect(r.status).toBe(200);
-    return (r.res.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
-  }
+  const login = (user: string, password: string) => loginAt(base, user, password);
 
   test('answers 401 without a session and to a wrong password; the page itself still loads', async () => {
     const page = await fetch(new URL('/dead-letters', base));
@@ -183,6 +205,8 @@ describe('login', () => {
       '/api/models?tenant=shop-b',
       '/api/shopper?tenant=shop-b&user=u1',
       '/api/search?tenant=shop-b&q=soap',
+      '/api/experiments?tenant=shop-b',
+      '/api/experiments/x?tenant=shop-b',
     ])
       expect([path, (await call(path)).status]).toEqual([path, 403]);
     expect((await call(`/api/dead-letters/${seqB}?tenant=shop-a`)).status).toBe(404);
@@ -284,6 +308,105 @@ describe('login', () => {
     expect(modelsV1.ModelPublished.toJSON((await registry.activeMeta('shop-b', 'churn'))!)).toMatchObject({
       version: '20260101T000000Z',
     });
+  });
+});
+
+describe('experiments', () => {
+  let experiment: ServiceProcess;
+  let store: ReturnType<typeof tempSqliteUrl>;
+  let base: string;
+  let rpc: ReturnType<typeof createGrpcClient<typeof experimentV1.ExperimentServiceService>>;
+  beforeAll(async () => {
+    store = tempSqliteUrl();
+    experiment = await startServiceProcess('experiment', {
+      AISLE_NATS_URL: nats.url,
+      AISLE_STORE_URL: store.url,
+      AISLE_TENANTS: 'shop-a,shop-b',
+      AISLE_METRICS_PORT: '-1',
+    });
+    rpc = createGrpcClient(experimentV1.ExperimentServiceService, `127.0.0.1:${experiment.grpcPort}`, {
+      deadlineMs: 5000,
+    });
+    base = await start({
+      ...LOGIN,
+      AISLE_CONSOLE_ACCESS_FILE: accessFile,
+      AISLE_EXPERIMENT_ADDR: `127.0.0.1:${experiment.grpcPort}`,
+    });
+  });
+  afterAll(async () => {
+    rpc?.close();
+    await experiment?.stop();
+    store?.dispose();
+  });
+
+  test('a viewer sees the experiments of its tenant with their results; only an operator stops or promotes', async () => {
+    // A candidate ranker stored (not active) for shop-a, pinned by the experiment's second arm.
+    const registry = await ModelRegistry.open(nc);
+    await registry.storeVersion({
+      tenant: 'shop-a',
+      name: 'ranker',
+      version: 'candidate-1',
+      onnx: new Uint8Array([8, 7, 1]),
+      sidecar: {},
+      meta: { createdAt: new Date(3_000) },
+    });
+    await rpc.create({
+      experiment: experimentV1.Experiment.fromPartial({
+        tenant: 'shop-a',
+        id: 'ranker-ab',
+        surface: rankingV1.Surface.SURFACE_RECOMMEND,
+        design: experimentV1.Design.DESIGN_AB,
+        arms: [
+          { name: 'control', trafficShare: 0.5 },
+          { name: 'candidate', trafficShare: 0.5, models: { ranker: 'candidate-1' } },
+        ],
+      }),
+    });
+    const viewer = client(base, { cookie: await loginAt(base, 'alice', 'alice-password') });
+    const list = (await viewer('/api/experiments?tenant=shop-a')).body as ExperimentsView;
+    expect(list.experiments.map((e) => [e.id, e.state, e.design, e.surface, e.primaryMetric])).toEqual([
+      ['ranker-ab', 'running', 'ab', 'recommend', 'ctr'],
+    ]);
+    const one = (await viewer('/api/experiments/ranker-ab?tenant=shop-a')).body as ExperimentView;
+    const { result } = await rpc.getResults({ tenant: 'shop-a', id: 'ranker-ab' });
+    expect(one.experiment.arms.map((a) => [a.name, a.models])).toEqual([
+      ['control', {}],
+      ['candidate', { ranker: 'candidate-1' }],
+    ]);
+    expect(one.result.arms.map((a) => [a.arm, a.requests, a.expectedShare])).toEqual(
+      result!.arms.map((a) => [a.arm, a.requests, a.expectedShare]),
+    );
+    const stop = { method: 'POST', body: { tenant: 'shop-a', id: 'ranker-ab' } };
+    expect((await viewer('/api/experiments/stop', stop)).status).toBe(403);
+    expect((await viewer('/api/experiments/promote', { ...stop, body: { ...stop.body, force: true } })).status).toBe(
+      403,
+    );
+
+    const operator = client(base, { cookie: await loginAt(base, 'olga', 'olga-password') });
+    // Another tenant's experiment reads as missing there; bad input names its field.
+    expect((await operator('/api/experiments/ranker-ab?tenant=shop-b')).status).toBe(404);
+    expect(
+      (await operator('/api/experiments/stop', { method: 'POST', body: { tenant: 'shop-a' } })).body,
+    ).toMatchObject({ field: 'id' });
+    // No winner yet: promotion needs force, and says why.
+    const refused = await operator('/api/experiments/promote', {
+      method: 'POST',
+      body: { tenant: 'shop-a', id: 'ranker-ab', arm: 'candidate' },
+    });
+    expect([refused.status, (refused.body as { error: string }).error]).toEqual([409, expect.stringMatching(/force/)]);
+    const promoted = await operator('/api/experiments/promote', {
+      method: 'POST',
+      body: { tenant: 'shop-a', id: 'ranker-ab', arm: 'candidate', force: true },
+    });
+    expect(promoted.status).toBe(200);
+    expect(promoted.body as ExperimentActionResult).toMatchObject({
+      activated: { ranker: 'candidate-1' },
+      experiment: { id: 'ranker-ab', state: 'stopped', stopReason: "promoted arm 'candidate'" },
+    });
+    expect((await registry.activeMeta('shop-a', 'ranker'))?.version).toBe('candidate-1');
+    expect((await rpc.get({ tenant: 'shop-a', id: 'ranker-ab' })).experiment?.state).toBe(
+      experimentV1.State.STATE_STOPPED,
+    );
   });
 });
 

@@ -3,6 +3,7 @@ import {
   BarElement,
   CategoryScale,
   Chart,
+  Filler,
   Legend,
   LinearScale,
   LineController,
@@ -21,6 +22,7 @@ Chart.register(
   CategoryScale,
   BarController,
   BarElement,
+  Filler,
   Legend,
   Tooltip,
 );

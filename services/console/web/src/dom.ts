@@ -119,3 +119,39 @@ export function searchForm(
     h('button', { type: 'submit', class: 'primary' }, button),
   );
 }
+
+export interface Confirmer {
+  /** The `<dialog>`: place it in the page once. */
+  element: HTMLDialogElement;
+  /** Opens the dialog; true when the user confirms, false on Cancel or Escape. */
+  ask(title: string, text: string): Promise<boolean>;
+}
+
+/** A modal confirmation before an action that changes what serves (promote, roll back, stop). */
+export function confirmer(): Confirmer {
+  const titleId = uid('confirm');
+  const element = h('dialog', { 'aria-labelledby': titleId });
+  return {
+    element,
+    ask: (title, text) =>
+      new Promise((resolve) => {
+        const done = (ok: boolean) => {
+          element.close();
+          resolve(ok);
+        };
+        replace(
+          element,
+          h('h2', { id: titleId }, title),
+          h('p', {}, text),
+          h(
+            'div',
+            { class: 'actions' },
+            h('button', { type: 'button', class: 'primary', onclick: () => done(true) }, 'Confirm'),
+            h('button', { type: 'button', class: 'secondary', onclick: () => done(false) }, 'Cancel'),
+          ),
+        );
+        element.onclose = () => resolve(false);
+        element.showModal();
+      }),
+  };
+}

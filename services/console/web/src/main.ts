@@ -2,6 +2,7 @@ import type { SessionInfo } from '../../src/api';
 import { ApiError, errorMessage, getJson } from './api';
 import { field, h, notice, replace } from './dom';
 import { deadLettersPage } from './pages/dead-letters';
+import { experimentsPage } from './pages/experiments';
 import { loginPage } from './pages/login';
 import { modelsPage } from './pages/models';
 import { overviewPage } from './pages/overview';
@@ -9,11 +10,8 @@ import { searchPage } from './pages/search';
 import { shopperPage } from './pages/shopper';
 import type { Page, PageContext } from './page';
 
-/**
- * The pages, in navigation order. A new capability (the Experiments page, once the experiment service
- * exists) is one more entry here with its own module under pages/.
- */
-const PAGES: Page[] = [overviewPage, deadLettersPage, shopperPage, searchPage, modelsPage];
+/** The pages, in navigation order. A new capability is one more entry here with its own module under pages/. */
+const PAGES: Page[] = [overviewPage, deadLettersPage, shopperPage, searchPage, modelsPage, experimentsPage];
 
 const main = document.getElementById('main') as HTMLElement;
 const nav = document.getElementById('nav') as HTMLElement;

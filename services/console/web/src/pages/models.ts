@@ -1,14 +1,17 @@
 import type { ModelKindView, ModelsView, ModelVersionView } from '../../../src/api';
 import { errorMessage, getJson, postJson } from '../api';
 import { chartFigure, lineDataset, type ChartHandle } from '../charts';
-import { announce, fmt, h, notice, replace, section } from '../dom';
+import { announce, confirmer, fmt, h, notice, replace, section } from '../dom';
 import type { Page } from '../page';
 import { createTable } from '../table';
 
+/** Titles of the kinds known today; any other kind the registry holds shows under its own name. */
 const KIND_TITLES: Record<string, string> = {
   sasrec: 'Sequence recommender (SASRec)',
   text_encoder: 'Text encoder',
   ranker: 'Ranker',
+  search_ranker: 'Search model (search_ranker)',
+  session: 'Session model',
   churn: 'Churn classifier',
 };
 
@@ -25,32 +28,11 @@ export const modelsPage: Page = {
     const charts: ChartHandle[] = [];
     const status = h('div', {});
     const body = h('div', {});
-    const dialog = h('dialog', { 'aria-labelledby': 'confirm-title' });
-    replace(main, h('div', { class: 'page-head' }, h('h1', {}, 'Models')), status, body, dialog);
-
-    const confirm = (title: string, text: string): Promise<boolean> =>
-      new Promise((resolve) => {
-        const done = (ok: boolean) => {
-          dialog.close();
-          resolve(ok);
-        };
-        replace(
-          dialog,
-          h('h2', { id: 'confirm-title' }, title),
-          h('p', {}, text),
-          h(
-            'div',
-            { class: 'actions' },
-            h('button', { type: 'button', class: 'primary', onclick: () => done(true) }, 'Confirm'),
-            h('button', { type: 'button', class: 'secondary', onclick: () => done(false) }, 'Cancel'),
-          ),
-        );
-        dialog.onclose = () => resolve(false);
-        dialog.showModal();
-      });
+    const dialog = confirmer();
+    replace(main, h('div', { class: 'page-head' }, h('h1', {}, 'Models')), status, body, dialog.element);
 
     const activate = async (kind: ModelKindView, v: ModelVersionView, verb: string) => {
-      const ok = await confirm(
+      const ok = await dialog.ask(
         `${verb} ${kind.name} ${v.version}?`,
         `The registry will point ${kind.name} at ${v.version} (now ${kind.activeVersion ?? 'none'}); services hot-load it within seconds.`,
       );
@@ -225,7 +207,12 @@ export const modelsPage: Page = {
       try {
         const v = await getJson<ModelsView>('/api/models', { tenant: ctx.tenant });
         charts.splice(0).forEach((c) => c.chart.destroy());
-        replace(body, v.kinds.map(kindSection));
+        replace(
+          body,
+          v.kinds.length > 0
+            ? v.kinds.map(kindSection)
+            : notice('info', `No model is stored for ${ctx.tenant} yet: the trainer publishes the first versions.`),
+        );
       } catch (err) {
         replace(status, notice('error', errorMessage(err)));
       }

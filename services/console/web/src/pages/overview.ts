@@ -42,20 +42,23 @@ export const overviewPage: Page = {
         { key: 'service', label: 'Service', value: (s) => s.service },
         { key: 'status', label: 'Health', value: (s) => s.status, render: (s) => statusBadge(s.status) },
         {
+          // The server keeps the tenant's own versions (each tenant has its models; one deployment serves all).
           key: 'models',
-          label: 'Model versions',
-          value: (s) =>
-            Object.entries(s.models)
-              .map(([k, v]) => `${k} ${v}`)
-              .join(', '),
+          label: `Model versions of ${ctx.tenant}`,
+          value: (s) => s.models.map((m) => `${m.model} ${m.version}`).join(', '),
           render: (s) =>
-            Object.keys(s.models).length === 0
+            s.models.length === 0
               ? h('span', { class: 'muted' }, 'none')
               : h(
                   'ul',
                   { class: 'plain' },
-                  Object.entries(s.models).map(([k, v]) =>
-                    h('li', {}, h('span', { class: 'muted' }, `${k} `), h('code', {}, v)),
+                  s.models.map((m) =>
+                    h(
+                      'li',
+                      { 'data-tenant': m.tenant ?? '' },
+                      h('span', { class: 'muted' }, `${m.model} `),
+                      h('code', {}, m.version),
+                    ),
                   ),
                 ),
         },

@@ -31,8 +31,8 @@ export const searchPage: Page = {
       h('div', { class: 'page-head' }, h('h1', {}, 'Search playground')),
       h(
         'p',
-        { class: 'muted' },
-        'Each result with its lexical (BM25, normalized per query), semantic (text encoder) and ranker scores, and the final score that orders them.',
+        { class: 'muted', 'data-testid': 'search-how' },
+        'What orders the results (ranking’s Search): the search engine finds candidates by BM25F over title, description, brand and category (with spelling correction, query expansion and category intent) and adds the text encoder’s nearest items; the search model (search_ranker, or a scorer of catalog-only features until one is published) scores each from its search features, lexical BM25F and semantic similarity among them; with a user id, the ranker’s score nudges that by at most ±0.1; filters and rules (in-stock items first, a few items per category in the first ten) then give the final order.',
       ),
       form,
       result,
@@ -59,8 +59,9 @@ export const searchPage: Page = {
             data: {
               labels: top.map((r) => (r.title.length > 22 ? `${r.title.slice(0, 21)}…` : r.title)),
               datasets: [
-                { label: 'BM25', data: top.map((r) => r.bm25), backgroundColor: PALETTE[0] },
+                { label: 'BM25F', data: top.map((r) => r.bm25), backgroundColor: PALETTE[0] },
                 { label: 'semantic', data: top.map((r) => r.semantic), backgroundColor: PALETTE[1] },
+                { label: 'search model', data: top.map((r) => r.searchScore), backgroundColor: PALETTE[4] },
                 { label: 'final', data: top.map((r) => r.score), backgroundColor: PALETTE[3] },
               ],
             },
@@ -68,7 +69,7 @@ export const searchPage: Page = {
             options: {
               indexAxis: 'y',
               plugins: { legend: { position: 'bottom' } },
-              scales: { x: { beginAtZero: true, max: 1 } },
+              scales: { x: { beginAtZero: true } },
             },
           },
           { height: 70 + 36 * top.length, testId: 'search-chart' },
@@ -76,7 +77,8 @@ export const searchPage: Page = {
         chart.describe(
           top
             .map(
-              (r) => `${r.title}: BM25 ${fmt.num(r.bm25)}, semantic ${fmt.num(r.semantic)}, final ${fmt.num(r.score)}`,
+              (r) =>
+                `${r.title}: BM25F ${fmt.num(r.bm25)}, semantic ${fmt.num(r.semantic)}, search model ${fmt.num(r.searchScore)}, final ${fmt.num(r.score)}`,
             )
             .join('; '),
         );
@@ -89,7 +91,7 @@ export const searchPage: Page = {
           columns: [
             { key: 'rank', label: '#', value: (r) => r.rank, numeric: true },
             { key: 'title', label: 'Item', value: (r) => r.title },
-            { key: 'bm25', label: 'BM25', value: (r) => r.bm25, render: (r) => fmt.num(r.bm25), numeric: true },
+            { key: 'bm25', label: 'BM25F', value: (r) => r.bm25, render: (r) => fmt.num(r.bm25), numeric: true },
             {
               key: 'semantic',
               label: 'Semantic',
@@ -98,10 +100,17 @@ export const searchPage: Page = {
               numeric: true,
             },
             {
-              key: 'ranker',
-              label: 'Ranker',
-              value: (r) => r.rankerScore,
-              render: (r) => fmt.num(r.rankerScore),
+              key: 'search',
+              label: 'Search model',
+              value: (r) => r.searchScore,
+              render: (r) => fmt.num(r.searchScore),
+              numeric: true,
+            },
+            {
+              key: 'personalization',
+              label: 'Personalization',
+              value: (r) => r.personalization,
+              render: (r) => fmt.num(r.personalization),
               numeric: true,
             },
             { key: 'score', label: 'Final', value: (r) => r.score, render: (r) => fmt.num(r.score), numeric: true },
@@ -116,7 +125,7 @@ export const searchPage: Page = {
           h(
             'p',
             { class: 'muted', 'data-testid': 'search-summary' },
-            `${rows.length} results · model ${v.modelVersion}${v.degraded ? ` · degraded: ${v.degradedReasons.join('; ')}` : ''}`,
+            `${rows.length} results · scored by ${v.searchModel === 'catalog' || !v.searchModel ? 'the catalog-only scorer (no search model published yet)' : `search model ${v.searchModel}`} · models ${v.modelVersion}${v.degraded ? ` · degraded: ${v.degradedReasons.join('; ')}` : ''}`,
           ),
           section('Scores side by side', chart.element),
           section('Results', table.element),
