@@ -571,7 +571,7 @@ const FEATURE_CONSUMER = [
  */
 const forgetOwner = (owner) => [
   ...provision('PRIVACY'),
-  ...durable('PRIVACY', `${owner}-privacy`, 'aisle.privacy.v1.forget'),
+  ...durable('PRIVACY', `${owner}-privacy`, 'aisle.privacy.v1.forget.>'),
   'aisle.privacy.v1.forgotten',
   'aisle.privacy.v1.rejected',
 ];
@@ -596,12 +596,14 @@ const busUsers = [
   {
     user: 'producer',
     about: [
-      'Producers: raw clickstream and catalog input and forget requests, nothing else (not the normalized',
-      'events, not the model bucket, no JetStream API: publishing with acknowledgements needs none). Give',
-      'each producer system its own user with these permissions. Replies arrive on the default _INBOX.>,',
-      'where only producers receive anything (every Aisle user has its own prefix).',
+      "Producers: one tenant's raw clickstream and catalog input and forget requests, nothing else (not the",
+      'normalized events, not the model bucket, no JetStream API: publishing with acknowledgements needs',
+      'none). The subjects name the tenant and ingest (AISLE_ENV=production) takes it from there, so this user',
+      "can write only tenant `default`'s data. Give each producer system and tenant its own user, <tenant> in",
+      'place of `default` (README: adding a tenant; `nats-server --signal reload` applies it). Replies arrive',
+      'on the default _INBOX.>, where only producers receive anything (every Aisle user has its own prefix).',
     ],
-    publish: ['aisle.clickstream.v1.>', 'aisle.catalog.v1.>', 'aisle.privacy.v1.forget'],
+    publish: ['aisle.clickstream.v1.*.default', 'aisle.catalog.v1.upsert.default', 'aisle.privacy.v1.forget.default'],
     subscribe: ['_INBOX.>'],
   },
   {
@@ -614,16 +616,16 @@ const busUsers = [
       '$JS.API.INFO',
       ...provision('CLICKSTREAM', 'CATALOG', 'EVENTS', 'DLQ'),
       ...durable('CLICKSTREAM', 'ingest-clickstream', 'aisle.clickstream.v1.>'),
-      ...durable('CATALOG', 'ingest-catalog', 'aisle.catalog.v1.upsert'),
+      ...durable('CATALOG', 'ingest-catalog', 'aisle.catalog.v1.>'),
       ...TENANT_BUCKET_READ,
       ...forgetOwner('ingest'),
       ...eraseFrom('CLICKSTREAM', 'EVENTS'),
-      'aisle.privacy.v1.forget',
+      'aisle.privacy.v1.forget.>',
       'aisle.events.v1.>',
       'aisle.dlq.v1.clickstream',
       'aisle.dlq.v1.catalog',
       'aisle.clickstream.v1.>',
-      'aisle.catalog.v1.upsert',
+      'aisle.catalog.v1.upsert.>',
     ],
     subscribe: [inbox('ingest')],
   },
@@ -666,7 +668,7 @@ const busUsers = [
         'aisle.dlq.v1.events',
       ],
       // Cached user contexts are dropped on a change and on a forget request.
-      subscribe: ['aisle.features.v1.user_updated', 'aisle.privacy.v1.forget'],
+      subscribe: ['aisle.features.v1.user_updated', 'aisle.privacy.v1.forget.>'],
       deny: FEATURE_CONSUMER,
     },
   ),

@@ -158,11 +158,11 @@ describe('forgetting a shopper in a running stack', () => {
     expect(forgotten.filter((f) => f.requestId === again.requestId).map((f) => Number(f.records))).toEqual([0, 0, 0]);
     sub.unsubscribe();
 
-    // A producer may publish the request directly, as JSON.
+    // A producer may publish the request directly, as JSON, on its tenant's subject.
     const h = headers();
     h.set(Headers.contentType, ContentTypes.json);
     await bus.js.publish(
-      Subjects.privacyForget,
+      Subjects.privacyForget('default'),
       new TextEncoder().encode(JSON.stringify({ tenant: 'default', userId: OTHER, requestId: 'direct-1' })),
       { headers: h },
     );

@@ -68,7 +68,13 @@ beforeAll(async () => {
       env: Object.fromEntries(USERS.map((u) => [passwordVariable(u), password(u)])),
       onLog: (text) => (serverLog += text),
     },
-    serviceEnv: (name) => ({ AISLE_NATS_USER: name, AISLE_NATS_PASSWORD: password(name) }),
+    serviceEnv: (name) => ({
+      AISLE_NATS_USER: name,
+      AISLE_NATS_PASSWORD: password(name),
+      // As in production: the producer's NATS user, through the subject, decides the tenant.
+      ...(name === 'ingest' ? { AISLE_INGEST_SUBJECT_TENANT: 'required' } : {}),
+      AISLE_TENANTS: 'default,shop-b',
+    }),
     // The console has no NATS user in authorization.conf yet (it is not in the manifests either).
     console: false,
   });
@@ -98,11 +104,16 @@ test('every service, the trainer and a producer do their work with exactly the g
   const [, items = '0', events = '0'] = /published (\d+) catalog items and (\d+) events/.exec(seed.stdout) ?? [];
   const user = /ask Recommend for user (\S+),/.exec(seed.stdout)?.[1] ?? '';
   expect(Number(events)).toBeGreaterThan(500);
-  // One producer bug, so that ingest's dead-letter path runs under its grants too.
+  // One producer bug, so that ingest's dead-letter path runs under its grants too; and a valid event for
+  // shop-b (declared) on default's subject: the producer may publish only for default, so it is refused.
   const { nc: producer } = await connectAs('producer');
   await jetstream(producer).publish(
-    'aisle.clickstream.v1.view',
+    'aisle.clickstream.v1.view.default',
     new TextEncoder().encode('{"event_id":"no-user","type":"view"}'),
+  );
+  await jetstream(producer).publish(
+    'aisle.clickstream.v1.view.default',
+    new TextEncoder().encode('{"event_id":"e-b","tenant":"shop-b","user_id":"u","item_id":"i","type":"view"}'),
   );
 
   // Observed with the grants of the stream's writers: ingest for EVENTS, ranking for RANKING.
@@ -111,8 +122,8 @@ test('every service, the trainer and a producer do their work with exactly the g
     async () => (await jsm.streams.info(Streams.EVENTS.name)).state.messages >= Number(events) + Number(items),
     { what: 'events normalized', timeoutMs: 120_000 },
   );
-  await eventually(async () => (await jsm.streams.info(Streams.DLQ.name)).state.messages === 1, {
-    what: 'the bad event dead-lettered',
+  await eventually(async () => (await jsm.streams.info(Streams.DLQ.name)).state.messages === 2, {
+    what: 'the bad events dead-lettered',
   });
 
   const trainer = await runJobProcess('trainer', {
@@ -224,6 +235,12 @@ test('every service, the trainer and a producer do their work with exactly the g
 const FORBIDDEN: Record<string, { publish: string[]; subscribe: string[] }> = {
   producer: {
     publish: [
+      // Another tenant's subjects, and the tenant-less ones (whose tenant the payload would claim).
+      'aisle.clickstream.v1.view.shop-b',
+      'aisle.clickstream.v1.view',
+      'aisle.catalog.v1.upsert.shop-b',
+      'aisle.catalog.v1.upsert',
+      'aisle.privacy.v1.forget.shop-b',
       'aisle.events.v1.view',
       'aisle.dlq.v1.clickstream',
       'aisle.models.v1.published',

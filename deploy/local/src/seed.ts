@@ -1,9 +1,11 @@
 /**
  * `pnpm seed`: the demo producer for a running Aisle, e.g. one on Kubernetes reached through
  * `kubectl port-forward svc/nats 4222`. Publishes a generated shop (catalog, then 60 days of clickstream
- * ending now) to `aisle.clickstream.v1.*` and `aisle.catalog.v1.upsert` like any producer, waits for
- * JetStream to acknowledge every message, and prints a user to ask Recommend for.
- *   pnpm seed [--nats nats://127.0.0.1:4222] [--user producer --password ...] [--users 400 --items 300]
+ * ending now) to the tenant's subjects `aisle.clickstream.v1.<type>.<tenant>` and
+ * `aisle.catalog.v1.upsert.<tenant>` like any producer, waits for JetStream to acknowledge every message,
+ * and prints a user to ask Recommend for.
+ *   pnpm seed [--nats nats://127.0.0.1:4222] [--user producer --password ...] [--tenant default]
+ *             [--users 400 --items 300]
  */
 import { generateShop } from '@aisle/datagen';
 import { publishShop } from '@aisle/testkit';
@@ -36,7 +38,7 @@ async function main(): Promise<void> {
   });
   try {
     const t0 = performance.now();
-    await publishShop(jetstream(nc), shop.items, shop.events);
+    await publishShop(jetstream(nc), shop.items, shop.events, { tenant: flag('tenant', 'default') });
     const secs = (performance.now() - t0) / 1000;
     const out = (s: string) => process.stdout.write(`${s}\n`);
     out(

@@ -13,11 +13,17 @@ export function isEventType(value: string): value is EventType {
 export const DEFAULT_TENANT = 'default';
 
 export const Subjects = {
-  /** Producers publish raw clickstream events here (JSON or protobuf). */
-  clickstream: (type: string): string => `aisle.clickstream.v1.${type}`,
+  /**
+   * Producers publish raw clickstream events here (JSON or protobuf): `aisle.clickstream.v1.<type>.<tenant>`
+   * binds the tenant to the subject, which a producer's NATS user can be limited to (required in production);
+   * `aisle.clickstream.v1.<type>` takes it from the payload (local development).
+   */
+  clickstream: (type: string, tenant?: string): string =>
+    tenant === undefined ? `aisle.clickstream.v1.${type}` : `aisle.clickstream.v1.${type}.${tenant}`,
   clickstreamAll: 'aisle.clickstream.v1.>',
-  /** Producers publish catalog items here. */
+  /** Producers publish catalog items here: `aisle.catalog.v1.upsert.<tenant>` (tenant-bound) or `...upsert`. */
   catalogUpsert: 'aisle.catalog.v1.upsert',
+  catalog: (tenant: string): string => `aisle.catalog.v1.upsert.${tenant}`,
   catalogAll: 'aisle.catalog.v1.>',
   /** Ingest republishes validated, normalized events here, always as protobuf. */
   events: (type: EventType): string => `aisle.events.v1.${type}`,
@@ -32,8 +38,12 @@ export const Subjects = {
   modelsPublished: 'aisle.models.v1.published',
   /** The trainer refused a candidate (ModelRejected, with the reason). */
   modelsRejected: 'aisle.models.v1.rejected',
-  /** Erase one user of one tenant (ForgetUser): every owner of user data consumes it. */
-  privacyForget: 'aisle.privacy.v1.forget',
+  /**
+   * Erase one user of one tenant (ForgetUser), on the tenant's own subject (a producer's NATS user may be
+   * allowed only its tenant's): every owner of user data consumes `privacyForgetAll`.
+   */
+  privacyForget: (tenant: string): string => `aisle.privacy.v1.forget.${tenant}`,
+  privacyForgetAll: 'aisle.privacy.v1.forget.>',
   /** One owner finished erasing (UserForgotten, without personal data). */
   privacyForgotten: 'aisle.privacy.v1.forgotten',
   /** Forget requests an owner could not use (kept on the in-memory PRIVACY stream, never the DLQ on disk). */
@@ -112,7 +122,8 @@ export const Streams = {
   },
   PRIVACY: {
     name: 'PRIVACY',
-    subjects: ['aisle.privacy.v1.>'],
+    // Not `aisle.privacy.v1.>`: a forget request on a subject without a tenant is refused at publish.
+    subjects: ['aisle.privacy.v1.forget.>', 'aisle.privacy.v1.forgotten', 'aisle.privacy.v1.rejected'],
     maxAgeMs: 7 * DAY,
     duplicateWindowMs: 2 * HOUR,
     storage: 'memory',
@@ -155,3 +166,16 @@ export const ContentTypes = {
 
 /** Declared tenants (key = tenant, value = its settings as JSON), followed by every service at run time. */
 export const TENANTS_BUCKET = 'aisle-tenants';
+
+/**
+ * Splits a producer subject after `prefix` into its first token and the tenant the rest binds, e.g.
+ * `aisle.clickstream.v1.view.acme` -> `{ name: 'view', tenant: 'acme' }` and `aisle.clickstream.v1.view`
+ * -> `{ name: 'view' }` (tenants may contain dots: everything after the name is the tenant). Undefined when
+ * the subject is not under `prefix`.
+ */
+export function splitSubject(subject: string, prefix: string): { name: string; tenant?: string } | undefined {
+  if (!subject.startsWith(prefix + '.')) return undefined;
+  const rest = subject.slice(prefix.length + 1);
+  const dot = rest.indexOf('.');
+  return dot < 0 ? { name: rest } : { name: rest.slice(0, dot), tenant: rest.slice(dot + 1) };
+}

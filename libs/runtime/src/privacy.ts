@@ -1,4 +1,4 @@
-import { ContentTypes, Headers, privacyV1, Streams, Subjects } from '@aisle/contracts';
+import { ContentTypes, Headers, privacyV1, splitSubject, Streams, Subjects } from '@aisle/contracts';
 import { JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
 import { counterIn } from './metrics';
 import { ACK, header, startConsumerLoop, type Outcome } from './nats';
@@ -66,7 +66,7 @@ export function decodeForget(data: Uint8Array, contentType: string | undefined):
 }
 
 /**
- * Follows `aisle.privacy.v1.forget` for one owner of user data: erases the user (`forget`, idempotent:
+ * Follows `aisle.privacy.v1.forget.<tenant>` for one owner of user data: erases the user (`forget`, idempotent:
  * a repeated request finds nothing and erases nothing), then announces `aisle.privacy.v1.forgotten` with
  * the request id and a count, never the user id. Requests for undeclared tenants or without a user are
  * set aside on the in-memory PRIVACY stream, not the DLQ (which is on disk). Nothing here logs the user.
@@ -88,7 +88,7 @@ export async function followForgetRequests(
     jsm: bus.jsm,
     stream: Streams.PRIVACY.name,
     durable: `${opts.owner}-privacy`,
-    filterSubject: Subjects.privacyForget,
+    filterSubject: Subjects.privacyForgetAll,
     batchSize: 16,
     maxInFlight: 64,
     ackWaitMs: opts.ackWaitMs,
@@ -104,12 +104,17 @@ export async function followForgetRequests(
           done.inc({ result: 'invalid' });
           continue;
         }
-        const tenant = req.tenant || 'default';
-        if (!base.tenants.has(tenant) || !req.userId) {
-          outcomes.push({
-            kind: 'term',
-            reason: req.userId ? `tenant: '${tenant}' is not a declared tenant` : 'user_id: required',
-          });
+        // The subject binds the tenant (a producer's NATS user may publish only its own tenant's).
+        const tenant = splitSubject(m.subject, 'aisle.privacy.v1')?.tenant ?? '';
+        const problem = !base.tenants.has(tenant)
+          ? `tenant: '${tenant.slice(0, 64)}' is not a declared tenant`
+          : req.tenant && req.tenant !== tenant
+            ? `tenant: '${req.tenant.slice(0, 64)}' does not match the subject's tenant '${tenant}'`
+            : !req.userId
+              ? 'user_id: required'
+              : undefined;
+        if (problem) {
+          outcomes.push({ kind: 'term', reason: problem });
           done.inc({ result: 'invalid' });
           continue;
         }

@@ -65,7 +65,10 @@ export function itemToProto(i: GeneratedItem, tenant = DEFAULT_TENANT): catalogV
   });
 }
 
-/** Publishes a generated catalog and clickstream as a producer would: JSON, with Nats-Msg-Id per event. */
+/**
+ * Publishes a generated catalog and clickstream as a producer would: JSON on the tenant's subjects
+ * (`aisle.clickstream.v1.<type>.<tenant>`, `aisle.catalog.v1.upsert.<tenant>`), with Nats-Msg-Id per event.
+ */
 export async function publishShop(
   js: { publish(subject: string, data: Uint8Array, opts: { headers: MsgHdrs; msgID?: string }): Promise<unknown> },
   items: readonly GeneratedItem[],
@@ -79,17 +82,20 @@ export async function publishShop(
     return h;
   };
   const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
+  const tenant = opts.tenant ?? DEFAULT_TENANT;
   await Promise.all(
-    items.map((i) => js.publish(Subjects.catalogUpsert, enc(itemToProducerJson(i, opts.tenant)), { headers: json() })),
+    items.map((i) =>
+      js.publish(Subjects.catalog(tenant), enc(itemToProducerJson(i, opts.tenant)), { headers: json() }),
+    ),
   );
   let next = 0;
   await Promise.all(
     Array.from({ length: opts.window ?? 300 }, async () => {
       while (next < events.length) {
         const e = events[next++] as GeneratedEvent;
-        await js.publish(Subjects.clickstream(e.type), enc(eventToProducerJson(e, opts.tenant)), {
+        await js.publish(Subjects.clickstream(e.type, tenant), enc(eventToProducerJson(e, opts.tenant)), {
           headers: json(),
-          msgID: `${opts.tenant ?? DEFAULT_TENANT}:${e.eventId}`,
+          msgID: `${tenant}:${e.eventId}`,
         });
       }
     }),

@@ -35,6 +35,7 @@ describe('dead letters', () => {
     );
     expect(tenantOf(enc('{"type":"view"}'), '', 'aisle.clickstream.v1.view')).toBe('default');
     expect(tenantOf(enc('x\r\nnot json'), '', 'aisle.clickstream.v1.view')).toBeNull();
+    expect(tenantOf(enc('{"tenant":"shop-a"}'), 'application/json', 'aisle.clickstream.v1.view.shop-b')).toBe('shop-b');
     expect(tenantOf(enc('{"tenant":42}'), '', 'aisle.clickstream.v1.view')).toBeNull();
     const proto = clickstreamV1.Event.encode(
       clickstreamV1.Event.fromPartial({ tenant: 'shop-b', eventId: 'e1' }),
@@ -49,7 +50,11 @@ describe('dead letters', () => {
     expect(replayable('aisle.clickstream.v1.view')).toBe(true);
     expect(replayable('aisle.catalog.v1.upsert')).toBe(true);
     expect(replayable('aisle.events.v1.view')).toBe(false);
-    expect(replayable('aisle.clickstream.v1.view.extra')).toBe(false);
+    // A tenant's subjects too (the tenant is bound by the subject then).
+    expect(replayable('aisle.clickstream.v1.view.shop-a')).toBe(true);
+    expect(replayable('aisle.catalog.v1.upsert.shop-a')).toBe(true);
+    expect(replayable('aisle.clickstream.v1.view.bad tenant')).toBe(false);
+    expect(replayable('aisle.catalog.v1.delete')).toBe(false);
     expect(replayable('')).toBe(false);
   });
 

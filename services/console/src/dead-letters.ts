@@ -1,4 +1,4 @@
-import { catalogV1, clickstreamV1, DEFAULT_TENANT, Subjects } from '@aisle/contracts';
+import { catalogV1, clickstreamV1, DEFAULT_TENANT, splitSubject } from '@aisle/contracts';
 import { maySeeTenantOf, type Caller } from './access';
 import type { DeadLetterPage, DeadLetterSummary } from './api';
 
@@ -14,6 +14,11 @@ const isProtobuf = (contentType: string) => /protobuf/i.test(contentType);
  * the bytes do not parse at all: such input belongs to nobody we can name.
  */
 export function tenantOf(data: Uint8Array, contentType: string, originalSubject: string): string | null {
+  // A tenant's subject (`aisle.clickstream.v1.<type>.<tenant>`, `aisle.catalog.v1.upsert.<tenant>`) binds it.
+  const bound =
+    splitSubject(originalSubject, 'aisle.clickstream.v1')?.tenant ??
+    splitSubject(originalSubject, 'aisle.catalog.v1')?.tenant;
+  if (bound !== undefined) return bound;
   try {
     if (isProtobuf(contentType)) {
       const m = originalSubject.startsWith('aisle.catalog.')
@@ -59,9 +64,8 @@ export function describePayload(
 /** Only producer input is replayed, and only to where producers publish. */
 export function replayable(originalSubject: string): boolean {
   return (
-    (originalSubject.startsWith('aisle.clickstream.v1.') &&
-      /^aisle\.clickstream\.v1\.[a-z_]+$/.test(originalSubject)) ||
-    originalSubject === Subjects.catalogUpsert
+    /^aisle\.clickstream\.v1\.[a-z_]+(\.[A-Za-z0-9][A-Za-z0-9_.-]*)?$/.test(originalSubject) ||
+    /^aisle\.catalog\.v1\.upsert(\.[A-Za-z0-9][A-Za-z0-9_.-]*)?$/.test(originalSubject)
   );
 }
 

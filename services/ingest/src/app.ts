@@ -37,9 +37,12 @@ export async function startIngest(base: ServiceBase, config: IngestConfig): Prom
       }),
     },
     protoDecoder,
-    Date.now,
-    config.maxItemsPerTenant,
-    (tenant) => base.tenants.has(tenant),
+    {
+      maxItemsPerTenant: config.maxItemsPerTenant,
+      isDeclared: (tenant) => base.tenants.has(tenant),
+      requireSubjectTenant:
+        config.subjectTenant === 'required' || (config.subjectTenant === 'auto' && config.deployment === 'production'),
+    },
   );
   const consumers = await startIngestConsumers({
     ...base,

@@ -24,6 +24,11 @@ export const configSpec = {
     default: 365 * 24 * 3_600_000,
     description: 'stored events that occurred longer ago than this are deleted, hourly (0 = keep forever)',
   }),
+  subjectTenant: env.oneOf('AISLE_INGEST_SUBJECT_TENANT', ['auto', 'required', 'optional'] as const, {
+    default: 'auto',
+    description:
+      "`required`: input on the bus must name its tenant in the subject (`aisle.clickstream.v1.<type>.<tenant>`, `aisle.catalog.v1.upsert.<tenant>`), which the producer's NATS user is limited to; other input is dead-lettered. `optional` also takes the payload's tenant on tenant-less subjects (local development). `auto`: required when AISLE_ENV=production",
+  }),
   trackMaxEvents: env.int('AISLE_INGEST_TRACK_MAX_EVENTS', {
     default: 1000,
     min: 1,

@@ -96,10 +96,14 @@ export function ingestGrpcService(
         if (!r.ok) continue;
         const e = r.value;
         publishes.push(
-          publisher.publish(Subjects.clickstream(e.type), clickstreamV1.Event.encode(eventToProto(e)).finish(), {
-            msgId: `${e.tenant}:${e.eventId}`,
-            headers: { [Headers.contentType]: ContentTypes.protobuf },
-          }),
+          publisher.publish(
+            Subjects.clickstream(e.type, e.tenant),
+            clickstreamV1.Event.encode(eventToProto(e)).finish(),
+            {
+              msgId: `${e.tenant}:${e.eventId}`,
+              headers: { [Headers.contentType]: ContentTypes.protobuf },
+            },
+          ),
         );
       }
       await publishAll(publishes, ctx);
@@ -115,7 +119,7 @@ export function ingestGrpcService(
       for (const r of results) {
         if (!r.ok) continue;
         publishes.push(
-          publisher.publish(Subjects.catalogUpsert, catalogV1.Item.encode(itemToProto(r.value)).finish(), {
+          publisher.publish(Subjects.catalog(r.value.tenant), catalogV1.Item.encode(itemToProto(r.value)).finish(), {
             msgId: `item:${r.value.tenant}:${r.value.itemId}:${r.value.updatedAt}`,
             headers: { [Headers.contentType]: ContentTypes.protobuf },
           }),
@@ -139,7 +143,7 @@ export function ingestGrpcService(
       }).finish();
       await publishAll(
         [
-          publisher.publish(Subjects.privacyForget, request, {
+          publisher.publish(Subjects.privacyForget(tenant), request, {
             msgId: `forget:${requestId}`,
             headers: { [Headers.contentType]: ContentTypes.protobuf },
             noTrace: true,

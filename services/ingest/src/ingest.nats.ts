@@ -1,4 +1,13 @@
-import { catalogV1, clickstreamV1, ContentTypes, Headers, Streams, Subjects, type DlqSource } from '@aisle/contracts';
+import {
+  catalogV1,
+  clickstreamV1,
+  ContentTypes,
+  Headers,
+  splitSubject,
+  Streams,
+  Subjects,
+  type DlqSource,
+} from '@aisle/contracts';
 import {
   ACK,
   counter,
@@ -62,11 +71,6 @@ function counters(registry: Registry) {
   };
 }
 
-/** Everything after `prefix.` in a subject, e.g. the event type of `aisle.clickstream.v1.view`. */
-function subjectSuffix(subject: string, prefix: string): string | undefined {
-  return subject.startsWith(prefix + '.') ? subject.slice(prefix.length + 1) : undefined;
-}
-
 /**
  * The per-batch pipeline for one raw stream: validate -> store (throws = retry) -> republish valid
  * input -> ack; invalid input comes back as `term` with its reason, which the consumer loop
@@ -79,14 +83,14 @@ function pipeline<T extends NormalizedEvent | NormalizedItem>(
   validate: (inputs: RawInput[]) => Array<Validated<T>> | Promise<Array<Validated<T>>>,
   store: (results: Array<Validated<T>>) => Promise<{ stored: number; results: ReadonlyArray<Validated<T>> }>,
   republish: (value: T) => { subject: string; data: Uint8Array; msgId: string; tenant: string; userId?: string },
-  subjectType: (m: JsMsg) => string | undefined,
+  subject: (m: JsMsg) => Pick<RawInput, 'subjectType' | 'subjectTenant'>,
 ): (msgs: readonly JsMsg[]) => Promise<Outcome[]> {
   const metrics = counters(deps.registry);
   return async (msgs) => {
     const inputs: RawInput[] = msgs.map((m) => ({
       data: m.data,
       contentType: header(m.headers, Headers.contentType),
-      subjectType: subjectType(m),
+      ...subject(m),
     }));
     const { stored, results } = await store(await validate(inputs));
     const publishes: Array<Promise<PubAck>> = [];
@@ -161,7 +165,11 @@ export async function startIngestConsumers(
       tenant: e.tenant,
       userId: e.userId,
     }),
-    (m) => subjectSuffix(m.subject, 'aisle.clickstream.v1'),
+    // `aisle.clickstream.v1.<type>[.<tenant>]`
+    (m) => {
+      const s = splitSubject(m.subject, 'aisle.clickstream.v1');
+      return { subjectType: s?.name, subjectTenant: s?.tenant };
+    },
   );
   const catalog = pipeline<NormalizedItem>(
     deps,
@@ -174,7 +182,11 @@ export async function startIngestConsumers(
       msgId: `item:${i.tenant}:${i.itemId}:${i.updatedAt}`,
       tenant: i.tenant,
     }),
-    () => undefined,
+    // `aisle.catalog.v1.upsert[.<tenant>]` (the consumer takes the whole stream: other subjects are refused).
+    (m) => {
+      const s = splitSubject(m.subject, 'aisle.catalog.v1');
+      return { subjectType: s?.name, subjectTenant: s?.tenant };
+    },
   );
   // Two batches at once: one validates and stores while the other waits for JetStream acks. Republish
   // order across batches does not matter downstream (features are order-independent).
@@ -201,7 +213,7 @@ export async function startIngestConsumers(
       ...common,
       stream: Streams.CATALOG.name,
       durable: 'ingest-catalog',
-      filterSubject: Subjects.catalogUpsert,
+      filterSubject: Subjects.catalogAll,
       handleBatch: catalog,
       deadLetter: { publisher: deps.publisher, subject: Subjects.dlq('catalog'), by: 'ingest' },
     }),

@@ -14,7 +14,7 @@ test("new items beyond a tenant's catalog cap are refused; updates and other ten
     },
   };
   const decoder = { decodeEvent: () => ({}), decodeItem: () => ({}) };
-  const service = new IngestService(repo, decoder, Date.now, 3);
+  const service = new IngestService(repo, decoder, { maxItemsPerTenant: 3 });
   const item = (tenant: string, id: string) => ({
     data: enc({ tenant, item_id: id, title: `Item ${id}` }),
     contentType: undefined,
@@ -35,4 +35,62 @@ test("new items beyond a tenant's catalog cap are refused; updates and other ten
     'ok',
     'ok',
   ]);
+});
+
+/** Issue #18: the tenant is bound to the producer's identity (the subject its NATS user may publish), not its claim. */
+test("a tenant's subject binds the tenant; required, a tenant-less subject is refused", () => {
+  const repo: IngestRepository = {
+    insertEvents: async () => ({ inserted: 0, conflicting: [] }),
+    upsertItems: async () => ({ written: 0 }),
+    catalogState: async () => ({ count: 0, existing: new Set<string>() }),
+  };
+  const decoder = { decodeEvent: () => ({}), decodeItem: () => ({}) };
+  const event = (payload: Record<string, unknown>, subjectTenant?: string) => ({
+    data: enc({ event_id: 'e1', user_id: 'u1', item_id: 'i1', occurred_at: new Date().toISOString(), ...payload }),
+    contentType: undefined,
+    subjectType: 'view',
+    subjectTenant,
+  });
+  const outcome = (r: { ok: true; value: { tenant: string } } | { ok: false; reason: string }) =>
+    r.ok ? r.value.tenant : r.reason;
+  const declared = new Set(['shop-a', 'shop-b', 'default']);
+  for (const requireSubjectTenant of [false, true]) {
+    const service = new IngestService(repo, decoder, { isDeclared: (t) => declared.has(t), requireSubjectTenant });
+    expect(
+      service
+        .validateEvents([
+          event({}, 'shop-a'),
+          event({ tenant: 'shop-a' }, 'shop-a'),
+          event({ tenant: 'shop-b' }, 'shop-a'),
+          event({}, 'bad tenant'),
+          event({}, 'shop-c'),
+          event({ tenant: 'shop-b' }),
+        ])
+        .map(outcome),
+    ).toEqual([
+      'shop-a',
+      'shop-a',
+      "tenant: 'shop-b' does not match the subject's tenant 'shop-a'",
+      "subject: tenant 'bad tenant' must be letters, digits, _ . -",
+      "tenant: 'shop-c' is not a declared tenant (AISLE_TENANTS or the aisle-tenants bucket)",
+      requireSubjectTenant
+        ? 'subject: names no tenant (publish to aisle.clickstream.v1.<type>.<tenant>; AISLE_INGEST_SUBJECT_TENANT=required)'
+        : 'shop-b',
+    ]);
+    const item = (subjectType: string, subjectTenant?: string) => ({
+      data: enc({ item_id: 'i1', title: 'Item', tenant: 'shop-b' }),
+      contentType: undefined,
+      subjectType,
+      subjectTenant,
+    });
+    expect(
+      service
+        .validateItems([item('upsert', 'shop-b'), item('upsert', 'shop-a'), item('delete', 'shop-b')])
+        .map(outcome),
+    ).toEqual([
+      'shop-b',
+      "tenant: 'shop-b' does not match the subject's tenant 'shop-a'",
+      "subject: 'delete' is not a catalog operation (upsert)",
+    ]);
+  }
 });

@@ -36,6 +36,22 @@ export interface RawInput {
   readonly contentType: string | undefined;
   /** The event type named by the subject (`aisle.clickstream.v1.<type>`), if any. */
   readonly subjectType?: string | undefined;
+  /** The tenant the subject binds (`aisle.clickstream.v1.<type>.<tenant>`, `aisle.catalog.v1.upsert.<tenant>`). */
+  readonly subjectTenant?: string | undefined;
+}
+
+export interface IngestOptions {
+  clock?: () => number;
+  /** Most items one tenant's catalog may hold: every service that keeps a catalog in memory relies on it. */
+  maxItemsPerTenant?: number;
+  /** Whether a tenant is declared (AISLE_TENANTS, the tenant bucket); input for others is rejected. */
+  isDeclared?: (tenant: string) => boolean;
+  /**
+   * Input from the bus must arrive on a tenant's subject (`AISLE_INGEST_SUBJECT_TENANT`): the tenant is then
+   * the one the producer's NATS user may publish for, never a payload's claim. gRPC input is bound by its
+   * caller instead.
+   */
+  requireSubjectTenant?: boolean;
 }
 
 export interface IngestStats {
@@ -51,15 +67,21 @@ export interface IngestStats {
 const CONFLICT = rejectionOf('event_id', 'already stored with different content');
 
 export class IngestService {
+  private readonly clock: () => number;
+  private readonly maxItemsPerTenant: number;
+  private readonly isDeclared: (tenant: string) => boolean;
+  private readonly requireSubjectTenant: boolean;
+
   constructor(
     private readonly repo: IngestRepository,
     private readonly decoder: ProtoDecoder,
-    private readonly clock: () => number = Date.now,
-    /** Most items one tenant's catalog may hold: every service that keeps a catalog in memory relies on it. */
-    private readonly maxItemsPerTenant = 1_000_000,
-    /** Whether a tenant is declared (AISLE_TENANTS, the tenant bucket); input for others is rejected. */
-    private readonly isDeclared: (tenant: string) => boolean = () => true,
-  ) {}
+    opts: IngestOptions = {},
+  ) {
+    this.clock = opts.clock ?? Date.now;
+    this.maxItemsPerTenant = opts.maxItemsPerTenant ?? 1_000_000;
+    this.isDeclared = opts.isDeclared ?? (() => true);
+    this.requireSubjectTenant = opts.requireSubjectTenant ?? false;
+  }
 
   /** Input naming an undeclared tenant is rejected with that reason (dead-lettered, or in Track's answer). */
   private declared<T extends { tenant: string }>(results: Array<Validated<T>>): Array<Validated<T>> {
@@ -81,7 +103,10 @@ export class IngestService {
     proto: (m: ProtoFields, now: number) => Validated<T>,
     decodeProto: (d: Uint8Array) => ProtoFields,
     now: number,
+    example: string,
   ): Validated<T> {
+    if (this.requireSubjectTenant && input.subjectTenant === undefined)
+      return rejectionOf('subject', `names no tenant (publish to ${example}; AISLE_INGEST_SUBJECT_TENANT=required)`);
     const format: PayloadFormat | { unsupported: string } = formatOf(input.contentType);
     if (typeof format === 'object')
       return rejectionOf(
@@ -105,10 +130,11 @@ export class IngestService {
       inputs.map((i) =>
         this.decode(
           i,
-          (d, n) => validateEventJson(d, n, i.subjectType),
-          (m, n) => validateEventProto(m, n, i.subjectType),
+          (d, n) => validateEventJson(d, n, i.subjectType, i.subjectTenant),
+          (m, n) => validateEventProto(m, n, i.subjectType, i.subjectTenant),
           (d) => this.decoder.decodeEvent(d),
           now,
+          'aisle.clickstream.v1.<type>.<tenant>',
         ),
       ),
     );
@@ -122,7 +148,18 @@ export class IngestService {
   validateItems(inputs: readonly RawInput[]): Array<Validated<NormalizedItem>> {
     const now = this.clock();
     return this.declared(
-      inputs.map((i) => this.decode(i, validateItemJson, validateItemProto, (d) => this.decoder.decodeItem(d), now)),
+      inputs.map((i) =>
+        i.subjectType !== undefined && i.subjectType !== 'upsert'
+          ? rejectionOf('subject', `'${i.subjectType.slice(0, 32)}' is not a catalog operation (upsert)`)
+          : this.decode(
+              i,
+              (d, n) => validateItemJson(d, n, i.subjectTenant),
+              (m, n) => validateItemProto(m, n, i.subjectTenant),
+              (d) => this.decoder.decodeItem(d),
+              now,
+              'aisle.catalog.v1.upsert.<tenant>',
+            ),
+      ),
     );
   }
 

@@ -235,12 +235,10 @@ export function normalizeCategory(c: string): string {
 
 function checkEvent(
   f: Fields,
-  ctx: { now: number; subjectType: string | undefined; priceGiven: boolean },
+  ctx: { now: number; subjectType: string | undefined; subjectTenant: string | undefined; priceGiven: boolean },
 ): NormalizedEvent {
   const eventId = id(f, 'event_id', { required: true });
-  const tenant =
-    str(f, 'tenant', { max: LIMITS.tenant, pattern: TENANT, patternRule: 'must be letters, digits, _ . -' }) ||
-    DEFAULT_TENANT;
+  const tenant = tenantOf(f, ctx.subjectTenant);
   let type = str(f, 'type', { max: 32 });
   if (!type) {
     if (!ctx.subjectType) return reject('type', 'required');
@@ -284,11 +282,28 @@ function checkEvent(
   };
 }
 
-function checkItem(f: Fields, now: number): NormalizedItem {
+/**
+ * The input's tenant. A subject that names one binds it (a producer's NATS user may publish only its own
+ * tenant's subjects): the payload may leave the tenant out or repeat it, never name another. Without one,
+ * the payload's, or the default tenant.
+ */
+function tenantOf(f: Fields, subjectTenant: string | undefined): string {
+  const given = str(f, 'tenant', {
+    max: LIMITS.tenant,
+    pattern: TENANT,
+    patternRule: 'must be letters, digits, _ . -',
+  });
+  if (subjectTenant === undefined) return given || DEFAULT_TENANT;
+  if (subjectTenant.length > LIMITS.tenant || !TENANT.test(subjectTenant))
+    return reject('subject', `tenant '${subjectTenant.slice(0, LIMITS.tenant)}' must be letters, digits, _ . -`);
+  if (given && given !== subjectTenant)
+    return reject('tenant', `'${given}' does not match the subject's tenant '${subjectTenant}'`);
+  return subjectTenant;
+}
+
+function checkItem(f: Fields, now: number, subjectTenant?: string): NormalizedItem {
   const itemId = id(f, 'item_id', { required: true });
-  const tenant =
-    str(f, 'tenant', { max: LIMITS.tenant, pattern: TENANT, patternRule: 'must be letters, digits, _ . -' }) ||
-    DEFAULT_TENANT;
+  const tenant = tenantOf(f, subjectTenant);
   const title = str(f, 'title', { required: true, max: LIMITS.title }).trim();
   if (!title) return reject('title', 'required');
   const description = str(f, 'description', { max: LIMITS.description, allowControl: true });
@@ -350,10 +365,15 @@ function protoToFields(m: ProtoFields, known: Map<string, string>): Fields {
   return f;
 }
 
-export function validateEventJson(data: Uint8Array, now: number, subjectType?: string): Validated<NormalizedEvent> {
+export function validateEventJson(
+  data: Uint8Array,
+  now: number,
+  subjectType?: string,
+  subjectTenant?: string,
+): Validated<NormalizedEvent> {
   return attempt(() => {
     if (data.byteLength > LIMITS.payloadBytes) reject('payload', `larger than ${LIMITS.payloadBytes} bytes`);
-    return checkEvent(jsonFields(data, EVENT_FIELDS), { now, subjectType, priceGiven: false });
+    return checkEvent(jsonFields(data, EVENT_FIELDS), { now, subjectType, subjectTenant, priceGiven: false });
   });
 }
 
@@ -365,23 +385,30 @@ export function validateEventProto(
   message: ProtoFields,
   now: number,
   subjectType?: string,
+  subjectTenant?: string,
 ): Validated<NormalizedEvent> {
-  return attempt(() => checkEvent(protoToFields(message, EVENT_FIELDS), { now, subjectType, priceGiven: true }));
+  return attempt(() =>
+    checkEvent(protoToFields(message, EVENT_FIELDS), { now, subjectType, subjectTenant, priceGiven: true }),
+  );
 }
 
-export function validateItemJson(data: Uint8Array, now: number): Validated<NormalizedItem> {
+export function validateItemJson(data: Uint8Array, now: number, subjectTenant?: string): Validated<NormalizedItem> {
   return attempt(() => {
     if (data.byteLength > LIMITS.payloadBytes * 4) reject('payload', `larger than ${LIMITS.payloadBytes * 4} bytes`);
-    return checkItem(jsonFields(data, ITEM_FIELDS), now);
+    return checkItem(jsonFields(data, ITEM_FIELDS), now, subjectTenant);
   });
 }
 
-export function validateItemProto(message: ProtoFields, now: number): Validated<NormalizedItem> {
+export function validateItemProto(
+  message: ProtoFields,
+  now: number,
+  subjectTenant?: string,
+): Validated<NormalizedItem> {
   return attempt(() => {
     const f = protoToFields(message, ITEM_FIELDS);
     // `optional bool in_stock`: false is a real value here, unlike other proto3 defaults.
     if (message['inStock'] === false) f.set('in_stock', false);
-    return checkItem(f, now);
+    return checkItem(f, now, subjectTenant);
   });
 }
 

@@ -1,4 +1,4 @@
-import { DEFAULT_TENANT, featureV1, Headers, Subjects } from '@aisle/contracts';
+import { DEFAULT_TENANT, featureV1, Headers, splitSubject, Subjects } from '@aisle/contracts';
 import { decodeForget, header, type Logger, type NatsConnection } from '@aisle/runtime';
 
 /** What a user-keyed cache needs to follow feature changes. */
@@ -46,12 +46,13 @@ export function followUserUpdates(
   });
   // A forgotten user's cached context goes at once: the next answer for them is an anonymous one (ranking
   // stores no user data of its own; stale() no longer has the entry either).
-  const forget = nc.subscribe(Subjects.privacyForget, {
+  const forget = nc.subscribe(Subjects.privacyForgetAll, {
     callback: (err, msg) => {
       if (err) return;
       const req = decodeForget(msg.data, header(msg.headers, Headers.contentType));
-      if (typeof req === 'string' || !req.userId) return;
-      for (const c of caches.of(req.tenant || DEFAULT_TENANT)) c.invalidate(req.userId);
+      const tenant = splitSubject(msg.subject, 'aisle.privacy.v1')?.tenant;
+      if (typeof req === 'string' || !req.userId || !tenant || (req.tenant && req.tenant !== tenant)) return;
+      for (const c of caches.of(tenant)) c.invalidate(req.userId);
     },
   });
   // Ends when the connection closes.

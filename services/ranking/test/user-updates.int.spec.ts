@@ -41,19 +41,23 @@ test('a change or a forget request drops the user from the caches of their tenan
     );
     // A forget request as producers may send it: protobuf, or JSON with its content type.
     nc.publish(
-      Subjects.privacyForget,
+      Subjects.privacyForget('a'),
       privacyV1.ForgetUser.encode(privacyV1.ForgetUser.fromPartial({ tenant: 'a', userId: 'gone' })).finish(),
     );
     const h = headers();
     h.set(Headers.contentType, ContentTypes.json);
-    nc.publish(Subjects.privacyForget, new TextEncoder().encode(JSON.stringify({ tenant: 'b', user_id: 'gone-too' })), {
+    nc.publish(Subjects.privacyForget('b'), new TextEncoder().encode(JSON.stringify({ user_id: 'gone-too' })), {
       headers: h,
     });
-    // Garbage is ignored, and so is a request without a user.
-    nc.publish(Subjects.privacyForget, new TextEncoder().encode('not a request'));
+    // Garbage is ignored, and so is a request without a user, or one naming another tenant than its subject's.
+    nc.publish(Subjects.privacyForget('a'), new TextEncoder().encode('not a request'));
     nc.publish(
-      Subjects.privacyForget,
+      Subjects.privacyForget('a'),
       privacyV1.ForgetUser.encode(privacyV1.ForgetUser.fromPartial({ tenant: 'a' })).finish(),
+    );
+    nc.publish(
+      Subjects.privacyForget('b'),
+      privacyV1.ForgetUser.encode(privacyV1.ForgetUser.fromPartial({ tenant: 'a', userId: 'changed' })).finish(),
     );
     await eventually(() => shopA.dropped.length === 2 && shopB.dropped.length === 1, {
       what: 'invalidations',
