@@ -229,6 +229,15 @@ describe('two tenants on one stack', () => {
         (await features.getUserFeatures({ tenant: C, userIds: ['c-user'], recentLimit: 1 })).users[0]?.known === true,
       { what: "shop C's event accepted and applied", timeoutMs: 30_000 },
     );
+    // The trainer knows it too (from the bucket, not its AISLE_TENANTS): it reads shop C's events alone.
+    const run = await runJobProcess('trainer', {
+      ...stack.env(),
+      AISLE_TENANTS: `${A},${B}`,
+      AISLE_TRAINER_TENANT: C,
+      AISLE_TRAINER_MODELS: 'sasrec',
+    });
+    expect([run.code, run.stderr]).toEqual([0, '']);
+    expect(run.logs.find((l) => l['msg'] === 'training data')).toMatchObject({ tenant: C, events: 1 });
   });
 
   test("a burst over shop B's rate limit gets RESOURCE_EXHAUSTED, counted, while shop A's calls all pass", async () => {

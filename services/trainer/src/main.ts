@@ -1,4 +1,5 @@
-import { checkCommonConfig, createServiceBase } from '@aisle/runtime';
+import { Streams } from '@aisle/contracts';
+import { checkCommonConfig, connectBus, createServiceBase } from '@aisle/runtime';
 import { existsSync } from 'node:fs';
 import { openStore } from '@aisle/store';
 import { loadTrainerConfig } from './config';
@@ -18,10 +19,12 @@ async function main(): Promise<number> {
   try {
     const store = await openStore(config.storeUrl);
     base.lifecycle.onShutdown('store', () => store.close());
+    // The bus first: it reads the tenant bucket, so a tenant declared there (not in AISLE_TENANTS) is known.
+    const bus = await connectBus(base, config, [Streams.MODELS]);
     // Each tenant's models are trained on that tenant's events and catalog only, one tenant after another.
     const tenants = config.tenant ? [base.tenants.require(config.tenant)] : base.tenants.list();
     for (const tenant of tenants) {
-      const report = await runTrainingJob(base, { ...config, tenant }, store);
+      const report = await runTrainingJob(base, { ...config, tenant }, store, bus);
       base.logger.info('training job done', {
         tenant,
         trained: report.trained,

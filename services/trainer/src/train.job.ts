@@ -1,6 +1,6 @@
-import { ContentTypes, DEFAULT_TENANT, Headers, modelsV1, Streams, Subjects } from '@aisle/contracts';
+import { ContentTypes, DEFAULT_TENANT, Headers, modelsV1, Subjects } from '@aisle/contracts';
 import { initBackend } from '@aisle/ml';
-import { connectBus, openModelRegistry, type ServiceBase } from '@aisle/runtime';
+import { openModelRegistry, type Bus, type ServiceBase } from '@aisle/runtime';
 import type { Store } from '@aisle/store';
 import type { TrainerConfig } from './config';
 import { readTrainingEvents } from './events.store';
@@ -39,7 +39,12 @@ export interface JobReport {
  * (or a model that could not be trained) is logged with the reason and announced on
  * `aisle.models.v1.rejected`; the active version stays.
  */
-export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, store: Store): Promise<JobReport> {
+export async function runTrainingJob(
+  base: ServiceBase,
+  config: TrainerConfig,
+  store: Store,
+  bus: Bus,
+): Promise<JobReport> {
   const log = base.logger;
   const tenant = config.tenant || DEFAULT_TENANT;
   const { backend, detail } = await initBackend({ log: (m) => log.info(m) });
@@ -76,7 +81,6 @@ export async function runTrainingJob(base: ServiceBase, config: TrainerConfig, s
     log: (m) => log.info(m),
   });
 
-  const bus = await connectBus(base, config, [Streams.MODELS]);
   const registry = await openModelRegistry(bus, config, log);
   const trainEvents = events.filter((e) => e.occurredAt < heldOut.sliceStart);
   const sasrec = candidates.find((c) => c.name === 'sasrec');
