@@ -657,13 +657,15 @@ const busUsers = [
     [
       'Catalog changes (one consumer per replica), feature change notifications (a plain subscription: they drop',
       'cached user contexts), the model bucket and experiment definitions read only, impressions and dead letters',
-      'out.',
+      "out; forget requests erase the user's impressions from RANKING.",
     ],
     {
       publish: [
         ...provision('EVENTS', 'RANKING', 'DLQ'),
         ...anyNamed('EVENTS', 'aisle.events.v1.item'),
         ...EXPERIMENT_BUCKET_READ,
+        ...forgetOwner('ranking'),
+        ...eraseFrom('RANKING'),
         'aisle.ranking.v1.served',
         'aisle.dlq.v1.events',
       ],
@@ -675,13 +677,15 @@ const busUsers = [
   modelReader(
     'churn-prediction',
     [
-      'Feature notifications in (one consumer for every tenant), the model bucket read only, alerts and dead letters out.',
+      'Feature notifications in (one consumer for every tenant), the model bucket read only, alerts and dead letters out;',
+      "forget requests erase the user's alerts from CHURN.",
     ],
     {
       publish: [
         ...provision('FEATURES', 'CHURN', 'DLQ'),
         ...durable('FEATURES', 'churn', 'aisle.features.v1.user_updated'),
         ...forgetOwner('churn-prediction'),
+        ...eraseFrom('CHURN'),
         'aisle.churn.v1.alert',
         'aisle.dlq.v1.features',
       ],

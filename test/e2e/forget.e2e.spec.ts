@@ -1,12 +1,13 @@
 /**
  * Issue #13, the right to be forgotten: a shopper's events flow through a running stack (ingest,
- * feature, churn-prediction as processes on one SQLite file and one nats-server), then
+ * feature, churn-prediction and ranking, which serves them a recommendation and records the impression, as
+ * processes on one SQLite file and one nats-server), then
  * IngestService/ForgetUser erases them. Within 30 s every owner has said `forgotten` (without the user
  * id), and the user id is found nowhere: not in the SQLite files (database and write-ahead log), not in
  * any file of the JetStream store directory, not in any service's log. The user's features are gone,
  * their co-visit contributions taken back, and a second request is a harmless no-op.
  */
-import { ContentTypes, featureV1, Headers, ingestV1, privacyV1, Subjects } from '@aisle/contracts';
+import { ContentTypes, featureV1, Headers, ingestV1, privacyV1, rankingV1, Streams, Subjects } from '@aisle/contracts';
 import { createGrpcClient, type GrpcClient } from '@aisle/runtime';
 import {
   eventually,
@@ -44,14 +45,20 @@ describe('forgetting a shopper in a running stack', () => {
   let bus: Awaited<ReturnType<typeof connectTestBus>>;
   let ingest: GrpcClient<typeof ingestV1.IngestServiceService>;
   let features: GrpcClient<typeof featureV1.FeatureServiceService>;
+  let ranking: GrpcClient<typeof rankingV1.RankingServiceService>;
 
   beforeAll(async () => {
     nats = await startNatsServer();
     storeFile = tempSqliteUrl();
     const env = { AISLE_NATS_URL: nats.url, AISLE_STORE_URL: storeFile.url };
     const [i, f] = await Promise.all([startServiceProcess('ingest', env), startServiceProcess('feature', env)]);
-    const c = await startServiceProcess('churn-prediction', { ...env, AISLE_FEATURE_ADDR: `127.0.0.1:${f.grpcPort}` });
-    services = [i, f, c];
+    const [c, r] = await Promise.all([
+      startServiceProcess('churn-prediction', { ...env, AISLE_FEATURE_ADDR: `127.0.0.1:${f.grpcPort}` }),
+      // No embedding-inference: ranking answers from co-visitation and popularity (degraded), which is enough.
+      startServiceProcess('ranking', { ...env, AISLE_FEATURE_ADDR: `127.0.0.1:${f.grpcPort}` }),
+    ]);
+    services = [i, f, c, r];
+    ranking = createGrpcClient(rankingV1.RankingServiceService, `127.0.0.1:${r.grpcPort}`, { deadlineMs: 5000 });
     bus = await connectTestBus(nats.url);
     ingest = createGrpcClient(ingestV1.IngestServiceService, `127.0.0.1:${i.grpcPort}`, { deadlineMs: 5000 });
     features = createGrpcClient(featureV1.FeatureServiceService, `127.0.0.1:${f.grpcPort}`, { deadlineMs: 5000 });
@@ -60,6 +67,7 @@ describe('forgetting a shopper in a running stack', () => {
   afterAll(async () => {
     ingest?.close();
     features?.close();
+    ranking?.close();
     await bus?.nc.close();
     await Promise.all(services.map((s) => s.stop()));
     await nats?.dispose();
@@ -98,6 +106,12 @@ describe('forgetting a shopper in a running stack', () => {
         (c) => c.itemId,
       ) ?? [];
     expect(await coVisits('only-theirs-2')).toContain('only-theirs-1');
+    // What ranking served the shopper is stored too (RANKING, with their user id).
+    const servedBefore = (await bus.jsm.streams.info(Streams.RANKING.name)).state.messages;
+    await ranking.recommend(rankingV1.RecommendRequest.fromPartial({ userId: FORGOTTEN, limit: 3 }));
+    await eventually(async () => (await bus.jsm.streams.info(Streams.RANKING.name)).state.messages > servedBefore, {
+      what: 'the impression stored',
+    });
 
     // The search below can find the id: before the request it is in both stores (and in no log).
     await eventually(
@@ -118,7 +132,7 @@ describe('forgetting a shopper in a running stack', () => {
     });
     const started = Date.now();
     const { requestId } = await ingest.forgetUser({ tenant: '', userId: FORGOTTEN });
-    const owners = ['ingest', 'feature', 'churn-prediction'];
+    const owners = ['ingest', 'feature', 'churn-prediction', 'ranking'];
     await eventually(() => owners.every((o) => forgotten.some((f) => f.owner === o && f.requestId === requestId)), {
       what: 'every owner forgotten',
       timeoutMs: 30_000,
@@ -155,7 +169,9 @@ describe('forgetting a shopper in a running stack', () => {
       () => owners.every((o) => forgotten.some((f) => f.owner === o && f.requestId === again.requestId)),
       { what: 'the repeated request completes', timeoutMs: 30_000 },
     );
-    expect(forgotten.filter((f) => f.requestId === again.requestId).map((f) => Number(f.records))).toEqual([0, 0, 0]);
+    expect(forgotten.filter((f) => f.requestId === again.requestId).map((f) => Number(f.records))).toEqual([
+      0, 0, 0, 0,
+    ]);
     sub.unsubscribe();
 
     // A producer may publish the request directly, as JSON, on its tenant's subject.

@@ -1,6 +1,7 @@
 import { Streams } from '@aisle/contracts';
 import {
   connectBus,
+  eraseIndexedMessages,
   followForgetRequests,
   ModelSlot,
   openModelRegistry,
@@ -60,7 +61,7 @@ export async function startChurn(base: ServiceBase, config: ChurnConfig): Promis
       const service = new ChurnService(
         activity,
         scoreRepository(store, tenant),
-        alertPublisher(bus, tenant, log, base.registry),
+        alertPublisher(bus, tenant, log, base.registry, (ps) => store.messages.record(ps)),
         {
           threshold: config.threshold,
           hysteresis: config.hysteresis,
@@ -112,14 +113,16 @@ export async function startChurn(base: ServiceBase, config: ChurnConfig): Promis
     registry: base.registry,
   });
   lifecycle.onShutdown('consumer', () => consumer.stop());
-  // Right to be forgotten: the user's stored score (a later Predict scores them afresh, from nothing).
+  // Right to be forgotten: the user's stored score (a later Predict scores them afresh, from nothing) and
+  // their alerts on CHURN (found through the message index).
   await followForgetRequests(base, bus, {
     owner: 'churn-prediction',
     ackWaitMs: config.ackWaitMs,
     forget: async (tenant, userId) => {
       const n = await store.churnScores.deleteMany(tenant, [userId]);
+      const erased = await eraseIndexedMessages(bus.jsm, store.messages, tenant, userId, [Streams.CHURN.name]);
       await store.scrub();
-      return n;
+      return n + erased;
     },
   });
   const timer = setInterval(() => {

@@ -14,8 +14,17 @@ import {
 import { BANDS } from './churn.grpc';
 import { NoModelError, type AlertSink, type ChurnService } from './churn.service';
 
-/** Alerts on `aisle.churn.v1.alert`, de-duplicated on `<tenant>:<user>:<scored_at>`. */
-export function alertPublisher(bus: Bus, tenant: string, logger: Logger, registry: Registry): AlertSink {
+/**
+ * Alerts on `aisle.churn.v1.alert`, de-duplicated on `<tenant>:<user>:<scored_at>`; where each was stored is
+ * recorded in the message index (`index`), so that forgetting the user erases their alerts from CHURN.
+ */
+export function alertPublisher(
+  bus: Bus,
+  tenant: string,
+  logger: Logger,
+  registry: Registry,
+  index?: (positions: Array<{ tenant: string; userId: string; stream: string; seq: number }>) => Promise<void>,
+): AlertSink {
   const alertsTotal = counterIn(registry, 'aisle_churn_alerts_total', 'Churn alerts published', []);
   return {
     alert: async (a) => {
@@ -26,10 +35,11 @@ export function alertPublisher(bus: Bus, tenant: string, logger: Logger, registr
         topFactors: a.factors,
         scoredAt: new Date(a.scoredAt),
       }).finish();
-      await bus.publisher.publish(Subjects.churnAlert, payload, {
+      const ack = await bus.publisher.publish(Subjects.churnAlert, payload, {
         msgId: `${tenant}:${a.userId}:${a.scoredAt}`,
         headers: { [Headers.contentType]: ContentTypes.protobuf },
       });
+      await index?.([{ tenant, userId: a.userId, stream: ack.stream, seq: ack.seq }]);
       alertsTotal.inc();
       logger.info('churn alert', { user_id: a.userId, risk: a.risk });
     },

@@ -7,7 +7,17 @@
  */
 import { churnV1, Headers, Streams } from '@aisle/contracts';
 import { CHURN_FEATURES, ChurnClassifier, exportChurn } from '@aisle/ml';
-import { AsyncJetStreamPublisher, createGrpcClient, isGrpcError, ModelRegistry } from '@aisle/runtime';
+import {
+  AsyncJetStreamPublisher,
+  createGrpcClient,
+  createMetricsRegistry,
+  eraseIndexedMessages,
+  isGrpcError,
+  memoryLogger,
+  ModelRegistry,
+  type Bus,
+} from '@aisle/runtime';
+import { alertPublisher } from '../src/churn.nats';
 import { openStore, type Store } from '@aisle/store';
 import {
   eventually,
@@ -195,4 +205,27 @@ test('feature hung or down: stored scores are served, users without one get UNAV
   expect((await churn.predict({ tenant: '', userIds: ['u2'] })).scores[0]?.risk).toBe(stored[1]?.risk);
   // Serving stored scores is its job: it stays SERVING.
   expect(await healthCheck(address, SERVICE)).toBe('SERVING');
+});
+
+test("an alert's position is recorded in the message index, so forgetting its user erases it from CHURN", async () => {
+  const sink = alertPublisher(
+    { publisher } as unknown as Bus,
+    'default',
+    memoryLogger(),
+    createMetricsRegistry('churn', { defaultMetrics: false }),
+    (ps) => store.messages.record(ps),
+  );
+  await sink.alert({
+    alertId: 'a1',
+    userId: 'leaving-shopper',
+    risk: 0.9,
+    threshold: 0.5,
+    band: 'high',
+    factors: [],
+    modelVersion: 'v1',
+    scoredAt: Date.now(),
+  });
+  const before = (await jsm.streams.info(Streams.CHURN.name)).state.messages;
+  expect(await eraseIndexedMessages(jsm, store.messages, 'default', 'leaving-shopper', [Streams.CHURN.name])).toBe(1);
+  expect((await jsm.streams.info(Streams.CHURN.name)).state.messages).toBe(before - 1);
 });

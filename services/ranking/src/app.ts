@@ -13,8 +13,10 @@ import {
 } from '@aisle/ranking-core';
 import {
   connectBus,
+  eraseIndexedMessages,
   ExperimentBucket,
   followCatalog,
+  followForgetRequests,
   ModelSlot,
   openModelRegistry,
   outgoingCredentials,
@@ -80,7 +82,7 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
   const store = await openStore(config.storeUrl);
   lifecycle.onShutdown('store', () => store.close());
   const startAt = new Date(Date.now() - 60_000);
-  const bus = await connectBus(base, config, [Streams.EVENTS, Streams.RANKING, Streams.MODELS]);
+  const bus = await connectBus(base, config, [Streams.EVENTS, Streams.RANKING, Streams.MODELS, Streams.PRIVACY]);
   const credentials = outgoingCredentials(config);
   const featureChannel = featureGrpcClient(config.featureAddr, credentials);
   const embeddingChannel = embeddingGrpcClient(config.embeddingAddr, credentials);
@@ -93,11 +95,23 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
   const registry = await openModelRegistry(bus, config, logger);
   const impressions = new ImpressionBuffer(
     jetStreamImpressions(bus.nc, 2000),
-    { maxBuffered: config.impressionBuffer, maxInFlight: 256 },
+    { maxBuffered: config.impressionBuffer, maxInFlight: 256, index: (ps) => store.messages.record(ps) },
     logger,
     base.registry,
   );
   lifecycle.onShutdown('impressions', () => impressions.close(2000));
+  // Right to be forgotten: what ranking served a user (RANKING, found through the message index). Cached
+  // user contexts go on every replica (followUserUpdates); ranking stores no other user data.
+  await followForgetRequests(base, bus, {
+    owner: 'ranking',
+    ackWaitMs: config.ackWaitMs,
+    forget: async (tenant, userId) => {
+      await impressions.indexed();
+      const erased = await eraseIndexedMessages(bus.jsm, store.messages, tenant, userId, [Streams.RANKING.name]);
+      await store.scrub();
+      return erased;
+    },
+  });
   // Experiments (every tenant's) followed from the KV bucket; each tenant routes its own requests.
   let experiments: readonly Experiment[] = [];
   const bucket = await ExperimentBucket.open(bus.nc, { replicas: config.natsStreamReplicas });

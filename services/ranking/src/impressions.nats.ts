@@ -25,13 +25,23 @@ export function encodeServed(e: ServedEvent): Uint8Array {
 interface Pending {
   seq: number;
   requestId: string;
+  tenant: string;
+  userId: string;
   payload: Uint8Array;
+}
+
+/** Where a user's impression lies in its stream (the store's message index records it). */
+export interface ImpressionPosition {
+  tenant: string;
+  userId: string;
+  stream: string;
+  seq: number;
 }
 
 /** Where impressions go: JetStream in production (`jetStreamImpressions`), a fake in tests. */
 export interface ImpressionTransport {
-  /** Resolves once stored (acknowledged); rejects when not. */
-  publish(payload: Uint8Array, msgId: string): Promise<unknown>;
+  /** Resolves once stored (acknowledged), with where; rejects when not. */
+  publish(payload: Uint8Array, msgId: string): Promise<{ stream: string; seq: number } | void>;
   /** Connection changes: publishing pauses on `disconnect` and resumes on `reconnect`. */
   status(): AsyncIterable<{ type: string }>;
   close(): void;
@@ -57,6 +67,11 @@ export interface ImpressionBufferOptions {
   maxBuffered: number;
   /** Most publishes awaiting their JetStream ack at once. */
   maxInFlight: number;
+  /**
+   * Records where a known user's impressions were stored (in batches), so that forgetting the user erases
+   * them from the RANKING stream without scanning it.
+   */
+  index?: (positions: ImpressionPosition[]) => Promise<void>;
 }
 
 /**
@@ -78,6 +93,11 @@ export class ImpressionBuffer implements ImpressionSink {
   private backoffMs = 0;
   private readonly dropped: Counter;
   private readonly published: Counter;
+  private readonly unindexed: Counter;
+  /** Positions of stored impressions waiting to be recorded in the message index. */
+  private positions: ImpressionPosition[] = [];
+  private indexTimer: NodeJS.Timeout | undefined;
+  private indexing: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly transport: ImpressionTransport,
@@ -92,6 +112,10 @@ export class ImpressionBuffer implements ImpressionSink {
     this.published = counter(registry, {
       name: 'aisle_ranking_impressions_published_total',
       help: 'Impressions acknowledged by JetStream',
+    });
+    this.unindexed = counter(registry, {
+      name: 'aisle_ranking_impressions_unindexed_total',
+      help: 'Stored impressions whose position the message index could not record (forgetting their user misses them until they age out)',
     });
     const buffered: Gauge = gauge(registry, {
       name: 'aisle_ranking_impressions_buffered',
@@ -116,7 +140,13 @@ export class ImpressionBuffer implements ImpressionSink {
       if (this.head < this.queue.length) this.head++;
       else return;
     }
-    this.queue.push({ seq: this.seq++, requestId: e.requestId, payload: encodeServed(e) });
+    this.queue.push({
+      seq: this.seq++,
+      requestId: e.requestId,
+      tenant: e.tenant,
+      userId: e.userId,
+      payload: encodeServed(e),
+    });
     this.pump();
   }
 
@@ -138,9 +168,10 @@ export class ImpressionBuffer implements ImpressionSink {
       const p = this.queue[this.head++] as Pending;
       this.inFlight++;
       this.transport.publish(p.payload, p.requestId).then(
-        () => {
+        (ack) => {
           this.inFlight--;
           this.published.inc();
+          if (ack && p.userId && this.opts.index) this.indexLater({ tenant: p.tenant, userId: p.userId, ...ack });
           this.backoffMs = 0;
           this.pump();
         },
@@ -172,10 +203,44 @@ export class ImpressionBuffer implements ImpressionSink {
     }, this.backoffMs);
   }
 
-  /** Waits up to `timeoutMs` for what is buffered to be published, then stops. */
+  /** Records positions in batches: at most every 200 ms, or at once when 500 are waiting. */
+  private indexLater(position: ImpressionPosition): void {
+    this.positions.push(position);
+    if (this.positions.length >= 500) this.flushIndex();
+    else this.indexTimer ??= setTimeout(() => this.flushIndex(), 200);
+  }
+
+  private flushIndex(): void {
+    if (this.indexTimer) clearTimeout(this.indexTimer);
+    this.indexTimer = undefined;
+    const batch = this.positions;
+    this.positions = [];
+    if (batch.length === 0 || !this.opts.index) return;
+    const index = this.opts.index;
+    // One write at a time, in order.
+    this.indexing = this.indexing.then(() =>
+      index(batch).catch((err: unknown) => {
+        this.unindexed.inc(batch.length);
+        this.logger.warn('impression positions not recorded in the message index', { count: batch.length, err });
+      }),
+    );
+  }
+
+  /**
+   * Records the positions of every impression stored so far now, and resolves when done: a forget request
+   * calls it first, so that an impression stored a moment before is found and erased too.
+   */
+  async indexed(): Promise<void> {
+    this.flushIndex();
+    await this.indexing;
+  }
+
+  /** Waits up to `timeoutMs` for what is buffered to be published (and indexed), then stops. */
   async close(timeoutMs: number): Promise<void> {
     const until = Date.now() + timeoutMs;
     while (this.size > 0 && this.connected && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    this.flushIndex();
+    await this.indexing;
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.size > 0) this.logger.warn('impressions not published at shutdown', { count: this.size });
