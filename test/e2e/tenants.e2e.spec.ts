@@ -240,6 +240,37 @@ describe('two tenants on one stack', () => {
     expect(run.logs.find((l) => l['msg'] === 'training data')).toMatchObject({ tenant: C, events: 1 });
   });
 
+  test("a tenant's rules come from the tenant bucket and apply at once, to that tenant only", async () => {
+    const categoryOf = new Map(shopA.items.map((i) => [i.itemId, i.category]));
+    const repeats = async (userId: string) => {
+      const r = await ranking.recommend(rankingV1.RecommendRequest.fromPartial({ tenant: A, userId, limit: 10 }));
+      const cats = r.items.map((i) => categoryOf.get(i.itemId));
+      return cats.length - new Set(cats).size;
+    };
+    // A shopper of A whose list repeats a category under the default rule (at most 3 per category).
+    let shopper = '';
+    for (const u of [...new Set(shopA.events.map((e) => e.userId))].slice(0, 20))
+      if ((await repeats(u)) > 0) {
+        shopper = u;
+        break;
+      }
+    expect(shopper).not.toBe('');
+    const put = async (value: string | undefined) => {
+      const h = headers();
+      h.set(Headers.contentType, ContentTypes.json);
+      if (value === undefined) h.set('KV-Operation', 'DEL');
+      await bus.js.publish(`$KV.${TENANTS_BUCKET}.${A}`, new TextEncoder().encode(value ?? ''), { headers: h });
+    };
+    await put('{"rules": {"maxPerCategory": 1}}');
+    await eventually(async () => (await repeats(shopper)) === 0, { what: "shop A's rule applied", timeoutMs: 15_000 });
+    // Withdrawn from the bucket: A (declared in AISLE_TENANTS) is served again, with the default rule.
+    await put(undefined);
+    await eventually(async () => (await repeats(shopper)) > 0, {
+      what: "shop A's default rule back",
+      timeoutMs: 15_000,
+    });
+  });
+
   test("a burst over shop B's rate limit gets RESOURCE_EXHAUSTED, counted, while shop A's calls all pass", async () => {
     const userB = shopB.events[0]?.userId ?? '';
     const userA = shopA.events[0]?.userId ?? '';

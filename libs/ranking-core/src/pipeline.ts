@@ -153,7 +153,8 @@ export class RankingPipeline {
   private readonly searchStage: SearchStage;
   private readonly engineStage: EngineSearchStage | undefined;
   private readonly matrices = new FeatureMatrixPool();
-  private readonly maxPerCategory: number;
+  private maxPerCategory: number;
+  private retention: RetentionRule | undefined;
 
   constructor(
     private readonly ports: PipelinePorts,
@@ -169,6 +170,13 @@ export class RankingPipeline {
       : new EngineSearchStage(ports.search, ports.textRetrieval, searchSignals(ports.itemStats), ports.searchModel);
     this.searchStage = opts.searchStage ?? (this.engineStage as EngineSearchStage);
     this.maxPerCategory = opts.maxPerCategory ?? 3;
+    this.retention = opts.retention;
+  }
+
+  /** Changes the business rules at run time (a tenant's settings changed): the next request applies them. */
+  setRules(rules: { maxPerCategory: number; retention: RetentionRule | undefined }): void {
+    this.maxPerCategory = rules.maxPerCategory;
+    this.retention = rules.retention;
   }
 
   setRanker(model: RankerPort | undefined): void {
@@ -211,7 +219,7 @@ export class RankingPipeline {
   private async loadUser(ctx: RequestContext): Promise<void> {
     if (!ctx.userId) return;
     const port = this.ports.userContext;
-    const churn = this.opts.retention ? this.ports.churnRisk : undefined;
+    const churn = this.retention ? this.ports.churnRisk : undefined;
     const cached = port.peek?.(ctx.userId);
     const [got, risk] = await Promise.all([
       cached ??
@@ -356,7 +364,7 @@ export class RankingPipeline {
           : (scores[row] as number);
         return { itemId, score, item: items[row], row };
       });
-      if (this.opts.retention && !opts.keepAll) applyRetention(scored, ctx.user, ctx.churnRisk, this.opts.retention);
+      if (this.retention && !opts.keepAll) applyRetention(scored, ctx.user, ctx.churnRisk, this.retention);
       const ordered = opts.keepAll
         ? scored.sort((a, b) => b.score - a.score)
         : applyRules(scored, ctx.context, this.maxPerCategory);

@@ -1,4 +1,4 @@
-import { parseTenantList, parseTenantSettings, TenantDirectory, TenantNotDeclaredError } from './tenants';
+import { parseTenantList, parseTenantSettings, TenantDirectory, TenantNotDeclaredError, usesModel } from './tenants';
 
 test('AISLE_TENANTS names tenants with optional rate limits; bad names and limits are refused', () => {
   expect(parseTenantList('default, shop-b=200')).toEqual([
@@ -12,6 +12,33 @@ test('AISLE_TENANTS names tenants with optional rate limits; bad names and limit
   expect(parseTenantSettings('{"rateLimit": 5}')).toEqual({ rateLimit: 5 });
   expect(() => parseTenantSettings('{"rateLimit": -1}')).toThrow(/rateLimit/);
   expect(() => parseTenantSettings('[1]')).toThrow(/JSON object/);
+});
+
+test("a tenant's rules and models come from the bucket, checked; a typo is refused, not ignored", () => {
+  expect(
+    parseTenantSettings(
+      '{"rateLimit": 50, "rules": {"maxPerCategory": 1, "retentionBoost": 0.2, "churnRiskThreshold": 0.7}, "models": ["sasrec", "ranker"]}',
+    ),
+  ).toEqual({
+    rateLimit: 50,
+    rules: { maxPerCategory: 1, retentionBoost: 0.2, churnRiskThreshold: 0.7 },
+    models: ['sasrec', 'ranker'],
+  });
+  expect(usesModel(parseTenantSettings('{"models": ["sasrec"]}'), 'ranker')).toBe(false);
+  expect(usesModel(parseTenantSettings('{}'), 'ranker')).toBe(true);
+  expect(() => parseTenantSettings('{"ratelimit": 5}')).toThrow(/unknown setting 'ratelimit'/);
+  expect(() => parseTenantSettings('{"rules": {"maxPerCat": 1}}')).toThrow(/rules: unknown setting 'maxPerCat'/);
+  expect(() => parseTenantSettings('{"rules": {"maxPerCategory": 1.5}}')).toThrow(/rules.maxPerCategory/);
+  expect(() => parseTenantSettings('{"rules": {"churnRiskThreshold": 2}}')).toThrow(/churnRiskThreshold/);
+  expect(() => parseTenantSettings('{"models": ["gpt"]}')).toThrow(/model kinds/);
+  const dir = new TenantDirectory(parseTenantList('a'));
+  const changed: string[] = [];
+  dir.onSettings((t) => changed.push(t));
+  dir.setDynamic('a', parseTenantSettings('{"rules": {"maxPerCategory": 1}}'));
+  expect(dir.settings('a')?.rules?.maxPerCategory).toBe(1);
+  dir.setDynamic('a', undefined);
+  expect(dir.settings('a')).toEqual({ rateLimit: 0 });
+  expect(changed).toEqual(['a', 'a']);
 });
 
 test('undeclared tenants are refused; bucket tenants come and go, fixed ones stay; listeners hear changes', () => {

@@ -5,10 +5,36 @@ import type { Registry } from 'prom-client';
 import type { Logger } from './logger';
 import { counterIn } from './metrics';
 
+/** Ranking's business rules for one tenant (defaults: the service's configuration). */
+export interface TenantRules {
+  /** Most results of one category in a list (0: the service's AISLE_RANKING_MAX_PER_CATEGORY). */
+  readonly maxPerCategory?: number;
+  /** Retention treatment: items a user at churn risk bought from are boosted by this much (0: off). */
+  readonly retentionBoost?: number;
+  /** Churn risk from which the retention boost applies (default 0.5). */
+  readonly churnRiskThreshold?: number;
+}
+
+/** The model kinds a tenant may use (trained, published and served for it). */
+export const TENANT_MODEL_KINDS = ['sasrec', 'text_encoder', 'ranker', 'churn', 'search_ranker', 'session'] as const;
+
 /** What a platform team sets per tenant (in AISLE_TENANTS or the `aisle-tenants` bucket). */
 export interface TenantSettings {
   /** Requests (or Track events) per second this instance admits for the tenant; 0 = no limit. */
   readonly rateLimit: number;
+  /** Ranking's rules for this tenant (bucket only). */
+  readonly rules?: TenantRules;
+  /**
+   * The learned models this tenant uses (bucket only; default all): the trainer trains and publishes only
+   * these for it, and ranking serves its fallback (heuristic ranker, catalog search scorer, no session
+   * model) for a kind left out, whatever the registry holds.
+   */
+  readonly models?: ReadonlyArray<(typeof TENANT_MODEL_KINDS)[number]>;
+}
+
+/** Whether a tenant uses a model kind (every kind, unless its settings list the ones it uses). */
+export function usesModel(settings: TenantSettings | undefined, kind: string): boolean {
+  return !settings?.models || (settings.models as readonly string[]).includes(kind);
 }
 
 export interface DeclaredTenant {
@@ -34,16 +60,55 @@ export function parseTenantList(raw: string): DeclaredTenant[] {
   return [...out.values()];
 }
 
-/** A bucket entry's settings: JSON `{"rateLimit": 200}` (an empty value means the defaults). */
+/**
+ * A bucket entry's settings: JSON such as `{"rateLimit": 200, "rules": {"maxPerCategory": 2},
+ * "models": ["sasrec", "ranker"]}` (an empty value means the defaults). Unknown keys are refused, so a typo
+ * does not silently leave a tenant on the defaults.
+ */
 export function parseTenantSettings(value: string): TenantSettings {
   if (value.trim() === '') return { rateLimit: 0 };
   const parsed = JSON.parse(value) as unknown;
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-    throw new Error('must be a JSON object like {"rateLimit": 200}');
-  const rate = (parsed as { rateLimit?: unknown }).rateLimit ?? 0;
-  if (typeof rate !== 'number' || !Number.isInteger(rate) || rate < 0)
-    throw new Error('rateLimit must be a whole number >= 0');
-  return { rateLimit: rate };
+  const object = (v: unknown, what: string): Record<string, unknown> => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${what} must be a JSON object`);
+    return v as Record<string, unknown>;
+  };
+  const o = object(parsed, 'settings (like {"rateLimit": 200})');
+  const unknown = (r: Record<string, unknown>, known: string[], where: string) => {
+    const extra = Object.keys(r).filter((k) => !known.includes(k));
+    if (extra.length > 0) throw new Error(`${where}unknown setting '${extra[0]}' (known: ${known.join(', ')})`);
+  };
+  unknown(o, ['rateLimit', 'rules', 'models'], '');
+  const number = (v: unknown, what: string, min: number, max: number, integer = false): number | undefined => {
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !(v >= min && v <= max) || (integer && !Number.isInteger(v)))
+      throw new Error(`${what} must be a ${integer ? 'whole ' : ''}number from ${min} to ${max}`);
+    return v;
+  };
+  const rate = number(o['rateLimit'], 'rateLimit', 0, 1_000_000, true) ?? 0;
+  let rules: TenantRules | undefined;
+  if (o['rules'] !== undefined) {
+    const r = object(o['rules'], 'rules');
+    unknown(r, ['maxPerCategory', 'retentionBoost', 'churnRiskThreshold'], 'rules: ');
+    rules = {
+      ...(r['maxPerCategory'] !== undefined
+        ? { maxPerCategory: number(r['maxPerCategory'], 'rules.maxPerCategory', 0, 1000, true) }
+        : {}),
+      ...(r['retentionBoost'] !== undefined
+        ? { retentionBoost: number(r['retentionBoost'], 'rules.retentionBoost', 0, 10) }
+        : {}),
+      ...(r['churnRiskThreshold'] !== undefined
+        ? { churnRiskThreshold: number(r['churnRiskThreshold'], 'rules.churnRiskThreshold', 0, 1) }
+        : {}),
+    };
+  }
+  let models: TenantSettings['models'];
+  if (o['models'] !== undefined) {
+    const m = o['models'];
+    if (!Array.isArray(m) || m.some((k) => !(TENANT_MODEL_KINDS as readonly unknown[]).includes(k)))
+      throw new Error(`models must be a list of model kinds (${TENANT_MODEL_KINDS.join(', ')})`);
+    models = m as TenantSettings['models'];
+  }
+  return { rateLimit: rate, ...(rules ? { rules } : {}), ...(models ? { models } : {}) };
 }
 
 export class TenantNotDeclaredError extends NotFoundError {
@@ -69,6 +134,7 @@ interface Bucket {
 }
 
 type Listener = (change: { added: string[]; removed: string[] }) => void;
+type SettingsListener = (tenant: string) => void;
 
 /**
  * The tenants this deployment serves: those of AISLE_TENANTS (always), plus those a platform team puts
@@ -81,6 +147,7 @@ export class TenantDirectory {
   private readonly dynamic = new Map<string, TenantSettings>();
   private readonly buckets = new Map<string, Bucket>();
   private readonly listeners = new Set<Listener>();
+  private readonly settingsListeners = new Set<SettingsListener>();
 
   constructor(
     declared: readonly DeclaredTenant[],
@@ -130,13 +197,23 @@ export class TenantDirectory {
     return () => this.listeners.delete(listener);
   }
 
-  /** Declares (settings) or withdraws (undefined) a tenant of the bucket; fixed tenants stay declared. */
+  /** Called with a tenant whose settings changed at run time (put into the bucket again, or withdrawn). */
+  onSettings(listener: SettingsListener): () => void {
+    this.settingsListeners.add(listener);
+    return () => this.settingsListeners.delete(listener);
+  }
+
+  /**
+   * Declares (settings) or withdraws (undefined) a tenant of the bucket; fixed tenants stay declared (the
+   * bucket's settings, while there, override theirs).
+   */
   setDynamic(tenant: string, settings: TenantSettings | undefined): void {
     const before = this.has(tenant);
     if (settings) this.dynamic.set(tenant, settings);
     else this.dynamic.delete(tenant);
     this.buckets.delete(tenant);
     const after = this.has(tenant);
+    for (const l of this.settingsListeners) l(tenant);
     if (before === after) return;
     const change = after ? { added: [tenant], removed: [] } : { added: [], removed: [tenant] };
     for (const l of this.listeners) l(change);

@@ -10,6 +10,7 @@ import {
   RankingPipeline,
   type CatalogUpsert,
   type PipelinePorts,
+  type RetentionRule,
 } from '@aisle/ranking-core';
 import {
   connectBus,
@@ -22,11 +23,13 @@ import {
   outgoingCredentials,
   PerTenant,
   serveGrpc,
+  usesModel,
   type ModelArtifact,
   type ModelName,
   type ServiceBase,
   type ServingModel,
   type StartedService,
+  type TenantRules,
 } from '@aisle/runtime';
 import { openStore } from '@aisle/store';
 import { randomUUID } from 'node:crypto';
@@ -53,6 +56,17 @@ const catalogUpsert = (i: CatalogUpsert): CatalogUpsert => ({
   price: i.price,
   inStock: i.inStock,
 });
+
+/** A tenant's rules as the pipeline takes them (its settings, else the service's configuration). */
+function tenantRules(
+  r: TenantRules | undefined,
+  defaultMaxPerCategory: number,
+): { maxPerCategory: number; retention: RetentionRule | undefined } {
+  return {
+    maxPerCategory: r?.maxPerCategory || defaultMaxPerCategory,
+    retention: r?.retentionBoost ? { boost: r.retentionBoost, threshold: r.churnRiskThreshold ?? 0.5 } : undefined,
+  };
+}
 
 /**
  * What ranking holds for one tenant: its catalog, item statistics, caches, learned ranker, search model, session
@@ -161,9 +175,15 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         textRetrieval: embedding,
         churnRisk: new CachedChurnRisk(churnClient(tenant, churnChannel), { maxEntries: 100_000, ttlMs: 60_000 }),
       };
+      // The tenant's settings (aisle-tenants bucket) choose its rules and the learned models it uses; a
+      // change applies from the next request (applySettings below).
+      const settings = () => base.tenants.settings(tenant);
+      const rules = () => tenantRules(settings()?.rules, config.maxPerCategory);
+      const used = <M>(kind: ModelName, model: M | undefined): M | undefined =>
+        usesModel(settings(), kind) ? model : undefined;
       const options = {
         tenant,
-        maxPerCategory: config.maxPerCategory,
+        ...rules(),
         deadlines: { deadlineMs: config.deadlineMs, dependencyTimeoutMs: config.dependencyTimeoutMs },
       };
       const pipeline = new RankingPipeline({ ...ports, impressions }, options);
@@ -176,8 +196,9 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         (s) =>
           new RankingPipeline(ports, {
             ...options,
-            maxPerCategory: s.maxPerCategory ?? config.maxPerCategory,
-            retention: s.retention,
+            // The tenant's rules, with the arm's in their place where it sets them.
+            maxPerCategory: s.maxPerCategory ?? rules().maxPerCategory,
+            retention: s.retention ?? rules().retention,
           }),
         pinned,
       );
@@ -213,28 +234,45 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         await slot.start();
         return slot;
       };
-      const ranker = await hotLoaded<ServingRanker>('ranker', loadRanker, probeRanker, (model) => {
-        pipeline.setRanker(model);
-        fallback.setRanker(model);
-        arms.setActiveRanker(model);
-      });
+      const serveRanker = (model: ServingRanker | undefined) => {
+        const m = used('ranker', model);
+        pipeline.setRanker(m);
+        fallback.setRanker(m);
+        arms.setActiveRanker(m);
+      };
       // Arms' pipelines are the production configuration with other settings: they search with the same model.
+      const serveSearch = (model: ServingSearchModel | undefined) => {
+        const m = used('search_ranker', model);
+        pipeline.setSearchModel(m);
+        fallback.setSearchModel(m);
+        arms.setSearchModel(m);
+      };
+      // The session model chosen on validation sessions: orders Recommend for anonymous sessions (no user,
+      // session_item_ids given); until one is published those are served like any user-less request.
+      const serveSession = (model: ServingSession | undefined) => {
+        const m = used('session', model);
+        pipeline.setSessionModel(m);
+        fallback.setSessionModel(m);
+        arms.setSessionModel(m);
+      };
+      const ranker = await hotLoaded<ServingRanker>('ranker', loadRanker, probeRanker, serveRanker);
       const searchModel = await hotLoaded<ServingSearchModel>(
         'search_ranker',
         loadSearchModel,
         probeSearchModel,
-        (m) => {
-          pipeline.setSearchModel(m);
-          fallback.setSearchModel(m);
-          arms.setSearchModel(m);
-        },
+        serveSearch,
       );
-      // The session model chosen on validation sessions: orders Recommend for anonymous sessions (no user,
-      // session_item_ids given); until one is published those are served like any user-less request.
-      const session = await hotLoaded<ServingSession>('session', loadSessionModel, probeSessionModel, (m) => {
-        pipeline.setSessionModel(m);
-        fallback.setSessionModel(m);
-        arms.setSessionModel(m);
+      const session = await hotLoaded<ServingSession>('session', loadSessionModel, probeSessionModel, serveSession);
+      const applySettings = () => {
+        pipeline.setRules(rules());
+        fallback.setRules(rules());
+        serveRanker(ranker.current);
+        serveSearch(searchModel.current);
+        serveSession(session.current);
+        log.info('tenant settings applied', { ...rules(), models: settings()?.models ?? 'all' });
+      };
+      const stopSettings = base.tenants.onSettings((t) => {
+        if (t === tenant) applySettings();
       });
       return {
         catalog,
@@ -249,6 +287,7 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         searchModel,
         session,
         stop: async () => {
+          stopSettings();
           statsRefresh.stop();
           pinned.sync(new Set());
           await Promise.all([ranker.stop(), searchModel.stop(), session.stop()]);

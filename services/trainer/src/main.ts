@@ -1,5 +1,5 @@
 import { Streams } from '@aisle/contracts';
-import { checkCommonConfig, connectBus, createServiceBase } from '@aisle/runtime';
+import { checkCommonConfig, connectBus, createServiceBase, usesModel } from '@aisle/runtime';
 import { existsSync } from 'node:fs';
 import { openStore } from '@aisle/store';
 import { loadTrainerConfig } from './config';
@@ -24,7 +24,9 @@ async function main(): Promise<number> {
     // Each tenant's models are trained on that tenant's events and catalog only, one tenant after another.
     const tenants = config.tenant ? [base.tenants.require(config.tenant)] : base.tenants.list();
     for (const tenant of tenants) {
-      const report = await runTrainingJob(base, { ...config, tenant }, store, bus);
+      // Only the model kinds the tenant uses (its settings in the bucket; default all of AISLE_TRAINER_MODELS).
+      const models = config.models.filter((kind) => usesModel(base.tenants.settings(tenant), kind));
+      const report = await runTrainingJob(base, { ...config, tenant, models }, store, bus);
       base.logger.info('training job done', {
         tenant,
         trained: report.trained,
