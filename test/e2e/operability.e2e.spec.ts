@@ -71,7 +71,7 @@ test("the README's TypeScript producer publishes its event and exits by itself",
     });
     expect(exit).toEqual({ code: 0, stderr: '' });
     const stored = await bus.jsm.streams.getMessage(Streams.CLICKSTREAM.name, {
-      last_by_subj: 'aisle.clickstream.v1.view',
+      last_by_subj: 'aisle.clickstream.v1.view.default',
     });
     expect(stored?.header.get('Nats-Msg-Id')).toBe('default:e1');
     expect(JSON.parse(new TextDecoder().decode(stored?.data))).toMatchObject({ event_id: 'e1', user_id: 'u1' });
