@@ -20,7 +20,15 @@ interface CallerEntry extends Caller {
 }
 
 export class CallerPolicy {
-  constructor(private readonly entries: readonly CallerEntry[]) {}
+  /** The file it was read from (AISLE_GRPC_CALLERS_FILE), which `followCallersFile` re-reads on change. */
+  path: string | undefined;
+
+  constructor(private entries: readonly CallerEntry[]) {}
+
+  /** Takes another policy's callers (the file changed): calls from now on are judged by them. */
+  replaceWith(other: CallerPolicy): void {
+    this.entries = other.entries;
+  }
 
   /** The caller behind a call's `authorization: Bearer <token>` metadata or its certificate identities. */
   identify(authorization: string | undefined, identities: readonly string[]): Caller {
@@ -98,5 +106,45 @@ export function parseCallers(text: string): CallerPolicy {
 }
 
 export function readCallersFile(path: string): CallerPolicy {
-  return parseCallers(readFileSync(path, 'utf8'));
+  const policy = parseCallers(readFileSync(path, 'utf8'));
+  policy.path = path;
+  return policy;
+}
+
+/**
+ * Re-reads the callers file when it changes (polled: a Kubernetes Secret volume swaps a symlink, which
+ * file events miss), so that a platform team adds or revokes a caller without a restart. A file that no
+ * longer parses is reported and the callers in force stay. Returns the stop function.
+ */
+export function followCallersFile(
+  policy: CallerPolicy,
+  opts: {
+    intervalMs: number;
+    onReload: (outcome: { ok: true } | { ok: false; error: string }) => void;
+  },
+): () => void {
+  const path = policy.path;
+  if (!path) return () => undefined;
+  let last = safeRead(path);
+  const timer = setInterval(() => {
+    const text = safeRead(path);
+    if (text === undefined || text === last) return;
+    last = text;
+    try {
+      policy.replaceWith(parseCallers(text));
+      opts.onReload({ ok: true });
+    } catch (err) {
+      opts.onReload({ ok: false, error: err instanceof Error ? err.message : String(err) });
+    }
+  }, opts.intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+function safeRead(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
 }

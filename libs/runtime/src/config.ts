@@ -329,11 +329,15 @@ export const commonConfig = {
   grpcCallers: {
     variable: 'AISLE_GRPC_CALLERS_FILE',
     description:
-      'JSON file (from a Secret) naming each caller of the data APIs, recognized by bearer token (`token_sha256`) or mTLS identities, with the tenants and RPCs it may use: others get UNAUTHENTICATED or PERMISSION_DENIED; with AISLE_ENV=production this or mTLS client certificates (AISLE_GRPC_TLS_CLIENT_CA) is required',
+      'JSON file (from a Secret; re-read when it changes) naming each caller of the data APIs, recognized by bearer token (`token_sha256`) or mTLS identities, with the tenants and RPCs it may use: others get UNAUTHENTICATED or PERMISSION_DENIED; with AISLE_ENV=production this or mTLS client certificates (AISLE_GRPC_TLS_CLIENT_CA) is required',
     defaultText: '(unset: every caller that reaches the port, for local development)',
     parse: (raw: string | undefined): CallerPolicy | undefined =>
       raw === undefined || raw.trim() === '' ? undefined : readCallersFile(raw),
   } satisfies Setting<CallerPolicy | undefined>,
+  grpcCallersReloadMs: env.duration('AISLE_GRPC_CALLERS_RELOAD', {
+    default: 10_000,
+    description: 'how often the callers file is checked for changes (a changed file applies without a restart)',
+  }),
   grpcClientTlsCa: env.optionalString('AISLE_GRPC_CLIENT_TLS_CA', {
     description: 'CA to verify the services this one calls; enables TLS on outgoing gRPC',
   }),

@@ -35,7 +35,7 @@ import { AsyncJetStreamPublisher } from './js-publisher';
 import { Readiness } from './readiness';
 import { initTelemetry, type Telemetry } from './telemetry';
 import { TenantDirectory, watchTenantBucket } from './tenants';
-import type { CallerPolicy } from './callers';
+import { followCallersFile, type CallerPolicy } from './callers';
 
 export type CommonConfig = ConfigOf<typeof commonConfig>;
 
@@ -106,6 +106,21 @@ export async function createServiceBase(
     const metrics = await startMetricsServer(registry, config.metricsPort, '0.0.0.0', status);
     metricsPort = metrics.port;
     lifecycle.onShutdown('metrics', () => metrics.close());
+  }
+  if (config.grpcCallers) {
+    const reloads = counterIn(registry, 'aisle_grpc_callers_reloads_total', 'Callers file re-read after a change', [
+      'result',
+    ]);
+    const stop = followCallersFile(config.grpcCallers, {
+      intervalMs: config.grpcCallersReloadMs,
+      onReload: (r) => {
+        reloads.inc({ result: r.ok ? 'applied' : 'invalid' });
+        if (r.ok) logger.info('callers file changed: new callers in force');
+        else
+          logger.error('callers file changed but is invalid; the previous callers stay in force', { error: r.error });
+      },
+    });
+    lifecycle.onShutdown('callers file', stop);
   }
   return {
     name,
