@@ -2,10 +2,10 @@
  * `npm run demo`: the whole platform on the embedded store. Starts nats-server and every service as a
  * separate process, replays a generated shop through NATS like a producer would, runs the trainer job,
  * waits for the services to hot-load the models, then shows recommendations with reasons, a search and
- * the users most at risk of churning; finally trains a second ranker into an interleaving experiment
- * against the active one and reports it. `--once` exits when done; otherwise the stack runs until Ctrl-C.
+ * the users most at risk of churning; trains a second ranker into an interleaving experiment against
+ * the active one and reports it; and forgets one shopper everywhere. `--once` exits when done; otherwise the stack runs until Ctrl-C.
  */
-import { churnV1, featureV1, Headers, rankingV1, Streams, Subjects } from '@aisle/contracts';
+import { churnV1, featureV1, Headers, ingestV1, privacyV1, rankingV1, Streams, Subjects } from '@aisle/contracts';
 import { generateShop } from '@aisle/datagen';
 import { createGrpcClient } from '@aisle/runtime';
 import { eventually, launchBrowser, publishShop, repoRoot, runJobProcess, screenshotPages } from '@aisle/testkit';
@@ -171,12 +171,40 @@ async function main(): Promise<void> {
     js,
     requests: 1500,
   });
+
+  // The right to be forgotten: one call, every owner of user data erases the shopper and says so.
+  const shopper = shop.users[7]!.userId;
+  out(`\n7. Forget shopper ${shopper} (IngestService.ForgetUser; GDPR Art. 17):`);
+  const ingest = createGrpcClient(ingestV1.IngestServiceService, `127.0.0.1:${s.ingest.grpcPort}`, {
+    deadlineMs: 5000,
+  });
+  const forgotten: privacyV1.UserForgotten[] = [];
+  const sub = nc.subscribe(Subjects.privacyForgotten, {
+    callback: (_err, m) => {
+      forgotten.push(privacyV1.UserForgotten.decode(m.data));
+    },
+  });
+  const t2 = performance.now();
+  const { requestId } = await ingest.forgetUser({ tenant: '', userId: shopper });
+  const owners = ['ingest', 'feature', 'churn-prediction', 'ranking'];
+  await eventually(() => owners.every((o) => forgotten.some((f) => f.owner === o && f.requestId === requestId)), {
+    what: 'every owner forgotten',
+    timeoutMs: 30_000,
+  });
+  sub.unsubscribe();
+  for (const f of forgotten.filter((x) => x.requestId === requestId))
+    out(`   ${f.owner.padEnd(17)} erased ${f.records} record(s)`);
+  const after = await features.getUserFeatures({ tenant: '', userIds: [shopper], recentLimit: 1 });
+  out(
+    `   done in ${(performance.now() - t2).toFixed(0)} ms; the shopper is now ${after.users[0]?.known ? 'still known (!)' : 'unknown to feature'}`,
+  );
+  ingest.close();
   ranking.close();
   features.close();
   churn.close();
   for (const close of lateClose) await close();
 
-  out(`\n7. The console: ${stack.consoleUrl}`);
+  out(`\n8. The console: ${stack.consoleUrl}`);
   if (once) {
     const dir = join(dataDir, 'screenshots');
     const browser = await launchBrowser();
