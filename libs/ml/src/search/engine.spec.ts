@@ -1,3 +1,4 @@
+import { DEFAULT_ANALYZER } from './analyzer';
 import { SearchEngine } from './engine';
 import { rm3 } from './expansion';
 import { featureMap } from './features';
@@ -47,6 +48,24 @@ describe('SearchEngine', () => {
     expect(top(engine, '运动鞋')[0]).toBe('p6');
     expect(top(engine, '保温杯')[0]).toBe('p7');
     expect(top(engine, '运动鞋')).not.toContain('p7');
+  });
+
+  test('a query typed the way a title is written finds it where normalization rewrote the words', () => {
+    const glues = [
+      { id: 'g1', title: 'Gorilla Super Glue Gel, 20 Gram', category: 'Adhesives' },
+      { id: 'g2', title: 'Loctite Super Glue Gel Control', category: 'Adhesives' },
+      { id: 'g4', title: 'Hatchbox PLA Filament 2.85mm, 1 kg Spool', category: 'Filament' },
+      { id: 'g3', title: 'Hatchbox PLA Filament 1.75mm, 1 kg Spool', category: 'Filament' },
+    ];
+    const typed = new SearchEngine(glues);
+    expect(top(typed, 'super glue gel gram')[0]).toBe('g1');
+    // The title's own tokens, as a plain tokenizer splits them (`1.75mm` -> `1`, `75mm`).
+    expect(top(typed, 'pla filament 1 75mm')[0]).toBe('g3');
+    // Normalized forms alone lose the typed words: `gram` became `g`, `1.75mm` became `1.75`, `mm`.
+    const normalizedOnly = new SearchEngine(glues, { analyzer: { ...DEFAULT_ANALYZER, exact: false } });
+    expect(top(normalizedOnly, 'super glue gel gram')[0]).toBe('g2');
+    expect(top(normalizedOnly, 'pla filament 1 75mm')[0]).toBe('g4');
+    expect(engine.understand('gram').terms.has('gram')).toBe(true);
   });
 
   test('a misspelled query is corrected from the catalog vocabulary, and says so', () => {

@@ -102,6 +102,8 @@ export class SearchEngine {
   readonly index: FieldIndex;
   readonly config: SearchEngineConfig;
   private readonly spelling: SpellingCorrector | undefined;
+  /** The analyzer without typed forms: the query's and titles' normalized terms the coverage features compare. */
+  private readonly normalizing: AnalyzerOptions;
   /** Per slot of the index: intent category, analyzed title, whether there is a description. */
   private readonly categories: string[] = [];
   private readonly titleTerms: string[][] = [];
@@ -110,6 +112,7 @@ export class SearchEngine {
   constructor(docs: readonly SearchDoc[], config: Partial<SearchEngineConfig> = {}) {
     this.config = { ...DEFAULT_SEARCH_CONFIG, ...config };
     this.index = new FieldIndex([], this.config.analyzer);
+    this.normalizing = { ...this.config.analyzer, exact: false };
     this.spelling = this.config.spelling ? new SpellingCorrector(this.index.termCounts) : undefined;
     this.upsert(docs);
   }
@@ -120,7 +123,7 @@ export class SearchEngine {
       const { slot, newTerms } = this.index.set(d);
       for (const t of newTerms) this.spelling?.add(t);
       this.categories[slot] = intentCategory(d, this.config.analyzer);
-      this.titleTerms[slot] = analyze(d.title, this.config.analyzer);
+      this.titleTerms[slot] = analyze(d.title, this.normalizing);
       this.hasDescription[slot] = (d.description ?? '').trim().length > 0;
     }
   }
@@ -203,9 +206,13 @@ export class SearchEngine {
     const docs = [...pool];
     const bmax = maxOf(bm25f) || 1;
     const emax = maxOf(expanded) || 1;
-    const idf = new Map([...u.terms.keys()].map((t) => [t, this.index.idf(t)]));
+    // Coverage, phrase and length compare normalized forms (a plural covers its singular); BM25 also
+    // scores the typed forms.
+    const queryTerms = analyze(query, this.normalizing);
+    const fixed = new Map(u.corrections.map((c) => [c.from, c.to]));
+    const normalized = new Set(queryTerms.flatMap((t) => fixed.get(t) ?? [t]));
+    const idf = new Map([...normalized].map((t) => [t, this.index.idf(t)]));
     const idfSum = [...idf.values()].reduce((a, x) => a + x, 0) || 1;
-    const queryTerms = analyze(query, this.config.analyzer);
     const bigrams = new Set<string>();
     for (let i = 0; i + 1 < queryTerms.length; i++) bigrams.add(`${queryTerms[i]} ${queryTerms[i + 1]}`);
     const rows = docs.map((d) => {
@@ -242,7 +249,7 @@ export class SearchEngine {
         head_match: u.head !== '' && cat === u.head ? 1 : 0,
         title_length_log: Math.log1p(tt.length),
         no_description: this.hasDescription[d] ? 0 : 1,
-        query_terms: u.terms.size,
+        query_terms: normalized.size,
         popularity_log: Math.log1p(Math.max(0, signals?.popularity ?? 0)),
         ctr: signals?.ctr ?? 0,
       };

@@ -22,7 +22,9 @@ export function categoryLeaf(category: string): string {
 /** The head noun of a product title's first clause, stemmed; '' when none can be read. */
 export function productType(title: string, analyzer: AnalyzerOptions): string {
   const clause = title.split(CLAUSE_END)[0] ?? title;
-  const ws = analyze(clause, { ...analyzer, modelNumbers: false, units: false }).filter((w) => /^\p{L}+$/u.test(w));
+  const ws = analyze(clause, { ...analyzer, modelNumbers: false, units: false, exact: false }).filter((w) =>
+    /^\p{L}+$/u.test(w),
+  );
   for (let i = ws.length - 1; i >= 0; i--) {
     const w = ws[i] as string;
     if (!TRAILING_NOISE.test(w)) return stemPlural(w);
