@@ -123,7 +123,7 @@ describe('RankingPipeline over in-memory ports', () => {
     expect(ids(fallback)).toContain('hammer');
   });
 
-  test("Search: the engine's order and scores, filters and rules after, each score part explained", async () => {
+  test("Search: the engine's order and scores, filters after, no category limit, each score part explained", async () => {
     const { pipeline, world: w } = setup();
     const search = { query: ' bath ', userId: '', limit: 10, filters: NO_FILTERS, explain: true };
     const r = await pipeline.search(search);
@@ -131,16 +131,19 @@ describe('RankingPipeline over in-memory ports', () => {
       semantic: new Map([['vase', 0.5]]),
       signals: searchSignals(w.stats),
     });
-    // Anonymous: exactly the engine's ranking and scores, then the rules (a fourth 'Beauty > Bath' item
-    // moves below the other categories' items).
-    const ruled = applyRules(
+    // Anonymous: exactly the engine's ranking and scores. No category limit on Search: the four
+    // 'Beauty > Bath' items the query names keep their places (Recommend would move the fourth down).
+    expect(ids(r)).toEqual(direct.hits.map((h) => h.itemId).slice(0, 10));
+    expect(r.items.map((i) => i.score)).toEqual(direct.hits.map((h) => h.score).slice(0, 10));
+    const bath = ids(r).filter((id) => w.catalog.get(id)?.category === 'Beauty > Bath');
+    expect(bath).toHaveLength(4);
+    expect(ids(r).slice(0, 4)).toEqual(bath);
+    const diversified = applyRules(
       direct.hits.map((h, row) => ({ itemId: h.itemId, score: h.score, item: w.catalog.get(h.itemId), row })),
       {},
       3,
     );
-    expect(ids(r)).toEqual(ruled.map((s) => s.itemId).slice(0, 10));
-    expect(r.items.map((i) => i.score)).toEqual(ruled.map((s) => s.score).slice(0, 10));
-    expect(ids(r).slice(0, 3)).toEqual(direct.hits.map((h) => h.itemId).slice(0, 3));
+    expect(diversified.map((s) => s.itemId).slice(0, 4)).not.toEqual(bath);
     expect(r.items[0]?.reasons[0]).toBe("matches 'bath'");
     expect(r.items[0]?.features['lexical_score']).toBeGreaterThan(0);
     expect(r.items[0]?.features['search.bm25f']).toBeGreaterThan(0);

@@ -34,7 +34,7 @@ import {
   type SearchRequest,
   type SimilarItemsRequest,
 } from './requests';
-import { applyRetention, applyRules, type RetentionRule, type Scored } from './rules';
+import { applyRetention, applyRules, SEARCH_MAX_PER_CATEGORY, type RetentionRule, type Scored } from './rules';
 import { personalization, scoreRows } from './score';
 import { servedEvent } from './served';
 import {
@@ -79,7 +79,7 @@ export interface PipelinePorts {
 
 export interface PipelineOptions {
   tenant: string;
-  /** Diversity: most items of one category among the first ten. */
+  /** Diversity: most items of one category among the first ten of Recommend and SimilarItems (not Search). */
   maxPerCategory?: number;
   deadlines?: Partial<DeadlinePolicy>;
   /** Replaces the default search stage (`EngineSearchStage` over `search` and the text encoder). */
@@ -367,7 +367,7 @@ export class RankingPipeline {
       if (this.retention && !opts.keepAll) applyRetention(scored, ctx.user, ctx.churnRisk, this.retention);
       const ordered = opts.keepAll
         ? scored.sort((a, b) => b.score - a.score)
-        : applyRules(scored, ctx.context, this.maxPerCategory);
+        : applyRules(scored, ctx.context, opts.search ? SEARCH_MAX_PER_CATEGORY : this.maxPerCategory);
       const top = ordered.length > ctx.limit ? ordered.slice(0, ctx.limit) : ordered;
       const contributions =
         ctx.explain && scorer && !opts.search

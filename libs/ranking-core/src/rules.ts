@@ -46,6 +46,14 @@ export function applyRetention(
 export const DIVERSITY_WINDOW = 10;
 
 /**
+ * Search's category limit: none. A query names what the shopper wants, so the first ten keep the search
+ * model's relevance order; spreading them over categories is for recommendations. (Applied to Search, it
+ * moved the named product out of the first ten whenever it was the fourth hit of a crowded category:
+ * -0.013 NDCG@10 on amazon-scientific's exact title fragments, docs/ml.md.)
+ */
+export const SEARCH_MAX_PER_CATEGORY = Number.POSITIVE_INFINITY;
+
+/**
  * Business rules over scored items: context boosts (`boost_category`, `boost_brand`: +1), in-stock items
  * first, then at most `maxPerCategory` items of one category among the first ten (the others move down).
  */

@@ -75,7 +75,8 @@ export const configSpec = {
   maxPerCategory: env.int('AISLE_RANKING_MAX_PER_CATEGORY', {
     default: 3,
     min: 1,
-    description: 'diversity rule: most items of one category among the first ten',
+    description:
+      'diversity rule: most items of one category among the first ten of Recommend and SimilarItems (Search keeps its relevance order)',
   }),
 };
 
