@@ -43,6 +43,8 @@ const USAGE = `usage: pnpm aisle eval --dataset <dir> --model pipeline|sasrec|ra
                                (pipeline, sampled protocol: the target and its negatives in the served order);
                                sessions: {"i": line of test_pairs.tsv (0-based), "items": top 20};
                                search: {"qid", "items"}, each query's top 50 from the model trained without its fold
+  --validation                 text: score validation title fragments (never a training or test fragment) with
+                               the served Search's ablations instead of the test fragments
   --dim N  --pairs-per-item N  --batch-size N  --pseudo-queries N
                                search: the text encoder's size and training pairs, the default scorer's queries
 
@@ -79,7 +81,9 @@ const EVAL_OPTIONS: OptionSpec = Object.fromEntries(
     'pairs-per-item',
     'batch-size',
     'pseudo-queries',
-  ].map((name) => [name, { type: 'string' as const }]),
+  ]
+    .map((name): [string, { type: 'string' | 'boolean' }] => [name, { type: 'string' }])
+    .concat([['validation', { type: 'boolean' }]]),
 );
 
 /**
@@ -196,6 +200,7 @@ async function evalCommand(args: ParsedArgs): Promise<void> {
         model: { epochs: numberOption(args, 'epochs', 8), dim: numberOption(args, 'dim', 64) },
         trainFragmentsPerItem: numberOption(args, 'fragments', 24),
         out,
+        validation: args.options.get('validation') === 'true',
       });
       process.stdout.write(`${r.summary}
 

@@ -7,14 +7,18 @@ import {
   mulberry32,
   pseudoQueries,
   readRecbole,
+  DEFAULT_ANALYZER,
   TextEncoder2T,
   trainSearchScorer,
   words,
+  type SearchDoc,
+  type SearchEngineConfig,
+  type SemanticRetriever,
   type TextEncoderConfig,
 } from '@aisle/ml';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { MAX_LIMIT } from '@aisle/ranking-core';
+import { applyRules, MAX_LIMIT } from '@aisle/ranking-core';
 import { Progress, table } from './progress';
 import { ServedSearch } from './search-served';
 
@@ -32,7 +36,15 @@ export interface TextEvalOptions {
   trainFragmentsPerItem: number;
   out: string;
   curve?: string;
+  /**
+   * Score validation fragments instead of the test ones, with the served pipeline's ablations (the slice
+   * Search's settings are chosen on; the test fragments are not scored).
+   */
+  validation?: boolean;
 }
+
+/** Validation fragments: one per drawn item, up to this many. */
+export const VALIDATION_FRAGMENTS = 600;
 
 interface Row {
   method: string;
@@ -96,6 +108,55 @@ export function fuse(lexical: Float32Array, semantic: Float32Array, semanticWeig
   return out;
 }
 
+/**
+ * Fragments of up to `VALIDATION_FRAGMENTS` randomly drawn items (one each), never a training or a test
+ * fragment of that item (`excluded`: `item:fragment`).
+ */
+function validationFragments(
+  titles: string[][],
+  excluded: ReadonlySet<string>,
+  seed: number,
+): Array<{ item: number; clean: string; typo: string }> {
+  const rand = mulberry32(seed + 2000);
+  const order = titles.map((_, i) => i);
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [order[i], order[j]] = [order[j] as number, order[i] as number];
+  }
+  const out: Array<{ item: number; clean: string; typo: string }> = [];
+  for (const i of order) {
+    const tw = titles[i] as string[];
+    for (let attempt = 0; attempt < 40 && tw.length > 0 && out.length < VALIDATION_FRAGMENTS; attempt++) {
+      const f = fragment(tw, rand);
+      if (excluded.has(`${i}:${f}`) || f.length < 3) continue;
+      out.push({ item: i, clean: f, typo: typo(f, rand) });
+      break;
+    }
+  }
+  return out;
+}
+
+/**
+ * Ranking's Search over the catalog as served, with the default scorer learned from the catalog's
+ * pseudo-queries (no judgements) and the encoder's neighbours; `engine` changes the search engine's
+ * settings (ablations).
+ */
+async function servedWith(
+  docs: readonly SearchDoc[],
+  engine: Partial<SearchEngineConfig>,
+  semantic: SemanticRetriever | undefined,
+  seed: number,
+): Promise<ServedSearch> {
+  const served = new ServedSearch(docs, engine);
+  const scorer = await trainSearchScorer(
+    served.catalog.engine,
+    { pseudo: pseudoQueries(docs, 1000, mulberry32(seed + 17)) },
+    { semantic },
+  );
+  served.use(localScorer(scorer, 'eval'), semantic);
+  return served;
+}
+
 export async function evaluateTextEncoder(
   opts: TextEvalOptions,
 ): Promise<{ rows: Row[]; summary: string; wallSeconds: number }> {
@@ -131,7 +192,12 @@ export async function evaluateTextEncoder(
       kept++;
     }
   });
-  progress.log(`${pairs.length} training pairs (title fragment -> item); ${queries.length} held-out queries`);
+  if (opts.validation) {
+    const excluded = new Set([...trainFragments, ...queries.map((q) => `${q.item}:${q.clean}`)]);
+    queries.splice(0, queries.length, ...validationFragments(titles, excluded, opts.seed));
+  }
+  const kindOf = opts.validation ? 'validation' : 'held-out';
+  progress.log(`${pairs.length} training pairs (title fragment -> item); ${queries.length} ${kindOf} queries`);
 
   const model = new TextEncoder2T({ ...opts.model, seed: opts.seed });
   const losses = await model.fit(pairs, {
@@ -144,23 +210,36 @@ export async function evaluateTextEncoder(
   // What ranking's Search serves: its pipeline over this catalog's search engine, with the default scorer
   // learned from this catalog (no judgements) and the encoder's neighbours.
   const docs = itemIds.map((id, i) => ({ id, ...splitItemText(texts[i] as string) }));
-  const servedSearch = new ServedSearch(docs);
   const { retrieve } = encoderRetriever(model, docs);
-  servedSearch.use(
-    localScorer(
-      await trainSearchScorer(
-        servedSearch.catalog.engine,
-        { pseudo: pseudoQueries(docs, 1000, mulberry32(opts.seed + 17)) },
-        { semantic: retrieve },
-      ),
-      'eval',
-    ),
-    retrieve,
-  );
-  const servedRank = async (q: string, target: number) => {
-    const r = (await servedSearch.search(q, MAX_LIMIT)).indexOf(itemIds[target] as string);
+  const servedSearch = await servedWith(docs, {}, retrieve, opts.seed);
+  const rankIn = (ids: readonly string[], target: number) => {
+    const r = ids.indexOf(itemIds[target] as string);
     return r >= 0 ? r : itemIds.length;
   };
+  const servedRank = async (q: string, target: number) => rankIn(await servedSearch.search(q, MAX_LIMIT), target);
+  // Validation only: each suspect of the exact-fragment gap to BM25, one change to what is served.
+  const ablations: Record<string, (q: string, target: number) => Promise<number>> = {};
+  if (opts.validation) {
+    const variant = (s: ServedSearch) => async (q: string, t: number) => rankIn(await s.search(q, MAX_LIMIT), t);
+    ablations['served, with the per-category limit Recommend has (3 in the first ten)'] = async (q, t) => {
+      const ids = await servedSearch.search(q, MAX_LIMIT);
+      const scored = ids.map((itemId, row) => ({ itemId, score: -row, item: servedSearch.catalog.get(itemId), row }));
+      return rankIn(
+        applyRules(scored, {}, 3).map((x) => x.itemId),
+        t,
+      );
+    };
+    ablations['served, normalized forms only (no typed forms)'] = variant(
+      await servedWith(docs, { analyzer: { ...DEFAULT_ANALYZER, exact: false } }, retrieve, opts.seed),
+    );
+    const fixed = new ServedSearch(docs);
+    fixed.use(undefined, retrieve);
+    ablations['served, fixed catalog weights (before a search model is published)'] = variant(fixed);
+    ablations["served, without the encoder's neighbours"] = variant(await servedWith(docs, {}, undefined, opts.seed));
+    ablations['served, 1000 lexical candidates'] = variant(
+      await servedWith(docs, { candidates: 1000 }, retrieve, opts.seed),
+    );
+  }
 
   const rows: Row[] = [];
   for (const kind of ['clean', 'typo'] as const) {
@@ -175,6 +254,7 @@ export async function evaluateTextEncoder(
       'text encoder (ours)': [],
       'hybrid BM25 + encoder (ours)': [],
       'search engine, default scorer (what Search serves)': [],
+      ...Object.fromEntries(Object.keys(ablations).map((k) => [k, []])),
     };
     for (const [k, q] of queries.entries()) {
       const lex = bm25.scoreAll(qs[k] as string);
@@ -183,9 +263,14 @@ export async function evaluateTextEncoder(
       ranks['text encoder (ours)']?.push(rankOf(sem, q.item));
       ranks['hybrid BM25 + encoder (ours)']?.push(rankOf(fuse(lex, sem, 0.5), q.item));
       ranks['search engine, default scorer (what Search serves)']?.push(await servedRank(qs[k] as string, q.item));
+      for (const [name, rank] of Object.entries(ablations)) ranks[name]?.push(await rank(qs[k] as string, q.item));
     }
     for (const [method, r] of Object.entries(ranks))
-      rows.push({ method, queries: kind === 'clean' ? 'held-out title fragments' : 'same, with typos', ...metrics(r) });
+      rows.push({
+        method,
+        queries: kind === 'clean' ? `${kindOf} title fragments` : 'same, with typos',
+        ...metrics(r),
+      });
   }
   model.dispose();
   const wallSeconds = (performance.now() - started) / 1000;
@@ -195,7 +280,7 @@ export async function evaluateTextEncoder(
     JSON.stringify(
       {
         dataset: opts.dataset,
-        task: 'held-out title fragment -> item, full ranking over all items',
+        task: `${kindOf} title fragment -> item, full ranking over all items`,
         queries: queries.length,
         items: itemIds.length,
         backend,
@@ -209,7 +294,7 @@ export async function evaluateTextEncoder(
     ),
   );
   const summary = [
-    `${opts.dataset}: ${queries.length} held-out queries over ${itemIds.length} items (full ranking)`,
+    `${opts.dataset}: ${queries.length} ${kindOf} queries over ${itemIds.length} items (full ranking)`,
     table(
       rows.map((r) => ({ method: r.method, queries: r.queries, 'HR@10': r.hr10, 'NDCG@10': r.ndcg10, MRR: r.mrr })),
     ),

@@ -1,4 +1,4 @@
-import type { SearchDoc, SemanticRetriever } from '@aisle/ml';
+import type { SearchDoc, SearchEngineConfig, SemanticRetriever } from '@aisle/ml';
 import {
   Catalog,
   ItemStatsTable,
@@ -25,11 +25,13 @@ const EVAL_DEADLINES = { deadlineMs: 600_000, dependencyTimeoutMs: 600_000 };
  * service builds them (`Catalog.upsert`), so the other rows of an evaluation can use `catalog.engine`.
  */
 export class ServedSearch {
-  readonly catalog = new Catalog();
+  readonly catalog: Catalog;
   readonly pipeline: RankingPipeline;
   private semantic: SemanticRetriever | undefined;
 
-  constructor(docs: readonly SearchDoc[]) {
+  /** `engine`: settings other than the search engine's defaults (ablations only; ranking serves the defaults). */
+  constructor(docs: readonly SearchDoc[], engine: Partial<SearchEngineConfig> = {}) {
+    this.catalog = new Catalog({}, engine);
     const refused = this.catalog.upsert(
       docs.map((d) => ({
         itemId: d.id,
