@@ -41,7 +41,12 @@ export interface TextEvalOptions {
    * Search's settings are chosen on; the test fragments are not scored).
    */
   validation?: boolean;
+  /** Pseudo-queries the default search scorer learns from (the catalog's own; no judgements). */
+  pseudoQueries?: number;
 }
+
+/** Pseudo-queries for the default search scorer unless told otherwise. */
+export const TEXT_EVAL_PSEUDO_QUERIES = 1000;
 
 /** Validation fragments: one per drawn item, up to this many. */
 export const VALIDATION_FRAGMENTS = 600;
@@ -145,14 +150,11 @@ async function servedWith(
   docs: readonly SearchDoc[],
   engine: Partial<SearchEngineConfig>,
   semantic: SemanticRetriever | undefined,
-  seed: number,
+  opts: Pick<TextEvalOptions, 'seed' | 'pseudoQueries'>,
 ): Promise<ServedSearch> {
   const served = new ServedSearch(docs, engine);
-  const scorer = await trainSearchScorer(
-    served.catalog.engine,
-    { pseudo: pseudoQueries(docs, 1000, mulberry32(seed + 17)) },
-    { semantic },
-  );
+  const pseudo = pseudoQueries(docs, opts.pseudoQueries ?? TEXT_EVAL_PSEUDO_QUERIES, mulberry32(opts.seed + 17));
+  const scorer = await trainSearchScorer(served.catalog.engine, { pseudo }, { semantic });
   served.use(localScorer(scorer, 'eval'), semantic);
   return served;
 }
@@ -211,7 +213,7 @@ export async function evaluateTextEncoder(
   // learned from this catalog (no judgements) and the encoder's neighbours.
   const docs = itemIds.map((id, i) => ({ id, ...splitItemText(texts[i] as string) }));
   const { retrieve } = encoderRetriever(model, docs);
-  const servedSearch = await servedWith(docs, {}, retrieve, opts.seed);
+  const servedSearch = await servedWith(docs, {}, retrieve, opts);
   const rankIn = (ids: readonly string[], target: number) => {
     const r = ids.indexOf(itemIds[target] as string);
     return r >= 0 ? r : itemIds.length;
@@ -230,14 +232,14 @@ export async function evaluateTextEncoder(
       );
     };
     ablations['served, normalized forms only (no typed forms)'] = variant(
-      await servedWith(docs, { analyzer: { ...DEFAULT_ANALYZER, exact: false } }, retrieve, opts.seed),
+      await servedWith(docs, { analyzer: { ...DEFAULT_ANALYZER, exact: false } }, retrieve, opts),
     );
     const fixed = new ServedSearch(docs);
     fixed.use(undefined, retrieve);
     ablations['served, fixed catalog weights (before a search model is published)'] = variant(fixed);
-    ablations["served, without the encoder's neighbours"] = variant(await servedWith(docs, {}, undefined, opts.seed));
+    ablations["served, without the encoder's neighbours"] = variant(await servedWith(docs, {}, undefined, opts));
     ablations['served, 1000 lexical candidates'] = variant(
-      await servedWith(docs, { candidates: 1000 }, retrieve, opts.seed),
+      await servedWith(docs, { candidates: 1000 }, retrieve, opts),
     );
   }
 
