@@ -1,9 +1,10 @@
 # syntax=docker/dockerfile:1.7
 #
-# One image per service, from one file (README "Deploying" builds all six):
+# One image per service, from one file (README "Deploying" builds them all):
 #   docker build --build-arg SERVICE=ranking -t ghcr.io/aisle-platform/ranking:0.1.0 .
 #   docker build --build-arg SERVICE=embedding-inference --target runtime-gpu -t ghcr.io/aisle-platform/embedding-inference:0.1.0-cuda .
-# SERVICE is one of: ingest, feature, embedding-inference, ranking, churn-prediction, experiment, trainer.
+# SERVICE is one of: ingest, feature, embedding-inference, ranking, churn-prediction, experiment, console,
+# trainer (the console's image carries its built web app, dist/web, and also listens on 8080 for HTTP).
 # test/k8s/dockerfile.spec.ts runs the shell steps of the build stages against a `pnpm deploy` folder and
 # starts the result the way the runtime stages do, so a path mistake here fails `npm test`.
 #
@@ -24,7 +25,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends python3 make g+
 ENV npm_config_nodedir=/usr/local CI=true
 WORKDIR /src
 
-# ---- workspace: every package installed and compiled, shared by all seven images (no SERVICE yet) ----
+# ---- workspace: every package installed and compiled, shared by all eight images (no SERVICE yet) ----
 FROM toolchain AS workspace
 # Dependencies first, from the lockfile alone, so that source edits keep this layer cached.
 COPY pnpm-lock.yaml pnpm-workspace.yaml ./
@@ -67,7 +68,7 @@ COPY --from=build --chown=65532:65532 /rootfs/ /
 ENV NODE_ENV=production AISLE_STORE_URL=sqlite:/data/aisle.db
 VOLUME ["/data"]
 USER 65532:65532
-EXPOSE 50051 50050 9464
+EXPOSE 50051 50050 9464 8080
 # Probes are Kubernetes' job (grpc.health.v1 on the health port), so no HEALTHCHECK here.
 CMD ["dist/main.js"]
 

@@ -21,6 +21,8 @@ const HEALTH = 50050;
 const METRICS = 9464;
 const NATS = 4222;
 const OTLP_HTTP = 4318;
+/** The web console's HTTP port. */
+const CONSOLE_HTTP = 8080;
 /** The namespace of the prod overlay, which the certificates' DNS names carry. */
 const PROD_NAMESPACE = 'aisle';
 
@@ -33,8 +35,9 @@ const services = [
     resources: { requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } },
     replicas: { min: 2, max: 10 },
     config: { AISLE_INGEST_BATCH_SIZE: '500' },
-    // Who may open a gRPC connection: namespaces labelled aisle.dev/client=true (backends, producers).
-    callers: ['clients'],
+    // Who may open a gRPC connection: namespaces labelled aisle.dev/client=true (backends, producers),
+    // and the console (health of every service; the data its pages show).
+    callers: ['clients', 'console'],
   },
   {
     name: 'feature',
@@ -43,7 +46,7 @@ const services = [
     resources: { requests: { cpu: '250m', memory: '384Mi' }, limits: { cpu: '1', memory: '768Mi' } },
     replicas: { min: 2, max: 10 },
     config: { AISLE_FEATURE_BATCH_SIZE: '500' },
-    callers: ['ranking', 'churn-prediction'],
+    callers: ['ranking', 'churn-prediction', 'console'],
   },
   {
     name: 'embedding-inference',
@@ -58,7 +61,7 @@ const services = [
     // Loading and warming models can take minutes on a cold node.
     startupSeconds: 300,
     config: { AISLE_ORT_PROVIDERS: 'cpu', AISLE_EMBEDDING_MAX_BATCH: '16', AISLE_EMBEDDING_MAX_DELAY: '2ms' },
-    callers: ['ranking'],
+    callers: ['ranking', 'console'],
   },
   {
     name: 'ranking',
@@ -73,7 +76,7 @@ const services = [
       AISLE_CHURN_ADDR: `dns:///churn-prediction-headless:${GRPC}`,
       AISLE_RANKING_DEADLINE: '300ms',
     },
-    callers: ['clients'],
+    callers: ['clients', 'console'],
   },
   {
     name: 'churn-prediction',
@@ -84,7 +87,7 @@ const services = [
     startupSeconds: 120,
     config: { AISLE_FEATURE_ADDR: `dns:///feature-headless:${GRPC}`, AISLE_CHURN_THRESHOLD: '0.7' },
     // Ranking asks for churn risk (experiment arms with a retention rule).
-    callers: ['clients', 'ranking'],
+    callers: ['clients', 'ranking', 'console'],
   },
   {
     name: 'experiment',
@@ -94,8 +97,41 @@ const services = [
     // One replica: its consumers are durable and its guardrails act in one place (see its README).
     replicas: { min: 1, max: 1 },
     config: { AISLE_EXPERIMENT_ANALYSIS_INTERVAL: '30s' },
-    // Platform teams manage experiments; the trainer puts candidates into them.
-    callers: ['clients', 'trainer'],
+    // Platform teams manage experiments (the console too); the trainer puts candidates into them.
+    callers: ['clients', 'trainer', 'console'],
+  },
+  {
+    name: 'console',
+    component: 'console',
+    summary: 'the web console: overview, dead letters, shoppers, search, models and experiments',
+    resources: { requests: { cpu: '100m', memory: '192Mi' }, limits: { cpu: '500m', memory: '512Mi' } },
+    // For people, not traffic: one pod, a second during a rollout (sessions are signed cookies).
+    replicas: { min: 1, max: 2 },
+    http: CONSOLE_HTTP,
+    // It opens no store (streams, services and the model bucket only): no store URL, no way to the store.
+    store: false,
+    config: {
+      // Loopback and no login in the base: reach it with `kubectl port-forward deploy/console 8080`. The
+      // prod overlay serves it to an authenticating proxy instead (AISLE_CONSOLE_AUTH=proxy).
+      AISLE_CONSOLE_HTTP_HOST: '127.0.0.1',
+      AISLE_CONSOLE_HTTP_PORT: String(CONSOLE_HTTP),
+      AISLE_INGEST_ADDR: `dns:///ingest-headless:${GRPC}`,
+      AISLE_FEATURE_ADDR: `dns:///feature-headless:${GRPC}`,
+      AISLE_EMBEDDING_ADDR: `dns:///embedding-inference-headless:${GRPC}`,
+      AISLE_RANKING_ADDR: `dns:///ranking-headless:${GRPC}`,
+      AISLE_CHURN_ADDR: `dns:///churn-prediction-headless:${GRPC}`,
+      AISLE_EXPERIMENT_ADDR: `dns:///experiment-headless:${GRPC}`,
+      // Loaded model versions: one pod of each service answers (through its Service).
+      AISLE_INGEST_STATUS_URL: `http://ingest:${METRICS}/status`,
+      AISLE_FEATURE_STATUS_URL: `http://feature:${METRICS}/status`,
+      AISLE_EMBEDDING_STATUS_URL: `http://embedding-inference:${METRICS}/status`,
+      AISLE_RANKING_STATUS_URL: `http://ranking:${METRICS}/status`,
+      AISLE_CHURN_STATUS_URL: `http://churn-prediction:${METRICS}/status`,
+      AISLE_EXPERIMENT_STATUS_URL: `http://experiment:${METRICS}/status`,
+    },
+    // Nobody calls its gRPC port (health only, for the kubelet); people reach its HTTP port through the
+    // overlay's authenticating proxy, in a namespace labelled aisle.dev/console-proxy=true.
+    callers: [],
   },
 ];
 const trainerSpec = {
@@ -141,7 +177,7 @@ function container(s, extra = {}) {
     image: `${IMAGE_REGISTRY}/${s.name}:${VERSION}`,
     imagePullPolicy: 'IfNotPresent',
     envFrom: [{ configMapRef: { name: 'aisle-common' } }, { configMapRef: { name: `${s.name}-config` } }],
-    env: [storeEnv],
+    env: s.store === false ? [] : [storeEnv],
     resources: s.resources,
     securityContext: containerSecurity,
     volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
@@ -196,6 +232,7 @@ function deployment(s) {
                 { name: 'grpc', containerPort: GRPC, protocol: 'TCP' },
                 { name: 'grpc-health', containerPort: HEALTH, protocol: 'TCP' },
                 { name: 'metrics', containerPort: METRICS, protocol: 'TCP' },
+                ...(s.http ? [{ name: 'http', containerPort: s.http, protocol: 'TCP' }] : []),
               ],
               // Native gRPC probes against the plaintext health-only port (kubelet cannot do TLS).
               startupProbe: {
@@ -225,6 +262,7 @@ function services_(s) {
   const ports = [
     { name: 'grpc', port: GRPC, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'kubernetes.io/h2c' },
     { name: 'metrics', port: METRICS, targetPort: 'metrics', protocol: 'TCP' },
+    ...(s.http ? [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP', appProtocol: 'http' }] : []),
   ];
   return [
     {
@@ -466,15 +504,27 @@ function networkPolicies() {
     const egress = [
       { to: pods('nats'), ports: [tcp(NATS)] },
       { to: pods('otel-collector'), ports: [tcp(OTLP_HTTP)] },
-      ...dials.map((d) => ({ to: pods(d), ports: [tcp(GRPC)] })),
+      // The console also reads each service's /status on its metrics port.
+      ...dials.map((d) => ({ to: pods(d), ports: w.name === 'console' ? [tcp(GRPC), tcp(METRICS)] : [tcp(GRPC)] })),
     ];
+    // (A rule with an empty `from` would admit everyone: a service nobody calls gets no gRPC rule.)
     const ingress = s
       ? [
-          {
-            from: s.callers.map((c) => (c === 'clients' ? namespaceLabelled('aisle.dev/client', 'true') : pods(c)[0])),
-            ports: [tcp('grpc')],
-          },
-          monitoring('metrics'),
+          ...(s.callers.length > 0
+            ? [
+                {
+                  from: s.callers.map((c) =>
+                    c === 'clients' ? namespaceLabelled('aisle.dev/client', 'true') : pods(c)[0],
+                  ),
+                  ports: [tcp('grpc')],
+                },
+              ]
+            : []),
+          // Prometheus; and the console, which reads each service's loaded model versions on /status.
+          s.name === 'console'
+            ? monitoring('metrics')
+            : { ...monitoring('metrics'), from: [...monitoring('metrics').from, ...pods('console')] },
+          ...(s.http ? [{ from: [namespaceLabelled('aisle.dev/console-proxy', 'true')], ports: [tcp('http')] }] : []),
         ]
       : [];
     out.push(
@@ -715,6 +765,37 @@ const busUsers = [
       deny: FEATURE_CONSUMER,
     },
   ),
+  {
+    user: 'console',
+    about: [
+      "The web console: every stream's state and its durables' backlog (overview), dead letters and churn alerts",
+      'through ordered consumers, one dead letter by sequence, the model bucket; replays dead letters to the',
+      "producers' subjects; promote and roll back rewrite a model's active pointer and announce it.",
+    ],
+    publish: [
+      '$JS.API.INFO',
+      ...provision('DLQ', 'CHURN', 'MODELS'),
+      '$JS.API.STREAM.INFO.*',
+      '$JS.API.CONSUMER.LIST.*',
+      ...['DLQ', 'CHURN'].flatMap((n) => [
+        `$JS.API.CONSUMER.CREATE.${n}.>`,
+        `$JS.API.CONSUMER.INFO.${n}.*`,
+        `$JS.API.CONSUMER.MSG.NEXT.${n}.*`,
+        `$JS.API.CONSUMER.DELETE.${n}.*`,
+      ]),
+      '$JS.API.STREAM.MSG.GET.DLQ',
+      ...MODEL_BUCKET_READ,
+      ...TENANT_BUCKET_READ,
+      // Replays go to the subject the producer used (a tenant's own, or the unbound one).
+      'aisle.clickstream.v1.>',
+      'aisle.catalog.v1.upsert',
+      'aisle.catalog.v1.upsert.>',
+      '$O.aisle-models.>',
+      '$JS.API.STREAM.PURGE.OBJ_aisle-models',
+      'aisle.models.v1.published',
+    ],
+    subscribe: [inbox('console')],
+  },
   {
     user: 'trainer',
     about: ['The only writer of model artifacts and the only one to announce new models (and refused candidates).'],

@@ -20,7 +20,9 @@ const compose: any = parseAllDocuments(readFileSync(join(root, 'deploy', 'compos
 const healthcheck = (service: string): string[] => compose.services[service]?.healthcheck?.test ?? [];
 
 test('every service is built from this Dockerfile, waits for healthy dependencies and passes its config check', () => {
-  for (const name of [...AISLE_SERVICES, 'trainer']) {
+  // Not the console: off loopback it needs a login or a trusted proxy (the prod overlay has them), and
+  // compose is for development, where `npm run demo` runs it on this machine.
+  for (const name of [...AISLE_SERVICES.filter((s) => s !== 'console'), 'trainer']) {
     const s = compose.services[name];
     expect(s?.build?.args?.SERVICE).toBe(name);
     expect(existsSync(join(root, 'services', name, 'package.json'))).toBe(true);

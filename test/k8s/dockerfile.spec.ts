@@ -9,11 +9,13 @@ import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { AISLE_WORKLOADS } from './render';
 
 jest.setTimeout(300_000);
 
 const root = join(__dirname, '..', '..');
-const SERVICES = ['ingest', 'feature', 'embedding-inference', 'ranking', 'churn-prediction', 'experiment', 'trainer'];
+/** Every workload has an image: the services, the console and the trainer. */
+const SERVICES = AISLE_WORKLOADS;
 
 interface Instruction {
   op: string;
@@ -209,6 +211,12 @@ describe.each(SERVICES)('image of %s', (service) => {
     expect(exit?.stderr).toMatch(/AISLE_LOG_LEVEL must be one of/);
     expect(exit?.status).toBe(2);
   });
+
+  if (service === 'console')
+    test('the console image carries its built web app (script, stylesheet, page)', () => {
+      for (const f of ['index.html', 'app.js', 'app.css'])
+        expect([f, existsSync(join(fs.dir, 'out', 'dist', 'web', f))]).toEqual([f, true]);
+    });
 
   if (service === 'embedding-inference') {
     test('the GPU stage finds onnxruntime-node in the deployed folder and gets as far as its download', () => {

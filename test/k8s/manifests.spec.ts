@@ -8,6 +8,8 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { checkCommonConfig, parseDuration, readConfig } from '@aisle/runtime';
+import { parseAccessFile } from '../../services/console/src/access';
+import { loadConsoleConfig } from '../../services/console/src/config';
 import {
   AISLE_SERVICES,
   AISLE_WORKLOADS,
@@ -23,6 +25,7 @@ import {
   Rendered,
   resolveHost,
   root,
+  STORELESS,
   type K8s,
 } from './render';
 
@@ -141,7 +144,11 @@ function policyProblems(r: Rendered): string[] {
           problems.push(`${id}: ${k} is not a setting of ${svc} (typo?)`);
       // Defaults that only make sense on a laptop must be overridden in a cluster.
       for (const s of Object.values(spec))
-        if (/127\.0\.0\.1|sqlite:/.test(s.defaultText ?? '') && !env[s.variable])
+        if (
+          /127\.0\.0\.1|sqlite:/.test(s.defaultText ?? '') &&
+          !env[s.variable] &&
+          !(s.variable === 'AISLE_STORE_URL' && STORELESS.includes(svc))
+        )
           problems.push(`${id}: ${s.variable} must be set (default ${s.defaultText} is local-only)`);
       try {
         const config = readConfig(spec, env) as unknown as Parameters<typeof checkCommonConfig>[0];
@@ -424,10 +431,10 @@ describeIfRenderer.each(['dev', 'prod'])('overlays/%s', (overlay) => {
       const featureFrom = r
         .get('NetworkPolicy', 'feature')
         .spec.ingress[0].from.map((f: K8s) => f.podSelector?.matchLabels?.['app.kubernetes.io/name']);
-      expect(featureFrom.sort()).toEqual(['churn-prediction', 'ranking']);
+      expect(featureFrom.sort()).toEqual(['churn-prediction', 'console', 'ranking']);
       // ... and feature and embedding-inference answer only those callers' certificates (issue #18).
       expect(r.envOf(r.get('Deployment', 'feature').spec.template.spec.containers[0])).toMatchObject({
-        AISLE_GRPC_ALLOWED_CLIENTS: 'ranking,churn-prediction',
+        AISLE_GRPC_ALLOWED_CLIENTS: 'ranking,churn-prediction,console',
       });
       expect(r.envOf(emb.containers[0])).toMatchObject({ AISLE_GRPC_ALLOWED_CLIENTS: 'ranking' });
     });
@@ -454,6 +461,37 @@ describeIfRenderer.each(['dev', 'prod'])('overlays/%s', (overlay) => {
             nameOf(w),
             (podSpecOf(w)?.volumes ?? []).some((v: K8s) => v.secret?.secretName === signing.metadata.name),
           ]).toEqual([nameOf(w), false]);
+    });
+
+    test('prod: the console serves its authenticating proxy only, with a login required and its grants mounted', () => {
+      const pod = r.get('Deployment', 'console').spec.template.spec;
+      const env = r.envOf(pod.containers[0]);
+      expect(env).toMatchObject({
+        AISLE_CONSOLE_AUTH: 'proxy',
+        AISLE_CONSOLE_HTTP_HOST: '0.0.0.0',
+        AISLE_CONSOLE_ACCESS_FILE: '/etc/aisle/console/access.json',
+      });
+      // What the console itself refuses to start with: no access file, no trusted proxies, open off loopback.
+      expect(() => loadConsoleConfig(env)).not.toThrow();
+      const access = r.byKind('Secret').find((x) => x.metadata.name.startsWith('aisle-console-access'));
+      const vol = pod.volumes.find((v: K8s) => v.secret?.secretName === access.metadata.name);
+      expect(pod.containers[0].volumeMounts).toEqual(
+        expect.arrayContaining([expect.objectContaining({ name: vol.name, mountPath: '/etc/aisle/console' })]),
+      );
+      expect(() =>
+        parseAccessFile(
+          JSON.parse(Buffer.from(String(access.data['access.json']).replace(/\s+/g, ''), 'base64').toString()),
+        ),
+      ).not.toThrow();
+      // Its HTTP port: a Service port, and reachable from the proxy's namespace only.
+      expect(r.get('Service', 'console').spec.ports).toEqual(
+        expect.arrayContaining([expect.objectContaining({ name: 'http', targetPort: 'http' })]),
+      );
+      const httpFrom = r
+        .get('NetworkPolicy', 'console')
+        .spec.ingress.filter((i: K8s) => i.ports.some((p: K8s) => p.port === 'http'))
+        .flatMap((i: K8s) => i.from);
+      expect(httpFrom).toEqual([{ namespaceSelector: { matchLabels: { 'aisle.dev/console-proxy': 'true' } } }]);
     });
 
     test('prod: each workload has its own certificate and its own NATS user, and nothing exports insecurely', () => {

@@ -2,8 +2,9 @@
  * Issues #17 and #18: least privilege on the bus. nats-server runs with the prod overlay's own
  * authorization.conf (only the passwords are test values); every service runs as its own NATS user, the
  * demo producer (`pnpm seed`) publishes a shop as the producer user, the trainer job trains and publishes. Everything flows (features,
- * hot-loaded models, a Recommend answer from the learned ranker) without a single permission violation in
- * the server's log, and what each user must not do is refused.
+ * hot-loaded models, a Recommend answer from the learned ranker, the console's overview, dead letters with a
+ * replay, models with an activation, and experiments) without a single permission violation in the server's
+ * log, and what each user must not do is refused.
  */
 import { experimentV1, rankingV1, Streams } from '@aisle/contracts';
 import { startLocalStack, type LocalStack } from '@aisle/local-stack';
@@ -15,12 +16,19 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import type {
+  DeadLetterDetail,
+  DeadLetterPage,
+  ExperimentView,
+  ModelsView,
+  OverviewSnapshot,
+} from '../../services/console/src/api';
 
 jest.setTimeout(300_000);
 
 const root = join(__dirname, '..', '..');
 const AUTHORIZATION = join(root, 'k8s', 'overlays', 'prod', 'authorization.conf');
-const SERVICES = ['ingest', 'feature', 'embedding-inference', 'ranking', 'churn-prediction', 'experiment'];
+const SERVICES = ['ingest', 'feature', 'embedding-inference', 'ranking', 'churn-prediction', 'experiment', 'console'];
 const USERS = [...SERVICES, 'trainer', 'producer'];
 /** As scripts/k8s.mjs names them: the keys of the Secret aisle-nats-users. */
 const passwordVariable = (user: string) => `${user.toUpperCase().replace(/-/g, '_')}_PASSWORD`;
@@ -75,8 +83,6 @@ beforeAll(async () => {
       ...(name === 'ingest' ? { AISLE_INGEST_SUBJECT_TENANT: 'required' } : {}),
       AISLE_TENANTS: 'default,shop-b',
     }),
-    // The console has no NATS user in authorization.conf yet (it is not in the manifests either).
-    console: false,
   });
 });
 
@@ -88,6 +94,16 @@ afterAll(async () => {
 });
 
 const violations = () => serverLog.split('\n').filter((l) => /Violation/.test(l));
+
+/** The console's HTTP API (local development: no login). */
+async function consoleApi<T>(path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const res = await fetch(new URL(path, stack.consoleUrl), {
+    method: body === undefined ? 'GET' : 'POST',
+    headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: res.status, body: (await res.json()) as T };
+}
 
 test('every service, the trainer and a producer do their work with exactly the grants they have', async () => {
   // The demo producer (`pnpm seed`), with the producer's grants only.
@@ -124,6 +140,28 @@ test('every service, the trainer and a producer do their work with exactly the g
   );
   await eventually(async () => (await jsm.streams.info(Streams.DLQ.name)).state.messages === 2, {
     what: 'the bad events dead-lettered',
+  });
+  // The console under its grants: the overview (every stream, every durable), the dead letter and its
+  // bytes, and a replay to the producers' subject (ingest dead-letters it again).
+  const letters = await eventually(
+    async () => {
+      const r = await consoleApi<DeadLetterPage>('/api/dead-letters?tenant=default');
+      return r.body.total === 2 ? r.body : undefined;
+    },
+    { what: 'the dead letters in the console' },
+  );
+  const details = await Promise.all(
+    letters.items.map(
+      async (i) => (await consoleApi<DeadLetterDetail>(`/api/dead-letters/${i.seq}?tenant=default`)).body,
+    ),
+  );
+  const seq = details.find((d) => d.text?.includes('no-user'))!.seq;
+  const overview = (await consoleApi<OverviewSnapshot>('/api/overview?tenant=default')).body;
+  expect(overview.streams.map((x) => x.stream)).toEqual(expect.arrayContaining(['EVENTS', 'DLQ']));
+  expect(overview.consumers.map((x) => x.consumer)).toContain('feature');
+  expect((await consoleApi('/api/dead-letters/replay', { tenant: 'default', seqs: [seq] })).status).toBe(200);
+  await eventually(async () => (await jsm.streams.info(Streams.DLQ.name)).state.messages === 3, {
+    what: 'the replayed bad event dead-lettered again',
   });
 
   const trainer = await runJobProcess('trainer', {
@@ -178,6 +216,12 @@ test('every service, the trainer and a producer do their work with exactly the g
   } finally {
     ranking.close();
   }
+  // The console lists every model kind and rolls churn back to the version it runs (pointer and announcement).
+  const models = (await consoleApi<ModelsView>('/api/models?tenant=default')).body;
+  const churnVersion = models.kinds.find((k) => k.name === 'churn')?.activeVersion;
+  expect(
+    (await consoleApi('/api/models/activate', { tenant: 'default', name: 'churn', version: churnVersion })).status,
+  ).toBe(200);
   // Impressions went out too.
   const rankingJsm = await jetstreamManager((await connectAs('ranking')).nc);
   await eventually(async () => (await rankingJsm.streams.info(Streams.RANKING.name)).state.messages > 0, {
@@ -222,6 +266,9 @@ test('every service, the trainer and a producer do their work with exactly the g
         ((await experiments.getResults({ tenant: '', id: 'grants' })).result?.interleaving?.requests ?? 0) > 0,
       { what: 'impressions joined', timeoutMs: 30_000 },
     );
+    // The console reads it and its results (it holds no NATS grant for them: they come over gRPC).
+    const shown = (await consoleApi<ExperimentView>('/api/experiments/grants?tenant=default')).body;
+    expect(shown.result.interleaving?.requests).toBeGreaterThan(0);
     const promoted = await experiments.promote({ tenant: '', id: 'grants', arm: 'pinned', force: true });
     expect(promoted.activated).toEqual({ ranker: rankerVersion });
   } finally {
@@ -303,6 +350,19 @@ const FORBIDDEN: Record<string, { publish: string[]; subscribe: string[] }> = {
       '$JS.API.CONSUMER.MSG.NEXT.EVENTS.feature',
     ],
     subscribe: ['_INBOX.>', '_INBOX_ranking.>'],
+  },
+  console: {
+    publish: [
+      'aisle.events.v1.view',
+      'aisle.dlq.v1.clickstream',
+      '$JS.API.STREAM.DELETE.DLQ',
+      '$JS.API.STREAM.PURGE.DLQ',
+      '$JS.API.STREAM.MSG.DELETE.DLQ',
+      '$JS.API.CONSUMER.MSG.NEXT.EVENTS.feature',
+      '$JS.API.CONSUMER.CREATE.EVENTS.spy.aisle.events.v1.>',
+      '$KV.aisle-experiments.default.forged',
+    ],
+    subscribe: ['_INBOX.>', '_INBOX_ranking.>', 'aisle.events.v1.>'],
   },
   trainer: {
     publish: ['aisle.events.v1.view', 'aisle.clickstream.v1.view', '$JS.API.STREAM.DELETE.OBJ_aisle-models'],

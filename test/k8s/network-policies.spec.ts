@@ -73,6 +73,11 @@ const producers: Endpoint = {
   labels: {},
 };
 const monitoring: Endpoint = { id: 'prometheus', ...namespaceOf('monitoring'), labels: {} };
+const consoleProxy: Endpoint = {
+  id: "the console's authenticating proxy",
+  ...namespaceOf('sso', { 'aisle.dev/console-proxy': 'true' }),
+  labels: {},
+};
 const stranger: Endpoint = { id: 'an unlabelled namespace', ...namespaceOf('elsewhere'), labels: {} };
 const outside = (): Endpoint => ({ id: `outside ${OUTSIDE_IP}`, ip: OUTSIDE_IP });
 
@@ -193,6 +198,7 @@ function neededFlows(r: Rendered, walker: PolicyWalker): Flow[] {
   for (const name of ['ingest', 'ranking', 'churn-prediction', 'experiment'])
     flows.push({ from: callers, to: podOf(name), port: 50051, protocol: 'TCP', why: 'callers use the API' });
   flows.push({ from: producers, to: podOf('nats'), port: 4222, protocol: 'TCP', why: 'producers publish' });
+  flows.push({ from: consoleProxy, to: podOf('console'), port: 8080, protocol: 'TCP', why: 'people use the console' });
   for (const name of AISLE_SERVICES)
     flows.push({ from: monitoring, to: podOf(name), port: 9464, protocol: 'TCP', why: 'Prometheus scrapes' });
   if ((r.get('StatefulSet', 'nats').spec.replicas ?? 1) > 1)
@@ -222,6 +228,11 @@ function closedFlows(r: Rendered, walker: PolicyWalker): Flow[] {
     tcp(pod('feature'), pod('embedding-inference'), 50051, 'feature calls no service'),
     tcp(pod('trainer'), pod('ranking'), 50051, 'the trainer calls no service'),
     tcp(pod('otel-collector'), pod('nats'), 4222, 'the collector has no business on the bus'),
+    tcp(callers, pod('console'), 8080, 'the console is reached through its proxy only'),
+    tcp(stranger, pod('console'), 8080, 'the console is reached through its proxy only'),
+    tcp(callers, pod('console'), 50051, "nobody calls the console's gRPC"),
+    tcp(consoleProxy, pod('ranking'), 50051, 'the proxy reaches the console, nothing else'),
+    tcp(pod('console'), outside(), 27017, 'the console opens no store'),
     ...AISLE_WORKLOADS.map((n) => tcp(pod(n), outside(), 443, 'no open egress')),
   ];
 }
@@ -256,6 +267,7 @@ describeIfRenderer.each(['dev', 'prod'])('network policies of overlays/%s', (ove
       'OTEL_EXPORTER_OTLP_ENDPOINT',
       'AISLE_FEATURE_ADDR',
       'AISLE_EMBEDDING_ADDR',
+      'AISLE_RANKING_STATUS_URL',
       'OTEL_BACKEND_ENDPOINT (outside)',
     ])
       expect(flows.map((f) => f.why)).toContain(what);

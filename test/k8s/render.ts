@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { generateModelKeys, type ConfigSpec, type Env } from '@aisle/runtime';
 import { parseAllDocuments } from 'yaml';
 import { configSpec as churnSpec } from '../../services/churn-prediction/src/config';
+import { configSpec as consoleSpec } from '../../services/console/src/config';
 import { configSpec as embeddingSpec } from '../../services/embedding-inference/src/config';
 import { configSpec as experimentSpec } from '../../services/experiment/src/config';
 import { configSpec as featureSpec } from '../../services/feature/src/config';
@@ -18,8 +19,18 @@ import { configSpec as rankingSpec } from '../../services/ranking/src/config';
 import { configSpec as trainerSpec } from '../../services/trainer/src/config';
 
 export const root = join(__dirname, '..', '..');
-export const AISLE_SERVICES = ['ingest', 'feature', 'embedding-inference', 'ranking', 'churn-prediction', 'experiment'];
+export const AISLE_SERVICES = [
+  'ingest',
+  'feature',
+  'embedding-inference',
+  'ranking',
+  'churn-prediction',
+  'experiment',
+  'console',
+];
 export const AISLE_WORKLOADS = [...AISLE_SERVICES, 'trainer'];
+/** Workloads that open no store: their config has a store URL setting (every service's common config) they never read. */
+export const STORELESS = ['console'];
 /** Each workload's configuration, as its config.ts reads it. */
 export const CONFIG_SPECS: Record<string, ConfigSpec> = {
   ingest: ingestSpec,
@@ -28,6 +39,7 @@ export const CONFIG_SPECS: Record<string, ConfigSpec> = {
   ranking: rankingSpec,
   'churn-prediction': churnSpec,
   experiment: experimentSpec,
+  console: consoleSpec,
   trainer: trainerSpec,
 };
 
@@ -56,7 +68,7 @@ if (!renderer)
   );
 export const describeIfRenderer = renderer ? describe : describe.skip;
 
-/** Renders k8s/<dir> from a copy of k8s/ in which each secrets/*.env is made from its .env.example. */
+/** Renders k8s/<dir> from a copy of k8s/ in which each secrets/<file> is made from its <file>.example. */
 export function render(dir: string): K8s[] {
   const [bin, ...args] = renderer!;
   const copy = mkdtempSync(join(tmpdir(), 'aisle-k8s-'));
@@ -67,7 +79,7 @@ export function render(dir: string): K8s[] {
     // The model keys as `pnpm aisle model-keys` makes them: a real pair, since the services parse the key.
     const keys = generateModelKeys();
     for (const f of existsSync(secrets) ? readdirSync(secrets) : [])
-      if (f.endsWith('.env.example'))
+      if (f.endsWith('.example'))
         writeFileSync(
           join(secrets, f.replace(/\.example$/, '')),
           readFileSync(join(secrets, f), 'utf8')
@@ -246,6 +258,8 @@ export function dialsOf(r: Rendered): Dial[] {
     const otlp = env['OTEL_EXPORTER_OTLP_ENDPOINT'];
     add('OTEL_EXPORTER_OTLP_ENDPOINT', otlp, otlp?.startsWith('https') ? 443 : 80);
     for (const [k, v] of Object.entries(env)) if (/^AISLE_\w+_ADDR$/.test(k)) add(k, v, 50051);
+    // The console reads each service's /status (an http:// URL on its metrics port).
+    for (const [k, v] of Object.entries(env)) if (/^AISLE_\w+_STATUS_URL$/.test(k)) add(k, v, 80);
     add('OTEL_BACKEND_ENDPOINT', env['OTEL_BACKEND_ENDPOINT'], 4317);
   }
   return out;
