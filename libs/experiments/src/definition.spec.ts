@@ -69,6 +69,12 @@ describe('experiment definitions', () => {
     ['experiment.arms[0].traffic_share', { arms: arms([{ name: 'a', trafficShare: -1 }, { name: 'b' }]) }],
     ['experiment.arms[1].models.sasrec', { arms: arms([{ name: 'a' }, { name: 'b', models: { sasrec: 'v2' } }]) }],
     ['experiment.arms[1].models', { arms: arms([{ name: 'a' }, { name: 'b', models: { gpt: 'v2' } }]) }],
+    ['experiment.arms[1].models.churn', { arms: arms([{ name: 'a' }, { name: 'b', models: { churn: 'c2' } }]) }],
+    // The search model orders Search only: pinning it on Recommend would change nothing.
+    [
+      'experiment.arms[1].models.search_ranker',
+      { arms: arms([{ name: 'a' }, { name: 'b', models: { search_ranker: 'q2' } }]) },
+    ],
     [
       'experiment.arms[1].rules.retention_boost',
       {
@@ -90,6 +96,25 @@ describe('experiment definitions', () => {
     ['experiment.attribution_window_seconds', { attributionWindowSeconds: -5 }],
   ])('name the bad field: %s', (field, patch) => {
     expect(fieldOf(valid(patch))).toBe(field);
+  });
+
+  it('pin any kind ranking serves in-process; say why a kind served elsewhere cannot be pinned', () => {
+    const search = normalizeExperiment(
+      valid({
+        surface: rankingV1.Surface.SURFACE_SEARCH,
+        arms: arms([{ name: 'a' }, { name: 'b', models: { ranker: 'r2', search_ranker: 'q2' } }]),
+      }),
+      NOW,
+    );
+    expect(search.arms[1]?.models).toEqual({ ranker: 'r2', search_ranker: 'q2' });
+    const session = normalizeExperiment(
+      valid({ arms: arms([{ name: 'a', models: { session: 's2' } }, { name: 'b' }]) }),
+      NOW,
+    );
+    expect(session.arms[0]?.models).toEqual({ session: 's2' });
+    expect(() =>
+      normalizeExperiment(valid({ arms: arms([{ name: 'a' }, { name: 'b', models: { sasrec: 'v2' } }]) }), NOW),
+    ).toThrow(/embedding-inference serves one active sasrec version to every caller/);
   });
 
   it('know when they run', () => {

@@ -16,9 +16,49 @@ const TENANT = /^[A-Za-z0-9_-]+$/;
 const VERSION = /^[A-Za-z0-9._:+-]+$/;
 const DAY_SECONDS = 86_400;
 export const MAX_ARMS = 8;
-/** Model kinds an arm may pin: those ranking runs in-process. */
-export const PINNABLE_MODELS = ['ranker'] as const;
-const KNOWN_MODELS = ['ranker', 'sasrec', 'text_encoder', 'churn'];
+/**
+ * Model kinds an arm may pin: those ranking runs in-process (it loads each pinned version ahead and serves
+ * it to the arm's requests only).
+ */
+export const PINNABLE_MODELS = ['ranker', 'search_ranker', 'session'] as const;
+export type PinnableModel = (typeof PINNABLE_MODELS)[number];
+/**
+ * Kinds another process serves, one active version for every caller: ranking cannot ask it for a version
+ * per request, so an arm cannot pin them (Create says so rather than ignoring the pin).
+ */
+const SERVED_ELSEWHERE: Record<string, string> = {
+  sasrec: 'embedding-inference',
+  text_encoder: 'embedding-inference',
+  churn: 'churn-prediction',
+};
+/** The surfaces on which a pinned kind changes anything (the ranker orders every surface). */
+const PIN_SURFACES: Record<PinnableModel, readonly rankingV1.Surface[] | undefined> = {
+  ranker: undefined,
+  search_ranker: [rankingV1.Surface.SURFACE_SEARCH],
+  session: [rankingV1.Surface.SURFACE_RECOMMEND],
+};
+
+export function isPinnable(model: string): model is PinnableModel {
+  return (PINNABLE_MODELS as readonly string[]).includes(model);
+}
+
+function checkPin(field: string, model: string, version: string, surface: rankingV1.Surface): void {
+  const elsewhere = SERVED_ELSEWHERE[model];
+  if (elsewhere)
+    fail(
+      field,
+      `${elsewhere} serves one active ${model} version to every caller, so it cannot be pinned per arm (pinnable: ${PINNABLE_MODELS.join(', ')})`,
+    );
+  if (!isPinnable(model)) fail(field, `unknown model '${model}' (pinnable: ${PINNABLE_MODELS.join(', ')})`);
+  const surfaces = PIN_SURFACES[model];
+  if (surfaces && !surfaces.includes(surface))
+    fail(
+      field,
+      `${model} changes nothing on ${rankingV1.surfaceToJSON(surface)} (it serves ${surfaces.map((s) => rankingV1.surfaceToJSON(s)).join(', ')})`,
+    );
+  if (!version || version.length > 128 || !VERSION.test(version))
+    fail(field, 'a version of 1..128 characters of [A-Za-z0-9._:+-]');
+}
 
 export const DEFAULT_GUARDRAILS = {
   maxErrorRate: 0.05,
@@ -87,11 +127,9 @@ export function normalizeExperiment(input: Experiment, now: number): Experiment 
     names.add(arm.name);
     if (!interleaving) checkShare(`${f}.traffic_share`, arm.trafficShare, 1);
     for (const [model, version] of Object.entries(arm.models)) {
-      if (!KNOWN_MODELS.includes(model)) fail(`${f}.models`, `unknown model '${model}' (${KNOWN_MODELS.join(', ')})`);
-      if (!(PINNABLE_MODELS as readonly string[]).includes(model))
-        fail(`${f}.models.${model}`, `only ${PINNABLE_MODELS.join(', ')} versions can be pinned per arm`);
-      if (!version || version.length > 128 || !VERSION.test(version))
-        fail(`${f}.models.${model}`, 'a version of 1..128 characters of [A-Za-z0-9._:+-]');
+      // An unknown key may be anything a caller typed: named as the map, not echoed into a field path.
+      const known = isPinnable(model) || model in SERVED_ELSEWHERE;
+      checkPin(known ? `${f}.models.${model}` : `${f}.models`, model, version, e.surface);
     }
     if (arm.rankerDisabled && arm.models['ranker'])
       fail(`${f}.ranker_disabled`, 'cannot disable the ranker and pin its version');
@@ -178,6 +216,35 @@ export function experimentEnd(e: Experiment): number | undefined {
 
 export function isRunning(e: Experiment, now: number): boolean {
   return experimentState(e, now) === State.STATE_RUNNING;
+}
+
+/** Running, or scheduled to: ranking loads what its arms pin ahead of its requests. */
+export function takesTraffic(e: Experiment, now: number): boolean {
+  return experimentState(e, now) !== State.STATE_STOPPED;
+}
+
+/** The stop reason Promote records; a promoted experiment's pins are production's now (or gone). */
+export const promotedReason = (arm: string) => `promoted arm '${arm}'`;
+
+export function wasPromoted(e: Experiment): boolean {
+  return e.stopTime !== undefined && e.stopReason.startsWith('promoted arm ');
+}
+
+/** A model version that an arm of an experiment pins. */
+export interface Pin {
+  tenant: string;
+  model: string;
+  version: string;
+}
+
+/** Every version the arms of `experiments` pin, each once (definitions as stored: nothing is validated here). */
+export function pinsOf(experiments: Iterable<Experiment>): Pin[] {
+  const out = new Map<string, Pin>();
+  for (const e of experiments)
+    for (const arm of e.arms)
+      for (const [model, version] of Object.entries(arm.models))
+        if (version) out.set(`${e.tenant}\u001f${model}\u001f${version}`, { tenant: e.tenant, model, version });
+  return [...out.values()];
 }
 
 export function isInterleaving(e: Experiment): boolean {

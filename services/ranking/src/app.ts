@@ -39,13 +39,20 @@ import type { RankingConfig } from './config';
 import { embeddingClient, embeddingGrpcClient } from './embedding-client.grpc';
 import { featureClient, featureGrpcClient, refreshItemStats } from './feature-client.grpc';
 import { ExperimentRouter } from './experiments';
-import { followExperiments, pinnedVersions, RegistryPinnedRankers } from './experiments.nats';
+import { followExperiments, pinnedModels, RegistryPinnedModels, type ModelLoaders } from './experiments.nats';
 import { ImpressionBuffer, jetStreamImpressions } from './impressions.nats';
 import { loadRanker, probeRanker, type ServingRanker } from './ranker.ort';
 import { loadSearchModel, probeSearchModel, type ServingSearchModel } from './search-model.ort';
 import { rankingGrpcService } from './ranking.grpc';
 import { followUserUpdates } from './user-updates.nats';
 import { loadSessionModel, probeSessionModel, type ServingSession } from './session-model';
+
+/** The kinds an experiment arm may pin, loaded and probed as their model slots load and probe them. */
+const LOADERS: ModelLoaders = {
+  ranker: { load: loadRanker, probe: probeRanker },
+  search_ranker: { load: loadSearchModel, probe: probeSearchModel },
+  session: { load: loadSessionModel, probe: probeSessionModel },
+};
 
 const catalogUpsert = (i: CatalogUpsert): CatalogUpsert => ({
   itemId: i.itemId,
@@ -70,7 +77,7 @@ function tenantRules(
 
 /**
  * What ranking holds for one tenant: its catalog, item statistics, caches, learned ranker, search model, session
- * model and pipeline, and its experiments' arms (their pipelines and pinned ranker versions) behind the router that serves it.
+ * model and pipeline, and its experiments' arms (their pipelines and pinned model versions) behind the router that serves it.
  */
 interface TenantRanking {
   readonly catalog: Catalog;
@@ -83,7 +90,7 @@ interface TenantRanking {
   readonly pipeline: RankingPipeline;
   readonly router: ExperimentRouter;
   readonly arms: ArmPipelineCache;
-  readonly pinned: RegistryPinnedRankers;
+  readonly pinned: RegistryPinnedModels;
   readonly ranker: ModelSlot<ServingRanker>;
   readonly searchModel: ModelSlot<ServingSearchModel>;
   readonly session: ModelSlot<ServingSession>;
@@ -189,9 +196,9 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
       const pipeline = new RankingPipeline({ ...ports, impressions }, options);
       // The production configuration without impressions: what an experiment falls back to.
       const fallback = new RankingPipeline(ports, options);
-      // Arms get their own pipelines (pinned ranker versions loaded ahead); the router picks per request
-      // and publishes the exposure with the impression.
-      const pinned = new RegistryPinnedRankers(registry, tenant, log);
+      // Arms get their own pipelines (pinned model versions loaded ahead, checked like the slots below
+      // check an active one); the router picks per request and publishes the exposure with the impression.
+      const pinned = new RegistryPinnedModels(registry, tenant, LOADERS, log);
       const arms = new ArmPipelineCache(
         (s) =>
           new RankingPipeline(ports, {
@@ -203,7 +210,7 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         pinned,
       );
       arms.retain(experiments);
-      pinned.sync(pinnedVersions(experiments, tenant, Date.now()));
+      pinned.sync(pinnedModels(experiments, tenant, Date.now()));
       const router = new ExperimentRouter({
         tenant,
         production: pipeline,
@@ -238,14 +245,14 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         const m = used('ranker', model);
         pipeline.setRanker(m);
         fallback.setRanker(m);
-        arms.setActiveRanker(m);
+        arms.setActive('ranker', m);
       };
-      // Arms' pipelines are the production configuration with other settings: they search with the same model.
+      // Arms that pin no version of a kind serve the active one, following each swap.
       const serveSearch = (model: ServingSearchModel | undefined) => {
         const m = used('search_ranker', model);
         pipeline.setSearchModel(m);
         fallback.setSearchModel(m);
-        arms.setSearchModel(m);
+        arms.setActive('search_ranker', m);
       };
       // The session model chosen on validation sessions: orders Recommend for anonymous sessions (no user,
       // session_item_ids given); until one is published those are served like any user-less request.
@@ -253,7 +260,7 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         const m = used('session', model);
         pipeline.setSessionModel(m);
         fallback.setSessionModel(m);
-        arms.setSessionModel(m);
+        arms.setActive('session', m);
       };
       const ranker = await hotLoaded<ServingRanker>('ranker', loadRanker, probeRanker, serveRanker);
       const searchModel = await hotLoaded<ServingSearchModel>(
@@ -289,7 +296,7 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         stop: async () => {
           stopSettings();
           statsRefresh.stop();
-          pinned.sync(new Set());
+          pinned.sync([]);
           await Promise.all([ranker.stop(), searchModel.stop(), session.stop()]);
         },
       };
@@ -301,7 +308,7 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
     experiments = list;
     for (const [tenant, t] of tenants.built()) {
       t.arms.retain(list);
-      t.pinned.sync(pinnedVersions(list, tenant, Date.now()));
+      t.pinned.sync(pinnedModels(list, tenant, Date.now()));
     }
   });
   lifecycle.onShutdown('experiments watch', stopExperiments);
@@ -346,7 +353,9 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         {
           catalogItems: t.catalog.size,
           ranker: t.ranker.current?.version ?? 'heuristic',
-          experimentRankers: t.pinned.versions,
+          experimentRankers: t.pinned.versions.filter((p) => p.model === 'ranker').map((p) => p.version),
+          // Every version experiments pinned and ranking loaded (ranker, search_ranker, session).
+          experimentModels: t.pinned.versions,
           search: t.pipeline.searchModelVersion,
           session: t.session.current?.version ?? 'none',
         },

@@ -1,4 +1,4 @@
-import type { Experiment } from '@aisle/experiments';
+import { PINNABLE_MODELS, type Experiment, type PinnableModel } from '@aisle/experiments';
 import type { RankerPort, RetentionRule, SearchModelPort, SessionModelPort } from '@aisle/ranking-core';
 import type { ArmPipelines, RankingSurfaces } from './experiments';
 
@@ -13,67 +13,79 @@ export interface ArmSettings {
   retention: RetentionRule | undefined;
 }
 
-/** A pipeline over the production ports with an arm's settings (ranker set afterwards). */
-export type PipelineFactory = (settings: ArmSettings) => RankingSurfaces & {
+/** The models ranking serves in-process, by the kind an arm pins them under, as the pipeline takes them. */
+export interface ArmModels {
+  ranker: RankerPort;
+  search_ranker: SearchModelPort;
+  session: SessionModelPort;
+}
+
+/** A pipeline over the production ports with an arm's settings (models set afterwards). */
+export type ArmPipeline = RankingSurfaces & {
   setRanker(ranker: RankerPort | undefined): void;
   setSearchModel(model: SearchModelPort | undefined): void;
   setSessionModel(model: SessionModelPort | undefined): void;
 };
 
-/** Ranker versions pinned by arms, loaded ahead of their requests. */
-export interface PinnedRankers {
+export type PipelineFactory = (settings: ArmSettings) => ArmPipeline;
+
+/** How each kind is put into a pipeline. */
+const SET: { [K in PinnableModel]: (p: ArmPipeline, model: ArmModels[K] | undefined) => void } = {
+  ranker: (p, m) => p.setRanker(m),
+  search_ranker: (p, m) => p.setSearchModel(m),
+  session: (p, m) => p.setSessionModel(m),
+};
+
+function put<K extends PinnableModel>(p: ArmPipeline, kind: K, model: ArmModels[K] | undefined): void {
+  SET[kind](p, model);
+}
+
+/** Model versions pinned by arms, loaded ahead of their requests. */
+export interface PinnedModels {
   /** The loaded version; throws ArmNotReadyError saying why it is not available. */
-  get(version: string): RankerPort;
+  get<K extends PinnableModel>(model: K, version: string): ArmModels[K];
 }
 
 interface Entry {
-  pipeline: ReturnType<PipelineFactory>;
-  /** Serves whatever ranker production serves (no pin, ranker not disabled). */
-  followsActive: boolean;
+  pipeline: ArmPipeline;
+  /** Kinds this arm serves production's version of (following every hot swap): neither pinned nor disabled. */
+  follows: ReadonlySet<PinnableModel>;
+  pins: ReadonlyArray<[PinnableModel, string]>;
 }
 
 /**
  * The pipelines of the arms of running experiments, built on first use and kept while the experiment is
- * defined: an arm serves its pinned ranker version, no ranker (the heuristic), or the active one (following
- * every hot swap), with its own rule settings.
+ * defined. For each kind ranking serves in-process (ranker, search model, session model) an arm serves its
+ * pinned version, or the active one (following every hot swap); the ranker may also be disabled (the
+ * heuristic). Each arm has its own rule settings.
  */
 export class ArmPipelineCache implements ArmPipelines {
   private readonly entries = new Map<string, Entry>();
-  private active: RankerPort | undefined;
-  private search: SearchModelPort | undefined;
-  private session: SessionModelPort | undefined;
+  private readonly active: { [K in PinnableModel]?: ArmModels[K] | undefined } = {};
 
   constructor(
     private readonly make: PipelineFactory,
-    private readonly pinned: PinnedRankers,
+    private readonly pinned: PinnedModels,
   ) {}
 
-  /** Production's ranker changed: arms that follow it switch too. */
-  setActiveRanker(ranker: RankerPort | undefined): void {
-    this.active = ranker;
-    for (const e of this.entries.values()) if (e.followsActive) e.pipeline.setRanker(ranker);
-  }
-
-  /** Production's search model changed: every arm searches with it (arms pin rankers, not search models). */
-  setSearchModel(model: SearchModelPort | undefined): void {
-    this.search = model;
-    for (const e of this.entries.values()) e.pipeline.setSearchModel(model);
-  }
-
-  /** Production's session model changed: every arm orders anonymous sessions with it. */
-  setSessionModel(model: SessionModelPort | undefined): void {
-    this.session = model;
-    for (const e of this.entries.values()) e.pipeline.setSessionModel(model);
+  /** Production's version of a kind changed: arms that follow it switch too. */
+  setActive<K extends PinnableModel>(model: K, serving: ArmModels[K] | undefined): void {
+    this.active[model] = serving;
+    for (const e of this.entries.values()) if (e.follows.has(model)) put(e.pipeline, model, serving);
   }
 
   pipelineFor(experiment: Experiment, armName: string): RankingSurfaces {
     const arm = experiment.arms.find((a) => a.name === armName);
     if (!arm) throw new ArmNotReadyError(`experiment '${experiment.id}' has no arm '${armName}'`);
-    const pin = arm.models['ranker'];
     const key = `${experiment.tenant}/${experiment.id}/${armName}`;
     let entry = this.entries.get(key);
     if (!entry) {
       const rules = arm.rules;
+      const pins = PINNABLE_MODELS.flatMap((m): Array<[PinnableModel, string]> => {
+        const v = arm.models[m];
+        return v ? [[m, v]] : [];
+      });
+      const follows = new Set(PINNABLE_MODELS.filter((m) => !arm.models[m] && !(m === 'ranker' && arm.rankerDisabled)));
       entry = {
         pipeline: this.make({
           maxPerCategory: rules?.maxPerCategory || undefined,
@@ -82,14 +94,15 @@ export class ArmPipelineCache implements ArmPipelines {
               ? { boost: rules.retentionBoost, threshold: rules.churnRiskThreshold }
               : undefined,
         }),
-        followsActive: !pin && !arm.rankerDisabled,
+        follows,
+        pins,
       };
-      if (entry.followsActive) entry.pipeline.setRanker(this.active);
-      entry.pipeline.setSearchModel(this.search);
-      entry.pipeline.setSessionModel(this.session);
+      for (const m of follows) put(entry.pipeline, m, this.active[m]);
       this.entries.set(key, entry);
     }
-    if (pin) entry.pipeline.setRanker(this.pinned.get(pin));
+    // Every pin must be loaded, or the arm cannot rank (ArmNotReadyError: the request falls back).
+    const loaded = entry.pins.map(([m, v]) => [m, this.pinned.get(m, v)] as const);
+    for (const [m, model] of loaded) put(entry.pipeline, m, model);
     return entry.pipeline;
   }
 

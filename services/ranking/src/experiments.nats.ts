@@ -1,17 +1,32 @@
-import { isRunning, revalidateExperiment, type Experiment } from '@aisle/experiments';
-import type { ExperimentBucket, Logger, ModelRegistry } from '@aisle/runtime';
-import { ArmNotReadyError, type PinnedRankers } from './arm-pipelines';
-import { loadRanker, probeRanker, type ServingRanker } from './ranker.ort';
+import {
+  isPinnable,
+  pinsOf,
+  revalidateExperiment,
+  takesTraffic,
+  type Experiment,
+  type PinnableModel,
+} from '@aisle/experiments';
+import type { ExperimentBucket, Logger, ModelArtifact, ModelRegistry, ServingModel } from '@aisle/runtime';
+import { ArmNotReadyError, type ArmModels, type PinnedModels } from './arm-pipelines';
 
-type LoadedRanker = ServingRanker;
+/** How ranking builds and checks a served model of one kind (the same functions its ModelSlot uses). */
+export interface ModelLoader<M extends ServingModel> {
+  load(artifact: ModelArtifact): Promise<M>;
+  probe(model: M): Promise<void>;
+}
+
+export type ModelLoaders = { [K in PinnableModel]: ModelLoader<ArmModels[K] & ServingModel> };
+
+const keyOf = (model: string, version: string) => `${model}:${version}`;
 
 /**
- * Ranker versions pinned by experiment arms, loaded from the model registry (checked like an active
- * version: signature, sizes, digests; then probed) as soon as an experiment names them, and released when
- * no experiment does.
+ * Model versions pinned by experiment arms (ranker, search model, session model), loaded from the model
+ * registry as soon as an experiment names them and checked like an active version (the registry checks the
+ * signature and declared sizes before any download and the digests after; then the kind's probe), and
+ * released when no experiment names them.
  */
-export class RegistryPinnedRankers implements PinnedRankers {
-  private readonly loaded = new Map<string, LoadedRanker>();
+export class RegistryPinnedModels implements PinnedModels {
+  private readonly loaded = new Map<string, ServingModel>();
   private readonly failed = new Map<string, string>();
   private readonly loading = new Set<string>();
   private wanted = new Set<string>();
@@ -19,57 +34,68 @@ export class RegistryPinnedRankers implements PinnedRankers {
   constructor(
     private readonly registry: ModelRegistry,
     private readonly tenant: string,
+    private readonly loaders: ModelLoaders,
     private readonly logger: Logger,
   ) {}
 
-  get(version: string): LoadedRanker {
-    const r = this.loaded.get(version);
-    if (r) return r;
-    throw new ArmNotReadyError(this.failed.get(version) ?? `ranker ${version} is still loading`);
+  get<K extends PinnableModel>(model: K, version: string): ArmModels[K] {
+    const key = keyOf(model, version);
+    const m = this.loaded.get(key);
+    // Stored under its kind's key by `load`, from that kind's loader.
+    if (m) return m as unknown as ArmModels[K];
+    throw new ArmNotReadyError(this.failed.get(key) ?? `${model} ${version} is still loading`);
   }
 
-  get versions(): string[] {
-    return [...this.loaded.keys()];
+  /** The pinned versions loaded now. */
+  get versions(): Array<{ model: string; version: string }> {
+    return [...this.loaded.keys()].map((k) => {
+      const i = k.indexOf(':');
+      return { model: k.slice(0, i), version: k.slice(i + 1) };
+    });
   }
 
-  /** Loads what `versions` names and is not loaded; releases what it no longer names. */
-  sync(versions: ReadonlySet<string>): void {
-    this.wanted = new Set(versions);
-    for (const v of versions) if (!this.loaded.has(v) && !this.loading.has(v)) void this.load(v);
-    for (const [v, r] of this.loaded)
-      if (!versions.has(v)) {
-        this.loaded.delete(v);
+  /** Loads what `pins` names and is not loaded; releases what it no longer names. */
+  sync(pins: ReadonlyArray<{ model: PinnableModel; version: string }>): void {
+    this.wanted = new Set(pins.map((p) => keyOf(p.model, p.version)));
+    for (const p of pins) {
+      const key = keyOf(p.model, p.version);
+      if (!this.loaded.has(key) && !this.loading.has(key)) void this.load(p.model, p.version);
+    }
+    for (const [key, m] of this.loaded)
+      if (!this.wanted.has(key)) {
+        this.loaded.delete(key);
         // Requests in flight hold their own reference; give them a moment before freeing the session.
-        setTimeout(() => void r.release(), 5_000).unref();
+        setTimeout(() => void m.release(), 5_000).unref();
       }
   }
 
-  private async load(version: string): Promise<void> {
-    this.loading.add(version);
+  private async load<K extends PinnableModel>(model: K, version: string): Promise<void> {
+    const key = keyOf(model, version);
+    const loader = this.loaders[model] as ModelLoader<ServingModel>;
+    this.loading.add(key);
     try {
-      const meta = await this.registry.versionMeta(this.tenant, 'ranker', version);
-      if (!meta) throw new ArmNotReadyError(`ranker ${version} is not in the model registry`);
-      const artifact = await this.registry.load(meta);
-      const ranker = await loadRanker(artifact);
+      const meta = await this.registry.versionMeta(this.tenant, model, version);
+      if (!meta) throw new ArmNotReadyError(`${model} ${version} is not in the model registry`);
+      const served = await loader.load(await this.registry.load(meta));
       try {
-        await probeRanker(ranker);
+        await loader.probe(served);
       } catch (err) {
-        await ranker.release();
+        await served.release();
         throw err;
       }
-      if (!this.wanted.has(version)) {
-        await ranker.release();
+      if (!this.wanted.has(key)) {
+        await served.release();
         return;
       }
-      this.loaded.set(version, ranker);
-      this.failed.delete(version);
-      this.logger.info('experiment ranker loaded', { version });
+      this.loaded.set(key, served);
+      this.failed.delete(key);
+      this.logger.info('experiment model loaded', { model, version });
     } catch (err) {
-      const reason = err instanceof Error ? `ranker ${version}: ${err.message}` : String(err);
-      this.failed.set(version, reason);
-      this.logger.warn('experiment ranker not loaded; its arm falls back', { version, err });
+      const reason = err instanceof Error ? `${model} ${version}: ${err.message}` : String(err);
+      this.failed.set(key, reason);
+      this.logger.warn('experiment model not loaded; its arm falls back', { model, version, err });
     } finally {
-      this.loading.delete(version);
+      this.loading.delete(key);
     }
   }
 }
@@ -97,16 +123,12 @@ export async function followExperiments(
   }, logger);
 }
 
-/** The ranker versions that one tenant's running or scheduled experiments pin. */
-export function pinnedVersions(experiments: readonly Experiment[], tenant: string, now: number): Set<string> {
-  const out = new Set<string>();
-  for (const e of experiments) {
-    if (e.tenant !== tenant) continue;
-    if (!isRunning(e, now) && !(e.startTime && e.startTime.getTime() > now)) continue;
-    for (const arm of e.arms) {
-      const v = arm.models['ranker'];
-      if (v) out.add(v);
-    }
-  }
-  return out;
+/** The versions one tenant's running or scheduled experiments pin, of the kinds ranking serves. */
+export function pinnedModels(
+  experiments: readonly Experiment[],
+  tenant: string,
+  now: number,
+): Array<{ model: PinnableModel; version: string }> {
+  const live = experiments.filter((e) => e.tenant === tenant && takesTraffic(e, now));
+  return pinsOf(live).flatMap((p) => (isPinnable(p.model) ? [{ model: p.model, version: p.version }] : []));
 }

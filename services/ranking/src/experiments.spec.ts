@@ -1,13 +1,22 @@
 import { experimentV1, InvalidArgumentError, rankingV1 } from '@aisle/contracts';
-import { assignArm, assignmentPlan, normalizeExperiment, unitOf, type Experiment } from '@aisle/experiments';
+import {
+  assignArm,
+  assignmentPlan,
+  normalizeExperiment,
+  unitOf,
+  type Experiment,
+  type PinnableModel,
+} from '@aisle/experiments';
 import {
   NO_FILTERS,
   type RankerPort,
   type RankingResult,
   type RecommendRequest,
+  type SearchModelPort,
   type ServedEvent,
+  type SessionModelPort,
 } from '@aisle/ranking-core';
-import { ArmNotReadyError, ArmPipelineCache, type ArmSettings } from './arm-pipelines';
+import { ArmNotReadyError, ArmPipelineCache, type ArmModels, type ArmSettings } from './arm-pipelines';
 import { ExperimentRouter, type RankingSurfaces } from './experiments';
 
 const NOW = Date.UTC(2026, 10, 30);
@@ -16,6 +25,8 @@ const NOW = Date.UTC(2026, 10, 30);
 class FakePipeline implements RankingSurfaces {
   calls = 0;
   ranker: RankerPort | undefined;
+  search: SearchModelPort | undefined;
+  session: SessionModelPort | undefined;
   fail: Error | undefined;
   constructor(
     readonly name: string,
@@ -24,11 +35,11 @@ class FakePipeline implements RankingSurfaces {
   setRanker(r: RankerPort | undefined) {
     this.ranker = r;
   }
-  setSearchModel(): void {
-    // Arms search with production's model; these tests are about rankers.
+  setSearchModel(m: SearchModelPort | undefined): void {
+    this.search = m;
   }
-  setSessionModel(): void {
-    // Arms order anonymous sessions with production's session model; likewise not under test here.
+  setSessionModel(m: SessionModelPort | undefined): void {
+    this.session = m;
   }
   private async answer(): Promise<RankingResult> {
     this.calls++;
@@ -53,6 +64,11 @@ class FakePipeline implements RankingSurfaces {
   search = () => this.answer();
   rank = () => this.answer();
   similarItems = () => this.answer();
+}
+
+/** A stand-in of a kind: only its version is looked at here. */
+function fakeModel<K extends PinnableModel>(_model: K, version: string): ArmModels[K] {
+  return { version, score: async () => new Float32Array() } as unknown as ArmModels[K];
 }
 
 const req = (userId: string): RecommendRequest => ({
@@ -94,9 +110,9 @@ function setup(experiments: Experiment[]) {
       return p;
     },
     {
-      get: (v) => {
-        if (v === 'ready') return { version: v, score: async () => new Float32Array() };
-        throw new ArmNotReadyError(`ranker ${v} is not in the model registry`);
+      get: <K extends PinnableModel>(model: K, v: string): ArmModels[K] => {
+        if (v === 'ready' || v.startsWith('pinned-')) return fakeModel(model, v);
+        throw new ArmNotReadyError(`${model} ${v} is not in the model registry`);
       },
     },
   );
@@ -220,7 +236,7 @@ describe('ExperimentRouter', () => {
     });
     const { router, made, settings, arms } = setup([e]);
     const v1 = { version: 'v1', score: async () => new Float32Array() };
-    arms.setActiveRanker(v1);
+    arms.setActive('ranker', v1);
     await router.recommend(req('u1'));
     await router.recommend(req('u2'));
     expect(made).toHaveLength(2);
@@ -230,11 +246,53 @@ describe('ExperimentRouter', () => {
     ]);
     expect(made[0]?.ranker?.version).toBe('v1');
     expect(made[1]?.ranker?.version).toBe('ready');
-    arms.setActiveRanker({ version: 'v2', score: async () => new Float32Array() });
+    arms.setActive('ranker', { version: 'v2', score: async () => new Float32Array() });
     expect(made[0]?.ranker?.version).toBe('v2');
     expect(made[1]?.ranker?.version).toBe('ready');
     arms.retain([]);
     await router.recommend(req('u3'));
     expect(made).toHaveLength(4);
+  });
+
+  it('an arm pins any kind ranking serves (session, search model); other kinds follow production', async () => {
+    const e = define(experimentV1.Design.DESIGN_INTERLEAVING, {
+      arms: [
+        experimentV1.Arm.fromPartial({ name: 'a', rankerDisabled: true }),
+        experimentV1.Arm.fromPartial({ name: 'b', models: { session: 'pinned-s1' } }),
+      ],
+    });
+    const { router, made, arms, fallback } = setup([e]);
+    arms.setActive('ranker', fakeModel('ranker', 'r1'));
+    arms.setActive('session', fakeModel('session', 's-active'));
+    arms.setActive('search_ranker', fakeModel('search_ranker', 'q-active'));
+    await router.recommend(req('u1'));
+    const [a, b] = made as [FakePipeline, FakePipeline];
+    // a: no ranker (disabled), production's session and search models.
+    expect([a.ranker?.version, a.session?.version, a.search?.version]).toEqual([undefined, 's-active', 'q-active']);
+    // b: production's ranker and search model, its own session model.
+    expect([b.ranker?.version, b.session?.version, b.search?.version]).toEqual(['r1', 'pinned-s1', 'q-active']);
+    // Swaps reach the kinds an arm follows, never a pin nor a disabled ranker.
+    arms.setActive('session', fakeModel('session', 's-next'));
+    arms.setActive('ranker', fakeModel('ranker', 'r2'));
+    expect([a.ranker?.version, a.session?.version]).toEqual([undefined, 's-next']);
+    expect([b.ranker?.version, b.session?.version]).toEqual(['r2', 'pinned-s1']);
+    expect(fallback.calls).toBe(0);
+  });
+
+  it('an arm with any pinned kind not loaded cannot rank: the request falls back', async () => {
+    const e = define(experimentV1.Design.DESIGN_AB, {
+      surface: rankingV1.Surface.SURFACE_SEARCH,
+      arms: [
+        experimentV1.Arm.fromPartial({ name: 'a', models: { ranker: 'pinned-r', search_ranker: 'missing' } }),
+        experimentV1.Arm.fromPartial({ name: 'b', models: { ranker: 'pinned-r', search_ranker: 'missing' } }),
+      ],
+    });
+    const { router, served, fallback } = setup([e]);
+    const r = await router.search({ ...req('u1'), query: 'shoes' });
+    expect(r.modelVersion).toBe('fallback');
+    expect(fallback.calls).toBe(1);
+    expect(served[0]?.experiment?.runs[0]?.error).toBe(
+      'ArmNotReadyError: search_ranker missing is not in the model registry',
+    );
   });
 });

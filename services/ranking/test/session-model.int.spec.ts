@@ -4,9 +4,10 @@
  * user); a newer version replaces it without a restart. Feature and embedding are not running: an
  * anonymous session needs neither.
  */
-import { rankingV1 } from '@aisle/contracts';
+import { experimentV1, rankingV1 } from '@aisle/contracts';
+import { assignArm, assignmentPlan, normalizeExperiment, unitOf } from '@aisle/experiments';
 import { DEFAULT_SESSION_MODEL, internSessions, sessionArtifactSidecar } from '@aisle/ml';
-import { AsyncJetStreamPublisher, createGrpcClient, ModelRegistry } from '@aisle/runtime';
+import { AsyncJetStreamPublisher, createGrpcClient, ExperimentBucket, ModelRegistry } from '@aisle/runtime';
 import { openStore } from '@aisle/store';
 import {
   eventually,
@@ -52,7 +53,7 @@ async function publishSessionModel(version: string, sessions: string[][]): Promi
   });
 }
 
-const anonymous = (sessionItemIds: string[]) =>
+const anonymous = (sessionItemIds: string[], sessionId?: string) =>
   client.recommend({
     tenant: '',
     userId: '',
@@ -61,7 +62,12 @@ const anonymous = (sessionItemIds: string[]) =>
     context: {},
     explain: false,
     sessionItemIds,
+    ...(sessionId ? { sessionId } : {}),
   });
+
+// The model may put a session item first (a re-view is a valid next click); what follows is the walk.
+const fresh = (r: rankingV1.RecommendResponse, session: string[]) =>
+  r.items.map((i) => i.itemId).filter((id) => !session.includes(id));
 
 beforeAll(async () => {
   nats = await startNatsServer();
@@ -115,9 +121,6 @@ test('anonymous sessions are ordered by the published session model, hot-swapped
   await eventually(async () => (await anonymous(['sku-3'])).modelVersion.includes('session:v1'), {
     what: 'session model v1 serving',
   });
-  // The model may put a session item first (a re-view is a valid next click); what follows is the walk.
-  const fresh = (r: rankingV1.RecommendResponse, session: string[]) =>
-    r.items.map((i) => i.itemId).filter((id) => !session.includes(id));
   const first = await anonymous(['sku-2', 'sku-3']);
   expect(fresh(first, ['sku-2', 'sku-3'])[0]).toBe('sku-4');
   expect(first.degraded).toBe(false);
@@ -151,4 +154,46 @@ test('a session model artifact that is not one is refused; the serving version s
     what: 'the broken version to be looked at',
   });
   expect((await anonymous(['sku-3'])).modelVersion).toMatch(/session:v2/);
+});
+
+test('an experiment arm serves its pinned session model; a pin that cannot load falls back to production', async () => {
+  // Production serves v2 (walks backwards); arm `pinned` keeps v1 (forwards); `broken` pins the refused v3.
+  const e = normalizeExperiment(
+    experimentV1.Experiment.fromPartial({
+      tenant: 'default',
+      id: 'session-pin',
+      surface: rankingV1.Surface.SURFACE_RECOMMEND,
+      design: experimentV1.Design.DESIGN_AB,
+      arms: [
+        { name: 'active' },
+        { name: 'pinned', models: { session: 'v1' } },
+        { name: 'broken', models: { session: 'v3-broken' } },
+      ],
+    }),
+    Date.now() - 1000,
+  );
+  await (await ExperimentBucket.open(nc)).create(e);
+  await eventually(
+    async () => {
+      const status = (await (await fetch(`http://127.0.0.1:${ranking.metricsPort}/status`)).json()) as {
+        tenants: Record<string, { experimentModels: Array<{ model: string; version: string }> }>;
+      };
+      return status.tenants['default']?.experimentModels.some((p) => p.model === 'session' && p.version === 'v1');
+    },
+    { what: 'ranking loaded the pinned session model' },
+  );
+  const sessionIn = (arm: string) => {
+    let i = 0;
+    while (assignArm(assignmentPlan(e), unitOf('', `visit-${i}`)) !== arm) i++;
+    return `visit-${i}`;
+  };
+  const walk = ['sku-2', 'sku-3'];
+  const pinned = await anonymous(walk, sessionIn('pinned'));
+  expect(pinned.modelVersion).toMatch(/session:v1/);
+  expect(fresh(pinned, walk)[0]).toBe('sku-4');
+  const active = await anonymous(['sku-4', 'sku-3'], sessionIn('active'));
+  expect(active.modelVersion).toMatch(/session:v2/);
+  expect(fresh(active, ['sku-4', 'sku-3'])[0]).toBe('sku-2');
+  // v3-broken failed its checks: that arm's requests get production's ranking (the guardrails count them).
+  expect((await anonymous(walk, sessionIn('broken'))).modelVersion).toMatch(/session:v2/);
 });
