@@ -197,10 +197,16 @@ export class ModelRegistry {
   }
 
   /**
-   * Deletes all but the newest `keep` versions of a model (never the active one), so that the bucket,
-   * which has a size cap, keeps room for the next version. Reads object metadata only.
+   * Deletes all but the newest `keep` versions of a model (never the active one, nor any of `protect`:
+   * versions that experiments pin), so that the bucket, which has a size cap, keeps room for the next
+   * version. Reads object metadata only.
    */
-  async prune(tenant: string, name: ModelName, keep: number): Promise<string[]> {
+  async prune(
+    tenant: string,
+    name: ModelName,
+    keep: number,
+    protect: ReadonlySet<string> = new Set(),
+  ): Promise<string[]> {
     const active = await this.activeMeta(tenant, name).catch(() => undefined);
     const prefix = `${tenant}/${name}/`;
     const versions = new Set<string>();
@@ -211,7 +217,7 @@ export class ModelRegistry {
       versions.add(o.name.slice(prefix.length).replace(/\.(onnx|meta\.json|json)$/, ''));
     }
     const sorted = [...versions].sort().reverse();
-    const doomed = new Set(sorted.slice(Math.max(0, keep)).filter((v) => v !== active?.version));
+    const doomed = new Set(sorted.slice(Math.max(0, keep)).filter((v) => v !== active?.version && !protect.has(v)));
     const deleted: string[] = [];
     for (const o of objects) {
       if (!doomed.has(o.slice(prefix.length).replace(/\.(onnx|meta\.json|json)$/, ''))) continue;

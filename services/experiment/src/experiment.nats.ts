@@ -9,7 +9,7 @@ import {
   Streams,
   Subjects,
 } from '@aisle/contracts';
-import { PINNABLE_MODELS, revalidateExperiment, type Experiment } from '@aisle/experiments';
+import { isPinnable, revalidateExperiment, type Experiment } from '@aisle/experiments';
 import {
   ACK,
   Counter,
@@ -64,15 +64,24 @@ export function definitionStore(bucket: ExperimentBucket): DefinitionStore {
 /** Promotion through the model registry: the same activation (pointer + announcement) services hot-load. */
 export function modelActivation(registry: ModelRegistry, publisher: AsyncJetStreamPublisher): ModelActivation {
   return {
-    activate: async (tenant, model, version) => {
-      // Definitions are validated: an arm pins only what ranking can serve in an arm.
-      if (!(PINNABLE_MODELS as readonly string[]).includes(model))
-        throw new InvalidArgumentError('arm.models', `'${model}' versions cannot be pinned per arm`);
-      try {
-        await registry.activate(publisher, tenant, model as ModelName, version);
-      } catch (err) {
-        if (err instanceof ModelVersionNotFoundError) throw new NotFoundError(err.message, { cause: err });
-        throw err;
+    activate: async (tenant, pins) => {
+      const all = Object.entries(pins);
+      // All of the arm or nothing: every version is checked (and downloaded) before any pointer moves.
+      for (const [model, version] of all) {
+        // Definitions are validated: an arm pins only what ranking can serve in an arm.
+        if (!isPinnable(model))
+          throw new InvalidArgumentError(`arm.models.${model}`, `'${model}' versions cannot be pinned per arm`);
+        const meta = await registry.versionMeta(tenant, model, version);
+        if (!meta) throw new NotFoundError(`${tenant}/${model} has no version ${version}`);
+        await registry.load(meta);
+      }
+      for (const [model, version] of all) {
+        try {
+          await registry.activate(publisher, tenant, model as ModelName, version);
+        } catch (err) {
+          if (err instanceof ModelVersionNotFoundError) throw new NotFoundError(err.message, { cause: err });
+          throw err;
+        }
       }
     },
   };

@@ -81,8 +81,8 @@ function setup() {
   const published: experimentV1.ExperimentResult[] = [];
   const activated: string[] = [];
   const models: ModelActivation = {
-    activate: async (tenant, model, version) => {
-      activated.push(`${tenant}/${model}@${version}`);
+    activate: async (tenant, pins) => {
+      for (const [model, version] of Object.entries(pins)) activated.push(`${tenant}/${model}@${version}`);
     },
   };
   let now = T0;
@@ -148,10 +148,37 @@ describe('ExperimentService', () => {
     joined.data = [...requests('control', 150, false), ...requests('treatment', 150, false)];
     advance(1000);
     await expect(service.promote('default', 'x', 'treatment', false)).rejects.toBeInstanceOf(FailedPreconditionError);
-    await expect(service.promote('default', 'x', 'control', true)).rejects.toThrow('pins no model version');
     const done = await service.promote('default', 'x', 'treatment', true);
     expect(activated).toEqual(['default/ranker@r2']);
     expect(done.activated).toEqual({ ranker: 'r2' });
     expect(done.experiment.stopReason).toBe("promoted arm 'treatment'");
+  });
+
+  it('promotes every kind an arm pins, leaves the kinds it does not pin, and refuses what no version carries', async () => {
+    const { service, activated } = setup();
+    await service.create(
+      definition({
+        id: 'kinds',
+        arms: [
+          experimentV1.Arm.fromPartial({ name: 'same' }),
+          experimentV1.Arm.fromPartial({ name: 'both', models: { ranker: 'r3', session: 's3' } }),
+          experimentV1.Arm.fromPartial({ name: 'heuristic', rankerDisabled: true }),
+          experimentV1.Arm.fromPartial({ name: 'boosted', rules: { retentionBoost: 0.5 } }),
+        ],
+      }),
+    );
+    await expect(service.promote('default', 'kinds', 'heuristic', true)).rejects.toThrow(/ranker_disabled/);
+    await expect(service.promote('default', 'kinds', 'boosted', true)).rejects.toThrow(/rule settings/);
+    expect((await service.get('default', 'kinds')).state).toBe(experimentV1.State.STATE_RUNNING);
+    const both = await service.promote('default', 'kinds', 'both', true);
+    expect(both.activated).toEqual({ ranker: 'r3', session: 's3' });
+    expect(activated).toEqual(['default/ranker@r3', 'default/session@s3']);
+
+    // An arm that served the active version of every kind: promoting it changes no model, and stops.
+    await service.create(definition({ id: 'plain', surface: rankingV1.Surface.SURFACE_SIMILAR_ITEMS }));
+    const plain = await service.promote('default', 'plain', 'control', true);
+    expect(plain.activated).toEqual({});
+    expect(plain.experiment.stopReason).toBe("promoted arm 'control'");
+    expect(activated).toHaveLength(2);
   });
 });

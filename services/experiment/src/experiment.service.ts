@@ -10,6 +10,7 @@ import {
   analyzeExperiment,
   experimentEnd,
   normalizeExperiment,
+  promotedReason,
   revalidateExperiment,
   trippedGuardrail,
   type Experiment,
@@ -37,7 +38,11 @@ export interface ResultSink {
 
 /** Makes stored model versions the active ones (the model registry). */
 export interface ModelActivation {
-  activate(tenant: string, model: string, version: string): Promise<void>;
+  /**
+   * Makes every `model -> version` of `pins` active, or none: each version is checked (stored, signature,
+   * sizes, digests) before any pointer moves. NotFoundError when one is not stored.
+   */
+  activate(tenant: string, pins: Readonly<Record<string, string>>): Promise<void>;
 }
 
 export class DefinitionConflictError extends AisleError {
@@ -155,7 +160,12 @@ export class ExperimentService {
 
   /**
    * Promotion after a win, in one call: the arm's pinned model versions become the active ones and the
-   * experiment stops. Without `force` the arm must be the winner on the primary metric.
+   * experiment stops. Without `force` the arm must be the winner on the primary metric. A kind the arm pins
+   * no version of is left as it is (the arm served the active one); an arm that pins nothing changes no
+   * model and only stops the experiment. An arm that differs from production in what no model version
+   * carries (the ranker disabled, rule settings) is refused: promoting its pins alone would put a
+   * configuration into production that the experiment never measured; those are the ranking service's
+   * configuration.
    */
   async promote(
     tenant: string,
@@ -163,7 +173,6 @@ export class ExperimentService {
     armName: string,
     force: boolean,
   ): Promise<{ experiment: Experiment; activated: Record<string, string> }> {
-    if (!this.models) throw new FailedPreconditionError('this experiment service has no model registry');
     const e = await this.get(tenant, id);
     const result = await this.resultsOf(e);
     const name = armName || result.winner;
@@ -174,11 +183,23 @@ export class ExperimentService {
       throw new FailedPreconditionError(
         `arm '${name}' has not won on the primary metric (winner: ${result.winner || 'none yet'}); set force to promote anyway`,
       );
-    const pins = Object.entries(arm.models);
-    if (pins.length === 0) throw new FailedPreconditionError(`arm '${name}' pins no model version to promote`);
-    for (const [model, version] of pins) await this.models.activate(e.tenant, model, version);
-    const experiment = await this.stop(e.tenant, id, `promoted arm '${name}'`);
-    return { experiment, activated: Object.fromEntries(pins) };
+    const configured = [
+      ...(arm.rankerDisabled ? ['serves the heuristic (ranker_disabled), which no model version can make active'] : []),
+      ...(arm.rules && (arm.rules.retentionBoost > 0 || arm.rules.maxPerCategory > 0)
+        ? ['has rule settings, which are the ranking configuration (AISLE_RANKING_*), not a model version']
+        : []),
+    ];
+    if (configured.length > 0)
+      throw new FailedPreconditionError(
+        `arm '${name}' ${configured.join(' and ')}; change production's configuration and Stop the experiment instead`,
+      );
+    const activated = { ...arm.models };
+    if (Object.keys(activated).length > 0) {
+      if (!this.models) throw new FailedPreconditionError('this experiment service has no model registry');
+      await this.models.activate(e.tenant, activated);
+    }
+    const experiment = await this.stop(e.tenant, id, promotedReason(name));
+    return { experiment, activated };
   }
 
   /**

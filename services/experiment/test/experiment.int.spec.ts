@@ -349,7 +349,7 @@ test('an arm that keeps failing is stopped by its guardrail, and the result even
   expect(last.guardrails.find((g) => g.tripped)?.arm).toBe('broken');
 });
 
-test('Promote: the winning arm\u2019s stored version becomes active and is announced; an unknown version is NOT_FOUND', async () => {
+test('Promote: the winning arm\u2019s stored version becomes active and is announced; an unknown version is NOT_FOUND and moves nothing', async () => {
   const registry = await ModelRegistry.open(nc);
   const onnx = new TextEncoder().encode('not really onnx: the registry only checks the digest');
   await registry.storeVersion({ tenant: 'promo', name: 'ranker', version: 'r2', onnx, sidecar: {}, meta: {} });
@@ -375,10 +375,13 @@ test('Promote: the winning arm\u2019s stored version becomes active and is annou
       id: 'ghost',
       surface: Surface.SURFACE_RECOMMEND,
       design: Design.DESIGN_AB,
-      arms: [{ name: 'a' }, { name: 'b', models: { ranker: 'never-stored' } }],
+      arms: [{ name: 'a' }, { name: 'b', models: { ranker: 'r3', session: 'never-stored' } }],
     });
+    await registry.storeVersion({ tenant: 'promo', name: 'ranker', version: 'r3', onnx, sidecar: {}, meta: {} });
+    // All of the arm or nothing: its stored ranker does not go live without its missing session model.
     const missing = await grpcError(client.promote({ tenant: 'promo', id: 'ghost', arm: 'b', force: true }));
     expect(missing.code).toBe(grpc.status.NOT_FOUND);
+    expect(missing.details).toContain('session has no version never-stored');
     expect((await registry.activeMeta('promo', 'ranker'))?.version).toBe('r2');
   } finally {
     sub.unsubscribe();

@@ -1,6 +1,6 @@
 import { ContentTypes, DEFAULT_TENANT, Headers, modelsV1, Subjects } from '@aisle/contracts';
 import { initBackend } from '@aisle/ml';
-import { openModelRegistry, type Bus, type ServiceBase } from '@aisle/runtime';
+import { ExperimentBucket, openModelRegistry, type Bus, type ServiceBase } from '@aisle/runtime';
 import type { Store } from '@aisle/store';
 import type { TrainerConfig } from './config';
 import { readTrainingEvents } from './events.store';
@@ -13,6 +13,7 @@ import {
   type ModelName,
   type ShopItem,
 } from './pipeline';
+import { pruneVersions } from './prune.nats';
 import { qualityGate } from './quality-gate';
 
 export interface JobReport {
@@ -100,6 +101,8 @@ export async function runTrainingJob(
     source: `store:${tenant}`,
   };
   const report: JobReport = { trained: true, decisions: [] };
+  // Read before pruning: versions that experiments pin are kept.
+  let experiments: ExperimentBucket | undefined;
   const reject = async (model: ModelName, reason: string, metrics: Record<string, number>) => {
     log.warn('candidate rejected; the active version stays', { model, reason, ...metrics });
     await bus.publisher.publish(
@@ -208,7 +211,13 @@ export async function runTrainingJob(
         version: published,
         reason: decision.reason,
       });
-      const pruned = await registry.prune(tenant, c.name, config.keepVersions);
+      experiments ??= await ExperimentBucket.open(bus.nc, { replicas: config.natsStreamReplicas });
+      const pruned = await pruneVersions(registry, experiments, {
+        tenant,
+        model: c.name,
+        keep: config.keepVersions,
+        logger: log,
+      });
       if (pruned.length > 0) log.info('old model versions deleted', { model: c.name, objects: pruned.length });
     } else {
       await reject(c.name, decision.reason, metrics);
