@@ -745,7 +745,8 @@ const busUsers = [
     'experiment',
     [
       'Impressions and outcomes in (its two durables), the experiment definitions (the only writer), results and dead letters out;',
-      "Promote rewrites a model's active pointer (an object in the model bucket) to a stored version and announces it.",
+      "Promote rewrites a model's active pointer (an object in the model bucket) to a stored version and announces it;",
+      "a forget request deletes the user's joined impressions and outcomes.",
     ],
     {
       publish: [
@@ -753,6 +754,7 @@ const busUsers = [
         ...durable('RANKING', 'experiment-served', 'aisle.ranking.v1.served'),
         ...durable('EVENTS', 'experiment-outcomes', 'aisle.events.v1.>'),
         ...EXPERIMENT_BUCKET_READ,
+        ...forgetOwner('experiment'),
         '$KV.aisle-experiments.>',
         'aisle.experiment.v1.result',
         'aisle.dlq.v1.ranking',
@@ -798,12 +800,16 @@ const busUsers = [
   },
   {
     user: 'trainer',
-    about: ['The only writer of model artifacts and the only one to announce new models (and refused candidates).'],
+    about: [
+      'The only writer of model artifacts and the only one to announce new models (and refused candidates); reads the',
+      'experiment definitions so that pruning keeps the versions they pin.',
+    ],
     publish: [
       '$JS.API.INFO',
       ...provision('DLQ'),
       ...MODEL_BUCKET_READ,
       ...TENANT_BUCKET_READ,
+      ...EXPERIMENT_BUCKET_READ,
       '$JS.API.STREAM.UPDATE.OBJ_aisle-models',
       '$JS.API.STREAM.PURGE.OBJ_aisle-models',
       '$O.aisle-models.>',

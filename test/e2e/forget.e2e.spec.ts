@@ -1,13 +1,24 @@
 /**
  * Issue #13, the right to be forgotten: a shopper's events flow through a running stack (ingest,
- * feature, churn-prediction and ranking, which serves them a recommendation and records the impression, as
- * processes on one SQLite file and one nats-server), then
+ * feature, churn-prediction and ranking, which serves them a recommendation in a running experiment and
+ * records the impression, which the experiment service joins, as processes on one SQLite file and one
+ * nats-server), then
  * IngestService/ForgetUser erases them. Within 30 s every owner has said `forgotten` (without the user
  * id), and the user id is found nowhere: not in the SQLite files (database and write-ahead log), not in
  * any file of the JetStream store directory, not in any service's log. The user's features are gone,
  * their co-visit contributions taken back, and a second request is a harmless no-op.
  */
-import { ContentTypes, featureV1, Headers, ingestV1, privacyV1, rankingV1, Streams, Subjects } from '@aisle/contracts';
+import {
+  ContentTypes,
+  experimentV1,
+  featureV1,
+  Headers,
+  ingestV1,
+  privacyV1,
+  rankingV1,
+  Streams,
+  Subjects,
+} from '@aisle/contracts';
 import { createGrpcClient, type GrpcClient } from '@aisle/runtime';
 import {
   eventually,
@@ -46,19 +57,24 @@ describe('forgetting a shopper in a running stack', () => {
   let ingest: GrpcClient<typeof ingestV1.IngestServiceService>;
   let features: GrpcClient<typeof featureV1.FeatureServiceService>;
   let ranking: GrpcClient<typeof rankingV1.RankingServiceService>;
+  let experiments: GrpcClient<typeof experimentV1.ExperimentServiceService>;
 
   beforeAll(async () => {
     nats = await startNatsServer();
     storeFile = tempSqliteUrl();
     const env = { AISLE_NATS_URL: nats.url, AISLE_STORE_URL: storeFile.url };
     const [i, f] = await Promise.all([startServiceProcess('ingest', env), startServiceProcess('feature', env)]);
-    const [c, r] = await Promise.all([
+    const [c, r, x] = await Promise.all([
       startServiceProcess('churn-prediction', { ...env, AISLE_FEATURE_ADDR: `127.0.0.1:${f.grpcPort}` }),
       // No embedding-inference: ranking answers from co-visitation and popularity (degraded), which is enough.
       startServiceProcess('ranking', { ...env, AISLE_FEATURE_ADDR: `127.0.0.1:${f.grpcPort}` }),
+      startServiceProcess('experiment', env),
     ]);
-    services = [i, f, c, r];
+    services = [i, f, c, r, x];
     ranking = createGrpcClient(rankingV1.RankingServiceService, `127.0.0.1:${r.grpcPort}`, { deadlineMs: 5000 });
+    experiments = createGrpcClient(experimentV1.ExperimentServiceService, `127.0.0.1:${x.grpcPort}`, {
+      deadlineMs: 5000,
+    });
     bus = await connectTestBus(nats.url);
     ingest = createGrpcClient(ingestV1.IngestServiceService, `127.0.0.1:${i.grpcPort}`, { deadlineMs: 5000 });
     features = createGrpcClient(featureV1.FeatureServiceService, `127.0.0.1:${f.grpcPort}`, { deadlineMs: 5000 });
@@ -68,6 +84,7 @@ describe('forgetting a shopper in a running stack', () => {
     ingest?.close();
     features?.close();
     ranking?.close();
+    experiments?.close();
     await bus?.nc.close();
     await Promise.all(services.map((s) => s.stop()));
     await nats?.dispose();
@@ -106,12 +123,26 @@ describe('forgetting a shopper in a running stack', () => {
         (c) => c.itemId,
       ) ?? [];
     expect(await coVisits('only-theirs-2')).toContain('only-theirs-1');
-    // What ranking served the shopper is stored too (RANKING, with their user id).
-    const servedBefore = (await bus.jsm.streams.info(Streams.RANKING.name)).state.messages;
-    await ranking.recommend(rankingV1.RecommendRequest.fromPartial({ userId: FORGOTTEN, limit: 3 }));
-    await eventually(async () => (await bus.jsm.streams.info(Streams.RANKING.name)).state.messages > servedBefore, {
-      what: 'the impression stored',
+    // What ranking served the shopper is stored too (RANKING, with their user id), and, served in an
+    // experiment, joined by the experiment service (its store, with their unit).
+    await experiments.create({
+      experiment: experimentV1.Experiment.fromPartial({
+        id: 'forget',
+        surface: rankingV1.Surface.SURFACE_RECOMMEND,
+        design: experimentV1.Design.DESIGN_AB,
+        arms: [{ name: 'a' }, { name: 'b' }],
+      }),
     });
+    const servedBefore = (await bus.jsm.streams.info(Streams.RANKING.name)).state.messages;
+    await eventually(
+      async () => {
+        await ranking.recommend(rankingV1.RecommendRequest.fromPartial({ userId: FORGOTTEN, limit: 3 }));
+        const { result } = await experiments.getResults({ tenant: '', id: 'forget' });
+        return (result?.arms ?? []).some((arm) => arm.units > 0);
+      },
+      { what: 'the impression stored and joined in the experiment', timeoutMs: 30_000 },
+    );
+    expect((await bus.jsm.streams.info(Streams.RANKING.name)).state.messages).toBeGreaterThan(servedBefore);
 
     // The search below can find the id: before the request it is in both stores (and in no log).
     await eventually(
@@ -132,7 +163,7 @@ describe('forgetting a shopper in a running stack', () => {
     });
     const started = Date.now();
     const { requestId } = await ingest.forgetUser({ tenant: '', userId: FORGOTTEN });
-    const owners = ['ingest', 'feature', 'churn-prediction', 'ranking'];
+    const owners = ['ingest', 'feature', 'churn-prediction', 'ranking', 'experiment'];
     await eventually(() => owners.every((o) => forgotten.some((f) => f.owner === o && f.requestId === requestId)), {
       what: 'every owner forgotten',
       timeoutMs: 30_000,
@@ -156,6 +187,10 @@ describe('forgetting a shopper in a running stack', () => {
     expect(Date.now() - started).toBeLessThan(30_000);
     expect(rawForgotten.some((r) => r.includes(FORGOTTEN))).toBe(false);
     expect(forgotten.find((f) => f.owner === 'ingest')?.records).toBeGreaterThanOrEqual(4 + 8);
+    // The experiment service deleted the stored request(s); its results are counts without the user.
+    expect(forgotten.find((f) => f.owner === 'experiment' && f.requestId === requestId)?.records).toBeGreaterThan(0);
+    const { result } = await experiments.getResults({ tenant: '', id: 'forget' });
+    expect((result?.arms ?? []).reduce((n, arm) => n + Number(arm.units), 0)).toBe(0);
 
     // Features: the shopper is unknown, their co-visits are taken back, the other shopper is untouched.
     const after = await features.getUserFeatures({ tenant: '', userIds: [FORGOTTEN, OTHER], recentLimit: 10 });
@@ -170,7 +205,7 @@ describe('forgetting a shopper in a running stack', () => {
       { what: 'the repeated request completes', timeoutMs: 30_000 },
     );
     expect(forgotten.filter((f) => f.requestId === again.requestId).map((f) => Number(f.records))).toEqual([
-      0, 0, 0, 0,
+      0, 0, 0, 0, 0,
     ]);
     sub.unsubscribe();
 

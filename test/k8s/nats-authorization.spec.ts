@@ -365,7 +365,12 @@ const FORBIDDEN: Record<string, { publish: string[]; subscribe: string[] }> = {
     subscribe: ['_INBOX.>', '_INBOX_ranking.>', 'aisle.events.v1.>'],
   },
   trainer: {
-    publish: ['aisle.events.v1.view', 'aisle.clickstream.v1.view', '$JS.API.STREAM.DELETE.OBJ_aisle-models'],
+    publish: [
+      'aisle.events.v1.view',
+      'aisle.clickstream.v1.view',
+      '$JS.API.STREAM.DELETE.OBJ_aisle-models',
+      '$KV.aisle-experiments.default.forged',
+    ],
     subscribe: ['aisle.events.v1.>'],
   },
 };

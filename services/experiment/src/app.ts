@@ -1,5 +1,12 @@
 import { Streams } from '@aisle/contracts';
-import { connectBus, ModelRegistry, serveGrpc, type ServiceBase, type StartedService } from '@aisle/runtime';
+import {
+  connectBus,
+  followForgetRequests,
+  ModelRegistry,
+  serveGrpc,
+  type ServiceBase,
+  type StartedService,
+} from '@aisle/runtime';
 import { openStore } from '@aisle/store';
 import type { ExperimentConfig } from './config';
 import { experimentGrpcService } from './experiment.grpc';
@@ -25,7 +32,13 @@ export async function startExperiment(base: ServiceBase, config: ExperimentConfi
   const { logger, lifecycle } = base;
   const store = await openStore(config.storeUrl);
   lifecycle.onShutdown('store', () => store.close());
-  const bus = await connectBus(base, config, [Streams.RANKING, Streams.EVENTS, Streams.EXPERIMENTS, Streams.MODELS]);
+  const bus = await connectBus(base, config, [
+    Streams.RANKING,
+    Streams.EVENTS,
+    Streams.EXPERIMENTS,
+    Streams.MODELS,
+    Streams.PRIVACY,
+  ]);
   const bucket = await ExperimentBucket.open(bus.nc, { replicas: config.natsStreamReplicas });
   const definitions = new DefinitionCache();
   const stopWatch = await bucket.watch((all) => definitions.set(all.values()), logger);
@@ -64,6 +77,18 @@ export async function startExperiment(base: ServiceBase, config: ExperimentConfi
     retryDelayMs: config.outcomeRetryMs,
   });
   lifecycle.onShutdown('outcome consumer', () => outcomes.stop());
+
+  // Right to be forgotten: the user's stored requests (impressions with their outcomes; ranking erases the
+  // served messages themselves from RANKING). Results stay as computed: aggregates over units, no user id.
+  await followForgetRequests(base, bus, {
+    owner: 'experiment',
+    ackWaitMs: config.ackWaitMs,
+    forget: async (tenant, userId) => {
+      const rows = await repository.forgetUser(tenant, userId);
+      await store.scrub();
+      return rows;
+    },
+  });
 
   const stopAnalysis = runPeriodically(
     config.analysisIntervalMs,

@@ -1,4 +1,4 @@
-import type { JoinedRequest } from '@aisle/experiments';
+import { unitOf, type JoinedRequest } from '@aisle/experiments';
 import type { DocumentRepository } from '@aisle/store';
 import type { JoinedRequests } from './experiment.service';
 import {
@@ -67,6 +67,19 @@ export class JoinRepository implements JoinedRequests {
       }
     });
     return found;
+  }
+
+  /**
+   * Right to be forgotten: deletes every stored request of the user (their served record with its
+   * outcomes, of every experiment; event ids may embed the user id) and returns how many there were. Reads
+   * the tenant's requests once: forget requests are rare, an analysis round reads as much.
+   */
+  async forgetUser(tenant: string, userId: string): Promise<number> {
+    const unit = unitOf(userId, '');
+    const ids: string[] = [];
+    for await (const { id, doc } of this.documents.scan<JoinedDoc>(COLLECTION, tenant))
+      if (doc.served?.unit === unit) ids.push(id);
+    return ids.length === 0 ? 0 : this.documents.deleteMany(COLLECTION, tenant, ids);
   }
 
   async *requests(tenant: string, experimentId: string): AsyncIterable<JoinedRequest> {

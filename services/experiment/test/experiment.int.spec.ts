@@ -5,7 +5,16 @@
  * biased assignment tripping the sample-ratio check; a failing arm stopped by its guardrail, with a result
  * event saying why; and a replay of both streams into a fresh store giving the identical result.
  */
-import { clickstreamV1, ContentTypes, experimentV1, Headers, rankingV1, Streams, Subjects } from '@aisle/contracts';
+import {
+  clickstreamV1,
+  ContentTypes,
+  experimentV1,
+  Headers,
+  privacyV1,
+  rankingV1,
+  Streams,
+  Subjects,
+} from '@aisle/contracts';
 import { generateShop, Rng, shoppers } from '@aisle/datagen';
 import {
   analyzeExperiment,
@@ -54,7 +63,7 @@ async function start(): Promise<void> {
     AISLE_STORE_URL: store.url,
     AISLE_GRPC_PORT: '0',
     AISLE_METRICS_PORT: '-1',
-    AISLE_TENANTS: 'default,crud,srm,guard,promo,nobody',
+    AISLE_TENANTS: 'default,crud,srm,guard,promo,forget,nobody',
     AISLE_LOG_LEVEL: 'warn',
     AISLE_EXPERIMENT_ANALYSIS_INTERVAL: '250ms',
     AISLE_EXPERIMENT_OUTCOME_RETRY: '200ms',
@@ -383,6 +392,52 @@ test('Promote: the winning arm\u2019s stored version becomes active and is annou
     expect(missing.code).toBe(grpc.status.NOT_FOUND);
     expect(missing.details).toContain('session has no version never-stored');
     expect((await registry.activeMeta('promo', 'ranker'))?.version).toBe('r2');
+  } finally {
+    sub.unsubscribe();
+  }
+});
+
+test('a forget request erases the user\u2019s stored requests; results stay aggregate over the others', async () => {
+  const e = await create({
+    tenant: 'forget',
+    id: 'who',
+    surface: Surface.SURFACE_RECOMMEND,
+    design: Design.DESIGN_AB,
+    arms: [{ name: 'worse' }, { name: 'better' }],
+  });
+  const data = simulate(e, 400, 3);
+  await publish(e, data);
+  const now = Date.now();
+  await resultsEqual('forget', 'who', analyzeExperiment(normalizeExperiment(e, now), data, now));
+  const unit = data[0]!.served.unit;
+  const userId = unit.slice(2);
+  const theirs = data.filter((r) => r.served.unit === unit).length;
+
+  const forgotten: privacyV1.UserForgotten[] = [];
+  const sub = nc.subscribe(Subjects.privacyForgotten, {
+    callback: (err, m) => {
+      if (!err) forgotten.push(privacyV1.UserForgotten.decode(m.data));
+    },
+  });
+  try {
+    const h = headers();
+    h.set(Headers.contentType, ContentTypes.protobuf);
+    await js.publish(
+      Subjects.privacyForget('forget'),
+      privacyV1.ForgetUser.encode({ tenant: 'forget', userId, requestId: 'forget-1' }).finish(),
+      { headers: h },
+    );
+    const done = await eventually(() => forgotten.find((f) => f.owner === 'experiment' && f.requestId === 'forget-1'), {
+      what: 'the experiment service forgot the user',
+      timeoutMs: 30_000,
+    });
+    // Their stored requests, each once (ranking erases the served messages from RANKING).
+    expect(done.records).toBe(theirs);
+    // The figures are those of everyone else: the user is in no count, no unit, no interval.
+    const rest = data.filter((r) => r.served.unit !== unit);
+    const after = Date.now();
+    const result = await resultsEqual('forget', 'who', analyzeExperiment(normalizeExperiment(e, after), rest, after));
+    expect(JSON.stringify(result)).not.toContain(userId);
   } finally {
     sub.unsubscribe();
   }
