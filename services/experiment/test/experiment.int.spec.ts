@@ -424,7 +424,9 @@ test('a forget request erases the user\u2019s stored requests; results stay aggr
     h.set(Headers.contentType, ContentTypes.protobuf);
     await js.publish(
       Subjects.privacyForget('forget'),
-      privacyV1.ForgetUser.encode({ tenant: 'forget', userId, requestId: 'forget-1' }).finish(),
+      privacyV1.ForgetUser.encode(
+        privacyV1.ForgetUser.fromPartial({ tenant: 'forget', userId, requestId: 'forget-1' }),
+      ).finish(),
       { headers: h },
     );
     const done = await eventually(() => forgotten.find((f) => f.owner === 'experiment' && f.requestId === 'forget-1'), {

@@ -25,7 +25,7 @@ const NOW = Date.UTC(2026, 10, 30);
 class FakePipeline implements RankingSurfaces {
   calls = 0;
   ranker: RankerPort | undefined;
-  search: SearchModelPort | undefined;
+  searchModel: SearchModelPort | undefined;
   session: SessionModelPort | undefined;
   fail: Error | undefined;
   constructor(
@@ -36,7 +36,7 @@ class FakePipeline implements RankingSurfaces {
     this.ranker = r;
   }
   setSearchModel(m: SearchModelPort | undefined): void {
-    this.search = m;
+    this.searchModel = m;
   }
   setSessionModel(m: SessionModelPort | undefined): void {
     this.session = m;
@@ -268,9 +268,13 @@ describe('ExperimentRouter', () => {
     await router.recommend(req('u1'));
     const [a, b] = made as [FakePipeline, FakePipeline];
     // a: no ranker (disabled), production's session and search models.
-    expect([a.ranker?.version, a.session?.version, a.search?.version]).toEqual([undefined, 's-active', 'q-active']);
+    expect([a.ranker?.version, a.session?.version, a.searchModel?.version]).toEqual([
+      undefined,
+      's-active',
+      'q-active',
+    ]);
     // b: production's ranker and search model, its own session model.
-    expect([b.ranker?.version, b.session?.version, b.search?.version]).toEqual(['r1', 'pinned-s1', 'q-active']);
+    expect([b.ranker?.version, b.session?.version, b.searchModel?.version]).toEqual(['r1', 'pinned-s1', 'q-active']);
     // Swaps reach the kinds an arm follows, never a pin nor a disabled ranker.
     arms.setActive('session', fakeModel('session', 's-next'));
     arms.setActive('ranker', fakeModel('ranker', 'r2'));
