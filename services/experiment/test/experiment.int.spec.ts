@@ -207,6 +207,16 @@ async function create(e: Parameters<typeof experimentV1.Experiment.fromPartial>[
   return experiment!;
 }
 
+/** An A/B test on Recommend between the simulation's arms 'worse' and 'better'. */
+const createWorseBetter = (tenant: string, id: string) =>
+  create({
+    tenant,
+    id,
+    surface: Surface.SURFACE_RECOMMEND,
+    design: Design.DESIGN_AB,
+    arms: [{ name: 'worse' }, { name: 'better' }],
+  });
+
 test('definitions: created, read, listed and stopped through the KV bucket; bad ones named by field', async () => {
   const bad = await grpcError(
     client.create({
@@ -312,13 +322,7 @@ test('a planted preference, published as streams, is joined into the figures of 
 });
 
 test('a biased assignment trips the sample-ratio check', async () => {
-  const e = await create({
-    tenant: 'srm',
-    id: 'biased',
-    surface: Surface.SURFACE_RECOMMEND,
-    design: Design.DESIGN_AB,
-    arms: [{ name: 'worse' }, { name: 'better' }],
-  });
+  const e = await createWorseBetter('srm', 'biased');
   const data = simulate(e, 2500, 2, {
     assign: (unit, hashed) => (hashed === 'better' && unit.charCodeAt(unit.length - 1) % 4 === 0 ? 'worse' : hashed),
   });
@@ -398,13 +402,7 @@ test('Promote: the winning arm\u2019s stored version becomes active and is annou
 });
 
 test('a forget request erases the user\u2019s stored requests; results stay aggregate over the others', async () => {
-  const e = await create({
-    tenant: 'forget',
-    id: 'who',
-    surface: Surface.SURFACE_RECOMMEND,
-    design: Design.DESIGN_AB,
-    arms: [{ name: 'worse' }, { name: 'better' }],
-  });
+  const e = await createWorseBetter('forget', 'who');
   const data = simulate(e, 400, 3);
   await publish(e, data);
   const now = Date.now();
