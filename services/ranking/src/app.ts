@@ -241,13 +241,13 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         await slot.start();
         return slot;
       };
+      // Arms that pin no version of a kind serve the active one, following each swap.
       const serveRanker = (model: ServingRanker | undefined) => {
         const m = used('ranker', model);
         pipeline.setRanker(m);
         fallback.setRanker(m);
         arms.setActive('ranker', m);
       };
-      // Arms that pin no version of a kind serve the active one, following each swap.
       const serveSearch = (model: ServingSearchModel | undefined) => {
         const m = used('search_ranker', model);
         pipeline.setSearchModel(m);
