@@ -41,6 +41,19 @@ export interface ShopperOptions {
   propensitySpread?: number;
 }
 
+export interface TrafficOptions {
+  /**
+   * How an arm's ranker errs. `model` (the default): as a learned model does, the same way for a user
+   * every time it ranks them (its noise is drawn once per model and user, seeded by `modelOf`), so a user
+   * who returns sees the same list from the same arm. `request`: fresh noise for every request, so one
+   * ranker gives a user a different list each time (the first simulations did this; it makes a worse arm
+   * merely more random, not wrong in a way a returning user keeps meeting).
+   */
+  errors?: 'model' | 'request';
+  /** The model an arm serves (arms serving the same model rank alike); the arm's name by default. */
+  modelOf?: (arm: string) => string;
+}
+
 export interface ShopTraffic {
   users: readonly string[];
   userWeights: readonly number[];
@@ -62,7 +75,7 @@ export interface Shoppers {
    * own noise (less noise = closer to the planted tastes = better), shoppers reacting to what they see.
    * Shaped for `simulateExperiment` in `@aisle/experiments`.
    */
-  traffic(rng: Rng, noiseOf: (arm: string) => number): ShopTraffic;
+  traffic(rng: Rng, noiseOf: (arm: string) => number, opts?: TrafficOptions): ShopTraffic;
   /** A ranked list for a user: items by attraction plus Gaussian noise of the given spread (0 = the oracle). */
   rank(userId: string, limit: number, noise: number, rng: Rng): string[];
 }
@@ -129,12 +142,32 @@ export function shoppers(shop: Shop, opts: ShopperOptions = {}): Shoppers {
     attraction,
     react,
     rank,
-    traffic: (rng, noiseOf) => ({
-      users: userIds,
-      userWeights: weights,
-      random: () => rng.next(),
-      rank: (arm, userId, limit) => rank(userId, limit, noiseOf(arm), rng),
-      react: (userId, shown) => react(userId, shown, rng),
-    }),
+    traffic: (rng, noiseOf, how = {}) => {
+      const modelOf = how.modelOf ?? ((arm: string) => arm);
+      // A model's list for a user, kept: drawn once from the model's own noise for that user.
+      const lists = new Map<string, string[]>();
+      const modelRank = (arm: string, userId: string, limit: number): string[] => {
+        const model = modelOf(arm);
+        const key = `${model}\u001f${userId}\u001f${limit}`;
+        let list = lists.get(key);
+        if (!list)
+          lists.set(key, (list = rank(userId, limit, noiseOf(arm), new Rng(hash32(`${model}\u001f${userId}`)))));
+        return list;
+      };
+      return {
+        users: userIds,
+        userWeights: weights,
+        random: () => rng.next(),
+        rank: how.errors === 'request' ? (arm, userId, limit) => rank(userId, limit, noiseOf(arm), rng) : modelRank,
+        react: (userId, shown) => react(userId, shown, rng),
+      };
+    },
   };
+}
+
+/** FNV-1a of a string: a 32-bit seed. */
+function hash32(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
 }
