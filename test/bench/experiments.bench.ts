@@ -53,9 +53,11 @@ const ERRORS = values.errors === 'request' ? 'request' : 'model';
 const LIMIT = 10;
 /** Ranker noise per arm for each planted difference (less noise = closer to the tastes = better). */
 const EFFECTS = [
-  { name: 'large', better: 0.1, worse: 0.14, il: [50, 6400], ab: [250, 64_000] },
-  { name: 'medium', better: 0.11, worse: 0.13, il: [100, 12_800], ab: [500, 64_000] },
+  { name: 'large', better: 0.1, worse: 0.14, il: [50, 3200], ab: [250, 16_000] },
+  { name: 'medium', better: 0.11, worse: 0.13, il: [100, 6400], ab: [500, 32_000] },
 ] as const;
+/** Returning users: A/B is bounded by the split of the few users, so its traffic goes further. */
+const RETURNING_AB_REACH = 2;
 const SAME = 0.12;
 const { Design, Metric } = experimentV1;
 
@@ -112,12 +114,17 @@ function simulate(
 }
 
 /** p-value of the design's test, signed: negative when the result points the wrong way. */
-function signedP(e: Experiment, data: JoinedRequest[]): { p: number; rightWay: boolean; srmP: number; lift: number } {
+function signedP(
+  e: Experiment,
+  data: JoinedRequest[],
+): { p: number; rightWay: boolean; srmP: number; lift: number; decided: number } {
   const r = analyzeExperiment(e, data, 0);
   const srmP = r.sampleRatio?.pValue ?? 1;
   if (e.design === Design.DESIGN_INTERLEAVING) {
     const c = r.interleaving?.clicks;
-    return { p: c?.pValue ?? 1, rightWay: (c?.winsB ?? 0) > (c?.winsA ?? 0), srmP, lift: Number.NaN };
+    // The share of requests the sign test uses: those one team won.
+    const decided = ((c?.winsA ?? 0) + (c?.winsB ?? 0)) / Math.max(1, r.interleaving?.requests ?? 0);
+    return { p: c?.pValue ?? 1, rightWay: (c?.winsB ?? 0) > (c?.winsA ?? 0), srmP, lift: Number.NaN, decided };
   }
   const ctr = r.comparisons.find((c) => c.metric === Metric.METRIC_CTR);
   return {
@@ -125,6 +132,7 @@ function signedP(e: Experiment, data: JoinedRequest[]): { p: number; rightWay: b
     rightWay: (ctr?.difference?.value ?? 0) > 0,
     srmP,
     lift: ctr?.relativeLift?.value ?? Number.NaN,
+    decided: Number.NaN,
   };
 }
 
@@ -144,6 +152,8 @@ interface Sensitivity {
   requestsPerUser: number[];
   /** A/B: the CTR lift of better over worse on the largest prefix, mean over runs. */
   lift: number;
+  /** Interleaving: the share of requests won by one team (the sign test's data), largest prefix, mean over runs. */
+  decided: number;
 }
 
 function sensitivity(
@@ -157,6 +167,7 @@ function sensitivity(
   const hits = checkpoints.map(() => 0);
   const perUser = checkpoints.map(() => 0);
   let lift = 0;
+  let decided = 0;
   for (let run = 0; run < RUNS; run++) {
     const e = experiment(design, ['worse', 'better'], run);
     const data = simulate(s, e, max, SEED * 1000 + run, { better: effect.better, worse: effect.worse }, (a) => a);
@@ -167,7 +178,10 @@ function sensitivity(
       perUser[i] = (perUser[i] ?? 0) + n / Math.max(1, units.size) / RUNS;
       const r = signedP(e, data.slice(0, n));
       if (r.p < ALPHA && r.rightWay) hits[i] = (hits[i] ?? 0) + 1;
-      if (i === checkpoints.length - 1) lift += r.lift / RUNS;
+      if (i === checkpoints.length - 1) {
+        lift += r.lift / RUNS;
+        decided += r.decided / RUNS;
+      }
     });
     process.stderr.write('.');
   }
@@ -180,6 +194,7 @@ function sensitivity(
     power: hits.map((h) => h / RUNS),
     requestsPerUser: perUser,
     lift,
+    decided,
   };
 }
 
@@ -249,7 +264,8 @@ const aaRows: Row[] = [];
 for (const s of SCENARIOS) {
   for (const effect of EFFECTS) {
     const il = sensitivity(s, Design.DESIGN_INTERLEAVING, effect, effect.il);
-    const ab = sensitivity(s, Design.DESIGN_AB, effect, effect.ab);
+    const reachAb = s.name === 'returning' ? RETURNING_AB_REACH : 1;
+    const ab = sensitivity(s, Design.DESIGN_AB, effect, [effect.ab[0], effect.ab[1] * reachAb]);
     curves.push(il, ab);
     // Not reached within the simulated traffic: said so, with the bound.
     const cell = (x: number, c: Sensitivity) =>
@@ -266,6 +282,7 @@ for (const s of SCENARIOS) {
         impressions_half_significant: cell(impressionsAt(c, 0.5), c),
         impressions_80pct_significant: cell(impressionsAt(c, 0.8), c),
         requests_per_user_at_80pct: perUser(perUserAt(c, 0.8)),
+        decided_share: Number.isNaN(c.decided) ? '-' : Math.round(c.decided * 1000) / 1000,
       });
     const bound = (ab.checkpoints[ab.checkpoints.length - 1] ?? 0) * LIMIT;
     const times = (target: number) => {
@@ -283,12 +300,15 @@ for (const s of SCENARIOS) {
       impressions_half_significant: times(0.5),
       impressions_80pct_significant: times(0.8),
       requests_per_user_at_80pct: '-',
+      decided_share: '-',
     });
   }
   aaRows.push(aa(s, Design.DESIGN_INTERLEAVING), aa(s, Design.DESIGN_AB));
 }
 
-report(`experiments-sensitivity`, sensitivityRows, {
+// Per-request errors are the old simulation, kept for comparison: reported under their own names.
+const suffix = ERRORS === 'request' ? '-request-errors' : '';
+report(`experiments-sensitivity${suffix}`, sensitivityRows, {
   setup: {
     items: 300,
     scenarios: SCENARIOS.map((s) => ({ name: s.name, users: s.users })),
@@ -299,4 +319,4 @@ report(`experiments-sensitivity`, sensitivityRows, {
   },
   curves,
 });
-report(`experiments-aa`, aaRows, { errors: ERRORS, seconds: (Date.now() - started) / 1000 });
+report(`experiments-aa${suffix}`, aaRows, { errors: ERRORS, seconds: (Date.now() - started) / 1000 });
