@@ -203,11 +203,16 @@ export class ImpressionBuffer implements ImpressionSink {
     }, this.backoffMs);
   }
 
-  /** Records positions in batches: at most every 200 ms, or at once when 500 are waiting. */
+  /**
+   * Records positions in batches, every 2 s or at once when 5,000 are waiting: a store write can wait for
+   * another writer (SQLite blocks the event loop while it does), and frequent small writes starved the
+   * impression publisher under load (acks timed out, impressions were dropped). A forget request flushes
+   * first (`indexed`), so batching loses nothing.
+   */
   private indexLater(position: ImpressionPosition): void {
     this.positions.push(position);
-    if (this.positions.length >= 500) this.flushIndex();
-    else this.indexTimer ??= setTimeout(() => this.flushIndex(), 200);
+    if (this.positions.length >= 5000) this.flushIndex();
+    else this.indexTimer ??= setTimeout(() => this.flushIndex(), 2000);
   }
 
   private flushIndex(): void {
