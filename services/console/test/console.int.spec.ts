@@ -331,6 +331,9 @@ describe('experiments', () => {
       ...LOGIN,
       AISLE_CONSOLE_ACCESS_FILE: accessFile,
       AISLE_EXPERIMENT_ADDR: `127.0.0.1:${experiment.grpcPort}`,
+      // Promote rewrites a registry pointer and announces it: 300 ms (the other tests' deadline, which keeps
+      // hung-service cases short) was missed under a loaded full suite, answering 503.
+      AISLE_CONSOLE_CALL_DEADLINE: '10s',
     });
   });
   afterAll(async () => {
