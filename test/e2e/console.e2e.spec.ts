@@ -499,6 +499,10 @@ test('experiments: arms with 95 % intervals as GetResults answers, plots over ti
 
 test('keyboard: skip link, then the navigation, reach every page', async () => {
   await page.goto(url('/'));
+  // The app renders the navigation and the tenant picker after it has read the session: tabbing before that
+  // walked past elements that were then replaced (focus fell back to the start, the picker was reached last).
+  await page.waitForSelector('h1:text("Overview")');
+  await page.waitForSelector('select');
   const focused = () => page.evaluate(() => document.activeElement?.textContent?.trim());
   await page.keyboard.press('Tab');
   expect(await focused()).toBe('Skip to content');
