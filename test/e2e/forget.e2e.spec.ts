@@ -6,7 +6,8 @@
  * IngestService/ForgetUser erases them. Within 30 s every owner has said `forgotten` (without the user
  * id), and the user id is found nowhere: not in the SQLite files (database and write-ahead log), not in
  * any file of the JetStream store directory, not in any service's log. The user's features are gone,
- * their co-visit contributions taken back, and a second request is a harmless no-op.
+ * their co-visit contributions taken back, and a second request is a harmless no-op. Rejected input that
+ * names the shopper (dead-lettered, and its raw copy) is erased too.
  */
 import {
   ContentTypes,
@@ -112,6 +113,19 @@ describe('forgetting a shopper in a running stack', () => {
     ];
     const tracked = await ingest.track(ingestV1.TrackRequest.fromPartial({ events }));
     expect(tracked.rejected).toEqual([]);
+    // Rejected input that names the shopper goes to the DLQ (its raw copy stays in CLICKSTREAM): an event
+    // with an unknown field, and text that is not JSON at all (whose parse error quotes it).
+    const dlqBefore = (await bus.jsm.streams.info(Streams.DLQ.name)).state.messages;
+    const json = new TextEncoder();
+    await bus.js.publish(
+      Subjects.clickstream('view'),
+      json.encode(JSON.stringify({ ...event(FORGOTTEN, 9, 'x', 'view'), colour: 'red' })),
+    );
+    await bus.js.publish(Subjects.clickstream('view'), json.encode(`xx{"user_id": "${FORGOTTEN}", "event_id": "e-9"`));
+    await eventually(async () => (await bus.jsm.streams.info(Streams.DLQ.name)).state.messages >= dlqBefore + 2, {
+      what: "the shopper's rejected events dead-lettered",
+      timeoutMs: 30_000,
+    });
     await eventually(
       async () =>
         (await features.getUserFeatures({ tenant: '', userIds: [FORGOTTEN], recentLimit: 10 })).users[0]?.known,
@@ -186,7 +200,8 @@ describe('forgetting a shopper in a running stack', () => {
     expect(leftovers).toEqual([]);
     expect(Date.now() - started).toBeLessThan(30_000);
     expect(rawForgotten.some((r) => r.includes(FORGOTTEN))).toBe(false);
-    expect(forgotten.find((f) => f.owner === 'ingest')?.records).toBeGreaterThanOrEqual(4 + 8);
+    // 4 stored events, their raw and normalized messages, 2 rejected ones and their dead letters.
+    expect(forgotten.find((f) => f.owner === 'ingest')?.records).toBeGreaterThanOrEqual(4 + 8 + 4);
     // The experiment service deleted the stored request(s); its results are counts without the user.
     expect(forgotten.find((f) => f.owner === 'experiment' && f.requestId === requestId)?.records).toBeGreaterThan(0);
     const { result } = await experiments.getResults({ tenant: '', id: 'forget' });

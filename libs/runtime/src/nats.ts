@@ -223,6 +223,24 @@ export interface DeadLetterTarget {
   subject: string;
   /** Who gave up (`Aisle-Rejected-By`). */
   by: string;
+  /**
+   * Where rejected input that names a user is indexed, so that forgetting the user erases its copy in
+   * the DLQ and the original in its own stream (the right to be forgotten covers rejected input too).
+   */
+  index?: DeadLetterIndex;
+}
+
+/** A user that a message names, as the message index keys it. */
+export interface NamedUser {
+  tenant: string;
+  userId: string;
+}
+
+export interface DeadLetterIndex {
+  /** The user a rejected message names, read as leniently as its payload allows; undefined if none. */
+  userOf(m: JsMsg): NamedUser | undefined;
+  /** Records stream positions of the user's messages (the store's message index). */
+  record(positions: Array<NamedUser & { stream: string; seq: number }>): Promise<void>;
 }
 
 /**
@@ -238,11 +256,18 @@ export async function deadLetter(target: DeadLetterTarget, m: JsMsg, reason: str
   };
   const ct = header(m.headers, Headers.contentType);
   if (ct) headers[Headers.contentType] = ct;
-  await target.publisher.publish(target.subject, m.data, {
+  const ack = await target.publisher.publish(target.subject, m.data, {
     msgId: `${m.info.stream}:${m.seq}`,
     headers,
     noTrace: true,
   });
+  // A repeated dead-lettering is de-duplicated: its ack names the stored copy, which is indexed again.
+  const user = target.index?.userOf(m);
+  if (user && target.index)
+    await target.index.record([
+      { ...user, stream: m.info.stream, seq: m.seq },
+      { ...user, stream: ack.stream, seq: ack.seq },
+    ]);
 }
 
 export interface ConsumerLoopOptions {

@@ -1,7 +1,7 @@
-import { ContentTypes, Headers, privacyV1, splitSubject, Streams, Subjects } from '@aisle/contracts';
-import { JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
+import { clickstreamV1, ContentTypes, Headers, privacyV1, splitSubject, Streams, Subjects } from '@aisle/contracts';
+import { JetStreamApiError, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { counterIn } from './metrics';
-import { ACK, header, startConsumerLoop, type Outcome } from './nats';
+import { ACK, header, startConsumerLoop, type NamedUser, type Outcome } from './nats';
 import type { Bus, ServiceBase } from './service';
 
 /** Where a user's messages lie in a stream (from the store's message index). */
@@ -26,6 +26,20 @@ export async function eraseMessages(jsm: JetStreamManager, positions: readonly S
     }
   }
   return erased;
+}
+
+/**
+ * The user a normalized event (protobuf `Event`, the EVENTS stream) names: consumers of EVENTS index
+ * their dead letters by it. Undefined for what is not an event of a user (a catalog item, garbage).
+ */
+export function eventUserOf(m: JsMsg): NamedUser | undefined {
+  if (m.subject === Subjects.eventsItem) return undefined;
+  try {
+    const e = clickstreamV1.Event.decode(m.data);
+    return e.userId ? { tenant: e.tenant, userId: e.userId } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The store's message index, as erasure uses it (structurally: the runtime does not import the store). */

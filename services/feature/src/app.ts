@@ -40,7 +40,11 @@ export async function startFeature(base: ServiceBase, config: FeatureConfig): Pr
     forget: async (tenant, userId) => {
       const { records, eventIds } = await service.forgetUser(tenant, userId);
       const markers = await store.documents.forgetApplied(APPLIED_MARKER_CONSUMER, tenant, eventIds);
-      const erased = await eraseIndexedMessages(bus.jsm, store.messages, tenant, userId, [Streams.FEATURES.name]);
+      // DLQ: events of the user that this consumer gave up on.
+      const erased = await eraseIndexedMessages(bus.jsm, store.messages, tenant, userId, [
+        Streams.FEATURES.name,
+        Streams.DLQ.name,
+      ]);
       await store.scrub();
       return records + markers + erased;
     },

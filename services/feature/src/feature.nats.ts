@@ -5,6 +5,7 @@ import {
   decodeOrReason,
   extractTraceContext,
   hasTraceContext,
+  eventUserOf,
   SpanKind,
   startChildSpan,
   startConsumerLoop,
@@ -143,7 +144,12 @@ export async function startFeatureConsumer(deps: Deps): Promise<ConsumerLoop> {
     maxInFlight: deps.maxInFlight,
     ackWaitMs: deps.ackWaitMs,
     handleBatch,
-    deadLetter: { publisher: deps.publisher, subject: Subjects.dlq('events'), by: 'feature' },
+    deadLetter: {
+      publisher: deps.publisher,
+      subject: Subjects.dlq('events'),
+      by: 'feature',
+      ...(deps.indexPositions && { index: { userOf: eventUserOf, record: deps.indexPositions } }),
+    },
     logger: deps.logger,
     registry: deps.registry,
   });

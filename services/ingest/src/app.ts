@@ -60,9 +60,11 @@ export async function startIngest(base: ServiceBase, config: IngestConfig): Prom
     owner: 'ingest',
     ackWaitMs: config.ackWaitMs,
     forget: async (tenant, userId) => {
+      // DLQ: rejected events that named the user (their raw copies in CLICKSTREAM are indexed too).
       const erased = await eraseIndexedMessages(bus.jsm, store.messages, tenant, userId, [
         Streams.CLICKSTREAM.name,
         Streams.EVENTS.name,
+        Streams.DLQ.name,
       ]);
       const { deleted } = await store.events.forgetUser(tenant, userId);
       await store.scrub();

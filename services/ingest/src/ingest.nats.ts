@@ -141,6 +141,12 @@ function pipeline<T extends NormalizedEvent | NormalizedItem>(
   };
 }
 
+/** `aisle.clickstream.v1.<type>[.<tenant>]` */
+function clickstreamSubject(m: JsMsg): Pick<RawInput, 'subjectType' | 'subjectTenant'> {
+  const s = splitSubject(m.subject, 'aisle.clickstream.v1');
+  return { subjectType: s?.name, subjectTenant: s?.tenant };
+}
+
 export async function startIngestConsumers(
   deps: Deps & {
     js: JetStreamClient;
@@ -165,11 +171,7 @@ export async function startIngestConsumers(
       tenant: e.tenant,
       userId: e.userId,
     }),
-    // `aisle.clickstream.v1.<type>[.<tenant>]`
-    (m) => {
-      const s = splitSubject(m.subject, 'aisle.clickstream.v1');
-      return { subjectType: s?.name, subjectTenant: s?.tenant };
-    },
+    clickstreamSubject,
   );
   const catalog = pipeline<NormalizedItem>(
     deps,
@@ -207,7 +209,23 @@ export async function startIngestConsumers(
       durable: 'ingest-clickstream',
       filterSubject: Subjects.clickstreamAll,
       handleBatch: clickstream,
-      deadLetter: { publisher: deps.publisher, subject: Subjects.dlq('clickstream'), by: 'ingest' },
+      deadLetter: {
+        publisher: deps.publisher,
+        subject: Subjects.dlq('clickstream'),
+        by: 'ingest',
+        // Rejected events that name a user: the raw message and its dead letter are indexed for forgetting.
+        ...(deps.indexPositions && {
+          index: {
+            userOf: (m: JsMsg) =>
+              service.userNamedBy({
+                data: m.data,
+                contentType: header(m.headers, Headers.contentType),
+                subjectTenant: clickstreamSubject(m).subjectTenant,
+              }),
+            record: deps.indexPositions,
+          },
+        }),
+      },
     }),
     startConsumerLoop({
       ...common,

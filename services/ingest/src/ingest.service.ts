@@ -3,6 +3,7 @@ import type { NormalizedEvent, NormalizedItem, PayloadFormat, ProtoFields, Valid
 import {
   formatOf,
   rejectionOf,
+  userNamedBy,
   validateEventJson,
   validateEventProto,
   validateItemJson,
@@ -124,6 +125,11 @@ export class IngestService {
   }
 
   /** Validates raw clickstream payloads in order (one result per input). */
+  /** The user a (rejected) raw event names, if it can be read at all: its dead letter is indexed by it. */
+  userNamedBy(input: RawInput): { tenant: string; userId: string } | undefined {
+    return userNamedBy(input.data, input.contentType, input.subjectTenant, (d) => this.decoder.decodeEvent(d));
+  }
+
   validateEvents(inputs: readonly RawInput[]): Array<Validated<NormalizedEvent>> {
     const now = this.clock();
     return this.declared(

@@ -1,4 +1,12 @@
-import { validateEventJson, validateEventProto, validateItemJson, normalizeCategory, formatOf } from './validation';
+import { clickstreamV1 } from '@aisle/contracts';
+import {
+  validateEventJson,
+  validateEventProto,
+  validateItemJson,
+  normalizeCategory,
+  formatOf,
+  userNamedBy,
+} from './validation';
 
 const now = Date.UTC(2026, 10, 27, 12);
 const enc = (o: unknown) => new TextEncoder().encode(typeof o === 'string' ? o : JSON.stringify(o));
@@ -217,4 +225,30 @@ test('formatOf reads Content-Type', () => {
   expect(formatOf('application/x-protobuf')).toBe('protobuf');
   expect(formatOf('application/json; charset=utf-8')).toBe('json');
   expect(formatOf('text/csv')).toEqual({ unsupported: 'text/csv' });
+});
+
+test('rejected input is attributed to the user it names, however malformed (forgetting the user must find it)', () => {
+  const decode = (d: Uint8Array) => clickstreamV1.Event.decode(d) as unknown as Record<string, unknown>;
+  // Invalid (unknown type, unknown field) but a JSON object: its user and tenant.
+  expect(userNamedBy(enc({ ...base, type: 'bogus', extra: 1, tenant: 'shop' }), undefined, undefined, decode)).toEqual({
+    tenant: 'shop',
+    userId: 'u1',
+  });
+  // The subject's tenant binds; camelCase and numeric ids count.
+  expect(userNamedBy(enc({ userId: 42, tenant: 'other' }), 'application/json', 'shop', decode)).toEqual({
+    tenant: 'shop',
+    userId: '42',
+  });
+  // Not JSON at all: a "user_id": "..." pair in the text, escapes decoded.
+  expect(userNamedBy(enc('{"event_id": "e1", "user_id": "u\\"2", oops'), undefined, undefined, decode)).toEqual({
+    tenant: 'default',
+    userId: 'u"2',
+  });
+  // A protobuf Event that fails validation.
+  const proto = clickstreamV1.Event.encode(clickstreamV1.Event.fromPartial({ userId: 'u3', type: 'nope' })).finish();
+  expect(userNamedBy(proto, 'application/x-protobuf', 't', decode)).toEqual({ tenant: 't', userId: 'u3' });
+  // Nothing to read: no user.
+  expect(userNamedBy(enc({ event_id: 'e1' }), undefined, undefined, decode)).toBeUndefined();
+  expect(userNamedBy(enc('garbage'), undefined, undefined, decode)).toBeUndefined();
+  expect(userNamedBy(new Uint8Array([0xff, 0xff, 0xff]), 'application/x-protobuf', 't', decode)).toBeUndefined();
 });

@@ -90,7 +90,10 @@ function jsonFields(data: Uint8Array, known: Map<string, string>): Fields {
   try {
     parsed = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
   } catch (err) {
-    return reject('payload', `invalid JSON (${err instanceof Error ? err.message : String(err)})`);
+    // V8 quotes the start of the text ("Unexpected token 'x', "xx{..." is not valid JSON"): the reason goes to
+    // a header and a log, so it names the fault, never the payload (which may name the shopper).
+    const message = (err instanceof Error ? err.message : String(err)).replace(/, "[\s\S]*" is not valid JSON$/, '');
+    return reject('payload', `invalid JSON (${message})`);
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
     return reject('payload', 'must be a JSON object');
@@ -414,4 +417,58 @@ export function validateItemProto(
 
 export function rejectionOf(field: string, rule: string): Validated<never> {
   return { ok: false, reason: `${field}: ${rule}` };
+}
+
+/** The longest user id the index keeps for rejected input (valid ids are at most `LIMITS.id` bytes). */
+const NAMED_ID_MAX = 1024;
+
+const NAMED_USER_JSON = /"user_?id"\s*:\s*"((?:[^"\\]|\\.){1,1024})"/i;
+
+/**
+ * The user a payload names, read as leniently as possible: rejected input is kept (in the dead-letter
+ * stream) and forgetting its user must find it. A JSON object's `user_id`/`userId` (a string or number);
+ * in text that is not JSON, a `"user_id": "..."` pair; a protobuf Event's user id. The tenant is the
+ * subject's, else the payload's, else the default. Undefined when no user id can be read.
+ */
+export function userNamedBy(
+  data: Uint8Array,
+  contentType: string | undefined,
+  subjectTenant: string | undefined,
+  decodeEvent: (d: Uint8Array) => ProtoFields,
+): { tenant: string; userId: string } | undefined {
+  let userId: unknown;
+  let tenant: unknown;
+  const format = formatOf(contentType);
+  if (format === 'protobuf') {
+    try {
+      const m = decodeEvent(data);
+      userId = m['userId'];
+      tenant = m['tenant'];
+    } catch {
+      // Not a decodable Event: nothing to read.
+    }
+  } else {
+    const text = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8');
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
+        const o = parsed as Record<string, unknown>;
+        userId = o['user_id'] ?? o['userId'];
+        tenant = o['tenant'];
+      }
+    } catch {
+      const found = NAMED_USER_JSON.exec(text)?.[1];
+      if (found !== undefined) {
+        try {
+          userId = JSON.parse(`"${found}"`);
+        } catch {
+          userId = found;
+        }
+      }
+    }
+  }
+  if (typeof userId === 'number' && Number.isFinite(userId)) userId = String(userId);
+  if (typeof userId !== 'string' || userId === '' || userId.length > NAMED_ID_MAX) return undefined;
+  const named = typeof tenant === 'string' && tenant !== '' && tenant.length <= LIMITS.tenant ? tenant : undefined;
+  return { tenant: subjectTenant ?? named ?? DEFAULT_TENANT, userId };
 }
