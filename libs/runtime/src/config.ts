@@ -413,6 +413,24 @@ export const modelConfig = {
 
 export type ModelConfig = ConfigOf<typeof modelConfig>;
 
+/**
+ * Variables of the services that keep forget markers (ingest, feature, the trainer): a forgotten user's
+ * events still in flight, or replayed, are dropped rather than re-creating their data.
+ */
+export const forgetConfig = {
+  forgetKeyFile: env.optionalString('AISLE_FORGET_KEY_FILE', {
+    description:
+      'file (from a Secret) holding the key of the keyed hash (HMAC-SHA256) by which forget markers name a user (never by the id); services sharing a store need the same key; unset: a built-in key, which makes the markers plain (guessable) hashes',
+  }),
+  forgetMarkerRetentionMs: env.duration('AISLE_FORGET_MARKER_RETENTION', {
+    default: 35 * 24 * 3_600_000,
+    description:
+      'how long a forget marker is kept: events of the user that occurred before the request are dropped while it lasts; longer than the streams keep events (30 days), so no replay outlives it',
+  }),
+} satisfies ConfigSpec;
+
+export type ForgetConfig = ConfigOf<typeof forgetConfig>;
+
 /** Values that a template or example left for an operator to replace; never a real secret. */
 const PLACEHOLDER = /CHANGE[_-]?ME|REPLACE[_-]?ME|PLACEHOLDER/i;
 

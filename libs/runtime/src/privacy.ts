@@ -1,5 +1,9 @@
 import { clickstreamV1, ContentTypes, Headers, privacyV1, splitSubject, Streams, Subjects } from '@aisle/contracts';
+import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { JetStreamApiError, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import type { ForgetConfig } from './config';
+import type { Logger } from './logger';
 import { counterIn } from './metrics';
 import { ACK, header, startConsumerLoop, type NamedUser, type Outcome } from './nats';
 import type { Bus, ServiceBase } from './service';
@@ -158,4 +162,80 @@ export async function followForgetRequests(
     },
   });
   base.lifecycle.onShutdown(`${opts.owner} forget requests`, () => loop.stop());
+}
+
+/** The store's forget markers, as `ForgottenUsers` uses them (structurally: the runtime does not import the store). */
+export interface ForgetMarkers {
+  mark(tenant: string, userKey: string, forgottenAtMs: number): Promise<void>;
+  getMany(tenant: string, userKeys: readonly string[]): Promise<Map<string, number>>;
+  list(tenant: string): Promise<Map<string, number>>;
+}
+
+/** Used without AISLE_FORGET_KEY_FILE (local development): markers are then plain hashes in effect. */
+const DEVELOPMENT_FORGET_KEY = 'aisle-development-forget-key';
+
+/**
+ * Which users were forgotten, and when: a marker per (tenant, user) named by a keyed hash of the user id,
+ * so that the store keeps no personal data beyond what blocks the user's late events. An event of a
+ * forgotten user that occurred before the request (in flight when it came, or replayed) is dropped; an
+ * event after it (the shopper came back) is kept.
+ */
+export class ForgottenUsers {
+  constructor(
+    private readonly key: string | Buffer,
+    private readonly markers: ForgetMarkers,
+  ) {}
+
+  /** Reads the key from AISLE_FORGET_KEY_FILE (a built-in one without it, with a warning in production). */
+  static open(config: ForgetConfig & { deployment?: string }, markers: ForgetMarkers, logger: Logger): ForgottenUsers {
+    if (config.forgetKeyFile) return new ForgottenUsers(readFileSync(config.forgetKeyFile, 'utf8').trim(), markers);
+    if (config.deployment === 'production')
+      logger.warn('AISLE_FORGET_KEY_FILE is not set: forget markers use the built-in key (guessable hashes)');
+    return new ForgottenUsers(DEVELOPMENT_FORGET_KEY, markers);
+  }
+
+  /** The keyed hash that names the user in a marker. */
+  keyOf(tenant: string, userId: string): string {
+    return createHmac('sha256', this.key).update(tenant).update('\u001f').update(userId).digest('base64url');
+  }
+
+  mark(tenant: string, userId: string, at = Date.now()): Promise<void> {
+    return this.markers.mark(tenant, this.keyOf(tenant, userId), at);
+  }
+
+  /**
+   * The indices of `events` to drop: events of forgotten users that occurred no later than their
+   * marker. One store read per tenant in the batch.
+   */
+  async dropped(
+    events: ReadonlyArray<{ tenant: string; userId: string; occurredAt: number } | undefined>,
+  ): Promise<Set<number>> {
+    const byTenant = new Map<string, Map<number, string>>();
+    events.forEach((e, i) => {
+      if (!e?.userId) return;
+      let keys = byTenant.get(e.tenant);
+      if (!keys) byTenant.set(e.tenant, (keys = new Map<number, string>()));
+      keys.set(i, this.keyOf(e.tenant, e.userId));
+    });
+    const out = new Set<number>();
+    for (const [tenant, keys] of byTenant) {
+      const marked = await this.markers.getMany(tenant, [...new Set(keys.values())]);
+      if (marked.size === 0) continue;
+      for (const [i, key] of keys) {
+        const at = marked.get(key);
+        if (at !== undefined && (events[i]?.occurredAt ?? Infinity) <= at) out.add(i);
+      }
+    }
+    return out;
+  }
+
+  /** A tenant's markers as a test of (user, occurredAt): for a long scan (training), read once. */
+  async forgottenIn(tenant: string): Promise<(userId: string, occurredAt: number) => boolean> {
+    const marked = await this.markers.list(tenant);
+    if (marked.size === 0) return () => false;
+    return (userId, occurredAt) => {
+      const at = marked.get(this.keyOf(tenant, userId));
+      return at !== undefined && occurredAt <= at;
+    };
+  }
 }

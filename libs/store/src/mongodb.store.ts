@@ -35,6 +35,7 @@ import {
   type DocumentTx,
   type EventRepository,
   type EventScanOptions,
+  type ForgottenRepository,
   type ItemRepository,
   type MessageIndexRepository,
   type Store,
@@ -92,6 +93,13 @@ interface AppliedDoc {
 }
 
 type ChurnDoc = Omit<ChurnScoreRecord, 'scoredAt'> & { _id: string; scoredAt: Date };
+
+interface ForgottenDoc {
+  _id: string;
+  tenant: string;
+  userKey: string;
+  forgottenAt: number;
+}
 
 interface MessageIndexDoc {
   _id: string;
@@ -289,7 +297,15 @@ const DOCUMENT_COLLECTIONS: readonly DocumentCollection[] = [
 ];
 
 /** Created at open: a collection first created inside a transaction fails on older and sharded servers. */
-const COLLECTIONS = ['events', 'items', 'churn_scores', 'applied', 'message_index', ...DOCUMENT_COLLECTIONS];
+const COLLECTIONS = [
+  'events',
+  'items',
+  'churn_scores',
+  'applied',
+  'message_index',
+  'forgotten_users',
+  ...DOCUMENT_COLLECTIONS,
+];
 
 const INDEXES: Record<string, IndexDescription[]> = {
   // _id is the (tenant, event id) / (tenant, item id) key: uniqueness comes with it.
@@ -302,6 +318,11 @@ const INDEXES: Record<string, IndexDescription[]> = {
     { key: { tenant: 1, user_id: 1 }, name: 'events_by_user' },
   ],
   message_index: [{ key: { tenant: 1, userId: 1, stream: 1 }, name: 'message_index_by_user' }],
+  // _id is (tenant, user key); retention deletes by time, training lists a tenant's.
+  forgotten_users: [
+    { key: { forgottenAt: 1 }, name: 'forgotten_by_time' },
+    { key: { tenant: 1 }, name: 'forgotten_by_tenant' },
+  ],
   items: [{ key: { tenant: 1, item_id: 1 }, name: 'items_by_tenant' }],
   churn_scores: [{ key: { tenant: 1, risk: -1, userId: 1 }, name: 'churn_by_risk' }],
   // Retention: one consumer's markers older than a cutoff.
@@ -402,6 +423,7 @@ export class MongoStore implements Store {
   readonly documents: DocumentRepository;
   readonly churnScores: ChurnScoreRepository;
   readonly messages: MessageIndexRepository;
+  readonly forgotten: ForgottenRepository;
   /** The port promises serialized transactions; it also keeps this process's batches from conflicting. */
   private readonly transactions = new Mutex();
 
@@ -411,6 +433,34 @@ export class MongoStore implements Store {
     this.documents = this.makeDocuments();
     this.churnScores = this.makeChurnScores();
     this.messages = this.makeMessages();
+    this.forgotten = this.makeForgotten();
+  }
+
+  private makeForgotten(): ForgottenRepository {
+    const coll = (): Collection<ForgottenDoc> => this.driver.collection<ForgottenDoc>('forgotten_users');
+    const toMap = (docs: ForgottenDoc[]) => new Map(docs.map((d) => [d.userKey, d.forgottenAt]));
+    return {
+      mark: (tenant, userKey, at) =>
+        guard(async () => {
+          const _id = key(tenant, userKey);
+          await coll().updateOne(
+            { _id },
+            { $max: { forgottenAt: at }, $setOnInsert: { tenant, userKey } },
+            { upsert: true },
+          );
+        }),
+      getMany: (tenant, userKeys) =>
+        guard(async () =>
+          toMap(
+            await coll()
+              .find({ tenant, userKey: { $in: [...new Set(userKeys)] } })
+              .toArray(),
+          ),
+        ),
+      list: (tenant) => guard(async () => toMap(await coll().find({ tenant }).toArray())),
+      pruneBefore: (before) =>
+        guard(async () => ({ deleted: (await coll().deleteMany({ forgottenAt: { $lt: before } })).deletedCount })),
+    };
   }
 
   private makeMessages(): MessageIndexRepository {

@@ -163,6 +163,22 @@ export interface MessageIndexRepository {
   take(tenant: string, userId: string, streams: readonly string[]): Promise<Array<{ stream: string; seq: number }>>;
 }
 
+/**
+ * Forget markers: that a user was forgotten, and when, so that their events still in flight (or replayed)
+ * are dropped instead of re-creating their data. Keyed by `userKey`, a keyed hash of the user id (the
+ * caller's: the store never sees the id), kept for a bounded retention.
+ */
+export interface ForgottenRepository {
+  /** Records the marker, or moves it later (a repeated request). */
+  mark(tenant: string, userKey: string, forgottenAtMs: number): Promise<void>;
+  /** The markers among `userKeys`: userKey -> forgotten at. */
+  getMany(tenant: string, userKeys: readonly string[]): Promise<Map<string, number>>;
+  /** Every marker of a tenant (few: one per forget request within the retention). */
+  list(tenant: string): Promise<Map<string, number>>;
+  /** Retention: deletes markers (of every tenant) set before `forgottenBeforeMs`. */
+  pruneBefore(forgottenBeforeMs: number): Promise<{ deleted: number }>;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'mongodb';
   readonly events: EventRepository;
@@ -170,6 +186,7 @@ export interface Store {
   readonly documents: DocumentRepository;
   readonly churnScores: ChurnScoreRepository;
   readonly messages: MessageIndexRepository;
+  readonly forgotten: ForgottenRepository;
   /**
    * After erasing personal data: makes sure no copy of it is left in the store's files (SQLite: deleted
    * rows are overwritten as they go, secure_delete, and the write-ahead log is checkpointed and truncated).

@@ -15,6 +15,7 @@ import {
   type ChurnScoreRecord,
   type ChurnScoreRepository,
   type EventScanOptions,
+  type ForgottenRepository,
   type ItemRepository,
   type MessageIndexRepository,
   type MessagePosition,
@@ -70,6 +71,11 @@ CREATE TABLE IF NOT EXISTS applied (
   PRIMARY KEY (consumer, tenant, event_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_by_occurrence ON events (occurred_at);
+CREATE TABLE IF NOT EXISTS forgotten_users (
+  tenant TEXT NOT NULL, user_key TEXT NOT NULL, forgotten_at INTEGER NOT NULL,
+  PRIMARY KEY (tenant, user_key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS forgotten_by_time ON forgotten_users (forgotten_at);
 CREATE TABLE IF NOT EXISTS message_index (
   tenant TEXT NOT NULL, user_id TEXT NOT NULL, stream TEXT NOT NULL, seq INTEGER NOT NULL,
   PRIMARY KEY (tenant, user_id, stream, seq)
@@ -222,6 +228,7 @@ export class SqliteStore implements Store {
   readonly documents: DocumentRepository;
   readonly churnScores: ChurnScoreRepository;
   readonly messages: MessageIndexRepository;
+  readonly forgotten: ForgottenRepository;
   private readonly db: Database.Database;
   private readonly writeLock = new Mutex();
   private readonly statements = new Map<string, Database.Statement>();
@@ -268,6 +275,53 @@ export class SqliteStore implements Store {
     this.documents = this.makeDocuments();
     this.churnScores = this.makeChurnScores();
     this.messages = this.makeMessages();
+    this.forgotten = this.makeForgotten();
+  }
+
+  private makeForgotten(): ForgottenRepository {
+    const rows = (r: Array<{ user_key: string; forgotten_at: number }>) =>
+      new Map(r.map((x) => [x.user_key, x.forgotten_at]));
+    return {
+      mark: (tenant, userKey, at) =>
+        this.writeLock.run(() =>
+          this.guard(() => {
+            this.stmt(
+              `INSERT INTO forgotten_users VALUES (?, ?, ?)
+                 ON CONFLICT (tenant, user_key) DO UPDATE SET forgotten_at = MAX(forgotten_at, excluded.forgotten_at)`,
+            ).run(tenant, userKey, at);
+          }),
+        ),
+      getMany: async (tenant, userKeys) => {
+        const out = new Map<string, number>();
+        for (const part of chunks([...new Set(userKeys)]))
+          for (const [k, v] of await this.guard(() =>
+            rows(
+              this.stmt(
+                `SELECT user_key, forgotten_at FROM forgotten_users WHERE tenant = ? AND user_key IN (${part.map(() => '?').join(',')})`,
+              ).all(tenant, ...part) as Array<{ user_key: string; forgotten_at: number }>,
+            ),
+          ))
+            out.set(k, v);
+        return out;
+      },
+      list: async (tenant) =>
+        this.guard(() =>
+          rows(
+            this.stmt('SELECT user_key, forgotten_at FROM forgotten_users WHERE tenant = ?').all(tenant) as Array<{
+              user_key: string;
+              forgotten_at: number;
+            }>,
+          ),
+        ),
+      pruneBefore: (before) =>
+        this.deleteInChunks(
+          this.db.prepare(
+            `DELETE FROM forgotten_users WHERE (tenant, user_key) IN
+               (SELECT tenant, user_key FROM forgotten_users WHERE forgotten_at < ? LIMIT ${DELETE_CHUNK})`,
+          ),
+          [before],
+        ),
+    };
   }
 
   private makeMessages(): MessageIndexRepository {

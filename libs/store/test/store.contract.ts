@@ -379,6 +379,24 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
       await expect(store.scrub()).resolves.toBeUndefined();
     });
 
+    test('forget markers: recorded by keyed hash, moved only later, listed per tenant, pruned by time', async () => {
+      await store.forgotten.mark('t1', 'k-a', 1_000);
+      await store.forgotten.mark('t1', 'k-a', 500); // an older repeat does not move it back
+      await store.forgotten.mark('t1', 'k-b', 2_000);
+      await store.forgotten.mark('t2', 'k-a', 3_000);
+      expect(await store.forgotten.getMany('t1', ['k-a', 'k-c', 'k-a'])).toEqual(new Map([['k-a', 1_000]]));
+      expect(await store.forgotten.list('t1')).toEqual(
+        new Map([
+          ['k-a', 1_000],
+          ['k-b', 2_000],
+        ]),
+      );
+      await store.forgotten.mark('t1', 'k-a', 2_500);
+      expect(await store.forgotten.pruneBefore(2_200)).toEqual({ deleted: 1 });
+      expect(await store.forgotten.list('t1')).toEqual(new Map([['k-a', 2_500]]));
+      expect(await store.forgotten.list('t2')).toEqual(new Map([['k-a', 3_000]]));
+    });
+
     test('ping answers while open', async () => {
       await expect(store.ping()).resolves.toBeUndefined();
     });

@@ -2,7 +2,9 @@ import { Streams } from '@aisle/contracts';
 import {
   connectBus,
   eraseIndexedMessages,
+  eraseMessages,
   followForgetRequests,
+  ForgottenUsers,
   scheduleRetention,
   serveGrpc,
   type ServiceBase,
@@ -21,6 +23,7 @@ export async function startFeature(base: ServiceBase, config: FeatureConfig): Pr
   base.lifecycle.onShutdown('store', () => store.close());
   const bus = await connectBus(base, config, [Streams.EVENTS, Streams.DLQ, Streams.FEATURES, Streams.PRIVACY]);
   const service = new FeatureService(featureRepository(store), catalogReader(store));
+  const forgotten = ForgottenUsers.open(config, store.forgotten, base.logger);
   const consumer = await startFeatureConsumer({
     ...base,
     service,
@@ -28,6 +31,8 @@ export async function startFeature(base: ServiceBase, config: FeatureConfig): Pr
     jsm: bus.jsm,
     publisher: bus.publisher,
     indexPositions: (ps) => store.messages.record(ps),
+    forgotten: (events) => forgotten.dropped(events),
+    erase: (positions) => eraseMessages(bus.jsm, positions),
     batchSize: config.batchSize,
     maxInFlight: config.maxInFlight,
     ackWaitMs: config.ackWaitMs,
@@ -38,6 +43,8 @@ export async function startFeature(base: ServiceBase, config: FeatureConfig): Pr
     owner: 'feature',
     ackWaitMs: config.ackWaitMs,
     forget: async (tenant, userId) => {
+      // First the marker: the user's events still in flight are dropped, not applied after the erasure.
+      await forgotten.mark(tenant, userId);
       const { records, eventIds } = await service.forgetUser(tenant, userId);
       const markers = await store.documents.forgetApplied(APPLIED_MARKER_CONSUMER, tenant, eventIds);
       // DLQ: events of the user that this consumer gave up on.
@@ -48,6 +55,11 @@ export async function startFeature(base: ServiceBase, config: FeatureConfig): Pr
       await store.scrub();
       return records + markers + erased;
     },
+  });
+  scheduleRetention(base, {
+    what: 'forget markers',
+    retentionMs: config.forgetMarkerRetentionMs,
+    prune: (cutoff) => store.forgotten.pruneBefore(cutoff),
   });
   scheduleRetention(base, {
     what: 'applied markers',

@@ -1,8 +1,11 @@
 import { Streams } from '@aisle/contracts';
 import { commonConfig, ConfigError, env, readConfig, servicePorts, type ConfigOf, type Env } from '@aisle/runtime';
+// The forget markers' key and retention (kept apart: one list would repeat the other services' imports).
+import { forgetConfig } from '@aisle/runtime';
 
 export const configSpec = {
   ...commonConfig,
+  ...forgetConfig,
   ...servicePorts('feature'),
   batchSize: env.int('AISLE_FEATURE_BATCH_SIZE', {
     default: 500,

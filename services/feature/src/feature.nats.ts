@@ -54,6 +54,10 @@ interface Deps {
   ackWaitMs: number;
   /** Records where each user's notifications lie in FEATURES, so that forgetting the user erases them. */
   indexPositions?: (positions: MessagePosition[]) => Promise<void>;
+  /** Which events belong to forgotten users and occurred before the request: dropped, not applied. */
+  forgotten?: (events: readonly FeatureEvent[]) => Promise<ReadonlySet<number>>;
+  /** Erases messages (a dropped event's) from their streams. */
+  erase?: (positions: ReadonlyArray<{ stream: string; seq: number }>) => Promise<unknown>;
 }
 
 /**
@@ -64,13 +68,14 @@ interface Deps {
 export async function startFeatureConsumer(deps: Deps): Promise<ConsumerLoop> {
   const applied = counter<'result'>(deps.registry, {
     name: 'aisle_feature_events_total',
-    help: 'Events by result (applied, duplicate, invalid)',
+    help: 'Events by result (applied, duplicate, invalid, forgotten: of a forgotten user, dropped)',
     labelNames: ['result'],
   });
 
   const handleBatch = async (msgs: readonly JsMsg[]): Promise<Outcome[]> => {
     const outcomes: Outcome[] = msgs.map(() => ACK);
     const events: FeatureEvent[] = [];
+    const messageOf: JsMsg[] = [];
     const spans: Span[] = [];
     const traceOfUser = new Map<string, Context>();
     msgs.forEach((m, i) => {
@@ -86,6 +91,7 @@ export async function startFeatureConsumer(deps: Deps): Promise<ConsumerLoop> {
         return;
       }
       events.push(e);
+      messageOf.push(m);
       if (hasTraceContext(m.headers)) {
         const { span, context } = startChildSpan(deps.tracer, 'feature update', extractTraceContext(m.headers), {
           kind: SpanKind.CONSUMER,
@@ -100,8 +106,14 @@ export async function startFeatureConsumer(deps: Deps): Promise<ConsumerLoop> {
       }
     });
     try {
+      // Events of forgotten users that occurred before the request (in flight or replayed) re-create nothing.
+      const dropped = deps.forgotten && events.length > 0 ? await deps.forgotten(events) : new Set<number>();
+      applied.inc({ result: 'forgotten' }, dropped.size);
+      const kept = dropped.size > 0 ? events.filter((_, i) => !dropped.has(i)) : events;
+      if (dropped.size > 0)
+        await deps.erase?.([...dropped].map((i) => ({ stream: messageOf[i]!.info.stream, seq: messageOf[i]!.seq })));
       const result =
-        events.length > 0 ? await deps.service.applyBatch(events) : { applied: 0, duplicates: 0, changedUsers: [] };
+        kept.length > 0 ? await deps.service.applyBatch(kept) : { applied: 0, duplicates: 0, changedUsers: [] };
       applied.inc({ result: 'applied' }, result.applied);
       applied.inc({ result: 'duplicate' }, result.duplicates);
       const acks = await Promise.all(

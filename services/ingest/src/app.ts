@@ -2,7 +2,9 @@ import { Streams } from '@aisle/contracts';
 import {
   connectBus,
   eraseIndexedMessages,
+  eraseMessages,
   followForgetRequests,
+  ForgottenUsers,
   scheduleRetention,
   serveGrpc,
   type ServiceBase,
@@ -44,6 +46,7 @@ export async function startIngest(base: ServiceBase, config: IngestConfig): Prom
         config.subjectTenant === 'required' || (config.subjectTenant === 'auto' && config.deployment === 'production'),
     },
   );
+  const forgotten = ForgottenUsers.open(config, store.forgotten, base.logger);
   const consumers = await startIngestConsumers({
     ...base,
     service,
@@ -51,6 +54,8 @@ export async function startIngest(base: ServiceBase, config: IngestConfig): Prom
     jsm: bus.jsm,
     publisher: bus.publisher,
     indexPositions: (ps) => store.messages.record(ps),
+    forgotten: (events) => forgotten.dropped(events),
+    erase: (positions) => eraseMessages(bus.jsm, positions),
     batchSize: config.batchSize,
     maxInFlight: config.maxInFlight,
     ackWaitMs: config.ackWaitMs,
@@ -60,6 +65,8 @@ export async function startIngest(base: ServiceBase, config: IngestConfig): Prom
     owner: 'ingest',
     ackWaitMs: config.ackWaitMs,
     forget: async (tenant, userId) => {
+      // First the marker: from now on the user's earlier events are dropped, not stored again.
+      await forgotten.mark(tenant, userId);
       // DLQ: rejected events that named the user (their raw copies in CLICKSTREAM are indexed too).
       const erased = await eraseIndexedMessages(bus.jsm, store.messages, tenant, userId, [
         Streams.CLICKSTREAM.name,
@@ -75,6 +82,11 @@ export async function startIngest(base: ServiceBase, config: IngestConfig): Prom
     what: 'events',
     retentionMs: config.eventRetentionMs,
     prune: (cutoff) => store.events.deleteBefore(cutoff),
+  });
+  scheduleRetention(base, {
+    what: 'forget markers',
+    retentionMs: config.forgetMarkerRetentionMs,
+    prune: (cutoff) => store.forgotten.pruneBefore(cutoff),
   });
   base.lifecycle.onShutdown('consumers', async () => {
     await Promise.all(consumers.map((c) => c.stop()));

@@ -1,7 +1,8 @@
-import { commonConfig, env, readConfig, servicePorts, type ConfigOf, type Env } from '@aisle/runtime';
+import { commonConfig, forgetConfig, env, readConfig, servicePorts, type ConfigOf, type Env } from '@aisle/runtime';
 
 export const configSpec = {
   ...commonConfig,
+  ...forgetConfig,
   ...servicePorts('ingest'),
   batchSize: env.int('AISLE_INGEST_BATCH_SIZE', {
     default: 500,

@@ -56,6 +56,13 @@ interface Deps {
    * request erases them without scanning the streams.
    */
   indexPositions?: (positions: MessagePosition[]) => Promise<void>;
+  /**
+   * Which valid events to drop unstored: those of forgotten users that occurred before the request (in
+   * flight when it came, or replayed). Acknowledged, never republished nor dead-lettered (that would keep them).
+   */
+  forgotten?: (events: ReadonlyArray<NormalizedEvent | undefined>) => Promise<ReadonlySet<number>>;
+  /** Erases messages (a dropped event's raw copy) from their streams. */
+  erase?: (positions: ReadonlyArray<{ stream: string; seq: number }>) => Promise<unknown>;
   publisher: AsyncJetStreamPublisher;
   tracer: Tracer;
   logger: Logger;
@@ -68,8 +75,15 @@ function counters(registry: Registry) {
     accepted: get('aisle_ingest_accepted_total', 'Valid input messages'),
     rejected: get('aisle_ingest_rejected_total', 'Input sent to the dead-letter stream'),
     stored: get('aisle_ingest_stored_total', 'Newly stored events/items (duplicates excluded)'),
+    forgotten: get(
+      'aisle_ingest_forgotten_dropped_total',
+      'Events of forgotten users that occurred before the request (in flight or replayed), dropped unstored',
+    ),
   };
 }
+
+/** Stands in for a dropped event when the batch is stored: not stored, and (unlike a rejection) acknowledged. */
+const DROPPED = { ok: false, reason: 'dropped' } as const;
 
 /**
  * The per-batch pipeline for one raw stream: validate -> store (throws = retry) -> republish valid
@@ -84,6 +98,7 @@ function pipeline<T extends NormalizedEvent | NormalizedItem>(
   store: (results: Array<Validated<T>>) => Promise<{ stored: number; results: ReadonlyArray<Validated<T>> }>,
   republish: (value: T) => { subject: string; data: Uint8Array; msgId: string; tenant: string; userId?: string },
   subject: (m: JsMsg) => Pick<RawInput, 'subjectType' | 'subjectTenant'>,
+  drop?: (values: ReadonlyArray<T | undefined>) => Promise<ReadonlySet<number>>,
 ): (msgs: readonly JsMsg[]) => Promise<Outcome[]> {
   const metrics = counters(deps.registry);
   return async (msgs) => {
@@ -92,13 +107,16 @@ function pipeline<T extends NormalizedEvent | NormalizedItem>(
       contentType: header(m.headers, Headers.contentType),
       ...subject(m),
     }));
-    const { stored, results } = await store(await validate(inputs));
+    const validated = await validate(inputs);
+    const dropped = drop ? await drop(validated.map((r) => (r.ok ? r.value : undefined))) : new Set<number>();
+    const { stored, results } = await store(validated.map((r, i) => (dropped.has(i) ? DROPPED : r)));
     const publishes: Array<Promise<PubAck>> = [];
     const positions: MessagePosition[] = [];
     const outcomes: Outcome[] = msgs.map(() => ACK);
     let rejected = 0;
     results.forEach((r, i) => {
       const m = msgs[i] as JsMsg;
+      if (dropped.has(i)) return;
       if (r.ok) {
         const out = republish(r.value);
         const headers = { [Headers.contentType]: ContentTypes.protobuf, [Headers.tenant]: out.tenant };
@@ -133,9 +151,14 @@ function pipeline<T extends NormalizedEvent | NormalizedItem>(
       }
     });
     await Promise.all(publishes);
+    if (dropped.size > 0)
+      await deps.erase?.(
+        [...dropped].map((i) => ({ stream: (msgs[i] as JsMsg).info.stream, seq: (msgs[i] as JsMsg).seq })),
+      );
     if (positions.length > 0) await deps.indexPositions?.(positions);
-    metrics.accepted.inc({ source }, results.length - rejected);
+    metrics.accepted.inc({ source }, results.length - rejected - dropped.size);
     metrics.rejected.inc({ source }, rejected);
+    metrics.forgotten.inc({ source }, dropped.size);
     metrics.stored.inc({ source }, stored);
     return outcomes;
   };
@@ -172,6 +195,7 @@ export async function startIngestConsumers(
       userId: e.userId,
     }),
     clickstreamSubject,
+    deps.forgotten,
   );
   const catalog = pipeline<NormalizedItem>(
     deps,

@@ -1,7 +1,17 @@
-import { commonConfig, defaultAddress, env, modelConfig, readConfig, type ConfigOf, type Env } from '@aisle/runtime';
+import {
+  commonConfig,
+  defaultAddress,
+  forgetConfig,
+  env,
+  modelConfig,
+  readConfig,
+  type ConfigOf,
+  type Env,
+} from '@aisle/runtime';
 
 export const configSpec = {
   ...commonConfig,
+  ...forgetConfig,
   ...modelConfig,
   modelSigningKeyFile: env.optionalString('AISLE_MODEL_SIGNING_KEY_FILE', {
     description:

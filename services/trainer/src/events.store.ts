@@ -12,20 +12,27 @@ export interface TrainingWindow {
  * A tenant's events for training, bounded whatever the store holds: those of the last `days` before the
  * latest event, at most the `maxEvents` most recent of them, each reduced to the fields training reads.
  * Streamed from the store in time order through a ring buffer, so memory never holds more than
- * `maxEvents` of them.
+ * `maxEvents` of them. Events of forgotten users from before their request are left out.
  */
 export async function readTrainingEvents(
   store: Store,
   tenant: string,
   window: TrainingWindow,
-): Promise<{ events: ShopEvent[]; skipped: number }> {
+  /** Events to exclude: a forgotten user's that occurred before the request (stored in a race with it). */
+  forgotten: (userId: string, occurredAt: number) => boolean = () => false,
+): Promise<{ events: ShopEvent[]; skipped: number; forgotten: number }> {
   const { maxOccurredAt } = await store.events.stats(tenant);
-  if (maxOccurredAt === undefined) return { events: [], skipped: 0 };
+  if (maxOccurredAt === undefined) return { events: [], skipped: 0, forgotten: 0 };
   const fromMs = maxOccurredAt - window.days * 86_400_000;
   const ring: ShopEvent[] = [];
   let next = 0;
   let seen = 0;
+  let excluded = 0;
   for await (const e of store.events.scan({ tenant, fromMs })) {
+    if (forgotten(e.userId, e.occurredAt)) {
+      excluded++;
+      continue;
+    }
     const compact: ShopEvent = {
       type: e.type,
       userId: e.userId,
@@ -45,5 +52,5 @@ export async function readTrainingEvents(
   }
   // Oldest first again: the ring's head is where the next overwrite would have gone.
   const events = next === 0 ? ring : [...ring.slice(next), ...ring.slice(0, next)];
-  return { events, skipped: seen - events.length };
+  return { events, skipped: seen - events.length, forgotten: excluded };
 }

@@ -1,6 +1,6 @@
 import { ContentTypes, DEFAULT_TENANT, Headers, modelsV1, Subjects } from '@aisle/contracts';
 import { initBackend } from '@aisle/ml';
-import { ExperimentBucket, openModelRegistry, type Bus, type ServiceBase } from '@aisle/runtime';
+import { ExperimentBucket, ForgottenUsers, openModelRegistry, type Bus, type ServiceBase } from '@aisle/runtime';
 import type { Store } from '@aisle/store';
 import type { TrainerConfig } from './config';
 import { readTrainingEvents } from './events.store';
@@ -50,11 +50,15 @@ export async function runTrainingJob(
   const tenant = config.tenant || DEFAULT_TENANT;
   const { backend, detail } = await initBackend({ log: (m) => log.info(m) });
   log.info('training backend', { backend, detail });
-  const { events, skipped } = await readTrainingEvents(store, tenant, {
-    days: config.windowDays,
-    maxEvents: config.maxEvents,
-  });
+  const forgottenUsers = ForgottenUsers.open(config, store.forgotten, log);
+  const { events, skipped, forgotten } = await readTrainingEvents(
+    store,
+    tenant,
+    { days: config.windowDays, maxEvents: config.maxEvents },
+    await forgottenUsers.forgottenIn(tenant),
+  );
   if (skipped > 0) log.info('older events left out of training', { skipped, max_events: config.maxEvents });
+  if (forgotten > 0) log.info("forgotten users' events left out of training", { events: forgotten });
   const items: ShopItem[] = [];
   for await (const i of store.items.scan(tenant)) items.push(i);
   log.info('training data', { tenant, events: events.length, items: items.length });
