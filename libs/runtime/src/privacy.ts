@@ -6,7 +6,7 @@ import type { ForgetConfig } from './config';
 import type { Logger } from './logger';
 import { counterIn } from './metrics';
 import { ACK, header, startConsumerLoop, type NamedUser, type Outcome } from './nats';
-import type { Bus, ServiceBase } from './service';
+import { scheduleRetention, type Bus, type ServiceBase } from './service';
 
 /** Where a user's messages lie in a stream (from the store's message index). */
 export interface StreamPosition {
@@ -238,4 +238,32 @@ export class ForgottenUsers {
       return at !== undefined && occurredAt <= at;
     };
   }
+}
+
+/** The store's message index, as its retention uses it. */
+export interface PrunableMessageIndex {
+  pruneBefore(stream: string, recordedBeforeMs: number, limit: number): Promise<{ deleted: number; more: boolean }>;
+}
+
+/** Most index entries one pruning pass deletes per stream (a pass that stops there is followed by another). */
+export const MESSAGE_INDEX_PRUNE_LIMIT = 20_000;
+
+/**
+ * Keeps the message index no longer than the streams keep its messages: hourly (and at start), the
+ * positions of each stream recorded longer ago than the stream's max age are deleted (their messages
+ * have aged out), at most `MESSAGE_INDEX_PRUNE_LIMIT` per pass.
+ */
+export function pruneMessageIndex(
+  base: ServiceBase,
+  index: PrunableMessageIndex,
+  streams: ReadonlyArray<{ name: string; maxAgeMs: number }>,
+  opts: { everyMs?: number; limit?: number } = {},
+): void {
+  for (const stream of streams)
+    scheduleRetention(base, {
+      what: `message index ${stream.name}`,
+      retentionMs: stream.maxAgeMs,
+      ...(opts.everyMs !== undefined && { everyMs: opts.everyMs }),
+      prune: (cutoff) => index.pruneBefore(stream.name, cutoff, opts.limit ?? MESSAGE_INDEX_PRUNE_LIMIT),
+    });
 }

@@ -29,3 +29,26 @@ test('retention runs after start and then periodically with cutoff = now - reten
   expect(metric).toContain(`aisle_retention_deleted_total{what="events",service="test"} ${2 * n}`);
   expect(metric).not.toContain('what="off"');
 });
+
+test('a pass that stops at its bound is followed by another within a second, until nothing is left', async () => {
+  const base = await createServiceBase('test', readConfig(commonConfig, { AISLE_METRICS_PORT: '-1' }), {
+    handleSignals: false,
+    logSink: () => undefined,
+  });
+  let left = 5;
+  const passes: number[] = [];
+  scheduleRetention(base, {
+    what: 'index',
+    retentionMs: 1_000,
+    everyMs: 3_600_000,
+    prune: async () => {
+      const deleted = Math.min(2, left);
+      left -= deleted;
+      passes.push(deleted);
+      return { deleted, more: left > 0 };
+    },
+  });
+  await new Promise((r) => setTimeout(r, 3_600));
+  await base.lifecycle.shutdown('test');
+  expect(passes).toEqual([2, 2, 1]);
+});

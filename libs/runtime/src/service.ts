@@ -351,14 +351,17 @@ export function scheduleRetention(
     what: string;
     retentionMs: number;
     everyMs?: number;
-    prune: (cutoffMs: number) => Promise<{ deleted: number }>;
+    /** Deletes what is older than the cutoff; `more`: the pass stopped at its bound, another follows in a second. */
+    prune: (cutoffMs: number) => Promise<{ deleted: number; more?: boolean }>;
   },
 ): void {
   if (opts.retentionMs <= 0) return;
   const deleted = counterIn(base.registry, 'aisle_retention_deleted_total', 'Records deleted by retention', ['what']);
   let running: Promise<void> | undefined;
+  let stopped = false;
+  let again: NodeJS.Timeout | undefined;
   const run = (): void => {
-    if (running) return;
+    if (running || stopped) return;
     const cutoff = Date.now() - opts.retentionMs;
     running = opts
       .prune(cutoff)
@@ -370,6 +373,7 @@ export function scheduleRetention(
             deleted: r.deleted,
             before: new Date(cutoff).toISOString(),
           });
+        if (r.more && !stopped) again = setTimeout(run, 1_000).unref();
       })
       .catch((err: unknown) => base.logger.warn('retention failed; trying again later', { what: opts.what, err }))
       .finally(() => {
@@ -379,7 +383,9 @@ export function scheduleRetention(
   const first = setTimeout(run, 1_000).unref();
   const timer = setInterval(run, opts.everyMs ?? 3_600_000).unref();
   base.lifecycle.onShutdown(`${opts.what} retention`, async () => {
+    stopped = true;
     clearTimeout(first);
+    clearTimeout(again);
     clearInterval(timer);
     await running;
   });

@@ -107,6 +107,7 @@ interface MessageIndexDoc {
   userId: string;
   stream: string;
   seq: number;
+  recordedAt?: number;
 }
 
 /**
@@ -317,7 +318,11 @@ const INDEXES: Record<string, IndexDescription[]> = {
     // Forgetting a user: every event of one (tenant, user).
     { key: { tenant: 1, user_id: 1 }, name: 'events_by_user' },
   ],
-  message_index: [{ key: { tenant: 1, userId: 1, stream: 1 }, name: 'message_index_by_user' }],
+  message_index: [
+    { key: { tenant: 1, userId: 1, stream: 1 }, name: 'message_index_by_user' },
+    // Retention: one stream's positions recorded before a cutoff.
+    { key: { stream: 1, recordedAt: 1 }, name: 'message_index_by_time' },
+  ],
   // _id is (tenant, user key); retention deletes by time, training lists a tenant's.
   forgotten_users: [
     { key: { forgottenAt: 1 }, name: 'forgotten_by_time' },
@@ -469,10 +474,11 @@ export class MongoStore implements Store {
       record: (ps) =>
         guard(async () => {
           if (ps.length === 0) return;
+          const recordedAt = Date.now();
           await coll().bulkWrite(
             ps.map((p) => {
               const _id = key(p.tenant, p.userId, p.stream, String(p.seq));
-              return { replaceOne: { filter: { _id }, replacement: { _id, ...p }, upsert: true } };
+              return { replaceOne: { filter: { _id }, replacement: { _id, ...p, recordedAt }, upsert: true } };
             }),
             { ordered: false },
           );
@@ -485,6 +491,19 @@ export class MongoStore implements Store {
             .toArray();
           await coll().deleteMany({ _id: { $in: docs.map((d) => d._id) } });
           return docs.map((d) => ({ stream: d.stream, seq: d.seq }));
+        }),
+      // Positions recorded before retention have no date: they stay until their user is forgotten.
+      pruneBefore: (stream, before, limit) =>
+        guard(async () => {
+          const ids = (
+            await coll()
+              .find({ stream, recordedAt: { $lt: before } }, { projection: { _id: 1 }, limit: limit + 1 })
+              .toArray()
+          ).map((d) => d._id);
+          const batch = ids.slice(0, limit);
+          const { deletedCount } =
+            batch.length > 0 ? await coll().deleteMany({ _id: { $in: batch } }) : { deletedCount: 0 };
+          return { deleted: deletedCount, more: ids.length > limit };
         }),
     };
   }

@@ -159,8 +159,14 @@ export interface MessagePosition {
  * takes (reads and deletes) that user's positions in its streams to erase them.
  */
 export interface MessageIndexRepository {
+  /** Records positions, dated now (retention prunes them by that date). */
   record(positions: readonly MessagePosition[]): Promise<void>;
   take(tenant: string, userId: string, streams: readonly string[]): Promise<Array<{ stream: string; seq: number }>>;
+  /**
+   * Retention: deletes at most `limit` positions in `stream` recorded before `recordedBeforeMs` (their
+   * messages have aged out of the stream); `more` says whether any are left.
+   */
+  pruneBefore(stream: string, recordedBeforeMs: number, limit: number): Promise<{ deleted: number; more: boolean }>;
 }
 
 /**

@@ -78,6 +78,7 @@ CREATE TABLE IF NOT EXISTS forgotten_users (
 CREATE INDEX IF NOT EXISTS forgotten_by_time ON forgotten_users (forgotten_at);
 CREATE TABLE IF NOT EXISTS message_index (
   tenant TEXT NOT NULL, user_id TEXT NOT NULL, stream TEXT NOT NULL, seq INTEGER NOT NULL,
+  recorded_at INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (tenant, user_id, stream, seq)
 ) WITHOUT ROWID;
 `;
@@ -93,6 +94,13 @@ function migrate(db: Database.Database): void {
     db.prepare('UPDATE applied SET applied_at = ?').run(Date.now());
   }
   db.exec('CREATE INDEX IF NOT EXISTS applied_by_time ON applied (consumer, applied_at)');
+  // Likewise the message index before its retention: positions recorded before are dated now.
+  const indexed = db.prepare('PRAGMA table_info(message_index)').all() as Array<{ name: string }>;
+  if (!indexed.some((c) => c.name === 'recorded_at')) {
+    db.exec('ALTER TABLE message_index ADD COLUMN recorded_at INTEGER NOT NULL DEFAULT 0');
+    db.prepare('UPDATE message_index SET recorded_at = ?').run(Date.now());
+  }
+  db.exec('CREATE INDEX IF NOT EXISTS message_index_by_time ON message_index (stream, recorded_at)');
 }
 
 /** Rows deleted per statement by retention: each chunk holds the write lock only briefly. */
@@ -326,10 +334,17 @@ export class SqliteStore implements Store {
 
   private makeMessages(): MessageIndexRepository {
     const db = this.db;
-    const insert = db.prepare('INSERT OR IGNORE INTO message_index VALUES (?, ?, ?, ?)');
+    const insert = db.prepare(
+      'INSERT OR IGNORE INTO message_index (tenant, user_id, stream, seq, recorded_at) VALUES (?, ?, ?, ?, ?)',
+    );
     const insertAll = db.transaction((ps: readonly MessagePosition[]) => {
-      for (const p of ps) insert.run(p.tenant, p.userId, p.stream, p.seq);
+      const now = Date.now();
+      for (const p of ps) insert.run(p.tenant, p.userId, p.stream, p.seq, now);
     });
+    const prune = db.prepare(
+      `DELETE FROM message_index WHERE (tenant, user_id, stream, seq) IN
+         (SELECT tenant, user_id, stream, seq FROM message_index WHERE stream = ? AND recorded_at < ? LIMIT ?)`,
+    );
     const lock = this.writeLock;
     return {
       record: async (ps) => {
@@ -357,6 +372,17 @@ export class SqliteStore implements Store {
               .immediate(),
           ),
         ),
+      pruneBefore: async (stream, before, limit) => {
+        let deleted = 0;
+        while (deleted < limit) {
+          const n = Math.min(DELETE_CHUNK, limit - deleted);
+          const changes = await lock.run(() => this.guard(() => prune.run(stream, before, n).changes));
+          deleted += changes;
+          if (changes < n) return { deleted, more: false };
+          await new Promise((r) => setImmediate(r));
+        }
+        return { deleted, more: true };
+      },
     };
   }
 

@@ -103,6 +103,21 @@ describe('sqlite specifics', () => {
     await store.close();
   });
 
+  test('a message index from before its retention is dated at the upgrade: nothing is pruned as old', async () => {
+    const { url, path } = tempUrl();
+    mkdirSync(dirname(path), { recursive: true });
+    const old = new Database(path);
+    old.exec(`CREATE TABLE message_index (tenant TEXT NOT NULL, user_id TEXT NOT NULL, stream TEXT NOT NULL,
+      seq INTEGER NOT NULL, PRIMARY KEY (tenant, user_id, stream, seq)) WITHOUT ROWID;
+      INSERT INTO message_index VALUES ('t', 'u', 'EVENTS', 1);`);
+    old.close();
+    const before = Date.now();
+    const store = await openStore(url);
+    expect(await store.messages.pruneBefore('EVENTS', before - 1, 10)).toEqual({ deleted: 0, more: false });
+    expect(await store.messages.pruneBefore('EVENTS', Date.now() + 1, 10)).toEqual({ deleted: 1, more: false });
+    await store.close();
+  });
+
   test('retention deletes in chunks, more than one chunk in all', async () => {
     const store = await openStore(tempUrl().url);
     const events = Array.from({ length: 12_000 }, (_, i) =>

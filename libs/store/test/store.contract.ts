@@ -379,6 +379,26 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
       await expect(store.scrub()).resolves.toBeUndefined();
     });
 
+    test('message index retention: one stream, recorded before the cutoff, at most `limit` a pass', async () => {
+      await store.messages.record([
+        { tenant: 't1', userId: 'a', stream: 'FEATURES', seq: 1 },
+        { tenant: 't1', userId: 'b', stream: 'FEATURES', seq: 2 },
+        { tenant: 't2', userId: 'a', stream: 'FEATURES', seq: 3 },
+        { tenant: 't1', userId: 'a', stream: 'CHURN', seq: 4 },
+      ]);
+      const recorded = Date.now();
+      // Nothing was recorded before an hour ago.
+      expect(await store.messages.pruneBefore('FEATURES', recorded - 3_600_000, 10)).toEqual({
+        deleted: 0,
+        more: false,
+      });
+      const after = recorded + 1_000;
+      const first = await store.messages.pruneBefore('FEATURES', after, 2);
+      expect(first).toEqual({ deleted: 2, more: true });
+      expect(await store.messages.pruneBefore('FEATURES', after, 2)).toEqual({ deleted: 1, more: false });
+      expect(await store.messages.take('t1', 'a', ['FEATURES', 'CHURN'])).toEqual([{ stream: 'CHURN', seq: 4 }]);
+    });
+
     test('forget markers: recorded by keyed hash, moved only later, listed per tenant, pruned by time', async () => {
       await store.forgotten.mark('t1', 'k-a', 1_000);
       await store.forgotten.mark('t1', 'k-a', 500); // an older repeat does not move it back

@@ -2,6 +2,7 @@ import { Streams } from '@aisle/contracts';
 import {
   connectBus,
   eraseIndexedMessages,
+  pruneMessageIndex,
   followForgetRequests,
   ModelSlot,
   openModelRegistry,
@@ -125,6 +126,7 @@ export async function startChurn(base: ServiceBase, config: ChurnConfig): Promis
       return n + erased;
     },
   });
+  pruneMessageIndex(base, store.messages, [Streams.CHURN]);
   const timer = setInterval(() => {
     for (const [tenant, t] of tenants.built())
       void rescore(tenant, t.service, 'periodic').catch((err: unknown) =>

@@ -3,6 +3,7 @@ import {
   connectBus,
   eraseIndexedMessages,
   eraseMessages,
+  pruneMessageIndex,
   followForgetRequests,
   ForgottenUsers,
   scheduleRetention,
@@ -56,6 +57,7 @@ export async function startFeature(base: ServiceBase, config: FeatureConfig): Pr
       return records + markers + erased;
     },
   });
+  pruneMessageIndex(base, store.messages, [Streams.FEATURES, Streams.DLQ]);
   scheduleRetention(base, {
     what: 'forget markers',
     retentionMs: config.forgetMarkerRetentionMs,

@@ -3,6 +3,7 @@ import {
   connectBus,
   eraseIndexedMessages,
   eraseMessages,
+  pruneMessageIndex,
   followForgetRequests,
   ForgottenUsers,
   scheduleRetention,
@@ -83,6 +84,7 @@ export async function startIngest(base: ServiceBase, config: IngestConfig): Prom
     retentionMs: config.eventRetentionMs,
     prune: (cutoff) => store.events.deleteBefore(cutoff),
   });
+  pruneMessageIndex(base, store.messages, [Streams.CLICKSTREAM, Streams.EVENTS, Streams.DLQ]);
   scheduleRetention(base, {
     what: 'forget markers',
     retentionMs: config.forgetMarkerRetentionMs,

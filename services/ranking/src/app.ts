@@ -15,6 +15,7 @@ import {
 import {
   connectBus,
   eraseIndexedMessages,
+  pruneMessageIndex,
   ExperimentBucket,
   followCatalog,
   followForgetRequests,
@@ -133,6 +134,7 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
       return erased;
     },
   });
+  pruneMessageIndex(base, store.messages, [Streams.RANKING]);
   // Experiments (every tenant's) followed from the KV bucket; each tenant routes its own requests.
   let experiments: readonly Experiment[] = [];
   const bucket = await ExperimentBucket.open(bus.nc, { replicas: config.natsStreamReplicas });
