@@ -15,6 +15,7 @@ import {
 import * as grpc from '@grpc/grpc-js';
 import { SpanKind, SpanStatusCode, context, propagation, trace, type Tracer } from '@opentelemetry/api';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { PeerCertificate } from 'node:tls';
 import type { Registry } from 'prom-client';
@@ -288,18 +289,113 @@ export function bindUnaryService<D extends ServiceDefinition>(
 export interface GrpcTlsOptions {
   certFile: string;
   keyFile: string;
-  /** Require and verify client certificates against this CA (mTLS). */
+  /**
+   * Ask for client certificates and verify them against this CA (mTLS). A certificate is asked for, not
+   * required: a caller may identify itself with a bearer token instead (AISLE_GRPC_CALLERS_FILE).
+   */
   clientCaFile?: string | undefined;
+}
+
+/**
+ * A certificate provider that hands out fixed PEM files (read once, at start). It answers a listener
+ * after the current turn, as grpc-js's file watcher does: grpc-js registers the server's watcher only
+ * after adding its listeners, and an answer before that would leave the server without credentials.
+ */
+function fixedCertificates(ca: Buffer, certificate: Buffer, privateKey: Buffer): grpc.experimental.CertificateProvider {
+  return {
+    addCaCertificateListener: (l) => queueMicrotask(() => l({ caCertificate: ca })),
+    removeCaCertificateListener: () => undefined,
+    addIdentityCertificateListener: (l) => queueMicrotask(() => l({ certificate, privateKey })),
+    removeIdentityCertificateListener: () => undefined,
+  };
 }
 
 export function serverCredentials(tls?: GrpcTlsOptions): grpc.ServerCredentials {
   if (!tls) return grpc.ServerCredentials.createInsecure();
-  const ca = tls.clientCaFile ? readFileSync(tls.clientCaFile) : null;
-  return grpc.ServerCredentials.createSsl(
-    ca,
-    [{ cert_chain: readFileSync(tls.certFile), private_key: readFileSync(tls.keyFile) }],
-    Boolean(ca),
-  );
+  const certificate = readFileSync(tls.certFile);
+  const privateKey = readFileSync(tls.keyFile);
+  if (!tls.clientCaFile)
+    return grpc.ServerCredentials.createSsl(null, [{ cert_chain: certificate, private_key: privateKey }], false);
+  // Requests a client certificate without requiring one (createSsl can only require it, which shuts out
+  // callers that authenticate with a bearer token). One provider serves both the CA and the identity.
+  const provider = fixedCertificates(readFileSync(tls.clientCaFile), certificate, privateKey);
+  return grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/**
+ * Verifies a client certificate against the client CA ourselves: with client certificates optional, TLS
+ * lets an unverified one through the handshake. The certificate must be within its validity dates and
+ * issued and signed by a certificate of the CA file (itself within its dates).
+ */
+export class ClientCertificateVerifier {
+  private readonly cas: X509Certificate[];
+
+  constructor(caPem: string | Buffer) {
+    this.cas = (caPem.toString().match(PEM_CERTIFICATE) ?? []).map((p) => new X509Certificate(p));
+    if (this.cas.length === 0) throw new Error('the client CA file holds no PEM certificate');
+  }
+
+  static fromFile(path: string): ClientCertificateVerifier {
+    return new ClientCertificateVerifier(readFileSync(path));
+  }
+
+  /** Why `der` (a client certificate) is not to be trusted, or undefined when it is. */
+  problem(der: Buffer, now = Date.now()): string | undefined {
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(der);
+    } catch {
+      return 'not a certificate';
+    }
+    const within = (c: X509Certificate) => Date.parse(c.validFrom) <= now && now <= Date.parse(c.validTo);
+    if (!within(cert)) return `outside its validity (${cert.validFrom} to ${cert.validTo})`;
+    const issuer = this.cas.find((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey));
+    if (!issuer) return 'not issued by the client CA';
+    if (!within(issuer)) return 'its CA certificate is outside its validity';
+    return undefined;
+  }
+
+  /**
+   * The verified identities of a call's client certificate: none without one; UNAUTHENTICATED for one
+   * that does not verify.
+   */
+  identities(cert: PeerCertificate | undefined): string[] {
+    if (!cert?.raw) return [];
+    const problem = this.problem(cert.raw);
+    if (problem) throw new UnauthenticatedError(`client certificate refused: ${problem}`);
+    return peerIdentities(cert);
+  }
+}
+
+/**
+ * Wraps a service implementation so that a presented client certificate must verify against the CA
+ * (UNAUTHENTICATED otherwise), and, with `required`, that every call presents one (no callers file
+ * names token holders then, so a certificate is the only identity).
+ */
+function verifiedImplementation(
+  implementation: grpc.UntypedServiceImplementation,
+  verifier: ClientCertificateVerifier,
+  required: boolean,
+): grpc.UntypedServiceImplementation {
+  const out: grpc.UntypedServiceImplementation = {};
+  for (const [key, fn] of Object.entries(implementation)) {
+    const unary = fn as grpc.handleUnaryCall<unknown, unknown>;
+    out[key] = ((call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      try {
+        const ids = verifier.identities(call.getAuthContext().sslPeerCertificate);
+        if (required && ids.length === 0)
+          throw new UnauthenticatedError(
+            'no client certificate (verified by the client CA): this service identifies its callers by mTLS',
+          );
+      } catch (err) {
+        return callback(toGrpcStatus(err));
+      }
+      unary(call, callback);
+    }) as grpc.UntypedHandleCall;
+  }
+  return out;
 }
 
 /**
@@ -413,6 +509,11 @@ export interface GrpcServerOptions {
   maxConnectionAgeGraceMs?: number;
   /** With mTLS: the client identities allowed per method (everyone the CA vouches for without it). */
   allowedClients?: ClientAllowList | undefined;
+  /**
+   * With mTLS: every call to the hosted services must present a verified client certificate
+   * (UNAUTHENTICATED otherwise). Off when callers may identify themselves by bearer token instead.
+   */
+  requireClientCertificate?: boolean;
 }
 
 /** Connection age defaults: well below an HPA scale-up's minutes, well above any call's deadline. */
@@ -459,13 +560,16 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
   new DescriptorReflection(reflectionDescriptors, [...names, 'grpc.health.v1.Health']).addToServer(server);
   if (opts.allowedClients && !opts.tls?.clientCaFile)
     throw new Error('a client allow-list needs mTLS (client certificates) to know who calls');
-  for (const s of opts.services)
+  const verifier = opts.tls?.clientCaFile ? ClientCertificateVerifier.fromFile(opts.tls.clientCaFile) : undefined;
+  for (const s of opts.services) {
+    const guarded = opts.allowedClients
+      ? guardedImplementation(s.definition, s.implementation, opts.allowedClients)
+      : s.implementation;
     server.addService(
       s.definition,
-      opts.allowedClients
-        ? guardedImplementation(s.definition, s.implementation, opts.allowedClients)
-        : s.implementation,
+      verifier ? verifiedImplementation(guarded, verifier, opts.requireClientCertificate ?? false) : guarded,
     );
+  }
 
   const bind = (s: grpc.Server, port: number, creds: grpc.ServerCredentials) =>
     new Promise<number>((resolve, reject) => {

@@ -251,6 +251,8 @@ export async function serveGrpc(
     maxReceiveMessageBytes: config.grpcMaxMessageBytes,
     healthPort: config.grpcHealthPort,
     allowedClients: config.grpcAllowedClients,
+    // Client certificates are asked for, not required: with a callers file a bearer token identifies too.
+    requireClientCertificate: !config.grpcCallers,
     tls:
       config.grpcTlsCert && config.grpcTlsKey
         ? { certFile: config.grpcTlsCert, keyFile: config.grpcTlsKey, clientCaFile: config.grpcTlsClientCa }
