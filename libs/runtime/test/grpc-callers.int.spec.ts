@@ -3,12 +3,17 @@
  * a bearer token (its SHA-256 in the callers file) or its mTLS certificate, and may use only the RPCs
  * and tenants it is granted: unknown callers get UNAUTHENTICATED, known ones outside their grant
  * PERMISSION_DENIED (a shop backend may read its own shop's user features, but not ListUsers, and not
- * for another shop).
+ * for another shop). With a client CA, a client certificate is asked for, not required (a backend with
+ * only a bearer token connects); a presented one identifies only once verified against the CA (by TLS and
+ * again by the server: issuer, signature, validity dates). Without a callers file a verified certificate
+ * is the only identity, so a call without one is refused.
  */
 import { featureV1 } from '@aisle/contracts';
 import { generateTestPki, type TestPki } from '@aisle/testkit';
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import {
+  ClientCertificateVerifier,
   clientCredentials,
   createGrpcClient,
   grpc,
@@ -24,6 +29,7 @@ const TOKEN = 'shop-a-backend-secret-token';
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 let pki: TestPki;
 let server: RunningGrpcServer;
+let certOnly: RunningGrpcServer;
 const seen: string[] = [];
 
 beforeAll(async () => {
@@ -48,21 +54,40 @@ beforeAll(async () => {
   server = await startGrpcServer({
     host: '127.0.0.1',
     port: 0,
-    // mTLS: every connection has a certificate from the CA; the callers file decides what each may do.
+    // mTLS: certificates from the CA are asked for; the callers file decides what each caller may do.
     tls: { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile, clientCaFile: pki.caFile },
     services: [service],
   });
   server.setServing(true);
+  certOnly = await startGrpcServer({
+    host: '127.0.0.1',
+    port: 0,
+    tls: { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile, clientCaFile: pki.caFile },
+    requireClientCertificate: true,
+    services: [
+      fakeFeatureService({
+        getUserFeatures: async (_req, ctx) => {
+          seen.push(ctx.clientIdentities[0] ?? '(none)');
+          return { users: [], asOf: undefined };
+        },
+      }),
+    ],
+  });
 });
 
 afterAll(async () => {
-  await server?.shutdown(1000);
+  await Promise.all([server?.shutdown(1000), certOnly?.shutdown(1000)]);
 });
 
 /** Calls with a certificate (by default one the callers file does not name) and maybe a bearer token. */
-async function outcomes(opts: { token?: string; identity?: { certFile: string; keyFile: string } }) {
-  const identity = opts.identity ?? { certFile: pki.clientCertFile, keyFile: pki.clientKeyFile };
-  const client = createGrpcClient(featureV1.FeatureServiceService, `localhost:${server.port}`, {
+async function outcomes(opts: {
+  token?: string;
+  identity?: { certFile: string; keyFile: string } | 'none';
+  server?: RunningGrpcServer;
+}) {
+  const identity =
+    opts.identity === 'none' ? {} : (opts.identity ?? { certFile: pki.clientCertFile, keyFile: pki.clientKeyFile });
+  const client = createGrpcClient(featureV1.FeatureServiceService, `localhost:${(opts.server ?? server).port}`, {
     deadlineMs: 5000,
     credentials: clientCredentials({ caFile: pki.caFile, ...identity }),
   });
@@ -115,4 +140,41 @@ test('callers files parse strictly, naming the problem', () => {
       `{"callers": [{"name": "x", "token_sha256": "${sha('t')}", "tenants": ["a"], "methods": ["recommend"]}]}`,
     ),
   ).toThrow(/not an RPC name/);
+});
+
+const rogue = () => ({ certFile: pki.rogueClientCertFile, keyFile: pki.rogueClientKeyFile });
+
+test('a bearer token without a client certificate connects; a certificate from another CA identifies nobody', async () => {
+  seen.length = 0;
+  expect((await outcomes({ token: TOKEN, identity: 'none' })).ownShop).toBe('OK');
+  expect(seen).toEqual(['shop-a-backend']);
+  expect((await outcomes({ identity: 'none' })).ownShop).toMatch(/^UNAUTHENTICATED: no caller identity/);
+  // TLS lets the handshake finish (certificates are optional) but never reports an unverified one.
+  expect((await outcomes({ identity: rogue() })).ownShop).toMatch(/^UNAUTHENTICATED: no caller identity/);
+});
+
+test('without a callers file every call needs a verified client certificate', async () => {
+  seen.length = 0;
+  const status = async (o: Parameters<typeof outcomes>[0]) => (await outcomes({ ...o, server: certOnly })).ownShop;
+  expect(await status({ identity: 'none' })).toMatch(/^UNAUTHENTICATED: no client certificate/);
+  expect(await status({ identity: 'none', token: TOKEN })).toMatch(/^UNAUTHENTICATED: no client certificate/);
+  expect(await status({ identity: rogue() })).toMatch(/^UNAUTHENTICATED: no client certificate/);
+  expect(await status({ identity: pki.issueClient('ranking') })).toBe('OK');
+  expect(seen).toEqual(['ranking', 'ranking']); // its own shop's and another's: no callers file, no grants
+});
+
+test('the server verifies a certificate itself: issuer, signature and validity dates', () => {
+  const verifier = ClientCertificateVerifier.fromFile(pki.caFile);
+  const der = (file: string) => new X509Certificate(readFileSync(file)).raw;
+  const good = der(pki.clientCertFile);
+  expect(verifier.problem(good)).toBeUndefined();
+  expect(verifier.problem(der(pki.rogueClientCertFile))).toBe('not issued by the client CA');
+  expect(verifier.problem(good, Date.now() + 2 * 86_400_000)).toMatch(/^outside its validity/);
+  expect(verifier.problem(good, Date.now() - 86_400_000)).toMatch(/^outside its validity/);
+  expect(verifier.problem(Buffer.from('nonsense'))).toBe('not a certificate');
+  expect(() => verifier.identities({ raw: der(pki.rogueClientCertFile) } as never)).toThrow(
+    'client certificate refused: not issued by the client CA',
+  );
+  expect(verifier.identities(undefined)).toEqual([]);
+  expect(() => new ClientCertificateVerifier('no certificates here')).toThrow(/no PEM certificate/);
 });
