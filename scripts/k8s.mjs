@@ -660,7 +660,8 @@ const busUsers = [
     user: 'ingest',
     about: [
       'Raw input in, normalized events and dead letters out; Track and UpsertItems publish raw input;',
-      "ForgetUser publishes forget requests, and ingest erases a forgotten user's raw and normalized events.",
+      "ForgetUser publishes forget requests, and ingest erases a forgotten user's raw and normalized events,",
+      'their dead letters, and the raw copies of events that arrive for the user after the request.',
     ],
     publish: [
       '$JS.API.INFO',
@@ -669,7 +670,7 @@ const busUsers = [
       ...durable('CATALOG', 'ingest-catalog', 'aisle.catalog.v1.>'),
       ...TENANT_BUCKET_READ,
       ...forgetOwner('ingest'),
-      ...eraseFrom('CLICKSTREAM', 'EVENTS'),
+      ...eraseFrom('CLICKSTREAM', 'EVENTS', 'DLQ'),
       'aisle.privacy.v1.forget.>',
       'aisle.events.v1.>',
       'aisle.dlq.v1.clickstream',
@@ -681,14 +682,17 @@ const busUsers = [
   },
   {
     user: 'feature',
-    about: ['Normalized events in; feature notifications and dead letters out.'],
+    about: [
+      'Normalized events in; feature notifications and dead letters out; forget requests erase the',
+      "user's notifications and dead letters, and events of the user that arrive after the request.",
+    ],
     publish: [
       '$JS.API.INFO',
       ...provision('EVENTS', 'DLQ', 'FEATURES'),
       ...durable('EVENTS', 'feature', 'aisle.events.v1.>'),
       ...TENANT_BUCKET_READ,
       ...forgetOwner('feature'),
-      ...eraseFrom('FEATURES'),
+      ...eraseFrom('FEATURES', 'DLQ', 'EVENTS'),
       'aisle.features.v1.user_updated',
       'aisle.dlq.v1.events',
     ],

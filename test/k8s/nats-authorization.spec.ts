@@ -6,7 +6,7 @@
  * replay, models with an activation, and experiments) without a single permission violation in the server's
  * log, and what each user must not do is refused.
  */
-import { experimentV1, rankingV1, Streams } from '@aisle/contracts';
+import { experimentV1, privacyV1, rankingV1, Streams } from '@aisle/contracts';
 import { startLocalStack, type LocalStack } from '@aisle/local-stack';
 import { connectNats, createGrpcClient, memoryLogger, type NatsConnection } from '@aisle/runtime';
 import { eventually, healthCheck, runJobProcess, tempSqliteUrl } from '@aisle/testkit';
@@ -275,6 +275,17 @@ test('every service, the trainer and a producer do their work with exactly the g
     experiments.close();
     rankingAgain.close();
   }
+  // Forgetting the user of the rejected shop-b event (a forget request on the producer's own subject):
+  // its dead letter is erased under the owners' grants.
+  await jetstream(producer).publish(
+    'aisle.privacy.v1.forget.default',
+    privacyV1.ForgetUser.encode(
+      privacyV1.ForgetUser.fromPartial({ tenant: 'default', userId: 'u', requestId: 'grants' }),
+    ).finish(),
+  );
+  await eventually(async () => (await jsm.streams.info(Streams.DLQ.name)).state.messages === 2, {
+    what: "the forgotten user's dead letter erased",
+  });
   expect(violations()).toEqual([]);
 });
 
