@@ -12,6 +12,7 @@ export * from './model-registry';
 export * from './readiness';
 export * from './model-signing';
 export * from './model-slot';
+export * from './pinned-versions';
 export * from './tenants';
 export * from './per-tenant';
 export * from './callers';

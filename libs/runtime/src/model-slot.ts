@@ -27,6 +27,40 @@ export interface ModelSlotOptions<M extends ServingModel> {
   releaseDelayMs?: number;
 }
 
+/**
+ * Models taken out of service (replaced or evicted) but possibly still held by calls in flight: each is
+ * released after a grace period, or at once by `releaseAll` (shutdown).
+ */
+export class RetiringModels<M extends ServingModel> {
+  private readonly models = new Set<M>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+
+  constructor(
+    private readonly delayMs: number,
+    private readonly logger: Logger,
+  ) {}
+
+  add(old: M): void {
+    this.models.add(old);
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      this.models.delete(old);
+      void old.release().catch((err: unknown) => this.logger.warn('releasing a model failed', { err }));
+    }, this.delayMs);
+    timer.unref();
+    this.timers.add(timer);
+  }
+
+  /** Releases every model still waiting, now. */
+  async releaseAll(): Promise<void> {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    const all = [...this.models];
+    this.models.clear();
+    await Promise.all(all.map((m) => m.release().catch(() => undefined)));
+  }
+}
+
 /** Pointers refused (by content digest) are remembered, so a burst of announcements reads none of them twice. */
 const REFUSED_MEMORY = 16;
 
@@ -45,12 +79,12 @@ export class ModelSlot<M extends ServingModel> {
   private again = false;
   private stopped = false;
   private readonly refused: string[] = [];
-  private readonly retiring = new Set<M>();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly retiring: RetiringModels<M>;
   private readonly loads: Counter<'model' | 'result'> | undefined;
   private unsubscribe: (() => void) | undefined;
 
   constructor(private readonly opts: ModelSlotOptions<M>) {
+    this.retiring = new RetiringModels<M>(opts.releaseDelayMs ?? 5_000, opts.logger);
     this.loads = opts.metrics
       ? counterIn(
           opts.metrics,
@@ -133,7 +167,7 @@ export class ModelSlot<M extends ServingModel> {
         replaced: previous?.version,
         load_ms: Math.round(performance.now() - started),
       });
-      if (previous) this.retire(previous);
+      if (previous) this.retiring.add(previous);
     } catch (err) {
       // Refused for what it is (not for a bus or store hiccup): the same pointer is not read again.
       if (pointer !== undefined && !isTransientError(err)) this.remember(pointer);
@@ -156,27 +190,13 @@ export class ModelSlot<M extends ServingModel> {
     if (this.refused.length > REFUSED_MEMORY) this.refused.shift();
   }
 
-  private retire(old: M): void {
-    this.retiring.add(old);
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      this.retiring.delete(old);
-      void old.release().catch((err: unknown) => this.opts.logger.warn('releasing a model failed', { err }));
-    }, this.opts.releaseDelayMs ?? 5_000);
-    timer.unref();
-    this.timers.add(timer);
-  }
-
   /** Stops following announcements, waits for a load in progress, and releases every model it holds. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.unsubscribe?.();
     await this.running;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
-    const all = [...this.retiring, ...(this.model ? [this.model] : [])];
-    this.retiring.clear();
+    const current = this.model;
     this.model = undefined;
-    await Promise.all(all.map((m) => m.release().catch(() => undefined)));
+    await Promise.all([this.retiring.releaseAll(), current?.release().catch(() => undefined)]);
   }
 }
