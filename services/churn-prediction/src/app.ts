@@ -8,6 +8,7 @@ import {
   openModelRegistry,
   outgoingCredentials,
   PerTenant,
+  PinnedVersions,
   serveGrpc,
   type ServiceBase,
   type StartedService,
@@ -26,6 +27,7 @@ const SERVICE = 'aisle.churn.v1.ChurnService';
 /** One tenant's scorer and model. */
 interface TenantChurn {
   readonly service: ChurnService;
+  readonly pinned: PinnedVersions<ServingChurnModel>;
   stop(): Promise<void>;
 }
 
@@ -59,6 +61,16 @@ export async function startChurn(base: ServiceBase, config: ChurnConfig): Promis
     create: async (tenant) => {
       const log = logger.child({ tenant });
       const activity = featureActivitySource({ address: config.featureAddr, tenant, credentials, timeoutMs: 5000 });
+      // Versions other than the active one that requests name (experiment arms' pins), a few at a time.
+      const pinned = new PinnedVersions<ServingChurnModel>({
+        registry,
+        tenant,
+        name: 'churn',
+        capacity: config.pinnedVersions,
+        load: ortChurnModel,
+        probe: probeChurnModel,
+        logger: log,
+      });
       const service = new ChurnService(
         activity,
         scoreRepository(store, tenant),
@@ -66,6 +78,7 @@ export async function startChurn(base: ServiceBase, config: ChurnConfig): Promis
         {
           threshold: config.threshold,
           hysteresis: config.hysteresis,
+          versions: pinned,
           onModelProblem: (problem) => {
             if (problem) log.error('churn model unusable; not scoring until a new one is published', { problem });
             report();
@@ -89,8 +102,9 @@ export async function startChurn(base: ServiceBase, config: ChurnConfig): Promis
       await model.start();
       return {
         service,
+        pinned,
         stop: async () => {
-          await model.stop();
+          await Promise.all([model.stop(), pinned.stop()]);
           activity.close();
         },
       };
@@ -143,12 +157,15 @@ export async function startChurn(base: ServiceBase, config: ChurnConfig): Promis
   base.setStatus(() => ({
     service: base.name,
     tenants: Object.fromEntries(
-      tenants
-        .built()
-        .map(([tenant, t]) => [
-          tenant,
-          { model: t.service.modelVersion ?? null, model_problem: t.service.problem ?? null },
-        ]),
+      tenants.built().map(([tenant, t]) => [
+        tenant,
+        {
+          model: t.service.modelVersion ?? null,
+          model_problem: t.service.problem ?? null,
+          // Versions loaded for requests that name one (experiment arms' pins), least recently used first.
+          pinned: t.pinned.versions(),
+        },
+      ]),
     ),
     threshold: config.threshold,
     // The shape every service reports its loaded versions in (the console reads it).

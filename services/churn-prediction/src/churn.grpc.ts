@@ -33,7 +33,10 @@ export function churnGrpcService(
       try {
         return {
           scores: (
-            await service.predict(req.userIds, ctx.deadline !== undefined ? { deadline: ctx.deadline } : {})
+            await service.predict(req.userIds, {
+              ...(ctx.deadline !== undefined ? { deadline: ctx.deadline } : {}),
+              version: req.modelVersion,
+            })
           ).map(toProto),
         };
       } catch (err) {

@@ -1,4 +1,4 @@
-import { InvalidArgumentError, UnavailableError } from '@aisle/contracts';
+import { FailedPreconditionError, InvalidArgumentError, UnavailableError } from '@aisle/contracts';
 import { CHURN_FEATURES, churnFeatures, type ActivitySummary } from '@aisle/ml';
 import { randomUUID } from 'node:crypto';
 
@@ -65,9 +65,21 @@ export interface AlertSink {
   }): Promise<void>;
 }
 
+/**
+ * Churn model versions other than the active one, asked for by name (an experiment arm's pin): loaded on
+ * first use and kept among a few recently used ones (runtime's PinnedVersions). `get` throws NotFoundError
+ * for a version the registry does not have, FailedPreconditionError for one that cannot be served.
+ */
+export interface ChurnVersions {
+  get(version: string): Promise<ChurnModel>;
+  versions(): string[];
+}
+
 export interface ChurnOptions {
   threshold: number;
   hysteresis: number;
+  /** Where requested versions come from (without: a request naming one other than the active is refused). */
+  versions?: ChurnVersions;
   /**
    * Told when the active model turns out unusable (`problem`: why) and when a new model replaces it
    * (`undefined`): a service whose model produces garbage cannot do its job.
@@ -154,16 +166,54 @@ export class ChurnService {
     const model = this.model;
     if (!model) throw new NoModelError('no churn model is active yet');
     if (userIds.length === 0) return { scored: 0, alerts: 0, invalid: 0 };
-    const [{ users, asOf }, previous] = await Promise.all([
-      this.activity.users(userIds, opts),
+    const [{ scored, invalid }, previous] = await Promise.all([
+      this.scoreWith(model, userIds, opts),
       this.scores.getMany(userIds),
     ]);
+    const records: ScoreRecord[] = [];
+    let alerts = 0;
+    for (const r of scored) {
+      const above = r.risk >= this.opts.threshold;
+      let alerted = previous.get(r.userId)?.alerted ?? false;
+      if (above && !alerted) {
+        alerted = true;
+        alerts++;
+        await this.alerts.alert({
+          alertId: randomUUID(),
+          userId: r.userId,
+          risk: r.risk,
+          threshold: this.opts.threshold,
+          band: 'high',
+          factors: r.factors,
+          modelVersion: model.version,
+          scoredAt: r.scoredAt,
+        });
+      } else if (r.risk < this.opts.threshold - this.opts.hysteresis) alerted = false;
+      records.push({ ...r, alerted });
+    }
+    await this.scores.upsertMany(records);
+    if (invalid > 0 && this.model === model && this.modelProblem === undefined) {
+      this.modelProblem = `churn model ${model.version} produced ${invalid} risk(s) that are not probabilities (NaN or out of [0, 1])`;
+      this.opts.onModelProblem?.(this.modelProblem);
+    }
+    return { scored: records.length, alerts, invalid };
+  }
+
+  /**
+   * Scores of the known users among `userIds` by `model`, from their current features (nothing stored);
+   * predictions that are not probabilities are left out and counted in `invalid`.
+   */
+  private async scoreWith(
+    model: ChurnModel,
+    userIds: readonly string[],
+    opts: { deadline?: number },
+  ): Promise<{ scored: Array<Omit<ScoreRecord, 'alerted'>>; invalid: number }> {
+    const { users, asOf } = await this.activity.users(userIds, opts);
     const known = users.filter((u) => u.known && u.lastSeen > 0);
     const cutoff = Math.max(asOf, ...known.map((u) => u.lastSeen));
     const rows = known.map((u) => churnFeatures(summaryOf(u), cutoff));
     const preds = await model.predict(rows);
-    const records: ScoreRecord[] = [];
-    let alerts = 0;
+    const scored: Array<Omit<ScoreRecord, 'alerted'>> = [];
     let invalid = 0;
     for (const [k, u] of known.entries()) {
       const p = preds[k];
@@ -178,39 +228,52 @@ export class ChurnService {
       }))
         .sort((a, b) => b.contribution - a.contribution)
         .slice(0, 3);
-      const prev = previous.get(u.userId);
-      const above = p.risk >= this.opts.threshold;
-      let alerted = prev?.alerted ?? false;
-      if (above && !alerted) {
-        alerted = true;
-        alerts++;
-        await this.alerts.alert({
-          alertId: randomUUID(),
-          userId: u.userId,
-          risk: p.risk,
-          threshold: this.opts.threshold,
-          band: 'high',
-          factors,
-          modelVersion: model.version,
-          scoredAt: cutoff,
-        });
-      } else if (p.risk < this.opts.threshold - this.opts.hysteresis) alerted = false;
-      records.push({
+      scored.push({
         userId: u.userId,
         risk: p.risk,
         band: bandOf(p.risk, this.opts.threshold),
         factors,
         scoredAt: cutoff,
         modelVersion: model.version,
-        alerted,
       });
     }
-    await this.scores.upsertMany(records);
-    if (invalid > 0 && this.model === model && this.modelProblem === undefined) {
-      this.modelProblem = `churn model ${model.version} produced ${invalid} risk(s) that are not probabilities (NaN or out of [0, 1])`;
-      this.opts.onModelProblem?.(this.modelProblem);
+    return { scored, invalid };
+  }
+
+  /**
+   * Scores by a requested version other than the active one (an experiment arm's pin): every user afresh
+   * from their current features, nothing stored and no alert sent (the stored scores are the active
+   * model's); users the feature service does not know are answered unknown.
+   */
+  private async predictWithVersion(
+    version: string,
+    userIds: readonly string[],
+    opts: { deadline?: number },
+  ): Promise<Array<ScoreRecord & { known: boolean }>> {
+    if (version.length > 128 || !/^[A-Za-z0-9._:+-]+$/.test(version))
+      throw new InvalidArgumentError('model_version', '1..128 characters of [A-Za-z0-9._:+-]');
+    if (!this.opts.versions)
+      throw new FailedPreconditionError('this service scores with the active churn version only');
+    const model = await this.opts.versions.get(version);
+    let got: Awaited<ReturnType<ChurnService['scoreWith']>>;
+    try {
+      got = await this.scoreWith(model, userIds, opts);
+    } catch (err) {
+      if (err instanceof ActivityUnavailableError)
+        throw new UnavailableError(`the feature service is unavailable to score with churn ${version} now; retry`, {
+          cause: err,
+        });
+      throw err;
     }
-    return { scored: records.length, alerts, invalid };
+    if (got.invalid > 0)
+      throw new FailedPreconditionError(
+        `churn model ${version} produced ${got.invalid} risk(s) that are not probabilities`,
+      );
+    const byUser = new Map(got.scored.map((r) => [r.userId, r]));
+    return userIds.map((id) => {
+      const r = byUser.get(id);
+      return r ? { ...r, alerted: false, known: true } : { ...unknownUser(id, model.version), known: false };
+    });
   }
 
   /**
@@ -220,13 +283,15 @@ export class ChurnService {
    */
   async predict(
     userIds: readonly string[],
-    opts: { deadline?: number } = {},
+    opts: { deadline?: number; version?: string } = {},
   ): Promise<Array<ScoreRecord & { known: boolean }>> {
     if (userIds.length === 0) throw new InvalidArgumentError('user_ids', 'at least one id required');
     if (userIds.length > 1000) throw new InvalidArgumentError('user_ids', 'more than 1000 ids');
     userIds.forEach((id, i) => {
       if (!id) throw new InvalidArgumentError(`user_ids[${i}]`, 'must not be empty');
     });
+    if (opts.version && opts.version !== this.model?.version)
+      return this.predictWithVersion(opts.version, userIds, opts);
     let stored = await this.scores.getMany(userIds);
     const missing = userIds.filter((id) => !stored.has(id));
     if (missing.length > 0 && this.model) {
@@ -246,18 +311,7 @@ export class ChurnService {
     }
     return userIds.map((id) => {
       const r = stored.get(id);
-      return r
-        ? { ...r, known: true }
-        : {
-            userId: id,
-            known: false,
-            risk: 0,
-            band: 'low',
-            factors: [],
-            scoredAt: 0,
-            modelVersion: this.model?.version ?? '',
-            alerted: false,
-          };
+      return r ? { ...r, known: true } : { ...unknownUser(id, this.model?.version ?? ''), known: false };
     });
   }
 
@@ -308,3 +362,8 @@ export class ChurnService {
 }
 
 export const DAY_MS = DAY;
+
+/** The answer for a user the feature service does not know (never a made-up risk). */
+function unknownUser(userId: string, modelVersion: string): ScoreRecord {
+  return { userId, risk: 0, band: 'low', factors: [], scoredAt: 0, modelVersion, alerted: false };
+}

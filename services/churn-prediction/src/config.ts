@@ -1,6 +1,7 @@
 import {
   commonConfig,
   modelConfig,
+  pinnedVersionsConfig,
   defaultAddress,
   env,
   readConfig,
@@ -12,6 +13,7 @@ import {
 export const configSpec = {
   ...commonConfig,
   ...modelConfig,
+  ...pinnedVersionsConfig,
   ...servicePorts('churn-prediction'),
   featureAddr: env.string('AISLE_FEATURE_ADDR', {
     default: defaultAddress('feature'),

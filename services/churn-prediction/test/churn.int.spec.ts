@@ -176,6 +176,44 @@ test('a model that outputs NaN: nothing stored, the consumer keeps up, health NO
   }
 });
 
+test('a request naming another stored version is scored by it afresh, nothing stored; unknown or unusable versions are refused', async () => {
+  // Stored, not activated: what an experiment arm pins.
+  const c = new ChurnClassifier();
+  c.w.fill(0.4);
+  c.bias = 1;
+  await (
+    await ModelRegistry.open(nc)
+  ).storeVersion({
+    tenant: 'default',
+    name: 'churn',
+    version: 'pinned',
+    onnx: exportChurn(c),
+    sidecar: { features: CHURN_FEATURES, threshold: 0.5, horizonDays: 7 },
+    meta: {},
+  });
+  const active = (await churn.predict({ tenant: '', userIds: ['u1'] })).scores[0];
+  const pinned = (await churn.predict({ tenant: '', userIds: ['u1', 'nobody'], modelVersion: 'pinned' })).scores;
+  expect(pinned.map((s) => [s.userId, s.known, s.modelVersion])).toEqual([
+    ['u1', true, 'pinned'],
+    ['nobody', false, 'pinned'],
+  ]);
+  expect(pinned[0]?.risk).not.toBeCloseTo(active?.risk ?? 0, 3);
+  // The stored score stays the active model's.
+  expect((await store.churnScores.getMany('default', ['u1'])).get('u1')?.modelVersion).toBe('good');
+  expect((await churn.predict({ tenant: '', userIds: ['u1'], modelVersion: 'good' })).scores[0]).toEqual(active);
+  expect(await codeOf(churn.predict({ tenant: '', userIds: ['u1'], modelVersion: 'v404' }))).toBe(
+    "5 the model registry has no churn version 'v404' for tenant 'default'",
+  );
+  // `bad` outputs NaN: its probe refuses it.
+  expect(await codeOf(churn.predict({ tenant: '', userIds: ['u1'], modelVersion: 'bad' }))).toMatch(
+    /^9 churn bad cannot be served: /,
+  );
+  const status = (await (await fetch(`http://127.0.0.1:${churnProcess.metricsPort}/status`)).json()) as {
+    tenants: Record<string, { pinned: string[] }>;
+  };
+  expect(status.tenants['default']?.pinned).toEqual(['pinned']);
+});
+
 test('feature hung or down: stored scores are served, users without one get UNAVAILABLE within the deadline', async () => {
   const stored = (await churn.predict({ tenant: '', userIds: ['u1', 'u2'] })).scores;
   expect(stored.map((s) => [s.userId, s.known, s.modelVersion])).toEqual([

@@ -7,6 +7,7 @@ import {
   ModelSlot,
   openModelRegistry,
   PerTenant,
+  PinnedVersions,
   serveGrpc,
   type ServiceBase,
   type StartedService,
@@ -15,7 +16,7 @@ import { openStore } from '@aisle/store';
 import type { EmbeddingConfig } from './config';
 import { embeddingGrpcService } from './embedding.grpc';
 import { EmbeddingService, type CatalogText } from './embedding.service';
-import type { ServingModel } from './models';
+import { SequenceModel, TextModel, type ServingModel } from './models';
 
 const SERVICE = 'aisle.embedding.v1.EmbeddingService';
 
@@ -64,6 +65,26 @@ export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig)
           })(),
         log: (msg, fields) => log.info(msg, fields),
       });
+      // Versions other than the active one that requests name (experiment arms' pins), a few per kind.
+      const pinnedOf = <M extends ServingModel>(name: 'sasrec' | 'text_encoder', is: (m: ServingModel) => m is M) =>
+        new PinnedVersions<M>({
+          registry,
+          tenant,
+          name,
+          capacity: config.pinnedVersions,
+          load: async (artifact) => {
+            const m = await service.load(name, artifact);
+            if (!is(m)) throw new Error(`${name} ${artifact.meta.version} did not load as a ${name} model`);
+            return m;
+          },
+          probe: (m) => service.probe(m),
+          logger: log,
+        });
+      const pinned = {
+        sasrec: pinnedOf('sasrec', (m): m is SequenceModel => m instanceof SequenceModel),
+        text_encoder: pinnedOf('text_encoder', (m): m is TextModel => m instanceof TextModel),
+      };
+      service.servePinned(pinned);
       // One slot per model kind: new versions while running, the pointers when starting.
       const slots: Array<ModelSlot<ServingModel>> = [];
       for (const name of ['sasrec', 'text_encoder'] as const) {
@@ -85,7 +106,11 @@ export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig)
         slots.push(slot);
         await slot.start();
       }
-      return { service, stop: async () => void (await Promise.all(slots.map((s) => s.stop()))) };
+      return {
+        service,
+        stop: async () =>
+          void (await Promise.all([...slots.map((s) => s.stop()), pinned.sasrec.stop(), pinned.text_encoder.stop()])),
+      };
     },
     dispose: (t) => t.stop(),
   });

@@ -1,8 +1,18 @@
-import { commonConfig, modelConfig, env, readConfig, servicePorts, type ConfigOf, type Env } from '@aisle/runtime';
+import {
+  commonConfig,
+  modelConfig,
+  pinnedVersionsConfig,
+  env,
+  readConfig,
+  servicePorts,
+  type ConfigOf,
+  type Env,
+} from '@aisle/runtime';
 
 export const configSpec = {
   ...commonConfig,
   ...modelConfig,
+  ...pinnedVersionsConfig,
   ...servicePorts('embedding-inference'),
   providers: env.list('AISLE_ORT_PROVIDERS', {
     default: ['cpu'],

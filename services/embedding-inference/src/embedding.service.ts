@@ -24,6 +24,26 @@ export interface EmbeddingDeps {
   log: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
+/**
+ * Versions of a kind other than the active one, asked for by name (an experiment arm's pin): loaded on
+ * first use and kept among a few recently used ones (runtime's PinnedVersions). `get` throws NotFoundError
+ * for a version the registry does not have, FailedPreconditionError for one that cannot be served.
+ */
+export interface VersionSource<M extends ServingModel> {
+  get(version: string): Promise<M>;
+  versions(): string[];
+  models(): M[];
+}
+
+/** A requested version: the active one when empty. */
+const VERSION = /^[A-Za-z0-9._:+-]{1,128}$/;
+
+function checkVersion(version: string | undefined): string | undefined {
+  if (!version) return undefined;
+  if (!VERSION.test(version)) throw new InvalidArgumentError('model_version', '1..128 characters of [A-Za-z0-9._:+-]');
+  return version;
+}
+
 export interface Neighbor {
   itemId: string;
   score: number;
@@ -52,8 +72,22 @@ function checkItems(field: string, ids: readonly string[]): void {
 export class EmbeddingService {
   private sequence: SequenceModel | undefined;
   private text: TextModel | undefined;
+  private pinned: { sasrec?: VersionSource<SequenceModel>; text_encoder?: VersionSource<TextModel> } = {};
 
   constructor(private readonly deps: EmbeddingDeps) {}
+
+  /** Where versions other than the active one come from (without: requests naming one are refused). */
+  servePinned(sources: { sasrec: VersionSource<SequenceModel>; text_encoder: VersionSource<TextModel> }): void {
+    this.pinned = sources;
+  }
+
+  /** Versions loaded besides the active ones, least recently used first. */
+  pinnedVersions(): Record<ServedModel, string[]> {
+    return {
+      sasrec: this.pinned.sasrec?.versions() ?? [],
+      text_encoder: this.pinned.text_encoder?.versions() ?? [],
+    };
+  }
 
   /** Active models with their execution provider (and why a preferred provider was not used). */
   models(): Array<{ model: ServedModel; version: string; provider: Provider; fallbackReason: string | null }> {
@@ -68,7 +102,12 @@ export class EmbeddingService {
 
   status(): Record<string, unknown> {
     const degraded = this.degradedReason();
-    return { models: this.models(), textIndexSize: this.text?.indexSize ?? 0, ...(degraded ? { degraded } : {}) };
+    return {
+      models: this.models(),
+      pinned: this.pinnedVersions(),
+      textIndexSize: this.text?.indexSize ?? 0,
+      ...(degraded ? { degraded } : {}),
+    };
   }
 
   /**
@@ -153,19 +192,34 @@ export class EmbeddingService {
     else if (model instanceof TextModel) this.text = model;
   }
 
-  /** New or changed catalog items: embed them into the text index (cold start). */
+  /** New or changed catalog items: embed them into the text index (cold start) of every loaded text encoder. */
   async indexItems(items: readonly CatalogText[]): Promise<void> {
     await this.text?.indexItems(items);
+    for (const m of this.pinned.text_encoder?.models() ?? []) await m.indexItems(items);
   }
 
-  private requireSequence(): SequenceModel {
-    if (!this.sequence) throw new FailedPreconditionError('no sequence model (sasrec) is active yet: run the trainer');
-    return this.sequence;
+  /** The requested sasrec version (`model_version`), or the active one. */
+  private async sequenceModel(version: string | undefined): Promise<SequenceModel> {
+    const v = checkVersion(version);
+    if (v === undefined || v === this.sequence?.version) {
+      if (!this.sequence)
+        throw new FailedPreconditionError('no sequence model (sasrec) is active yet: run the trainer');
+      return this.sequence;
+    }
+    if (!this.pinned.sasrec) throw new FailedPreconditionError('this service serves only the active sasrec version');
+    return this.pinned.sasrec.get(v);
   }
 
-  private requireText(): TextModel {
-    if (!this.text) throw new FailedPreconditionError('no text encoder is active yet: run the trainer');
-    return this.text;
+  /** The requested text_encoder version (`model_version`), or the active one. */
+  private async textModel(version: string | undefined): Promise<TextModel> {
+    const v = checkVersion(version);
+    if (v === undefined || v === this.text?.version) {
+      if (!this.text) throw new FailedPreconditionError('no text encoder is active yet: run the trainer');
+      return this.text;
+    }
+    if (!this.pinned.text_encoder)
+      throw new FailedPreconditionError('this service serves only the active text_encoder version');
+    return this.pinned.text_encoder.get(v);
   }
 
   private async guard<T>(p: Promise<T>): Promise<T> {
@@ -179,23 +233,28 @@ export class EmbeddingService {
 
   async encodeSequences(
     sequences: ReadonlyArray<readonly string[]>,
+    version?: string,
   ): Promise<{ vectors: Float32Array[]; version: string }> {
     if (sequences.length === 0) throw new InvalidArgumentError('sequences', 'at least one sequence required');
     if (sequences.length > MAX_BATCH_INPUTS)
       throw new InvalidArgumentError('sequences', `more than ${MAX_BATCH_INPUTS}`);
     sequences.forEach((s, i) => checkItems(`sequences[${i}].item_ids`, s));
-    const m = this.requireSequence();
+    const m = await this.sequenceModel(version);
     const results = await this.guard(
       Promise.all(sequences.map((s) => m.batcher.submit({ ids: this.indices(m, s), exclude: [], k: 1 }))),
     );
     return { vectors: results.map((r) => r.embedding), version: m.version };
   }
 
-  async encodeTexts(texts: readonly string[], tower: TextTower): Promise<{ vectors: Float32Array[]; version: string }> {
+  async encodeTexts(
+    texts: readonly string[],
+    tower: TextTower,
+    version?: string,
+  ): Promise<{ vectors: Float32Array[]; version: string }> {
     if (texts.length === 0) throw new InvalidArgumentError('texts', 'at least one text required');
     if (texts.length > MAX_BATCH_INPUTS) throw new InvalidArgumentError('texts', `more than ${MAX_BATCH_INPUTS}`);
     texts.forEach((t, i) => checkText(`texts[${i}]`, t));
-    const m = this.requireText();
+    const m = await this.textModel(version);
     return {
       vectors: await this.guard(Promise.all(texts.map((text) => m.batcher.submit({ text, tower })))),
       version: m.version,
@@ -216,12 +275,13 @@ export class EmbeddingService {
     items: readonly string[],
     kIn: number,
     exclude: readonly string[],
+    version?: string,
   ): Promise<{ neighbors: Neighbor[]; version: string }> {
     const k = this.checkK(kIn);
     if (items.length === 0) throw new InvalidArgumentError('sequence.item_ids', 'at least one item required');
     checkItems('sequence.item_ids', items);
     checkItems('exclude_item_ids', exclude);
-    const m = this.requireSequence();
+    const m = await this.sequenceModel(version);
     const r = await this.guard(m.batcher.submit({ ids: this.indices(m, items), exclude: this.indices(m, exclude), k }));
     return {
       neighbors: r.items.map((i, j) => ({ itemId: m.itemIds[i] as string, score: r.scores[j] as number })),
@@ -233,12 +293,13 @@ export class EmbeddingService {
     text: string,
     kIn: number,
     exclude: readonly string[],
+    version?: string,
   ): Promise<{ neighbors: Neighbor[]; version: string }> {
     const k = this.checkK(kIn);
     checkText('text', text);
     checkItems('exclude_item_ids', exclude);
     if (!text.trim()) throw new InvalidArgumentError('text', 'must not be empty');
-    const m = this.requireText();
+    const m = await this.textModel(version);
     const q = await this.guard(m.batcher.submit({ text, tower: 'query' }));
     return { neighbors: m.nearest(q, k, new Set(exclude)), version: m.version };
   }
@@ -248,11 +309,12 @@ export class EmbeddingService {
     kIn: number,
     exclude: readonly string[],
     index: ServedModel,
+    version?: string,
   ): Promise<{ neighbors: Neighbor[]; version: string }> {
     const k = this.checkK(kIn);
     checkItems('exclude_item_ids', exclude);
     if (index === 'sasrec') {
-      const m = this.requireSequence();
+      const m = await this.sequenceModel(version);
       if (vector.length !== m.dim)
         throw new InvalidArgumentError(
           'vector.values',
@@ -265,7 +327,7 @@ export class EmbeddingService {
         version: m.version,
       };
     }
-    const m = this.requireText();
+    const m = await this.textModel(version);
     if (vector.length !== m.dim)
       throw new InvalidArgumentError(
         'vector.values',

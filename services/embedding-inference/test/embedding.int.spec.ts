@@ -1,7 +1,7 @@
 /** embedding-inference as a process: model hot-loading, RPC contract, swaps without failed requests, provider fallback. */
 import { embeddingV1, Streams } from '@aisle/contracts';
 import { generateShop } from '@aisle/datagen';
-import { exportSasrec, exportTextEncoder, fromEvents, initBackend, itemText, Sasrec, TextEncoder2T } from '@aisle/ml';
+import { exportTextEncoder, fromEvents, initBackend, itemText, TextEncoder2T } from '@aisle/ml';
 import {
   AsyncJetStreamPublisher,
   createGrpcClient,
@@ -22,6 +22,7 @@ import {
   type ServiceProcess,
 } from '@aisle/testkit';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { publishTinySasrec } from './models.fixture';
 
 jest.setTimeout(120_000);
 
@@ -36,25 +37,7 @@ let service: ServiceProcess;
 let client: ReturnType<typeof createGrpcClient<typeof embeddingV1.EmbeddingServiceService>>;
 
 async function publishModels(version: string, seed: number): Promise<void> {
-  const sasrec = new Sasrec(sequences.itemIds.length - 1, {
-    dim: 16,
-    layers: 1,
-    heads: 1,
-    ffn: 16,
-    maxLen: 20,
-    epochs: 1,
-    seed,
-  });
-  await sasrec.fit(sequences);
-  await registry.publish(publisher, {
-    tenant: 'default',
-    name: 'sasrec',
-    version,
-    onnx: exportSasrec(sasrec),
-    sidecar: { itemIds: sequences.itemIds, maxLen: 20, dim: 16 },
-    meta: {},
-  });
-  sasrec.dispose();
+  await publishTinySasrec(registry, publisher, sequences, version, seed);
   const text = new TextEncoder2T({ dim: 16, epochs: 1, seed, hasher: { buckets: 4096, maxIds: 48 } });
   await text.fit(shop.items.map((i) => [i.title.split(' ').slice(-2).join(' '), itemText(i)] as [string, string]));
   await registry.publish(publisher, {
@@ -259,4 +242,45 @@ test('a new version swaps in under load without a single failed request', async 
   await Promise.all(load);
   expect(failures).toEqual([]);
   expect([...versions].sort()).toEqual(['v1', 'v2']);
+});
+
+test('a request naming an older version is answered by it (loaded on first use); an unknown version is NOT_FOUND', async () => {
+  const history = Array.from(sequences.sequences[2]!.subarray(0, 4), (i) => sequences.itemIds[i]!);
+  const seq = (modelVersion?: string) =>
+    client.retrieve({
+      tenant: '',
+      sequence: { itemIds: history },
+      k: 5,
+      excludeItemIds: [],
+      index: 0,
+      ...(modelVersion === undefined ? {} : { modelVersion }),
+    });
+  // v2 is active (the swap above); v1 is loaded again for the requests that name it.
+  expect((await seq()).modelVersion).toBe('v2');
+  expect((await seq('v1')).modelVersion).toBe('v1');
+  expect((await seq('v2')).modelVersion).toBe('v2');
+  const text = await client.retrieve({
+    tenant: '',
+    text: shop.items[5]!.title,
+    k: 3,
+    excludeItemIds: [],
+    index: 0,
+    modelVersion: 'v1',
+  });
+  expect([text.modelVersion, text.items.length]).toEqual(['v1', 3]);
+  const enc = await client.encodeSequences({ tenant: '', sequences: [{ itemIds: history }], modelVersion: 'v1' });
+  expect(enc.modelVersion).toBe('v1');
+  expect(await codeOf(seq('v9'))).toEqual([
+    'NOT_FOUND',
+    "the model registry has no sasrec version 'v9' for tenant 'default'",
+  ]);
+  expect(await codeOf(seq('v 1'))).toEqual([
+    'INVALID_ARGUMENT',
+    'model_version: 1..128 characters of [A-Za-z0-9._:+-]',
+  ]);
+  const status = (await (await fetch(`http://127.0.0.1:${service.metricsPort}/status`)).json()) as {
+    tenants: Record<string, { pinned: Record<string, string[]>; models: Array<{ model: string; version: string }> }>;
+  };
+  expect(status.tenants['default']?.pinned).toEqual({ sasrec: ['v1'], text_encoder: ['v1'] });
+  expect(status.tenants['default']?.models.map((m) => m.version)).toEqual(['v2', 'v2']);
 });
