@@ -67,9 +67,13 @@ describe('experiment definitions', () => {
       },
     ],
     ['experiment.arms[0].traffic_share', { arms: arms([{ name: 'a', trafficShare: -1 }, { name: 'b' }]) }],
-    ['experiment.arms[1].models.sasrec', { arms: arms([{ name: 'a' }, { name: 'b', models: { sasrec: 'v2' } }]) }],
+    // The text encoder serves Search and SimilarItems: pinning it on Recommend would change nothing.
+    [
+      'experiment.arms[1].models.text_encoder',
+      { arms: arms([{ name: 'a' }, { name: 'b', models: { text_encoder: 't2' } }]) },
+    ],
     ['experiment.arms[1].models', { arms: arms([{ name: 'a' }, { name: 'b', models: { gpt: 'v2' } }]) }],
-    ['experiment.arms[1].models.churn', { arms: arms([{ name: 'a' }, { name: 'b', models: { churn: 'c2' } }]) }],
+    ['experiment.arms[1].models.churn', { arms: arms([{ name: 'a' }, { name: 'b', models: { churn: 'c/2' } }]) }],
     // The search model orders Search only: pinning it on Recommend would change nothing.
     [
       'experiment.arms[1].models.search_ranker',
@@ -98,7 +102,7 @@ describe('experiment definitions', () => {
     expect(fieldOf(valid(patch))).toBe(field);
   });
 
-  it('pin any kind ranking serves in-process; say why a kind served elsewhere cannot be pinned', () => {
+  it('pin any kind ranking serves, in-process or through another service; refuse unknown kinds and pins that change nothing', () => {
     const search = normalizeExperiment(
       valid({
         surface: rankingV1.Surface.SURFACE_SEARCH,
@@ -112,9 +116,33 @@ describe('experiment definitions', () => {
       NOW,
     );
     expect(session.arms[0]?.models).toEqual({ session: 's2' });
-    expect(() =>
-      normalizeExperiment(valid({ arms: arms([{ name: 'a' }, { name: 'b', models: { sasrec: 'v2' } }]) }), NOW),
-    ).toThrow(/embedding-inference serves one active sasrec version to every caller/);
+    const remote = normalizeExperiment(
+      valid({ arms: arms([{ name: 'a' }, { name: 'b', models: { sasrec: 'v2', churn: 'c1' } }]) }),
+      NOW,
+    );
+    expect(remote.arms[1]?.models).toEqual({ sasrec: 'v2', churn: 'c1' });
+    const similar = normalizeExperiment(
+      valid({
+        surface: rankingV1.Surface.SURFACE_SIMILAR_ITEMS,
+        arms: arms([{ name: 'a', models: { text_encoder: 't1' } }, { name: 'b' }]),
+      }),
+      NOW,
+    );
+    expect(similar.arms[0]?.models).toEqual({ text_encoder: 't1' });
+    const bad = (models: Record<string, string>, surface = rankingV1.Surface.SURFACE_RECOMMEND) => {
+      try {
+        normalizeExperiment(valid({ surface, arms: arms([{ name: 'a' }, { name: 'b', models }]) }), NOW);
+      } catch (err) {
+        return err instanceof InvalidArgumentError ? err.message : String(err);
+      }
+      return 'accepted';
+    };
+    expect(bad({ text_encoder: 't1' })).toMatch(
+      /experiment\.arms\[1\]\.models\.text_encoder.*changes nothing on SURFACE_RECOMMEND/,
+    );
+    expect(bad({ sasrec: 'v2' }, rankingV1.Surface.SURFACE_SEARCH)).toMatch(/models\.sasrec.*changes nothing/);
+    expect(bad({ word2vec: 'v1' })).toMatch(/experiment\.arms\[1\]\.models.*unknown model 'word2vec'/);
+    expect(bad({ sasrec: 'v 2' })).toMatch(/models\.sasrec.*a version of 1\.\.128 characters/);
   });
 
   it('know when they run', () => {

@@ -16,39 +16,45 @@ const TENANT = /^[A-Za-z0-9_-]+$/;
 const VERSION = /^[A-Za-z0-9._:+-]+$/;
 const DAY_SECONDS = 86_400;
 export const MAX_ARMS = 8;
+/** Kinds ranking runs in-process: it loads each pinned version ahead and serves it to the arm's requests only. */
+export const IN_PROCESS_MODELS = ['ranker', 'search_ranker', 'session'] as const;
+export type InProcessModel = (typeof IN_PROCESS_MODELS)[number];
 /**
- * Model kinds an arm may pin: those ranking runs in-process (it loads each pinned version ahead and serves
- * it to the arm's requests only).
+ * Kinds another service runs (sasrec and text_encoder: embedding-inference; churn: churn-prediction):
+ * ranking names the arm's version on each of the arm's calls, and that service loads it on first use and
+ * answers with it (reporting the version that answered).
  */
-export const PINNABLE_MODELS = ['ranker', 'search_ranker', 'session'] as const;
+export const REMOTE_MODELS = ['sasrec', 'text_encoder', 'churn'] as const;
+export type RemoteModel = (typeof REMOTE_MODELS)[number];
+/** Model kinds an arm may pin a version of. */
+export const PINNABLE_MODELS = [...IN_PROCESS_MODELS, ...REMOTE_MODELS] as const;
 export type PinnableModel = (typeof PINNABLE_MODELS)[number];
 /**
- * Kinds another process serves, one active version for every caller: ranking cannot ask it for a version
- * per request, so an arm cannot pin them (Create says so rather than ignoring the pin).
+ * The surfaces on which a pinned kind changes anything (the ranker orders every surface; churn risk feeds
+ * the retention rule wherever it applies).
  */
-const SERVED_ELSEWHERE: Record<string, string> = {
-  sasrec: 'embedding-inference',
-  text_encoder: 'embedding-inference',
-  churn: 'churn-prediction',
-};
-/** The surfaces on which a pinned kind changes anything (the ranker orders every surface). */
 const PIN_SURFACES: Record<PinnableModel, readonly rankingV1.Surface[] | undefined> = {
   ranker: undefined,
   search_ranker: [rankingV1.Surface.SURFACE_SEARCH],
   session: [rankingV1.Surface.SURFACE_RECOMMEND],
+  sasrec: [rankingV1.Surface.SURFACE_RECOMMEND, rankingV1.Surface.SURFACE_RANK],
+  text_encoder: [rankingV1.Surface.SURFACE_SEARCH, rankingV1.Surface.SURFACE_SIMILAR_ITEMS],
+  churn: undefined,
 };
 
 export function isPinnable(model: string): model is PinnableModel {
   return (PINNABLE_MODELS as readonly string[]).includes(model);
 }
 
+export function isInProcess(model: string): model is InProcessModel {
+  return (IN_PROCESS_MODELS as readonly string[]).includes(model);
+}
+
+export function isRemote(model: string): model is RemoteModel {
+  return (REMOTE_MODELS as readonly string[]).includes(model);
+}
+
 function checkPin(field: string, model: string, version: string, surface: rankingV1.Surface): void {
-  const elsewhere = SERVED_ELSEWHERE[model];
-  if (elsewhere)
-    fail(
-      field,
-      `${elsewhere} serves one active ${model} version to every caller, so it cannot be pinned per arm (pinnable: ${PINNABLE_MODELS.join(', ')})`,
-    );
   if (!isPinnable(model)) fail(field, `unknown model '${model}' (pinnable: ${PINNABLE_MODELS.join(', ')})`);
   const surfaces = PIN_SURFACES[model];
   if (surfaces && !surfaces.includes(surface))
@@ -128,8 +134,7 @@ export function normalizeExperiment(input: Experiment, now: number): Experiment 
     if (!interleaving) checkShare(`${f}.traffic_share`, arm.trafficShare, 1);
     for (const [model, version] of Object.entries(arm.models)) {
       // An unknown key may be anything a caller typed: named as the map, not echoed into a field path.
-      const known = isPinnable(model) || model in SERVED_ELSEWHERE;
-      checkPin(known ? `${f}.models.${model}` : `${f}.models`, model, version, e.surface);
+      checkPin(isPinnable(model) ? `${f}.models.${model}` : `${f}.models`, model, version, e.surface);
     }
     if (arm.rankerDisabled && arm.models['ranker'])
       fail(`${f}.ranker_disabled`, 'cannot disable the ranker and pin its version');

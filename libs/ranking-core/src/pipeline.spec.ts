@@ -378,7 +378,7 @@ describe('degradation: every dependency hangs (a stopped process)', () => {
 });
 
 describe('the retention rule (an experiment arm treating users at churn risk)', () => {
-  const retained = (risk: () => Promise<number | undefined>) => {
+  const retained = (risk: () => Promise<number | undefined>, version?: string) => {
     const w = world();
     const ports: PipelinePorts = {
       catalog: w.catalog,
@@ -386,7 +386,7 @@ describe('the retention rule (an experiment arm treating users at churn risk)', 
       coVisitation: w.coVisitation,
       itemStats: w.stats,
       popularity: w.stats,
-      churnRisk: { dependency: 'churn', risk },
+      churnRisk: { dependency: 'churn', version, risk },
     };
     return new RankingPipeline(ports, { tenant: 'shop', maxPerCategory: 10, retention: { boost: 10, threshold: 0.5 } });
   };
@@ -402,6 +402,12 @@ describe('the retention rule (an experiment arm treating users at churn risk)', 
     const safe = await retained(async () => 0.1).recommend({ ...recommend, limit: 5 });
     expect(safe.items.every((i) => i.score < 10)).toBe(true);
     expect(base.items.every((i) => i.score < 10)).toBe(true);
+  });
+
+  test('a churn port that names its version (an arm\u2019s pin) reports it in model_version when it answered', async () => {
+    expect((await retained(async () => 0.9, 'c1').recommend(recommend)).modelVersion).toMatch(/(^|,)churn:c1(,|$)/);
+    expect((await retained(async () => 0.9).recommend(recommend)).modelVersion).not.toMatch(/churn:/);
+    expect((await retained(async () => undefined, 'c1').recommend(recommend)).modelVersion).not.toMatch(/churn:/);
   });
 
   test('a churn service that fails degrades the answer and treats nobody', async () => {

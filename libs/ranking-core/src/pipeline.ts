@@ -229,6 +229,7 @@ export class RankingPipeline {
       churn ? ctx.call(churn.dependency ?? 'churn', (b) => churn.risk(ctx.userId, b)) : undefined,
     ]);
     ctx.churnRisk = risk;
+    if (churn?.version && risk !== undefined) ctx.versions.push(`churn:${churn.version}`);
     ctx.user = got?.user;
     ctx.coVisits = got?.coVisits ?? new Map();
     ctx.history = ctx.user ? ctx.user.recent.map((r) => r.itemId) : [];

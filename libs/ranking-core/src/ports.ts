@@ -138,6 +138,11 @@ export interface TextRetrievalPort extends Named {
 
 /** Churn risk of a user (probability of going quiet), for rules that treat users at risk. */
 export interface ChurnRiskPort extends Named {
+  /**
+   * The churn model version every answer comes from, when the port names one (an experiment arm's pin;
+   * the port refuses answers from another): reported in `model_version` as `churn:<version>`.
+   */
+  readonly version?: string | undefined;
   /** Undefined for a user never scored. */
   risk(userId: string, budget: CallBudget): Promise<number | undefined>;
 }

@@ -35,6 +35,7 @@ import {
 import { openStore } from '@aisle/store';
 import { randomUUID } from 'node:crypto';
 import { ArmPipelineCache } from './arm-pipelines';
+import { pinnedPorts } from './arm-ports';
 import { churnClient, churnGrpcClient } from './churn-client.grpc';
 import type { RankingConfig } from './config';
 import { embeddingClient, embeddingGrpcClient } from './embedding-client.grpc';
@@ -201,9 +202,16 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
       // Arms get their own pipelines (pinned model versions loaded ahead, checked like the slots below
       // check an active one); the router picks per request and publishes the exposure with the impression.
       const pinned = new RegistryPinnedModels(registry, tenant, LOADERS, log);
+      // An arm's pins of kinds other services serve (sasrec, text_encoder, churn) are named on its calls.
+      const pinnedClients = {
+        embedding: (pins: { sasrec?: string | undefined; text_encoder?: string | undefined }) =>
+          embeddingClient(tenant, embeddingChannel, pins),
+        churn: (version: string) => churnClient(tenant, churnChannel, version),
+        cache: { maxEntries: config.retrievalCacheSize, ttlMs: 60_000 },
+      };
       const arms = new ArmPipelineCache(
         (s) =>
-          new RankingPipeline(ports, {
+          new RankingPipeline(pinnedPorts(ports, s.remote, pinnedClients), {
             ...options,
             // The tenant's rules, with the arm's in their place where it sets them.
             maxPerCategory: s.maxPerCategory ?? rules().maxPerCategory,

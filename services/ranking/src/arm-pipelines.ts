@@ -1,4 +1,10 @@
-import { PINNABLE_MODELS, type Experiment, type PinnableModel } from '@aisle/experiments';
+import {
+  IN_PROCESS_MODELS,
+  REMOTE_MODELS,
+  type Experiment,
+  type InProcessModel,
+  type RemoteModel,
+} from '@aisle/experiments';
 import type { RankerPort, RetentionRule, SearchModelPort, SessionModelPort } from '@aisle/ranking-core';
 import type { ArmPipelines, RankingSurfaces } from './experiments';
 
@@ -7,10 +13,14 @@ export class ArmNotReadyError extends Error {
   override readonly name = 'ArmNotReadyError';
 }
 
+/** Versions an arm pins of the kinds other services serve: named on each of the arm's calls to them. */
+export type RemotePins = Partial<Record<RemoteModel, string>>;
+
 /** What makes an arm's pipeline differ from production. */
 export interface ArmSettings {
   maxPerCategory: number | undefined;
   retention: RetentionRule | undefined;
+  remote: RemotePins;
 }
 
 /** The models ranking serves in-process, by the kind an arm pins them under, as the pipeline takes them. */
@@ -30,38 +40,39 @@ export type ArmPipeline = RankingSurfaces & {
 export type PipelineFactory = (settings: ArmSettings) => ArmPipeline;
 
 /** How each kind is put into a pipeline. */
-const SET: { [K in PinnableModel]: (p: ArmPipeline, model: ArmModels[K] | undefined) => void } = {
+const SET: { [K in InProcessModel]: (p: ArmPipeline, model: ArmModels[K] | undefined) => void } = {
   ranker: (p, m) => p.setRanker(m),
   search_ranker: (p, m) => p.setSearchModel(m),
   session: (p, m) => p.setSessionModel(m),
 };
 
-function put<K extends PinnableModel>(p: ArmPipeline, kind: K, model: ArmModels[K] | undefined): void {
+function put<K extends InProcessModel>(p: ArmPipeline, kind: K, model: ArmModels[K] | undefined): void {
   SET[kind](p, model);
 }
 
 /** Model versions pinned by arms, loaded ahead of their requests. */
 export interface PinnedModels {
   /** The loaded version; throws ArmNotReadyError saying why it is not available. */
-  get<K extends PinnableModel>(model: K, version: string): ArmModels[K];
+  get<K extends InProcessModel>(model: K, version: string): ArmModels[K];
 }
 
 interface Entry {
   pipeline: ArmPipeline;
   /** Kinds this arm serves production's version of (following every hot swap): neither pinned nor disabled. */
-  follows: ReadonlySet<PinnableModel>;
-  pins: ReadonlyArray<[PinnableModel, string]>;
+  follows: ReadonlySet<InProcessModel>;
+  pins: ReadonlyArray<[InProcessModel, string]>;
 }
 
 /**
  * The pipelines of the arms of running experiments, built on first use and kept while the experiment is
  * defined. For each kind ranking serves in-process (ranker, search model, session model) an arm serves its
  * pinned version, or the active one (following every hot swap); the ranker may also be disabled (the
- * heuristic). Each arm has its own rule settings.
+ * heuristic). The versions it pins of kinds other services serve (sasrec, text_encoder, churn) go to the
+ * factory, whose ports name them on every call. Each arm has its own rule settings.
  */
 export class ArmPipelineCache implements ArmPipelines {
   private readonly entries = new Map<string, Entry>();
-  private readonly active: { [K in PinnableModel]?: ArmModels[K] | undefined } = {};
+  private readonly active: { [K in InProcessModel]?: ArmModels[K] | undefined } = {};
 
   constructor(
     private readonly make: PipelineFactory,
@@ -69,7 +80,7 @@ export class ArmPipelineCache implements ArmPipelines {
   ) {}
 
   /** Production's version of a kind changed: arms that follow it switch too. */
-  setActive<K extends PinnableModel>(model: K, serving: ArmModels[K] | undefined): void {
+  setActive<K extends InProcessModel>(model: K, serving: ArmModels[K] | undefined): void {
     this.active[model] = serving;
     for (const e of this.entries.values()) if (e.follows.has(model)) put(e.pipeline, model, serving);
   }
@@ -81,13 +92,16 @@ export class ArmPipelineCache implements ArmPipelines {
     let entry = this.entries.get(key);
     if (!entry) {
       const rules = arm.rules;
-      const pins = PINNABLE_MODELS.flatMap((m): Array<[PinnableModel, string]> => {
+      const pins = IN_PROCESS_MODELS.flatMap((m): Array<[InProcessModel, string]> => {
         const v = arm.models[m];
         return v ? [[m, v]] : [];
       });
-      const follows = new Set(PINNABLE_MODELS.filter((m) => !arm.models[m] && !(m === 'ranker' && arm.rankerDisabled)));
+      const follows = new Set(
+        IN_PROCESS_MODELS.filter((m) => !arm.models[m] && !(m === 'ranker' && arm.rankerDisabled)),
+      );
       entry = {
         pipeline: this.make({
+          remote: Object.fromEntries(REMOTE_MODELS.flatMap((m) => (arm.models[m] ? [[m, arm.models[m]]] : []))),
           maxPerCategory: rules?.maxPerCategory || undefined,
           retention:
             rules && rules.retentionBoost > 0

@@ -1,6 +1,7 @@
 import { embeddingV1 } from '@aisle/contracts';
 import { createGrpcClient, type grpc, type GrpcClient } from '@aisle/runtime';
 import type { SequenceRetrievalPort, TextRetrievalPort } from '@aisle/ranking-core';
+import { fromPinned } from './arm-ports';
 
 export type EmbeddingClient = SequenceRetrievalPort & TextRetrievalPort;
 export type EmbeddingGrpcClient = GrpcClient<typeof embeddingV1.EmbeddingServiceService>;
@@ -13,8 +14,15 @@ export function embeddingGrpcClient(address: string, credentials?: grpc.ChannelC
   });
 }
 
-/** One tenant's retrieval ports over embedding-inference's gRPC API. */
-export function embeddingClient(tenant: string, client: EmbeddingGrpcClient): EmbeddingClient {
+/**
+ * One tenant's retrieval ports over embedding-inference's gRPC API: with `pins` (an experiment arm's
+ * versions) every call names that version of its kind; otherwise the active version answers.
+ */
+export function embeddingClient(
+  tenant: string,
+  client: EmbeddingGrpcClient,
+  pins: { sasrec?: string | undefined; text_encoder?: string | undefined } = {},
+): EmbeddingClient {
   return {
     dependency: 'embedding',
     async bySequence(items, k, exclude, budget) {
@@ -25,17 +33,25 @@ export function embeddingClient(tenant: string, client: EmbeddingGrpcClient): Em
           k,
           excludeItemIds: [...exclude],
           index: embeddingV1.RetrievalIndex.RETRIEVAL_INDEX_SEQUENCE,
+          modelVersion: pins.sasrec ?? '',
         },
         { deadline: budget.deadline, signal: budget.signal },
       );
-      return { items: r.items, version: r.modelVersion };
+      return { items: r.items, version: fromPinned('sasrec', pins.sasrec, r.modelVersion) };
     },
     async byText(text, k, exclude, budget) {
       const r = await client.retrieve(
-        { tenant, text, k, excludeItemIds: [...exclude], index: embeddingV1.RetrievalIndex.RETRIEVAL_INDEX_TEXT },
+        {
+          tenant,
+          text,
+          k,
+          excludeItemIds: [...exclude],
+          index: embeddingV1.RetrievalIndex.RETRIEVAL_INDEX_TEXT,
+          modelVersion: pins.text_encoder ?? '',
+        },
         { deadline: budget.deadline, signal: budget.signal },
       );
-      return { items: r.items, version: r.modelVersion };
+      return { items: r.items, version: fromPinned('text_encoder', pins.text_encoder, r.modelVersion) };
     },
   };
 }

@@ -1,10 +1,10 @@
 import {
-  isPinnable,
+  isInProcess,
   pinsOf,
   revalidateExperiment,
   takesTraffic,
   type Experiment,
-  type PinnableModel,
+  type InProcessModel,
 } from '@aisle/experiments';
 import type { ExperimentBucket, Logger, ModelArtifact, ModelRegistry, ServingModel } from '@aisle/runtime';
 import { ArmNotReadyError, type ArmModels, type PinnedModels } from './arm-pipelines';
@@ -15,7 +15,7 @@ export interface ModelLoader<M extends ServingModel> {
   probe(model: M): Promise<void>;
 }
 
-export type ModelLoaders = { [K in PinnableModel]: ModelLoader<ArmModels[K] & ServingModel> };
+export type ModelLoaders = { [K in InProcessModel]: ModelLoader<ArmModels[K] & ServingModel> };
 
 const keyOf = (model: string, version: string) => `${model}:${version}`;
 
@@ -38,7 +38,7 @@ export class RegistryPinnedModels implements PinnedModels {
     private readonly logger: Logger,
   ) {}
 
-  get<K extends PinnableModel>(model: K, version: string): ArmModels[K] {
+  get<K extends InProcessModel>(model: K, version: string): ArmModels[K] {
     const key = keyOf(model, version);
     const m = this.loaded.get(key);
     // Stored under its kind's key by `load`, from that kind's loader.
@@ -55,7 +55,7 @@ export class RegistryPinnedModels implements PinnedModels {
   }
 
   /** Loads what `pins` names and is not loaded; releases what it no longer names. */
-  sync(pins: ReadonlyArray<{ model: PinnableModel; version: string }>): void {
+  sync(pins: ReadonlyArray<{ model: InProcessModel; version: string }>): void {
     this.wanted = new Set(pins.map((p) => keyOf(p.model, p.version)));
     for (const p of pins) {
       const key = keyOf(p.model, p.version);
@@ -69,7 +69,7 @@ export class RegistryPinnedModels implements PinnedModels {
       }
   }
 
-  private async load<K extends PinnableModel>(model: K, version: string): Promise<void> {
+  private async load<K extends InProcessModel>(model: K, version: string): Promise<void> {
     const key = keyOf(model, version);
     const loader = this.loaders[model] as ModelLoader<ServingModel>;
     this.loading.add(key);
@@ -128,7 +128,7 @@ export function pinnedModels(
   experiments: readonly Experiment[],
   tenant: string,
   now: number,
-): Array<{ model: PinnableModel; version: string }> {
+): Array<{ model: InProcessModel; version: string }> {
   const live = experiments.filter((e) => e.tenant === tenant && takesTraffic(e, now));
-  return pinsOf(live).flatMap((p) => (isPinnable(p.model) ? [{ model: p.model, version: p.version }] : []));
+  return pinsOf(live).flatMap((p) => (isInProcess(p.model) ? [{ model: p.model, version: p.version }] : []));
 }

@@ -5,7 +5,7 @@ import {
   normalizeExperiment,
   unitOf,
   type Experiment,
-  type PinnableModel,
+  type InProcessModel,
 } from '@aisle/experiments';
 import {
   NO_FILTERS,
@@ -67,7 +67,7 @@ class FakePipeline implements RankingSurfaces {
 }
 
 /** A stand-in of a kind: only its version is looked at here. */
-function fakeModel<K extends PinnableModel>(_model: K, version: string): ArmModels[K] {
+function fakeModel<K extends InProcessModel>(_model: K, version: string): ArmModels[K] {
   return { version, score: async () => new Float32Array() } as unknown as ArmModels[K];
 }
 
@@ -110,7 +110,7 @@ function setup(experiments: Experiment[]) {
       return p;
     },
     {
-      get: <K extends PinnableModel>(model: K, v: string): ArmModels[K] => {
+      get: <K extends InProcessModel>(model: K, v: string): ArmModels[K] => {
         if (v === 'ready' || v.startsWith('pinned-')) return fakeModel(model, v);
         throw new ArmNotReadyError(`${model} ${v} is not in the model registry`);
       },
@@ -223,13 +223,13 @@ describe('ExperimentRouter', () => {
     await expect(router.recommend({ ...req('u1'), limit: 5000 })).rejects.toBeInstanceOf(InvalidArgumentError);
   });
 
-  it('builds each arm once with its rules; arms without a pin follow production ranker swaps', async () => {
+  it('builds each arm once with its rules and remote pins; arms without a pin follow production ranker swaps', async () => {
     const e = define(experimentV1.Design.DESIGN_INTERLEAVING, {
       arms: [
         experimentV1.Arm.fromPartial({ name: 'a' }),
         experimentV1.Arm.fromPartial({
           name: 'b',
-          models: { ranker: 'ready' },
+          models: { ranker: 'ready', sasrec: 's1', churn: 'c1' },
           rules: { retentionBoost: 0.5, churnRiskThreshold: 0.6, maxPerCategory: 2 },
         }),
       ],
@@ -241,8 +241,8 @@ describe('ExperimentRouter', () => {
     await router.recommend(req('u2'));
     expect(made).toHaveLength(2);
     expect(settings).toEqual([
-      { maxPerCategory: undefined, retention: undefined },
-      { maxPerCategory: 2, retention: { boost: 0.5, threshold: 0.6 } },
+      { maxPerCategory: undefined, retention: undefined, remote: {} },
+      { maxPerCategory: 2, retention: { boost: 0.5, threshold: 0.6 }, remote: { sasrec: 's1', churn: 'c1' } },
     ]);
     expect(made[0]?.ranker?.version).toBe('v1');
     expect(made[1]?.ranker?.version).toBe('ready');
