@@ -1,5 +1,5 @@
 import { Streams } from '@aisle/contracts';
-import type { Experiment } from '@aisle/experiments';
+import { isInProcess, isRemote, type Experiment } from '@aisle/experiments';
 import {
   CachedChurnRisk,
   CachedCoVisitation,
@@ -35,7 +35,7 @@ import {
 import { openStore } from '@aisle/store';
 import { randomUUID } from 'node:crypto';
 import { ArmPipelineCache } from './arm-pipelines';
-import { pinnedPorts } from './arm-ports';
+import { pinnedPorts, RemotePinWarmer } from './arm-ports';
 import { churnClient, churnGrpcClient } from './churn-client.grpc';
 import type { RankingConfig } from './config';
 import { embeddingClient, embeddingGrpcClient } from './embedding-client.grpc';
@@ -93,6 +93,8 @@ interface TenantRanking {
   readonly router: ExperimentRouter;
   readonly arms: ArmPipelineCache;
   readonly pinned: RegistryPinnedModels;
+  /** Loads what the experiments pin: in-process kinds here, the others warmed on their services. */
+  syncPins(experiments: readonly Experiment[]): void;
   readonly ranker: ModelSlot<ServingRanker>;
   readonly searchModel: ModelSlot<ServingSearchModel>;
   readonly session: ModelSlot<ServingSession>;
@@ -220,7 +222,12 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         pinned,
       );
       arms.retain(experiments);
-      pinned.sync(pinnedModels(experiments, tenant, Date.now()));
+      const warmer = new RemotePinWarmer(pinnedClients, log);
+      const syncPins = (list: readonly Experiment[]) => {
+        pinned.sync(pinnedModels(list, tenant, Date.now(), isInProcess));
+        warmer.sync(pinnedModels(list, tenant, Date.now(), isRemote));
+      };
+      syncPins(experiments);
       const router = new ExperimentRouter({
         tenant,
         production: pipeline,
@@ -300,6 +307,7 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         router,
         arms,
         pinned,
+        syncPins,
         ranker,
         searchModel,
         session,
@@ -316,9 +324,9 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
   lifecycle.onShutdown('tenants', () => tenants.stop());
   const stopExperiments = await followExperiments(bucket, logger, (list) => {
     experiments = list;
-    for (const [tenant, t] of tenants.built()) {
+    for (const [, t] of tenants.built()) {
       t.arms.retain(list);
-      t.pinned.sync(pinnedModels(list, tenant, Date.now()));
+      t.syncPins(list);
     }
   });
   lifecycle.onShutdown('experiments watch', stopExperiments);

@@ -6,6 +6,7 @@ import {
   type SequenceRetrievalPort,
   type TextRetrievalPort,
 } from '@aisle/ranking-core';
+import type { RemoteModel } from '@aisle/experiments';
 import type { RemotePins } from './arm-pipelines';
 
 /**
@@ -49,4 +50,50 @@ export function pinnedPorts(ports: PipelinePorts, pins: RemotePins, clients: Pin
     out.churnRisk = { dependency: 'churn', version: pins.churn, risk: (userId, b) => cached.risk(userId, b) };
   }
   return out;
+}
+
+/** Where the warmer says what it found (the runtime's Logger is one). */
+export interface WarmLog {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/**
+ * Asks the service behind each remote pin once, as soon as an experiment names it (scheduled or running),
+ * so that it loads the version before the arm's requests need it (a text encoder embeds the whole catalog
+ * first); what it found is logged: a version the service cannot serve shows up here, before any traffic.
+ */
+export class RemotePinWarmer {
+  private readonly asked = new Set<string>();
+
+  constructor(
+    private readonly clients: PinnedClients,
+    private readonly logger: WarmLog,
+    private readonly timeoutMs = 120_000,
+  ) {}
+
+  /** Warms the pins not asked for yet; forgets those no experiment names any more. */
+  sync(pins: ReadonlyArray<{ model: RemoteModel; version: string }>): void {
+    const keys = new Map(pins.map((p) => [`${p.model}:${p.version}`, p]));
+    for (const k of this.asked) if (!keys.has(k)) this.asked.delete(k);
+    for (const [k, p] of keys)
+      if (!this.asked.has(k)) {
+        this.asked.add(k);
+        void this.warm(p);
+      }
+  }
+
+  private async warm(p: { model: RemoteModel; version: string }): Promise<void> {
+    const budget = { deadline: Date.now() + this.timeoutMs, signal: AbortSignal.timeout(this.timeoutMs) };
+    try {
+      if (p.model === 'sasrec')
+        await this.clients.embedding({ sasrec: p.version }).bySequence(['warm-up'], 1, [], budget);
+      else if (p.model === 'text_encoder')
+        await this.clients.embedding({ text_encoder: p.version }).byText('warm up', 1, [], budget);
+      else await this.clients.churn(p.version).risk('warm-up', budget);
+      this.logger.info('experiment model ready on its service', p);
+    } catch (err) {
+      this.logger.warn("experiment model not available from its service; the arm's calls degrade", { ...p, err });
+    }
+  }
 }

@@ -1,10 +1,10 @@
 import {
-  isInProcess,
   pinsOf,
   revalidateExperiment,
   takesTraffic,
   type Experiment,
   type InProcessModel,
+  type PinnableModel,
 } from '@aisle/experiments';
 import type { ExperimentBucket, Logger, ModelArtifact, ModelRegistry, ServingModel } from '@aisle/runtime';
 import { ArmNotReadyError, type ArmModels, type PinnedModels } from './arm-pipelines';
@@ -123,12 +123,13 @@ export async function followExperiments(
   }, logger);
 }
 
-/** The versions one tenant's running or scheduled experiments pin, of the kinds ranking serves. */
-export function pinnedModels(
+/** The versions one tenant's running or scheduled experiments pin, of the kinds `kind` accepts. */
+export function pinnedModels<K extends PinnableModel>(
   experiments: readonly Experiment[],
   tenant: string,
   now: number,
-): Array<{ model: InProcessModel; version: string }> {
+  kind: (model: string) => model is K,
+): Array<{ model: K; version: string }> {
   const live = experiments.filter((e) => e.tenant === tenant && takesTraffic(e, now));
-  return pinsOf(live).flatMap((p) => (isInProcess(p.model) ? [{ model: p.model, version: p.version }] : []));
+  return pinsOf(live).flatMap((p) => (kind(p.model) ? [{ model: p.model, version: p.version }] : []));
 }

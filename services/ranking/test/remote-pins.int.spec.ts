@@ -115,7 +115,14 @@ test('an arm pinning an older sasrec version is answered by it; the production a
     while (assignArm(assignmentPlan(e), unitOf('', `visit-${i}`)) !== arm) i++;
     return `visit-${i}`;
   };
-  // The first call of the arm makes embedding-inference load v1 (it may answer degraded meanwhile).
+  // Ranking asks embedding-inference for v1 as soon as the experiment is defined, so that it loads it ahead.
+  await eventually(
+    () =>
+      ranking.logs.some(
+        (l) => l['msg'] === 'experiment model ready on its service' && l['model'] === 'sasrec' && l['version'] === 'v1',
+      ),
+    { what: 'ranking warmed the pinned version on embedding-inference', timeoutMs: 60_000 },
+  );
   const pinned = await eventually(
     async () => {
       const r = await anonymous(sessionIn('pinned'));
