@@ -385,6 +385,17 @@ export const commonConfig = {
 
 const MIB = 1024 * 1024;
 
+/** Services that answer with a requested model version besides the active one (an experiment arm's pin). */
+export const pinnedVersionsConfig = {
+  pinnedVersions: env.int('AISLE_PINNED_MODEL_VERSIONS', {
+    default: 2,
+    min: 0,
+    max: 16,
+    description:
+      'most model versions of each kind kept loaded per tenant besides the active one, for requests that name a version (experiment arms); the least recently used is unloaded first; 0 refuses such requests',
+  }),
+} satisfies ConfigSpec;
+
 /** Variables of the services that load models (and of the trainer, which publishes and scores them). */
 export const modelConfig = {
   modelPublicKey: {
@@ -431,17 +442,6 @@ export const forgetConfig = {
 } satisfies ConfigSpec;
 
 export type ForgetConfig = ConfigOf<typeof forgetConfig>;
-
-/** Services that answer with a requested model version besides the active one (an experiment arm's pin). */
-export const pinnedVersionsConfig = {
-  pinnedVersions: env.int('AISLE_PINNED_MODEL_VERSIONS', {
-    default: 2,
-    min: 0,
-    max: 16,
-    description:
-      'most model versions of each kind kept loaded per tenant besides the active one, for requests that name a version (experiment arms); the least recently used is unloaded first; 0 refuses such requests',
-  }),
-} satisfies ConfigSpec;
 
 /** Values that a template or example left for an operator to replace; never a real secret. */
 const PLACEHOLDER = /CHANGE[_-]?ME|REPLACE[_-]?ME|PLACEHOLDER/i;

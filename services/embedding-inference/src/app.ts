@@ -65,7 +65,10 @@ export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig)
           })(),
         log: (msg, fields) => log.info(msg, fields),
       });
-      // Versions other than the active one that requests name (experiment arms' pins), a few per kind.
+      // One slot per model kind: new versions while running, the pointers when starting.
+      const slots: Array<{ stop(): Promise<void> }> = [];
+      // Versions other than the active one that requests name (experiment arms' pins), a few per kind,
+      // stopped with the slots.
       const pinnedOf = <M extends ServingModel>(name: 'sasrec' | 'text_encoder', is: (m: ServingModel) => m is M) =>
         new PinnedVersions<M>({
           registry,
@@ -85,8 +88,7 @@ export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig)
         text_encoder: pinnedOf('text_encoder', (m): m is TextModel => m instanceof TextModel),
       };
       service.servePinned(pinned);
-      // One slot per model kind: new versions while running, the pointers when starting.
-      const slots: Array<ModelSlot<ServingModel>> = [];
+      slots.push(pinned.sasrec, pinned.text_encoder);
       for (const name of ['sasrec', 'text_encoder'] as const) {
         const slot = new ModelSlot<ServingModel>({
           registry,
@@ -106,11 +108,7 @@ export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig)
         slots.push(slot);
         await slot.start();
       }
-      return {
-        service,
-        stop: async () =>
-          void (await Promise.all([...slots.map((s) => s.stop()), pinned.sasrec.stop(), pinned.text_encoder.stop()])),
-      };
+      return { service, stop: async () => void (await Promise.all(slots.map((s) => s.stop()))) };
     },
     dispose: (t) => t.stop(),
   });
