@@ -11,6 +11,7 @@ import { eventually, healthCheck, publishShop, repoRoot, runJobProcess, tempSqli
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface RankingBenchStack {
@@ -20,6 +21,13 @@ export interface RankingBenchStack {
   features: ReturnType<typeof createGrpcClient<typeof featureV1.FeatureServiceService>>;
   /** One call to the echo server (the ceiling), with a Recommend-sized payload. */
   echoCall: () => Promise<Buffer>;
+  /**
+   * One call to ranking with an encoded request, answering the encoded response: the client the echo
+   * ceiling is measured with (no protobuf work in the timed call), so the two compare like for like.
+   */
+  rankingRaw: (method: keyof typeof rankingV1.RankingServiceService, request: Buffer) => Promise<Buffer>;
+  /** CPU time (user + system, ms) the ranking process has used so far; undefined without /proc. */
+  rankingCpuMs: () => number | undefined;
   /** The ranking process's Prometheus text. */
   rankingMetrics: () => Promise<string>;
   stop(): Promise<void>;
@@ -80,6 +88,11 @@ export async function startRankingBenchStack(
     rankingV1.RecommendRequest.encode(rankingV1.RecommendRequest.fromPartial({ userId: 'u0001', limit: 10 })).finish(),
   );
   const identity = (b: Buffer) => b;
+  const rankingRawClient = new grpc.Client(
+    `127.0.0.1:${stack.services.ranking.grpcPort}`,
+    grpc.credentials.createInsecure(),
+  );
+  const rankingPid = stack.services.ranking.child.pid;
   const ranking = createGrpcClient(rankingV1.RankingServiceService, `127.0.0.1:${stack.services.ranking.grpcPort}`, {
     deadlineMs: 5000,
   });
@@ -97,11 +110,32 @@ export async function startRankingBenchStack(
           err ? reject(err) : resolve(res as Buffer),
         ),
       ),
+    rankingRaw: (method, request) =>
+      new Promise<Buffer>((resolve, reject) =>
+        rankingRawClient.makeUnaryRequest(
+          rankingV1.RankingServiceService[method].path,
+          identity,
+          identity,
+          request,
+          { deadline: Date.now() + 5000 },
+          (err, res) => (err ? reject(err) : resolve(res as Buffer)),
+        ),
+      ),
+    rankingCpuMs: () => {
+      try {
+        // utime and stime, in clock ticks (100 per second), after the command name.
+        const f = readFileSync(`/proc/${rankingPid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+        return (Number(f[11]) + Number(f[12])) * 10;
+      } catch {
+        return undefined;
+      }
+    },
     rankingMetrics: async () => (await fetch(`http://127.0.0.1:${stack.services.ranking.metricsPort}/metrics`)).text(),
     async stop() {
       ranking.close();
       features.close();
       echoClient.close();
+      rankingRawClient.close();
       echo.kill('SIGTERM');
       await stack.stop();
       storeFile.dispose();

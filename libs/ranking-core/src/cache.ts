@@ -1,4 +1,5 @@
 import { StaleFallback } from './context';
+import type { BackgroundRefresh } from './warm';
 import type {
   CallBudget,
   ChurnRiskPort,
@@ -61,6 +62,11 @@ export class TtlCache<V> {
     this.map.delete(key);
     this.map.set(key, e);
     return e.value;
+  }
+
+  /** The keys holding a value (fresh or not), least recently used first. */
+  *keys(): IterableIterator<string> {
+    for (const [key, e] of this.map) if (e.value !== undefined) yield key;
   }
 
   /** Any value still held, however old (a fallback while the dependency is away). */
@@ -193,8 +199,14 @@ export function userContextWeight(value: unknown): number {
   return n;
 }
 
-/** User contexts cached until the user changes (`invalidate`, on feature's `user_updated`) or the TTL passes. */
+/**
+ * User contexts cached until the user changes (`invalidate`, on feature's `user_updated`) or the TTL passes.
+ * With `onExpired` set (a `UserWarmer` sets it), a context past its TTL still answers once while the
+ * hook loads it again in the background: the TTL bounds announcements missed, not ones made.
+ */
 export class CachedUserContext extends CachingPort<UserContext> implements UserContextPort {
+  onExpired: ((userId: string) => void) | undefined;
+
   constructor(
     private readonly port: UserContextPort,
     opts: CacheOptions,
@@ -203,7 +215,16 @@ export class CachedUserContext extends CachingPort<UserContext> implements UserC
   }
 
   peek(userId: string): UserContext | undefined {
-    return this.cache.fresh(userId);
+    const hit = this.cache.fresh(userId);
+    if (hit !== undefined || !this.onExpired) return hit;
+    const old = this.cache.stale(userId);
+    if (old !== undefined) this.onExpired(userId);
+    return old;
+  }
+
+  /** The users whose context is held. */
+  cachedUsers(): IterableIterator<string> {
+    return this.cache.keys();
   }
 
   userContext(
@@ -262,8 +283,14 @@ export class CachedCoVisitation extends CachingPort<readonly Neighbor[]> impleme
 const retrievalKey = (history: readonly string[], k: number, exclude: readonly string[]): string =>
   `${k}\u001e${exclude.join('\u001f')}\u001e${history.join('\u001f')}`;
 
-/** Sequence retrievals per (history, k, exclusions), until the model changes (`clear`) or the TTL passes. */
+/**
+ * Sequence retrievals per (history, k, exclusions), until the model changes (`clear`) or the TTL passes.
+ * With `refresh` (a `UserWarmer` sets it), a retrieval past its TTL still answers once while it is loaded
+ * again in the background (a history's retrieval changes only with the model).
+ */
 export class CachedSequenceRetrieval extends CachingPort<Retrieved> implements SequenceRetrievalPort {
+  refresh: BackgroundRefresh | undefined;
+
   constructor(
     private readonly port: SequenceRetrievalPort,
     opts: CacheOptions,
@@ -283,7 +310,16 @@ export class CachedSequenceRetrieval extends CachingPort<Retrieved> implements S
   }
 
   peek(history: readonly string[], k: number, exclude: readonly string[]): Retrieved | undefined {
-    return this.cache.fresh(retrievalKey(history, k, exclude));
+    const key = retrievalKey(history, k, exclude);
+    const hit = this.cache.fresh(key);
+    const refresh = this.refresh;
+    if (hit !== undefined || !refresh) return hit;
+    const old = this.cache.stale(key);
+    if (old !== undefined)
+      refresh.run(`retrieval\u001d${key}`, async (b) => {
+        await this.bySequence(history, k, exclude, b);
+      });
+    return old;
   }
 
   clear(): void {

@@ -17,3 +17,4 @@ export * from './sources/co-visitation';
 export * from './sources/popularity';
 export * from './sources/search';
 export * from './pipeline';
+export * from './warm';

@@ -52,7 +52,7 @@ import {
   searchSignals,
   type SearchStage,
 } from './sources/search';
-import { addSequenceCandidates, retrieveBySequence, scoreBySequence } from './sources/sequence';
+import { addSequenceCandidates, retrieveTopBySequence, scoreBySequence } from './sources/sequence';
 import { addSessionCandidates, retrieveBySession } from './sources/session';
 
 /** The ports a pipeline runs over (see ports.ts); the optional ones degrade gracefully when absent. */
@@ -95,7 +95,10 @@ export const SESSION_CANDIDATES = 100;
 /** `model_version` part saying that the session model's scores ordered the answer. */
 export const SESSION_ORDER_VERSION = 'order:session';
 
-/** Candidates sequence retrieval proposes per surface. */
+/**
+ * Candidates sequence retrieval proposes per surface. Recommend takes the top of Rank's retrieval (one
+ * retrieval per history, cached and warmed, serves both) unless it has exclusions.
+ */
 export const SEQUENCE_CANDIDATES = { recommend: 100, rank: 300 } as const;
 export const SIMILAR_COVISITS = 50;
 export const SIMILAR_SEMANTIC = 50;
@@ -266,7 +269,14 @@ export class RankingPipeline {
       const exclude = req.filters.excludePurchased && user ? [...user.purchased].slice(0, MAX_RETRIEVAL_EXCLUDES) : [];
       const topCategory = user?.affinity.find((a) => a.category.includes(' > '))?.category ?? '';
       const [seq, coVisits] = await Promise.all([
-        retrieveBySequence(ctx, this.ports.sequenceRetrieval, ctx.history, SEQUENCE_CANDIDATES.recommend, exclude),
+        retrieveTopBySequence(
+          ctx,
+          this.ports.sequenceRetrieval,
+          ctx.history,
+          SEQUENCE_CANDIDATES.recommend,
+          exclude,
+          SEQUENCE_CANDIDATES.rank,
+        ),
         coVisitsOf(ctx, this.ports.coVisitation, seeds, ctx.coVisits, COVISIT_PER_SEED),
       ]);
       const cands = new CandidateSet();

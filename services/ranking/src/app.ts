@@ -5,15 +5,19 @@ import {
   CachedCoVisitation,
   CachedSequenceRetrieval,
   CachedUserContext,
+  BackgroundRefresh,
   Catalog,
   ItemStatsTable,
   RankingPipeline,
+  SEQUENCE_CANDIDATES,
+  UserWarmer,
   type CatalogUpsert,
   type PipelinePorts,
   type RetentionRule,
 } from '@aisle/ranking-core';
 import {
   connectBus,
+  counter,
   eraseIndexedMessages,
   pruneMessageIndex,
   ExperimentBucket,
@@ -83,10 +87,11 @@ function tenantRules(
  */
 interface TenantRanking {
   readonly catalog: Catalog;
-  /** User contexts, dropped on the feature service's change announcements. */
-  readonly users: CachedUserContext;
-  /** Sequence retrievals, dropped when a new sequence model is announced. */
-  readonly retrieval: CachedSequenceRetrieval;
+  /**
+   * User contexts and their sequence retrievals: dropped and loaded again in the background on the feature
+   * service's change announcements and when a new sequence model is announced.
+   */
+  readonly users: UserWarmer;
   /** Refreshes item statistics soon (a change was announced). */
   poke(): void;
   readonly pipeline: RankingPipeline;
@@ -138,6 +143,11 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
     },
   });
   pruneMessageIndex(base, store.messages, [Streams.RANKING]);
+  const prefetchDropped = counter<'tenant'>(base.registry, {
+    name: 'aisle_ranking_prefetch_dropped_total',
+    help: 'User refreshes not made in the background because too many waited (the next request fetches)',
+    labelNames: ['tenant'],
+  });
   // Experiments (every tenant's) followed from the KV bucket; each tenant routes its own requests.
   let experiments: readonly Experiment[] = [];
   const bucket = await ExperimentBucket.open(bus.nc, { replicas: config.natsStreamReplicas });
@@ -176,6 +186,14 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         maxEntries: config.retrievalCacheSize,
         ttlMs: 60_000,
       });
+      const refresh = new BackgroundRefresh({
+        concurrency: config.prefetchConcurrency,
+        maxPending: 10_000,
+        timeoutMs: 5_000,
+        onDropped: () => prefetchDropped.inc({ tenant }),
+        onFailed: (err) => log.debug('background refresh failed', { err }),
+      });
+      const warmer = new UserWarmer(users, retrieval, refresh, SEQUENCE_CANDIDATES.rank);
       const ports: PipelinePorts = {
         catalog,
         search: catalog.engine,
@@ -300,8 +318,7 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
       });
       return {
         catalog,
-        users,
-        retrieval,
+        users: warmer,
         poke: () => statsRefresh.poke(),
         pipeline,
         router,
@@ -312,6 +329,7 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         searchModel,
         session,
         stop: async () => {
+          refresh.stop();
           stopSettings();
           statsRefresh.stop();
           pinned.sync([]);
@@ -347,7 +365,7 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
   lifecycle.onShutdown('user updates', () => updates.stop());
   // A new sequence model retrieves differently: that tenant's cached retrievals go (embedding-inference swaps it).
   const sasrecWatcher = registry.watch((meta) => {
-    if (meta.name === 'sasrec') served(meta.tenant)?.retrieval.clear();
+    if (meta.name === 'sasrec') served(meta.tenant)?.users.modelChanged();
   });
   lifecycle.onShutdown('sasrec watcher', () => sasrecWatcher.unsubscribe());
 

@@ -52,6 +52,12 @@ export const configSpec = {
     description:
       'sequence retrievals kept per (history, k, exclusions) until the model changes or a minute passes (0 = off)',
   }),
+  prefetchConcurrency: env.int('AISLE_RANKING_PREFETCH_CONCURRENCY', {
+    default: 4,
+    min: 1,
+    description:
+      'user refreshes made at once in the background (a user the feature service announces changed, a context past its TTL, every cached user after a new sequence model), so requests find them in memory',
+  }),
   impressionBuffer: env.int('AISLE_RANKING_IMPRESSION_BUFFER', {
     default: 20_000,
     min: 1,

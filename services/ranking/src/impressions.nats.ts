@@ -27,7 +27,9 @@ interface Pending {
   requestId: string;
   tenant: string;
   userId: string;
-  payload: Uint8Array;
+  event: ServedEvent;
+  /** Encoded when first published (off the request's path), kept for retries. */
+  payload?: Uint8Array;
 }
 
 /** Where a user's impression lies in its stream (the store's message index records it). */
@@ -79,7 +81,9 @@ export interface ImpressionBufferOptions {
  * oldest dropped first and counted in `aisle_ranking_impressions_dropped_total`); a pump publishes with
  * at most `maxInFlight` acks pending, pauses while NATS is disconnected and retries what was not
  * acknowledged, so impressions made during an outage arrive when NATS returns. Retries carry the same
- * `Nats-Msg-Id` (the request id): the stream stores each impression once.
+ * `Nats-Msg-Id` (the request id): the stream stores each impression once. Encoding and publishing run
+ * after the current I/O callbacks (`setImmediate`), so a response is written before its impression is
+ * encoded, and the impressions of requests answered together leave in one socket write.
  */
 export class ImpressionBuffer implements ImpressionSink {
   /** Waiting to be published, oldest first (by `seq`); the ones in flight are counted apart. */
@@ -90,6 +94,7 @@ export class ImpressionBuffer implements ImpressionSink {
   private connected = true;
   private closed = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  private pumpScheduled: NodeJS.Immediate | undefined;
   private backoffMs = 0;
   private readonly dropped: Counter;
   private readonly published: Counter;
@@ -145,9 +150,12 @@ export class ImpressionBuffer implements ImpressionSink {
       requestId: e.requestId,
       tenant: e.tenant,
       userId: e.userId,
-      payload: encodeServed(e),
+      event: e,
     });
-    this.pump();
+    this.pumpScheduled ??= setImmediate(() => {
+      this.pumpScheduled = undefined;
+      this.pump();
+    });
   }
 
   private async watch(): Promise<void> {
@@ -167,6 +175,7 @@ export class ImpressionBuffer implements ImpressionSink {
     while (this.inFlight < this.opts.maxInFlight && this.head < this.queue.length) {
       const p = this.queue[this.head++] as Pending;
       this.inFlight++;
+      p.payload ??= encodeServed(p.event);
       this.transport.publish(p.payload, p.requestId).then(
         (ack) => {
           this.inFlight--;
@@ -248,6 +257,7 @@ export class ImpressionBuffer implements ImpressionSink {
     await this.indexing;
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.pumpScheduled) clearImmediate(this.pumpScheduled);
     if (this.size > 0) this.logger.warn('impressions not published at shutdown', { count: this.size });
     this.transport.close();
   }

@@ -1,9 +1,12 @@
 import { DEFAULT_TENANT, featureV1, Headers, splitSubject, Subjects } from '@aisle/contracts';
 import { decodeForget, header, type Logger, type NatsConnection } from '@aisle/runtime';
 
-/** What a user-keyed cache needs to follow feature changes. */
+/** What a user-keyed cache needs to follow feature changes (a `UserWarmer`). */
 export interface UserInvalidation {
-  invalidate(userId: string): void;
+  /** The user changed: what is cached of them is stale. */
+  updated(userId: string): void;
+  /** The user is to be forgotten: what is cached of them goes. */
+  forgotten(userId: string): void;
   clear(): void;
 }
 
@@ -16,7 +19,7 @@ export interface UserCaches {
 }
 
 /**
- * Drops a user's cached context as soon as the feature service announces a change
+ * Tells the user caches as soon as the feature service announces a change
  * (`aisle.features.v1.user_updated`, published after the change is stored), so that a new event shows
  * in the next request. A plain subscription: every replica hears every update. After a reconnect the
  * updates missed meanwhile are unknown, so everything cached is dropped.
@@ -40,7 +43,7 @@ export function followUserUpdates(
       const tenant = update.tenant || DEFAULT_TENANT;
       const of = caches.of(tenant);
       if (of.length === 0) return;
-      for (const c of of) c.invalidate(update.userId);
+      for (const c of of) c.updated(update.userId);
       onUpdate(tenant);
     },
   });
@@ -52,7 +55,7 @@ export function followUserUpdates(
       const req = decodeForget(msg.data, header(msg.headers, Headers.contentType));
       const tenant = splitSubject(msg.subject, 'aisle.privacy.v1')?.tenant;
       if (typeof req === 'string' || !req.userId || !tenant || (req.tenant && req.tenant !== tenant)) return;
-      for (const c of caches.of(tenant)) c.invalidate(req.userId);
+      for (const c of caches.of(tenant)) c.forgotten(req.userId);
     },
   });
   // Ends when the connection closes.

@@ -54,8 +54,9 @@ describe('ImpressionBuffer', () => {
     expect(await registry.getSingleMetricAsString('aisle_ranking_impressions_buffered')).toMatch(/ 3$/m);
     transport.up = true;
     await until(() => transport.stored.length === 3);
-    // r1 was in flight (kept); the oldest waiting ones (r2, r3) made room for r4 and r5.
-    expect(transport.stored).toEqual(['r1', 'r4', 'r5']);
+    // Publishing starts after the requests of this tick were answered: the oldest ones (r1, r2) made room
+    // for r4 and r5; r3 went in flight first and was kept through the failures.
+    expect(transport.stored).toEqual(['r3', 'r4', 'r5']);
     await buffer.close(100);
   });
 

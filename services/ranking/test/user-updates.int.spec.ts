@@ -17,10 +17,15 @@ afterAll(async () => {
   await nats.dispose();
 });
 
-/** A cache that records what it was told to drop. */
+/** A cache that records what it was told (`+` a change, `-` a forget request). */
 function recordingCache(): UserInvalidation & { dropped: string[] } {
   const dropped: string[] = [];
-  return { dropped, invalidate: (u) => dropped.push(u), clear: () => dropped.push('*') };
+  return {
+    dropped,
+    updated: (u) => dropped.push(`+${u}`),
+    forgotten: (u) => dropped.push(`-${u}`),
+    clear: () => dropped.push('*'),
+  };
 }
 
 test('a change or a forget request drops the user from the caches of their tenant only', async () => {
@@ -66,8 +71,8 @@ test('a change or a forget request drops the user from the caches of their tenan
       throw new Error(`${String(err)}: a ${shopA.dropped.join()} b ${shopB.dropped.join()}`);
     });
     await nc.flush();
-    expect(shopA.dropped).toEqual(['changed', 'gone']);
-    expect(shopB.dropped).toEqual(['gone-too']);
+    expect(shopA.dropped).toEqual(['+changed', '-gone']);
+    expect(shopB.dropped).toEqual(['-gone-too']);
   } finally {
     follow.stop();
   }

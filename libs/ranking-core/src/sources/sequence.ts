@@ -5,6 +5,11 @@ import type { Retrieved, ScoredItems, SequenceRetrievalPort } from '../ports';
 /** The longest history handed to the sequence model (its trained length). */
 export const SEQUENCE_HISTORY = 50;
 
+/** The part of a history handed to the sequence model: its last `SEQUENCE_HISTORY` items. */
+export function sequenceTail(history: readonly string[]): readonly string[] {
+  return history.length > SEQUENCE_HISTORY ? history.slice(-SEQUENCE_HISTORY) : history;
+}
+
 /** Next-item retrieval from the history; nothing (and no degradation) without history or a model port. */
 export async function retrieveBySequence(
   ctx: RequestContext,
@@ -14,10 +19,27 @@ export async function retrieveBySequence(
   exclude: readonly string[],
 ): Promise<Retrieved | undefined> {
   if (!port || history.length === 0) return undefined;
-  const tail = history.length > SEQUENCE_HISTORY ? history.slice(-SEQUENCE_HISTORY) : history;
+  const tail = sequenceTail(history);
   const cached = port.peek?.(tail, k, exclude);
   if (cached) return cached;
   return ctx.call(port.dependency ?? 'sequence_retrieval', (b) => port.bySequence(tail, k, exclude, b));
+}
+
+/**
+ * The top `k` of the retrieval of `shared` items without exclusions (one retrieval, cached once per
+ * history, serves every surface); with exclusions, a retrieval of its own.
+ */
+export async function retrieveTopBySequence(
+  ctx: RequestContext,
+  port: SequenceRetrievalPort | undefined,
+  history: readonly string[],
+  k: number,
+  exclude: readonly string[],
+  shared: number,
+): Promise<Retrieved | undefined> {
+  if (exclude.length > 0 || k > shared) return retrieveBySequence(ctx, port, history, k, exclude);
+  const got = await retrieveBySequence(ctx, port, history, shared, []);
+  return got && got.items.length > k ? { ...got, items: got.items.slice(0, k) } : got;
 }
 
 /**
@@ -33,8 +55,7 @@ export async function scoreBySequence(
 ): Promise<Retrieved | ScoredItems | undefined> {
   const scoreItems = port?.scoreItems?.bind(port);
   if (!port || !scoreItems || history.length === 0) return retrieveBySequence(ctx, port, history, k, []);
-  const tail = history.length > SEQUENCE_HISTORY ? history.slice(-SEQUENCE_HISTORY) : history;
-  return ctx.call(port.dependency ?? 'sequence_retrieval', (b) => scoreItems(tail, itemIds, b));
+  return ctx.call(port.dependency ?? 'sequence_retrieval', (b) => scoreItems(sequenceTail(history), itemIds, b));
 }
 
 /**

@@ -4,7 +4,7 @@ import { context, hung, world } from '../testing.fixture';
 import { addCoVisitCandidates, coVisitsOf, recentDistinct } from './co-visitation';
 import { addPopularCandidates, popularIn } from './popularity';
 import { CATALOG_SEARCH_MODEL, EngineSearchStage } from './search';
-import { addSequenceCandidates, retrieveBySequence, SEQUENCE_HISTORY } from './sequence';
+import { addSequenceCandidates, retrieveBySequence, retrieveTopBySequence, SEQUENCE_HISTORY } from './sequence';
 
 describe('candidate sources', () => {
   test('sequence: the last 50 items go to the model; scores and ranks land on the candidates', async () => {
@@ -37,6 +37,25 @@ describe('candidate sources', () => {
     expect(out.get('a')).toBeUndefined();
     expect(out.get('b')).toMatchObject({ seqScore: 2, seqRank: 1, sources: ['sequence'] });
     expect(ctx.versions).toEqual(['sasrec:v7']);
+    ctx.close();
+  });
+
+  test('sequence: without exclusions a surface takes the top of the shared retrieval; with them, its own', async () => {
+    const ctx = context();
+    const asked: Array<[number, readonly string[]]> = [];
+    const port = {
+      bySequence: async (_h: readonly string[], k: number, exclude: readonly string[]) => {
+        asked.push([k, exclude]);
+        return { items: Array.from({ length: k }, (_, i) => ({ itemId: `i${i}`, score: k - i })), version: 'v1' };
+      },
+    };
+    const top = await retrieveTopBySequence(ctx, port, ['a'], 100, [], 300);
+    expect(top?.items.map((n) => n.itemId)).toEqual(Array.from({ length: 100 }, (_, i) => `i${i}`));
+    await retrieveTopBySequence(ctx, port, ['a'], 100, ['x'], 300);
+    expect(asked).toEqual([
+      [300, []],
+      [100, ['x']],
+    ]);
     ctx.close();
   });
 
