@@ -128,6 +128,9 @@ test('Track -> NATS -> feature update -> Recommend is one trace, free of persona
         (await ranking.recommend(rankingV1.RecommendRequest.fromPartial({ userId: USER, limit: 5 }))).items.length > 0,
       { what: 'recommendations' },
     );
+    // The shopper's context was reloaded in the background when feature announced the change (no
+    // request waits for it); a visitor ranking has not seen is looked up within their Recommend.
+    await ranking.recommend(rankingV1.RecommendRequest.fromPartial({ userId: 'first-visit', limit: 5 }));
     return root.spanContext().traceId;
   });
 
@@ -152,7 +155,7 @@ test('Track -> NATS -> feature update -> Recommend is one trace, free of persona
   expect(chain).toContain('aisle.ingest.v1.IngestService/Track');
   expect(chain[chain.length - 1]).toBe('shopper journey');
 
-  // Recommend and the feature lookup it made, in the same trace.
+  // Recommend and the feature lookup it made (for the visitor ranking had not seen), in the same trace.
   const recommend = spans.find((s) => s.name === 'aisle.ranking.v1.RankingService/Recommend');
   expect(recommend).toBeDefined();
   const lookup = spans.find(
