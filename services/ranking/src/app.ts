@@ -193,7 +193,7 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         onDropped: () => prefetchDropped.inc({ tenant }),
         onFailed: (err) => log.debug('background refresh failed', { err }),
       });
-      const warmer = new UserWarmer(users, retrieval, refresh, SEQUENCE_CANDIDATES.rank);
+      const userWarmer = new UserWarmer(users, retrieval, refresh, SEQUENCE_CANDIDATES.rank);
       const ports: PipelinePorts = {
         catalog,
         search: catalog.engine,
@@ -240,10 +240,10 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         pinned,
       );
       arms.retain(experiments);
-      const warmer = new RemotePinWarmer(pinnedClients, log);
+      const pinWarmer = new RemotePinWarmer(pinnedClients, log);
       const syncPins = (list: readonly Experiment[]) => {
         pinned.sync(pinnedModels(list, tenant, Date.now(), isInProcess));
-        warmer.sync(pinnedModels(list, tenant, Date.now(), isRemote));
+        pinWarmer.sync(pinnedModels(list, tenant, Date.now(), isRemote));
       };
       syncPins(experiments);
       const router = new ExperimentRouter({
@@ -318,7 +318,7 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
       });
       return {
         catalog,
-        users: warmer,
+        users: userWarmer,
         poke: () => statsRefresh.poke(),
         pipeline,
         router,
