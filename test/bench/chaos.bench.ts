@@ -7,7 +7,7 @@
  */
 import { Streams } from '@aisle/contracts';
 import { generateShop } from '@aisle/datagen';
-import { openStore } from '@aisle/store';
+import { openStore, STORE_PORTS } from '@aisle/store';
 import { publishShop, tempSqliteUrl } from '@aisle/testkit';
 import { connectTestBus, consumerCaughtUp } from '../support/bus';
 import {
@@ -92,7 +92,7 @@ async function main(): Promise<void> {
 
     // Nothing lost or doubled.
     const acked = new Set(producer.acked);
-    const store = await openStore(storeFile.url);
+    const store = await openStore(storeFile.url, STORE_PORTS);
     const until = Date.now() + 180_000;
     while ((await store.events.count()) < acked.size && Date.now() < until) await sleep(500);
     while (!(await consumerCaughtUp(bus.jsm, Streams.EVENTS.name, 'feature')) && Date.now() < until) await sleep(500);

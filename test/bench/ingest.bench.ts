@@ -5,7 +5,7 @@
 import { Streams } from '@aisle/contracts';
 import { generateShop } from '@aisle/datagen';
 import { ensureStreams, jetStreamOf } from '@aisle/runtime';
-import { openStore } from '@aisle/store';
+import { openStore, STORE_PORTS } from '@aisle/store';
 import { eventToProducerJson, repoRoot, startNatsServer, startServiceProcess, tempSqliteUrl } from '@aisle/testkit';
 import { headers, connect } from '@nats-io/transport-node';
 import { spawn } from 'node:child_process';
@@ -71,7 +71,7 @@ async function aisleRound(): Promise<number> {
   const nats = await startNatsServer();
   const storeFile = tempSqliteUrl();
   const ingest = await startServiceProcess('ingest', { AISLE_NATS_URL: nats.url, AISLE_STORE_URL: storeFile.url });
-  const store = await openStore(storeFile.url);
+  const store = await openStore(storeFile.url, STORE_PORTS);
   const nc = await connect({ servers: nats.url });
   const { jsm } = await jetStreamOf(nc);
   try {

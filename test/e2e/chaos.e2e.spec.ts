@@ -9,7 +9,7 @@
 import { featureV1, Streams } from '@aisle/contracts';
 import { generateShop } from '@aisle/datagen';
 import { createGrpcClient } from '@aisle/runtime';
-import { openStore } from '@aisle/store';
+import { openStore, STORE_PORTS } from '@aisle/store';
 import { eventually, publishShop, tempSqliteUrl } from '@aisle/testkit';
 import { connectTestBus, consumerCaughtUp } from '../support/bus';
 import {
@@ -96,7 +96,7 @@ test('kills and freezes, one at a time: nothing lost or doubled, every RPC answe
 
   // Nothing lost, nothing doubled: in the store, downstream, and in the features.
   const busAfter = await connectTestBus(stack.nats.url);
-  const store = await openStore(storeFile.url);
+  const store = await openStore(storeFile.url, STORE_PORTS);
   const features = createGrpcClient(featureV1.FeatureServiceService, stack.address('feature'), { deadlineMs: 10_000 });
   try {
     await eventually(async () => (await store.events.count()) >= acked.length, {

@@ -5,7 +5,7 @@
 import { Headers, featureV1, Streams } from '@aisle/contracts';
 import { generateShop, type GeneratedEvent } from '@aisle/datagen';
 import { createGrpcClient, type GrpcClient } from '@aisle/runtime';
-import { openStore, type Store } from '@aisle/store';
+import { openStore, type Store, STORE_PORTS } from '@aisle/store';
 import {
   eventually,
   itemToProducerJson,
@@ -47,7 +47,7 @@ describe('clickstream in over NATS, features out over gRPC', () => {
     features = createGrpcClient(featureV1.FeatureServiceService, `127.0.0.1:${feature.grpcPort}`, {
       deadlineMs: 10_000,
     });
-    store = await openStore(storeFile.url);
+    store = await openStore(storeFile.url, STORE_PORTS);
   });
 
   afterAll(async () => {

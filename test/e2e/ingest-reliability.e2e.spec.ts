@@ -5,7 +5,7 @@
 import { featureV1, ingestV1, Streams } from '@aisle/contracts';
 import { generateShop } from '@aisle/datagen';
 import { createGrpcClient, grpc, isGrpcError } from '@aisle/runtime';
-import { openStore } from '@aisle/store';
+import { openStore, STORE_PORTS } from '@aisle/store';
 import {
   eventually,
   healthCheck,
@@ -41,7 +41,7 @@ async function expectExactlyOnce(
   bus: Awaited<ReturnType<typeof connectTestBus>>,
   catalogMessages = 0,
 ): Promise<void> {
-  const store = await openStore(storeUrl);
+  const store = await openStore(storeUrl, STORE_PORTS);
   try {
     await eventually(
       async () =>
@@ -74,7 +74,7 @@ test('SIGKILL of ingest mid-stream loses and duplicates nothing', async () => {
     AISLE_NATS_ACK_WAIT: '2s',
   };
   const bus = await connectTestBus(nats.url);
-  const store = await openStore(storeFile.url);
+  const store = await openStore(storeFile.url, STORE_PORTS);
   try {
     // Provision the streams by starting ingest once, then queue all traffic while it is down.
     const first = await startServiceProcess('ingest', env);
@@ -114,7 +114,7 @@ test('store unavailable for a while: nothing lost once it is back, features stil
   try {
     const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
     await Promise.all(shop.items.map((i) => bus.js.publish('aisle.catalog.v1.upsert', enc(itemToProducerJson(i)))));
-    const store = await openStore(storeFile.url);
+    const store = await openStore(storeFile.url, STORE_PORTS);
     await eventually(async () => (await store.items.count()) === shop.items.length, { what: 'catalog stored' });
     await store.close();
 
@@ -165,7 +165,7 @@ test('a 20 s SQLite write lock: health, Track and reflection keep answering, the
   const address = `127.0.0.1:${ingest.grpcPort}`;
   const client = createGrpcClient(ingestV1.IngestServiceService, address, { deadlineMs: 2000 });
   const bus = await connectTestBus(nats.url);
-  const store = await openStore(storeFile.url);
+  const store = await openStore(storeFile.url, STORE_PORTS);
   const lagMax = async () => {
     const text = await (await fetch(`http://127.0.0.1:${ingest.metricsPort}/metrics`)).text();
     return Number(/^aisle_nodejs_eventloop_lag_max_seconds\S* (\S+)$/m.exec(text)?.[1]);

@@ -7,7 +7,7 @@
 import { churnV1, embeddingV1, featureV1, Headers, ingestV1, Streams } from '@aisle/contracts';
 import { startLocalStack, type LocalStack } from '@aisle/local-stack';
 import { createGrpcClient, isGrpcError } from '@aisle/runtime';
-import { openStore } from '@aisle/store';
+import { openStore, STORE_PORTS } from '@aisle/store';
 import { eventually, tempSqliteUrl } from '@aisle/testkit';
 import { headers } from '@nats-io/transport-node';
 import { connectTestBus, consumerCaughtUp, readStream } from '../support/bus';
@@ -60,7 +60,7 @@ async function codeAndDetails(call: Promise<unknown>): Promise<[string, string]>
 }
 
 test('ids that are not valid, printable, short UTF-8 go to the DLQ with the field named; conflicting re-use of an event id too', async () => {
-  const store = await openStore(storeFile.url);
+  const store = await openStore(storeFile.url, STORE_PORTS);
   try {
     await publish(json({ event_id: 'ok1', user_id: 'Zoë 用户' }));
     await publish(json({ event_id: 'dup1', user_id: 'u1' }));

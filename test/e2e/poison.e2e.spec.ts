@@ -7,7 +7,7 @@
  */
 import { catalogV1, ContentTypes, featureV1, Headers, Streams, Subjects } from '@aisle/contracts';
 import { createGrpcClient, startServiceInProcess, type InProcessService } from '@aisle/runtime';
-import { openStore } from '@aisle/store';
+import { openStore, STORE_PORTS } from '@aisle/store';
 import { eventually, startNatsServer, tempSqliteUrl, type NatsServerHandle } from '@aisle/testkit';
 import { headers } from '@nats-io/transport-node';
 import { startChurn } from '../../services/churn-prediction/src/app';
@@ -167,7 +167,7 @@ afterAll(async () => {
 
 test('every poison payload is dead-lettered with its reason while valid events keep flowing', async () => {
   const bus = await connectTestBus(nats.url);
-  const store = await openStore(storeFile.url);
+  const store = await openStore(storeFile.url, STORE_PORTS);
   const features = createGrpcClient(featureV1.FeatureServiceService, `127.0.0.1:${services[1]!.grpcPort}`, {
     deadlineMs: 5000,
   });
@@ -260,7 +260,7 @@ test('every poison payload is dead-lettered with its reason while valid events k
 
 test('an event id crafted like a catalog message id does not suppress the catalog update', async () => {
   const bus = await connectTestBus(nats.url);
-  const store = await openStore(storeFile.url);
+  const store = await openStore(storeFile.url, STORE_PORTS);
   try {
     const updatedAt = new Date(Date.now() - 60_000);
     // Under tenant `item`, event id `default:sku-2:<ms>` once made the same EVENTS message id as this update.

@@ -1,6 +1,7 @@
 export * from './subjects';
 export * from './errors';
 export * from './records';
+export * from './codecs';
 export * as clickstreamV1 from './gen/aisle/clickstream/v1/event';
 export * as catalogV1 from './gen/aisle/catalog/v1/item';
 export * as ingestV1 from './gen/aisle/ingest/v1/ingest_service';

@@ -12,6 +12,13 @@ export function isEventType(value: string): value is EventType {
 
 export const DEFAULT_TENANT = 'default';
 
+/** UTF-8, base64url without padding (no Node Buffer: browsers import this module too). */
+function base64url(text: string): string {
+  let binary = '';
+  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
 export const Subjects = {
   /**
    * Producers publish raw clickstream events here (JSON or protobuf): `aisle.clickstream.v1.<type>.<tenant>`
@@ -27,7 +34,20 @@ export const Subjects = {
   catalogAll: 'aisle.catalog.v1.>',
   /** Ingest republishes validated, normalized events here, always as protobuf. */
   events: (type: EventType): string => `aisle.events.v1.${type}`,
+  /**
+   * Where ingest published normalized catalog items before stream ITEMS; consumers of EVENTS still skip
+   * what an older ingest left there.
+   */
   eventsItem: 'aisle.events.v1.item',
+  /**
+   * The accepted catalog (stream ITEMS, one message per item: the last value per subject), which every
+   * service but ingest materializes: `aisle.items.v1.<tenant>.<item key>`, the key being the item id in
+   * base64url (one subject token whatever the id holds). Only ingest publishes here.
+   */
+  item: (tenant: string, itemId: string): string => `aisle.items.v1.${tenant}.${base64url(itemId)}`,
+  /** Every item of one tenant (one token after the tenant: `acme.*` never matches tenant `acme.eu`'s). */
+  itemsOf: (tenant: string): string => `aisle.items.v1.${tenant}.*`,
+  itemsAll: 'aisle.items.v1.>',
   eventsAll: 'aisle.events.v1.>',
   /** Dead letters: original bytes plus an `Aisle-Reject-Reason` header. */
   dlq: (source: DlqSource): string => `aisle.dlq.v1.${source}`,
@@ -64,6 +84,8 @@ export interface StreamSpec {
   readonly duplicateWindowMs: number;
   /** `memory`: never written to disk (forget requests, which name the user). Default: file. */
   readonly storage?: 'memory';
+  /** Messages kept per subject, the oldest discarded first (1: a last-value store). Default: unlimited. */
+  readonly maxMsgsPerSubject?: number;
   readonly description: string;
 }
 
@@ -91,6 +113,14 @@ export const Streams = {
     maxAgeMs: 30 * DAY,
     duplicateWindowMs: 2 * HOUR,
     description: 'Validated, normalized events (protobuf), de-duplicated on event id',
+  },
+  ITEMS: {
+    name: 'ITEMS',
+    subjects: [Subjects.itemsAll],
+    maxAgeMs: 0,
+    duplicateWindowMs: 2 * HOUR,
+    maxMsgsPerSubject: 1,
+    description: 'The accepted catalog: the latest version of each item of each tenant, published by ingest alone',
   },
   DLQ: {
     name: 'DLQ',

@@ -18,3 +18,4 @@ export * from './per-tenant';
 export * from './callers';
 export * from './privacy';
 export * from './experiment-bucket';
+export * from './catalog';

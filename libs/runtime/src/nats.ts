@@ -136,6 +136,7 @@ export async function ensureStreams(
       description: spec.description,
       max_age: nanos(spec.maxAgeMs),
       duplicate_window: nanos(spec.duplicateWindowMs),
+      max_msgs_per_subject: spec.maxMsgsPerSubject ?? -1,
       storage: (spec.storage ?? opts.storage) === 'memory' ? StorageType.Memory : StorageType.File,
       num_replicas: opts.replicas ?? 1,
       retention: RetentionPolicy.Limits,

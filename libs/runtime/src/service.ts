@@ -279,59 +279,6 @@ export async function serveGrpc(
 }
 
 /**
- * Follows normalized catalog changes of the declared tenants in every replica (a shared durable would
- * split them between replicas): one consumer per instance, from `startAt` (just before the caller read
- * its snapshots, so that nothing falls in between), handing each tenant's items over separately.
- * Stopped at shutdown.
- */
-export async function followCatalog(
-  base: ServiceBase,
-  bus: Bus,
-  opts: {
-    name: string;
-    startAt: Date;
-    ackWaitMs: number;
-    onItems: (tenant: string, items: catalogV1.Item[]) => void | Promise<void>;
-  },
-): Promise<void> {
-  const loop = await startConsumerLoop({
-    js: bus.js,
-    jsm: bus.jsm,
-    stream: Streams.EVENTS.name,
-    durable: `${opts.name}-catalog-${instanceId()}`,
-    startAt: opts.startAt,
-    filterSubject: Subjects.eventsItem,
-    batchSize: 256,
-    maxInFlight: 1024,
-    ackWaitMs: opts.ackWaitMs,
-    logger: base.logger,
-    registry: base.registry,
-    deadLetter: { publisher: bus.publisher, subject: Subjects.dlq('events'), by: base.name },
-    handleBatch: async (msgs) => {
-      const outcomes: Outcome[] = [];
-      const byTenant = new Map<string, catalogV1.Item[]>();
-      for (const m of msgs) {
-        const item = decodeOrReason(() => catalogV1.Item.decode(m.data), 'catalog item');
-        if (typeof item === 'string') outcomes.push({ kind: 'term', reason: item });
-        else {
-          outcomes.push(ACK);
-          const tenant = item.tenant || DEFAULT_TENANT;
-          // A tenant withdrawn since ingest admitted the item: nothing serves it here any more.
-          if (base.tenants.has(tenant)) {
-            const list = byTenant.get(tenant) ?? [];
-            list.push(item);
-            byTenant.set(tenant, list);
-          }
-        }
-      }
-      for (const [tenant, items] of byTenant) await opts.onItems(tenant, items);
-      return outcomes;
-    },
-  });
-  base.lifecycle.onShutdown('catalog consumer', () => loop.stop());
-}
-
-/**
  * Decodes one consumed payload; a payload that does not decode is the message's fault, so the reason
  * comes back as a string for a `term` outcome instead of an exception that would fail the whole batch.
  */

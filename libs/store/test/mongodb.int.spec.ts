@@ -1,5 +1,5 @@
 import { MongoClient, type Document } from 'mongodb';
-import { MongoStore, openStore, StoreUnavailableError, type StoredEvent } from '../src';
+import { MongoStore, openStore, STORE_PORTS, StoreUnavailableError, type StoredEvent } from '../src';
 import { catalogItem, storedEvent } from './fixtures';
 import { describeStoreContract } from './store.contract';
 
@@ -12,9 +12,9 @@ const url = process.env['MONGODB_URL'];
 
 test('an unreachable server fails open with StoreUnavailableError (the real driver, a closed port)', async () => {
   const started = Date.now();
-  await expect(openStore('mongodb://127.0.0.1:9/aisle?serverSelectionTimeoutMS=300')).rejects.toBeInstanceOf(
-    StoreUnavailableError,
-  );
+  await expect(
+    openStore('mongodb://127.0.0.1:9/aisle?serverSelectionTimeoutMS=300', STORE_PORTS),
+  ).rejects.toBeInstanceOf(StoreUnavailableError);
   // The URL's own timeout wins over the adapter's default of 5 s.
   expect(Date.now() - started).toBeLessThan(4000);
 });

@@ -2,8 +2,8 @@ import Database from 'better-sqlite3';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { openStore, StoreUnavailableError } from '../src';
-import { storedEvent } from './fixtures';
+import { openStore, STORE_PORTS, StoreUnavailableError } from '../src';
+import { catalogItem, storedEvent } from './fixtures';
 import { describeStoreContract } from './store.contract';
 
 const dirs: string[] = [];
@@ -15,14 +15,14 @@ const tempUrl = (query = ''): { url: string; path: string } => {
   return { url: `sqlite:${path}${query}`, path };
 };
 
-describeStoreContract('sqlite', () => openStore(tempUrl().url));
+describeStoreContract('sqlite', () => openStore(tempUrl().url, STORE_PORTS));
 
 const event = (eventId: string) => storedEvent(eventId, { tenant: 't', userId: 'u', itemId: 'i' });
 
 describe('sqlite specifics', () => {
   test('a locked database surfaces as StoreUnavailableError and works again once released', async () => {
     const { url, path } = tempUrl('?busy_timeout=50');
-    const store = await openStore(url);
+    const store = await openStore(url, STORE_PORTS);
     const locker = new Database(path);
     locker.exec('BEGIN EXCLUSIVE');
     const e = storedEvent('e', { tenant: 't', userId: 'u', itemId: 'i' });
@@ -38,7 +38,7 @@ describe('sqlite specifics', () => {
 
   test('while another process holds the lock, store calls wait without blocking the event loop', async () => {
     const { url, path } = tempUrl('?busy_timeout=1000');
-    const store = await openStore(url);
+    const store = await openStore(url, STORE_PORTS);
     await store.events.insertMany([event('before')]);
     const locker = new Database(path);
     locker.exec('BEGIN EXCLUSIVE');
@@ -94,7 +94,7 @@ describe('sqlite specifics', () => {
       INSERT INTO applied VALUES ('feature', 't', 'e1');`);
     old.close();
     const before = Date.now();
-    const store = await openStore(url);
+    const store = await openStore(url, STORE_PORTS);
     expect(await store.documents.pruneApplied('feature', before - 1)).toEqual({ deleted: 0 });
     expect(await store.documents.transact((tx) => tx.markApplied('feature', 't', ['e1', 'e2']))).toEqual(
       new Set(['e2']),
@@ -119,7 +119,7 @@ describe('sqlite specifics', () => {
   });
 
   test('retention deletes in chunks, more than one chunk in all', async () => {
-    const store = await openStore(tempUrl().url);
+    const store = await openStore(tempUrl().url, STORE_PORTS);
     const events = Array.from({ length: 12_000 }, (_, i) =>
       storedEvent(`e${i}`, { tenant: 't', userId: 'u', itemId: 'i', occurredAt: i }),
     );
@@ -129,7 +129,27 @@ describe('sqlite specifics', () => {
     await store.close();
   });
 
+  test("a service holds only the ports it declares (issue #13: the catalog is ingest's)", async () => {
+    const { url } = tempUrl();
+    const ingest = await openStore(url, ['events', 'items', 'messages']);
+    const ranking = await openStore(url, ['messages']);
+    try {
+      await ingest.items.upsertMany([catalogItem('sku', 1)]);
+      expect(Object.keys(ranking).sort()).toEqual(['close', 'kind', 'messages', 'ping', 'scrub']);
+      for (const port of ['items', 'events', 'documents', 'churnScores'])
+        expect((ranking as unknown as Record<string, unknown>)[port]).toBeUndefined();
+      // @ts-expect-error: not declared, so not there to compile against either
+      expect(ranking.items).toBeUndefined();
+      await expect(ranking.messages.take('t', 'u', ['RANKING'])).resolves.toEqual([]);
+      expect(await ingest.items.count()).toBe(1);
+      await expect(openStore(url, ['tables' as 'items'])).rejects.toThrow(/unknown port 'tables'/);
+    } finally {
+      await ranking.close();
+      await ingest.close();
+    }
+  });
+
   test('rejects unknown URL schemes with a clear message', async () => {
-    await expect(openStore('postgres://x')).rejects.toThrow(/AISLE_STORE_URL: unsupported scheme/);
+    await expect(openStore('postgres://x', STORE_PORTS)).rejects.toThrow(/AISLE_STORE_URL: unsupported scheme/);
   });
 });

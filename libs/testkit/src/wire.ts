@@ -1,5 +1,16 @@
-import { catalogV1, clickstreamV1, ContentTypes, DEFAULT_TENANT, Headers, Subjects } from '@aisle/contracts';
-import { headers, type MsgHdrs } from '@nats-io/transport-node';
+import {
+  catalogV1,
+  clickstreamV1,
+  ContentTypes,
+  DEFAULT_TENANT,
+  encodeItem,
+  Headers,
+  Streams,
+  Subjects,
+  type Item,
+} from '@aisle/contracts';
+import { ensureStreams, jetStreamOf } from '@aisle/runtime';
+import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import type { GeneratedEvent, GeneratedItem } from '@aisle/datagen';
 
 /** The JSON a producer publishes for a generated event (snake_case, RFC 3339 time). */
@@ -100,4 +111,19 @@ export async function publishShop(
       }
     }),
   );
+}
+
+/** A generated item as ingest accepts and stores it (the contracts' `Item`). */
+export function acceptedItem(i: GeneratedItem, tenant = DEFAULT_TENANT): Item {
+  return { ...i, tenant, attributes: {}, ingestedAt: i.updatedAt };
+}
+
+/**
+ * Stands in for ingest in tests of one service: provisions stream ITEMS and publishes `items` there as the
+ * accepted catalog (what ingest publishes after storing them), waiting for every acknowledgement.
+ */
+export async function publishAcceptedCatalog(nc: NatsConnection, items: readonly Item[]): Promise<void> {
+  const { js, jsm } = await jetStreamOf(nc);
+  await ensureStreams(jsm, [Streams.ITEMS]);
+  await Promise.all(items.map((i) => js.publish(Subjects.item(i.tenant, i.itemId), encodeItem(i))));
 }

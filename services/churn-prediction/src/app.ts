@@ -34,7 +34,7 @@ interface TenantChurn {
 /** The churn-prediction service's composition root (`main.ts` runs it as a process). */
 export async function startChurn(base: ServiceBase, config: ChurnConfig): Promise<StartedService> {
   const { logger, lifecycle, readiness } = base;
-  const store = await openStore(config.storeUrl);
+  const store = await openStore(config.storeUrl, ['churnScores', 'messages']);
   lifecycle.onShutdown('store', () => store.close());
   const bus = await connectBus(base, config, [Streams.FEATURES, Streams.CHURN, Streams.MODELS, Streams.PRIVACY]);
   const registry = await openModelRegistry(bus, config, logger);

@@ -18,7 +18,7 @@ import {
   type Bus,
 } from '@aisle/runtime';
 import { alertPublisher } from '../src/churn.nats';
-import { openStore, type Store } from '@aisle/store';
+import { openStore, type Store, STORE_PORTS } from '@aisle/store';
 import {
   eventually,
   freePort,
@@ -119,7 +119,7 @@ beforeAll(async () => {
   nc = await connect({ servers: nats.url });
   jsm = await jetstreamManager(nc);
   publisher = new AsyncJetStreamPublisher(nc);
-  store = await openStore(storeFile.url);
+  store = await openStore(storeFile.url, STORE_PORTS);
 });
 
 afterAll(async () => {

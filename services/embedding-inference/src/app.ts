@@ -12,7 +12,6 @@ import {
   type ServiceBase,
   type StartedService,
 } from '@aisle/runtime';
-import { openStore } from '@aisle/store';
 import type { EmbeddingConfig } from './config';
 import { embeddingGrpcService } from './embedding.grpc';
 import { EmbeddingService, type CatalogText } from './embedding.service';
@@ -29,16 +28,13 @@ interface TenantEmbedding {
 /** The embedding-inference service's composition root (`main.ts` runs it as a process). */
 export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig): Promise<StartedService> {
   const { logger, lifecycle } = base;
-  const store = await openStore(config.storeUrl);
-  lifecycle.onShutdown('store', () => store.close());
-  const bus = await connectBus(base, config, [Streams.EVENTS, Streams.MODELS]);
+  const bus = await connectBus(base, config, [Streams.ITEMS, Streams.MODELS]);
   const providerGauge = new Gauge({
     name: 'aisle_embedding_execution_provider',
     help: 'Active execution provider per model (1 = active)',
     labelNames: ['model', 'provider', 'version'],
     registers: [base.registry],
   });
-  const startAt = new Date(Date.now() - 60_000);
   const registry = await openModelRegistry(bus, config, logger);
   // Ready (SERVING) once some tenant has its sequence model; tenants still without one answer FAILED_PRECONDITION.
   const anyReady = () => tenants.built().some(([, t]) => t.service.ready);
@@ -55,15 +51,27 @@ export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig)
     logger,
     create: async (tenant) => {
       const log = logger.child({ tenant });
+      // The tenant's catalog as text, materialized from the one ingest publishes: what a text model indexes.
+      const texts = new Map<string, string>();
       const service = new EmbeddingService({
         providers: config.providers as Array<'cuda' | 'webgpu' | 'cpu'>,
         threads: config.ortThreads,
         batch: { maxBatch: config.maxBatch, maxDelayMs: config.maxDelayMs, budgetMs: config.budgetMs },
         catalog: () =>
           (async function* (): AsyncIterable<CatalogText> {
-            for await (const i of store.items.scan(tenant)) yield { itemId: i.itemId, text: itemText(i) };
+            for (const [itemId, text] of texts) yield { itemId, text };
           })(),
         log: (msg, fields) => log.info(msg, fields),
+      });
+      // New and updated items are embedded for semantic search as they come (cold start).
+      const catalogFeed = await followCatalog(bus.js, tenant, {
+        logger: log,
+        registry: base.registry,
+        onItems: async (items) => {
+          const batch = items.map((i) => ({ itemId: i.itemId, text: itemText(i) }));
+          for (const b of batch) texts.set(b.itemId, b.text);
+          await service.indexItems(batch);
+        },
       });
       // One slot per model kind: new versions while running, the pointers when starting.
       const slots: Array<{ stop(): Promise<void> }> = [];
@@ -108,7 +116,13 @@ export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig)
         slots.push(slot);
         await slot.start();
       }
-      return { service, stop: async () => void (await Promise.all(slots.map((s) => s.stop()))) };
+      return {
+        service,
+        stop: async () => {
+          await catalogFeed.stop();
+          await Promise.all(slots.map((s) => s.stop()));
+        },
+      };
     },
     dispose: (t) => t.stop(),
   });
@@ -129,14 +143,6 @@ export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig)
   await tenants.start();
   showProviders();
 
-  // Catalog changes: embed new and updated items for semantic search (cold start).
-  await followCatalog(base, bus, {
-    name: 'embedding',
-    startAt,
-    ackWaitMs: config.ackWaitMs,
-    onItems: async (tenant, items) =>
-      (await tenants.get(tenant)).service.indexItems(items.map((i) => ({ itemId: i.itemId, text: itemText(i) }))),
-  });
   const first = tenants.built()[0]?.[1].service;
   return {
     grpc,

@@ -11,7 +11,6 @@ import {
   jetStreamOf,
   ModelRegistry,
 } from '@aisle/runtime';
-import { openStore } from '@aisle/store';
 import {
   eventually,
   healthCheck,
@@ -20,6 +19,8 @@ import {
   tempSqliteUrl,
   type NatsServerHandle,
   type ServiceProcess,
+  acceptedItem,
+  publishAcceptedCatalog,
 } from '@aisle/testkit';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { publishTinySasrec } from './models.fixture';
@@ -55,10 +56,11 @@ beforeAll(async () => {
   await initBackend({});
   nats = await startNatsServer();
   storeFile = tempSqliteUrl();
-  const store = await openStore(storeFile.url);
-  await store.items.upsertMany(shop.items.map((i) => ({ ...i, tenant: 'default', attributes: {}, ingestedAt: 0 })));
-  await store.close();
   nc = await connect({ servers: nats.url });
+  await publishAcceptedCatalog(
+    nc,
+    shop.items.map((i) => acceptedItem(i)),
+  );
   const { jsm } = await jetStreamOf(nc);
   await ensureStreams(jsm, [Streams.MODELS]);
   registry = await ModelRegistry.open(nc);

@@ -30,7 +30,7 @@ export const SERVED_DURABLE = 'experiment-served';
 /** The experiment service's composition root (`main.ts` runs it as a process). */
 export async function startExperiment(base: ServiceBase, config: ExperimentConfig): Promise<StartedService> {
   const { logger, lifecycle } = base;
-  const store = await openStore(config.storeUrl);
+  const store = await openStore(config.storeUrl, ['documents']);
   lifecycle.onShutdown('store', () => store.close());
   const bus = await connectBus(base, config, [
     Streams.RANKING,

@@ -16,14 +16,25 @@ import type { FeatureConfig } from './config';
 import { featureGrpcService } from './feature.grpc';
 import { startFeatureConsumer } from './feature.nats';
 import { FeatureService } from './feature.service';
-import { APPLIED_MARKER_CONSUMER, catalogReader, featureRepository } from './feature.store';
+import { MaterializedCatalog } from './catalog.nats';
+import { APPLIED_MARKER_CONSUMER, featureRepository } from './feature.store';
 
 /** The feature service's composition root (`main.ts` runs it as a process). */
 export async function startFeature(base: ServiceBase, config: FeatureConfig): Promise<StartedService> {
-  const store = await openStore(config.storeUrl);
+  const store = await openStore(config.storeUrl, ['documents', 'messages', 'forgotten']);
   base.lifecycle.onShutdown('store', () => store.close());
-  const bus = await connectBus(base, config, [Streams.EVENTS, Streams.DLQ, Streams.FEATURES, Streams.PRIVACY]);
-  const service = new FeatureService(featureRepository(store), catalogReader(store));
+  const bus = await connectBus(base, config, [
+    Streams.EVENTS,
+    Streams.ITEMS,
+    Streams.DLQ,
+    Streams.FEATURES,
+    Streams.PRIVACY,
+  ]);
+  // The catalog ingest owns, materialized here (every declared tenant's, before events are applied).
+  const catalog = new MaterializedCatalog(base, bus.js);
+  base.lifecycle.onShutdown('catalog', () => catalog.stop());
+  await catalog.start();
+  const service = new FeatureService(featureRepository(store), catalog);
   const forgotten = ForgottenUsers.open(config, store.forgotten, base.logger);
   const consumer = await startFeatureConsumer({
     ...base,

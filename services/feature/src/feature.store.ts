@@ -1,5 +1,5 @@
-import type { Store } from '@aisle/store';
-import type { CatalogReader, FeatureRepository, FeatureUnitOfWork } from './feature.service';
+import type { StoreOf } from '@aisle/store';
+import type { FeatureRepository, FeatureUnitOfWork } from './feature.service';
 import type { ItemState, TenantMeta, UserState } from './features';
 
 /** Whose applied-markers these are in the store. */
@@ -40,7 +40,7 @@ function splitItems(items: ReadonlyMap<string, ItemState>): {
 }
 
 /** Maps the feature repository port onto the store's document collections. */
-export function featureRepository(store: Store): FeatureRepository {
+export function featureRepository(store: StoreOf<'documents'>): FeatureRepository {
   const docs = store.documents;
   return {
     transact: (fn) =>
@@ -66,20 +66,5 @@ export function featureRepository(store: Store): FeatureRepository {
     getMeta: async (t) => (await docs.getMany<TenantMeta>('feature_meta', t, [META_ID])).get(META_ID),
     scanItems: (t) => docs.scan<ItemState>('item_features', t),
     listUserIds: (t, after, limit) => docs.listIds('user_features', t, after, limit),
-  };
-}
-
-export function catalogReader(store: Store): CatalogReader {
-  return {
-    getMany: async (tenant, ids) => {
-      const items = await store.items.getMany(tenant, ids);
-      return new Map(
-        [...items].map(([id, i]) => [
-          id,
-          { category: i.category, price: i.price, title: i.title, brand: i.brand, inStock: i.inStock },
-        ]),
-      );
-    },
-    scan: (tenant) => store.items.scan(tenant),
   };
 }

@@ -14,18 +14,18 @@ import {
 import { openStore } from '@aisle/store';
 import type { IngestConfig } from './config';
 import { ingestGrpcService } from './ingest.grpc';
-import { protoDecoder, startIngestConsumers } from './ingest.nats';
+import { protoDecoder, republishCatalog, startIngestConsumers } from './ingest.nats';
 import { IngestService } from './ingest.service';
 
 /** The ingest service's composition root (`main.ts` runs it as a process). */
 export async function startIngest(base: ServiceBase, config: IngestConfig): Promise<StartedService> {
-  const store = await openStore(config.storeUrl);
+  const store = await openStore(config.storeUrl, ['events', 'items', 'messages', 'forgotten']);
   base.lifecycle.onShutdown('store', () => store.close());
   // Without NATS ingest can neither accept (Track publishes) nor deliver: health says so.
   const bus = await connectBus(
     base,
     config,
-    [Streams.CLICKSTREAM, Streams.CATALOG, Streams.EVENTS, Streams.DLQ, Streams.PRIVACY],
+    [Streams.CLICKSTREAM, Streams.CATALOG, Streams.EVENTS, Streams.ITEMS, Streams.DLQ, Streams.PRIVACY],
     {
       healthNeedsNats: true,
     },
@@ -34,6 +34,7 @@ export async function startIngest(base: ServiceBase, config: IngestConfig): Prom
     {
       insertEvents: (e) => store.events.insertMany(e),
       upsertItems: (i) => store.items.upsertMany(i),
+      currentItems: (tenant, ids) => store.items.getMany(tenant, ids),
       catalogState: async (tenant, ids, skipCount) => ({
         count: skipCount ? -1 : await store.items.count({ tenant }),
         existing: new Set((await store.items.getMany(tenant, ids)).keys()),
@@ -47,6 +48,10 @@ export async function startIngest(base: ServiceBase, config: IngestConfig): Prom
         config.subjectTenant === 'required' || (config.subjectTenant === 'auto' && config.deployment === 'production'),
     },
   );
+  // The accepted catalog on ITEMS, which the other services materialize, must hold what the store holds
+  // (after an upgrade from the shared `items` table): republished before any new item can race it.
+  const items = { count: (tenant: string) => store.items.count({ tenant }), scan: (t: string) => store.items.scan(t) };
+  for (const tenant of base.tenants.list()) await republishCatalog({ ...base, ...bus }, items, tenant);
   const forgotten = ForgottenUsers.open(config, store.forgotten, base.logger);
   const consumers = await startIngestConsumers({
     ...base,

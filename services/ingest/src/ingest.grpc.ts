@@ -1,5 +1,5 @@
 import {
-  catalogV1,
+  encodeItem,
   clickstreamV1,
   ContentTypes,
   DEFAULT_TENANT,
@@ -21,7 +21,7 @@ import {
 } from '@aisle/runtime';
 import type { grpc } from '@aisle/runtime';
 import { randomUUID } from 'node:crypto';
-import { eventToProto, itemToProto } from './ingest.nats';
+import { eventToProto } from './ingest.nats';
 import type { IngestService } from './ingest.service';
 import type { ProtoFields, Validated } from './validation';
 
@@ -119,7 +119,7 @@ export function ingestGrpcService(
       for (const r of results) {
         if (!r.ok) continue;
         publishes.push(
-          publisher.publish(Subjects.catalog(r.value.tenant), catalogV1.Item.encode(itemToProto(r.value)).finish(), {
+          publisher.publish(Subjects.catalog(r.value.tenant), encodeItem(r.value), {
             msgId: `item:${r.value.tenant}:${r.value.itemId}:${r.value.updatedAt}`,
             headers: { [Headers.contentType]: ContentTypes.protobuf },
           }),

@@ -2,6 +2,7 @@ import {
   catalogV1,
   clickstreamV1,
   ContentTypes,
+  encodeItem,
   Headers,
   splitSubject,
   Streams,
@@ -10,6 +11,7 @@ import {
 } from '@aisle/contracts';
 import {
   ACK,
+  catalogSize,
   counter,
   extractTraceContext,
   hasTraceContext,
@@ -43,10 +45,6 @@ export function eventToProto(e: NormalizedEvent): clickstreamV1.Event {
     occurredAt: new Date(e.occurredAt),
     ingestedAt: new Date(e.ingestedAt),
   });
-}
-
-export function itemToProto(i: NormalizedItem): catalogV1.Item {
-  return catalogV1.Item.fromPartial({ ...i, updatedAt: new Date(i.updatedAt), ingestedAt: new Date(i.ingestedAt) });
 }
 
 interface Deps {
@@ -170,6 +168,43 @@ function clickstreamSubject(m: JsMsg): Pick<RawInput, 'subjectType' | 'subjectTe
   return { subjectType: s?.name, subjectTenant: s?.tenant };
 }
 
+/** The accepted catalog's message for one item (stream ITEMS; de-duplicated on its version). */
+function acceptedItem(i: NormalizedItem): { subject: string; data: Uint8Array; msgId: string; tenant: string } {
+  return {
+    subject: Subjects.item(i.tenant, i.itemId),
+    data: encodeItem(i),
+    msgId: `item:${i.tenant}:${i.itemId}:${i.updatedAt}`,
+    tenant: i.tenant,
+  };
+}
+
+/**
+ * Migration and repair: when stream ITEMS holds fewer of the tenant's items than the store (the first
+ * start after ITEMS took over from the shared `items` table, or a lost stream), publishes the tenant's
+ * stored catalog there again. Items ITEMS already holds are replaced by the same version (it keeps one
+ * message per item). Returns how many items it published.
+ */
+export async function republishCatalog(
+  deps: Pick<Deps, 'publisher' | 'logger'> & { js: JetStreamClient },
+  items: { count(tenant: string): Promise<number>; scan(tenant: string): AsyncIterable<NormalizedItem> },
+  tenant: string,
+): Promise<number> {
+  const [stored, streamed] = await Promise.all([items.count(tenant), catalogSize(deps.js, tenant)]);
+  if (streamed >= stored) return 0;
+  deps.logger.info('catalog: republishing the stored catalog on ITEMS', { tenant, stored, streamed });
+  let published = 0;
+  const acks: Array<Promise<PubAck>> = [];
+  for await (const i of items.scan(tenant)) {
+    const m = acceptedItem(i);
+    const headers = { [Headers.contentType]: ContentTypes.protobuf, [Headers.tenant]: m.tenant };
+    acks.push(deps.publisher.publish(m.subject, m.data, { msgId: m.msgId, headers, noTrace: true }));
+    if (acks.length >= 500) await Promise.all(acks.splice(0));
+    published++;
+  }
+  await Promise.all(acks);
+  return published;
+}
+
 export async function startIngestConsumers(
   deps: Deps & {
     js: JetStreamClient;
@@ -202,12 +237,8 @@ export async function startIngestConsumers(
     'catalog',
     (inputs) => service.admitItems(service.validateItems(inputs)),
     (results) => service.storeItems(results),
-    (i) => ({
-      subject: Subjects.eventsItem,
-      data: catalogV1.Item.encode(itemToProto(i)).finish(),
-      msgId: `item:${i.tenant}:${i.itemId}:${i.updatedAt}`,
-      tenant: i.tenant,
-    }),
+    // The stored version of each accepted item (see IngestService.storeItems) onto the accepted catalog.
+    acceptedItem,
     // `aisle.catalog.v1.upsert[.<tenant>]` (the consumer takes the whole stream: other subjects are refused).
     (m) => {
       const s = splitSubject(m.subject, 'aisle.catalog.v1');

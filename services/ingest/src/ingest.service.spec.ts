@@ -8,6 +8,7 @@ test("new items beyond a tenant's catalog cap are refused; updates and other ten
   const repo: IngestRepository = {
     insertEvents: async () => ({ inserted: 0, conflicting: [] }),
     upsertItems: async () => ({ written: 0 }),
+    currentItems: async () => new Map(),
     catalogState: async (tenant, ids) => {
       const have = stored.get(tenant) ?? new Set<string>();
       return { count: have.size, existing: new Set(ids.filter((id) => have.has(id))) };
@@ -42,6 +43,7 @@ test("a tenant's subject binds the tenant; required, a tenant-less subject is re
   const repo: IngestRepository = {
     insertEvents: async () => ({ inserted: 0, conflicting: [] }),
     upsertItems: async () => ({ written: 0 }),
+    currentItems: async () => new Map(),
     catalogState: async () => ({ count: 0, existing: new Set<string>() }),
   };
   const decoder = { decodeEvent: () => ({}), decodeItem: () => ({}) };
@@ -93,4 +95,39 @@ test("a tenant's subject binds the tenant; required, a tenant-less subject is re
       "subject: 'delete' is not a catalog operation (upsert)",
     ]);
   }
+});
+
+/** Issue #13: the accepted catalog keeps one message per item, so what goes there is the stored (newest) version. */
+test('an update older than the stored item hands on the stored version, not the stale one', async () => {
+  const stale = {
+    tenant: 'shop',
+    itemId: 'sku',
+    title: 'Old title',
+    description: '',
+    category: '',
+    brand: '',
+    price: 1,
+    inStock: true,
+    attributes: {},
+    updatedAt: 1000,
+    ingestedAt: 3000,
+  };
+  const repo: IngestRepository = {
+    insertEvents: async () => ({ inserted: 0, conflicting: [] }),
+    upsertItems: async () => ({ written: 0 }),
+    currentItems: async (tenant, ids) =>
+      new Map(
+        tenant === 'shop' && ids.includes('sku') ? [['sku', { ...stale, title: 'New title', updatedAt: 2000 }]] : [],
+      ),
+    catalogState: async () => ({ count: 1, existing: new Set(['sku']) }),
+  };
+  const service = new IngestService(repo, { decodeEvent: () => ({}), decodeItem: () => ({}) }, {});
+  const { results } = await service.storeItems([
+    { ok: true, value: stale },
+    { ok: false, reason: 'bad' },
+  ]);
+  expect(results).toEqual([
+    { ok: true, value: { ...stale, title: 'New title', updatedAt: 2000 } },
+    { ok: false, reason: 'bad' },
+  ]);
 });

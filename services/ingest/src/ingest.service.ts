@@ -15,6 +15,8 @@ export interface IngestRepository {
   /** `conflicting`: indices of events whose id is already stored (or earlier in `events`) with other content. */
   insertEvents(events: readonly NormalizedEvent[]): Promise<{ inserted: number; conflicting: number[] }>;
   upsertItems(items: readonly NormalizedItem[]): Promise<{ written: number }>;
+  /** The stored (latest) version of each of the tenant's `itemIds` that the catalog holds. */
+  currentItems(tenant: string, itemIds: readonly string[]): Promise<ReadonlyMap<string, NormalizedItem>>;
   /**
    * Which of `itemIds` the tenant's catalog holds, and how many items it holds in all (-1 when
    * `skipCount`: the caller still knows it).
@@ -251,6 +253,15 @@ export class IngestService {
   ): Promise<IngestStats & { results: ReadonlyArray<Validated<NormalizedItem>> }> {
     const valid = results.flatMap((r) => (r.ok ? [r.value] : []));
     const { written } = valid.length > 0 ? await this.repo.upsertItems(valid) : { written: 0 };
-    return { accepted: valid.length, rejected: results.length - valid.length, stored: written, results };
+    // What goes on to the accepted catalog is the stored version: an update older than the stored one (a
+    // late re-send) must not replace the newer item there, where only the last message per item is kept.
+    const ids = new Map<string, Set<string>>();
+    for (const i of valid) ids.set(i.tenant, (ids.get(i.tenant) ?? new Set()).add(i.itemId));
+    const current = new Map<string, ReadonlyMap<string, NormalizedItem>>();
+    for (const [tenant, set] of ids) current.set(tenant, await this.repo.currentItems(tenant, [...set]));
+    const latest = results.map((r) =>
+      r.ok ? { ok: true as const, value: current.get(r.value.tenant)?.get(r.value.itemId) ?? r.value } : r,
+    );
+    return { accepted: valid.length, rejected: results.length - valid.length, stored: written, results: latest };
   }
 }

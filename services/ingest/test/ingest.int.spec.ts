@@ -1,7 +1,7 @@
 /** The ingest process over gRPC: Track/UpsertItems, health, reflection, metrics, config errors, shutdown. */
 import { ingestV1 } from '@aisle/contracts';
 import { createGrpcClient, grpc, isGrpcError } from '@aisle/runtime';
-import { openStore } from '@aisle/store';
+import { openStore, STORE_PORTS } from '@aisle/store';
 import {
   eventually,
   healthCheck,
@@ -136,7 +136,7 @@ test('Track stores valid events and answers per-event rejections with field-leve
     { index: 3, eventId: 'g4', reason: 'price: must be a finite number' },
     { index: 4, eventId: 'g5', reason: 'occurred_at: more than 24h in the future' },
   ]);
-  const store = await openStore(storeFile.url);
+  const store = await openStore(storeFile.url, STORE_PORTS);
   try {
     await eventually(async () => (await store.events.count()) === 2, { what: 'events stored' });
     const stored = [];
@@ -178,7 +178,7 @@ test('UpsertItems validates items; an older version never replaces a newer one',
     accepted: 1,
     rejected: [{ index: 1, eventId: 'sku-2', reason: 'title: required' }],
   });
-  const store = await openStore(storeFile.url);
+  const store = await openStore(storeFile.url, STORE_PORTS);
   try {
     const got = await eventually(async () => (await store.items.getMany('shop2', ['sku-1'])).get('sku-1'), {
       what: 'item stored',

@@ -109,10 +109,9 @@ interface TenantRanking {
 /** The ranking service's composition root (`main.ts` runs it as a process): adapters around the ranking core. */
 export async function startRanking(base: ServiceBase, config: RankingConfig): Promise<StartedService> {
   const { logger, lifecycle } = base;
-  const store = await openStore(config.storeUrl);
+  const store = await openStore(config.storeUrl, ['messages']);
   lifecycle.onShutdown('store', () => store.close());
-  const startAt = new Date(Date.now() - 60_000);
-  const bus = await connectBus(base, config, [Streams.EVENTS, Streams.RANKING, Streams.MODELS, Streams.PRIVACY]);
+  const bus = await connectBus(base, config, [Streams.ITEMS, Streams.RANKING, Streams.MODELS, Streams.PRIVACY]);
   const credentials = outgoingCredentials(config);
   const featureChannel = featureGrpcClient(config.featureAddr, credentials);
   const embeddingChannel = embeddingGrpcClient(config.embeddingAddr, credentials);
@@ -158,14 +157,19 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
     logger,
     create: async (tenant) => {
       const log = logger.child({ tenant });
+      // The tenant's catalog, materialized from the one ingest publishes (all of it, then every update).
       const catalog = new Catalog({ maxItems: config.maxCatalogItems });
-      const batch: CatalogUpsert[] = [];
       let refused = 0;
-      for await (const i of store.items.scan(tenant)) {
-        batch.push(catalogUpsert(i));
-        if (batch.length >= 1000) refused += catalog.upsert(batch.splice(0)).refused;
-      }
-      refused += catalog.upsert(batch).refused;
+      const catalogFeed = await followCatalog(bus.js, tenant, {
+        logger: log,
+        registry: base.registry,
+        onItems: (items) => {
+          const r = catalog.upsert(items.map(catalogUpsert));
+          if (r.refused > 0)
+            log.warn('catalog full: new items refused', { refused: r.refused, max: config.maxCatalogItems });
+          refused += r.refused;
+        },
+      });
       log.info('catalog loaded', { items: catalog.size, refused });
       const features = featureClient(tenant, featureChannel);
       const itemStats = new ItemStatsTable(catalog);
@@ -331,6 +335,7 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         stop: async () => {
           refresh.stop();
           stopSettings();
+          await catalogFeed.stop();
           statsRefresh.stop();
           pinned.sync([]);
           await Promise.all([ranker.stop(), searchModel.stop(), session.stop()]);
@@ -369,17 +374,6 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
   });
   lifecycle.onShutdown('sasrec watcher', () => sasrecWatcher.unsubscribe());
 
-  await followCatalog(base, bus, {
-    name: 'ranking',
-    startAt,
-    ackWaitMs: config.ackWaitMs,
-    onItems: async (tenant, items) => {
-      const t = await tenants.get(tenant);
-      const r = t.catalog.upsert(items.map((i) => catalogUpsert({ ...i, inStock: i.inStock ?? true })));
-      if (r.refused > 0)
-        logger.warn('catalog full: new items refused', { tenant, refused: r.refused, max: config.maxCatalogItems });
-    },
-  });
   base.setStatus(() => ({
     service: base.name,
     experiments: experiments.map((e) => `${e.tenant}/${e.id}`),

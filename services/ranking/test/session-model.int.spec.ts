@@ -8,7 +8,6 @@ import { experimentV1, rankingV1 } from '@aisle/contracts';
 import { assignArm, assignmentPlan, normalizeExperiment, unitOf } from '@aisle/experiments';
 import { DEFAULT_SESSION_MODEL, internSessions, sessionArtifactSidecar } from '@aisle/ml';
 import { AsyncJetStreamPublisher, createGrpcClient, ExperimentBucket, ModelRegistry } from '@aisle/runtime';
-import { openStore } from '@aisle/store';
 import {
   eventually,
   freePort,
@@ -17,6 +16,7 @@ import {
   tempSqliteUrl,
   type NatsServerHandle,
   type ServiceProcess,
+  publishAcceptedCatalog,
 } from '@aisle/testkit';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
@@ -72,8 +72,9 @@ const fresh = (r: rankingV1.RecommendResponse, session: string[]) =>
 beforeAll(async () => {
   nats = await startNatsServer();
   storeFile = tempSqliteUrl();
-  const store = await openStore(storeFile.url);
-  await store.items.upsertMany(
+  nc = await connect({ servers: nats.url });
+  await publishAcceptedCatalog(
+    nc,
     ITEMS.map((itemId, i) => ({
       tenant: 'default',
       itemId,
@@ -88,8 +89,6 @@ beforeAll(async () => {
       ingestedAt: 1,
     })),
   );
-  await store.close();
-  nc = await connect({ servers: nats.url });
   publisher = new AsyncJetStreamPublisher(nc);
   const [featurePort, embeddingPort] = [await freePort(), await freePort()];
   ranking = await startServiceProcess('ranking', {

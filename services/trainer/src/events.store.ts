@@ -1,4 +1,4 @@
-import type { Store } from '@aisle/store';
+import type { StoreOf } from '@aisle/store';
 import type { ShopEvent } from './pipeline';
 
 export interface TrainingWindow {
@@ -15,7 +15,7 @@ export interface TrainingWindow {
  * `maxEvents` of them. Events of forgotten users from before their request are left out.
  */
 export async function readTrainingEvents(
-  store: Store,
+  store: StoreOf<'events'>,
   tenant: string,
   window: TrainingWindow,
   /** Events to exclude: a forgotten user's that occurred before the request (stored in a race with it). */

@@ -17,10 +17,10 @@ async function main(): Promise<number> {
   }
   const base = await createServiceBase('trainer', config);
   try {
-    const store = await openStore(config.storeUrl);
+    const store = await openStore(config.storeUrl, ['events']);
     base.lifecycle.onShutdown('store', () => store.close());
     // The bus first: it reads the tenant bucket, so a tenant declared there (not in AISLE_TENANTS) is known.
-    const bus = await connectBus(base, config, [Streams.MODELS]);
+    const bus = await connectBus(base, config, [Streams.MODELS, Streams.ITEMS]);
     // Each tenant's models are trained on that tenant's events and catalog only, one tenant after another.
     const tenants = config.tenant ? [base.tenants.require(config.tenant)] : base.tenants.list();
     for (const tenant of tenants) {

@@ -1,7 +1,7 @@
 import { ContentTypes, DEFAULT_TENANT, Headers, modelsV1, Subjects } from '@aisle/contracts';
 import { initBackend } from '@aisle/ml';
-import { ExperimentBucket, ForgottenUsers, openModelRegistry, type Bus, type ServiceBase } from '@aisle/runtime';
-import type { Store } from '@aisle/store';
+import { ExperimentBucket, followCatalog, ForgottenUsers, openModelRegistry, type Bus, type ServiceBase } from '@aisle/runtime';
+import type { StoreOf } from '@aisle/store';
 import type { TrainerConfig } from './config';
 import { readTrainingEvents } from './events.store';
 import { enterExperiment } from './experiment-arm.grpc';
@@ -35,7 +35,7 @@ export interface JobReport {
 
 /**
  * One trainer run: read the tenant's recent events (a bounded window: `readTrainingEvents`) and its
- * catalog from the store, train every model on all but the latest time slice, score candidate and active
+ * catalog (stream ITEMS), train every model on all but the latest time slice, score candidate and active
  * versions on that slice, and publish each candidate that passes the quality gate. A refused candidate
  * (or a model that could not be trained) is logged with the reason and announced on
  * `aisle.models.v1.rejected`; the active version stays.
@@ -43,7 +43,7 @@ export interface JobReport {
 export async function runTrainingJob(
   base: ServiceBase,
   config: TrainerConfig,
-  store: Store,
+  store: StoreOf<'events' | 'forgotten'>,
   bus: Bus,
 ): Promise<JobReport> {
   const log = base.logger;
@@ -59,8 +59,9 @@ export async function runTrainingJob(
   );
   if (skipped > 0) log.info('older events left out of training', { skipped, max_events: config.maxEvents });
   if (forgotten > 0) log.info("forgotten users' events left out of training", { events: forgotten });
+  // The catalog ingest owns, read once from the stream it publishes (the trainer reads no items table).
   const items: ShopItem[] = [];
-  for await (const i of store.items.scan(tenant)) items.push(i);
+  await followCatalog(bus.js, tenant, { logger: log, once: true, onItems: (batch) => void items.push(...batch) });
   log.info('training data', { tenant, events: events.length, items: items.length });
   if (events.length < config.minEvents) {
     log.warn('not enough events to train; nothing published', { events: events.length, min_events: config.minEvents });

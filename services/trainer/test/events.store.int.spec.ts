@@ -1,6 +1,6 @@
 /** Issue #18: the trainer never loads every event of a tenant; it reads a bounded, recent window. */
 import { ForgottenUsers } from '@aisle/runtime';
-import { openStore, type StoredEvent } from '@aisle/store';
+import { openStore, type StoredEvent, STORE_PORTS } from '@aisle/store';
 import { readTrainingEvents } from '../src/events.store';
 
 const DAY = 86_400_000;
@@ -23,7 +23,7 @@ const event = (i: number, tenant = 'shop'): StoredEvent => ({
 });
 
 test('the window and the cap keep the most recent events, oldest first, with only the fields training reads', async () => {
-  const store = await openStore('sqlite::memory:');
+  const store = await openStore('sqlite::memory:', STORE_PORTS);
   try {
     await store.events.insertMany([...Array.from({ length: 100 }, (_, i) => event(i + 1)), event(500, 'other')]);
     const byWindow = await readTrainingEvents(store, 'shop', { days: 30, maxEvents: 1000 });
@@ -46,7 +46,7 @@ test('the window and the cap keep the most recent events, oldest first, with onl
 });
 
 test("a forgotten user's events from before the request are left out of training; later ones are kept", async () => {
-  const store = await openStore('sqlite::memory:');
+  const store = await openStore('sqlite::memory:', STORE_PORTS);
   try {
     await store.events.insertMany(Array.from({ length: 70 }, (_, i) => event(i + 1)));
     const forgotten = new ForgottenUsers('test-key', store.forgotten);

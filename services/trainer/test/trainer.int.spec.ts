@@ -2,13 +2,15 @@
 import { experimentV1, MODELS_BUCKET, modelsV1, Streams, Subjects } from '@aisle/contracts';
 import { generateShop, type GeneratedEvent } from '@aisle/datagen';
 import { createGrpcClient } from '@aisle/runtime';
-import { openStore, type StoredEvent } from '@aisle/store';
+import { openStore, type StoredEvent, STORE_PORTS } from '@aisle/store';
 import {
   runJobProcess,
   startNatsServer,
   startServiceProcess,
   tempSqliteUrl,
   type NatsServerHandle,
+  acceptedItem,
+  publishAcceptedCatalog,
 } from '@aisle/testkit';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
@@ -23,12 +25,15 @@ beforeAll(async () => {
   nats = await startNatsServer();
   storeFile = tempSqliteUrl();
   const shop = generateShop({ seed: 5, users: 250, items: 160, days: 45 });
-  const store = await openStore(storeFile.url);
-  await store.items.upsertMany(
-    shop.items.map((i) => ({ ...i, tenant: 'default', attributes: {}, ingestedAt: i.updatedAt })),
-  );
+  const store = await openStore(storeFile.url, ['events']);
   await store.events.insertMany(shop.events.map(asStored));
   await store.close();
+  const nc = await connect({ servers: nats.url });
+  await publishAcceptedCatalog(
+    nc,
+    shop.items.map((i) => acceptedItem(i)),
+  );
+  await nc.close();
 });
 
 /** A generated event as ingest would have stored it. */
@@ -179,7 +184,7 @@ test('too few events: nothing is trained, exit 0', async () => {
 async function shopStore(days: number): Promise<ReturnType<typeof tempSqliteUrl> & { end: number }> {
   const file = tempSqliteUrl();
   const shop = generateShop({ seed: 7, users: 200, items: 80, days });
-  const store = await openStore(file.url);
+  const store = await openStore(file.url, STORE_PORTS);
   try {
     const events = shop.events.map(asStored);
     const first = events[0]!;
