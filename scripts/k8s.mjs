@@ -573,10 +573,17 @@ const durable = (stream, name, filter) => [
   `$JS.ACK.${stream}.${name}.>`,
 ];
 /**
- * Per-replica consumers (followCatalog) whose names are not
- * known in advance: any name, but the filter is pinned.
+ * Materializing the accepted catalog (followCatalog: ingest publishes it on ITEMS, one message per item):
+ * ordered consumers that the client names, each filtered on one tenant's items; read only, and nothing to
+ * acknowledge.
  */
-const anyNamed = (stream, filter) => durable(stream, '*', filter);
+const CATALOG_READ = [
+  ...provision('ITEMS'),
+  '$JS.API.CONSUMER.CREATE.ITEMS.>',
+  '$JS.API.CONSUMER.INFO.ITEMS.*',
+  '$JS.API.CONSUMER.MSG.NEXT.ITEMS.*',
+  '$JS.API.CONSUMER.DELETE.ITEMS.*',
+];
 /** Reading the model bucket (ModelRegistry.open, active, load) and the MODELS stream it announces on. */
 const MODEL_BUCKET_READ = [
   // Opening the bucket creates it when the trainer has not yet; same configuration, never an update.
@@ -659,20 +666,23 @@ const busUsers = [
   {
     user: 'ingest',
     about: [
-      'Raw input in, normalized events and dead letters out; Track and UpsertItems publish raw input;',
-      "ForgetUser publishes forget requests, and ingest erases a forgotten user's raw and normalized events,",
-      'their dead letters, and the raw copies of events that arrive for the user after the request.',
+      'Raw input in, normalized events, the accepted catalog (the only publisher on ITEMS) and dead letters out;',
+      'Track and UpsertItems publish raw input; ForgetUser publishes forget requests, and ingest erases a',
+      "forgotten user's raw and normalized events, their dead letters, and the raw copies of events that",
+      'arrive for the user after the request.',
     ],
     publish: [
       '$JS.API.INFO',
       ...provision('CLICKSTREAM', 'CATALOG', 'EVENTS', 'DLQ'),
       ...durable('CLICKSTREAM', 'ingest-clickstream', 'aisle.clickstream.v1.>'),
       ...durable('CATALOG', 'ingest-catalog', 'aisle.catalog.v1.>'),
+      ...CATALOG_READ,
       ...TENANT_BUCKET_READ,
       ...forgetOwner('ingest'),
       ...eraseFrom('CLICKSTREAM', 'EVENTS', 'DLQ'),
       'aisle.privacy.v1.forget.>',
       'aisle.events.v1.>',
+      'aisle.items.v1.>',
       'aisle.dlq.v1.clickstream',
       'aisle.dlq.v1.catalog',
       'aisle.clickstream.v1.>',
@@ -683,13 +693,15 @@ const busUsers = [
   {
     user: 'feature',
     about: [
-      'Normalized events in; feature notifications and dead letters out; forget requests erase the',
-      "user's notifications and dead letters, and events of the user that arrive after the request.",
+      'Normalized events and the accepted catalog in; feature notifications and dead letters out; forget',
+      "requests erase the user's notifications and dead letters, and events of the user that arrive after",
+      'the request.',
     ],
     publish: [
       '$JS.API.INFO',
       ...provision('EVENTS', 'DLQ', 'FEATURES'),
       ...durable('EVENTS', 'feature', 'aisle.events.v1.>'),
+      ...CATALOG_READ,
       ...TENANT_BUCKET_READ,
       ...forgetOwner('feature'),
       ...eraseFrom('FEATURES', 'DLQ', 'EVENTS'),
@@ -700,28 +712,27 @@ const busUsers = [
   },
   modelReader(
     'embedding-inference',
-    ['Catalog changes (one consumer per replica; undecodable ones dead-lettered) and the model bucket, read only.'],
+    ['The accepted catalog (an ordered consumer per tenant and replica) and the model bucket, read only.'],
     {
-      publish: [...provision('EVENTS', 'DLQ'), ...anyNamed('EVENTS', 'aisle.events.v1.item'), 'aisle.dlq.v1.events'],
+      publish: [...provision('DLQ'), ...CATALOG_READ],
       deny: FEATURE_CONSUMER,
     },
   ),
   modelReader(
     'ranking',
     [
-      'Catalog changes (one consumer per replica), feature change notifications (a plain subscription: they drop',
+      'The accepted catalog (an ordered consumer per tenant and replica), feature change notifications (a plain subscription: they drop',
       'cached user contexts), the model bucket and experiment definitions read only, impressions and dead letters',
       "out; forget requests erase the user's impressions from RANKING.",
     ],
     {
       publish: [
-        ...provision('EVENTS', 'RANKING', 'DLQ'),
-        ...anyNamed('EVENTS', 'aisle.events.v1.item'),
+        ...provision('RANKING', 'DLQ'),
+        ...CATALOG_READ,
         ...EXPERIMENT_BUCKET_READ,
         ...forgetOwner('ranking'),
         ...eraseFrom('RANKING'),
         'aisle.ranking.v1.served',
-        'aisle.dlq.v1.events',
       ],
       // Cached user contexts are dropped on a change and on a forget request.
       subscribe: ['aisle.features.v1.user_updated', 'aisle.privacy.v1.forget.>'],
@@ -806,11 +817,12 @@ const busUsers = [
     user: 'trainer',
     about: [
       'The only writer of model artifacts and the only one to announce new models (and refused candidates); reads the',
-      'experiment definitions so that pruning keeps the versions they pin.',
+      "experiment definitions so that pruning keeps the versions they pin; reads each tenant's catalog once.",
     ],
     publish: [
       '$JS.API.INFO',
       ...provision('DLQ'),
+      ...CATALOG_READ,
       ...MODEL_BUCKET_READ,
       ...TENANT_BUCKET_READ,
       ...EXPERIMENT_BUCKET_READ,

@@ -132,11 +132,13 @@ test('every service, the trainer and a producer do their work with exactly the g
     new TextEncoder().encode('{"event_id":"e-b","tenant":"shop-b","user_id":"u","item_id":"i","type":"view"}'),
   );
 
-  // Observed with the grants of the stream's writers: ingest for EVENTS, ranking for RANKING.
+  // Observed with the grants of the streams' writers: ingest for EVENTS and ITEMS, ranking for RANKING.
   const jsm = await jetstreamManager((await connectAs('ingest')).nc);
   await eventually(
-    async () => (await jsm.streams.info(Streams.EVENTS.name)).state.messages >= Number(events) + Number(items),
-    { what: 'events normalized', timeoutMs: 120_000 },
+    async () =>
+      (await jsm.streams.info(Streams.EVENTS.name)).state.messages >= Number(events) &&
+      (await jsm.streams.info(Streams.ITEMS.name)).state.messages >= Number(items),
+    { what: 'events normalized and the catalog accepted', timeoutMs: 120_000 },
   );
   await eventually(async () => (await jsm.streams.info(Streams.DLQ.name)).state.messages === 2, {
     what: 'the bad events dead-lettered',
@@ -345,6 +347,8 @@ const FORBIDDEN: Record<string, { publish: string[]; subscribe: string[] }> = {
       'aisle.models.v1.published',
       '$JS.API.CONSUMER.CREATE.EVENTS.feature.aisle.events.v1.item',
       '$KV.aisle-experiments.default.forged',
+      // Only ingest publishes the accepted catalog.
+      'aisle.items.v1.default.Zm9yZ2Vk',
     ],
     subscribe: ['_INBOX.>'],
   },

@@ -1,6 +1,5 @@
-import { catalogV1, DEFAULT_TENANT, Streams, Subjects, type StreamSpec } from '@aisle/contracts';
+import { Streams, type StreamSpec } from '@aisle/contracts';
 import { existsSync } from 'node:fs';
-import { hostname } from 'node:os';
 import type { Tracer } from '@opentelemetry/api';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Registry } from 'prom-client';
@@ -21,15 +20,12 @@ import { Lifecycle } from './lifecycle';
 import { createLogger, type Logger, type LogSink } from './logger';
 import { counterIn, createMetricsRegistry, startMetricsServer } from './metrics';
 import {
-  ACK,
   connectNats,
   ensureStreams,
   jetStreamOf,
-  startConsumerLoop,
   type JetStreamClient,
   type JetStreamManager,
   type NatsConnection,
-  type Outcome,
 } from './nats';
 import { AsyncJetStreamPublisher } from './js-publisher';
 import { Readiness } from './readiness';
@@ -38,11 +34,6 @@ import { TenantDirectory, watchTenantBucket } from './tenants';
 import { followCallersFile, type CallerPolicy } from './callers';
 
 export type CommonConfig = ConfigOf<typeof commonConfig>;
-
-/** A name for this process among its replicas (the pod name on Kubernetes), for per-instance consumers. */
-export function instanceId(): string {
-  return `${hostname().replace(/[^A-Za-z0-9_-]/g, '_')}-${process.pid}`;
-}
 
 export interface ServiceBase {
   readonly name: string;

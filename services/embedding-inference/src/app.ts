@@ -22,6 +22,8 @@ const SERVICE = 'aisle.embedding.v1.EmbeddingService';
 /** One tenant's models (sequence encoder, text encoder) and text index. */
 interface TenantEmbedding {
   readonly service: EmbeddingService;
+  /** Items of the tenant's catalog held here (materialized from ITEMS). */
+  catalogItems(): number;
   stop(): Promise<void>;
 }
 
@@ -118,6 +120,7 @@ export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig)
       }
       return {
         service,
+        catalogItems: () => texts.size,
         stop: async () => {
           await catalogFeed.stop();
           await Promise.all(slots.map((s) => s.stop()));
@@ -129,7 +132,9 @@ export async function startEmbedding(base: ServiceBase, config: EmbeddingConfig)
   base.setStatus(() => ({
     service: base.name,
     requestedProviders: config.providers,
-    tenants: Object.fromEntries(tenants.built().map(([tenant, t]) => [tenant, t.service.status()])),
+    tenants: Object.fromEntries(
+      tenants.built().map(([tenant, t]) => [tenant, { ...t.service.status(), catalogItems: t.catalogItems() }]),
+    ),
     models: tenants.built().flatMap(([tenant, t]) => t.service.models().map((m) => ({ tenant, ...m }))),
   }));
 

@@ -1,3 +1,4 @@
+import type { Event } from '@aisle/contracts';
 import { FEEDBACK_GAIN, type LabelledQuery } from '@aisle/ml';
 
 /**
@@ -7,15 +8,11 @@ import { FEEDBACK_GAIN, type LabelledQuery } from '@aisle/ml';
  * `windowMs`) is that search's click. Per query text (normalized), each item keeps its
  * strongest grade: click 1, add to cart 2, purchase 3.
  */
-export interface FeedbackEvent {
+/** What search feedback reads of an event (its type as the stored string; `requestId` when known). */
+export type FeedbackEvent = Pick<Event, 'userId' | 'sessionId' | 'itemId' | 'query' | 'occurredAt'> & {
   type: string;
-  userId: string;
-  sessionId: string;
-  itemId: string;
-  query: string;
-  occurredAt: number;
   requestId?: string | undefined;
-}
+};
 
 const GRADED: Record<string, number> = { view: 1, ...FEEDBACK_GAIN };
 

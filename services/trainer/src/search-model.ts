@@ -1,3 +1,4 @@
+import type { Item } from '@aisle/contracts';
 import {
   CoClickSynonyms,
   encoderRetriever,
@@ -23,13 +24,7 @@ import { searchFeedback, type FeedbackEvent } from './search-feedback';
  * with the co-click synonyms learned from the same feedback. Published as `search_ranker`: ONNX
  * (features -> score, parts) plus a sidecar with the synonyms ranking's Search expands queries with.
  */
-export interface SearchItem {
-  itemId: string;
-  title: string;
-  description?: string | undefined;
-  category: string;
-  brand: string;
-}
+export type SearchItem = Pick<Item, 'itemId' | 'title' | 'category' | 'brand'> & Partial<Pick<Item, 'description'>>;
 
 export interface SearchSidecar {
   features: string[];
