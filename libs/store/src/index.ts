@@ -9,6 +9,9 @@ export { MongoStore } from './mongodb.store';
 /** The ports a service may declare: the aggregates (events, catalog items, documents, churn scores, message index). */
 export const STORE_PORTS = ['events', 'items', 'documents', 'churnScores', 'messages'] as const;
 export type StorePort = (typeof STORE_PORTS)[number];
+/** Every aggregate of `Store` is a port (a repository added to `Store` must be added above, or this fails to compile). */
+type Unlisted = Exclude<keyof Store, StorePort | 'kind' | 'scrub' | 'ping' | 'close'>;
+export const STORE_PORTS_COMPLETE: [Unlisted] extends [never] ? true : Unlisted = true;
 
 /** A store as one service holds it: the ports it declared, and what every store does (ping, scrub, close). */
 export type StoreOf<P extends StorePort> = Pick<Store, P | 'kind' | 'scrub' | 'ping' | 'close'>;
