@@ -101,7 +101,7 @@ async function main(): Promise<void> {
     await store.close();
     const lost = [...acked].filter((id) => !stored.has(id)).length;
     const unexpected = [...stored].filter((id) => !acked.has(id)).length;
-    const downstream = (await bus.jsm.streams.info(Streams.EVENTS.name)).state.messages - shop.items.length;
+    const downstream = (await bus.jsm.streams.info(Streams.EVENTS.name)).state.messages;
     await bus.nc.close();
     const serving = await allServing(stack, 60_000);
 

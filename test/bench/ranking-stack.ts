@@ -57,7 +57,8 @@ export async function startRankingBenchStack(
     async () => {
       const c = await jsm.consumers.info('EVENTS', 'feature');
       return (
-        (await jsm.streams.info('EVENTS')).state.messages >= shop.events.length + shop.items.length &&
+        (await jsm.streams.info('EVENTS')).state.messages >= shop.events.length &&
+        (await jsm.streams.info('ITEMS')).state.messages >= shop.items.length &&
         c.num_pending === 0 &&
         c.num_ack_pending === 0
       );

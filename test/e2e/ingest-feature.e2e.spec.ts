@@ -100,8 +100,9 @@ describe('clickstream in over NATS, features out over gRPC', () => {
         price: e.price,
       });
     }
-    // EVENTS: each valid event republished exactly once.
-    expect((await bus.jsm.streams.info('EVENTS')).state.messages).toBe(validEvents.length + shop.items.length);
+    // EVENTS: each valid event republished exactly once; ITEMS: one message per item (the accepted catalog).
+    expect((await bus.jsm.streams.info('EVENTS')).state.messages).toBe(validEvents.length);
+    expect((await bus.jsm.streams.info('ITEMS')).state.messages).toBe(shop.items.length);
 
     // DLQ: exactly the invalid messages, original bytes, with the right reason.
     const dlq = await readStream(bus.jsm, 'DLQ');

@@ -39,7 +39,7 @@ afterEach(async () => {
 async function expectExactlyOnce(
   storeUrl: string,
   bus: Awaited<ReturnType<typeof connectTestBus>>,
-  catalogMessages = 0,
+  catalogItems = 0,
 ): Promise<void> {
   const store = await openStore(storeUrl, STORE_PORTS);
   try {
@@ -58,7 +58,8 @@ async function expectExactlyOnce(
     await eventually(() => consumerCaughtUp(bus.jsm, Streams.CLICKSTREAM.name, 'ingest-clickstream'), {
       what: 'ingest consumer caught up',
     });
-    expect((await bus.jsm.streams.info('EVENTS')).state.messages).toBe(validEvents.length + catalogMessages);
+    expect((await bus.jsm.streams.info('EVENTS')).state.messages).toBe(validEvents.length);
+    if (catalogItems > 0) expect((await bus.jsm.streams.info('ITEMS')).state.messages).toBe(catalogItems);
     expect((await bus.jsm.streams.info('DLQ')).state.messages).toBe(invalidCount);
   } finally {
     await store.close();

@@ -56,7 +56,8 @@ beforeAll(async () => {
   await publishShop(bus.js, shop.items, shop.events);
   await eventually(
     async () =>
-      (await bus.jsm.streams.info(Streams.EVENTS.name)).state.messages >= shop.events.length + shop.items.length &&
+      (await bus.jsm.streams.info(Streams.EVENTS.name)).state.messages >= shop.events.length &&
+      (await bus.jsm.streams.info(Streams.ITEMS.name)).state.messages >= shop.items.length &&
       (await consumerCaughtUp(bus.jsm, Streams.EVENTS.name, 'feature')),
     { what: 'shop ingested and applied', timeoutMs: 120_000 },
   );

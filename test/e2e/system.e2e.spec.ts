@@ -53,7 +53,8 @@ describe('the whole system', () => {
     await publishShop(bus.js, shop.items, published);
     await eventually(
       async () =>
-        (await bus.jsm.streams.info(Streams.EVENTS.name)).state.messages >= published.length + shop.items.length &&
+        (await bus.jsm.streams.info(Streams.EVENTS.name)).state.messages >= published.length &&
+        (await bus.jsm.streams.info(Streams.ITEMS.name)).state.messages >= shop.items.length &&
         (await consumerCaughtUp(bus.jsm, Streams.EVENTS.name, 'feature')),
       {
         what: 'events ingested and applied',

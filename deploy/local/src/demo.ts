@@ -73,7 +73,8 @@ async function main(): Promise<void> {
       const ev = await jsm.streams.info(Streams.EVENTS.name);
       const dlq = await jsm.streams.info(Streams.DLQ.name);
       return (
-        ev.state.messages >= events.length + shop.items.length &&
+        ev.state.messages >= events.length &&
+        (await jsm.streams.info(Streams.ITEMS.name)).state.messages >= shop.items.length &&
         dlq.state.messages >= 1 &&
         c.num_pending === 0 &&
         c.num_ack_pending === 0
