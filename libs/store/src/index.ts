@@ -6,8 +6,8 @@ export * from './ports';
 export { SqliteStore, parseSqliteUrl } from './sqlite.store';
 export { MongoStore } from './mongodb.store';
 
-/** The ports a service may declare: the aggregates (events, catalog items, documents, churn scores, message index). */
-export const STORE_PORTS = ['events', 'items', 'documents', 'churnScores', 'messages'] as const;
+/** The ports a service may declare: the aggregates (events, catalog items, documents, churn scores, message index, forget markers). */
+export const STORE_PORTS = ['events', 'items', 'documents', 'churnScores', 'messages', 'forgotten'] as const;
 export type StorePort = (typeof STORE_PORTS)[number];
 /** Every aggregate of `Store` is a port (a repository added to `Store` must be added above, or this fails to compile). */
 type Unlisted = Exclude<keyof Store, StorePort | 'kind' | 'scrub' | 'ping' | 'close'>;

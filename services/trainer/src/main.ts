@@ -17,7 +17,7 @@ async function main(): Promise<number> {
   }
   const base = await createServiceBase('trainer', config);
   try {
-    const store = await openStore(config.storeUrl, ['events']);
+    const store = await openStore(config.storeUrl, ['events', 'forgotten']);
     base.lifecycle.onShutdown('store', () => store.close());
     // The bus first: it reads the tenant bucket, so a tenant declared there (not in AISLE_TENANTS) is known.
     const bus = await connectBus(base, config, [Streams.MODELS, Streams.ITEMS]);
