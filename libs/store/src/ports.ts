@@ -1,5 +1,5 @@
 /**
- * Storage ports. Services depend on these interfaces only; `openStore(url)` picks the adapter.
+ * Storage ports. Services depend on these interfaces only; `openStore(url, ports)` picks the adapter and hands over the declared ports.
  * Timestamps are epoch milliseconds. A write whose records carry a number that is not finite (or a
  * timestamp outside the range of a date) is refused whole with a StoreError naming the record and field;
  * nothing of it is written. A `limit` of zero or less returns nothing.

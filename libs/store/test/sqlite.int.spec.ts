@@ -112,7 +112,7 @@ describe('sqlite specifics', () => {
       INSERT INTO message_index VALUES ('t', 'u', 'EVENTS', 1);`);
     old.close();
     const before = Date.now();
-    const store = await openStore(url);
+    const store = await openStore(url, ['messages']);
     expect(await store.messages.pruneBefore('EVENTS', before - 1, 10)).toEqual({ deleted: 0, more: false });
     expect(await store.messages.pruneBefore('EVENTS', Date.now() + 1, 10)).toEqual({ deleted: 1, more: false });
     await store.close();

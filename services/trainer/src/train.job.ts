@@ -1,6 +1,13 @@
 import { ContentTypes, DEFAULT_TENANT, Headers, modelsV1, Subjects } from '@aisle/contracts';
 import { initBackend } from '@aisle/ml';
-import { ExperimentBucket, followCatalog, ForgottenUsers, openModelRegistry, type Bus, type ServiceBase } from '@aisle/runtime';
+import {
+  ExperimentBucket,
+  followCatalog,
+  ForgottenUsers,
+  openModelRegistry,
+  type Bus,
+  type ServiceBase,
+} from '@aisle/runtime';
 import type { StoreOf } from '@aisle/store';
 import type { TrainerConfig } from './config';
 import { readTrainingEvents } from './events.store';
