@@ -18,10 +18,11 @@ import {
   jetStreamOf,
   ModelRegistry,
 } from '@aisle/runtime';
-import { openStore } from '@aisle/store';
 import {
+  acceptedItem,
   eventually,
   freePort,
+  publishAcceptedCatalog,
   startNatsServer,
   startServiceProcess,
   tempSqliteUrl,
@@ -53,10 +54,11 @@ beforeAll(async () => {
   await initBackend({});
   nats = await startNatsServer();
   storeFile = tempSqliteUrl();
-  const store = await openStore(storeFile.url);
-  await store.items.upsertMany(shop.items.map((i) => ({ ...i, tenant: 'default', attributes: {}, ingestedAt: 0 })));
-  await store.close();
   nc = await connect({ servers: nats.url });
+  await publishAcceptedCatalog(
+    nc,
+    shop.items.map((i) => acceptedItem(i)),
+  );
   const { jsm } = await jetStreamOf(nc);
   await ensureStreams(jsm, [Streams.MODELS]);
   publisher = new AsyncJetStreamPublisher(nc);
