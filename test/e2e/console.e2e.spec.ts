@@ -494,7 +494,12 @@ test('experiments: arms with 95 % intervals as GetResults answers, plots over ti
     what: 'the page showing the experiment stopped',
     timeoutMs: 10_000,
   });
-  expect(await text(`[data-testid="experiments-table"] tr[data-key="${id}"]`)).toContain('stopped from the console');
+  // The list is loaded apart from the state card: its row follows on its own load.
+  await eventually(
+    async () =>
+      (await text(`[data-testid="experiments-table"] tr[data-key="${id}"]`)).includes('stopped from the console'),
+    { what: "the list's row showing the reason", timeoutMs: 10_000 },
+  );
   expect(await page.$('[data-testid="experiment-actions"]')).toBeNull();
 });
 
