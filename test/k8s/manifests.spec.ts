@@ -463,6 +463,48 @@ describeIfRenderer.each(['dev', 'prod'])('overlays/%s', (overlay) => {
           ]).toEqual([nameOf(w), false]);
     });
 
+    test('prod: the forget key is a Secret mounted read-only into every workload that keeps forget markers, no other', () => {
+      const secret = r.byKind('Secret').find((x) => x.metadata.name.startsWith('aisle-forget-key'));
+      expect(Object.keys(secret.data)).toEqual(['key']);
+      // The workloads whose configuration reads AISLE_FORGET_KEY_FILE are those that keep forget markers.
+      const keepers = AISLE_WORKLOADS.filter((n) =>
+        Object.values(SPECS[n] ?? {}).some((s) => s.variable === 'AISLE_FORGET_KEY_FILE'),
+      );
+      expect(keepers.sort()).toEqual(['feature', 'ingest', 'trainer']);
+      for (const w of r.workloads) {
+        const pod = podSpecOf(w);
+        const c = pod.containers[0];
+        const vol = (pod.volumes ?? []).find((v: K8s) => v.secret?.secretName === secret.metadata.name);
+        const file = r.envOf(c)['AISLE_FORGET_KEY_FILE'];
+        if (!keepers.includes(w.metadata.name)) {
+          expect([nameOf(w), vol, file]).toEqual([nameOf(w), undefined, undefined]);
+          continue;
+        }
+        expect([nameOf(w), file]).toEqual([nameOf(w), '/etc/aisle/forget/key']);
+        expect(c.volumeMounts).toEqual(
+          expect.arrayContaining([{ name: vol.name, mountPath: '/etc/aisle/forget', readOnly: true }]),
+        );
+        expect([nameOf(w), vol.secret.defaultMode & 0o007]).toEqual([nameOf(w), 0]); // not world-readable
+      }
+      // A keeper without its key, or with the key unmounted, is refused by the services' own start check.
+      const broken = new Rendered(structuredClone(r.objects));
+      const feature = broken.get('Deployment', 'feature').spec.template.spec.containers[0];
+      feature.env = feature.env.filter((e: K8s) => e.name !== 'AISLE_FORGET_KEY_FILE');
+      const ingest = broken.get('Deployment', 'ingest').spec.template.spec.containers[0];
+      ingest.volumeMounts = ingest.volumeMounts.filter((m: K8s) => m.name !== 'forget-key');
+      const problems = policyProblems(broken);
+      expect(
+        problems.filter((p) => p.startsWith('Deployment/feature:') && p.includes('AISLE_FORGET_KEY_FILE is required')),
+      ).toHaveLength(1);
+      expect(
+        problems.filter(
+          (p) =>
+            p.startsWith('Deployment/ingest:') &&
+            p.includes('AISLE_FORGET_KEY_FILE names a file that does not exist: /etc/aisle/forget/key'),
+        ),
+      ).toHaveLength(1);
+    });
+
     test('prod: the console serves its authenticating proxy only, with a login required and its grants mounted', () => {
       const pod = r.get('Deployment', 'console').spec.template.spec;
       const env = r.envOf(pod.containers[0]);

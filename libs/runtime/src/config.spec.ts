@@ -3,6 +3,7 @@ import {
   commonConfig,
   ConfigError,
   env,
+  forgetConfig,
   modelConfig,
   parseDuration,
   readConfig,
@@ -125,4 +126,28 @@ test('placeholder secrets and unsigned models in production stop the start, each
   expect(() => readConfig(spec, { AISLE_MODEL_PUBLIC_KEY: 'bm90IGEga2V5' })).toThrow(
     'AISLE_MODEL_PUBLIC_KEY must be base64 of a 32-byte Ed25519 public key, or a PEM public key',
   );
+});
+
+test('a service keeping forget markers refuses to start in production without its key file (fail closed)', () => {
+  const problems = (spec: typeof commonConfig, source: Record<string, string>, exists = true) => {
+    try {
+      checkCommonConfig(readConfig(spec, source), () => exists);
+      return [];
+    } catch (err) {
+      return (err as ConfigError).problems;
+    }
+  };
+  const markers = { ...commonConfig, ...forgetConfig };
+  expect(problems(markers, { AISLE_ENV: 'production' })).toEqual([
+    'AISLE_FORGET_KEY_FILE is required when AISLE_ENV=production (forget markers under the built-in key are guessable hashes of user ids)',
+  ]);
+  expect(problems(markers, { AISLE_ENV: 'production', AISLE_FORGET_KEY_FILE: '/etc/aisle/forget/key' })).toEqual([]);
+  expect(problems(markers, { AISLE_ENV: 'production', AISLE_FORGET_KEY_FILE: '/etc/aisle/forget/key' }, false)).toEqual(
+    ['AISLE_FORGET_KEY_FILE names a file that does not exist: /etc/aisle/forget/key'],
+  );
+  // Local development, the demo and the tests run without one (the built-in key).
+  expect(problems(markers, {})).toEqual([]);
+  expect(problems(markers, { AISLE_ENV: 'development' })).toEqual([]);
+  // A service that keeps no markers is not asked for the key.
+  expect(problems(commonConfig, { AISLE_ENV: 'production' })).toEqual([]);
 });

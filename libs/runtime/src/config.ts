@@ -266,7 +266,7 @@ export const commonConfig = {
   deployment: env.oneOf('AISLE_ENV', ['development', 'production'] as const, {
     default: 'development',
     description:
-      "`production` refuses unsigned models (AISLE_MODEL_PUBLIC_KEY, and the trainer's AISLE_MODEL_SIGNING_KEY_FILE, are required); `development` loads them with a warning",
+      "`production` refuses unsigned models (AISLE_MODEL_PUBLIC_KEY, and the trainer's AISLE_MODEL_SIGNING_KEY_FILE, are required) and guessable forget markers (AISLE_FORGET_KEY_FILE is required where markers are kept); `development` loads unsigned models with a warning and keys markers with a built-in key",
   }),
   serviceName: env.string('AISLE_SERVICE_NAME', {
     default: '',
@@ -432,7 +432,7 @@ export type ModelConfig = ConfigOf<typeof modelConfig>;
 export const forgetConfig = {
   forgetKeyFile: env.optionalString('AISLE_FORGET_KEY_FILE', {
     description:
-      'file (from a Secret) holding the key of the keyed hash (HMAC-SHA256) by which forget markers name a user (never by the id); services sharing a store need the same key; unset: a built-in key, which makes the markers plain (guessable) hashes',
+      'file (from a Secret; `openssl rand -base64 32`) holding the key of the keyed hash (HMAC-SHA256) by which forget markers name a user (never by the id); services sharing a store need the same key, kept for as long as the markers (a new key orphans them); required when AISLE_ENV=production; unset in development: a built-in key, which makes the markers plain (guessable) hashes',
   }),
   forgetMarkerRetentionMs: env.duration('AISLE_FORGET_MARKER_RETENTION', {
     default: 35 * 24 * 3_600_000,
@@ -444,7 +444,7 @@ export const forgetConfig = {
 export type ForgetConfig = ConfigOf<typeof forgetConfig>;
 
 /** Values that a template or example left for an operator to replace; never a real secret. */
-const PLACEHOLDER = /CHANGE[_-]?ME|REPLACE[_-]?ME|PLACEHOLDER/i;
+export const SECRET_PLACEHOLDER = /CHANGE[_-]?ME|REPLACE[_-]?ME|PLACEHOLDER/i;
 
 type CommonSecurity = {
   readonly deployment?: 'development' | 'production';
@@ -453,6 +453,8 @@ type CommonSecurity = {
   readonly modelPublicKey?: KeyObject | undefined;
   /** Present only in the trainer's configuration. */
   readonly modelSigningKeyFile?: string | undefined;
+  /** Present (maybe undefined) only in the configuration of services that keep forget markers. */
+  readonly forgetKeyFile?: string | undefined;
   readonly natsUser: string | undefined;
   readonly natsPassword: string | undefined;
   readonly natsToken: string | undefined;
@@ -472,8 +474,9 @@ type CommonSecurity = {
 /**
  * Checks that belong to combinations of the common variables (a certificate without its key, two NATS
  * auth methods, files that are not there, secrets still holding a template's `CHANGE_ME`, no pinned
- * model key in production), so a half-configured security switch stops the start with the variables
- * named, rather than silently running in plaintext or loading unsigned models.
+ * model key or forget key in production), so a half-configured security switch stops the start with the
+ * variables named, rather than silently running in plaintext, loading unsigned models or keeping guessable
+ * forget markers.
  */
 export function checkCommonConfig(c: CommonSecurity, exists: (path: string) => boolean): void {
   const problems: string[] = [];
@@ -520,8 +523,8 @@ export function checkCommonConfig(c: CommonSecurity, exists: (path: string) => b
     ['AISLE_STORE_URL', c.storeUrl],
   ];
   for (const [name, value] of secrets)
-    if (value && PLACEHOLDER.test(value))
-      problems.push(`${name} holds a placeholder (${PLACEHOLDER.exec(value)?.[0]}): set the real secret`);
+    if (value && SECRET_PLACEHOLDER.test(value))
+      problems.push(`${name} holds a placeholder (${SECRET_PLACEHOLDER.exec(value)?.[0]}): set the real secret`);
   if (c.deployment === 'production' && 'modelSigningKeyFile' in c) {
     if (!c.modelSigningKeyFile)
       problems.push('AISLE_MODEL_SIGNING_KEY_FILE is required when AISLE_ENV=production (models are published signed)');
@@ -529,5 +532,11 @@ export function checkCommonConfig(c: CommonSecurity, exists: (path: string) => b
     problems.push('AISLE_MODEL_PUBLIC_KEY is required when AISLE_ENV=production (unsigned models are refused there)');
   if (c.modelSigningKeyFile && !exists(c.modelSigningKeyFile))
     problems.push(`AISLE_MODEL_SIGNING_KEY_FILE names a file that does not exist: ${c.modelSigningKeyFile}`);
+  if (c.deployment === 'production' && 'forgetKeyFile' in c && !c.forgetKeyFile)
+    problems.push(
+      'AISLE_FORGET_KEY_FILE is required when AISLE_ENV=production (forget markers under the built-in key are guessable hashes of user ids)',
+    );
+  if (c.forgetKeyFile && !exists(c.forgetKeyFile))
+    problems.push(`AISLE_FORGET_KEY_FILE names a file that does not exist: ${c.forgetKeyFile}`);
   if (problems.length > 0) throw new ConfigError(problems);
 }

@@ -1,3 +1,7 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { memoryLogger } from './logger';
 import { ForgottenUsers, type ForgetMarkers } from './privacy';
 
 /** The store's port over plain maps (the SQLite and MongoDB adapters pass the same contract test). */
@@ -34,4 +38,28 @@ test("a forgotten user's events up to the request are dropped; later ones, other
   expect(new ForgottenUsers('k2', store).keyOf('shop', 'gone')).not.toBe(users.keyOf('shop', 'gone'));
   const test = await users.forgottenIn('shop');
   expect([test('gone', 1_000), test('gone', 1_001), test('stays', 0)]).toEqual([true, false, false]);
+});
+
+test('the key comes from AISLE_FORGET_KEY_FILE: production refuses to run without one, or with a weak one', () => {
+  const logger = memoryLogger();
+  const dir = mkdtempSync(join(tmpdir(), 'aisle-forget-key-'));
+  const file = (name: string, text: string) => {
+    writeFileSync(join(dir, name), text);
+    return join(dir, name);
+  };
+  const strong = 'q0Yc2v3lQm1bN8rJ6x5tWk9sA4dF7gH2jK3lZ0pO1uI=';
+  const open = (forgetKeyFile: string | undefined, deployment = 'production') =>
+    ForgottenUsers.open({ forgetKeyFile, deployment }, markers(), logger);
+  // The key, not the file's trailing newline, names the user.
+  expect(open(file('key', `${strong}\n`)).keyOf('shop', 'u')).toBe(
+    new ForgottenUsers(strong, markers()).keyOf('shop', 'u'),
+  );
+  expect(() => open(undefined)).toThrow(/AISLE_FORGET_KEY_FILE is required when AISLE_ENV=production/);
+  expect(() => open(file('short', 'secret\n'))).toThrow(/AISLE_FORGET_KEY_FILE holds 6 characters, fewer than 32/);
+  expect(() => open(file('template', 'CHANGE_ME\n'))).toThrow(/AISLE_FORGET_KEY_FILE holds a placeholder/);
+  // Development: the built-in key, said out loud.
+  expect(open(undefined, 'development').keyOf('shop', 'u')).toMatch(/^[\w-]{43}$/);
+  expect(logger.lines.map((l) => l['msg'])).toEqual([
+    'AISLE_FORGET_KEY_FILE is not set: forget markers use the built-in key (development only)',
+  ]);
 });

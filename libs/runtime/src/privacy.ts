@@ -2,7 +2,7 @@ import { clickstreamV1, ContentTypes, Headers, privacyV1, splitSubject, Streams,
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { JetStreamApiError, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
-import type { ForgetConfig } from './config';
+import { ConfigError, SECRET_PLACEHOLDER, type ForgetConfig } from './config';
 import type { Logger } from './logger';
 import { counterIn } from './metrics';
 import { ACK, header, startConsumerLoop, type NamedUser, type Outcome } from './nats';
@@ -171,8 +171,26 @@ export interface ForgetMarkers {
   list(tenant: string): Promise<Map<string, number>>;
 }
 
-/** Used without AISLE_FORGET_KEY_FILE (local development): markers are then plain hashes in effect. */
+/** Used without AISLE_FORGET_KEY_FILE (local development only): markers are then plain hashes in effect. */
 const DEVELOPMENT_FORGET_KEY = 'aisle-development-forget-key';
+
+/** Fewest characters a forget key may have: `openssl rand -base64 32` writes 44. */
+export const FORGET_KEY_MIN_CHARS = 32;
+
+/**
+ * The forget key from the file's text (surrounding whitespace dropped): refused, with the variable named,
+ * when it is shorter than `FORGET_KEY_MIN_CHARS` or still a template's placeholder.
+ */
+export function parseForgetKey(text: string): string {
+  const key = text.trim();
+  if (SECRET_PLACEHOLDER.test(key))
+    throw new ConfigError(['AISLE_FORGET_KEY_FILE holds a placeholder: write a real key (openssl rand -base64 32)']);
+  if (key.length < FORGET_KEY_MIN_CHARS)
+    throw new ConfigError([
+      `AISLE_FORGET_KEY_FILE holds ${key.length} characters, fewer than ${FORGET_KEY_MIN_CHARS}: write a real key (openssl rand -base64 32)`,
+    ]);
+  return key;
+}
 
 /**
  * Which users were forgotten, and when: a marker per (tenant, user) named by a keyed hash of the user id,
@@ -186,11 +204,22 @@ export class ForgottenUsers {
     private readonly markers: ForgetMarkers,
   ) {}
 
-  /** Reads the key from AISLE_FORGET_KEY_FILE (a built-in one without it, with a warning in production). */
-  static open(config: ForgetConfig & { deployment?: string }, markers: ForgetMarkers, logger: Logger): ForgottenUsers {
-    if (config.forgetKeyFile) return new ForgottenUsers(readFileSync(config.forgetKeyFile, 'utf8').trim(), markers);
+  /**
+   * Reads the key from AISLE_FORGET_KEY_FILE. Without one: refused in production (fail closed: the
+   * configuration check stops the start before this), the built-in key with a warning in development.
+   */
+  static open(
+    config: Pick<ForgetConfig, 'forgetKeyFile'> & { deployment?: string },
+    markers: ForgetMarkers,
+    logger: Logger,
+  ): ForgottenUsers {
+    if (config.forgetKeyFile)
+      return new ForgottenUsers(parseForgetKey(readFileSync(config.forgetKeyFile, 'utf8')), markers);
     if (config.deployment === 'production')
-      logger.warn('AISLE_FORGET_KEY_FILE is not set: forget markers use the built-in key (guessable hashes)');
+      throw new ConfigError([
+        'AISLE_FORGET_KEY_FILE is required when AISLE_ENV=production (forget markers under the built-in key are guessable hashes of user ids)',
+      ]);
+    logger.warn('AISLE_FORGET_KEY_FILE is not set: forget markers use the built-in key (development only)');
     return new ForgottenUsers(DEVELOPMENT_FORGET_KEY, markers);
   }
 
