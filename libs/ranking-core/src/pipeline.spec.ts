@@ -229,6 +229,23 @@ describe('RankingPipeline over in-memory ports', () => {
     expect(r.items.find((i) => i.itemId === 'candle')?.features['seq_rank_log']).toBeCloseTo(Math.log1p(42));
   });
 
+  test('Rank: co-visitation scores requested items past the 30 neighbours Recommend proposes, and from their own lists', async () => {
+    const { pipeline, world: w } = setup();
+    // soap (ann's last item) has 40 neighbours; vase is the 36th. candle's own list names toner.
+    const many = Array.from({ length: 40 }, (_, i) => ({ itemId: i === 35 ? 'vase' : `x${i}`, score: 100 - i }));
+    w.coVisitation.lists.set('soap', many);
+    w.coVisitation.lists.set('candle', [{ itemId: 'toner', score: 3 }]);
+    const r = await pipeline.rank({ userId: 'ann', itemIds: ['vase', 'candle', 'glue'], explain: true });
+    const covis = (id: string) => r.items.find((i) => i.itemId === id)?.features['covis_score_log'];
+    // soap is the most recent seed (weight 1), toner the second (1/2).
+    expect(covis('vase')).toBeCloseTo(Math.log1p(65));
+    expect(covis('candle')).toBeCloseTo(Math.log1p(1.5));
+    expect(covis('glue')).toBe(0);
+    // Recommend proposes (and scores with) each seed's first 30 only: vase comes from popularity there.
+    const rec = await pipeline.recommend({ ...recommend, explain: true });
+    expect(rec.items.find((i) => i.itemId === 'vase')?.features['covis_score_log']).toBe(0);
+  });
+
   test('SimilarItems: co-visits, text neighbours and the category, never the item itself', async () => {
     const { pipeline } = setup();
     const r = await pipeline.similarItems({ itemId: 'soap', limit: 5, filters: NO_FILTERS, explain: false });

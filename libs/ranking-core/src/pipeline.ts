@@ -11,6 +11,7 @@ import type {
   CoVisitationPort,
   ImpressionSink,
   ItemStatsPort,
+  Neighbor,
   PopularityPort,
   RankerPort,
   RankingItem,
@@ -39,7 +40,9 @@ import { personalization, scoreRows } from './score';
 import { servedEvent } from './served';
 import {
   addCoVisitCandidates,
+  completedSeedLists,
   COVISIT_PER_SEED,
+  COVISIT_RANK,
   COVISIT_SEEDS,
   coVisitsOf,
   recentDistinct,
@@ -309,15 +312,25 @@ export class RankingPipeline {
     });
     return this.run(ctx, async () => {
       await this.loadUser(ctx);
-      const seeds = recentDistinct(ctx.history);
-      const [seq, coVisits] = await Promise.all([
+      // Co-visitation scores the requested items from whole stored lists (the user context's are cut
+      // at what Recommend proposes): the seeds' lists and the requested items' own, in one call.
+      const seeds = recentDistinct(ctx.history, COVISIT_RANK.seeds);
+      const [seq, lists] = await Promise.all([
         scoreBySequence(ctx, this.ports.sequenceRetrieval, ctx.history, req.itemIds, SEQUENCE_CANDIDATES.rank),
-        coVisitsOf(ctx, this.ports.coVisitation, seeds, ctx.coVisits, COVISIT_PER_SEED),
+        seeds.length > 0
+          ? coVisitsOf(
+              ctx,
+              this.ports.coVisitation,
+              [...new Set([...seeds, ...req.itemIds])],
+              new Map(),
+              COVISIT_RANK.perItem,
+            )
+          : new Map<string, readonly Neighbor[]>(),
       ]);
       const cands = new CandidateSet(new Set(req.itemIds));
       for (const id of req.itemIds) cands.add(id, 'request');
       addSequenceCandidates(ctx, cands, seq);
-      addCoVisitCandidates(cands, seeds, coVisits);
+      addCoVisitCandidates(cands, seeds, completedSeedLists(seeds, req.itemIds, lists));
       return this.finish(ctx, cands, { keepAll: true });
     });
   }

@@ -6,6 +6,14 @@ import type { CoVisitationPort, Neighbor } from '../ports';
 export const COVISIT_SEEDS = 5;
 export const COVISIT_PER_SEED = 30;
 
+/**
+ * Rank scores given items rather than proposing any: each requested item's co-visitation score counts
+ * the user's last `seeds` distinct items, each seed's stored list (the store's whole list, not the 30
+ * Recommend proposes) and, where a seed's list stops before the item, the item's own list naming the
+ * seed. Cutting seed lists at 30 lost most of co-visitation's signal under Rank (docs/ml.md).
+ */
+export const COVISIT_RANK = { seeds: 10, perItem: 100 } as const;
+
 /** The most recent distinct items of a history (oldest first), most recent first. */
 export function recentDistinct(history: readonly string[], n = COVISIT_SEEDS): string[] {
   const out: string[] = [];
@@ -78,4 +86,35 @@ export function addCoVisitCandidates(
     const rank = rankOf.get(id);
     if (rank !== undefined) c.covisRank = rank;
   }
+}
+
+/**
+ * Rank: the seeds' lists completed with the requested items whose own list names the seed (the pair
+ * counted from the other side) when the seed's list does not reach them; `lists` holds both the seeds'
+ * and the requested items' lists.
+ */
+export function completedSeedLists(
+  seeds: readonly string[],
+  itemIds: readonly string[],
+  lists: ReadonlyMap<string, readonly Neighbor[]>,
+): Map<string, readonly Neighbor[]> {
+  const out = new Map<string, readonly Neighbor[]>();
+  const seedSet = new Set(seeds);
+  const extra = new Map<string, Neighbor[]>();
+  const listed = new Map(seeds.map((s) => [s, new Set((lists.get(s) ?? []).map((n) => n.itemId))]));
+  for (const id of new Set(itemIds)) {
+    if (seedSet.has(id)) continue;
+    for (const n of lists.get(id) ?? []) {
+      if (!seedSet.has(n.itemId) || listed.get(n.itemId)?.has(id)) continue;
+      let e = extra.get(n.itemId);
+      if (!e) extra.set(n.itemId, (e = []));
+      e.push({ itemId: id, score: n.score });
+    }
+  }
+  for (const s of seeds) {
+    const own = lists.get(s) ?? [];
+    const more = extra.get(s);
+    out.set(s, more ? [...own, ...more].sort((a, b) => b.score - a.score) : own);
+  }
+  return out;
 }

@@ -1,7 +1,7 @@
 import { CandidateSet } from '../candidates';
 import type { CoVisitationPort, Neighbor, Retrieved } from '../ports';
 import { context, hung, world } from '../testing.fixture';
-import { addCoVisitCandidates, coVisitsOf, recentDistinct } from './co-visitation';
+import { addCoVisitCandidates, completedSeedLists, coVisitsOf, recentDistinct } from './co-visitation';
 import { addPopularCandidates, popularIn } from './popularity';
 import { CATALOG_SEARCH_MODEL, EngineSearchStage } from './search';
 import { addSequenceCandidates, retrieveBySequence, retrieveTopBySequence, SEQUENCE_HISTORY } from './sequence';
@@ -92,6 +92,41 @@ describe('candidate sources', () => {
     expect(out.get('x')).toMatchObject({ covisScore: 5, covisVia: 'a', covisRank: 0, sources: ['co_visit'] });
     expect(out.get('y')).toMatchObject({ covisScore: 0.5, covisVia: 'a', covisRank: 1 });
     expect(out.get('c')).toBeUndefined();
+  });
+
+  test('co-visitation for Rank: a seed list that stops before a requested item is completed from its own list', () => {
+    const lists = new Map<string, Neighbor[]>([
+      ['s1', [{ itemId: 'x', score: 4 }]],
+      ['s2', []],
+      // x names s1 too (already counted from s1's side), y names s1 and s2; z names nobody we know.
+      [
+        'x',
+        [
+          { itemId: 's1', score: 9 },
+          { itemId: 'q', score: 1 },
+        ],
+      ],
+      [
+        'y',
+        [
+          { itemId: 's2', score: 3 },
+          { itemId: 's1', score: 2 },
+        ],
+      ],
+      ['z', [{ itemId: 'q', score: 5 }]],
+    ]);
+    const done = completedSeedLists(['s1', 's2'], ['x', 'y', 'z', 's2'], lists);
+    expect(done.get('s1')).toEqual([
+      { itemId: 'x', score: 4 },
+      { itemId: 'y', score: 2 },
+    ]);
+    expect(done.get('s2')).toEqual([{ itemId: 'y', score: 3 }]);
+    const out = new CandidateSet(new Set(['x', 'y', 'z']));
+    addCoVisitCandidates(out, ['s1', 's2'], done);
+    // x: 4 from s1; y: 2/1 + 3/2 = 3.5 (s1 the stronger); z has no pair with either seed.
+    expect(out.get('x')).toMatchObject({ covisScore: 4, covisRank: 0 });
+    expect(out.get('y')).toMatchObject({ covisScore: 3.5, covisRank: 1, covisVia: 's1' });
+    expect(out.get('z')).toBeUndefined();
   });
 
   test('co-visitation: only seeds missing from the user context are fetched; a failure keeps what is known', async () => {
