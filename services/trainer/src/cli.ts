@@ -35,6 +35,8 @@ const USAGE = `usage: pnpm aisle eval --dataset <dir> --model pipeline|sasrec|ra
   --workers N                  data-parallel training threads (default: one per core, at most 4; 0 = this thread)
   --drop-last N                evaluate N steps earlier (each user's last N items removed): with 1, "test" is the
                                validation split, for choosing defaults without reading the test items
+  --max-users N                evaluate at most N users (sampled protocol: a seeded random N, default 10,000;
+                               pipeline with full ranking: N evenly spread, default all): for iterating, not figures
   --out FILE                   results JSON (default bench-results/eval-<dataset>-<model>-<protocol>.json)
   --curve FILE                 training curve SVG (default: next to --out)
   --finetune-epochs N --finetune-lr X
@@ -78,6 +80,7 @@ const EVAL_OPTIONS: OptionSpec = Object.fromEntries(
     'test-share',
     'workers',
     'drop-last',
+    'max-users',
     'pairs-per-item',
     'batch-size',
     'pseudo-queries',
@@ -107,7 +110,7 @@ function protocolOf(args: ParsedArgs): Protocol {
   const seed = numberOption(args, 'seed', 1);
   if (p === 'full') return { kind: 'full' };
   const m = /^sampled(\d+)$/.exec(p);
-  if (m) return { kind: 'sampled', negatives: Number(m[1]), seed, maxUsers: 10_000 };
+  if (m) return { kind: 'sampled', negatives: Number(m[1]), seed, maxUsers: numberOption(args, 'max-users', 10_000) };
   throw new UsageError(`--protocol must be full or sampled100, got '${p}'`);
 }
 
@@ -187,6 +190,7 @@ async function evalCommand(args: ParsedArgs): Promise<void> {
         predictionsOut: args.options.get('predictions-out'),
         workers: numberOption(args, 'workers', defaultTrainWorkers()),
         dropLast: numberOption(args, 'drop-last', 0),
+        maxUsers: args.options.has('max-users') ? numberOption(args, 'max-users', 0) : undefined,
         fineTune: fineTuneOf(args),
       });
       process.stdout.write(formatPipelineResult(r) + `\n\nwrote ${out}\n`);
