@@ -13,6 +13,7 @@ import {
   publishedFor,
   Ranker,
   RANKER_DIM,
+  RANKER_FEATURES,
   rankerRow,
   readDatasetDir,
   sampleNegatives,
@@ -47,6 +48,11 @@ export const PIPELINE_EVAL = {
   /** Share of the validation users whose lists train the ranker; the rest choose its epoch. */
   rankerTrainShare: 0.8,
   rankerEpochs: 12,
+  /**
+   * Optimizer steps per ranker epoch, at least (lists per batch shrink to give them, 16 to 256): with
+   * 256 lists a batch, 8,000 lists made 32 steps an epoch and the ranker was still learning after 12.
+   */
+  rankerStepsPerEpoch: 250,
   /** Users the co-visitation search scores (full ranking): an evenly spread sample. */
   coVisitationUsers: 10_000,
   /** Candidates asked of the pipeline per user when building ranker lists and for full ranking. */
@@ -65,6 +71,8 @@ export interface PipelineEvalOptions {
   out: string;
   predictionsOut?: string | undefined;
   dropLast?: number;
+  /** Full ranking: evaluate only this many users, evenly spread (sampled: the protocol's maxUsers). */
+  maxUsers?: number | undefined;
 }
 
 type Row = { model: string } & Metrics;
@@ -86,6 +94,9 @@ export interface PipelineEvalResult {
       selectionUsers: number;
       epochs: Array<{ epoch: number; loss: number; ndcg10: number }>;
       heuristicNdcg10: number;
+      /** The selection lists ordered by their co-visitation feature (popularity breaking ties): a check. */
+      coVisitationOrderNdcg10: number;
+      batchLists: number;
       selected: { kind: 'learned'; epoch: number } | { kind: 'heuristic' };
     };
   };
@@ -98,6 +109,13 @@ const EVAL_DEADLINES = { deadlineMs: 600_000, dependencyTimeoutMs: 600_000 };
 
 function pipelineOver(ports: PipelinePorts, ranker: RankerPort | undefined): RankingPipeline {
   return new RankingPipeline({ ...ports, ranker }, { tenant: 'eval', deadlines: EVAL_DEADLINES });
+}
+
+/** At most `max` of `users`, evenly spread (all of them without a maximum). */
+function evenlySpread(users: number[], max: number | undefined): number[] {
+  if (!max || users.length <= max) return users;
+  const step = Math.ceil(users.length / max);
+  return users.filter((_, i) => i % step === 0);
 }
 
 /** A 0-based rank from a score map: strictly better items, ties broken as the protocol says. */
@@ -270,7 +288,7 @@ export async function evaluatePipeline(opts: PipelineEvalOptions): Promise<Pipel
   const { backend } = await initBackend({ log: (m) => progress.log(m) });
   const d = dropLast(readDatasetDir(opts.dataset), opts.dropLast ?? 0);
   const categories = categoriesFromAttributes(loadAttributes(opts.dataset, d));
-  const users = evaluableUsers(d);
+  const users = evenlySpread(evaluableUsers(d), opts.protocol.kind === 'full' ? opts.maxUsers : undefined);
   progress.log(
     `data set ${opts.dataset}${opts.dropLast ? ` (last ${opts.dropLast} item(s) dropped: "test" is the validation split)` : ''}: ${d.users.length} users, ${d.itemIds.length - 1} items; protocol ${describe(opts.protocol)}; ${categories.size} items with categories`,
   );
@@ -286,10 +304,7 @@ export async function evaluatePipeline(opts: PipelineEvalOptions): Promise<Pipel
   };
 
   // 1. Co-visitation settings, on validation (pairs counted on the training parts).
-  const covisUsers =
-    users.length > PIPELINE_EVAL.coVisitationUsers
-      ? users.filter((_, i) => i % Math.ceil(users.length / PIPELINE_EVAL.coVisitationUsers) === 0)
-      : users;
+  const covisUsers = evenlySpread(users, PIPELINE_EVAL.coVisitationUsers);
   const covis = await tuneCoVisitation(d, opts.protocol, {
     users: opts.protocol.kind === 'full' ? covisUsers : undefined,
     log: (m) => progress.log(m),
@@ -343,8 +358,17 @@ export async function evaluatePipeline(opts: PipelineEvalOptions): Promise<Pipel
   );
 
   // 4. The ranker: listwise MLP; its epoch (or the heuristic) chosen on the selection users.
-  const ranker = new Ranker({ seed: opts.seed, epochs: PIPELINE_EVAL.rankerEpochs });
+  const batchLists = Math.max(16, Math.min(256, Math.floor(listsTrain.length / PIPELINE_EVAL.rankerStepsPerEpoch)));
+  const ranker = new Ranker({ seed: opts.seed, epochs: PIPELINE_EVAL.rankerEpochs, batchLists });
   const heuristicNdcg10 = ndcgOfLists(listsSelect, (l) => l.rows.map((r) => heuristicScore(r)));
+  // A check, not a choice: the same lists in co-visitation order (its score, then popularity).
+  const [covisCol, popCol] = [RANKER_FEATURES.indexOf('covis_score_log'), RANKER_FEATURES.indexOf('popularity_log')];
+  const coVisitationOrderNdcg10 = ndcgOfLists(listsSelect, (l) =>
+    l.rows.map((r) => 1e3 * (r[covisCol] as number) + (r[popCol] as number)),
+  );
+  progress.log(
+    `ranker lists in co-visitation order (its feature, then popularity): selection NDCG@10 ${coVisitationOrderNdcg10.toFixed(4)}; ${batchLists} lists a batch`,
+  );
   const epochs: PipelineEvalResult['selection']['ranker']['epochs'] = [];
   let best: { epoch: number; ndcg10: number; snapshot: ReturnType<Ranker['snapshot']> } | undefined;
   await ranker.fit(listsTrain, (epoch, loss) => {
@@ -375,7 +399,11 @@ export async function evaluatePipeline(opts: PipelineEvalOptions): Promise<Pipel
     opts.protocol.kind === 'sampled',
   );
   const rows: Row[] = [];
-  const evalOpts = { split: 'test' as const, protocol: opts.protocol };
+  const evalOpts = {
+    split: 'test' as const,
+    protocol: opts.protocol,
+    ...(opts.protocol.kind === 'full' && opts.maxUsers ? { users } : {}),
+  };
   for (const scorer of [mostPop(d, 'all'), mostPop(d, 'train'), projectCoVisitation(d)])
     rows.push({ model: scorer.name, ...(await evaluate(scorer, d, evalOpts)) });
   const testPorts = worldPorts(d, test, { coVisitation: covis.best, categories, sequence: seqTest });
@@ -439,6 +467,8 @@ export async function evaluatePipeline(opts: PipelineEvalOptions): Promise<Pipel
         selectionUsers: listsSelect.length,
         epochs,
         heuristicNdcg10,
+        coVisitationOrderNdcg10,
+        batchLists,
         selected: useLearned && best ? { kind: 'learned', epoch: best.epoch } : { kind: 'heuristic' },
       },
     },

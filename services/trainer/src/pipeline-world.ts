@@ -10,6 +10,7 @@ import {
 } from '@aisle/ml';
 import {
   Catalog,
+  COVISIT_RANK,
   ItemStatsTable,
   MemoryCoVisitation,
   MemoryUserContext,
@@ -144,7 +145,8 @@ export interface WorldPorts {
 
 /**
  * In-memory ports of one world: the catalog (every item, categories from attributes when known), user
- * profiles (views, oldest first), co-visitation lists (top 100 per item, settings chosen on validation),
+ * profiles (views, oldest first), co-visitation lists (the top 100 per item a store keeps, settings chosen on
+ * validation),
  * popularity, and the sequence model when given.
  */
 export function worldPorts(
@@ -174,7 +176,7 @@ export function worldPorts(
   const lists = new Map<string, Neighbor[]>();
   if (!opts.without?.has('co_visit'))
     for (let i = 1; i <= n; i++) {
-      const ns = covis.neighbors(i, 100);
+      const ns = covis.neighbors(i, COVISIT_RANK.perItem);
       if (ns.length > 0)
         lists.set(
           d.itemIds[i] as string,
