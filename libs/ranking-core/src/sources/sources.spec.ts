@@ -95,32 +95,18 @@ describe('candidate sources', () => {
   });
 
   test('co-visitation for Rank: a seed list that stops before a requested item is completed from its own list', () => {
-    const lists = new Map<string, Neighbor[]>([
-      ['s1', [{ itemId: 'x', score: 4 }]],
-      ['s2', []],
-      // x names s1 too (already counted from s1's side), y names s1 and s2; z names nobody we know.
-      [
-        'x',
-        [
-          { itemId: 's1', score: 9 },
-          { itemId: 'q', score: 1 },
-        ],
-      ],
-      [
-        'y',
-        [
-          { itemId: 's2', score: 3 },
-          { itemId: 's1', score: 2 },
-        ],
-      ],
-      ['z', [{ itemId: 'q', score: 5 }]],
+    const ns = (...pairs: Array<[string, number]>): Neighbor[] => pairs.map(([itemId, score]) => ({ itemId, score }));
+    // x names s1 too (already counted from s1's side), y names s1 and s2; z names nobody we know.
+    const lists = new Map([
+      ['s1', ns(['x', 4])],
+      ['s2', ns()],
+      ['x', ns(['s1', 9], ['q', 1])],
+      ['y', ns(['s2', 3], ['s1', 2])],
+      ['z', ns(['q', 5])],
     ]);
     const done = completedSeedLists(['s1', 's2'], ['x', 'y', 'z', 's2'], lists);
-    expect(done.get('s1')).toEqual([
-      { itemId: 'x', score: 4 },
-      { itemId: 'y', score: 2 },
-    ]);
-    expect(done.get('s2')).toEqual([{ itemId: 'y', score: 3 }]);
+    expect(done.get('s1')).toEqual(ns(['x', 4], ['y', 2]));
+    expect(done.get('s2')).toEqual(ns(['y', 3]));
     const out = new CandidateSet(new Set(['x', 'y', 'z']));
     addCoVisitCandidates(out, ['s1', 's2'], done);
     // x: 4 from s1; y: 2/1 + 3/2 = 3.5 (s1 the stronger); z has no pair with either seed.
