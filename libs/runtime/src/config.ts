@@ -317,7 +317,7 @@ export const commonConfig = {
   grpcTlsKey: env.optionalString('AISLE_GRPC_TLS_KEY', { description: 'server key' }),
   grpcTlsClientCa: env.optionalString('AISLE_GRPC_TLS_CLIENT_CA', {
     description:
-      'CA for client certificates; enables mTLS: a certificate is asked for, not required, and one that does not verify (issuer, signature, dates) identifies nobody; with AISLE_GRPC_CALLERS_FILE a caller may use a bearer token instead, without it every call needs a verified certificate (UNAUTHENTICATED otherwise)',
+      'CA for client certificates; enables mTLS: a certificate is asked for, not required, and a call presenting one that does not verify (issuer, signature, dates) is UNAUTHENTICATED, whatever token it carries; with AISLE_GRPC_CALLERS_FILE a caller may use a bearer token instead of a certificate, without it every call needs a verified certificate (UNAUTHENTICATED otherwise)',
   }),
   grpcAllowedClients: {
     variable: 'AISLE_GRPC_ALLOWED_CLIENTS',

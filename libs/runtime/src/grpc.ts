@@ -17,7 +17,7 @@ import { SpanKind, SpanStatusCode, context, propagation, trace, type Tracer } fr
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { PeerCertificate } from 'node:tls';
+import { TLSSocket, type PeerCertificate } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { Admission, OverloadedError, type AdmissionLimits } from './admission';
 import type { Logger } from './logger';
@@ -370,9 +370,29 @@ export class ClientCertificateVerifier {
 }
 
 /**
+ * Why the client certificate a call's connection presented was not verified by TLS, or undefined when it
+ * presented none or a verified one. grpc-js's auth context shows a certificate only once TLS verified it,
+ * so one that failed (another CA, expired) would look like none, and a bearer token would be taken in its
+ * place; the connection's TLS socket tells the two apart. grpc-js keeps that socket private (the call's
+ * `call.stream.session.socket` in grpc-js 1.x): where it cannot be found the answer is a refusal (fail
+ * closed), which the callers test would show at once after an upgrade.
+ */
+export function unverifiedCertificateProblem(call: object): string | undefined {
+  type Inner = { stream?: { session?: { socket?: unknown } }; nextCall?: Inner };
+  let inner = (call as { call?: Inner }).call;
+  while (inner && !inner.stream && inner.nextCall) inner = inner.nextCall;
+  const socket = inner?.stream?.session?.socket;
+  if (!(socket instanceof TLSSocket)) return 'the connection cannot be checked for a client certificate';
+  if (socket.authorized || !socket.getPeerCertificate()?.raw) return undefined;
+  const reason = socket.authorizationError as (Error & { code?: string }) | string | undefined;
+  return `not verified by TLS (${(typeof reason === 'string' ? reason : reason?.message) ?? 'unknown reason'})`;
+}
+
+/**
  * Wraps a service implementation so that a presented client certificate must verify against the CA
- * (UNAUTHENTICATED otherwise), and, with `required`, that every call presents one (no callers file
- * names token holders then, so a certificate is the only identity).
+ * (UNAUTHENTICATED otherwise, even for a call that also carries a valid bearer token: a caller that
+ * presents a certificate is judged by it), and, with `required`, that every call presents one (no
+ * callers file names token holders then, so a certificate is the only identity).
  */
 function verifiedImplementation(
   implementation: grpc.UntypedServiceImplementation,
@@ -384,6 +404,8 @@ function verifiedImplementation(
     const unary = fn as grpc.handleUnaryCall<unknown, unknown>;
     out[key] = ((call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       try {
+        const unverified = unverifiedCertificateProblem(call);
+        if (unverified) throw new UnauthenticatedError(`client certificate refused: ${unverified}`);
         const ids = verifier.identities(call.getAuthContext().sslPeerCertificate);
         if (required && ids.length === 0)
           throw new UnauthenticatedError(

@@ -5,8 +5,10 @@
  * PERMISSION_DENIED (a shop backend may read its own shop's user features, but not ListUsers, and not
  * for another shop). With a client CA, a client certificate is asked for, not required (a backend with
  * only a bearer token connects); a presented one identifies only once verified against the CA (by TLS and
- * again by the server: issuer, signature, validity dates). Without a callers file a verified certificate
- * is the only identity, so a call without one is refused.
+ * again by the server: issuer, signature, validity dates), and one that does not verify is refused
+ * (UNAUTHENTICATED) even when the call also carries a valid bearer token: a caller that presents a
+ * certificate is judged by it. Without a callers file a verified certificate is the only identity, so a
+ * call without one is refused.
  */
 import { featureV1 } from '@aisle/contracts';
 import { generateTestPki, type TestPki } from '@aisle/testkit';
@@ -14,6 +16,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
   ClientCertificateVerifier,
+  unverifiedCertificateProblem,
   clientCredentials,
   createGrpcClient,
   grpc,
@@ -144,13 +147,26 @@ test('callers files parse strictly, naming the problem', () => {
 
 const rogue = () => ({ certFile: pki.rogueClientCertFile, keyFile: pki.rogueClientKeyFile });
 
-test('a bearer token without a client certificate connects; a certificate from another CA identifies nobody', async () => {
+test('a bearer token without a client certificate connects; a certificate that does not verify is refused, token or not', async () => {
   seen.length = 0;
   expect((await outcomes({ token: TOKEN, identity: 'none' })).ownShop).toBe('OK');
   expect(seen).toEqual(['shop-a-backend']);
   expect((await outcomes({ identity: 'none' })).ownShop).toMatch(/^UNAUTHENTICATED: no caller identity/);
-  // TLS lets the handshake finish (certificates are optional) but never reports an unverified one.
-  expect((await outcomes({ identity: rogue() })).ownShop).toMatch(/^UNAUTHENTICATED: no caller identity/);
+  // TLS lets the handshake finish (certificates are optional), and grpc-js reports no unverified
+  // certificate: the server looks at the connection itself, and a valid token does not rescue the call.
+  const expired = pki.issueClient('shop-a-backend', { expired: true });
+  const refused = /^UNAUTHENTICATED: client certificate refused: not verified by TLS \(\w+\)$/;
+  for (const identity of [rogue(), expired])
+    for (const token of [undefined, TOKEN]) {
+      const all = Object.values(await outcomes({ identity, ...(token ? { token } : {}) }));
+      expect(all.filter((outcome) => !refused.test(outcome))).toEqual([]);
+    }
+  expect((await outcomes({ identity: expired, token: TOKEN })).ownShop).toBe(
+    'UNAUTHENTICATED: client certificate refused: not verified by TLS (CERT_HAS_EXPIRED)',
+  );
+  expect(seen).toEqual(['shop-a-backend']); // no handler ran for any of them
+  // The same token beside a certificate that verifies (one the callers file does not name) still works.
+  expect((await outcomes({ token: TOKEN })).ownShop).toBe('OK');
 });
 
 test('without a callers file every call needs a verified client certificate', async () => {
@@ -158,7 +174,7 @@ test('without a callers file every call needs a verified client certificate', as
   const status = async (o: Parameters<typeof outcomes>[0]) => (await outcomes({ ...o, server: certOnly })).ownShop;
   expect(await status({ identity: 'none' })).toMatch(/^UNAUTHENTICATED: no client certificate/);
   expect(await status({ identity: 'none', token: TOKEN })).toMatch(/^UNAUTHENTICATED: no client certificate/);
-  expect(await status({ identity: rogue() })).toMatch(/^UNAUTHENTICATED: no client certificate/);
+  expect(await status({ identity: rogue() })).toMatch(/^UNAUTHENTICATED: client certificate refused/);
   expect(await status({ identity: pki.issueClient('ranking') })).toBe('OK');
   expect(seen).toEqual(['ranking', 'ranking']); // its own shop's and another's: no callers file, no grants
 });
@@ -177,4 +193,6 @@ test('the server verifies a certificate itself: issuer, signature and validity d
   );
   expect(verifier.identities(undefined)).toEqual([]);
   expect(() => new ClientCertificateVerifier('no certificates here')).toThrow(/no PEM certificate/);
+  // A call whose connection cannot be found (grpc-js moved it) is refused, not let through.
+  expect(unverifiedCertificateProblem({})).toBe('the connection cannot be checked for a client certificate');
 });

@@ -16,8 +16,11 @@ export interface TestPki {
   readonly rogueCaFile: string;
   readonly rogueClientCertFile: string;
   readonly rogueClientKeyFile: string;
-  /** Issues another client certificate from the same CA, with this CN and DNS name (a service's identity). */
-  issueClient(name: string): { certFile: string; keyFile: string };
+  /**
+   * Issues another client certificate from the same CA, with this CN and DNS name (a service's identity);
+   * `expired`: one whose validity ended yesterday (a certificate that was good once).
+   */
+  issueClient(name: string, opts?: { expired?: boolean }): { certFile: string; keyFile: string };
 }
 
 type Pair = { cert: forge.pki.Certificate; key: forge.pki.rsa.KeyPair };
@@ -27,15 +30,15 @@ let serial = 1;
 function issue(
   subjectCn: string,
   issuer: Pair | undefined,
-  ext: { ca?: boolean; server?: boolean; client?: boolean; dns?: string },
+  ext: { ca?: boolean; server?: boolean; client?: boolean; dns?: string; expired?: boolean },
 ): Pair {
   // 2048-bit keys take ~1 s each in pure JS; 1024 is plenty for a test that never leaves the machine.
   const key = forge.pki.rsa.generateKeyPair({ bits: 1024 });
   const cert = forge.pki.createCertificate();
   cert.publicKey = key.publicKey;
   cert.serialNumber = (serial++).toString(16).padStart(2, '0');
-  cert.validity.notBefore = new Date(Date.now() - 60_000);
-  cert.validity.notAfter = new Date(Date.now() + 24 * 3600_000);
+  cert.validity.notBefore = new Date(Date.now() - (ext.expired ? 2 * 24 * 3600_000 : 60_000));
+  cert.validity.notAfter = new Date(Date.now() + (ext.expired ? -1 : 1) * 24 * 3600_000);
   cert.setSubject([{ name: 'commonName', value: subjectCn }]);
   cert.setIssuer(issuer ? issuer.cert.subject.attributes : [{ name: 'commonName', value: subjectCn }]);
   const extensions: object[] = [{ name: 'basicConstraints', cA: Boolean(ext.ca), critical: true }];
@@ -83,9 +86,10 @@ export function generateTestPki(): TestPki {
     rogueCaFile: write('rogue-ca.pem', certPem(rogueCa)),
     rogueClientCertFile: write('rogue-client.pem', certPem(rogueClient)),
     rogueClientKeyFile: write('rogue-client-key.pem', keyPem(rogueClient)),
-    issueClient(name) {
-      const pair = issue(name, ca, { client: true, dns: `${name}.aisle.svc` });
-      return { certFile: write(`${name}.pem`, certPem(pair)), keyFile: write(`${name}-key.pem`, keyPem(pair)) };
+    issueClient(name, opts = {}) {
+      const pair = issue(name, ca, { client: true, dns: `${name}.aisle.svc`, expired: opts.expired });
+      const file = opts.expired ? `${name}-expired` : name;
+      return { certFile: write(`${file}.pem`, certPem(pair)), keyFile: write(`${file}-key.pem`, keyPem(pair)) };
     },
   };
 }
