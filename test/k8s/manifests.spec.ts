@@ -470,7 +470,7 @@ describeIfRenderer.each(['dev', 'prod'])('overlays/%s', (overlay) => {
       const keepers = AISLE_WORKLOADS.filter((n) =>
         Object.values(SPECS[n] ?? {}).some((s) => s.variable === 'AISLE_FORGET_KEY_FILE'),
       );
-      expect(keepers.sort()).toEqual(['feature', 'ingest', 'trainer']);
+      expect(keepers.sort()).toEqual(['experiment', 'feature', 'ingest', 'trainer']);
       for (const w of r.workloads) {
         const pod = podSpecOf(w);
         const c = pod.containers[0];

@@ -2,7 +2,9 @@ import { Streams } from '@aisle/contracts';
 import {
   connectBus,
   followForgetRequests,
+  ForgottenUsers,
   ModelRegistry,
+  scheduleRetention,
   serveGrpc,
   type ServiceBase,
   type StartedService,
@@ -30,7 +32,7 @@ export const SERVED_DURABLE = 'experiment-served';
 /** The experiment service's composition root (`main.ts` runs it as a process). */
 export async function startExperiment(base: ServiceBase, config: ExperimentConfig): Promise<StartedService> {
   const { logger, lifecycle } = base;
-  const store = await openStore(config.storeUrl, ['documents']);
+  const store = await openStore(config.storeUrl, ['documents', 'forgotten']);
   lifecycle.onShutdown('store', () => store.close());
   const bus = await connectBus(base, config, [
     Streams.RANKING,
@@ -65,7 +67,14 @@ export async function startExperiment(base: ServiceBase, config: ExperimentConfi
     ackWaitMs: config.ackWaitMs,
     publisher: bus.publisher,
   };
-  const served = await startServedConsumer({ ...common, progress, durable: SERVED_DURABLE });
+  // Responses served to a forgotten user before the request (in flight, or replayed) are not kept.
+  const forgotten = ForgottenUsers.open(config, store.forgotten, logger);
+  const served = await startServedConsumer({
+    ...common,
+    progress,
+    durable: SERVED_DURABLE,
+    forgotten: (users) => forgotten.dropped(users),
+  });
   lifecycle.onShutdown('served consumer', () => served.stop());
   const stopBacklog = watchServedBacklog(bus.jsm, SERVED_DURABLE, progress, 1000, logger);
   lifecycle.onShutdown('served backlog check', stopBacklog);
@@ -80,14 +89,23 @@ export async function startExperiment(base: ServiceBase, config: ExperimentConfi
 
   // Right to be forgotten: the user's stored requests (impressions with their outcomes; ranking erases the
   // served messages themselves from RANKING). Results stay as computed: aggregates over units, no user id.
+  // The marker first (shared with ingest and feature where the store is), so that what is still in flight
+  // is dropped, not stored after the erasure.
   await followForgetRequests(base, bus, {
     owner: 'experiment',
     ackWaitMs: config.ackWaitMs,
     forget: async (tenant, userId) => {
+      await forgotten.mark(tenant, userId);
       const rows = await repository.forgetUser(tenant, userId);
       await store.scrub();
       return rows;
     },
+  });
+
+  scheduleRetention(base, {
+    what: 'forget markers',
+    retentionMs: config.forgetMarkerRetentionMs,
+    prune: (cutoff) => store.forgotten.pruneBefore(cutoff),
   });
 
   const stopAnalysis = runPeriodically(

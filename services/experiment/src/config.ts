@@ -1,8 +1,9 @@
-import { commonConfig, env, readConfig, servicePorts, type ConfigOf, type Env } from '@aisle/runtime';
+import { commonConfig, env, forgetConfig, readConfig, servicePorts, type ConfigOf, type Env } from '@aisle/runtime';
 
 export const configSpec = {
   ...commonConfig,
   ...servicePorts('experiment'),
+  ...forgetConfig,
   analysisIntervalMs: env.duration('AISLE_EXPERIMENT_ANALYSIS_INTERVAL', {
     default: 30_000,
     description: 'how often results are recomputed, published when changed, and guardrails checked',

@@ -173,14 +173,25 @@ function counter(registry: Registry, name: string, help: string): Counter<'resul
   );
 }
 
-/** Keeps served responses that were in an experiment; the rest is acknowledged untouched. */
+/**
+ * Keeps served responses that were in an experiment; the rest is acknowledged untouched, and so are those
+ * served to a forgotten user before the request (in flight when it came, or replayed): they would bring the
+ * user's impressions back.
+ */
 export async function startServedConsumer(
-  deps: ConsumerDeps & { progress: ServedProgress; durable?: string },
+  deps: ConsumerDeps & {
+    progress: ServedProgress;
+    durable?: string;
+    /** The indices of responses served to forgotten users no later than their request (`ForgottenUsers.dropped`). */
+    forgotten?: (
+      served: ReadonlyArray<{ tenant: string; userId: string; occurredAt: number }>,
+    ) => Promise<ReadonlySet<number>>;
+  },
 ): Promise<ConsumerLoop> {
   const served = counter(
     deps.registry,
     'aisle_experiment_served_total',
-    'Served responses read, by result (kept, not_in_experiment, invalid)',
+    'Served responses read, by result (kept, not_in_experiment, forgotten: served to a forgotten user, dropped; invalid)',
   );
   return startConsumerLoop({
     ...deps,
@@ -190,21 +201,31 @@ export async function startServedConsumer(
     deadLetter: { publisher: deps.publisher, subject: Subjects.dlq('ranking'), by: 'experiment' },
     handleBatch: async (msgs) => {
       const outcomes: Outcome[] = [];
-      const kept: ServedInExperiment[] = [];
+      const inExperiment: ServedInExperiment[] = [];
+      const users: Array<{ tenant: string; userId: string; occurredAt: number }> = [];
       for (const m of msgs) {
         let s: ServedInExperiment | undefined;
+        let userId = '';
         try {
-          s = servedInExperiment(rankingV1.Served.decode(m.data));
+          const decoded = rankingV1.Served.decode(m.data);
+          s = servedInExperiment(decoded);
+          userId = decoded.userId;
         } catch (err) {
           served.inc({ result: 'invalid' });
           outcomes.push({ kind: 'term', reason: `payload: not a Served message (${String(err)})` });
           continue;
         }
         outcomes.push(ACK);
-        if (s) kept.push(s);
-        served.inc({ result: s ? 'kept' : 'not_in_experiment' });
+        if (s) {
+          inExperiment.push(s);
+          users.push({ tenant: s.tenant, userId, occurredAt: s.record.servedAt });
+        } else served.inc({ result: 'not_in_experiment' });
       }
+      const dropped = deps.forgotten && users.length > 0 ? await deps.forgotten(users) : new Set<number>();
+      const kept = inExperiment.filter((_, i) => !dropped.has(i));
       await deps.repository.saveServed(kept);
+      served.inc({ result: 'kept' }, kept.length);
+      served.inc({ result: 'forgotten' }, dropped.size);
       const last = msgs[msgs.length - 1];
       if (last) deps.progress.advanced(streamTimeMs(last));
       return outcomes;

@@ -128,7 +128,7 @@ function simulate(e: Experiment, requests: number, seed: number, extra: Partial<
 }
 
 /** Publishes a simulation as ranking and ingest would: served impressions and normalized events, in time order. */
-async function publish(e: Experiment, data: readonly JoinedRequest[]): Promise<void> {
+async function publish(e: Experiment, data: readonly JoinedRequest[], msgIdSuffix = ''): Promise<void> {
   const h = headers();
   h.set(Headers.contentType, ContentTypes.protobuf);
   const messages: Array<{ at: number; subject: string; payload: Uint8Array; id: string }> = [];
@@ -181,7 +181,9 @@ async function publish(e: Experiment, data: readonly JoinedRequest[]): Promise<v
   messages.sort((a, b) => a.at - b.at);
   for (let i = 0; i < messages.length; i += 500)
     await Promise.all(
-      messages.slice(i, i + 500).map((m) => js.publish(m.subject, m.payload, { headers: h, msgID: m.id })),
+      messages
+        .slice(i, i + 500)
+        .map((m) => js.publish(m.subject, m.payload, { headers: h, msgID: `${m.id}${msgIdSuffix}` })),
     );
 }
 
@@ -410,6 +412,9 @@ test('a forget request erases the user\u2019s stored requests; results stay aggr
   const unit = data[0]!.served.unit;
   const userId = unit.slice(2);
   const theirs = data.filter((r) => r.served.unit === unit).length;
+  // The simulated traffic runs a few seconds ahead of the clock: the request comes after all of it.
+  const lastServed = Math.max(...data.filter((r) => r.served.unit === unit).map((r) => r.served.servedAt));
+  await new Promise((r) => setTimeout(r, Math.max(0, lastServed + 100 - Date.now())));
 
   const forgotten: privacyV1.UserForgotten[] = [];
   const sub = nc.subscribe(Subjects.privacyForgotten, {
@@ -438,6 +443,25 @@ test('a forget request erases the user\u2019s stored requests; results stay aggr
     const after = Date.now();
     const result = await resultsEqual('forget', 'who', analyzeExperiment(normalizeExperiment(e, after), rest, after));
     expect(JSON.stringify(result)).not.toContain(userId);
+
+    // Their impressions and outcomes replayed (served before the request): dropped, not stored again.
+    const servedTotal = async (result: string) => {
+      const metric = await service!.base.registry.getSingleMetric('aisle_experiment_served_total')!.get();
+      return metric.values.find((v) => v.labels['result'] === result)?.value ?? 0;
+    };
+    const keptBefore = await servedTotal('kept');
+    await publish(
+      e,
+      data.filter((r) => r.served.unit === unit),
+      ':replayed',
+    );
+    await eventually(async () => ((await servedTotal('forgotten')) === theirs ? true : undefined), {
+      what: 'the replayed impressions were dropped',
+      timeoutMs: 30_000,
+    });
+    expect(await servedTotal('kept')).toBe(keptBefore);
+    const later = Date.now();
+    await resultsEqual('forget', 'who', analyzeExperiment(normalizeExperiment(e, later), rest, later));
   } finally {
     sub.unsubscribe();
   }
