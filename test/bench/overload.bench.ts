@@ -2,8 +2,11 @@
  * `pnpm bench overload`: Recommend driven open-loop at 2x and 4x the capacity measured in the same run.
  * Admission control (bounded concurrency and queue per RPC) should keep the admitted throughput near
  * capacity and its latency near the unloaded one, shed the rest at once (RESOURCE_EXHAUSTED with a retry
- * hint) and never answer a call after its deadline.
+ * hint) and never answer a call after its deadline. The generator sends encoded requests (no protobuf
+ * work of its own) and, unless BENCH_ISOLATE=0, ranking runs on a core of its own (Linux taskset) while
+ * the generator and the rest of the stack share the others: capacity is measured the same way.
  */
+import { rankingV1 } from '@aisle/contracts';
 import { grpc, isGrpcError } from '@aisle/runtime';
 import { load, percentile } from './load';
 import { startRankingBenchStack } from './ranking-stack';
@@ -80,31 +83,37 @@ async function openLoop(
   return r;
 }
 
-function counterValue(metrics: string, name: string, method: string): number {
-  const re = new RegExp(`^${name}\\{[^}]*method="${method}"[^}]*\\} (\\d+)`, 'gm');
+/** A counter's value summed over the series of `method` (and of `reason`, when given). */
+function counterValue(metrics: string, name: string, method: string, reason?: string): number {
+  const re = new RegExp(`^${name}\\{([^}]*)\\} (\\d+)`, 'gm');
   let total = 0;
-  for (const m of metrics.matchAll(re)) total += Number(m[1]);
+  for (const m of metrics.matchAll(re)) {
+    const labels = m[1] ?? '';
+    if (!labels.includes(`method="${method}"`)) continue;
+    if (reason !== undefined && !labels.includes(`reason="${reason}"`)) continue;
+    total += Number(m[2]);
+  }
   return total;
 }
 
 async function main(): Promise<void> {
   const bench = await startRankingBenchStack();
-  const { shop, ranking } = bench;
+  const { shop, rankingRaw } = bench;
   try {
-    const users = shop.users.map((u) => u.userId);
+    // Requests encoded ahead, one per user: the generator's own protobuf work would take the cores it
+    // measures (it shares the machine with the stack).
+    const requests = shop.users.map((u) =>
+      Buffer.from(
+        rankingV1.RecommendRequest.encode(
+          rankingV1.RecommendRequest.fromPartial({ tenant: '', userId: u.userId, limit: 10 }),
+        ).finish(),
+      ),
+    );
     let k = 0;
-    const request = () => ({
-      tenant: '',
-      userId: users[k++ % users.length] as string,
-      limit: 10,
-      filters: undefined,
-      context: {},
-      explain: false,
-      sessionItemIds: [],
-    });
+    const next = () => requests[k++ % requests.length] as Buffer;
     const recommend = async (deadlineMs: number): Promise<{ outcome: Outcome; retryAfterMs?: number }> => {
       try {
-        await ranking.recommend(request(), { deadlineMs });
+        await rankingRaw('recommend', next(), deadlineMs);
         return { outcome: 'ok' };
       } catch (err) {
         if (!isGrpcError(err)) return { outcome: 'error' };
@@ -115,11 +124,20 @@ async function main(): Promise<void> {
         return { outcome: err.code === grpc.status.DEADLINE_EXCEEDED ? 'deadline' : 'error' };
       }
     };
+    // Steady state (every user served once, the stack idle), then ranking on a core of its own unless
+    // BENCH_ISOLATE=0: on a 2-core machine an open-loop generator at 4x capacity would otherwise take the
+    // capacity it measures.
+    await load(() => rankingRaw('recommend', next()), { concurrency: 8, count: requests.length, warmup: 0 });
+    const settledSeconds = await bench.settle();
+    const isolated = process.env['BENCH_ISOLATE'] !== '0' && bench.isolateRanking();
+    process.stdout.write(`idle after ${settledSeconds.toFixed(1)} s; ranking on its own core: ${isolated}\n`);
     const unloaded = await load(() => recommend(DEADLINE_MS * 4), { concurrency: 1, seconds: SECONDS });
-    const c16 = await load(() => ranking.recommend(request(), { deadlineMs: DEADLINE_MS * 4 }), {
+    const capacityCpu0 = bench.rankingCpuMs() ?? 0;
+    const c16 = await load(() => rankingRaw('recommend', next(), DEADLINE_MS * 4), {
       concurrency: 16,
       seconds: SECONDS,
     });
+    const capacityCores = ((bench.rankingCpuMs() ?? 0) - capacityCpu0) / 1000 / c16.seconds;
     const capacity = c16.qps;
     process.stdout.write(
       `capacity (closed loop, c=16): ${capacity.toFixed(0)} qps; unloaded p99 ${unloaded.p99.toFixed(2)} ms\n`,
@@ -131,14 +149,34 @@ async function main(): Promise<void> {
         'offered qps': '',
         'admitted qps': Math.round(capacity),
         'p99 ms': c16.p99,
+        'ranking cores busy': Number(capacityCores.toFixed(2)),
       },
     ];
-    const results: Record<string, OpenLoopResult & { lateServer: number }> = {};
+    const results: Record<
+      string,
+      OpenLoopResult & { lateServer: number; stoppedServer: number; rankingCpuShare: number }
+    > = {};
     for (const factor of [2, 4]) {
-      const before = counterValue(await bench.rankingMetrics(), 'aisle_grpc_server_late_responses_total', 'Recommend');
+      const server = async () => {
+        const m = await bench.rankingMetrics();
+        return {
+          late: counterValue(m, 'aisle_grpc_server_late_responses_total', 'Recommend'),
+          stopped: counterValue(m, 'aisle_grpc_server_shed_total', 'Recommend', 'stopped'),
+        };
+      };
+      const s0 = await server();
+      const cpu0 = bench.rankingCpuMs() ?? 0;
       const r = await openLoop(recommend, capacity * factor, SECONDS);
-      const after = counterValue(await bench.rankingMetrics(), 'aisle_grpc_server_late_responses_total', 'Recommend');
-      results[`x${factor}`] = { ...r, lateServer: after - before };
+      const cpu1 = bench.rankingCpuMs() ?? 0;
+      const s1 = await server();
+      const before = s0.late;
+      const after = s1.late;
+      results[`x${factor}`] = {
+        ...r,
+        lateServer: after - before,
+        stoppedServer: s1.stopped - s0.stopped,
+        rankingCpuShare: (cpu1 - cpu0) / 1000 / r.seconds,
+      };
       const admitted = r.ok / r.seconds;
       const hints = [...r.retryHints].sort((a, b) => a - b);
       rows.push({
@@ -153,6 +191,9 @@ async function main(): Promise<void> {
         errors: r.errors,
         // The server's count is the judge; the client's own clock lags when the load generator is starved.
         'answered after deadline': after - before,
+        // Admitted, then stopped between stages when the deadline passed (not answered: DEADLINE_EXCEEDED).
+        'stopped at deadline': s1.stopped - s0.stopped,
+        'ranking cores busy': Number(((cpu1 - cpu0) / 1000 / r.seconds).toFixed(2)),
         'client saw ok > deadline': r.okAfterDeadline,
         'retry hint p50 ms': hints.length > 0 ? percentile(hints, 50) : '',
       });
@@ -166,7 +207,14 @@ async function main(): Promise<void> {
       'p99 / unloaded': '<= 3',
       'answered after deadline': 0,
     });
-    report('overload', rows, { deadlineMs: DEADLINE_MS, capacity, unloadedP99: unloaded.p99, results });
+    report('overload', rows, {
+      deadlineMs: DEADLINE_MS,
+      capacity,
+      unloadedP99: unloaded.p99,
+      rankingOnOwnCore: isolated,
+      settledSeconds,
+      results,
+    });
   } finally {
     await bench.stop();
   }

@@ -10,8 +10,9 @@ import { createGrpcClient, grpc } from '@aisle/runtime';
 import { eventually, healthCheck, publishShop, repoRoot, runJobProcess, tempSqliteUrl } from '@aisle/testkit';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import { join } from 'node:path';
 
 export interface RankingBenchStack {
@@ -25,12 +26,41 @@ export interface RankingBenchStack {
    * One call to ranking with an encoded request, answering the encoded response: the client the echo
    * ceiling is measured with (no protobuf work in the timed call), so the two compare like for like.
    */
-  rankingRaw: (method: keyof typeof rankingV1.RankingServiceService, request: Buffer) => Promise<Buffer>;
+  rankingRaw: (
+    method: keyof typeof rankingV1.RankingServiceService,
+    request: Buffer,
+    deadlineMs?: number,
+  ) => Promise<Buffer>;
   /** CPU time (user + system, ms) the ranking process has used so far; undefined without /proc. */
   rankingCpuMs: () => number | undefined;
+  /** CPU time (ms) each process has used so far: the stack's services, nats-server, the echo and this one. */
+  processCpuMs: () => Record<string, number>;
+  /**
+   * Waits until the stack is idle (its processes together use under 15 % of a core over a second, twice
+   * in a row, about what six idle services use; at most `timeoutMs`): background work after training (re-warming every user's retrieval for the
+   * new model, say) would otherwise be measured as request latency. Answers the seconds waited.
+   */
+  settle(timeoutMs?: number): Promise<number>;
+  /**
+   * Gives the ranking process core `core` to itself and puts every other process of the stack and this
+   * one on the others (Linux `taskset`; answers false where it cannot), so that a load generator on the
+   * same machine does not take the capacity it measures.
+   */
+  isolateRanking(core?: number): boolean;
   /** The ranking process's Prometheus text. */
   rankingMetrics: () => Promise<string>;
   stop(): Promise<void>;
+}
+
+/** CPU time (user + system, ms) a process has used so far; undefined without /proc. */
+function cpuMs(pid: number | undefined): number | undefined {
+  try {
+    // utime and stime, in clock ticks (100 per second), after the command name.
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function startRankingBenchStack(
@@ -94,6 +124,7 @@ export async function startRankingBenchStack(
     grpc.credentials.createInsecure(),
   );
   const rankingPid = stack.services.ranking.child.pid;
+  const stackPids = Object.values(stack.services).map((s) => s.child.pid);
   const ranking = createGrpcClient(rankingV1.RankingServiceService, `127.0.0.1:${stack.services.ranking.grpcPort}`, {
     deadlineMs: 5000,
   });
@@ -111,25 +142,49 @@ export async function startRankingBenchStack(
           err ? reject(err) : resolve(res as Buffer),
         ),
       ),
-    rankingRaw: (method, request) =>
+    rankingRaw: (method, request, deadlineMs = 5000) =>
       new Promise<Buffer>((resolve, reject) =>
         rankingRawClient.makeUnaryRequest(
           rankingV1.RankingServiceService[method].path,
           identity,
           identity,
           request,
-          { deadline: Date.now() + 5000 },
+          { deadline: Date.now() + deadlineMs },
           (err, res) => (err ? reject(err) : resolve(res as Buffer)),
         ),
       ),
-    rankingCpuMs: () => {
-      try {
-        // utime and stime, in clock ticks (100 per second), after the command name.
-        const f = readFileSync(`/proc/${rankingPid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-        return (Number(f[11]) + Number(f[12])) * 10;
-      } catch {
-        return undefined;
+    rankingCpuMs: () => cpuMs(rankingPid),
+    processCpuMs: () => {
+      const pids: Record<string, number | undefined> = {
+        ...Object.fromEntries(Object.entries(stack.services).map(([name, s]) => [name, s.child.pid])),
+        nats: stack.nats.pid,
+        echo: echo.pid,
+        client: process.pid,
+      };
+      return Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuMs(pid) ?? 0]));
+    },
+    async settle(timeoutMs = 90_000) {
+      const start = performance.now();
+      const total = () => stackPids.reduce((sum: number, pid) => sum + (cpuMs(pid) ?? 0), 0);
+      let quiet = 0;
+      while (quiet < 2 && performance.now() - start < timeoutMs) {
+        const before = total();
+        await new Promise((res) => setTimeout(res, 1000));
+        quiet = total() - before < 150 ? quiet + 1 : 0;
       }
+      return (performance.now() - start) / 1000;
+    },
+    isolateRanking(core = 1) {
+      const cores = os.availableParallelism();
+      if (cores < 2 || core >= cores) return false;
+      const others = Array.from({ length: cores }, (_, i) => i)
+        .filter((i) => i !== core)
+        .join(',');
+      const pin = (cpus: string, pid: number | undefined) =>
+        pid !== undefined &&
+        spawnSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' }).status === 0;
+      const rest = [...stackPids.filter((pid) => pid !== rankingPid), stack.nats.pid, echo.pid, process.pid];
+      return pin(String(core), rankingPid) && rest.every((pid) => pin(others, pid));
     },
     rankingMetrics: async () => (await fetch(`http://127.0.0.1:${stack.services.ranking.metricsPort}/metrics`)).text(),
     async stop() {

@@ -30,6 +30,28 @@ describe('TtlCache', () => {
     expect(c.stale('a')).toBe(1);
   });
 
+  test('with a TTL jitter, values stored together expire spread over the last share of the TTL', () => {
+    let now = 0;
+    let r = 0;
+    const draws = [0, 0.5, 1];
+    const c = new TtlCache<number>({
+      maxEntries: 10,
+      ttlMs: 100,
+      ttlJitter: 0.2,
+      clock: () => now,
+      random: () => draws[r++ % draws.length] as number,
+    });
+    for (const k of ['a', 'b', 'c']) c.put(k, 1, c.generation());
+    const freshAt = (t: number) => {
+      now = t;
+      return ['a', 'b', 'c'].filter((k) => c.fresh(k) !== undefined);
+    };
+    expect(freshAt(79)).toEqual(['a', 'b', 'c']);
+    expect(freshAt(80)).toEqual(['a', 'b']);
+    expect(freshAt(90)).toEqual(['a']);
+    expect(freshAt(100)).toEqual([]);
+  });
+
   test('an answer to a call that started before an invalidation (or a clear) is not stored', () => {
     const c = new TtlCache<string>({ maxEntries: 10, ttlMs: 1000 });
     const before = c.generation();

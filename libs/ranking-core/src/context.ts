@@ -1,3 +1,4 @@
+import { DeadlineExceededError } from '@aisle/contracts';
 import type { CallBudget, Surface, UserProfile, Neighbor } from './ports';
 import type { Filters } from './requests';
 
@@ -21,6 +22,14 @@ export class DependencyDeadlineError extends Error {
 const GAVE_UP = new DependencyDeadlineError(`no answer by the request's dependency deadline`);
 const CALLER_LEFT = new DependencyDeadlineError('the caller left');
 const ANSWERED = new DependencyDeadlineError('the request was answered without it');
+
+/**
+ * The caller's deadline passed while the request was being worked on: nothing more is done for it (the
+ * caller has given up; an answer now would be wasted work taken from requests still in time).
+ */
+export class RequestExpiredError extends DeadlineExceededError {
+  override readonly name = 'RequestExpiredError';
+}
 
 /** Collects why an answer is degraded; each dependency is named once. */
 export class Degradation {
@@ -99,6 +108,8 @@ export class RequestContext {
   readonly deadline: number;
   /** When the request stops waiting for dependencies. */
   readonly dependencyDeadline: number;
+  /** The caller's own deadline, when it set one. */
+  readonly callerDeadline: number | undefined;
   readonly degradation = new Degradation();
   /** Model versions that contributed, in order (`sasrec:v3`, ...). */
   readonly versions: string[] = [];
@@ -134,6 +145,7 @@ export class RequestContext {
     this.context = init.context;
     this.explain = init.explain;
     this.startedAt = clock();
+    this.callerDeadline = init.callerDeadline;
     const own = this.startedAt + policy.deadlineMs;
     this.deadline = init.callerDeadline !== undefined ? Math.min(own, init.callerDeadline - policy.marginMs) : own;
     const budget = Math.max(0, this.deadline - this.startedAt);
@@ -198,6 +210,15 @@ export class RequestContext {
     } finally {
       this.pending--;
     }
+  }
+
+  /**
+   * Between stages: stops the request (RequestExpiredError, DEADLINE_EXCEEDED) once the caller's deadline
+   * has passed, so that work the caller can no longer use is not done.
+   */
+  checkpoint(stage: string): void {
+    if (this.callerDeadline !== undefined && this.clock() >= this.callerDeadline)
+      throw new RequestExpiredError(`the caller's deadline passed before ${stage}`);
   }
 
   /** Notes a failure of something that is not a dependency call (the ranker, say). */

@@ -1,5 +1,6 @@
-import { InvalidArgumentError } from '@aisle/contracts';
+import { DeadlineExceededError, InvalidArgumentError } from '@aisle/contracts';
 import { LinearScorer, localScorer, RANKER_DIM } from '@aisle/ml';
+import { RequestExpiredError } from './context';
 import { CollectedImpressions, rankerFrom, sequenceRetrievalFrom, textRetrievalFrom } from './memory';
 import { RankingPipeline, type PipelinePorts } from './pipeline';
 import type { CallBudget, Retrieved } from './ports';
@@ -391,6 +392,39 @@ describe('degradation: every dependency hangs (a stopped process)', () => {
     expect(r.degradedReasons).toHaveLength(1);
     expect(r.degradedReasons[0]).toMatch(/^embedding:/);
     expect(r.items.find((i) => i.itemId === 'bomb')?.reasons[0]).toBe('often viewed with "Lavender Soap"');
+  });
+});
+
+describe("the caller's deadline between stages", () => {
+  test('a request whose deadline passed while it was worked on stops: DEADLINE_EXCEEDED, no answer, no impression', async () => {
+    const w = world();
+    let now = 1_000_000;
+    const impressions = new CollectedImpressions();
+    const pipeline = new RankingPipeline(
+      {
+        catalog: w.catalog,
+        // The user's context arrives in time, but the process is then starved past the caller's deadline.
+        userContext: {
+          userContext: async (userId, opts) => {
+            const got = await w.userContext.userContext(userId, opts);
+            now += 500;
+            return got;
+          },
+        },
+        coVisitation: w.coVisitation,
+        itemStats: w.stats,
+        popularity: w.stats,
+        impressions,
+      },
+      { tenant: 'shop', clock: () => now },
+    );
+    const late = pipeline.recommend({ ...recommend, callerDeadline: now + 100 });
+    await expect(late).rejects.toBeInstanceOf(RequestExpiredError);
+    await expect(late).rejects.toBeInstanceOf(DeadlineExceededError);
+    expect(impressions.events).toHaveLength(0);
+    // In time, the same request is answered.
+    const inTime = await pipeline.recommend({ ...recommend, callerDeadline: now + 1000 });
+    expect(inTime.items.length).toBeGreaterThan(0);
   });
 });
 

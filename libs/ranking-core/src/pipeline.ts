@@ -357,6 +357,7 @@ export class RankingPipeline {
   /** Filters -> features (with in-memory item stats) -> ranker -> rules -> reasons -> impression. */
   private async finish(ctx: RequestContext, cands: CandidateSet, opts: FinishOptions): Promise<RankingResult> {
     const { catalog, itemStats } = this.ports;
+    ctx.checkpoint('filters');
     const excluded = opts.excluded ?? new Set(ctx.filters.excludeItemIds);
     // One catalog lookup per candidate; features, rules and reasons read the same entries.
     const ids: string[] = [];
@@ -381,6 +382,7 @@ export class RankingPipeline {
             scorer: undefined,
           }
         : await scoreRows(ctx, this.ranker, matrix, ids.length);
+      ctx.checkpoint('rules');
       const nudge = (row: number) => (opts.search?.personalize ? personalization(scores[row] as number) : 0);
       const scored: Scored[] = ids.map((itemId, row) => {
         const score = opts.search
@@ -391,7 +393,7 @@ export class RankingPipeline {
       if (this.retention && !opts.keepAll) applyRetention(scored, ctx.user, ctx.churnRisk, this.retention);
       const ordered = opts.keepAll
         ? scored.sort((a, b) => b.score - a.score)
-        : applyRules(scored, ctx.context, opts.search ? SEARCH_MAX_PER_CATEGORY : this.maxPerCategory);
+        : applyRules(scored, ctx.context, opts.search ? SEARCH_MAX_PER_CATEGORY : this.maxPerCategory, ctx.limit);
       const top = ordered.length > ctx.limit ? ordered.slice(0, ctx.limit) : ordered;
       const contributions =
         ctx.explain && scorer && !opts.search

@@ -56,24 +56,95 @@ export const SEARCH_MAX_PER_CATEGORY = Number.POSITIVE_INFINITY;
 /**
  * Business rules over scored items: context boosts (`boost_category`, `boost_brand`: +1), in-stock items
  * first, then at most `maxPerCategory` items of one category among the first ten (the others move down).
+ * Answers the first `limit` of that order (all by default); ties keep the items' order. Only as much of
+ * the order is sorted as the answer needs (a heap, then one pop per position looked at).
  */
-export function applyRules(items: Scored[], context: Record<string, string>, maxPerCategory: number): Scored[] {
+export function applyRules(
+  items: Scored[],
+  context: Record<string, string>,
+  maxPerCategory: number,
+  limit = items.length,
+): Scored[] {
   const boostCategory = context['boost_category'];
   const boostBrand = context['boost_brand'];
-  for (const it of items) {
-    if (boostCategory && it.item?.category.startsWith(boostCategory)) it.score += 1;
-    if (boostBrand && it.item?.brand === boostBrand) it.score += 1;
-  }
-  items.sort((a, b) => Number(b.item?.inStock ?? true) - Number(a.item?.inStock ?? true) || b.score - a.score);
+  if (boostCategory || boostBrand)
+    for (const it of items) {
+      if (boostCategory && it.item?.category.startsWith(boostCategory)) it.score += 1;
+      if (boostBrand && it.item?.brand === boostBrand) it.score += 1;
+    }
+  const order = new RuleOrder(items);
   const top: Scored[] = [];
   const deferred: Scored[] = [];
   const counts = new Map<string, number>();
-  for (const it of items) {
+  // The first positions are fixed once `top` holds them (later items only go after them); past the
+  // diversity window, the rest is the deferred items followed by what is left, in order.
+  while (top.length < Math.min(limit, DIVERSITY_WINDOW)) {
+    const it = order.pop();
+    if (!it) break;
     const cat = it.item?.category ?? '';
-    if (top.length < DIVERSITY_WINDOW && !(cat && (counts.get(cat) ?? 0) >= maxPerCategory)) {
+    if (cat && (counts.get(cat) ?? 0) >= maxPerCategory) deferred.push(it);
+    else {
       top.push(it);
       counts.set(cat, (counts.get(cat) ?? 0) + 1);
-    } else deferred.push(it);
+    }
   }
-  return top.concat(deferred);
+  if (top.length >= limit) return top;
+  const out = top.concat(deferred);
+  if (out.length >= limit) return out.slice(0, limit);
+  while (out.length < limit) {
+    const it = order.pop();
+    if (!it) break;
+    out.push(it);
+  }
+  return out;
+}
+
+/** In-stock items first, then higher scores; ties by position in `items` (as a stable sort). */
+function before(a: Scored, ia: number, b: Scored, ib: number, inStock: Uint8Array): boolean {
+  return inStock[ia] !== inStock[ib] ? inStock[ia] === 1 : a.score !== b.score ? a.score > b.score : ia < ib;
+}
+
+/** A binary heap over `items` in rule order: built in linear time, each pop O(log n). */
+class RuleOrder {
+  private readonly heap: Int32Array;
+  private readonly inStock: Uint8Array;
+  private size: number;
+
+  constructor(private readonly items: Scored[]) {
+    this.size = items.length;
+    this.heap = Int32Array.from({ length: items.length }, (_, i) => i);
+    this.inStock = Uint8Array.from(items, (it) => ((it.item?.inStock ?? true) ? 1 : 0));
+    for (let i = (this.size >> 1) - 1; i >= 0; i--) this.down(i);
+  }
+
+  pop(): Scored | undefined {
+    if (this.size === 0) return undefined;
+    const first = this.heap[0] as number;
+    this.size--;
+    if (this.size > 0) {
+      this.heap[0] = this.heap[this.size] as number;
+      this.down(0);
+    }
+    return this.items[first];
+  }
+
+  private better(x: number, y: number): boolean {
+    const a = this.heap[x] as number;
+    const b = this.heap[y] as number;
+    return before(this.items[a] as Scored, a, this.items[b] as Scored, b, this.inStock);
+  }
+
+  private down(i: number): void {
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= this.size) return;
+      const r = l + 1;
+      const c = r < this.size && this.better(r, l) ? r : l;
+      if (!this.better(c, i)) return;
+      const t = this.heap[i] as number;
+      this.heap[i] = this.heap[c] as number;
+      this.heap[c] = t;
+      i = c;
+    }
+  }
 }

@@ -174,6 +174,56 @@ describe('rules', () => {
     const out = applyRules(scored(['soap', 'bomb', 'salt', 'sponge', 'glue']), {}, 2);
     expect(out.map((s) => s.itemId)).toEqual(['soap', 'bomb', 'glue', 'salt', 'sponge']);
   });
+  test('the first `limit` positions are those of the whole order, ties kept in item order', () => {
+    // The whole order, spelled out: a stable sort (in stock first, then score), then the diversity window.
+    const reference = (items: Scored[], maxPerCategory: number): Scored[] => {
+      const sorted = [...items].sort(
+        (a, b) => Number(b.item?.inStock ?? true) - Number(a.item?.inStock ?? true) || b.score - a.score,
+      );
+      const top: Scored[] = [];
+      const deferred: Scored[] = [];
+      const counts = new Map<string, number>();
+      for (const it of sorted) {
+        const cat = it.item?.category ?? '';
+        if (top.length < 10 && !(cat && (counts.get(cat) ?? 0) >= maxPerCategory)) {
+          top.push(it);
+          counts.set(cat, (counts.get(cat) ?? 0) + 1);
+        } else deferred.push(it);
+      }
+      return top.concat(deferred);
+    };
+    let seed = 7;
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    for (let trial = 0; trial < 200; trial++) {
+      const n = Math.floor(rand() * 60);
+      const items: Scored[] = Array.from({ length: n }, (_, row) => ({
+        itemId: `i${row}`,
+        // Few distinct scores, so that ties are common.
+        score: Math.floor(rand() * 5),
+        item:
+          rand() < 0.1
+            ? undefined
+            : {
+                itemId: `i${row}`,
+                category: `c${Math.floor(rand() * 4)}`,
+                brand: '',
+                price: 1,
+                inStock: rand() < 0.8,
+                title: '',
+              },
+        row,
+      }));
+      const maxPerCategory = 1 + Math.floor(rand() * 3);
+      const limit = Math.floor(rand() * (n + 5));
+      const want = reference(items, maxPerCategory)
+        .slice(0, limit)
+        .map((s) => s.itemId);
+      expect(applyRules(items, {}, maxPerCategory, limit).map((s) => s.itemId)).toEqual(want);
+      expect(applyRules(items, {}, maxPerCategory).map((s) => s.itemId)).toEqual(
+        reference(items, maxPerCategory).map((s) => s.itemId),
+      );
+    }
+  });
   test('context boosts lift a category or a brand', () => {
     const out = applyRules(scored(['soap', 'glue', 'vase']), { boost_brand: 'Oro' }, 3);
     expect(out[0]?.itemId).toBe('vase');

@@ -120,12 +120,12 @@ function serverMetrics(registry: Registry) {
     }),
     shed: counter<'method' | 'reason'>(registry, {
       name: 'aisle_grpc_server_shed_total',
-      help: 'Calls never worked on: refused (queue full) or expired (deadline passed before they started)',
+      help: 'Calls not worked on to the end: refused (overloaded: queue full), expired (deadline passed before they started) or stopped (deadline passed between stages of the work)',
       labelNames: ['method', 'reason'],
     }),
     late: counter<'method'>(registry, {
       name: 'aisle_grpc_server_late_responses_total',
-      help: 'Calls worked on and answered after their deadline (the caller had given up)',
+      help: 'Calls worked on and answered after their deadline (the caller had given up; a call stopped by its deadline is counted as shed, reason stopped)',
       labelNames: ['method'],
     }),
   };
@@ -213,7 +213,8 @@ export function bindUnaryService<D extends ServiceDefinition>(
           { method: rpc, code: grpc.status[code] ?? String(code) },
           Number(process.hrtime.bigint() - started) / 1e9,
         );
-        if (ran && deadlineMs !== undefined && Date.now() > deadlineMs) metrics.late.inc({ method: rpc });
+        if (code === grpc.status.DEADLINE_EXCEEDED && ran) metrics.shed.inc({ method: rpc, reason: 'stopped' });
+        else if (ran && deadlineMs !== undefined && Date.now() > deadlineMs) metrics.late.inc({ method: rpc });
         span.setAttribute('rpc.grpc.status_code', code);
         span.end();
       };

@@ -1,5 +1,5 @@
 /** Admission control in the gRPC server: bounded concurrency and queue per RPC, shedding, expired calls never run. */
-import { featureV1 } from '@aisle/contracts';
+import { DeadlineExceededError, featureV1 } from '@aisle/contracts';
 import {
   bindUnaryService,
   createGrpcClient,
@@ -29,7 +29,12 @@ beforeAll(async () => {
         return { users: [], asOf: undefined };
       },
       getItemFeatures: async () => ({ items: [], asOf: undefined }),
-      listPopularItems: async () => ({ items: [], asOf: undefined }),
+      // Work that outlasts its deadline: answered anyway (late), or stopped between stages (not answered).
+      listPopularItems: async (req, ctx) => {
+        await new Promise((r) => setTimeout(r, Math.max(0, (ctx.deadline ?? 0) - Date.now() + 20)));
+        if (req.category === 'stop') throw new DeadlineExceededError('the deadline passed before scoring');
+        return { items: [], asOf: undefined };
+      },
       listUsers: async () => ({ userIds: [], nextPageToken: '' }),
       getUserContext: async () => ({ user: undefined, coVisits: [], asOf: undefined }),
       listItemStats: async () => ({ items: [], nextPageToken: '', asOf: undefined }),
@@ -55,9 +60,16 @@ const call = (id: string, deadlineMs = 10_000) =>
     (err: unknown) => err,
   );
 
-async function shedCount(reason: string): Promise<number> {
+async function shedCount(reason: string, method = 'GetUserFeatures'): Promise<number> {
   const m = (await registry.getSingleMetric('aisle_grpc_server_shed_total')?.get())?.values.find(
-    (v) => v.labels['method'] === 'GetUserFeatures' && v.labels['reason'] === reason,
+    (v) => v.labels['method'] === method && v.labels['reason'] === reason,
+  );
+  return m?.value ?? 0;
+}
+
+async function lateCount(method: string): Promise<number> {
+  const m = (await registry.getSingleMetric('aisle_grpc_server_late_responses_total')?.get())?.values.find(
+    (v) => v.labels['method'] === method,
   );
   return m?.value ?? 0;
 }
@@ -91,4 +103,17 @@ test('beyond the slots and the queue a call is refused at once with a retry hint
   expect(await Promise.all([...running, queued])).toEqual(['OK', 'OK', 'OK']);
   expect(started).toEqual(['a', 'b', 'c']);
   expect([await shedCount('overloaded'), await shedCount('expired')]).toEqual([1, 1]);
+});
+
+test('work past its deadline: an answer is counted late; a call stopped between stages is counted stopped, not late', async () => {
+  const popular = (category: string) =>
+    client.listPopularItems({ tenant: '', category, limit: 1 }, { deadlineMs: 100 }).then(
+      () => 'OK',
+      (err: unknown) => (isGrpcError(err) ? err.code : err),
+    );
+  expect(await popular('')).toBe(grpc.status.DEADLINE_EXCEEDED);
+  await until(async () => (await lateCount('ListPopularItems')) === 1);
+  expect(await popular('stop')).toBe(grpc.status.DEADLINE_EXCEEDED);
+  await until(async () => (await shedCount('stopped', 'ListPopularItems')) === 1);
+  expect([await lateCount('ListPopularItems'), await shedCount('stopped', 'ListPopularItems')]).toEqual([1, 1]);
 });

@@ -7,6 +7,8 @@ export interface NatsServerHandle {
   readonly url: string;
   readonly port: number;
   readonly storeDir: string;
+  /** The server's process id (changes with restart()). */
+  readonly pid: number | undefined;
   /** Stops the server (keeps its JetStream data for restart()). */
   stop(): Promise<void>;
   /** Starts it again on the same port with the same data (also after a kill). */
@@ -109,6 +111,9 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     url: `nats://127.0.0.1:${port}`,
     port,
     storeDir,
+    get pid() {
+      return child.pid;
+    },
     stop: () => stopChild(child),
     signal: (sig) => {
       if (child.exitCode === null && child.signalCode === null) child.kill(sig);

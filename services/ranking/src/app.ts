@@ -54,6 +54,9 @@ import { followUserUpdates } from './user-updates.nats';
 import { loadSessionModel, probeSessionModel, type ServingSession } from './session-model';
 
 /** The kinds an experiment arm may pin, loaded and probed as their model slots load and probe them. */
+/** Caches' values live 80-100 % of their TTL: users warmed together are not all reloaded together. */
+const CACHE_TTL_JITTER = 0.2;
+
 const LOADERS: ModelLoaders = {
   ranker: { load: loadRanker, probe: probeRanker },
   search_ranker: { load: loadSearchModel, probe: probeSearchModel },
@@ -185,10 +188,12 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         maxEntries: config.userCacheSize,
         maxWeight: config.userCacheSize,
         ttlMs: config.userCacheTtlMs,
+        ttlJitter: CACHE_TTL_JITTER,
       });
       const retrieval = new CachedSequenceRetrieval(embedding, {
         maxEntries: config.retrievalCacheSize,
         ttlMs: 60_000,
+        ttlJitter: CACHE_TTL_JITTER,
       });
       const refresh = new BackgroundRefresh({
         concurrency: config.prefetchConcurrency,
@@ -202,12 +207,20 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         catalog,
         search: catalog.engine,
         userContext: users,
-        coVisitation: new CachedCoVisitation(features, { maxEntries: 50_000, ttlMs: config.itemCacheMs }),
+        coVisitation: new CachedCoVisitation(features, {
+          maxEntries: 50_000,
+          ttlMs: config.itemCacheMs,
+          ttlJitter: CACHE_TTL_JITTER,
+        }),
         itemStats,
         popularity: itemStats,
         sequenceRetrieval: retrieval,
         textRetrieval: embedding,
-        churnRisk: new CachedChurnRisk(churnClient(tenant, churnChannel), { maxEntries: 100_000, ttlMs: 60_000 }),
+        churnRisk: new CachedChurnRisk(churnClient(tenant, churnChannel), {
+          maxEntries: 100_000,
+          ttlMs: 60_000,
+          ttlJitter: CACHE_TTL_JITTER,
+        }),
       };
       // The tenant's settings (aisle-tenants bucket) choose its rules and the learned models it uses; a
       // change applies from the next request (applySettings below).
@@ -231,7 +244,7 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         embedding: (pins: { sasrec?: string | undefined; text_encoder?: string | undefined }) =>
           embeddingClient(tenant, embeddingChannel, pins),
         churn: (version: string) => churnClient(tenant, churnChannel, version),
-        cache: { maxEntries: config.retrievalCacheSize, ttlMs: 60_000 },
+        cache: { maxEntries: config.retrievalCacheSize, ttlMs: 60_000, ttlJitter: CACHE_TTL_JITTER },
       };
       const arms = new ArmPipelineCache(
         (s) =>

@@ -2,6 +2,7 @@ import { InvalidArgumentError, rankingV1 } from '@aisle/contracts';
 import { experimentFor, interleave, route, unitOf, type Experiment } from '@aisle/experiments';
 import {
   checkLimit,
+  RequestExpiredError,
   servedOf,
   type ArmRun,
   type ImpressionSink,
@@ -105,7 +106,10 @@ export class ExperimentRouter implements RankingSurfaces {
     );
   }
 
-  /** Runs one arm, timing it; a bad request is the caller's error, anything else the arm's failure. */
+  /**
+   * Runs one arm, timing it; a bad request is the caller's error and an expired one is stopped, anything
+   * else is the arm's failure.
+   */
   private async runArm(e: Experiment, arm: string, call: Call): Promise<ArmOutcome> {
     const started = this.now();
     try {
@@ -115,7 +119,8 @@ export class ExperimentRouter implements RankingSurfaces {
         result,
       };
     } catch (err) {
-      if (err instanceof InvalidArgumentError) throw err;
+      // A bad request is the caller's error; a request past its deadline is stopped, not run again.
+      if (err instanceof InvalidArgumentError || err instanceof RequestExpiredError) throw err;
       const error = err instanceof Error ? `${err.name}: ${err.message}`.slice(0, 500) : String(err);
       return { run: { arm, latencyMs: this.now() - started, degraded: false, failed: true, error }, result: undefined };
     }
