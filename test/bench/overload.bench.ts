@@ -98,7 +98,7 @@ function counterValue(metrics: string, name: string, method: string, reason?: st
 
 async function main(): Promise<void> {
   const bench = await startRankingBenchStack();
-  const { shop, rankingRaw } = bench;
+  const { shop, rankingRaw, rankingOnce } = bench;
   try {
     // Requests encoded ahead, one per user: the generator's own protobuf work would take the cores it
     // measures (it shares the machine with the stack).
@@ -113,7 +113,7 @@ async function main(): Promise<void> {
     const next = () => requests[k++ % requests.length] as Buffer;
     const recommend = async (deadlineMs: number): Promise<{ outcome: Outcome; retryAfterMs?: number }> => {
       try {
-        await rankingRaw('recommend', next(), deadlineMs);
+        await rankingOnce('recommend', next(), deadlineMs);
         return { outcome: 'ok' };
       } catch (err) {
         if (!isGrpcError(err)) return { outcome: 'error' };
@@ -213,6 +213,7 @@ async function main(): Promise<void> {
       unloadedP99: unloaded.p99,
       rankingOnOwnCore: isolated,
       settledSeconds,
+      rankingEnv: bench.rankingEnv,
       results,
     });
   } finally {

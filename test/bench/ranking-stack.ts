@@ -15,9 +15,36 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 
+type RawCall = (
+  method: keyof typeof rankingV1.RankingServiceService,
+  request: Buffer,
+  deadlineMs?: number,
+) => Promise<Buffer>;
+
+/**
+ * The retry policy a backend should give its ranking channel (grpc service config): RESOURCE_EXHAUSTED
+ * from admission control is retried, after the server's `grpc-retry-pushback-ms` when it sends one.
+ */
+export const RANKING_RETRY_SERVICE_CONFIG = {
+  methodConfig: [
+    {
+      name: [{ service: 'aisle.ranking.v1.RankingService' }],
+      retryPolicy: {
+        maxAttempts: 5,
+        initialBackoff: '0.005s',
+        maxBackoff: '0.1s',
+        backoffMultiplier: 2,
+        retryableStatusCodes: ['RESOURCE_EXHAUSTED'],
+      },
+    },
+  ],
+};
+
 export interface RankingBenchStack {
   stack: LocalStack;
   shop: Shop;
+  /** Environment given to the ranking process beyond the stack's (BENCH_RANKING_*). */
+  rankingEnv: Record<string, string>;
   ranking: ReturnType<typeof createGrpcClient<typeof rankingV1.RankingServiceService>>;
   features: ReturnType<typeof createGrpcClient<typeof featureV1.FeatureServiceService>>;
   /** One call to the echo server (the ceiling), with a Recommend-sized payload. */
@@ -26,11 +53,9 @@ export interface RankingBenchStack {
    * One call to ranking with an encoded request, answering the encoded response: the client the echo
    * ceiling is measured with (no protobuf work in the timed call), so the two compare like for like.
    */
-  rankingRaw: (
-    method: keyof typeof rankingV1.RankingServiceService,
-    request: Buffer,
-    deadlineMs?: number,
-  ) => Promise<Buffer>;
+  rankingRaw: RawCall;
+  /** The same without retries (the overload generator's). */
+  rankingOnce: RawCall;
   /** CPU time (user + system, ms) the ranking process has used so far; undefined without /proc. */
   rankingCpuMs: () => number | undefined;
   /** CPU time (ms) each process has used so far: the stack's services, nats-server, the echo and this one. */
@@ -70,9 +95,18 @@ export async function startRankingBenchStack(
   // BENCH_PROFILE=<dir>: CPU profiles of ranking, feature and embedding-inference (written at shutdown).
   const profileDir = process.env['BENCH_PROFILE'];
   const prof = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : undefined;
+  // BENCH_RANKING_<NAME>=v: AISLE_<NAME>=v for the ranking process only (its admission limits, say).
+  const rankingEnv = {
+    ...Object.fromEntries(
+      Object.entries(process.env)
+        .filter(([k, v]) => k.startsWith('BENCH_RANKING_') && v !== undefined)
+        .map(([k, v]) => [`AISLE_${k.slice('BENCH_RANKING_'.length)}`, v as string]),
+    ),
+    ...opts.ranking,
+  };
   const stack = await startLocalStack({
     storeUrl: storeFile.url,
-    ...(opts.ranking ? { ranking: opts.ranking } : {}),
+    ranking: rankingEnv,
     ...(prof ? { nodeArgs: { ranking: prof, feature: prof, 'embedding-inference': prof } } : {}),
   });
   const echo = spawn(process.execPath, [join(repoRoot, 'test', 'dist', 'bench', 'echo-server.js')], {
@@ -119,10 +153,29 @@ export async function startRankingBenchStack(
     rankingV1.RecommendRequest.encode(rankingV1.RecommendRequest.fromPartial({ userId: 'u0001', limit: 10 })).finish(),
   );
   const identity = (b: Buffer) => b;
-  const rankingRawClient = new grpc.Client(
-    `127.0.0.1:${stack.services.ranking.grpcPort}`,
-    grpc.credentials.createInsecure(),
-  );
+  const rankingAddress = `127.0.0.1:${stack.services.ranking.grpcPort}`;
+  // As a backend should call ranking: RESOURCE_EXHAUSTED (ranking's admission control) is retried after
+  // the server's grpc-retry-pushback-ms hint (grpc-js honours it), within the call's deadline.
+  const rankingRawClient = new grpc.Client(rankingAddress, grpc.credentials.createInsecure(), {
+    'grpc.service_config': JSON.stringify(RANKING_RETRY_SERVICE_CONFIG),
+  });
+  // The overload generator's: no retries (an open-loop generator offers its rate whatever the answers).
+  const rankingOnceClient = new grpc.Client(rankingAddress, grpc.credentials.createInsecure(), {
+    'grpc.enable_retries': 0,
+  });
+  const raw =
+    (client: grpc.Client): RawCall =>
+    (method, request, deadlineMs = 5000) =>
+      new Promise<Buffer>((resolve, reject) =>
+        client.makeUnaryRequest(
+          rankingV1.RankingServiceService[method].path,
+          identity,
+          identity,
+          request,
+          { deadline: Date.now() + deadlineMs },
+          (err, res) => (err ? reject(err) : resolve(res as Buffer)),
+        ),
+      );
   const rankingPid = stack.services.ranking.child.pid;
   const stackPids = Object.values(stack.services).map((s) => s.child.pid);
   const ranking = createGrpcClient(rankingV1.RankingServiceService, `127.0.0.1:${stack.services.ranking.grpcPort}`, {
@@ -134,6 +187,7 @@ export async function startRankingBenchStack(
   return {
     stack,
     shop,
+    rankingEnv,
     ranking,
     features,
     echoCall: () =>
@@ -142,17 +196,8 @@ export async function startRankingBenchStack(
           err ? reject(err) : resolve(res as Buffer),
         ),
       ),
-    rankingRaw: (method, request, deadlineMs = 5000) =>
-      new Promise<Buffer>((resolve, reject) =>
-        rankingRawClient.makeUnaryRequest(
-          rankingV1.RankingServiceService[method].path,
-          identity,
-          identity,
-          request,
-          { deadline: Date.now() + deadlineMs },
-          (err, res) => (err ? reject(err) : resolve(res as Buffer)),
-        ),
-      ),
+    rankingRaw: raw(rankingRawClient),
+    rankingOnce: raw(rankingOnceClient),
     rankingCpuMs: () => cpuMs(rankingPid),
     processCpuMs: () => {
       const pids: Record<string, number | undefined> = {
@@ -192,6 +237,7 @@ export async function startRankingBenchStack(
       features.close();
       echoClient.close();
       rankingRawClient.close();
+      rankingOnceClient.close();
       echo.kill('SIGTERM');
       await stack.stop();
       storeFile.dispose();

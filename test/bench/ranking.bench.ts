@@ -59,6 +59,12 @@ async function main(): Promise<void> {
       keep('recommend', await rankingRaw('recommend', recommendRequests[n++ % recommendRequests.length] as Buffer), 10);
 
     const rows: Row[] = [];
+    const shedTotal = async () => {
+      let n = 0;
+      for (const m of (await bench.rankingMetrics()).matchAll(/^aisle_grpc_server_shed_total\{[^}]*\} (\d+)/gm))
+        n += Number(m[1]);
+      return n;
+    };
     const results: Record<string, LoadResult> = {};
     // CPU ms per call of every process of the machine's stack, per row (where the cores went).
     const cpuPerCallByProcess: Record<string, Record<string, number>> = {};
@@ -69,6 +75,7 @@ async function main(): Promise<void> {
       call: () => Promise<unknown>,
       opts: { count?: number; goal?: string; cpu?: boolean } = {},
     ) => {
+      const shed0 = await shedTotal();
       const cpu0 = opts.cpu ? rankingCpuMs() : undefined;
       const all0 = processCpuMs();
       const r = await load(call, {
@@ -77,6 +84,7 @@ async function main(): Promise<void> {
       });
       const cpu1 = opts.cpu ? rankingCpuMs() : undefined;
       const all1 = processCpuMs();
+      const shed = (await shedTotal()) - shed0;
       cpuPerCallByProcess[key] = Object.fromEntries(
         Object.entries(all1).map(([p, ms]) => [p, Number(((ms - (all0[p] ?? 0)) / (r.calls + 50)).toFixed(3))]),
       );
@@ -92,6 +100,8 @@ async function main(): Promise<void> {
         'p90 ms': r.p90,
         'p99 ms': r.p99,
         'ranking cpu ms/call': cpuPerCall === undefined ? '' : Number(cpuPerCall.toFixed(3)),
+        // Calls ranking's admission control refused (RESOURCE_EXHAUSTED), retried by the client after the hint.
+        'shed, retried': opts.cpu ? shed : '',
         goal: opts.goal ?? '',
       });
       process.stdout.write(
@@ -183,6 +193,7 @@ async function main(): Promise<void> {
       events: shop.events.length,
       answersChecked: answers.length,
       settledSeconds,
+      rankingEnv: bench.rankingEnv,
       cpuPerCallByProcess,
       degradedResponses: degraded,
       ratioRecommendToEchoAt16: ratio16,
