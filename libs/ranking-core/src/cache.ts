@@ -1,5 +1,5 @@
 import { StaleFallback } from './context';
-import type { BackgroundRefresh } from './warm';
+import { USER_CONTEXT_OPTIONS } from './sources/co-visitation';
 import type {
   CallBudget,
   ChurnRiskPort,
@@ -189,14 +189,32 @@ async function cachedBatch<V>(
   }
 }
 
+/** Loads a key again off the request path (a `UserWarmer` hands its background refresh in). */
+export type Reloader = (key: string, reload: (budget: CallBudget) => Promise<void>) => void;
+
 /** A port answering from a cache of its dependency's answers, under the dependency's name. */
 abstract class CachingPort<V> {
   readonly cache: TtlCache<V>;
   readonly dependency: string | undefined;
+  /**
+   * Stale-while-reload: with a reloader, a value past its TTL answers once more while the reloader loads
+   * it again in the background (the TTL bounds announcements missed, not ones made); without one, an
+   * expired value is a miss.
+   */
+  reloader: Reloader | undefined;
 
   constructor(port: { readonly dependency?: string }, opts: CacheOptions) {
     this.cache = new TtlCache(opts);
     this.dependency = port.dependency;
+  }
+
+  /** A fresh value; else, with a reloader, the expired one while `reload` runs in the background. */
+  protected freshOrReloading(key: string, reload: (budget: CallBudget) => Promise<void>): V | undefined {
+    const hit = this.cache.fresh(key);
+    if (hit !== undefined || !this.reloader) return hit;
+    const old = this.cache.stale(key);
+    if (old !== undefined) this.reloader(key, reload);
+    return old;
   }
 }
 
@@ -209,13 +227,10 @@ export function userContextWeight(value: unknown): number {
 }
 
 /**
- * User contexts cached until the user changes (`invalidate`, on feature's `user_updated`) or the TTL passes.
- * With `onExpired` set (a `UserWarmer` sets it), a context past its TTL still answers once while the
- * hook loads it again in the background: the TTL bounds announcements missed, not ones made.
+ * User contexts cached until the user changes (`invalidate`, on feature's `user_updated`) or the TTL passes
+ * (stale-while-reload with a `reloader`: see CachingPort).
  */
 export class CachedUserContext extends CachingPort<UserContext> implements UserContextPort {
-  onExpired: ((userId: string) => void) | undefined;
-
   constructor(
     private readonly port: UserContextPort,
     opts: CacheOptions,
@@ -224,11 +239,9 @@ export class CachedUserContext extends CachingPort<UserContext> implements UserC
   }
 
   peek(userId: string): UserContext | undefined {
-    const hit = this.cache.fresh(userId);
-    if (hit !== undefined || !this.onExpired) return hit;
-    const old = this.cache.stale(userId);
-    if (old !== undefined) this.onExpired(userId);
-    return old;
+    return this.freshOrReloading(userId, async (b) => {
+      await this.userContext(userId, USER_CONTEXT_OPTIONS, b);
+    });
   }
 
   /** The users whose context is held. */
@@ -293,13 +306,10 @@ const retrievalKey = (history: readonly string[], k: number, exclude: readonly s
   `${k}\u001e${exclude.join('\u001f')}\u001e${history.join('\u001f')}`;
 
 /**
- * Sequence retrievals per (history, k, exclusions), until the model changes (`clear`) or the TTL passes.
- * With `refresh` (a `UserWarmer` sets it), a retrieval past its TTL still answers once while it is loaded
- * again in the background (a history's retrieval changes only with the model).
+ * Sequence retrievals per (history, k, exclusions), until the model changes (`clear`) or the TTL passes
+ * (stale-while-reload with a `reloader`: a history's retrieval changes only with the model).
  */
 export class CachedSequenceRetrieval extends CachingPort<Retrieved> implements SequenceRetrievalPort {
-  refresh: BackgroundRefresh | undefined;
-
   constructor(
     private readonly port: SequenceRetrievalPort,
     opts: CacheOptions,
@@ -319,16 +329,9 @@ export class CachedSequenceRetrieval extends CachingPort<Retrieved> implements S
   }
 
   peek(history: readonly string[], k: number, exclude: readonly string[]): Retrieved | undefined {
-    const key = retrievalKey(history, k, exclude);
-    const hit = this.cache.fresh(key);
-    const refresh = this.refresh;
-    if (hit !== undefined || !refresh) return hit;
-    const old = this.cache.stale(key);
-    if (old !== undefined)
-      refresh.run(`retrieval\u001d${key}`, async (b) => {
-        await this.bySequence(history, k, exclude, b);
-      });
-    return old;
+    return this.freshOrReloading(retrievalKey(history, k, exclude), async (b) => {
+      await this.bySequence(history, k, exclude, b);
+    });
   }
 
   clear(): void {

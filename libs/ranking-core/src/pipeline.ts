@@ -43,7 +43,7 @@ import {
   completedSeedLists,
   COVISIT_PER_SEED,
   COVISIT_RANK,
-  COVISIT_SEEDS,
+  USER_CONTEXT_OPTIONS,
   coVisitsOf,
   recentDistinct,
 } from './sources/co-visitation';
@@ -229,9 +229,7 @@ export class RankingPipeline {
     const cached = port.peek?.(ctx.userId);
     const [got, risk] = await Promise.all([
       cached ??
-        ctx.call(port.dependency ?? 'user_context', (b) =>
-          port.userContext(ctx.userId, { coVisitItems: COVISIT_SEEDS, coVisitLimit: COVISIT_PER_SEED }, b),
-        ),
+        ctx.call(port.dependency ?? 'user_context', (b) => port.userContext(ctx.userId, USER_CONTEXT_OPTIONS, b)),
       churn ? ctx.call(churn.dependency ?? 'churn', (b) => churn.risk(ctx.userId, b)) : undefined,
     ]);
     ctx.churnRisk = risk;

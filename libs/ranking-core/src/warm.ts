@@ -1,6 +1,6 @@
 import type { CachedSequenceRetrieval, CachedUserContext } from './cache';
 import type { CallBudget } from './ports';
-import { COVISIT_PER_SEED, COVISIT_SEEDS } from './sources/co-visitation';
+import { USER_CONTEXT_OPTIONS } from './sources/co-visitation';
 import { sequenceTail } from './sources/sequence';
 
 export interface BackgroundRefreshOptions {
@@ -79,8 +79,9 @@ export class UserWarmer {
     /** The retrieval size the pipeline asks for (one cached retrieval per history serves every surface). */
     private readonly k: number,
   ) {
-    users.onExpired = (userId) => this.refresh.run(userId, (b) => this.warm(userId, b));
-    if (retrieval) retrieval.refresh = refresh;
+    // An expired context reloads with its retrieval (the history may have changed); a retrieval alone.
+    users.reloader = (userId) => this.refresh.run(userId, (b) => this.warm(userId, b));
+    if (retrieval) retrieval.reloader = (key, reload) => this.refresh.run(`retrieval\u001d${key}`, reload);
   }
 
   /** The feature service announced a change of the user. */
@@ -106,11 +107,7 @@ export class UserWarmer {
   }
 
   private async warm(userId: string, budget: CallBudget): Promise<void> {
-    const got = await this.users.userContext(
-      userId,
-      { coVisitItems: COVISIT_SEEDS, coVisitLimit: COVISIT_PER_SEED },
-      budget,
-    );
+    const got = await this.users.userContext(userId, USER_CONTEXT_OPTIONS, budget);
     const history = got.user?.recent.map((r) => r.itemId) ?? [];
     if (this.retrieval && history.length > 0)
       await this.retrieval.bySequence(sequenceTail(history), this.k, [], budget);

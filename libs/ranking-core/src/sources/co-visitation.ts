@@ -5,6 +5,8 @@ import type { CoVisitationPort, Neighbor } from '../ports';
 /** How many of the most recent distinct items seed co-visitation, and how many neighbours each. */
 export const COVISIT_SEEDS = 5;
 export const COVISIT_PER_SEED = 30;
+/** What a user context is asked for: the co-visits of the seeds with it. */
+export const USER_CONTEXT_OPTIONS = { coVisitItems: COVISIT_SEEDS, coVisitLimit: COVISIT_PER_SEED } as const;
 
 /**
  * Rank scores given items rather than proposing any: each requested item's co-visitation score counts
