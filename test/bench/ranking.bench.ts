@@ -113,11 +113,17 @@ async function main(): Promise<void> {
           .join(', ')}\n`,
       );
     };
-    // Steady state: every user has been served once (their context and retrieval are in ranking's memory,
+    // Steady state: every user has been served once on each surface (their context, retrieval and co-visit
+    // lists are in ranking's memory,
     // as an active shop's are), and the background work after training has ended. What a user not in
     // memory costs is measured apart, at the end.
     let w = 0;
     await load(() => rankingRaw('recommend', recommendRequests[w++ % recommendRequests.length] as Buffer), {
+      concurrency: 8,
+      count: users.length,
+      warmup: 0,
+    });
+    await load(() => rankingRaw('rank', rank300[w++ % rank300.length] as Buffer), {
       concurrency: 8,
       count: users.length,
       warmup: 0,
