@@ -102,21 +102,35 @@ export function completedSeedLists(
 ): Map<string, readonly Neighbor[]> {
   const out = new Map<string, readonly Neighbor[]>();
   const seedSet = new Set(seeds);
-  const extra = new Map<string, Neighbor[]>();
-  const listed = new Map(seeds.map((s) => [s, new Set((lists.get(s) ?? []).map((n) => n.itemId))]));
-  for (const id of new Set(itemIds)) {
-    if (seedSet.has(id)) continue;
-    for (const n of lists.get(id) ?? []) {
-      if (!seedSet.has(n.itemId) || listed.get(n.itemId)?.has(id)) continue;
-      let e = extra.get(n.itemId);
-      if (!e) extra.set(n.itemId, (e = []));
-      e.push({ itemId: id, score: n.score });
-    }
-  }
+  const requested = [...new Set(itemIds)].filter((id) => !seedSet.has(id));
+  // One lookup per (seed, requested item) in each list's index (built once per list and kept with it:
+  // cached lists are the same arrays from request to request), not one per neighbour of every list.
+  const indexes = requested.map((id) => scoreIndex(lists.get(id)));
   for (const s of seeds) {
     const own = lists.get(s) ?? [];
-    const more = extra.get(s);
+    const listed = scoreIndex(own);
+    let more: Neighbor[] | undefined;
+    requested.forEach((id, i) => {
+      const score = indexes[i]?.get(s);
+      if (score === undefined || listed.has(id)) return;
+      (more ??= []).push({ itemId: id, score });
+    });
     out.set(s, more ? [...own, ...more].sort((a, b) => b.score - a.score) : own);
   }
   return out;
+}
+
+const NO_INDEX: ReadonlyMap<string, number> = new Map();
+const indexes = new WeakMap<readonly Neighbor[], ReadonlyMap<string, number>>();
+
+/** A list's scores by item (the first where an item is named twice), memoized per list. */
+function scoreIndex(list: readonly Neighbor[] | undefined): ReadonlyMap<string, number> {
+  if (!list || list.length === 0) return NO_INDEX;
+  let index = indexes.get(list);
+  if (!index) {
+    const m = new Map<string, number>();
+    for (const n of list) if (!m.has(n.itemId)) m.set(n.itemId, n.score);
+    indexes.set(list, (index = m));
+  }
+  return index;
 }
