@@ -112,8 +112,12 @@ class RuleOrder {
 
   constructor(private readonly items: Scored[]) {
     this.size = items.length;
-    this.heap = Int32Array.from({ length: items.length }, (_, i) => i);
-    this.inStock = Uint8Array.from(items, (it) => ((it.item?.inStock ?? true) ? 1 : 0));
+    this.heap = new Int32Array(items.length);
+    this.inStock = new Uint8Array(items.length);
+    for (let i = 0; i < items.length; i++) {
+      this.heap[i] = i;
+      this.inStock[i] = ((items[i] as Scored).item?.inStock ?? true) ? 1 : 0;
+    }
     for (let i = (this.size >> 1) - 1; i >= 0; i--) this.down(i);
   }
 

@@ -33,8 +33,9 @@ export const configSpec = {
     description: 'longest wait for one dependency call',
   }),
   itemCacheMs: env.duration('AISLE_RANKING_ITEM_CACHE', {
-    default: 2000,
-    description: 'how long co-visit lists of items outside the user context (session items, SimilarItems) are reused',
+    default: 30_000,
+    description:
+      "how long co-visit lists of items outside the user context (session items, SimilarItems, Rank's requested items) are reused (80-100 % of it, at random)",
   }),
   userCacheSize: env.int('AISLE_RANKING_USER_CACHE', {
     default: 1_000_000,

@@ -60,15 +60,26 @@ export function addCoVisitCandidates(
   seeds: readonly string[],
   coVisits: ReadonlyMap<string, readonly Neighbor[]>,
 ): void {
-  const scores = new Map<string, { score: number; best: number; via: string }>();
+  interface Scored {
+    id: string;
+    score: number;
+    best: number;
+    via: string;
+    rank: number;
+  }
+  const scores = new Map<string, Scored>();
+  const seen: Scored[] = [];
   seeds.forEach((seed, r) => {
     const weight = 1 / (r + 1);
     for (const n of coVisits.get(seed) ?? []) {
       if (n.itemId === seed) continue;
       const s = weight * n.score;
       const e = scores.get(n.itemId);
-      if (!e) scores.set(n.itemId, { score: s, best: s, via: seed });
-      else {
+      if (!e) {
+        const added = { id: n.itemId, score: s, best: s, via: seed, rank: -1 };
+        scores.set(n.itemId, added);
+        seen.push(added);
+      } else {
         e.score += s;
         if (s > e.best) {
           e.best = s;
@@ -77,16 +88,16 @@ export function addCoVisitCandidates(
       }
     }
   });
-  const ranked = [...scores].filter(([, e]) => e.score > 0).sort((a, b) => b[1].score - a[1].score);
-  // Added in first-seen order (the order candidates had before), ranks from the sorted list.
-  const rankOf = new Map(ranked.map(([id], i) => [id, i]));
-  for (const [id, e] of scores) {
-    const c = out.add(id, 'co_visit');
+  // Ranks from the order by score (ties in first-seen order); added in first-seen order (the order
+  // candidates had before).
+  const ranked = seen.filter((e) => e.score > 0).sort((a, b) => b.score - a.score);
+  ranked.forEach((e, i) => (e.rank = i));
+  for (const e of seen) {
+    const c = out.add(e.id, 'co_visit');
     if (!c) continue;
     c.covisScore += e.score;
     if (e.best > 0) c.covisVia = e.via;
-    const rank = rankOf.get(id);
-    if (rank !== undefined) c.covisRank = rank;
+    if (e.rank >= 0) c.covisRank = e.rank;
   }
 }
 
