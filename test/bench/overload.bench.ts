@@ -9,7 +9,7 @@
 import { rankingV1 } from '@aisle/contracts';
 import { grpc, isGrpcError } from '@aisle/runtime';
 import { load, percentile } from './load';
-import { startRankingBenchStack } from './ranking-stack';
+import { counterValue, startRankingBenchStack } from './ranking-stack';
 import { report, type Row } from './report';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 8);
@@ -83,19 +83,6 @@ async function openLoop(
   return r;
 }
 
-/** A counter's value summed over the series of `method` (and of `reason`, when given). */
-function counterValue(metrics: string, name: string, method: string, reason?: string): number {
-  const re = new RegExp(`^${name}\\{([^}]*)\\} (\\d+)`, 'gm');
-  let total = 0;
-  for (const m of metrics.matchAll(re)) {
-    const labels = m[1] ?? '';
-    if (!labels.includes(`method="${method}"`)) continue;
-    if (reason !== undefined && !labels.includes(`reason="${reason}"`)) continue;
-    total += Number(m[2]);
-  }
-  return total;
-}
-
 async function main(): Promise<void> {
   const bench = await startRankingBenchStack();
   const { shop, rankingRaw, rankingOnce } = bench;
@@ -160,8 +147,8 @@ async function main(): Promise<void> {
       const server = async () => {
         const m = await bench.rankingMetrics();
         return {
-          late: counterValue(m, 'aisle_grpc_server_late_responses_total', 'Recommend'),
-          stopped: counterValue(m, 'aisle_grpc_server_shed_total', 'Recommend', 'stopped'),
+          late: counterValue(m, 'aisle_grpc_server_late_responses_total', { method: 'Recommend' }),
+          stopped: counterValue(m, 'aisle_grpc_server_shed_total', { method: 'Recommend', reason: 'stopped' }),
         };
       };
       const s0 = await server();

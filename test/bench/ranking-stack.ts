@@ -77,6 +77,16 @@ export interface RankingBenchStack {
   stop(): Promise<void>;
 }
 
+/** A Prometheus counter's value in `metrics` (text format), summed over the series carrying `labels`. */
+export function counterValue(metrics: string, name: string, labels: Record<string, string> = {}): number {
+  let total = 0;
+  for (const m of metrics.matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\d+)`, 'gm'))) {
+    const have = m[1] ?? '';
+    if (Object.entries(labels).every(([k, v]) => have.includes(`${k}="${v}"`))) total += Number(m[2]);
+  }
+  return total;
+}
+
 /** CPU time (user + system, ms) a process has used so far; undefined without /proc. */
 function cpuMs(pid: number | undefined): number | undefined {
   try {

@@ -10,7 +10,7 @@
 import { embeddingV1, rankingV1 } from '@aisle/contracts';
 import { createGrpcClient } from '@aisle/runtime';
 import { load, type LoadResult } from './load';
-import { startRankingBenchStack } from './ranking-stack';
+import { counterValue, startRankingBenchStack } from './ranking-stack';
 import { report, type Row } from './report';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 8);
@@ -59,12 +59,9 @@ async function main(): Promise<void> {
       keep('recommend', await rankingRaw('recommend', recommendRequests[n++ % recommendRequests.length] as Buffer), 10);
 
     const rows: Row[] = [];
-    const shedTotal = async () => {
-      let n = 0;
-      for (const m of (await bench.rankingMetrics()).matchAll(/^aisle_grpc_server_shed_total\{[^}]*\} (\d+)/gm))
-        n += Number(m[1]);
-      return n;
-    };
+    // Calls admission control refused (RESOURCE_EXHAUSTED), which the client retried after the hint.
+    const shedTotal = async () =>
+      counterValue(await bench.rankingMetrics(), 'aisle_grpc_server_shed_total', { reason: 'overloaded' });
     const results: Record<string, LoadResult> = {};
     // CPU ms per call of every process of the machine's stack, per row (where the cores went).
     const cpuPerCallByProcess: Record<string, Record<string, number>> = {};
