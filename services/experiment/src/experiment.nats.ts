@@ -5,7 +5,7 @@ import {
   Headers,
   InvalidArgumentError,
   NotFoundError,
-  rankingV1,
+  decodeServedHead,
   Streams,
   Subjects,
 } from '@aisle/contracts';
@@ -207,9 +207,9 @@ export async function startServedConsumer(
         let s: ServedInExperiment | undefined;
         let userId = '';
         try {
-          const decoded = rankingV1.Served.decode(m.data);
-          s = servedInExperiment(decoded);
-          userId = decoded.userId;
+          const decoded = decodeServedHead(m.data);
+          s = decoded && servedInExperiment(decoded);
+          userId = decoded?.userId ?? '';
         } catch (err) {
           served.inc({ result: 'invalid' });
           outcomes.push({ kind: 'term', reason: `payload: not a Served message (${String(err)})` });
