@@ -105,12 +105,16 @@ export async function startRankingBenchStack(
   // BENCH_PROFILE=<dir>: CPU profiles of ranking, feature and embedding-inference (written at shutdown).
   const profileDir = process.env['BENCH_PROFILE'];
   const prof = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : undefined;
-  // BENCH_RANKING_<NAME>=v: AISLE_<NAME>=v for the ranking process only (its admission limits, say).
+  // BENCH_RANKING_<NAME>=v: AISLE_<NAME>=v for the ranking process only (its admission limits, say);
+  // BENCH_RANKING_NODE_OPTIONS=v replaces its NODE_OPTIONS (V8 settings, for an A/B of them).
   const rankingEnv = {
     ...Object.fromEntries(
       Object.entries(process.env)
         .filter(([k, v]) => k.startsWith('BENCH_RANKING_') && v !== undefined)
-        .map(([k, v]) => [`AISLE_${k.slice('BENCH_RANKING_'.length)}`, v as string]),
+        .map(([k, v]) => [
+          k === 'BENCH_RANKING_NODE_OPTIONS' ? 'NODE_OPTIONS' : `AISLE_${k.slice('BENCH_RANKING_'.length)}`,
+          v as string,
+        ]),
     ),
     ...opts.ranking,
   };

@@ -187,6 +187,42 @@ describe('caching ports', () => {
     expect(asked).toHaveLength(3);
   });
 
+  test('with a reloader, expired co-visit lists answer from memory while one background call loads them again', async () => {
+    let now = 0;
+    let round = 1;
+    const asked: string[][] = [];
+    const port: CoVisitationPort = {
+      coVisited: async (ids) => {
+        asked.push([...ids]);
+        return new Map(ids.map((id) => [id, [{ itemId: `${id}-n${round}`, score: 1 }]]));
+      },
+    };
+    const cached = new CachedCoVisitation(port, { maxEntries: 100, ttlMs: 1000, clock: () => now });
+    const reloads: Array<{ key: string; reload: (b: typeof budget) => Promise<void> }> = [];
+    await cached.coVisited(['a', 'b'], 30, budget);
+    now = 500;
+    // Fresh: no reload.
+    expect(cached.peek(['a', 'b'], 30)?.get('a')?.[0]?.itemId).toBe('a-n1');
+    // Expired without a reloader: a miss (the request fetches).
+    now = 1500;
+    expect(cached.peek(['a', 'b'], 30)).toBeUndefined();
+    cached.reloader = (key, reload) => reloads.push({ key, reload });
+    round = 2;
+    // Expired with one: the old lists answer, and only the expired items are loaded again.
+    await cached.coVisited(['c'], 30, budget);
+    const old = cached.peek(['a', 'b', 'c'], 30);
+    expect(old?.get('a')?.[0]?.itemId).toBe('a-n1');
+    expect(old?.get('c')?.[0]?.itemId).toBe('c-n2');
+    expect(reloads).toHaveLength(1);
+    expect(asked).toHaveLength(2);
+    await reloads[0]?.reload(budget);
+    expect(asked[2]).toEqual(['a', 'b']);
+    expect(cached.peek(['a', 'b'], 30)?.get('a')?.[0]?.itemId).toBe('a-n2');
+    expect(reloads).toHaveLength(1);
+    // An item never held is still a miss.
+    expect(cached.peek(['a', 'z'], 30)).toBeUndefined();
+  });
+
   test('sequence retrievals are keyed by history, k and exclusions, and dropped when the model changes', async () => {
     let version = 'v1';
     let calls = 0;

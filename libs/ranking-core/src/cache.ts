@@ -277,12 +277,29 @@ export class CachedCoVisitation extends CachingPort<readonly Neighbor[]> impleme
     super(port, opts);
   }
 
+  /**
+   * Every item's list from memory, or undefined if one is not held. With a reloader, lists past their
+   * TTL answer once more while one background call loads them again (co-visits move slowly; waiting on
+   * feature for them put a dependent call on the request path every TTL for every item asked of Rank).
+   */
   peek(itemIds: readonly string[], limit: number): ReadonlyMap<string, readonly Neighbor[]> | undefined {
     const out = new Map<string, readonly Neighbor[]>();
+    let expired: string[] | undefined;
     for (const id of itemIds) {
-      const list = this.cache.fresh(`${limit}\u001f${id}`);
+      const key = `${limit}\u001f${id}`;
+      let list = this.cache.fresh(key);
+      if (list === undefined && this.reloader) {
+        list = this.cache.stale(key);
+        if (list !== undefined) (expired ??= []).push(id);
+      }
       if (list === undefined) return undefined;
       if (list !== NO_NEIGHBORS) out.set(id, list);
+    }
+    if (expired && this.reloader) {
+      const ids = expired;
+      this.reloader(`covisit\u001d${limit}\u001d${ids.join('\u001f')}`, async (b) => {
+        await this.coVisited(ids, limit, b);
+      });
     }
     return out;
   }

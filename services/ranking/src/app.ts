@@ -192,7 +192,7 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
       });
       const retrieval = new CachedSequenceRetrieval(embedding, {
         maxEntries: config.retrievalCacheSize,
-        ttlMs: 60_000,
+        ttlMs: config.retrievalCacheTtlMs,
         ttlJitter: CACHE_TTL_JITTER,
       });
       const refresh = new BackgroundRefresh({
@@ -203,15 +203,18 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         onFailed: (err) => log.debug('background refresh failed', { err }),
       });
       const userWarmer = new UserWarmer(users, retrieval, refresh, SEQUENCE_CANDIDATES.rank);
+      const coVisitation = new CachedCoVisitation(features, {
+        maxEntries: 50_000,
+        ttlMs: config.itemCacheMs,
+        ttlJitter: CACHE_TTL_JITTER,
+      });
+      // Expired co-visit lists answer while the background refresh loads them again (stale-while-reload).
+      coVisitation.reloader = (key, reload) => refresh.run(key, reload);
       const ports: PipelinePorts = {
         catalog,
         search: catalog.engine,
         userContext: users,
-        coVisitation: new CachedCoVisitation(features, {
-          maxEntries: 50_000,
-          ttlMs: config.itemCacheMs,
-          ttlJitter: CACHE_TTL_JITTER,
-        }),
+        coVisitation,
         itemStats,
         popularity: itemStats,
         sequenceRetrieval: retrieval,
@@ -244,7 +247,11 @@ export async function startRanking(base: ServiceBase, config: RankingConfig): Pr
         embedding: (pins: { sasrec?: string | undefined; text_encoder?: string | undefined }) =>
           embeddingClient(tenant, embeddingChannel, pins),
         churn: (version: string) => churnClient(tenant, churnChannel, version),
-        cache: { maxEntries: config.retrievalCacheSize, ttlMs: 60_000, ttlJitter: CACHE_TTL_JITTER },
+        cache: {
+          maxEntries: config.retrievalCacheSize,
+          ttlMs: config.retrievalCacheTtlMs,
+          ttlJitter: CACHE_TTL_JITTER,
+        },
       };
       const arms = new ArmPipelineCache(
         (s) =>

@@ -35,7 +35,7 @@ export const configSpec = {
   itemCacheMs: env.duration('AISLE_RANKING_ITEM_CACHE', {
     default: 30_000,
     description:
-      "how long co-visit lists of items outside the user context (session items, SimilarItems, Rank's requested items) are reused (80-100 % of it, at random)",
+      "how long co-visit lists of items outside the user context (session items, SimilarItems, Rank's requested items) are reused (80-100 % of it, at random); past it a list answers once more while a background call loads it again",
   }),
   userCacheSize: env.int('AISLE_RANKING_USER_CACHE', {
     default: 1_000_000,
@@ -50,8 +50,12 @@ export const configSpec = {
   retrievalCacheSize: env.int('AISLE_RANKING_RETRIEVAL_CACHE', {
     default: 20_000,
     min: 0,
+    description: 'sequence retrievals kept per (history, k, exclusions) until the model changes (0 = off)',
+  }),
+  retrievalCacheTtlMs: env.duration('AISLE_RANKING_RETRIEVAL_CACHE_TTL', {
+    default: 600_000,
     description:
-      'sequence retrievals kept per (history, k, exclusions) until the model changes or a minute passes (0 = off)',
+      "longest a sequence retrieval serves before it is loaded again in the background (a history's retrieval changes only with the model, which clears them all)",
   }),
   prefetchConcurrency: env.int('AISLE_RANKING_PREFETCH_CONCURRENCY', {
     default: 4,
