@@ -312,11 +312,17 @@ export async function evaluatePipeline(opts: PipelineEvalOptions): Promise<Pipel
   progress.log(`co-visitation selected on validation: ${JSON.stringify(covis.best)}`);
 
   // 2. The sequence model: early stopping on validation.
-  const { model, report: training } = await trainSequenceModel(d, {
+  const {
+    model,
+    report: training,
+    fineTuneUsers,
+  } = await trainSequenceModel(d, {
     protocol: opts.protocol,
     model: opts.model,
     budgetSeconds: opts.trainBudgetSeconds,
-    fineTune: undefined,
+    // Budgeted here (subsampling and early-stopping reserve), run in step 5.
+    fineTune: opts.fineTune,
+    deferFineTune: true,
     workers: opts.workers,
     progress,
   });
@@ -386,7 +392,13 @@ export async function evaluatePipeline(opts: PipelineEvalOptions): Promise<Pipel
   // 5. Optional fine-tuning on the validation items (after the validation world is no longer needed).
   if (opts.fineTune && opts.fineTune.epochs > 0) {
     progress.log(`fine-tuning SASRec ${opts.fineTune.epochs} epoch(s) at lr ${opts.fineTune.learningRate}`);
-    const losses = await model.fineTuneWithValidation(d, { ...opts.fineTune, workers: opts.workers });
+    const losses = await model.fineTuneWithValidation(d, {
+      ...opts.fineTune,
+      workers: opts.workers,
+      onStep: (r) => progress.step(r),
+      // The users SASRec was trained on (all of them unless the subsampling rule applied).
+      ...(fineTuneUsers ? { users: fineTuneUsers } : {}),
+    });
     training.fineTune = { ...opts.fineTune, losses };
   }
 

@@ -28,6 +28,12 @@ export interface SequenceTrainingOptions {
   budgetSeconds: number;
   /** After early stopping: epochs on the training items plus the validation item (0 = none). */
   fineTune?: { epochs: number; learningRate: number } | undefined;
+  /**
+   * Budget the fine-tuning epochs (subsampling rule and early-stopping reserve) but leave running them
+   * to the caller (the pipeline fine-tunes after its ranker has read the validation world), with
+   * `fineTuneUsers` from the result.
+   */
+  deferFineTune?: boolean;
   /** Data-parallel training replicas (worker threads); < 2 trains in this thread. */
   workers: number;
   progress: Progress;
@@ -59,7 +65,7 @@ export function validationUsers(d: SequenceDataset, protocol: Protocol): number[
 export async function trainSequenceModel(
   d: SequenceDataset,
   opts: SequenceTrainingOptions,
-): Promise<{ model: Sasrec; report: SequenceTrainingReport }> {
+): Promise<{ model: Sasrec; report: SequenceTrainingReport; fineTuneUsers: number[] | undefined }> {
   const { progress } = opts;
   const model = sasrecFor(d, opts.model);
   const started = performance.now();
@@ -112,7 +118,7 @@ export async function trainSequenceModel(
     shouldStop: () => performance.now() + reserve() > deadline,
   });
   let fineTune: SequenceTrainingReport['fineTune'];
-  if (opts.fineTune && fineTuneEpochs > 0) {
+  if (opts.fineTune && fineTuneEpochs > 0 && !opts.deferFineTune) {
     progress.log(
       `fine-tuning ${fineTuneEpochs} epoch(s) on training + validation items at lr ${opts.fineTune.learningRate}`,
     );
@@ -127,6 +133,7 @@ export async function trainSequenceModel(
   }
   return {
     model,
+    fineTuneUsers: chosen,
     report: {
       epochs: history,
       bestEpoch: best?.epoch,

@@ -1,0 +1,56 @@
+import { generateShop } from '@aisle/datagen';
+import { fromEvents, initBackend } from '@aisle/ml';
+import { Progress } from './progress';
+import { trainSequenceModel } from './train-sequence';
+
+jest.setTimeout(120_000);
+beforeAll(async () => {
+  await initBackend({});
+});
+
+const d = fromEvents('shop', generateShop({ seed: 5, users: 300, items: 120, days: 30 }).events);
+const model = { dim: 16, layers: 1, heads: 1, ffn: 16, maxLen: 20, epochs: 1, patience: 1, seed: 3 };
+const fineTune = { epochs: 4, learningRate: 1e-3 };
+
+describe('trainSequenceModel', () => {
+  test('a deferred fine-tuning is budgeted (subsampling counts its epochs) but left to the caller, with the users', async () => {
+    const {
+      model: m,
+      report,
+      fineTuneUsers,
+    } = await trainSequenceModel(d, {
+      protocol: { kind: 'full' },
+      model,
+      // Too short for anything: the subsampling rule applies, and says the fine-tuning epochs are in it.
+      budgetSeconds: 0.001,
+      fineTune,
+      deferFineTune: true,
+      workers: 0,
+      progress: new Progress(),
+    });
+    expect(report.fineTune).toBeUndefined();
+    expect(report.subsample?.reason).toContain('6 epochs + 4 fine-tuning');
+    expect(fineTuneUsers).toHaveLength(report.subsample?.users ?? -1);
+    expect(fineTuneUsers?.length).toBeLessThan(d.users.length);
+    m.dispose();
+  });
+
+  test('without deferring, the fine-tuning epochs run inside the call', async () => {
+    const {
+      model: m,
+      report,
+      fineTuneUsers,
+    } = await trainSequenceModel(d, {
+      protocol: { kind: 'full' },
+      model,
+      budgetSeconds: 600,
+      fineTune: { epochs: 2, learningRate: 1e-3 },
+      workers: 0,
+      progress: new Progress(),
+    });
+    expect(report.subsample).toBeUndefined();
+    expect(fineTuneUsers).toBeUndefined();
+    expect(report.fineTune?.losses).toHaveLength(2);
+    m.dispose();
+  });
+});
