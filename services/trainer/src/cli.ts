@@ -16,6 +16,7 @@ import { evaluatePipeline, formatPipelineResult } from './eval-pipeline';
 import { evaluateRanker } from './eval-ranker';
 import { evaluateSessionLog, formatSessionResult } from './eval-session';
 import { evaluateTextEncoder } from './eval-text';
+import { SERVED_SASREC_TRAINING } from './train-sequence';
 import { evaluateSearch } from './eval-search';
 
 const USAGE = `usage: pnpm aisle eval --dataset <dir> --model pipeline|sasrec|ranker|text|search|churn [options]
@@ -28,7 +29,8 @@ const USAGE = `usage: pnpm aisle eval --dataset <dir> --model pipeline|sasrec|ra
   --size small|base|large      model size preset (default base: dim 64, 2 blocks, 2 heads)
   --epochs N  --lr X  --dropout X  --max-len N  --patience N
   --loss full|sampled:N|sampled-logq:N
-                               softmax over all items (default; pipeline: sampled-logq:2000), N uniform
+                               softmax over all items (default; pipeline: as the trainer job trains the served
+                               model, sampled-logq:2000 for catalogs of 4,000 items or more), N uniform
                                negatives, or N negatives drawn by item frequency with the log-Q correction
   --budget SECONDS             SASRec training seconds, best epoch kept (default 780; pipeline 540; data larger
                                than the budget is subsampled by users, see docs/ml.md)
@@ -41,7 +43,7 @@ const USAGE = `usage: pnpm aisle eval --dataset <dir> --model pipeline|sasrec|ra
   --curve FILE                 training curve SVG (default: next to --out)
   --finetune-epochs N --finetune-lr X
                                epochs on training + validation items after early stopping (default 0;
-                               pipeline: 4 at 1e-3, inside --budget)
+                               pipeline: as served, 4 at 1e-3 for catalogs of 4,000 items or more, inside --budget)
   --predictions-out FILE       JSON lines {"user", "items"}: every test user's top 50, earlier items excluded
                                (pipeline, sampled protocol: the target and its negatives in the served order);
                                sessions: {"i": line of test_pairs.tsv (0-based), "items": top 20};
@@ -99,20 +101,9 @@ export const FINE_TUNE_DEFAULT = { epochs: 0, learningRate: 5e-4 };
 /** SASRec's training seconds within `--model pipeline` (the rest of its 15 minutes: ranker and evaluation). */
 const PIPELINE_TRAIN_BUDGET_SECONDS = 540;
 
-/**
- * SASRec inside `--model pipeline` (docs/ml.md, chosen on Games validation with `--drop-last 1`, test
- * not read): 2,000 negatives drawn by item frequency with the log-Q correction (an epoch several times
- * faster than the full softmax on 2 cores, so the budget trains more users for more epochs), then 4
- * fine-tuning epochs at 1e-3 on the validation items, budgeted inside the training seconds.
- */
-export const PIPELINE_SASREC_DEFAULT = {
-  loss: 'sampled-logq:2000',
-  fineTune: { epochs: 4, learningRate: 1e-3 },
-} as const;
-
 function fineTuneOf(
   args: ParsedArgs,
-  defaults: { epochs: number; learningRate: number } = FINE_TUNE_DEFAULT,
+  defaults: { readonly epochs: number; readonly learningRate: number } = FINE_TUNE_DEFAULT,
 ): { epochs: number; learningRate: number } {
   return {
     epochs: numberOption(args, 'finetune-epochs', defaults.epochs),
@@ -129,7 +120,12 @@ function protocolOf(args: ParsedArgs): Protocol {
   throw new UsageError(`--protocol must be full or sampled100, got '${p}'`);
 }
 
-function sasrecConfig(args: ParsedArgs, protocol: Protocol, defaultLoss = 'full'): Partial<SasrecConfig> {
+/** `defaultLoss` undefined: no --loss leaves the loss to the evaluation (the pipeline's served rule). */
+function sasrecConfig(
+  args: ParsedArgs,
+  protocol: Protocol,
+  defaultLoss: string | undefined = 'full',
+): Partial<SasrecConfig> {
   const size = option(args, 'size', 'base');
   if (!(size in SASREC_SIZES)) throw new UsageError(`--size must be small, base or large`);
   const cfg: Partial<SasrecConfig> = {
@@ -143,7 +139,8 @@ function sasrecConfig(args: ParsedArgs, protocol: Protocol, defaultLoss = 'full'
     maxLen: numberOption(args, 'max-len', 50),
     seed: numberOption(args, 'seed', 1),
   };
-  const loss = option(args, 'loss', defaultLoss);
+  const loss = args.options.get('loss') ?? defaultLoss;
+  if (loss === undefined) return cfg;
   if (loss === 'full') cfg.loss = { kind: 'full' };
   else {
     const m = /^sampled(-logq)?:(\d+)$/.exec(loss);
@@ -199,14 +196,18 @@ async function evalCommand(args: ParsedArgs): Promise<void> {
         dataset,
         protocol,
         seed: numberOption(args, 'seed', 1),
-        model: sasrecConfig(args, protocol, PIPELINE_SASREC_DEFAULT.loss),
+        // Without --loss / --finetune-*: the served training rule for the catalog (SERVED_SASREC_TRAINING).
+        model: sasrecConfig(args, protocol, undefined),
         trainBudgetSeconds: numberOption(args, 'budget', PIPELINE_TRAIN_BUDGET_SECONDS),
         out,
         predictionsOut: args.options.get('predictions-out'),
         workers: numberOption(args, 'workers', defaultTrainWorkers()),
         dropLast: numberOption(args, 'drop-last', 0),
         maxUsers: args.options.has('max-users') ? numberOption(args, 'max-users', 0) : undefined,
-        fineTune: fineTuneOf(args, PIPELINE_SASREC_DEFAULT.fineTune),
+        fineTune:
+          args.options.has('finetune-epochs') || args.options.has('finetune-lr')
+            ? fineTuneOf(args, SERVED_SASREC_TRAINING.fineTune)
+            : undefined,
       });
       process.stdout.write(formatPipelineResult(r) + `\n\nwrote ${out}\n`);
       if (args.options.get('predictions-out')) process.stdout.write(`wrote ${args.options.get('predictions-out')}\n`);

@@ -41,7 +41,7 @@ import {
   type WorldSplit,
 } from './pipeline-world';
 import { Progress, table } from './progress';
-import { trainSequenceModel, type SequenceTrainingReport } from './train-sequence';
+import { servedSasrecTraining, trainSequenceModel, type SequenceTrainingReport } from './train-sequence';
 
 /** Documented evaluation settings (docs/ml.md), the same for every data set. */
 export const PIPELINE_EVAL = {
@@ -66,6 +66,7 @@ export interface PipelineEvalOptions {
   model: Partial<SasrecConfig>;
   /** Seconds for SASRec training (the rest of the command: co-visitation search, ranker, evaluation). */
   trainBudgetSeconds: number;
+  /** Default (and `model.loss` unset): the served training rule for the catalog (`servedSasrecTraining`). */
   fineTune?: { epochs: number; learningRate: number } | undefined;
   workers: number;
   out: string;
@@ -311,17 +312,20 @@ export async function evaluatePipeline(opts: PipelineEvalOptions): Promise<Pipel
   });
   progress.log(`co-visitation selected on validation: ${JSON.stringify(covis.best)}`);
 
-  // 2. The sequence model: early stopping on validation.
+  // 2. The sequence model, trained as the trainer job trains the served one (unless flags say otherwise):
+  // early stopping on validation, fine-tuning budgeted here and run in step 5.
+  const rule = servedSasrecTraining(d.itemIds.length - 1);
+  const sasrecCfg = { loss: rule.loss, ...opts.model };
+  const fineTune = opts.fineTune ?? rule.fineTune;
   const {
     model,
     report: training,
     fineTuneUsers,
   } = await trainSequenceModel(d, {
     protocol: opts.protocol,
-    model: opts.model,
+    model: sasrecCfg,
     budgetSeconds: opts.trainBudgetSeconds,
-    // Budgeted here (subsampling and early-stopping reserve), run in step 5.
-    fineTune: opts.fineTune,
+    fineTune,
     deferFineTune: true,
     workers: opts.workers,
     progress,
@@ -390,16 +394,16 @@ export async function evaluatePipeline(opts: PipelineEvalOptions): Promise<Pipel
   );
 
   // 5. Optional fine-tuning on the validation items (after the validation world is no longer needed).
-  if (opts.fineTune && opts.fineTune.epochs > 0) {
-    progress.log(`fine-tuning SASRec ${opts.fineTune.epochs} epoch(s) at lr ${opts.fineTune.learningRate}`);
+  if (fineTune && fineTune.epochs > 0) {
+    progress.log(`fine-tuning SASRec ${fineTune.epochs} epoch(s) at lr ${fineTune.learningRate}`);
     const losses = await model.fineTuneWithValidation(d, {
-      ...opts.fineTune,
+      ...fineTune,
       workers: opts.workers,
       onStep: (r) => progress.step(r),
       // The users SASRec was trained on (all of them unless the subsampling rule applied).
       ...(fineTuneUsers ? { users: fineTuneUsers } : {}),
     });
-    training.fineTune = { ...opts.fineTune, losses };
+    training.fineTune = { ...fineTune, losses };
   }
 
   // 6. Test, read once: every row from the test world.

@@ -48,6 +48,7 @@ import {
 } from '@aisle/ml';
 import { searchFeedback } from './search-feedback';
 import { scoreSearchModel, searchDocs, trainSearchModel } from './search-model';
+import { servedSasrecTraining } from './train-sequence';
 
 /**
  * The trainer's domain: from a shop's events and catalog to trained candidate models (ONNX + sidecar)
@@ -338,6 +339,8 @@ async function trainRecommenders(
 
   // Sequence model.
   const sequences = fromEvents('shop', events);
+  // The served training rule, the one `aisle eval --model pipeline` measures (docs/ml.md).
+  const rule = servedSasrecTraining(sequences.itemIds.length - 1);
   const sasrec = new Sasrec(sequences.itemIds.length - 1, {
     dim: 32,
     layers: 2,
@@ -350,6 +353,7 @@ async function trainRecommenders(
     patience: 3,
     validationUsers: 1000,
     seed: opts.seed,
+    loss: rule.loss,
     ...opts.sasrec,
   });
   const fit = await sasrec.fit(sequences, {
@@ -358,6 +362,18 @@ async function trainRecommenders(
         `sasrec epoch ${r.epoch}: loss ${r.loss.toFixed(3)}, validation NDCG@10 ${r.validation.ndcg10.toFixed(4)}`,
       ),
   });
+  // The ranker learns on lists whose targets are each user's last pre-slice item: before the fine-tuning
+  // trains SASRec on those very items (as in `aisle eval --model pipeline`).
+  const ranker = wanted.has('ranker') ? await trainRanker(events, sequences, sasrec, itemById, opts) : undefined;
+  // Then each user's last pre-slice item (the validation target, which served histories end with).
+  const fineTuneLosses =
+    rule.fineTune.epochs > 0 && fit.best !== undefined
+      ? await sasrec.fineTuneWithValidation(sequences, rule.fineTune)
+      : [];
+  if (fineTuneLosses.length > 0)
+    opts.log(
+      `sasrec fine-tuned ${fineTuneLosses.length} epoch(s): loss ${fineTuneLosses.map((l) => l.toFixed(3)).join(', ')}`,
+    );
   candidates.push({
     name: 'sasrec',
     onnx: exportSasrec(sasrec),
@@ -370,6 +386,7 @@ async function trainRecommenders(
     curves: [
       { name: 'loss', values: fit.history.map((r) => r.loss) },
       { name: 'validation_ndcg10', values: fit.history.map((r) => r.validation.ndcg10) },
+      ...(fineTuneLosses.length > 0 ? [{ name: 'fine_tune_loss', values: fineTuneLosses }] : []),
     ],
     signature: {
       inputs: [io('item_ids', 'int64', [-1, -1]), io('exclude_ids', 'int64', [-1, -1]), io('k', 'int64', [1])],
@@ -385,8 +402,9 @@ async function trainRecommenders(
   if (wanted.has('text_encoder') || wanted.has('search_ranker'))
     candidates.push(...(await trainTextAndSearch(events, items, opts, wanted)));
 
-  // Ranker: lists from each user's last pre-slice interaction, candidates from the sequence model and co-visitation.
-  if (wanted.has('ranker')) candidates.push(await trainRanker(events, sequences, sasrec, itemById, opts));
+  // Ranker (trained above): lists from each user's last pre-slice interaction, candidates from the sequence
+  // model and co-visitation.
+  if (ranker) candidates.push(ranker);
   sasrec.dispose();
   // The sequence model comes back even when only the ranker is wanted: the ranker is scored on its lists.
   return candidates;

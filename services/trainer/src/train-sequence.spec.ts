@@ -1,7 +1,7 @@
 import { generateShop } from '@aisle/datagen';
 import { fromEvents, initBackend } from '@aisle/ml';
 import { Progress } from './progress';
-import { trainSequenceModel } from './train-sequence';
+import { SERVED_SASREC_TRAINING, servedSasrecTraining, trainSequenceModel } from './train-sequence';
 
 jest.setTimeout(120_000);
 beforeAll(async () => {
@@ -53,4 +53,14 @@ describe('trainSequenceModel', () => {
     expect(report.fineTune?.losses).toHaveLength(2);
     m.dispose();
   });
+});
+
+test('the served training rule: sampled log-Q softmax and fine-tuning from 4,000 items, the full softmax below', () => {
+  expect(servedSasrecTraining(SERVED_SASREC_TRAINING.minItems)).toEqual({
+    loss: { kind: 'sampled', negatives: 2000, sampler: 'popularity' },
+    fineTune: { epochs: 4, learningRate: 1e-3 },
+  });
+  const small = servedSasrecTraining(SERVED_SASREC_TRAINING.minItems - 1);
+  expect(small.loss).toEqual({ kind: 'full' });
+  expect(small.fineTune.epochs).toBe(0);
 });

@@ -21,6 +21,34 @@ import type { Progress } from './progress';
  */
 export const SUBSAMPLE_RULE = { minEpochs: 6 } as const;
 
+/**
+ * How the served sequence model is trained, the same in the trainer job and in `aisle eval --model
+ * pipeline` (docs/ml.md, chosen on Games validation with `--drop-last 1`): softmax over 2,000 negatives
+ * drawn by item frequency with the log-Q correction (an epoch several times faster than the softmax over
+ * every item, so a budget trains every user to convergence), then 4 epochs at 1e-3 on each user's
+ * validation item, which a served history ends with and early stopping never trained on. Catalogs under
+ * `minItems` train with the full softmax (2,000 negatives would be most of the catalog) and no fine-tuning.
+ */
+export const SERVED_SASREC_TRAINING = {
+  minItems: 4000,
+  loss: { kind: 'sampled', negatives: 2000, sampler: 'popularity' },
+  fineTune: { epochs: 4, learningRate: 1e-3 },
+} as const satisfies {
+  minItems: number;
+  loss: SasrecConfig['loss'];
+  fineTune: { epochs: number; learningRate: number };
+};
+
+/** The served training for a catalog of `numItems`: the loss and the fine-tuning (0 epochs = none). */
+export function servedSasrecTraining(numItems: number): {
+  loss: SasrecConfig['loss'];
+  fineTune: { epochs: number; learningRate: number };
+} {
+  return numItems >= SERVED_SASREC_TRAINING.minItems
+    ? { loss: SERVED_SASREC_TRAINING.loss, fineTune: SERVED_SASREC_TRAINING.fineTune }
+    : { loss: { kind: 'full' }, fineTune: { epochs: 0, learningRate: SERVED_SASREC_TRAINING.fineTune.learningRate } };
+}
+
 export interface SequenceTrainingOptions {
   protocol: Protocol;
   model: Partial<SasrecConfig>;
