@@ -120,12 +120,8 @@ function protocolOf(args: ParsedArgs): Protocol {
   throw new UsageError(`--protocol must be full or sampled100, got '${p}'`);
 }
 
-/** `defaultLoss` undefined: no --loss leaves the loss to the evaluation (the pipeline's served rule). */
-function sasrecConfig(
-  args: ParsedArgs,
-  protocol: Protocol,
-  defaultLoss: string | undefined = 'full',
-): Partial<SasrecConfig> {
+/** `defaultLoss` null: no --loss leaves the loss to the evaluation (the pipeline's served rule). */
+function sasrecConfig(args: ParsedArgs, protocol: Protocol, defaultLoss: string | null): Partial<SasrecConfig> {
   const size = option(args, 'size', 'base');
   if (!(size in SASREC_SIZES)) throw new UsageError(`--size must be small, base or large`);
   const cfg: Partial<SasrecConfig> = {
@@ -140,7 +136,7 @@ function sasrecConfig(
     seed: numberOption(args, 'seed', 1),
   };
   const loss = args.options.get('loss') ?? defaultLoss;
-  if (loss === undefined) return cfg;
+  if (loss === null) return cfg;
   if (loss === 'full') cfg.loss = { kind: 'full' };
   else {
     const m = /^sampled(-logq)?:(\d+)$/.exec(loss);
@@ -178,7 +174,7 @@ async function evalCommand(args: ParsedArgs): Promise<void> {
       const r = await evaluateSequenceModel({
         dataset,
         protocol,
-        model: sasrecConfig(args, protocol),
+        model: sasrecConfig(args, protocol, 'full'),
         trainBudgetSeconds: numberOption(args, 'budget', 780),
         out,
         curve,
@@ -197,7 +193,7 @@ async function evalCommand(args: ParsedArgs): Promise<void> {
         protocol,
         seed: numberOption(args, 'seed', 1),
         // Without --loss / --finetune-*: the served training rule for the catalog (SERVED_SASREC_TRAINING).
-        model: sasrecConfig(args, protocol, undefined),
+        model: sasrecConfig(args, protocol, null),
         trainBudgetSeconds: numberOption(args, 'budget', PIPELINE_TRAIN_BUDGET_SECONDS),
         out,
         predictionsOut: args.options.get('predictions-out'),
