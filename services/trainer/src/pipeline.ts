@@ -362,10 +362,10 @@ async function trainRecommenders(
         `sasrec epoch ${r.epoch}: loss ${r.loss.toFixed(3)}, validation NDCG@10 ${r.validation.ndcg10.toFixed(4)}`,
       ),
   });
-  // The ranker learns on lists whose targets are each user's last pre-slice item: before the fine-tuning
-  // trains SASRec on those very items (as in `aisle eval --model pipeline`).
+  // The ranker learns its lists (targets: each user's last pre-slice item) with the early-stopped model, the
+  // order `aisle eval --model pipeline` measures; then the fine-tuning trains SASRec on each user's
+  // validation item (the one before), which served histories end with.
   const ranker = wanted.has('ranker') ? await trainRanker(events, sequences, sasrec, itemById, opts) : undefined;
-  // Then each user's last pre-slice item (the validation target, which served histories end with).
   const fineTuneLosses =
     rule.fineTune.epochs > 0 && fit.best !== undefined
       ? await sasrec.fineTuneWithValidation(sequences, rule.fineTune)

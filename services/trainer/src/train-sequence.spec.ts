@@ -1,7 +1,12 @@
 import { generateShop } from '@aisle/datagen';
 import { fromEvents, initBackend } from '@aisle/ml';
 import { Progress } from './progress';
-import { SERVED_SASREC_TRAINING, servedSasrecTraining, trainSequenceModel } from './train-sequence';
+import {
+  SERVED_SASREC_TRAINING,
+  servedSasrecTraining,
+  trainSequenceModel,
+  type SequenceTrainingOptions,
+} from './train-sequence';
 
 jest.setTimeout(120_000);
 beforeAll(async () => {
@@ -12,46 +17,37 @@ const d = fromEvents('shop', generateShop({ seed: 5, users: 300, items: 120, day
 const model = { dim: 16, layers: 1, heads: 1, ffn: 16, maxLen: 20, epochs: 1, patience: 1, seed: 3 };
 const fineTune = { epochs: 4, learningRate: 1e-3 };
 
+/** Trains the tiny model with `opts`, disposes it, and answers the rest. */
+async function train(opts: Pick<SequenceTrainingOptions, 'budgetSeconds' | 'fineTune' | 'deferFineTune'>) {
+  const { model: m, ...rest } = await trainSequenceModel(d, {
+    protocol: { kind: 'full' },
+    model,
+    workers: 0,
+    progress: new Progress(),
+    ...opts,
+  });
+  m.dispose();
+  return rest;
+}
+
 describe('trainSequenceModel', () => {
   test('a deferred fine-tuning is budgeted (subsampling counts its epochs) but left to the caller, with the users', async () => {
-    const {
-      model: m,
-      report,
-      fineTuneUsers,
-    } = await trainSequenceModel(d, {
-      protocol: { kind: 'full' },
-      model,
-      // Too short for anything: the subsampling rule applies, and says the fine-tuning epochs are in it.
-      budgetSeconds: 0.001,
-      fineTune,
-      deferFineTune: true,
-      workers: 0,
-      progress: new Progress(),
-    });
+    // Too short for anything: the subsampling rule applies, and says the fine-tuning epochs are in it.
+    const { report, fineTuneUsers } = await train({ budgetSeconds: 0.001, fineTune, deferFineTune: true });
     expect(report.fineTune).toBeUndefined();
     expect(report.subsample?.reason).toContain('6 epochs + 4 fine-tuning');
     expect(fineTuneUsers).toHaveLength(report.subsample?.users ?? -1);
     expect(fineTuneUsers?.length).toBeLessThan(d.users.length);
-    m.dispose();
   });
 
   test('without deferring, the fine-tuning epochs run inside the call', async () => {
-    const {
-      model: m,
-      report,
-      fineTuneUsers,
-    } = await trainSequenceModel(d, {
-      protocol: { kind: 'full' },
-      model,
+    const { report, fineTuneUsers } = await train({
       budgetSeconds: 600,
       fineTune: { epochs: 2, learningRate: 1e-3 },
-      workers: 0,
-      progress: new Progress(),
     });
     expect(report.subsample).toBeUndefined();
     expect(fineTuneUsers).toBeUndefined();
     expect(report.fineTune?.losses).toHaveLength(2);
-    m.dispose();
   });
 });
 
