@@ -75,8 +75,9 @@ const services = [
       AISLE_EMBEDDING_ADDR: `dns:///embedding-inference-headless:${GRPC}`,
       AISLE_CHURN_ADDR: `dns:///churn-prediction-headless:${GRPC}`,
       AISLE_RANKING_DEADLINE: '300ms',
-      // 64 MB young-generation semi-spaces (the default 16 MB scavenged every few dozen requests and took a
-      // third of ranking's CPU under load; docs/benchmarks.md). The same as deploy/local's RANKING_NODE_OPTIONS.
+      // 64 MB young-generation semi-spaces (with the default 16 MB, scavenges were a third of ranking's CPU
+      // in a profile under load; the A/Bs disagree on the gain, docs/benchmarks.md). As deploy/local's
+      // RANKING_NODE_OPTIONS.
       NODE_OPTIONS: '--max-semi-space-size=64',
     },
     callers: ['clients', 'console'],

@@ -49,9 +49,9 @@ export interface LocalStackOptions {
 
 /**
  * V8 settings of the ranking process (the same in k8s, scripts/k8s.mjs): a young generation of 64 MB
- * semi-spaces instead of 16 MB. Each request allocates a few hundred KB that die young; with the default,
- * scavenges ran every few dozen requests and took a third of ranking's CPU under load (docs/benchmarks.md:
- * Recommend at concurrency 64 answered 1,118 against 695 QPS, Rank 100 p99 22.5 against 27.3 ms).
+ * semi-spaces instead of 16 MB. Each request allocates a few hundred KB that die young, and a CPU profile
+ * showed scavenges in a third of ranking's CPU under load; one A/B then gained (Recommend c=64 1,118 vs 695
+ * QPS), a second did not reproduce it (docs/benchmarks.md): kept as harmless, not claimed as a gain.
  */
 export const RANKING_NODE_OPTIONS = '--max-semi-space-size=64';
 
