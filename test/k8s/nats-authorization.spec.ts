@@ -408,6 +408,12 @@ test.each(Object.keys(FORBIDDEN))('what %s must not do is refused by the server'
       timeoutMs: 5000,
     });
   }
-  for (const subject of [...publish, ...subscribe])
-    expect(violations().some((l) => l.includes(`User "${user}"`) && l.includes(`"${subject}"`))).toBe(true);
+  // The server's log reaches this process through a pipe, after the client has seen the error: wait for it.
+  const logged = (subject: string) =>
+    violations().some((l) => l.includes(`User "${user}"`) && l.includes(`"${subject}"`));
+  await eventually(() => [...publish, ...subscribe].every(logged), {
+    what: `the server logged ${user}'s violations`,
+    timeoutMs: 5000,
+  }).catch(() => undefined);
+  for (const subject of [...publish, ...subscribe]) expect([subject, logged(subject)]).toEqual([subject, true]);
 });
