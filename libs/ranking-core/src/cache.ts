@@ -284,20 +284,21 @@ export class CachedCoVisitation extends CachingPort<readonly Neighbor[]> impleme
    */
   peek(itemIds: readonly string[], limit: number): ReadonlyMap<string, readonly Neighbor[]> | undefined {
     const out = new Map<string, readonly Neighbor[]>();
+    const reloader = this.reloader;
     let expired: string[] | undefined;
     for (const id of itemIds) {
       const key = `${limit}\u001f${id}`;
       let list = this.cache.fresh(key);
-      if (list === undefined && this.reloader) {
+      if (list === undefined && reloader) {
         list = this.cache.stale(key);
         if (list !== undefined) (expired ??= []).push(id);
       }
       if (list === undefined) return undefined;
       if (list !== NO_NEIGHBORS) out.set(id, list);
     }
-    if (expired && this.reloader) {
+    if (expired && reloader) {
       const ids = expired;
-      this.reloader(`covisit\u001d${limit}\u001d${ids.join('\u001f')}`, async (b) => {
+      reloader(`covisit\u001d${limit}\u001d${ids.join('\u001f')}`, async (b) => {
         await this.coVisited(ids, limit, b);
       });
     }
