@@ -18,6 +18,7 @@ export * from './models/text-encoder';
 export * from './eval/classification';
 export * from './models/bgnbd';
 export * from './models/churn';
+export * from './models/gbdt';
 export * from './models/ranker';
 export * from './onnx/export-models';
 export * from './onnx/batcher';

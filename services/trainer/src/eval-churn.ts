@@ -6,6 +6,7 @@ import {
   expectedPurchases,
   f1At,
   fitBgNbd,
+  fitGbdt,
   initBackend,
   mulberry32,
   prAuc,
@@ -15,6 +16,9 @@ import {
   selectChurnModel,
   shuffleInPlace,
   summarizeTransactions,
+  type ActivitySummary,
+  type BgNbdParams,
+  type ChurnConfig,
   type RfmSummary,
   type Transaction,
 } from '@aisle/ml';
@@ -57,6 +61,116 @@ export function rfmSummary(txs: readonly Transaction[], cutoff: number): Map<str
     const d = [...set].sort((a, b) => a - b);
     const first = d[0] as number;
     out.set(c, { x: d.length - 1, tx: ((d[d.length - 1] as number) - first) / WEEK, T: (end - first) / WEEK });
+  }
+  return out;
+}
+
+/**
+ * Extra features for the cross-validation study (not served): BG/NBD's expected purchases and P(no
+ * purchase) in the horizon, and the shape of the gaps between purchase days.
+ */
+function studyFeatures(
+  s: ActivitySummary,
+  cutoff: number,
+  bg: BgNbdParams,
+  r: RfmSummary,
+  horizonWeeks: number,
+): number[] {
+  const days = [...new Set(s.recentEvents)].sort((a, b) => a - b);
+  const gaps = days.slice(1).map((t, i) => (t - (days[i] as number)) / DAY);
+  const mean = gaps.reduce((a, b) => a + b, 0) / Math.max(1, gaps.length);
+  const sd = Math.sqrt(gaps.reduce((a, g) => a + (g - mean) ** 2, 0) / Math.max(1, gaps.length));
+  const spentOn = (at: number) => s.recentPurchases.filter((p) => p.at === at).reduce((a, p) => a + p.amount, 0);
+  return [
+    ...churnFeatures(s, cutoff),
+    Math.log(expectedPurchases(bg, r, horizonWeeks)),
+    probabilityNoPurchase(bg, r, horizonWeeks),
+    Math.log1p(sd / (mean + 1)),
+    Math.log1p(gaps[0] ?? 365),
+    Math.log1p(gaps[gaps.length - 1] ?? 365),
+    Math.log1p(spentOn(s.lastAt)) - Math.log1p(s.spend / Math.max(1, s.visits)),
+  ];
+}
+
+interface StudyRow {
+  model: string;
+  foldRocAuc: number[];
+  cvRocAuc: number;
+  /** Mean over folds of (this model's ROC AUC - BG/NBD's) on the same validation fold. */
+  marginOverBgNbd: number;
+}
+
+/**
+ * Would another model family have done better? The served logistic regression, gradient-boosted trees on
+ * the same features, and gradient-boosted trees on those plus BG/NBD's scores and gap statistics, each
+ * scored against BG/NBD on the same validation folds of the training customers (test customers unread).
+ */
+async function modelFamilyStudy(
+  X: readonly Float32Array[],
+  wide: readonly number[][],
+  bgScore: readonly number[],
+  y: readonly number[],
+  logistic: ChurnConfig,
+  seed: number,
+  folds = 5,
+): Promise<StudyRow[]> {
+  const fold = new Int32Array(X.length);
+  shuffleInPlace(
+    X.map((_, i) => i),
+    mulberry32(seed + 1),
+  ).forEach((i, k) => (fold[i] = k % folds));
+  const families: Array<{ model: string; fit: (rows: number[]) => Promise<(i: number) => number> }> = [
+    {
+      model: `logistic regression, l2 ${logistic.l2} (served)`,
+      fit: async (rows) => {
+        const clf = new ChurnClassifier(logistic);
+        await clf.fit(
+          rows.map((i) => X[i] as Float32Array),
+          rows.map((i) => y[i] as number),
+        );
+        return (i) => clf.logit(X[i] as Float32Array);
+      },
+    },
+    {
+      model: 'gradient-boosted trees (150 x depth 3), same features',
+      fit: async (rows) => {
+        const f = fitGbdt(
+          rows.map((i) => X[i] as Float32Array),
+          rows.map((i) => y[i] as number),
+        );
+        return (i) => f(X[i] as Float32Array);
+      },
+    },
+    {
+      model: 'gradient-boosted trees, + BG/NBD scores and gap statistics',
+      fit: async (rows) => {
+        const f = fitGbdt(
+          rows.map((i) => wide[i] as number[]),
+          rows.map((i) => y[i] as number),
+        );
+        return (i) => f(wide[i] as number[]);
+      },
+    },
+    { model: 'BG/NBD: -E[purchases in holdout] (unsupervised)', fit: async () => (i) => bgScore[i] as number },
+  ];
+  const out: StudyRow[] = families.map((f) => ({ model: f.model, foldRocAuc: [], cvRocAuc: 0, marginOverBgNbd: 0 }));
+  for (let k = 0; k < folds; k++) {
+    const tr = X.map((_, i) => i).filter((i) => fold[i] !== k);
+    const va = X.map((_, i) => i).filter((i) => fold[i] === k);
+    for (const [m, family] of families.entries()) {
+      const score = await family.fit(tr);
+      (out[m] as StudyRow).foldRocAuc.push(
+        rocAuc(
+          va.map(score),
+          va.map((i) => y[i] as number),
+        ),
+      );
+    }
+  }
+  const bgFolds = (out[out.length - 1] as StudyRow).foldRocAuc;
+  for (const row of out) {
+    row.cvRocAuc = row.foldRocAuc.reduce((a, b) => a + b, 0) / folds;
+    row.marginOverBgNbd = row.foldRocAuc.reduce((a, v, k) => a + v - (bgFolds[k] as number), 0) / folds;
   }
   return out;
 }
@@ -130,6 +244,22 @@ export async function evaluateChurn(opts: {
     train.map((c) => clf.predict(X.get(c) as Float32Array)),
     yTrain,
   );
+  const study = await modelFamilyStudy(
+    train.map((c) => X.get(c) as Float32Array),
+    train.map((c) =>
+      studyFeatures(summaries.get(c) as ActivitySummary, cutoff, bg, rfm.get(c) as RfmSummary, holdoutWeeks),
+    ),
+    train.map((c) => -expected(c)),
+    yTrain,
+    selection.selected,
+    opts.seed,
+  );
+  for (const r of study)
+    progress.log(
+      `study, ${r.model}: cross-validated ROC AUC ${r.cvRocAuc.toFixed(4)}, ${r.marginOverBgNbd >= 0 ? '+' : ''}${r.marginOverBgNbd.toFixed(4)} over BG/NBD on the same folds`,
+    );
+
+  // Test customers are read here, once.
   const pTest = test.map((c) => clf.predict(X.get(c) as Float32Array));
 
   // Recency-only, calibrated by a one-feature logistic fit on the training customers.
@@ -202,6 +332,7 @@ export async function evaluateChurn(opts: {
     aucAll,
     threshold: clf.threshold,
     selection: { ...selection, split: 'training customers (cross-validation); test customers read once after' },
+    study: { split: 'training customers, 5 folds (not the selection folds); not served', rows: study },
     rows,
     examples,
     wallSeconds,
@@ -220,6 +351,16 @@ export async function evaluateChurn(opts: {
       })),
     ),
     `model: logistic regression, l2 ${selection.selected.l2} chosen by ${selection.criterion} (${selection.candidates.map((c) => `${c.config.l2}: ${c.cvRocAuc.toFixed(4)}`).join(', ')}); threshold ${clf.threshold} (best F1 on training customers)`,
+    'model-family study on the training customers (5-fold cross-validation; test customers unread):',
+    table(
+      study.map((r) => ({
+        model: r.model,
+        'CV ROC AUC': r.cvRocAuc,
+        'min fold': Math.min(...r.foldRocAuc),
+        'max fold': Math.max(...r.foldRocAuc),
+        'vs BG/NBD': r.marginOverBgNbd,
+      })),
+    ),
     `BG/NBD fit: r ${bg.r.toFixed(3)} alpha ${bg.alpha.toFixed(3)} a ${bg.a.toFixed(3)} b ${bg.b.toFixed(3)}; reference r 0.252 alpha 4.789 a 0.723 b 2.161`,
     `ROC AUC on all customers: expected purchases ${aucAll.expectedPurchases.toFixed(3)} (ref 0.763), recency ${aucAll.recency.toFixed(3)} (ref 0.759), frequency ${aucAll.frequency.toFixed(3)} (ref 0.753)`,
     ...examples.map(
