@@ -74,6 +74,8 @@ export interface RankingBenchStack {
   isolateRanking(core?: number): boolean;
   /** The ranking process's Prometheus text. */
   rankingMetrics: () => Promise<string>;
+  /** The feature process's Prometheus text. */
+  featureMetrics: () => Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -246,6 +248,7 @@ export async function startRankingBenchStack(
       return pin(String(core), rankingPid) && rest.every((pid) => pin(others, pid));
     },
     rankingMetrics: async () => (await fetch(`http://127.0.0.1:${stack.services.ranking.metricsPort}/metrics`)).text(),
+    featureMetrics: async () => (await fetch(`http://127.0.0.1:${stack.services.feature.metricsPort}/metrics`)).text(),
     async stop() {
       ranking.close();
       features.close();

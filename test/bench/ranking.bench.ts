@@ -65,6 +65,17 @@ async function main(): Promise<void> {
     const results: Record<string, LoadResult> = {};
     // CPU ms per call of every process of the machine's stack, per row (where the cores went).
     const cpuPerCallByProcess: Record<string, Record<string, number>> = {};
+    // Calls the feature service answered per timed call, by method (what ranking's caches did not hold).
+    const featureCallsPerCall: Record<string, Record<string, number>> = {};
+    const featureCalls = async (): Promise<Record<string, number>> => {
+      const out: Record<string, number> = {};
+      const text = await bench.featureMetrics();
+      for (const m of text.matchAll(/^aisle_grpc_server_handling_seconds_count\{([^}]*)\} (\d+)/gm)) {
+        const method = /method="([^"]*)"/.exec(m[1] ?? '')?.[1] ?? '?';
+        out[method] = (out[method] ?? 0) + Number(m[2]);
+      }
+      return out;
+    };
     const measure = async (
       key: string,
       what: string,
@@ -73,6 +84,7 @@ async function main(): Promise<void> {
       opts: { count?: number; goal?: string; cpu?: boolean } = {},
     ) => {
       const shed0 = await shedTotal();
+      const feature0 = await featureCalls();
       const cpu0 = opts.cpu ? rankingCpuMs() : undefined;
       const all0 = processCpuMs();
       const r = await load(call, {
@@ -82,6 +94,12 @@ async function main(): Promise<void> {
       const cpu1 = opts.cpu ? rankingCpuMs() : undefined;
       const all1 = processCpuMs();
       const shed = (await shedTotal()) - shed0;
+      const feature1 = await featureCalls();
+      featureCallsPerCall[key] = Object.fromEntries(
+        Object.entries(feature1)
+          .map(([m, n]) => [m, Number(((n - (feature0[m] ?? 0)) / (r.calls + 50)).toFixed(3))] as const)
+          .filter(([, n]) => n > 0),
+      );
       cpuPerCallByProcess[key] = Object.fromEntries(
         Object.entries(all1).map(([p, ms]) => [p, Number(((ms - (all0[p] ?? 0)) / (r.calls + 50)).toFixed(3))]),
       );
@@ -107,7 +125,11 @@ async function main(): Promise<void> {
         )
           .filter(([, ms]) => ms >= 0.01)
           .map(([p, ms]) => `${p} ${ms}`)
-          .join(', ')}\n`,
+          .join(', ')}; feature calls/call ${
+          Object.entries(featureCallsPerCall[key] ?? {})
+            .map(([m, n]) => `${m} ${n}`)
+            .join(', ') || 'none'
+        }\n`,
       );
     };
     // Steady state: every user has been served once on each surface (their context, retrieval and co-visit
@@ -198,6 +220,7 @@ async function main(): Promise<void> {
       settledSeconds,
       rankingEnv: bench.rankingEnv,
       cpuPerCallByProcess,
+      featureCallsPerCall,
       degradedResponses: degraded,
       ratioRecommendToEchoAt16: ratio16,
     });

@@ -223,6 +223,49 @@ describe('caching ports', () => {
     expect(cached.peek(['a', 'z'], 30)).toBeUndefined();
   });
 
+  test('an expired co-visit list is handed to the reloader once, however many requests find it before it lands', async () => {
+    let now = 0;
+    const asked: string[][] = [];
+    const port: CoVisitationPort = {
+      coVisited: async (ids) => {
+        asked.push([...ids]);
+        return new Map(ids.map((id) => [id, [{ itemId: `${id}-n`, score: 1 }]]));
+      },
+    };
+    const cached = new CachedCoVisitation(port, { maxEntries: 100, ttlMs: 1000, clock: () => now });
+    await cached.coVisited(['a', 'b', 'c'], 30, budget);
+    const reloads: Array<{ key: string; reload: (b: typeof budget) => Promise<void> }> = [];
+    cached.reloader = (key, reload) => reloads.push({ key, reload });
+    now = 1500;
+    // Requests naming different sets of the same expired items: each item goes to the reloader once.
+    expect(cached.peek(['a', 'b'], 30)?.size).toBe(2);
+    expect(cached.peek(['b', 'c'], 30)?.size).toBe(2);
+    expect(cached.peek(['a', 'b', 'c'], 30)?.size).toBe(2 + 1);
+    expect(reloads.map((r) => r.key.split('\u001d')[2]?.split('\u001f'))).toEqual([['a', 'b'], ['c']]);
+    // One reload lands: its items are fresh; the other was dropped by the reloader (never run), so once its
+    // guard has passed a request asks for it again.
+    now = 1900;
+    await reloads[0]?.reload(budget);
+    expect(asked.at(-1)).toEqual(['a', 'b']);
+    now = 1500 + 999;
+    cached.peek(['a', 'b', 'c'], 30);
+    expect(reloads).toHaveLength(2);
+    now = 1500 + 1000;
+    cached.peek(['a', 'b', 'c'], 30);
+    expect(reloads.map((r) => r.key.split('\u001d')[2])).toEqual(['a\u001fb', 'c', 'c']);
+    // A reload that fails frees its items at once.
+    await expect(
+      (async () => {
+        port.coVisited = async () => {
+          throw new Error('14 UNAVAILABLE');
+        };
+        await reloads[2]?.reload(budget);
+      })(),
+    ).rejects.toThrow('UNAVAILABLE');
+    cached.peek(['c'], 30);
+    expect(reloads).toHaveLength(4);
+  });
+
   test('sequence retrievals are keyed by history, k and exclusions, and dropped when the model changes', async () => {
     let version = 'v1';
     let calls = 0;

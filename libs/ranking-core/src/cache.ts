@@ -270,11 +270,23 @@ const NO_NEIGHBORS: readonly Neighbor[] = Object.freeze([]);
 
 /** Co-visit lists per item and limit, for a TTL (they move slowly). */
 export class CachedCoVisitation extends CachingPort<readonly Neighbor[]> implements CoVisitationPort {
+  /**
+   * Lists handed to the reloader, until when they count as being loaded again: requests that find them
+   * expired meanwhile do not ask again (each request names a different set of expired items, so the
+   * reloader's keys alone did not tell that a list was already on its way, and busy items were fetched
+   * once per request until their reload landed). A reload that was dropped or failed is asked again after.
+   */
+  private readonly reloading = new Map<string, number>();
+  private readonly clock: () => number;
+  private readonly reloadGuardMs: number;
+
   constructor(
     private readonly port: CoVisitationPort,
     opts: CacheOptions,
   ) {
     super(port, opts);
+    this.clock = opts.clock ?? (() => Date.now());
+    this.reloadGuardMs = Math.min(opts.ttlMs, 10_000);
   }
 
   /**
@@ -286,12 +298,19 @@ export class CachedCoVisitation extends CachingPort<readonly Neighbor[]> impleme
     const out = new Map<string, readonly Neighbor[]>();
     const reloader = this.reloader;
     let expired: string[] | undefined;
+    let now: number | undefined;
     for (const id of itemIds) {
       const key = `${limit}\u001f${id}`;
       let list = this.cache.fresh(key);
       if (list === undefined && reloader) {
         list = this.cache.stale(key);
-        if (list !== undefined) (expired ??= []).push(id);
+        if (list !== undefined) {
+          now ??= this.clock();
+          if ((this.reloading.get(key) ?? -Infinity) <= now) {
+            this.reloading.set(key, now + this.reloadGuardMs);
+            (expired ??= []).push(id);
+          }
+        }
       }
       if (list === undefined) return undefined;
       if (list !== NO_NEIGHBORS) out.set(id, list);
@@ -299,7 +318,11 @@ export class CachedCoVisitation extends CachingPort<readonly Neighbor[]> impleme
     if (expired && reloader) {
       const ids = expired;
       reloader(`covisit\u001d${limit}\u001d${ids.join('\u001f')}`, async (b) => {
-        await this.coVisited(ids, limit, b);
+        try {
+          await this.coVisited(ids, limit, b);
+        } finally {
+          for (const id of ids) this.reloading.delete(`${limit}\u001f${id}`);
+        }
       });
     }
     return out;

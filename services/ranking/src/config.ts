@@ -44,8 +44,9 @@ export const configSpec = {
       'most interactions (plus affinities and co-visits) of user contexts kept in memory; a user is dropped when the feature service announces a change (0 = off)',
   }),
   userCacheTtlMs: env.duration('AISLE_RANKING_USER_CACHE_TTL', {
-    default: 60_000,
-    description: 'longest a cached user context serves without a change announcement (a bound on missed ones)',
+    default: 300_000,
+    description:
+      'longest a cached user context serves without a change announcement (a bound on missed ones; changes announced are applied at once)',
   }),
   retrievalCacheSize: env.int('AISLE_RANKING_RETRIEVAL_CACHE', {
     default: 20_000,
