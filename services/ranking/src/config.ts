@@ -33,7 +33,7 @@ export const configSpec = {
     description: 'longest wait for one dependency call',
   }),
   itemCacheMs: env.duration('AISLE_RANKING_ITEM_CACHE', {
-    default: 30_000,
+    default: 120_000,
     description:
       "how long co-visit lists of items outside the user context (session items, SimilarItems, Rank's requested items) are reused (80-100 % of it, at random); past it a list answers once more while a background call loads it again",
   }),
