@@ -382,6 +382,8 @@ async function trainRecommenders(
       maxLen: sasrec.cfg.maxLen,
       dim: sasrec.cfg.dim,
       bestEpoch: fit.best?.epoch ?? 0,
+      // Which branch of the served rule trained this version (docs/ml.md), for whoever reads the registry.
+      training: { loss: sasrec.cfg.loss, fineTuneEpochs: fineTuneLosses.length },
     },
     curves: [
       { name: 'loss', values: fit.history.map((r) => r.loss) },
