@@ -253,17 +253,28 @@ describe('caching ports', () => {
     now = 1500 + 1000;
     cached.peek(['a', 'b', 'c'], 30);
     expect(reloads.map((r) => r.key.split('\u001d')[2])).toEqual(['a\u001fb', 'c', 'c']);
-    // A reload that fails frees its items at once.
-    await expect(
-      (async () => {
-        port.coVisited = async () => {
-          throw new Error('14 UNAVAILABLE');
-        };
-        await reloads[2]?.reload(budget);
-      })(),
-    ).rejects.toThrow('UNAVAILABLE');
+    // A reload that fails keeps its guard (requests do not all ask again while feature is down) until it
+    // passes; then a request asks again.
+    port.coVisited = async () => {
+      throw new Error('14 UNAVAILABLE');
+    };
+    await expect(reloads[2]?.reload(budget)).rejects.toThrow('UNAVAILABLE');
+    cached.peek(['c'], 30);
+    expect(reloads).toHaveLength(3);
+    now = 2500 + 1000;
     cached.peek(['c'], 30);
     expect(reloads).toHaveLength(4);
+    // A request that cannot answer from memory (an item never held) fetches in the foreground; the
+    // expired lists it named are not marked as reloading, so the next request hands them over.
+    const fresh = new CachedCoVisitation(port, { maxEntries: 100, ttlMs: 1000, clock: () => now });
+    fresh.reloader = (key, reload) => reloads.push({ key, reload });
+    port.coVisited = async (ids) => new Map(ids.map((id) => [id, [{ itemId: `${id}-n`, score: 1 }]]));
+    await fresh.coVisited(['a'], 30, budget);
+    now += 5000;
+    expect(fresh.peek(['a', 'never'], 30)).toBeUndefined();
+    expect(reloads).toHaveLength(4);
+    expect(fresh.peek(['a'], 30)?.size).toBe(1);
+    expect(reloads).toHaveLength(5);
   });
 
   test('sequence retrievals are keyed by history, k and exclusions, and dropped when the model changes', async () => {

@@ -274,11 +274,14 @@ export class CachedCoVisitation extends CachingPort<readonly Neighbor[]> impleme
    * Lists handed to the reloader, until when they count as being loaded again: requests that find them
    * expired meanwhile do not ask again (each request names a different set of expired items, so the
    * reloader's keys alone did not tell that a list was already on its way, and busy items were fetched
-   * once per request until their reload landed). A reload that was dropped or failed is asked again after.
+   * once per request until their reload landed). A reload that lands frees its lists; one that fails, or
+   * that the reloader dropped, is asked again once the guard has passed (not by every request while feature
+   * is down). Bounded: past `maxEntries` guards, the lapsed ones are swept.
    */
   private readonly reloading = new Map<string, number>();
   private readonly clock: () => number;
   private readonly reloadGuardMs: number;
+  private readonly maxGuards: number;
 
   constructor(
     private readonly port: CoVisitationPort,
@@ -287,6 +290,7 @@ export class CachedCoVisitation extends CachingPort<readonly Neighbor[]> impleme
     super(port, opts);
     this.clock = opts.clock ?? (() => Date.now());
     this.reloadGuardMs = Math.min(opts.ttlMs, 10_000);
+    this.maxGuards = Math.max(1, opts.maxEntries);
   }
 
   /**
@@ -298,34 +302,41 @@ export class CachedCoVisitation extends CachingPort<readonly Neighbor[]> impleme
     const out = new Map<string, readonly Neighbor[]>();
     const reloader = this.reloader;
     let expired: string[] | undefined;
-    let now: number | undefined;
     for (const id of itemIds) {
       const key = `${limit}\u001f${id}`;
       let list = this.cache.fresh(key);
       if (list === undefined && reloader) {
         list = this.cache.stale(key);
-        if (list !== undefined) {
-          now ??= this.clock();
-          if ((this.reloading.get(key) ?? -Infinity) <= now) {
-            this.reloading.set(key, now + this.reloadGuardMs);
-            (expired ??= []).push(id);
-          }
-        }
+        if (list !== undefined) (expired ??= []).push(key);
       }
       if (list === undefined) return undefined;
       if (list !== NO_NEIGHBORS) out.set(id, list);
     }
-    if (expired && reloader) {
-      const ids = expired;
-      reloader(`covisit\u001d${limit}\u001d${ids.join('\u001f')}`, async (b) => {
-        try {
-          await this.coVisited(ids, limit, b);
-        } finally {
-          for (const id of ids) this.reloading.delete(`${limit}\u001f${id}`);
-        }
-      });
-    }
+    if (expired && reloader) this.reload(expired, limit, reloader);
     return out;
+  }
+
+  /** Hands the expired lists that no reload is loading yet to the reloader, under one guard. */
+  private reload(keys: readonly string[], limit: number, reloader: Reloader): void {
+    const now = this.clock();
+    const until = now + this.reloadGuardMs;
+    const ids: string[] = [];
+    for (const key of keys) {
+      if ((this.reloading.get(key) ?? -Infinity) > now) continue;
+      this.reloading.set(key, until);
+      ids.push(key.slice(key.indexOf('\u001f') + 1));
+    }
+    if (ids.length === 0) return;
+    if (this.reloading.size > this.maxGuards)
+      for (const [key, t] of this.reloading) if (t <= now) this.reloading.delete(key);
+    reloader(`covisit\u001d${limit}\u001d${ids.join('\u001f')}`, async (b) => {
+      await this.coVisited(ids, limit, b);
+      // Landed: free the lists this reload guarded (a later reload's guard stays).
+      for (const id of ids) {
+        const key = `${limit}\u001f${id}`;
+        if (this.reloading.get(key) === until) this.reloading.delete(key);
+      }
+    });
   }
 
   coVisited(

@@ -103,17 +103,22 @@ interface StudyRow {
 /**
  * Would another model family have done better? The served logistic regression, gradient-boosted trees on
  * the same features, and gradient-boosted trees on those plus BG/NBD's scores and gap statistics, each
- * scored against BG/NBD on the same validation folds of the training customers (test customers unread).
+ * scored against BG/NBD on the same validation folds of the training customers. BG/NBD is fit in each
+ * fold on that fold's training customers (their calibration data: no labels), so neither the held-out
+ * fold nor the test customers shape any row.
  */
 async function modelFamilyStudy(
   X: readonly Float32Array[],
-  wide: readonly number[][],
-  bgScore: readonly number[],
+  rfm: readonly RfmSummary[],
+  wideOf: (i: number, bg: BgNbdParams) => number[],
+  bgScoreOf: (i: number, bg: BgNbdParams) => number,
   y: readonly number[],
   logistic: ChurnConfig,
   seed: number,
   folds = 5,
 ): Promise<StudyRow[]> {
+  let wide: number[][] = [];
+  let bgScore: number[] = [];
   const fold = new Int32Array(X.length);
   shuffleInPlace(
     X.map((_, i) => i),
@@ -151,12 +156,18 @@ async function modelFamilyStudy(
         return (i) => f(wide[i] as number[]);
       },
     },
-    { model: 'BG/NBD: -E[purchases in holdout] (unsupervised)', fit: async () => (i) => bgScore[i] as number },
+    {
+      model: "BG/NBD: -E[purchases in holdout] (fit on the fold's training customers)",
+      fit: async () => (i) => bgScore[i] as number,
+    },
   ];
   const out: StudyRow[] = families.map((f) => ({ model: f.model, foldRocAuc: [], cvRocAuc: 0, marginOverBgNbd: 0 }));
   for (let k = 0; k < folds; k++) {
     const tr = X.map((_, i) => i).filter((i) => fold[i] !== k);
     const va = X.map((_, i) => i).filter((i) => fold[i] === k);
+    const bg = fitBgNbd(tr.map((i) => rfm[i] as RfmSummary));
+    wide = X.map((_, i) => wideOf(i, bg));
+    bgScore = X.map((_, i) => bgScoreOf(i, bg));
     for (const [m, family] of families.entries()) {
       const score = await family.fit(tr);
       (out[m] as StudyRow).foldRocAuc.push(
@@ -246,10 +257,16 @@ export async function evaluateChurn(opts: {
   );
   const study = await modelFamilyStudy(
     train.map((c) => X.get(c) as Float32Array),
-    train.map((c) =>
-      studyFeatures(summaries.get(c) as ActivitySummary, cutoff, bg, rfm.get(c) as RfmSummary, holdoutWeeks),
-    ),
-    train.map((c) => -expected(c)),
+    train.map((c) => rfm.get(c) as RfmSummary),
+    (i, foldBg) =>
+      studyFeatures(
+        summaries.get(train[i] as string) as ActivitySummary,
+        cutoff,
+        foldBg,
+        rfm.get(train[i] as string) as RfmSummary,
+        holdoutWeeks,
+      ),
+    (i, foldBg) => -expectedPurchases(foldBg, rfm.get(train[i] as string) as RfmSummary, holdoutWeeks),
     yTrain,
     selection.selected,
     opts.seed,
@@ -332,7 +349,11 @@ export async function evaluateChurn(opts: {
     aucAll,
     threshold: clf.threshold,
     selection: { ...selection, split: 'training customers (cross-validation); test customers read once after' },
-    study: { split: 'training customers, 5 folds (not the selection folds); not served', rows: study },
+    study: {
+      split:
+        "training customers, 5 folds (not the selection folds), BG/NBD fit on each fold's training customers; not served",
+      rows: study,
+    },
     rows,
     examples,
     wallSeconds,

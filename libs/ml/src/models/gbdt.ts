@@ -26,6 +26,7 @@ export function fitGbdt(
   cfg: Partial<GbdtConfig> = {},
 ): (x: ArrayLike<number>) => number {
   const { trees, depth, learningRate, minLeaf, bins, lambda } = { ...DEFAULT_GBDT, ...cfg };
+  if (!Number.isInteger(bins) || bins < 2 || bins > 256) throw new RangeError('bins must be an integer in 2..256');
   const n = X.length;
   const F = X[0]?.length ?? 0;
   // Per-feature cut points at the training quantiles; a value's bin is the number of cuts below it.
