@@ -268,6 +268,8 @@ export class CachedUserContext extends CachingPort<UserContext> implements UserC
 
 const NO_NEIGHBORS: readonly Neighbor[] = Object.freeze([]);
 
+const coVisitKey = (limit: number, itemId: string): string => `${limit}\u001f${itemId}`;
+
 /** Co-visit lists per item and limit, for a TTL (they move slowly). */
 export class CachedCoVisitation extends CachingPort<readonly Neighbor[]> implements CoVisitationPort {
   /**
@@ -303,11 +305,11 @@ export class CachedCoVisitation extends CachingPort<readonly Neighbor[]> impleme
     const reloader = this.reloader;
     let expired: string[] | undefined;
     for (const id of itemIds) {
-      const key = `${limit}\u001f${id}`;
+      const key = coVisitKey(limit, id);
       let list = this.cache.fresh(key);
       if (list === undefined && reloader) {
         list = this.cache.stale(key);
-        if (list !== undefined) (expired ??= []).push(key);
+        if (list !== undefined) (expired ??= []).push(id);
       }
       if (list === undefined) return undefined;
       if (list !== NO_NEIGHBORS) out.set(id, list);
@@ -317,23 +319,19 @@ export class CachedCoVisitation extends CachingPort<readonly Neighbor[]> impleme
   }
 
   /** Hands the expired lists that no reload is loading yet to the reloader, under one guard. */
-  private reload(keys: readonly string[], limit: number, reloader: Reloader): void {
+  private reload(expired: readonly string[], limit: number, reloader: Reloader): void {
     const now = this.clock();
     const until = now + this.reloadGuardMs;
-    const ids: string[] = [];
-    for (const key of keys) {
-      if ((this.reloading.get(key) ?? -Infinity) > now) continue;
-      this.reloading.set(key, until);
-      ids.push(key.slice(key.indexOf('\u001f') + 1));
-    }
+    const ids = expired.filter((id) => (this.reloading.get(coVisitKey(limit, id)) ?? -Infinity) <= now);
     if (ids.length === 0) return;
+    for (const id of ids) this.reloading.set(coVisitKey(limit, id), until);
     if (this.reloading.size > this.maxGuards)
       for (const [key, t] of this.reloading) if (t <= now) this.reloading.delete(key);
     reloader(`covisit\u001d${limit}\u001d${ids.join('\u001f')}`, async (b) => {
       await this.coVisited(ids, limit, b);
       // Landed: free the lists this reload guarded (a later reload's guard stays).
       for (const id of ids) {
-        const key = `${limit}\u001f${id}`;
+        const key = coVisitKey(limit, id);
         if (this.reloading.get(key) === until) this.reloading.delete(key);
       }
     });
@@ -347,7 +345,7 @@ export class CachedCoVisitation extends CachingPort<readonly Neighbor[]> impleme
     return cachedBatch(
       this.cache,
       itemIds,
-      (id) => `${limit}\u001f${id}`,
+      (id) => coVisitKey(limit, id),
       (missing) => this.port.coVisited(missing, limit, budget),
       NO_NEIGHBORS,
     );

@@ -10,6 +10,7 @@ import {
   initBackend,
   mulberry32,
   prAuc,
+  randomFolds,
   probabilityNoPurchase,
   readCdnow,
   rocAuc,
@@ -117,21 +118,20 @@ async function modelFamilyStudy(
   seed: number,
   folds = 5,
 ): Promise<StudyRow[]> {
-  let wide: number[][] = [];
-  let bgScore: number[] = [];
-  const fold = new Int32Array(X.length);
-  shuffleInPlace(
-    X.map((_, i) => i),
-    mulberry32(seed + 1),
-  ).forEach((i, k) => (fold[i] = k % folds));
-  const families: Array<{ model: string; fit: (rows: number[]) => Promise<(i: number) => number> }> = [
+  /** What a fold's BG/NBD fit gives every row: the wide features and BG/NBD's score. */
+  interface Fold {
+    wide: number[][];
+    bgScore: number[];
+  }
+  const labels = (rows: number[]) => rows.map((i) => y[i] as number);
+  const families: Array<{ model: string; fit: (rows: number[], f: Fold) => Promise<(i: number) => number> }> = [
     {
       model: `logistic regression, l2 ${logistic.l2} (served)`,
       fit: async (rows) => {
         const clf = new ChurnClassifier(logistic);
         await clf.fit(
           rows.map((i) => X[i] as Float32Array),
-          rows.map((i) => y[i] as number),
+          labels(rows),
         );
         return (i) => clf.logit(X[i] as Float32Array);
       },
@@ -141,41 +141,39 @@ async function modelFamilyStudy(
       fit: async (rows) => {
         const f = fitGbdt(
           rows.map((i) => X[i] as Float32Array),
-          rows.map((i) => y[i] as number),
+          labels(rows),
         );
         return (i) => f(X[i] as Float32Array);
       },
     },
     {
       model: 'gradient-boosted trees, + BG/NBD scores and gap statistics',
-      fit: async (rows) => {
+      fit: async (rows, { wide }) => {
         const f = fitGbdt(
           rows.map((i) => wide[i] as number[]),
-          rows.map((i) => y[i] as number),
+          labels(rows),
         );
         return (i) => f(wide[i] as number[]);
       },
     },
     {
       model: "BG/NBD: -E[purchases in holdout] (fit on the fold's training customers)",
-      fit: async () => (i) => bgScore[i] as number,
+      fit:
+        async (_, { bgScore }) =>
+        (i) =>
+          bgScore[i] as number,
     },
   ];
+  const fold = randomFolds(X.length, folds, seed + 1);
   const out: StudyRow[] = families.map((f) => ({ model: f.model, foldRocAuc: [], cvRocAuc: 0, marginOverBgNbd: 0 }));
   for (let k = 0; k < folds; k++) {
     const tr = X.map((_, i) => i).filter((i) => fold[i] !== k);
     const va = X.map((_, i) => i).filter((i) => fold[i] === k);
     const bg = fitBgNbd(tr.map((i) => rfm[i] as RfmSummary));
-    wide = X.map((_, i) => wideOf(i, bg));
-    bgScore = X.map((_, i) => bgScoreOf(i, bg));
+    const f: Fold = { wide: X.map((_, i) => wideOf(i, bg)), bgScore: X.map((_, i) => bgScoreOf(i, bg)) };
     for (const [m, family] of families.entries()) {
-      const score = await family.fit(tr);
-      (out[m] as StudyRow).foldRocAuc.push(
-        rocAuc(
-          va.map(score),
-          va.map((i) => y[i] as number),
-        ),
-      );
+      const score = await family.fit(tr, f);
+      (out[m] as StudyRow).foldRocAuc.push(rocAuc(va.map(score), labels(va)));
     }
   }
   const bgFolds = (out[out.length - 1] as StudyRow).foldRocAuc;

@@ -17,3 +17,13 @@ export function shuffleInPlace<T>(xs: T[], rand: () => number): T[] {
   }
   return xs;
 }
+
+/** Each of `n` rows' fold (0..folds-1), by a seeded shuffle dealt round-robin: folds differ by at most one row. */
+export function randomFolds(n: number, folds: number, seed: number): Int32Array {
+  const fold = new Int32Array(n);
+  shuffleInPlace(
+    Array.from({ length: n }, (_, i) => i),
+    mulberry32(seed),
+  ).forEach((i, k) => (fold[i] = k % folds));
+  return fold;
+}

@@ -1,6 +1,6 @@
 import type { Transaction } from '../data/readers';
 import { rocAuc } from '../eval/classification';
-import { mulberry32, shuffleInPlace } from '../eval/random';
+import { randomFolds } from '../eval/random';
 import { tf } from '../nn/backend';
 import type { WeightMap } from './sasrec';
 
@@ -248,12 +248,7 @@ export async function selectChurnModel(
   opts: { folds?: number; seed?: number; candidates?: ReadonlyArray<Partial<ChurnConfig>> } = {},
 ): Promise<ChurnSelection> {
   const folds = opts.folds ?? 5;
-  const order = shuffleInPlace(
-    X.map((_, i) => i),
-    mulberry32(opts.seed ?? 1),
-  );
-  const fold = new Int32Array(X.length);
-  order.forEach((i, k) => (fold[i] = k % folds));
+  const fold = randomFolds(X.length, folds, opts.seed ?? 1);
   const candidates: ChurnSelection['candidates'] = [];
   for (const partial of opts.candidates ?? CHURN_CANDIDATES) {
     const foldRocAuc: number[] = [];
